@@ -1,0 +1,25 @@
+//! Istio's `networking.istio.io` configuration for meshwork: YAML in, a compiled
+//! [`mesh_core::Snapshot`] out.
+//!
+//! ```text
+//! YAML files / dirs / strings
+//!   -> load       multi-document YAML -> typed resources, each with file + line
+//!   -> validate   Istio's validation rules -> diagnostics (error | warning | unsupported)
+//!   -> compile    -> mesh_core::Snapshot (immutable, cheap to clone)
+//! ```
+//!
+//! [`ConfigStore`] ties the three together with Kubernetes admission semantics: a resource whose
+//! new version is invalid keeps its last good version, a new invalid resource is left out, and a
+//! file that is not YAML changes nothing.
+
+mod de;
+pub mod diag;
+pub mod duration;
+pub mod load;
+pub mod types;
+mod yaml;
+
+pub use diag::{Diagnostic, ResourceRef, Severity};
+pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_path, load_paths, load_str};
+pub use types::{Kind, Resource, Spec};
+pub use yaml::{Limits, YamlError};

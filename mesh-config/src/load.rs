@@ -1,0 +1,404 @@
+//! Loading: YAML text, files and directories into typed [`Resource`]s.
+//!
+//! - A stream may hold many `---`-separated documents; a Kubernetes `List` is opened up.
+//! - `networking.istio.io` resources of kinds meshwork reads, in `v1alpha3`, `v1beta1` or `v1`, are
+//!   parsed; other kinds (Deployments, Services, Gateway API routes, Istio kinds meshwork does not
+//!   handle) are skipped with a note, never an error.
+//! - Text that is not YAML at all is a [`LoadError`]: it contributes nothing, so a reload keeps the
+//!   resources that file held before.
+//! - A document that is YAML but not a valid resource (a typo'd field, a string where a number
+//!   belongs) yields error diagnostics and no resource.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::de::{self, DeError, UnknownField};
+use crate::diag::{Diagnostic, ResourceRef, Severity};
+use crate::types::{Kind, ObjectMeta, Resource, Spec};
+use crate::yaml::{self, Limits, Node, Value, YamlError};
+
+/// The API group meshwork reads.
+pub const GROUP: &str = "networking.istio.io";
+/// The versions of [`GROUP`] meshwork reads; Istio serves one schema under all of them.
+pub const VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Namespace for resources whose `metadata.namespace` is empty (`kubectl apply` uses the
+    /// context's namespace; `default` when unset).
+    pub default_namespace: String,
+    /// Bounds on the YAML read.
+    pub limits: Limits,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            default_namespace: "default".to_string(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Something the loader passed over on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// File (`None` for strings).
+    pub file: Option<Arc<str>>,
+    /// Line of the document.
+    pub line: u32,
+    /// `apiVersion` as written.
+    pub api_version: String,
+    /// `kind` as written.
+    pub kind: String,
+    /// `metadata.name`, when present.
+    pub name: Option<String>,
+}
+
+/// What one load produced.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Resources that parsed (they are validated separately).
+    pub resources: Vec<Resource>,
+    /// Problems found while parsing, with documents that were not usable.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Documents of kinds meshwork does not read.
+    pub skipped: Vec<Skipped>,
+    /// Files that could not be read or were not YAML: they contributed nothing.
+    pub failed: Vec<LoadError>,
+}
+
+impl Loaded {
+    fn extend(&mut self, other: Loaded) {
+        self.resources.extend(other.resources);
+        self.diagnostics.extend(other.diagnostics);
+        self.skipped.extend(other.skipped);
+        self.failed.extend(other.failed);
+    }
+}
+
+/// A file that contributed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+    /// The text is not YAML.
+    #[error("{file}:{}: not valid YAML: {}", .error.line, .error.message)]
+    Yaml {
+        /// The file, or `<string>`.
+        file: String,
+        /// Where and what.
+        error: YamlError,
+    },
+}
+
+impl LoadError {
+    /// The path or file name the error is about.
+    pub fn file(&self) -> &str {
+        match self {
+            LoadError::Io { path, .. } => path,
+            LoadError::Yaml { file, .. } => file,
+        }
+    }
+}
+
+/// Load every resource in a YAML string. `file` names it in diagnostics.
+pub fn load_str(
+    text: &str,
+    file: Option<&str>,
+    options: &LoadOptions,
+) -> Result<Loaded, LoadError> {
+    let docs = yaml::parse_stream(text, options.limits).map_err(|error| LoadError::Yaml {
+        file: file.unwrap_or("<string>").to_string(),
+        error,
+    })?;
+    let file: Option<Arc<str>> = file.map(Arc::from);
+    let mut out = Loaded::default();
+    for doc in docs {
+        load_document(&doc.root, &file, options, &mut out, 0);
+    }
+    Ok(out)
+}
+
+/// Load a file, or every `*.yaml` / `*.yml` file below a directory (recursively, in name order).
+/// Files that cannot be read or are not YAML are reported in [`Loaded::failed`].
+pub fn load_path(path: &Path, options: &LoadOptions) -> Loaded {
+    let mut files = Vec::new();
+    let mut out = Loaded::default();
+    if let Err(e) = collect_files(path, &mut files, 0) {
+        out.failed.push(LoadError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        });
+        return out;
+    }
+    for file in files {
+        let name = file.display().to_string();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => match load_str(&text, Some(&name), options) {
+                Ok(loaded) => out.extend(loaded),
+                Err(e) => out.failed.push(e),
+            },
+            Err(e) => out.failed.push(LoadError::Io {
+                path: name,
+                message: e.to_string(),
+            }),
+        }
+    }
+    out
+}
+
+/// Load several paths (files or directories) in order.
+pub fn load_paths<P: AsRef<Path>>(paths: &[P], options: &LoadOptions) -> Loaded {
+    let mut out = Loaded::default();
+    for p in paths {
+        out.extend(load_path(p.as_ref(), options));
+    }
+    out
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    if depth > 32 {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            // Kubernetes ConfigMap mounts keep old versions in `..data`-style hidden folders.
+            continue;
+        }
+        if entry.is_dir() {
+            collect_files(&entry, out, depth + 1)?;
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn load_document(
+    root: &Arc<Node>,
+    file: &Option<Arc<str>>,
+    options: &LoadOptions,
+    out: &mut Loaded,
+    depth: usize,
+) {
+    let diag =
+        |line: u32, resource: Option<ResourceRef>, path: String, message: String| Diagnostic {
+            severity: Severity::Error,
+            file: file.clone(),
+            line,
+            resource,
+            path,
+            message,
+        };
+    let Value::Map(entries) = &root.value else {
+        out.diagnostics.push(diag(
+            root.line,
+            None,
+            String::new(),
+            "document is not a mapping (expected a Kubernetes resource)".into(),
+        ));
+        return;
+    };
+    let api_version = root
+        .get("apiVersion")
+        .and_then(Node::as_str)
+        .unwrap_or("")
+        .to_string();
+    let kind_text = root
+        .get("kind")
+        .and_then(Node::as_str)
+        .unwrap_or("")
+        .to_string();
+    if kind_text.is_empty() || api_version.is_empty() {
+        let missing = if kind_text.is_empty() {
+            "kind"
+        } else {
+            "apiVersion"
+        };
+        out.diagnostics.push(diag(
+            root.line,
+            None,
+            String::new(),
+            format!("document has no `{missing}`"),
+        ));
+        return;
+    }
+    if kind_text == "List" && api_version == "v1" && depth == 0 {
+        if let Some(Node {
+            value: Value::Seq(items),
+            ..
+        }) = root.get("items")
+        {
+            for item in items {
+                load_document(&Arc::new(item.clone()), file, options, out, depth + 1);
+            }
+        }
+        return;
+    }
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("", api_version.as_str()));
+    let kind = Kind::parse(&kind_text).filter(|_| group == GROUP);
+    let meta_node = root.get("metadata");
+    let skip = |out: &mut Loaded| {
+        out.skipped.push(Skipped {
+            file: file.clone(),
+            line: root.line,
+            api_version: api_version.clone(),
+            kind: kind_text.clone(),
+            name: meta_node
+                .and_then(|m| m.get("name"))
+                .and_then(Node::as_str)
+                .map(str::to_string),
+        });
+    };
+    let Some(kind) = kind else {
+        skip(out);
+        return;
+    };
+
+    let unknown = RefCell::new(Vec::new());
+    let meta: ObjectMeta = match meta_node {
+        Some(node) => {
+            match de::from_node(node, de::Path::Field(&de::Path::Root, "metadata"), &unknown) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.diagnostics.push(de_diag(e, file, None, root.line));
+                    return;
+                }
+            }
+        }
+        None => ObjectMeta::default(),
+    };
+    let name = meta.name.clone().unwrap_or_default();
+    let namespace = meta
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| options.default_namespace.clone());
+    let id = ResourceRef {
+        kind: Arc::from(kind.as_str()),
+        namespace: Arc::from(namespace.as_str()),
+        name: Arc::from(name.as_str()),
+    };
+    if name.is_empty() {
+        out.diagnostics.push(diag(
+            root.line,
+            Some(id),
+            "metadata.name".into(),
+            "a resource needs a name".into(),
+        ));
+        return;
+    }
+    if !VERSIONS.contains(&version) {
+        out.diagnostics.push(diag(
+            root.get("apiVersion").map_or(root.line, |n| n.line),
+            Some(id),
+            String::new(),
+            format!(
+                "apiVersion {api_version:?} is not served; use {GROUP}/v1, v1beta1 or v1alpha3"
+            ),
+        ));
+        return;
+    }
+    let mut errors = Vec::new();
+    for (key, _) in entries {
+        if !matches!(
+            key.name.as_str(),
+            "apiVersion" | "kind" | "metadata" | "spec" | "status"
+        ) {
+            unknown.borrow_mut().push(UnknownField {
+                path: key.name.clone(),
+                line: key.line,
+                field: key.name.clone(),
+                suggestion: de::closest(&key.name, &["apiVersion", "kind", "metadata", "spec"]),
+            });
+        }
+    }
+    let empty = Node {
+        line: root.line,
+        value: Value::Null,
+    };
+    let spec_node = root.get("spec").unwrap_or(&empty);
+    let spec = match kind {
+        Kind::VirtualService => {
+            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::VirtualService)
+        }
+        Kind::DestinationRule => {
+            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::DestinationRule)
+        }
+        Kind::Gateway => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::Gateway),
+        Kind::ServiceEntry => {
+            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ServiceEntry)
+        }
+        Kind::WorkloadEntry => {
+            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::WorkloadEntry)
+        }
+    };
+    for u in unknown.into_inner() {
+        let mut message = format!("unknown field {:?}", u.field);
+        if let Some(s) = u.suggestion {
+            message.push_str(&format!(" (did you mean {s:?}?)"));
+        }
+        errors.push(diag(u.line, Some(id.clone()), u.path, message));
+    }
+    let spec = match spec {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            errors.push(de_diag(e, file, Some(id.clone()), spec_node.line));
+            None
+        }
+    };
+    let failed = !errors.is_empty();
+    out.diagnostics.extend(errors);
+    let (Some(spec), false) = (spec, failed) else {
+        return;
+    };
+    out.resources.push(Resource {
+        kind,
+        api_version: Arc::from(api_version.as_str()),
+        name: id.name,
+        namespace: id.namespace,
+        labels: meta.labels,
+        annotations: meta.annotations,
+        file: file.clone(),
+        line: root.line,
+        spec,
+        spec_node: root.get("spec").map(|n| Arc::new(n.clone())),
+    });
+}
+
+fn de_diag(
+    e: DeError,
+    file: &Option<Arc<str>>,
+    resource: Option<ResourceRef>,
+    fallback_line: u32,
+) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.clone(),
+        line: e.line.unwrap_or(fallback_line),
+        resource,
+        path: e.path.unwrap_or_default(),
+        message: e.message,
+    }
+}

@@ -1,0 +1,155 @@
+//! Typed mirrors of Istio's `networking.istio.io` resources.
+//!
+//! The same Rust types serve `v1alpha3`, `v1beta1` and `v1`: Istio serves one schema under all
+//! three versions. Field names and enum spellings are Istio's, so YAML written for Istio reads
+//! unchanged; unknown fields are reported with the closest known name by the loader.
+
+pub mod destination_rule;
+pub mod gateway;
+pub mod service_entry;
+pub mod virtual_service;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+pub use destination_rule::DestinationRule;
+pub use gateway::Gateway;
+pub use service_entry::{ServiceEntry, WorkloadEntry};
+pub use virtual_service::VirtualService;
+
+use crate::diag::ResourceRef;
+use crate::yaml::Node;
+
+/// The kinds of `networking.istio.io` resource meshwork reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Routing rules.
+    VirtualService,
+    /// Policies for a destination and its subsets.
+    DestinationRule,
+    /// Listeners of an ingress or egress gateway.
+    Gateway,
+    /// A service added to the registry.
+    ServiceEntry,
+    /// A workload (endpoint) added to the registry.
+    WorkloadEntry,
+}
+
+impl Kind {
+    /// The Kubernetes `kind` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::VirtualService => "VirtualService",
+            Kind::DestinationRule => "DestinationRule",
+            Kind::Gateway => "Gateway",
+            Kind::ServiceEntry => "ServiceEntry",
+            Kind::WorkloadEntry => "WorkloadEntry",
+        }
+    }
+
+    /// Parse a Kubernetes `kind` string.
+    pub fn parse(kind: &str) -> Option<Kind> {
+        Some(match kind {
+            "VirtualService" => Kind::VirtualService,
+            "DestinationRule" => Kind::DestinationRule,
+            "Gateway" => Kind::Gateway,
+            "ServiceEntry" => Kind::ServiceEntry,
+            "WorkloadEntry" => Kind::WorkloadEntry,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The part of Kubernetes `metadata` meshwork reads; the rest is accepted and ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[allow(dead_code)]
+pub(crate) struct ObjectMeta {
+    pub(crate) name: Option<String>,
+    pub(crate) namespace: Option<String>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+    generate_name: serde::de::IgnoredAny,
+    self_link: serde::de::IgnoredAny,
+    uid: serde::de::IgnoredAny,
+    resource_version: serde::de::IgnoredAny,
+    generation: serde::de::IgnoredAny,
+    creation_timestamp: serde::de::IgnoredAny,
+    deletion_timestamp: serde::de::IgnoredAny,
+    deletion_grace_period_seconds: serde::de::IgnoredAny,
+    owner_references: serde::de::IgnoredAny,
+    finalizers: serde::de::IgnoredAny,
+    managed_fields: serde::de::IgnoredAny,
+}
+
+/// The `spec` of a resource, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    /// A VirtualService.
+    VirtualService(VirtualService),
+    /// A DestinationRule.
+    DestinationRule(DestinationRule),
+    /// A Gateway.
+    Gateway(Gateway),
+    /// A ServiceEntry.
+    ServiceEntry(ServiceEntry),
+    /// A WorkloadEntry.
+    WorkloadEntry(WorkloadEntry),
+}
+
+/// A resource read from YAML, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Kind.
+    pub kind: Kind,
+    /// `apiVersion` as written (`networking.istio.io/v1`, ...).
+    pub api_version: Arc<str>,
+    /// `metadata.name`.
+    pub name: Arc<str>,
+    /// `metadata.namespace`, or the loader's default namespace.
+    pub namespace: Arc<str>,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// File it was read from (`None` for strings).
+    pub file: Option<Arc<str>>,
+    /// Line of the document's first key.
+    pub line: u32,
+    /// The typed spec.
+    pub spec: Spec,
+    /// The spec's YAML tree, to give lines to validation messages.
+    pub(crate) spec_node: Option<Arc<Node>>,
+}
+
+impl PartialEq for Resource {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.api_version == other.api_version
+            && self.name == other.name
+            && self.namespace == other.namespace
+            && self.labels == other.labels
+            && self.annotations == other.annotations
+            && self.spec == other.spec
+    }
+}
+
+impl Resource {
+    /// The `(kind, namespace, name)` identity of this resource.
+    pub fn id(&self) -> ResourceRef {
+        ResourceRef {
+            kind: Arc::from(self.kind.as_str()),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}

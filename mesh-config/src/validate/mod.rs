@@ -1,0 +1,155 @@
+//! Validation with Istio's own rules.
+//!
+//! The rules follow istio/istio `pkg/config/validation` (`validation.go`, `virtualservice.go`,
+//! `agent/validation.go`) and the CEL rules of Istio's CRD schemas (durations of at least 1 ms,
+//! for instance). Each check cites the message Istio gives where one exists, so users who know
+//! Istio's errors recognise ours. Warnings are Istio's warnings; `unsupported` diagnostics mark
+//! fields meshwork reads but does not act on.
+
+mod common;
+mod destination_rule;
+mod gateway;
+mod service_entry;
+mod virtual_service;
+
+use std::fmt;
+
+use crate::diag::{Diagnostic, Severity};
+use crate::types::{Resource, Spec};
+use crate::yaml::{Node, Value};
+
+pub(crate) use common::{is_dns1123_label, parse_ms_duration};
+
+/// Validate one resource. The resource is valid when no diagnostic is an error.
+pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
+    let mut ctx = Ctx { resource, out: Vec::new() };
+    match &resource.spec {
+        Spec::VirtualService(vs) => virtual_service::validate(&mut ctx, vs),
+        Spec::DestinationRule(dr) => destination_rule::validate(&mut ctx, dr),
+        Spec::Gateway(gw) => gateway::validate(&mut ctx, gw),
+        Spec::ServiceEntry(se) => service_entry::validate(&mut ctx, se),
+        Spec::WorkloadEntry(we) => service_entry::validate_workload_entry(&mut ctx, we),
+    }
+    ctx.out
+}
+
+/// A field path inside a spec, built while walking it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct P(Vec<Seg>);
+
+#[derive(Debug, Clone)]
+enum Seg {
+    Field(&'static str),
+    Index(usize),
+    Key(String),
+}
+
+impl P {
+    pub(crate) fn root() -> P {
+        P(Vec::new())
+    }
+    /// A field.
+    pub(crate) fn f(&self, name: &'static str) -> P {
+        let mut v = self.0.clone();
+        v.push(Seg::Field(name));
+        P(v)
+    }
+    /// A list index.
+    pub(crate) fn i(&self, index: usize) -> P {
+        let mut v = self.0.clone();
+        v.push(Seg::Index(index));
+        P(v)
+    }
+    /// A map key.
+    pub(crate) fn k(&self, key: &str) -> P {
+        let mut v = self.0.clone();
+        v.push(Seg::Key(key.to_string()));
+        P(v)
+    }
+}
+
+impl fmt::Display for P {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Field(name) if n == 0 => write!(f, "{name}")?,
+                Seg::Field(name) => write!(f, ".{name}")?,
+                Seg::Key(key) => {
+                    let simple = !key.is_empty()
+                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    match (simple, n) {
+                        (true, 0) => write!(f, "{key}")?,
+                        (true, _) => write!(f, ".{key}")?,
+                        (false, _) => write!(f, "[{key:?}]")?,
+                    }
+                }
+                Seg::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Ctx<'a> {
+    pub(crate) resource: &'a Resource,
+    out: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn error(&mut self, path: &P, message: impl Into<String>) {
+        self.push(Severity::Error, path, message.into());
+    }
+
+    pub(crate) fn warn(&mut self, path: &P, message: impl Into<String>) {
+        self.push(Severity::Warning, path, message.into());
+    }
+
+    pub(crate) fn unsupported(&mut self, path: &P, what: &str) {
+        self.push(Severity::Unsupported, path, format!("meshwork reads {what} but does not act on it yet"));
+    }
+
+    /// Report `result`'s error, if any, as an error at `path`.
+    pub(crate) fn check(&mut self, path: &P, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.error(path, message);
+        }
+    }
+
+    fn push(&mut self, severity: Severity, path: &P, message: String) {
+        let line = self.line_for(path);
+        self.out.push(Diagnostic {
+            severity,
+            file: self.resource.file.clone(),
+            line,
+            resource: Some(self.resource.id()),
+            path: path.to_string(),
+            message,
+        });
+    }
+
+    /// The line of the deepest node of `path` present in the YAML (its key's line for fields).
+    fn line_for(&self, path: &P) -> u32 {
+        let Some(mut node) = self.resource.spec_node.as_deref() else { return self.resource.line };
+        let mut line = node.line;
+        for seg in &path.0 {
+            let next: Option<(&Node, u32)> = match (seg, &node.value) {
+                (Seg::Field(name), Value::Map(entries)) => {
+                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (v, k.line))
+                }
+                (Seg::Key(name), Value::Map(entries)) => {
+                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (v, k.line))
+                }
+                (Seg::Index(i), Value::Seq(items)) => items.get(*i).map(|n| (n, n.line)),
+                _ => None,
+            };
+            match next {
+                Some((n, l)) => {
+                    node = n;
+                    line = l;
+                }
+                None => break,
+            }
+        }
+        line
+    }
+}

@@ -1,0 +1,2 @@
+//! The `mesh` command.
+fn main() {}

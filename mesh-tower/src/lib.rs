@@ -1,0 +1,1 @@
+//! Tower layers that put meshwork on the request path of an HTTP client.
