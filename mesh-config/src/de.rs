@@ -264,6 +264,15 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let result = match &self.node.value {
             Value::Scalar { text, .. } => visitor.visit_str(text),
+            // YAML 1.2 reads `[1.2.3.4, 2001:db8::]` as a one-pair mapping `{"2001:db8:": null}`;
+            // Kubernetes' YAML 1.1 reader keeps the IPv6 address a string. Do as Kubernetes does.
+            Value::Map(entries)
+                if entries.len() == 1
+                    && entries[0].0.name.contains(':')
+                    && entries[0].1.is_null() =>
+            {
+                visitor.visit_str(&format!("{}:", entries[0].0.name))
+            }
             _ => Err(de::Error::invalid_type(self.unexpected(), &visitor)),
         };
         result.map_err(|e| self.locate(e))

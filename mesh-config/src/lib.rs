@@ -17,9 +17,11 @@ pub mod diag;
 pub mod duration;
 pub mod load;
 pub mod types;
+pub mod validate;
 mod yaml;
 
 pub use diag::{Diagnostic, ResourceRef, Severity};
 pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_path, load_paths, load_str};
 pub use types::{Kind, Resource, Spec};
+pub use validate::validate;
 pub use yaml::{Limits, YamlError};

@@ -18,11 +18,12 @@ use crate::diag::{Diagnostic, Severity};
 use crate::types::{Resource, Spec};
 use crate::yaml::{Node, Value};
 
-pub(crate) use common::{is_dns1123_label, parse_ms_duration};
-
 /// Validate one resource. The resource is valid when no diagnostic is an error.
 pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
-    let mut ctx = Ctx { resource, out: Vec::new() };
+    let mut ctx = Ctx {
+        resource,
+        out: Vec::new(),
+    };
     match &resource.spec {
         Spec::VirtualService(vs) => virtual_service::validate(&mut ctx, vs),
         Spec::DestinationRule(dr) => destination_rule::validate(&mut ctx, dr),
@@ -76,7 +77,9 @@ impl fmt::Display for P {
                 Seg::Field(name) => write!(f, ".{name}")?,
                 Seg::Key(key) => {
                     let simple = !key.is_empty()
-                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && key
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     match (simple, n) {
                         (true, 0) => write!(f, "{key}")?,
                         (true, _) => write!(f, ".{key}")?,
@@ -105,7 +108,11 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn unsupported(&mut self, path: &P, what: &str) {
-        self.push(Severity::Unsupported, path, format!("meshwork reads {what} but does not act on it yet"));
+        self.push(
+            Severity::Unsupported,
+            path,
+            format!("meshwork reads {what} but does not act on it yet"),
+        );
     }
 
     /// Report `result`'s error, if any, as an error at `path`.
@@ -129,16 +136,20 @@ impl Ctx<'_> {
 
     /// The line of the deepest node of `path` present in the YAML (its key's line for fields).
     fn line_for(&self, path: &P) -> u32 {
-        let Some(mut node) = self.resource.spec_node.as_deref() else { return self.resource.line };
+        let Some(mut node) = self.resource.spec_node.as_deref() else {
+            return self.resource.line;
+        };
         let mut line = node.line;
         for seg in &path.0 {
             let next: Option<(&Node, u32)> = match (seg, &node.value) {
-                (Seg::Field(name), Value::Map(entries)) => {
-                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (v, k.line))
-                }
-                (Seg::Key(name), Value::Map(entries)) => {
-                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (v, k.line))
-                }
+                (Seg::Field(name), Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| k.name == *name)
+                    .map(|(k, v)| (v, k.line)),
+                (Seg::Key(name), Value::Map(entries)) => entries
+                    .iter()
+                    .find(|(k, _)| k.name == *name)
+                    .map(|(k, v)| (v, k.line)),
                 (Seg::Index(i), Value::Seq(items)) => items.get(*i).map(|n| (n, n.line)),
                 _ => None,
             };

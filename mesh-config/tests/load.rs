@@ -1,0 +1,206 @@
+//! Loading behaviour users rely on: every typo reported with its line and a suggestion, kinds we
+//! do not read skipped, bad YAML contributing nothing.
+
+use mesh_config::{Kind, LoadOptions, Severity, Spec, load_str, validate};
+
+const REVIEWS: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weigth: 50
+    - destination:
+        host: reviews
+        subset: v2
+      weight: 50
+    timout: 2s
+"#;
+
+#[test]
+fn unknown_fields_are_errors_with_line_path_and_suggestion() {
+    let loaded = load_str(REVIEWS, Some("reviews.yaml"), &LoadOptions::default()).expect("yaml");
+    assert!(
+        loaded.resources.is_empty(),
+        "a resource with unknown fields is not admitted"
+    );
+    let lines: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        vec![
+            r#"reviews.yaml:13: VirtualService default/reviews: http[0].route[0].weigth: unknown field "weigth" (did you mean "weight"?)"#,
+            r#"reviews.yaml:18: VirtualService default/reviews: http[0].timout: unknown field "timout" (did you mean "timeout"?)"#,
+        ]
+    );
+}
+
+#[test]
+fn type_errors_name_the_field_and_line() {
+    let text = REVIEWS
+        .replace("weigth: 50", "weight: fifty")
+        .replace("timout", "timeout");
+    let loaded = load_str(&text, Some("r.yaml"), &LoadOptions::default()).expect("yaml");
+    assert_eq!(loaded.diagnostics.len(), 1);
+    let d = &loaded.diagnostics[0];
+    assert_eq!((d.line, d.path.as_str()), (13, "http[0].route[0].weight"));
+    assert!(d.message.contains("fifty"), "{d}");
+}
+
+#[test]
+fn validation_errors_point_at_the_line() {
+    let text = REVIEWS
+        .replace("weigth: 50", "weight: -5")
+        .replace("timout", "timeout");
+    let loaded = load_str(&text, Some("r.yaml"), &LoadOptions::default()).expect("yaml");
+    let diags = validate(&loaded.resources[0]);
+    let errors: Vec<String> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        vec!["r.yaml:13: VirtualService default/reviews: http[0].route[0].weight: weight -5 < 0"]
+    );
+}
+
+#[test]
+fn other_kinds_are_skipped_not_errors() {
+    let text = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: Sidecar
+metadata: {name: s}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: reviews, namespace: bookinfo}
+spec:
+  host: reviews
+"#;
+    let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    assert_eq!(
+        loaded
+            .skipped
+            .iter()
+            .map(|s| s.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["Service", "HTTPRoute", "Sidecar"]
+    );
+    assert_eq!(loaded.resources.len(), 1);
+    assert_eq!(loaded.resources[0].kind, Kind::DestinationRule);
+    assert_eq!(&*loaded.resources[0].namespace, "bookinfo");
+}
+
+#[test]
+fn lists_are_opened_and_namespaces_default() {
+    let text = r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {name: a}
+  spec: {host: a}
+- apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {name: b}
+  spec: {host: b}
+"#;
+    let options = LoadOptions {
+        default_namespace: "shop".into(),
+        ..LoadOptions::default()
+    };
+    let loaded = load_str(text, None, &options).expect("yaml");
+    let names: Vec<String> = loaded
+        .resources
+        .iter()
+        .map(|r| format!("{}/{}", r.namespace, r.name))
+        .collect();
+    assert_eq!(names, ["shop/a", "shop/b"]);
+}
+
+#[test]
+fn text_that_is_not_yaml_contributes_nothing() {
+    let err = load_str(
+        "spec: [unclosed\n",
+        Some("bad.yaml"),
+        &LoadOptions::default(),
+    )
+    .expect_err("not yaml");
+    assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+}
+
+#[test]
+fn served_versions_only() {
+    let text = "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n";
+    let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+    assert!(loaded.resources.is_empty());
+    assert!(
+        loaded.diagnostics[0].message.contains("not served"),
+        "{}",
+        loaded.diagnostics[0]
+    );
+}
+
+#[test]
+fn yaml_1_1_booleans_read_as_kubectl_reads_them() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: v}
+spec:
+  hosts: [v]
+  http:
+  - match:
+    - uri: {prefix: /A}
+      ignoreUriCase: yes
+    route:
+    - destination: {host: v}
+"#;
+    let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+    let Spec::VirtualService(vs) = &loaded.resources[0].spec else {
+        panic!("not a VirtualService")
+    };
+    assert!(vs.http[0].matches[0].ignore_uri_case);
+}
+
+#[test]
+fn unsupported_fields_are_reported_never_silent() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp}
+spec:
+  hosts: [tcp-echo]
+  tcp:
+  - match: [{port: 31400}]
+    route:
+    - destination: {host: tcp-echo, subset: v1}
+"#;
+    let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+    let diags = validate(&loaded.resources[0]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let unsupported: Vec<String> = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Unsupported)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        unsupported,
+        [
+            "<string>:6: VirtualService default/tcp: tcp: unsupported: meshwork reads TCP routes but does not act on it yet"
+        ]
+    );
+}
