@@ -12,16 +12,20 @@
 //! new version is invalid keeps its last good version, a new invalid resource is left out, and a
 //! file that is not YAML changes nothing.
 
+pub mod compile;
 mod de;
 pub mod diag;
 pub mod duration;
 pub mod load;
+pub mod store;
 pub mod types;
 pub mod validate;
 mod yaml;
 
+pub use compile::{CompileOptions, Compiled, compile};
 pub use diag::{Diagnostic, ResourceRef, Severity};
 pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_path, load_paths, load_str};
+pub use store::{ApplyReport, ConfigStore};
 pub use types::{Kind, Resource, Spec};
 pub use validate::validate;
 pub use yaml::{Limits, YamlError};

@@ -1,4 +1,27 @@
 //! The mesh model and every routing decision. Pure: no I/O, no clock, no global state.
+//!
+//! - [`host`]: qualifying short names, wildcard comparison and indexed host lookup.
+//! - [`matcher`]: Istio's `StringMatch` with RE2 full-match semantics.
+//! - [`route`]: compiled VirtualService rules.
+//! - [`policy`]: compiled DestinationRules (subsets, load balancing, connection pools, outlier
+//!   detection).
+//! - [`service`]: ServiceEntries, WorkloadEntries and Gateways.
+//! - [`snapshot`]: the immutable whole the request path reads.
+//!
+//! ## Glossary
+//! - *binding*: where a VirtualService applies — the mesh, or a Gateway.
+//! - *subset*: a named group of a service's endpoints, selected by labels.
+//! - *cluster*: a (service, subset, port) triple with its own endpoints and policy.
+//! - *outlier detection*: passive health checking that ejects failing endpoints for a while.
+//! - *connection pool*: per-cluster limits on connections and requests (circuit breaking).
+
+#![forbid(unsafe_code)]
 
 pub mod host;
 pub mod matcher;
+pub mod policy;
+pub mod route;
+pub mod service;
+pub mod snapshot;
+
+pub use snapshot::{Binding, Snapshot, SnapshotBuilder};

@@ -1,0 +1,331 @@
+//! What compiled snapshots mean, on Istio's own Bookinfo files, and the store's admission rules.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_config::{
+    CompileOptions, ConfigStore, LoadOptions, Severity, compile, load_path, load_paths, load_str,
+};
+use mesh_core::Binding;
+use mesh_core::matcher::StringMatcher;
+use mesh_core::route::{HeaderCondition, RouteAction};
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples")
+}
+
+fn snapshot_of(files: &[&str]) -> mesh_core::Snapshot {
+    let paths: Vec<PathBuf> = files.iter().map(|f| samples().join(f)).collect();
+    let loaded = load_paths(&paths, &LoadOptions::default());
+    assert!(loaded.diagnostics.is_empty() && loaded.failed.is_empty());
+    let mut store = ConfigStore::default();
+    let report = store.apply(loaded);
+    assert_eq!(report.errors().count(), 0, "{:?}", report.diagnostics);
+    store.snapshot().clone()
+}
+
+const REVIEWS: &str = "reviews.default.svc.cluster.local";
+
+fn subsets(snapshot: &mesh_core::Snapshot, rule: usize) -> Vec<(String, u32)> {
+    let vh = snapshot
+        .virtual_host(&Binding::Mesh, REVIEWS)
+        .expect("reviews is routed");
+    let RouteAction::Route(w) = &vh.rules[rule].action else {
+        panic!("not a route")
+    };
+    w.destinations()
+        .iter()
+        .map(|d| {
+            (
+                d.destination.subset.as_deref().unwrap_or("").to_string(),
+                d.weight,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bookinfo_all_v1() {
+    let s = snapshot_of(&[
+        "bookinfo/networking/destination-rule-all.yaml",
+        "bookinfo/networking/virtual-service-all-v1.yaml",
+    ]);
+    for host in ["productpage", "reviews", "ratings", "details"] {
+        let fqdn = format!("{host}.default.svc.cluster.local");
+        let vh = s.virtual_host(&Binding::Mesh, &fqdn).expect("routed");
+        let RouteAction::Route(w) = &vh.rules[0].action else {
+            panic!("route")
+        };
+        assert_eq!(
+            w.destinations()[0].destination.subset.as_deref(),
+            Some("v1"),
+            "{host}"
+        );
+        assert_eq!(&*w.destinations()[0].destination.host, fqdn.as_str());
+    }
+    let dr = &s.destination_rules(REVIEWS)[0];
+    let names: Vec<&str> = dr.subsets.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["v1", "v2", "v3"]);
+    let v2 = dr.subset("v2").expect("v2");
+    let labels = [
+        (Arc::from("app"), Arc::from("reviews")),
+        (Arc::from("version"), Arc::from("v2")),
+    ]
+    .into_iter()
+    .collect();
+    assert!(v2.labels.matches(&labels));
+    assert!(!dr.subset("v3").expect("v3").labels.matches(&labels));
+}
+
+#[test]
+fn bookinfo_jason_and_weights() {
+    let s = snapshot_of(&["bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml"]);
+    let vh = s.virtual_host(&Binding::Mesh, REVIEWS).expect("routed");
+    assert_eq!(vh.rules.len(), 2);
+    let m = &vh.rules[0].matches[0];
+    assert_eq!(&*m.headers[0].0, "end-user");
+    assert_eq!(
+        m.headers[0].1,
+        HeaderCondition::Match(StringMatcher::Exact(Arc::from("jason")))
+    );
+    assert_eq!(subsets(&s, 0), [("v2".to_string(), 100)]);
+    assert_eq!(subsets(&s, 1), [("v3".to_string(), 100)]);
+    assert!(
+        vh.rules[1].matches.is_empty(),
+        "the last rule takes everything else"
+    );
+
+    let s = snapshot_of(&["bookinfo/networking/virtual-service-reviews-90-10.yaml"]);
+    assert_eq!(
+        subsets(&s, 0),
+        [("v1".to_string(), 90), ("v2".to_string(), 10)]
+    );
+    let vh = s.virtual_host(&Binding::Mesh, REVIEWS).expect("routed");
+    let RouteAction::Route(w) = &vh.rules[0].action else {
+        panic!("route")
+    };
+    let v2 = (0..w.total())
+        .filter(|r| w.pick(*r).and_then(|d| d.destination.subset.as_deref()) == Some("v2"))
+        .count();
+    assert_eq!(v2, 10);
+}
+
+#[test]
+fn timeouts_faults_mirrors_and_retries() {
+    let s = snapshot_of(&["istio-io-tasks/request-timeouts/request-timeouts-3.yaml"]);
+    let rule = &s
+        .virtual_host(&Binding::Mesh, REVIEWS)
+        .expect("routed")
+        .rules[0];
+    assert_eq!(rule.timeout, Some(Duration::from_millis(500)));
+    assert!(
+        !rule.retries.configured,
+        "no retries block: Istio's default policy"
+    );
+    assert_eq!(rule.retries.attempts, 2);
+
+    let s = snapshot_of(&["bookinfo/networking/virtual-service-ratings-test-delay.yaml"]);
+    let vh = s
+        .virtual_host(&Binding::Mesh, "ratings.default.svc.cluster.local")
+        .expect("routed");
+    let (delay, pct) = vh.rules[0]
+        .fault
+        .as_ref()
+        .and_then(|f| f.delay)
+        .expect("delay");
+    assert_eq!((delay, pct.0), (Duration::from_secs(7), 100.0));
+
+    let s = snapshot_of(&["istio-io-tasks/mirroring/mirroring-traffic-to-v2-1.yaml"]);
+    let vh = s
+        .virtual_host(&Binding::Mesh, "httpbin.default.svc.cluster.local")
+        .expect("routed");
+    let mirror = &vh.rules[0].mirrors[0];
+    assert_eq!(
+        (mirror.destination.subset.as_deref(), mirror.percentage.0),
+        (Some("v2"), 100.0)
+    );
+}
+
+#[test]
+fn gateway_bound_routes_stay_on_their_gateway() {
+    let s = snapshot_of(&["bookinfo/networking/bookinfo-gateway.yaml"]);
+    let gw = Binding::gateway("default", "bookinfo-gateway");
+    let vh = s
+        .virtual_host(&gw, "bookinfo.example.com")
+        .expect("* matches any host");
+    assert_eq!(vh.rules[0].matches.len(), 5);
+    assert!(
+        s.virtual_host(&Binding::Mesh, "bookinfo.example.com")
+            .is_none()
+    );
+    assert_eq!(
+        s.gateway("default", "bookinfo-gateway")
+            .expect("gateway")
+            .servers[0]
+            .port,
+        8080
+    );
+}
+
+#[test]
+fn match_level_gateways_override_the_virtual_service() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: split, namespace: shop}
+spec:
+  hosts: [api.example.com]
+  gateways: [mesh, edge]
+  http:
+  - match:
+    - uri: {prefix: /admin}
+      gateways: [edge]
+    route:
+    - destination: {host: admin}
+  - match:
+    - uri: {regex: "/v[0-9]+/.*"}
+    route:
+    - destination: {host: api}
+"#;
+    let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+    let s = compile(&loaded.resources, &CompileOptions::default()).snapshot;
+    let mesh = s
+        .virtual_host(&Binding::Mesh, "api.example.com")
+        .expect("mesh");
+    assert_eq!(
+        mesh.rules.len(),
+        1,
+        "the /admin rule is for the edge gateway only"
+    );
+    let edge = s
+        .virtual_host(&Binding::gateway("shop", "edge"), "api.example.com")
+        .expect("edge");
+    assert_eq!(edge.rules.len(), 2);
+    let StringMatcher::Regex(re) = edge.rules[1].matches[0].uri.as_ref().expect("uri") else {
+        panic!("regex")
+    };
+    assert!(
+        re.is_match("/v2/items") && !re.is_match("/x/v2/items"),
+        "regexes match the whole path"
+    );
+    let RouteAction::Route(w) = &edge.rules[0].action else {
+        panic!("route")
+    };
+    assert_eq!(
+        &*w.destinations()[0].destination.host,
+        "admin.shop.svc.cluster.local"
+    );
+}
+
+#[test]
+fn first_virtual_service_wins_a_mesh_host() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: first}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: second}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http: [{route: [{destination: {host: reviews, subset: v3}}]}]
+"#;
+    let loaded = load_str(text, Some("two.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    assert_eq!(subsets(&compiled.snapshot, 0), [("v1".to_string(), 100)]);
+    assert_eq!(compiled.diagnostics.len(), 1);
+    assert_eq!(compiled.diagnostics[0].severity, Severity::Warning);
+    assert!(
+        compiled.diagnostics[0]
+            .to_string()
+            .contains("VirtualService default/second"),
+        "{}",
+        compiled.diagnostics[0]
+    );
+}
+
+const GOOD: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshwork-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn invalid_new_version_keeps_last_good() {
+    let dir = temp_dir("last-good");
+    let file = dir.join("reviews.yaml");
+    std::fs::write(&file, GOOD).expect("write");
+    let mut store = ConfigStore::default();
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!(report.added, 1);
+
+    // A bad weight: rejected, the v1 route stays in force.
+    std::fs::write(
+        &file,
+        GOOD.replace("subset: v1}", "subset: v3}, weight: -1"),
+    )
+    .expect("write");
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!(report.kept_last_good.len(), 1, "{:?}", report.diagnostics);
+    assert_eq!(subsets(store.snapshot(), 0), [("v1".to_string(), 100)]);
+    assert!(
+        report
+            .errors()
+            .next()
+            .expect("reported")
+            .to_string()
+            .contains("reviews.yaml:6: VirtualService default/reviews: http[0].route[0].weight")
+    );
+
+    // A typo'd field is rejected the same way.
+    std::fs::write(&file, GOOD.replace("subset: v1", "subst: v3")).expect("write");
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!(report.kept_last_good.len(), 1);
+    assert_eq!(subsets(store.snapshot(), 0), [("v1".to_string(), 100)]);
+
+    // Not YAML at all: nothing changes, the file is reported.
+    std::fs::write(&file, "http: [unclosed").expect("write");
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!(report.failed_files.len(), 1);
+    assert_eq!(store.resources().len(), 1);
+
+    // A valid change is taken.
+    std::fs::write(&file, GOOD.replace("subset: v1", "subset: v2")).expect("write");
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!((report.updated, report.has_rejections()), (1, false));
+    assert_eq!(subsets(store.snapshot(), 0), [("v2".to_string(), 100)]);
+
+    // A new invalid resource is left out; removing the file removes its resources.
+    std::fs::write(
+        dir.join("extra.yaml"),
+        GOOD.replace("name: reviews", "name: other")
+            .replace("hosts: [reviews]", "hosts: []")
+            .replace("http: [", "gateways: [gw]\n  http: ["),
+    )
+    .expect("write");
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!(report.rejected.len(), 1, "{:?}", report.diagnostics);
+    assert_eq!(store.resources().len(), 1);
+    std::fs::remove_file(&file).expect("rm");
+    let report = store.apply(load_path(&dir, &LoadOptions::default()));
+    assert_eq!(report.removed, 1);
+    assert!(
+        store
+            .snapshot()
+            .virtual_host(&Binding::Mesh, REVIEWS)
+            .is_none()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,520 @@
+//! Compiled routing rules: what a VirtualService's `http[]` means, ready for the request path.
+//!
+//! Semantics (<https://istio.io/latest/docs/reference/config/networking/virtual-service/>):
+//! rules are evaluated in order and the first rule with a matching `match[]` entry wins; entries
+//! of `match[]` are ORed and the fields of one entry ANDed; a rule without `match` matches every
+//! request. Everything here is immutable and built once per snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::matcher::{Re2, StringMatcher};
+
+/// Which VirtualService (and which rule of it) a compiled rule came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RuleOrigin {
+    /// Namespace of the VirtualService.
+    pub namespace: Arc<str>,
+    /// Name of the VirtualService.
+    pub name: Arc<str>,
+    /// Index of the rule in `http[]`.
+    pub index: usize,
+}
+
+/// One compiled `http[]` rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRule {
+    /// Where it came from.
+    pub origin: RuleOrigin,
+    /// `http[].name`.
+    pub name: Option<Arc<str>>,
+    /// Match entries (ORed). Empty matches every request.
+    pub matches: Box<[RequestMatch]>,
+    /// What to do with a matching request.
+    pub action: RouteAction,
+    /// Path / authority rewrite before forwarding.
+    pub rewrite: Option<Rewrite>,
+    /// Overall timeout; `None` means no timeout (Istio's default).
+    pub timeout: Option<Duration>,
+    /// Retry policy; Istio's default when the rule sets none.
+    pub retries: RetryPolicy,
+    /// Fault injection.
+    pub fault: Option<Fault>,
+    /// Mirrors, each with its percentage.
+    pub mirrors: Box<[Mirror]>,
+    /// CORS policy.
+    pub cors: Option<Arc<CorsPolicy>>,
+    /// Header edits for every destination of the rule.
+    pub headers: HeaderEdits,
+}
+
+/// One `match[]` entry: all present conditions must hold.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestMatch {
+    /// Index of this entry in the original `match[]` (for explanations).
+    pub index: usize,
+    /// `match[].name`.
+    pub name: Option<Arc<str>>,
+    /// Path condition (without the query string).
+    pub uri: Option<StringMatcher>,
+    /// Scheme condition.
+    pub scheme: Option<StringMatcher>,
+    /// Method condition.
+    pub method: Option<StringMatcher>,
+    /// Authority condition.
+    pub authority: Option<StringMatcher>,
+    /// Header conditions; names are lower case.
+    pub headers: Box<[(Arc<str>, HeaderCondition)]>,
+    /// Headers that must not match; names are lower case.
+    pub without_headers: Box<[(Arc<str>, HeaderCondition)]>,
+    /// Query parameter conditions.
+    pub query_params: Box<[(Arc<str>, HeaderCondition)]>,
+    /// Compare `uri` ignoring case.
+    pub ignore_uri_case: bool,
+    /// Destination port condition.
+    pub port: Option<u16>,
+    /// Labels the client must carry.
+    pub source_labels: Box<[(Arc<str>, Arc<str>)]>,
+    /// Namespace the client must be in.
+    pub source_namespace: Option<Arc<str>>,
+}
+
+/// A header or query-parameter condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeaderCondition {
+    /// `{}`: the header is present, whatever its value.
+    Present,
+    /// The value matches.
+    Match(StringMatcher),
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteAction {
+    /// Forward to one of weighted destinations.
+    Route(WeightedDestinations),
+    /// Answer with a redirect.
+    Redirect(Redirect),
+    /// Answer with a fixed response.
+    DirectResponse(DirectResponse),
+    /// Delegate to another VirtualService (kept for explanations; not followed yet).
+    Delegate {
+        /// Namespace of the delegate.
+        namespace: Arc<str>,
+        /// Name of the delegate.
+        name: Arc<str>,
+    },
+}
+
+/// A destination service, subset and port. `host` is fully qualified.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// FQDN of the service.
+    pub host: Arc<str>,
+    /// Subset name.
+    pub subset: Option<Arc<str>>,
+    /// Port.
+    pub port: Option<u16>,
+}
+
+/// One weighted destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteDestination {
+    /// Where to.
+    pub destination: Destination,
+    /// Relative weight as written (a single destination with no weight gets 100).
+    pub weight: u32,
+    /// Header edits for this destination.
+    pub headers: HeaderEdits,
+}
+
+/// Destinations with their weights as a cumulative table: a pick is one binary search.
+///
+/// A destination gets `weight / sum(weights)` of requests; weight 0 gets none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightedDestinations {
+    destinations: Box<[RouteDestination]>,
+    /// `cumulative[i]` = sum of weights `0..=i`.
+    cumulative: Box<[u64]>,
+}
+
+impl WeightedDestinations {
+    /// Build from destinations. Istio gives a lone destination all traffic whatever its weight;
+    /// with several, weights are relative.
+    pub fn new(mut destinations: Vec<RouteDestination>) -> Self {
+        if destinations.len() == 1 && destinations[0].weight == 0 {
+            destinations[0].weight = 100;
+        }
+        let mut sum = 0u64;
+        let cumulative = destinations
+            .iter()
+            .map(|d| {
+                sum += u64::from(d.weight);
+                sum
+            })
+            .collect();
+        WeightedDestinations {
+            destinations: destinations.into_boxed_slice(),
+            cumulative,
+        }
+    }
+
+    /// All destinations, in config order.
+    pub fn destinations(&self) -> &[RouteDestination] {
+        &self.destinations
+    }
+
+    /// Sum of the weights.
+    pub fn total(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+
+    /// The destination for a uniform random value `r` in `0..total()`.
+    pub fn pick(&self, r: u64) -> Option<&RouteDestination> {
+        let total = self.total();
+        if total == 0 {
+            return None;
+        }
+        let r = r % total;
+        let i = self.cumulative.partition_point(|&c| c <= r);
+        self.destinations.get(i)
+    }
+}
+
+/// Port of a redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectPort {
+    /// Keep whatever the request had.
+    Keep,
+    /// This port.
+    Fixed(u16),
+    /// 80 for http, 443 for https.
+    FromProtocolDefault,
+    /// The port the request came in on.
+    FromRequestPort,
+}
+
+/// A compiled `redirect`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Redirect {
+    /// New path (replaces the whole path).
+    pub uri: Option<Arc<str>>,
+    /// Replace the matched prefix with this.
+    pub prefix_rewrite: Option<Arc<str>>,
+    /// New authority.
+    pub authority: Option<Arc<str>>,
+    /// New scheme.
+    pub scheme: Option<Arc<str>>,
+    /// Port handling.
+    pub port: RedirectPort,
+    /// Status code (301 by default).
+    pub code: u16,
+}
+
+/// A compiled `directResponse`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body bytes.
+    pub body: Option<Arc<[u8]>>,
+}
+
+/// A compiled `rewrite`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rewrite {
+    /// Replace the matched prefix (or the whole path for exact/regex matches).
+    pub uri: Option<Arc<str>>,
+    /// Regex rewrite of the path: pattern and replacement (`\1` groups).
+    pub uri_regex: Option<(Re2, Arc<str>)>,
+    /// New authority.
+    pub authority: Option<Arc<str>>,
+}
+
+/// Retry conditions, as Envoy defines them for `x-envoy-retry-on` and `x-envoy-retry-grpc-on`
+/// (<https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/router_filter#x-envoy-retry-on>).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RetryOn {
+    /// `5xx`: any 5xx response, reset or connect failure.
+    pub server_error: bool,
+    /// `gateway-error`: 502, 503, 504.
+    pub gateway_error: bool,
+    /// `reset`: no response (disconnect, reset, read timeout).
+    pub reset: bool,
+    /// `connect-failure`: the connection could not be made.
+    pub connect_failure: bool,
+    /// `retriable-4xx`: 409.
+    pub retriable_4xx: bool,
+    /// `refused-stream`: HTTP/2 REFUSED_STREAM.
+    pub refused_stream: bool,
+    /// `retriable-status-codes`: the codes in `status_codes`.
+    pub retriable_status_codes: bool,
+    /// gRPC `cancelled`.
+    pub grpc_cancelled: bool,
+    /// gRPC `deadline-exceeded`.
+    pub grpc_deadline_exceeded: bool,
+    /// gRPC `internal`.
+    pub grpc_internal: bool,
+    /// gRPC `resource-exhausted`.
+    pub grpc_resource_exhausted: bool,
+    /// gRPC `unavailable`.
+    pub grpc_unavailable: bool,
+    /// Status codes retried with `retriable-status-codes`.
+    pub status_codes: Box<[u16]>,
+}
+
+impl RetryOn {
+    /// Parse Istio's comma-separated `retryOn`. Numbers become retriable status codes (and turn
+    /// on `retriable-status-codes`, as Istio does). Unknown words are returned as errors.
+    pub fn parse(text: &str) -> Result<RetryOn, String> {
+        let mut on = RetryOn::default();
+        let mut codes = Vec::new();
+        for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "5xx" => on.server_error = true,
+                "gateway-error" => on.gateway_error = true,
+                "reset" => on.reset = true,
+                "connect-failure" => on.connect_failure = true,
+                "retriable-4xx" => on.retriable_4xx = true,
+                "refused-stream" => on.refused_stream = true,
+                "retriable-status-codes" => on.retriable_status_codes = true,
+                "cancelled" => on.grpc_cancelled = true,
+                "deadline-exceeded" => on.grpc_deadline_exceeded = true,
+                "internal" => on.grpc_internal = true,
+                "resource-exhausted" => on.grpc_resource_exhausted = true,
+                "unavailable" => on.grpc_unavailable = true,
+                other => match other.parse::<u16>() {
+                    Ok(code) => {
+                        on.retriable_status_codes = true;
+                        codes.push(code);
+                    }
+                    Err(_) => return Err(format!("{other:?} is not a valid retryOn policy")),
+                },
+            }
+        }
+        on.status_codes = codes.into_boxed_slice();
+        Ok(on)
+    }
+
+    /// Istio's default: `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`
+    /// with 503 as the retriable status code.
+    pub fn istio_default() -> RetryOn {
+        RetryOn {
+            connect_failure: true,
+            refused_stream: true,
+            grpc_unavailable: true,
+            grpc_cancelled: true,
+            retriable_status_codes: true,
+            status_codes: Box::new([503]),
+            ..RetryOn::default()
+        }
+    }
+
+    /// The conditions as Istio spells them, comma-separated.
+    pub fn to_istio_string(&self) -> String {
+        let mut words: Vec<String> = Vec::new();
+        for (on, word) in [
+            (self.server_error, "5xx"),
+            (self.gateway_error, "gateway-error"),
+            (self.reset, "reset"),
+            (self.connect_failure, "connect-failure"),
+            (self.retriable_4xx, "retriable-4xx"),
+            (self.refused_stream, "refused-stream"),
+            (self.grpc_unavailable, "unavailable"),
+            (self.grpc_cancelled, "cancelled"),
+            (self.grpc_deadline_exceeded, "deadline-exceeded"),
+            (self.grpc_internal, "internal"),
+            (self.grpc_resource_exhausted, "resource-exhausted"),
+            (self.retriable_status_codes, "retriable-status-codes"),
+        ] {
+            if on {
+                words.push(word.to_string());
+            }
+        }
+        words.join(",")
+    }
+}
+
+/// A compiled retry policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first try; 0 disables retries.
+    pub attempts: u32,
+    /// Timeout of each try.
+    pub per_try_timeout: Option<Duration>,
+    /// Conditions.
+    pub retry_on: RetryOn,
+    /// Base backoff interval (Envoy's default is 25 ms).
+    pub backoff: Option<Duration>,
+    /// Whether the route set its own policy (`false` = Istio's default applies).
+    pub configured: bool,
+}
+
+impl RetryPolicy {
+    /// Istio's default when a route sets none: 2 attempts on
+    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`.
+    pub fn istio_default() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 2,
+            per_try_timeout: None,
+            retry_on: RetryOn::istio_default(),
+            backoff: None,
+            configured: false,
+        }
+    }
+
+    /// Retries off (`attempts: 0`).
+    pub fn disabled() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 0,
+            per_try_timeout: None,
+            retry_on: RetryOn::default(),
+            backoff: None,
+            configured: true,
+        }
+    }
+}
+
+/// A percentage in 0..=100, as configured.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percentage(pub f64);
+
+impl Percentage {
+    /// Everything.
+    pub const ALL: Percentage = Percentage(100.0);
+
+    /// Does a uniform random `r` in `0.0..1.0` fall within this percentage?
+    pub fn hit(self, r: f64) -> bool {
+        r * 100.0 < self.0
+    }
+}
+
+/// How a fault abort answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AbortStatus {
+    /// An HTTP status.
+    Http(u16),
+    /// A gRPC status name (`UNAVAILABLE`).
+    Grpc(Arc<str>),
+}
+
+/// A compiled `fault`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Fixed delay and the share of requests delayed.
+    pub delay: Option<(Duration, Percentage)>,
+    /// Abort status and the share of requests aborted.
+    pub abort: Option<(AbortStatus, Percentage)>,
+}
+
+/// One mirror.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirror {
+    /// Where copies go.
+    pub destination: Destination,
+    /// Share of requests copied.
+    pub percentage: Percentage,
+}
+
+/// Header edits for requests and responses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderEdits {
+    /// Request edits.
+    pub request: HeaderOps,
+    /// Response edits.
+    pub response: HeaderOps,
+}
+
+impl HeaderEdits {
+    /// No edits at all?
+    pub fn is_empty(&self) -> bool {
+        self.request.is_empty() && self.response.is_empty()
+    }
+}
+
+/// `set` / `add` / `remove`; names lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderOps {
+    /// Overwrite.
+    pub set: Box<[(Arc<str>, Arc<str>)]>,
+    /// Append.
+    pub add: Box<[(Arc<str>, Arc<str>)]>,
+    /// Remove.
+    pub remove: Box<[Arc<str>]>,
+}
+
+impl HeaderOps {
+    /// No operations?
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// A compiled `corsPolicy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorsPolicy {
+    /// Allowed origins.
+    pub allow_origins: Box<[StringMatcher]>,
+    /// Allowed methods.
+    pub allow_methods: Box<[Arc<str>]>,
+    /// Allowed request headers.
+    pub allow_headers: Box<[Arc<str>]>,
+    /// Exposed response headers.
+    pub expose_headers: Box<[Arc<str>]>,
+    /// Preflight cache time.
+    pub max_age: Option<Duration>,
+    /// Allow credentials.
+    pub allow_credentials: Option<bool>,
+    /// Forward preflights that do not match (default) or answer them without CORS headers.
+    pub forward_unmatched_preflights: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rd(subset: &str, weight: u32) -> RouteDestination {
+        RouteDestination {
+            destination: Destination {
+                host: Arc::from("reviews.default.svc.cluster.local"),
+                subset: Some(Arc::from(subset)),
+                port: None,
+            },
+            weight,
+            headers: HeaderEdits::default(),
+        }
+    }
+
+    #[test]
+    fn cumulative_weights() {
+        let w = WeightedDestinations::new(vec![rd("v1", 90), rd("v2", 0), rd("v3", 10)]);
+        assert_eq!(w.total(), 100);
+        let pick = |r| {
+            w.pick(r)
+                .and_then(|d| d.destination.subset.clone())
+                .map(|s| s.to_string())
+        };
+        assert_eq!(pick(0).as_deref(), Some("v1"));
+        assert_eq!(pick(89).as_deref(), Some("v1"));
+        assert_eq!(
+            pick(90).as_deref(),
+            Some("v3"),
+            "weight 0 never gets traffic"
+        );
+        assert_eq!(pick(99).as_deref(), Some("v3"));
+        let single = WeightedDestinations::new(vec![rd("v1", 0)]);
+        assert_eq!(single.total(), 100, "a lone destination takes everything");
+    }
+
+    #[test]
+    fn retry_on_round_trip() {
+        let on = RetryOn::parse("gateway-error,connect-failure,503,409").expect("valid");
+        assert!(on.gateway_error && on.connect_failure && on.retriable_status_codes);
+        assert_eq!(&*on.status_codes, &[503, 409]);
+        assert!(RetryOn::parse("bogus").is_err());
+        assert_eq!(
+            RetryOn::istio_default().to_istio_string(),
+            "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! Services and endpoints declared in config (ServiceEntry, WorkloadEntry), and Gateways.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::policy::LabelSelector;
+
+/// A compiled ServiceEntry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDecl {
+    /// Namespace of the ServiceEntry.
+    pub namespace: Arc<str>,
+    /// Name of the ServiceEntry.
+    pub name: Arc<str>,
+    /// Host names (qualified).
+    pub hosts: Box<[Arc<str>]>,
+    /// Ports.
+    pub ports: Box<[ServicePort]>,
+    /// How endpoints are found.
+    pub resolution: Resolution,
+    /// Inside the mesh?
+    pub mesh_internal: bool,
+    /// Listed endpoints.
+    pub endpoints: Box<[EndpointDecl]>,
+    /// Select WorkloadEntries of the same namespace instead.
+    pub workload_selector: Option<LabelSelector>,
+}
+
+/// A service port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// Number.
+    pub number: u16,
+    /// Name (endpoints map names to their own port numbers).
+    pub name: Arc<str>,
+    /// Protocol, upper case (`HTTP`, `HTTPS`, `HTTP2`, `GRPC`, `TCP`, `TLS`, ...), empty if unset.
+    pub protocol: Arc<str>,
+    /// Port on the endpoints, when different.
+    pub target_port: Option<u16>,
+}
+
+/// How a ServiceEntry's endpoints are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Use the address the caller asked for.
+    None,
+    /// Use the listed addresses.
+    Static,
+    /// Resolve names with DNS; every address is an endpoint.
+    Dns,
+    /// Resolve with DNS; use one address.
+    DnsRoundRobin,
+    /// Dynamic forward proxy.
+    DynamicDns,
+}
+
+/// An endpoint from `ServiceEntry.endpoints[]` or a WorkloadEntry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointDecl {
+    /// IP or DNS name.
+    pub address: Arc<str>,
+    /// Port name to number.
+    pub ports: BTreeMap<Arc<str>, u16>,
+    /// Labels.
+    pub labels: BTreeMap<Arc<str>, Arc<str>>,
+    /// Load-balancing weight (default 1).
+    pub weight: u32,
+    /// Locality `region/zone/subzone`.
+    pub locality: Option<Arc<str>>,
+    /// Network.
+    pub network: Option<Arc<str>>,
+}
+
+/// A compiled WorkloadEntry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadDecl {
+    /// Namespace.
+    pub namespace: Arc<str>,
+    /// Name.
+    pub name: Arc<str>,
+    /// The endpoint it describes.
+    pub endpoint: EndpointDecl,
+}
+
+/// A compiled Gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayDecl {
+    /// Namespace.
+    pub namespace: Arc<str>,
+    /// Name.
+    pub name: Arc<str>,
+    /// Listeners.
+    pub servers: Box<[GatewayServer]>,
+    /// Selector of gateway workloads.
+    pub selector: LabelSelector,
+}
+
+/// One `servers[]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayServer {
+    /// Port number.
+    pub port: u16,
+    /// Port name.
+    pub port_name: Arc<str>,
+    /// Protocol, upper case.
+    pub protocol: Arc<str>,
+    /// Hosts, as `namespace/host` (`*/host` when no namespace was given).
+    pub hosts: Box<[(Arc<str>, Arc<str>)]>,
+    /// TLS.
+    pub tls: Option<ServerTls>,
+}
+
+/// Server TLS settings meshwork acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// Redirect plain HTTP to HTTPS.
+    pub https_redirect: bool,
+    /// Mode (upper case, e.g. `SIMPLE`), if set.
+    pub mode: Option<Arc<str>>,
+    /// Server certificate file.
+    pub server_certificate: Option<Arc<str>>,
+    /// Private key file.
+    pub private_key: Option<Arc<str>>,
+    /// Client CA bundle file.
+    pub ca_certificates: Option<Arc<str>>,
+    /// Accepted client SANs.
+    pub subject_alt_names: Box<[Arc<str>]>,
+}

@@ -1,0 +1,294 @@
+//! The compiled, immutable configuration the request path reads.
+//!
+//! A [`Snapshot`] is built once per configuration change (by `mesh-config`, or by hand with
+//! [`SnapshotBuilder`]) and shared behind an `Arc`: cloning it is one reference-count increment,
+//! and nothing in it changes after it is built.
+//!
+//! Routes are indexed per *binding* — the mesh (`mesh`, what sidecars and in-process clients use)
+//! or one Gateway — and, within a binding, per host with [`HostMap`]: one hash lookup for an
+//! exact host, then one per wildcard suffix length, never a scan of all VirtualServices.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::host::{DEFAULT_DOMAIN, HostMap};
+use crate::policy::DestinationPolicy;
+use crate::route::HttpRule;
+use crate::service::{GatewayDecl, ServiceDecl, WorkloadDecl};
+
+/// Where VirtualServices apply: the mesh, or a Gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Binding {
+    /// The reserved gateway name `mesh`: every client in the mesh.
+    Mesh,
+    /// A Gateway, by namespace and name.
+    Gateway {
+        /// Namespace of the Gateway.
+        namespace: Arc<str>,
+        /// Name of the Gateway.
+        name: Arc<str>,
+    },
+}
+
+impl Binding {
+    /// A gateway binding.
+    pub fn gateway(namespace: &str, name: &str) -> Binding {
+        Binding::Gateway {
+            namespace: Arc::from(namespace),
+            name: Arc::from(name),
+        }
+    }
+}
+
+impl fmt::Display for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Binding::Mesh => f.write_str("mesh"),
+            Binding::Gateway { namespace, name } => write!(f, "{namespace}/{name}"),
+        }
+    }
+}
+
+/// The rules for one host pattern under one binding, in evaluation order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    /// The host pattern as qualified (`reviews.default.svc.cluster.local`, `*.example.com`).
+    pub pattern: Arc<str>,
+    /// Rules; the first match wins.
+    pub rules: Box<[Arc<HttpRule>]>,
+}
+
+/// Snapshot-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Cluster domain used to qualify short names (`cluster.local`).
+    pub domain: Arc<str>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            domain: Arc::from(DEFAULT_DOMAIN),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    settings: Settings,
+    routes: BTreeMap<Binding, HostMap<Arc<VirtualHost>>>,
+    destination_rules: HostMap<Box<[Arc<DestinationPolicy>]>>,
+    services: HostMap<Box<[Arc<ServiceDecl>]>>,
+    workloads: Box<[Arc<WorkloadDecl>]>,
+    gateways: BTreeMap<(Arc<str>, Arc<str>), Arc<GatewayDecl>>,
+    rule_count: usize,
+}
+
+/// Compiled configuration. Cheap to clone, never mutated.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    inner: Arc<Inner>,
+}
+
+impl Snapshot {
+    /// A snapshot with no configuration: every host routes to itself.
+    pub fn empty() -> Snapshot {
+        Snapshot::default()
+    }
+
+    /// Settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The virtual host for a concrete host name under a binding: an exact host first, then the
+    /// longest matching wildcard.
+    pub fn virtual_host(&self, binding: &Binding, host: &str) -> Option<&Arc<VirtualHost>> {
+        self.inner.routes.get(binding)?.get(host)
+    }
+
+    /// Bindings that have routes.
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.inner.routes.keys()
+    }
+
+    /// Every virtual host of a binding.
+    pub fn virtual_hosts(&self, binding: &Binding) -> Vec<&Arc<VirtualHost>> {
+        self.inner
+            .routes
+            .get(binding)
+            .map(|m| m.iter().map(|(_, v)| v).collect())
+            .unwrap_or_default()
+    }
+
+    /// DestinationRules for a concrete host (most specific pattern), in config order.
+    pub fn destination_rules(&self, host: &str) -> &[Arc<DestinationPolicy>] {
+        self.inner
+            .destination_rules
+            .get(host)
+            .map(|b| &b[..])
+            .unwrap_or(&[])
+    }
+
+    /// ServiceEntries declaring a concrete host (most specific pattern), in config order.
+    pub fn services(&self, host: &str) -> &[Arc<ServiceDecl>] {
+        self.inner.services.get(host).map(|b| &b[..]).unwrap_or(&[])
+    }
+
+    /// Every ServiceEntry (each once).
+    pub fn all_services(&self) -> Vec<&Arc<ServiceDecl>> {
+        let mut out: Vec<&Arc<ServiceDecl>> = Vec::new();
+        for (_, list) in self.inner.services.iter() {
+            for s in list.iter() {
+                if !out.iter().any(|o| Arc::ptr_eq(o, s)) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// WorkloadEntries.
+    pub fn workloads(&self) -> &[Arc<WorkloadDecl>] {
+        &self.inner.workloads
+    }
+
+    /// A Gateway by namespace and name.
+    pub fn gateway(&self, namespace: &str, name: &str) -> Option<&Arc<GatewayDecl>> {
+        self.inner
+            .gateways
+            .get(&(Arc::from(namespace), Arc::from(name)))
+    }
+
+    /// Every Gateway.
+    pub fn gateways(&self) -> impl Iterator<Item = &Arc<GatewayDecl>> {
+        self.inner.gateways.values()
+    }
+
+    /// Total number of compiled HTTP rules, over all bindings.
+    pub fn rule_count(&self) -> usize {
+        self.inner.rule_count
+    }
+}
+
+/// A host claimed by two VirtualServices under the mesh binding: Istio's sidecars use only the
+/// first (oldest); the later one is ignored for that host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConflict {
+    /// The host pattern.
+    pub host: Arc<str>,
+    /// The VirtualService kept (`namespace/name`).
+    pub kept: String,
+    /// The VirtualService ignored for this host.
+    pub ignored: String,
+}
+
+/// Builds a [`Snapshot`].
+#[derive(Debug, Default)]
+pub struct SnapshotBuilder {
+    inner: Inner,
+    owners: BTreeMap<(Binding, Arc<str>), String>,
+}
+
+impl SnapshotBuilder {
+    /// A builder with the given settings.
+    pub fn new(settings: Settings) -> Self {
+        SnapshotBuilder {
+            inner: Inner {
+                settings,
+                ..Inner::default()
+            },
+            owners: BTreeMap::new(),
+        }
+    }
+
+    /// Add the rules of one VirtualService for one host pattern under one binding.
+    ///
+    /// Under a Gateway, rules of several VirtualServices for the same host are concatenated in the
+    /// order added (Istio merges them). Under the mesh, the first VirtualService to claim a host
+    /// keeps it and later ones are reported as conflicts.
+    pub fn add_routes(
+        &mut self,
+        binding: Binding,
+        host: &str,
+        owner: &str,
+        rules: Vec<Arc<HttpRule>>,
+    ) -> Result<(), HostConflict> {
+        let key = (binding.clone(), Arc::<str>::from(host));
+        if let Some(existing) = self.owners.get(&key)
+            && binding == Binding::Mesh
+            && existing != owner
+        {
+            return Err(HostConflict {
+                host: key.1,
+                kept: existing.clone(),
+                ignored: owner.to_string(),
+            });
+        }
+        self.owners.entry(key).or_insert_with(|| owner.to_string());
+        self.inner.rule_count += rules.len();
+        let table = self.inner.routes.entry(binding).or_default();
+        let vh = table.entry_or_insert_with(host, || {
+            Arc::new(VirtualHost {
+                pattern: Arc::from(host),
+                rules: Box::new([]),
+            })
+        });
+        let mut all: Vec<Arc<HttpRule>> = vh.rules.to_vec();
+        all.extend(rules);
+        *vh = Arc::new(VirtualHost {
+            pattern: vh.pattern.clone(),
+            rules: all.into_boxed_slice(),
+        });
+        Ok(())
+    }
+
+    /// Add a DestinationRule.
+    pub fn add_destination_rule(&mut self, policy: DestinationPolicy) {
+        let host = policy.host.clone();
+        let list = self
+            .inner
+            .destination_rules
+            .entry_or_insert_with(&host, || Box::new([]));
+        let mut v = list.to_vec();
+        v.push(Arc::new(policy));
+        *list = v.into_boxed_slice();
+    }
+
+    /// Add a ServiceEntry.
+    pub fn add_service(&mut self, service: ServiceDecl) {
+        let service = Arc::new(service);
+        for host in service.hosts.iter() {
+            let list = self
+                .inner
+                .services
+                .entry_or_insert_with(host, || Box::new([]));
+            let mut v = list.to_vec();
+            v.push(service.clone());
+            *list = v.into_boxed_slice();
+        }
+    }
+
+    /// Add a WorkloadEntry.
+    pub fn add_workload(&mut self, workload: WorkloadDecl) {
+        let mut v = std::mem::take(&mut self.inner.workloads).into_vec();
+        v.push(Arc::new(workload));
+        self.inner.workloads = v.into_boxed_slice();
+    }
+
+    /// Add a Gateway.
+    pub fn add_gateway(&mut self, gateway: GatewayDecl) {
+        self.inner.gateways.insert(
+            (gateway.namespace.clone(), gateway.name.clone()),
+            Arc::new(gateway),
+        );
+    }
+
+    /// Freeze into a snapshot.
+    pub fn build(self) -> Snapshot {
+        Snapshot {
+            inner: Arc::new(self.inner),
+        }
+    }
+}
