@@ -200,7 +200,7 @@ spec:
     assert_eq!(
         unsupported,
         [
-            "<string>:6: VirtualService default/tcp: tcp: unsupported: meshwork reads TCP routes but does not act on it yet"
+            "<string>:6: VirtualService default/tcp: tcp: unsupported: TCP routes: read, but not acted on by meshwork yet"
         ]
     );
 }

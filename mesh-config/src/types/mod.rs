@@ -93,6 +93,7 @@ pub(crate) struct ObjectMeta {
 
 /// The `spec` of a resource, by kind.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per resource, built once per load
 pub enum Spec {
     /// A VirtualService.
     VirtualService(VirtualService),
