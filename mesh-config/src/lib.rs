@@ -12,6 +12,8 @@
 //! new version is invalid keeps its last good version, a new invalid resource is left out, and a
 //! file that is not YAML changes nothing.
 
+#![forbid(unsafe_code)]
+
 pub mod compile;
 mod de;
 pub mod diag;

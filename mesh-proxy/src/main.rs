@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use mesh_config::{ConfigStore, LoadOptions, Severity, load_paths};
 
 #[derive(Debug, Parser)]
-#[command(name = "mesh", version, about = "meshwork: Istio traffic management, in your process or as a proxy")]
+#[command(
+    name = "mesh",
+    version,
+    about = "meshwork: Istio traffic management, in your process or as a proxy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -67,7 +74,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate { paths, namespace, quiet, strict } => validate(&paths, namespace, quiet, strict),
+        Command::Validate {
+            paths,
+            namespace,
+            quiet,
+            strict,
+        } => validate(&paths, namespace, quiet, strict),
     }
 }
 
@@ -77,7 +89,10 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
             anyhow::bail!("{}: no such file or directory", p.display());
         }
     }
-    let options = LoadOptions { default_namespace: namespace, ..LoadOptions::default() };
+    let options = LoadOptions {
+        default_namespace: namespace,
+        ..LoadOptions::default()
+    };
     let loaded = load_paths(paths, &options);
     let documents = loaded.resources.len() + loaded.skipped.len();
     let mut store = ConfigStore::default();
@@ -112,5 +127,9 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
         eprintln!("note: no resources found");
     }
     let failed = errors > 0 || !report.failed_files.is_empty() || (strict && warnings > 0);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -111,7 +111,7 @@ impl Ctx<'_> {
         self.push(
             Severity::Unsupported,
             path,
-            format!("meshwork reads {what} but does not act on it yet"),
+            format!("{what}: read, but not acted on by meshwork yet"),
         );
     }
 
