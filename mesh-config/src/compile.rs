@@ -441,7 +441,7 @@ impl Ctx<'_> {
             uri_regex: rw
                 .uri_regex_rewrite
                 .as_ref()
-                .and_then(|rr| Re2::new(&rr.pattern).ok().map(|re| (re, arc(&rr.rewrite)))),
+                .and_then(|rr| route::RegexRewrite::new(&rr.pattern, &rr.rewrite).ok()),
             authority: opt_arc(&rw.authority),
         });
         let cors = Self::cors(&h.cors_policy, self, &format!("{path}.corsPolicy"));

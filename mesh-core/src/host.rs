@@ -172,6 +172,32 @@ impl<T> HostMap<T> {
         self.len() == 0
     }
 
+    /// Consume into (pattern, value) pairs, exact names first.
+    pub fn into_entries(self) -> Vec<(String, T)> {
+        let mut out: Vec<(String, T)> = self.exact.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        out.extend(self.wildcard.into_iter().map(|(k, v)| (format!("*{k}"), v)));
+        out
+    }
+
+    /// The entry for exactly `host` (no wildcard).
+    pub fn get_exact(&self, host: &str) -> Option<&T> {
+        self.exact.get(host)
+    }
+
+    /// The entry of the longest wildcard pattern matching `host`, ignoring exact entries.
+    pub fn get_wildcard(&self, host: &str) -> Option<&T> {
+        for &len in &self.wildcard_lengths {
+            if len >= host.len() || !host.is_char_boundary(host.len() - len) {
+                continue;
+            }
+            let suffix = &host[host.len() - len..];
+            if let Some(v) = self.wildcard.get(suffix) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
     /// Every (pattern, value), exact names first.
     pub fn iter(&self) -> impl Iterator<Item = (String, &T)> {
         self.exact

@@ -7,6 +7,7 @@
 //!   detection).
 //! - [`service`]: ServiceEntries, WorkloadEntries and Gateways.
 //! - [`snapshot`]: the immutable whole the request path reads.
+//! - [`request`], [`router`]: what a request looks like to routing, and routing it.
 //!
 //! ## Glossary
 //! - *binding*: where a VirtualService applies — the mesh, or a Gateway.
@@ -20,8 +21,12 @@
 pub mod host;
 pub mod matcher;
 pub mod policy;
+pub mod request;
 pub mod route;
+pub mod router;
 pub mod service;
 pub mod snapshot;
 
+pub use request::{ClientIdentity, RequestView};
+pub use router::RouteDecision;
 pub use snapshot::{Binding, Snapshot, SnapshotBuilder};

@@ -43,30 +43,23 @@ const SIZE_LIMIT: usize = 1 << 20;
 impl Re2 {
     /// Compile `pattern` with RE2 semantics and full-string matching.
     pub fn new(pattern: &str) -> Result<Re2, Re2Error> {
-        let err = |message: String| Re2Error {
-            pattern: pattern.to_string(),
-            message,
-        };
-        let unquoted = expand_quotes(pattern);
-        let parsed = ast::parse::Parser::new()
-            .parse(&unquoted)
-            .map_err(|e| err(e.kind().to_string()))?;
-        let mut edits = Vec::new();
-        collect_edits(&parsed, &mut edits).map_err(err)?;
-        let mut rewritten = unquoted.clone();
-        edits.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
-        for (start, end, replacement) in edits {
-            rewritten.replace_range(start..end, replacement);
-        }
+        let rewritten = translate(pattern)?;
         let anchored = format!(r"\A(?:{rewritten})\z");
         let regex = regex::RegexBuilder::new(&anchored)
             .size_limit(SIZE_LIMIT)
             .build()
-            .map_err(|e| err(e.to_string()))?;
-        Ok(Re2 {
-            source: Arc::from(pattern),
-            regex,
-        })
+            .map_err(|e| Re2Error { pattern: pattern.to_string(), message: e.to_string() })?;
+        Ok(Re2 { source: Arc::from(pattern), regex })
+    }
+
+    /// Compile `pattern` with RE2 semantics but *not* anchored: for substitutions such as
+    /// `uriRegexRewrite`, which replace every match in the path as Envoy's `regex_rewrite` does.
+    pub fn unanchored(pattern: &str) -> Result<regex::Regex, Re2Error> {
+        let rewritten = translate(pattern)?;
+        regex::RegexBuilder::new(&rewritten)
+            .size_limit(SIZE_LIMIT)
+            .build()
+            .map_err(|e| Re2Error { pattern: pattern.to_string(), message: e.to_string() })
     }
 
     /// True when the whole of `text` matches.
@@ -98,6 +91,21 @@ impl PartialEq for Re2 {
 }
 
 impl Eq for Re2 {}
+
+/// Rewrite an RE2 pattern into `regex` syntax with RE2's meaning (see the module docs).
+fn translate(pattern: &str) -> Result<String, Re2Error> {
+    let err = |message: String| Re2Error { pattern: pattern.to_string(), message };
+    let unquoted = expand_quotes(pattern);
+    let parsed = ast::parse::Parser::new().parse(&unquoted).map_err(|e| err(e.kind().to_string()))?;
+    let mut edits = Vec::new();
+    collect_edits(&parsed, &mut edits).map_err(err)?;
+    let mut rewritten = unquoted;
+    edits.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
+    for (start, end, replacement) in edits {
+        rewritten.replace_range(start..end, replacement);
+    }
+    Ok(rewritten)
+}
 
 /// Replace RE2's `\Q…\E` quoting with escaped literal text.
 fn expand_quotes(pattern: &str) -> String {

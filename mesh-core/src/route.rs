@@ -225,10 +225,68 @@ pub struct DirectResponse {
 pub struct Rewrite {
     /// Replace the matched prefix (or the whole path for exact/regex matches).
     pub uri: Option<Arc<str>>,
-    /// Regex rewrite of the path: pattern and replacement (`\1` groups).
-    pub uri_regex: Option<(Re2, Arc<str>)>,
+    /// Regex rewrite of the path.
+    pub uri_regex: Option<RegexRewrite>,
     /// New authority.
     pub authority: Option<Arc<str>>,
+}
+
+/// `uriRegexRewrite`: every match of `pattern` in the path is replaced by the substitution, in
+/// which `\1`-style groups refer to captures (Envoy's `regex_rewrite`).
+#[derive(Clone)]
+pub struct RegexRewrite {
+    /// The pattern as written.
+    pub pattern_source: Arc<str>,
+    /// The substitution as written (`\1/instance/\2`).
+    pub rewrite: Arc<str>,
+    regex: regex::Regex,
+    substitution: Arc<str>,
+}
+
+impl RegexRewrite {
+    /// Compile a pattern (RE2 syntax, not anchored) and a substitution with `\N` groups.
+    pub fn new(pattern: &str, rewrite: &str) -> Result<Self, crate::matcher::Re2Error> {
+        let regex = Re2::unanchored(pattern)?;
+        let mut substitution = String::with_capacity(rewrite.len() + 8);
+        let mut chars = rewrite.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' if chars.peek().is_some_and(char::is_ascii_digit) => {
+                    let mut digits = String::new();
+                    while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                        digits.push(*d);
+                        chars.next();
+                    }
+                    substitution.push_str(&format!("${{{digits}}}"));
+                }
+                '$' => substitution.push_str("$$"),
+                other => substitution.push(other),
+            }
+        }
+        Ok(RegexRewrite {
+            pattern_source: Arc::from(pattern),
+            rewrite: Arc::from(rewrite),
+            regex,
+            substitution: Arc::from(substitution),
+        })
+    }
+
+    /// Apply to a path.
+    pub fn apply(&self, path: &str) -> String {
+        self.regex.replace_all(path, &*self.substitution).into_owned()
+    }
+}
+
+impl std::fmt::Debug for RegexRewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RegexRewrite({:?} -> {:?})", &*self.pattern_source, &*self.rewrite)
+    }
+}
+
+impl PartialEq for RegexRewrite {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern_source == other.pattern_source && self.rewrite == other.rewrite
+    }
 }
 
 /// Retry conditions, as Envoy defines them for `x-envoy-retry-on` and `x-envoy-retry-grpc-on`
@@ -504,6 +562,14 @@ mod tests {
         assert_eq!(pick(99).as_deref(), Some("v3"));
         let single = WeightedDestinations::new(vec![rd("v1", 0)]);
         assert_eq!(single.total(), 100, "a lone destination takes everything");
+    }
+
+    #[test]
+    fn regex_rewrite_uses_capture_groups() {
+        let rw = RegexRewrite::new("^/service/([^/]+)(/.*)$", "\\2/instance/\\1").expect("valid");
+        assert_eq!(rw.apply("/service/foo/v1/api"), "/v1/api/instance/foo");
+        let rw = RegexRewrite::new("/old", "/new").expect("valid");
+        assert_eq!(rw.apply("/a/old/b/old"), "/a/new/b/new", "every match is replaced");
     }
 
     #[test]

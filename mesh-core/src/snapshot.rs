@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::host::{DEFAULT_DOMAIN, HostMap};
 use crate::policy::DestinationPolicy;
 use crate::route::HttpRule;
+use crate::router::RuleIndex;
 use crate::service::{GatewayDecl, ServiceDecl, WorkloadDecl};
 
 /// Where VirtualServices apply: the mesh, or a Gateway.
@@ -50,13 +51,23 @@ impl fmt::Display for Binding {
     }
 }
 
-/// The rules for one host pattern under one binding, in evaluation order.
-#[derive(Debug, Clone, PartialEq)]
+/// The rules for one host pattern under one binding, in evaluation order, with an index that
+/// finds the first matching rule without testing every rule (see [`crate::router`]).
+#[derive(Debug, Clone)]
 pub struct VirtualHost {
     /// The host pattern as qualified (`reviews.default.svc.cluster.local`, `*.example.com`).
     pub pattern: Arc<str>,
     /// Rules; the first match wins.
     pub rules: Box<[Arc<HttpRule>]>,
+    pub(crate) index: RuleIndex,
+}
+
+impl VirtualHost {
+    /// A virtual host over `rules`, indexed.
+    pub fn new(pattern: Arc<str>, rules: Vec<Arc<HttpRule>>) -> Self {
+        let index = RuleIndex::build(&rules);
+        VirtualHost { pattern, rules: rules.into_boxed_slice(), index }
+    }
 }
 
 /// Snapshot-wide settings.
@@ -106,6 +117,10 @@ impl Snapshot {
     /// longest matching wildcard.
     pub fn virtual_host(&self, binding: &Binding, host: &str) -> Option<&Arc<VirtualHost>> {
         self.inner.routes.get(binding)?.get(host)
+    }
+
+    pub(crate) fn route_table(&self, binding: &Binding) -> Option<&HostMap<Arc<VirtualHost>>> {
+        self.inner.routes.get(binding)
     }
 
     /// Bindings that have routes.
@@ -189,6 +204,7 @@ pub struct HostConflict {
 pub struct SnapshotBuilder {
     inner: Inner,
     owners: BTreeMap<(Binding, Arc<str>), String>,
+    routes: BTreeMap<Binding, HostMap<Vec<Arc<HttpRule>>>>,
 }
 
 impl SnapshotBuilder {
@@ -200,6 +216,7 @@ impl SnapshotBuilder {
                 ..Inner::default()
             },
             owners: BTreeMap::new(),
+            routes: BTreeMap::new(),
         }
     }
 
@@ -228,19 +245,7 @@ impl SnapshotBuilder {
         }
         self.owners.entry(key).or_insert_with(|| owner.to_string());
         self.inner.rule_count += rules.len();
-        let table = self.inner.routes.entry(binding).or_default();
-        let vh = table.entry_or_insert_with(host, || {
-            Arc::new(VirtualHost {
-                pattern: Arc::from(host),
-                rules: Box::new([]),
-            })
-        });
-        let mut all: Vec<Arc<HttpRule>> = vh.rules.to_vec();
-        all.extend(rules);
-        *vh = Arc::new(VirtualHost {
-            pattern: vh.pattern.clone(),
-            rules: all.into_boxed_slice(),
-        });
+        self.routes.entry(binding).or_default().entry_or_insert_with(host, Vec::new).extend(rules);
         Ok(())
     }
 
@@ -285,10 +290,16 @@ impl SnapshotBuilder {
         );
     }
 
-    /// Freeze into a snapshot.
-    pub fn build(self) -> Snapshot {
-        Snapshot {
-            inner: Arc::new(self.inner),
+    /// Freeze into a snapshot, indexing every virtual host's rules.
+    pub fn build(mut self) -> Snapshot {
+        for (binding, hosts) in std::mem::take(&mut self.routes) {
+            let mut table = HostMap::new();
+            for (pattern, rules) in hosts.into_entries() {
+                let vh = VirtualHost::new(Arc::from(pattern.as_str()), rules);
+                table.insert(&pattern, Arc::new(vh));
+            }
+            self.inner.routes.insert(binding, table);
         }
+        Snapshot { inner: Arc::new(self.inner) }
     }
 }

@@ -1,0 +1,190 @@
+//! The parts of a request routing looks at, and who sent it.
+//!
+//! Routing needs no body and no I/O: [`RequestView`] borrows the method, scheme, authority, path,
+//! query and headers of a request (from an `http::Request`, a proxy's parsed request, or the
+//! `mesh explain` command line), and [`ClientIdentity`] says which workload sends it.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Read access to request headers by lower-case name.
+pub trait HeaderSource {
+    /// The value of header `name` (lower case). Several values are joined with `,`, as Envoy
+    /// does before matching.
+    fn header(&self, name: &str) -> Option<Cow<'_, str>>;
+}
+
+impl HeaderSource for http::HeaderMap {
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let first = values.next()?;
+        match values.next() {
+            None => Some(Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first},{second}");
+                for v in values {
+                    joined.push(',');
+                    joined.push_str(v);
+                }
+                Some(Cow::Owned(joined))
+            }
+        }
+    }
+}
+
+/// Headers as a list of `(name, value)` pairs (names compared case-insensitively).
+impl HeaderSource for Vec<(String, String)> {
+    fn header(&self, name: &str) -> Option<Cow<'_, str>> {
+        let mut values = self.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        let rest: Vec<&str> = values.collect();
+        if rest.is_empty() {
+            Some(Cow::Borrowed(first))
+        } else {
+            Some(Cow::Owned(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(",")))
+        }
+    }
+}
+
+/// What routing reads from a request.
+#[derive(Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Method (`GET`).
+    pub method: &'a str,
+    /// Scheme (`http` or `https`).
+    pub scheme: &'a str,
+    /// Host header / `:authority`, possibly with a port.
+    pub authority: &'a str,
+    /// Path, without the query string.
+    pub path: &'a str,
+    /// Query string, without the `?`.
+    pub query: Option<&'a str>,
+    /// Headers.
+    pub headers: &'a dyn HeaderSource,
+}
+
+impl std::fmt::Debug for RequestView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestView")
+            .field("method", &self.method)
+            .field("scheme", &self.scheme)
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> RequestView<'a> {
+    /// A view of an `http::Request` (or its parts). The authority comes from the URI, else the
+    /// `Host` header; the scheme from the URI, else `http`.
+    pub fn from_http(method: &'a http::Method, uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Self {
+        let authority = uri
+            .authority()
+            .map(http::uri::Authority::as_str)
+            .or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+            .unwrap_or("");
+        RequestView {
+            method: method.as_str(),
+            scheme: uri.scheme_str().unwrap_or("http"),
+            authority,
+            path: uri.path(),
+            query: uri.query(),
+            headers,
+        }
+    }
+
+    /// The host part of the authority, lower case, without port or trailing dot.
+    pub fn host(&self) -> String {
+        let (host, _) = split_authority(self.authority);
+        host.trim_end_matches('.').to_ascii_lowercase()
+    }
+
+    /// The port: the authority's, else the scheme's default (80 / 443).
+    pub fn port(&self) -> u16 {
+        match split_authority(self.authority).1 {
+            Some(p) => p,
+            None if self.scheme.eq_ignore_ascii_case("https") => 443,
+            None => 80,
+        }
+    }
+
+    /// The first value of query parameter `name` (`Some("")` for a bare `?name`).
+    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+        self.query?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name).then_some(v)
+        })
+    }
+}
+
+/// Split `host[:port]` (IPv6 in brackets) into host and port.
+pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some((host, after)) = rest.split_once(']') {
+            let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host, port);
+        }
+        return (authority, None);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(p) => (host, Some(p)),
+            Err(_) => (authority, None),
+        },
+        _ => (authority, None),
+    }
+}
+
+/// The workload sending requests: its namespace and labels (for `sourceNamespace`,
+/// `sourceLabels`, and resolving short host names).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientIdentity {
+    /// Namespace (`default` when unset).
+    pub namespace: Arc<str>,
+    /// Labels (`app`, `version`, ...).
+    pub labels: BTreeMap<Arc<str>, Arc<str>>,
+}
+
+impl ClientIdentity {
+    /// A client in `namespace` with `labels`.
+    pub fn new<'a>(namespace: &str, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        ClientIdentity {
+            namespace: Arc::from(if namespace.is_empty() { "default" } else { namespace }),
+            labels: labels.into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities() {
+        assert_eq!(split_authority("reviews:9080"), ("reviews", Some(9080)));
+        assert_eq!(split_authority("reviews"), ("reviews", None));
+        assert_eq!(split_authority("[::1]:8080"), ("::1", Some(8080)));
+        assert_eq!(split_authority("::1"), ("::1", None));
+    }
+
+    #[test]
+    fn views() {
+        let headers: Vec<(String, String)> = vec![("X-A".into(), "1".into()), ("x-a".into(), "2".into())];
+        let v = RequestView {
+            method: "GET",
+            scheme: "https",
+            authority: "Reviews.Default.",
+            path: "/p",
+            query: Some("a=1&b&c=3"),
+            headers: &headers,
+        };
+        assert_eq!(v.host(), "reviews.default");
+        assert_eq!(v.port(), 443);
+        assert_eq!(v.query_param("b"), Some(""));
+        assert_eq!(v.query_param("c"), Some("3"));
+        assert_eq!(v.query_param("d"), None);
+        assert_eq!(v.headers.header("x-a").as_deref(), Some("1,2"));
+    }
+}

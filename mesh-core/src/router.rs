@@ -1,0 +1,513 @@
+//! Routing a request with Istio's semantics.
+//!
+//! Reference: <https://istio.io/latest/docs/reference/config/networking/virtual-service/>.
+//!
+//! 1. **Host.** The request's host (port and trailing dot removed, lower-cased) is looked up under
+//!    the binding (mesh or a Gateway). For the mesh, short names resolve the way Kubernetes DNS and
+//!    Istio's sidecar domains do: `reviews` → `reviews.<client-ns>.svc.<domain>`,
+//!    `reviews.bookinfo` → `reviews.bookinfo.svc.<domain>`, `reviews.bookinfo.svc` →
+//!    `reviews.bookinfo.svc.<domain>`. Exact hosts win over wildcards; longer wildcards over
+//!    shorter. A host with no VirtualService routes to itself ([`RouteDecision::Default`]).
+//! 2. **Rules.** `http[]` rules are tried in order and the first with a matching `match[]` entry
+//!    wins; entries are ORed, the fields of an entry ANDed; a rule without `match` matches
+//!    everything. No matching rule on a host that has a VirtualService is a 404
+//!    ([`RouteDecision::NoRoute`], Envoy's `NR`).
+//! 3. **Conditions.** `uri`, `scheme`, `method`, `authority`: exact / plain prefix / RE2 full
+//!    match (`ignoreUriCase` for `uri` exact and prefix). Headers by case-insensitive name, several
+//!    values joined with `,`; `{}` means present. `withoutHeaders` holds when the header is absent
+//!    or does not match. `queryParams` on raw values. `port`, `sourceLabels`, `sourceNamespace`.
+//!
+//! First-match-wins does not mean testing every rule: [`RuleIndex`] files each `match[]` entry
+//! under its cheapest selective condition — an exact path (hash map), a path prefix (byte trie),
+//! or an exact header value (hash map per header) — and only entries that could match are
+//! checked, in rule order, stopping as soon as no earlier rule can still win. Entries with none of
+//! those conditions (regexes, catch-alls) are checked in order as usual.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::host::HostMap;
+use crate::matcher::StringMatcher;
+use crate::request::{ClientIdentity, RequestView};
+use crate::route::{HeaderCondition, HttpRule, Redirect, RedirectPort, RequestMatch, Rewrite};
+use crate::snapshot::{Binding, Snapshot, VirtualHost};
+
+/// Why a `match[]` entry did not match a request (for `mesh explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The path.
+    Uri,
+    /// The scheme.
+    Scheme,
+    /// The method.
+    Method,
+    /// The authority.
+    Authority,
+    /// A header condition.
+    Header(Arc<str>),
+    /// A `withoutHeaders` condition (the header was there and matched).
+    WithoutHeader(Arc<str>),
+    /// A query parameter.
+    QueryParam(Arc<str>),
+    /// The port.
+    Port,
+    /// The client's labels.
+    SourceLabels,
+    /// The client's namespace.
+    SourceNamespace,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Uri => f.write_str("uri does not match"),
+            Mismatch::Scheme => f.write_str("scheme does not match"),
+            Mismatch::Method => f.write_str("method does not match"),
+            Mismatch::Authority => f.write_str("authority does not match"),
+            Mismatch::Header(h) => write!(f, "header {h} does not match"),
+            Mismatch::WithoutHeader(h) => write!(f, "header {h} is present and matches withoutHeaders"),
+            Mismatch::QueryParam(q) => write!(f, "query parameter {q} does not match"),
+            Mismatch::Port => f.write_str("port does not match"),
+            Mismatch::SourceLabels => f.write_str("client labels do not match sourceLabels"),
+            Mismatch::SourceNamespace => f.write_str("client namespace does not match sourceNamespace"),
+        }
+    }
+}
+
+fn condition_holds(cond: &HeaderCondition, value: Option<&str>) -> bool {
+    match (cond, value) {
+        (HeaderCondition::Present, v) => v.is_some(),
+        (HeaderCondition::Match(m), Some(v)) => m.matches(v),
+        (HeaderCondition::Match(_), None) => false,
+    }
+}
+
+impl RequestMatch {
+    /// Check every condition; the first that fails is returned.
+    pub fn check(&self, req: &RequestView<'_>, client: &ClientIdentity, port: u16) -> Result<(), Mismatch> {
+        if let Some(uri) = &self.uri {
+            let ok = if self.ignore_uri_case { uri.matches_ignore_case(req.path) } else { uri.matches(req.path) };
+            if !ok {
+                return Err(Mismatch::Uri);
+            }
+        }
+        if let Some(p) = self.port
+            && p != port
+        {
+            return Err(Mismatch::Port);
+        }
+        if let Some(m) = &self.method
+            && !m.matches(req.method)
+        {
+            return Err(Mismatch::Method);
+        }
+        if let Some(m) = &self.scheme
+            && !m.matches(req.scheme)
+        {
+            return Err(Mismatch::Scheme);
+        }
+        if let Some(m) = &self.authority
+            && !m.matches(req.authority)
+        {
+            return Err(Mismatch::Authority);
+        }
+        for (name, cond) in self.headers.iter() {
+            if !condition_holds(cond, req.headers.header(name).as_deref()) {
+                return Err(Mismatch::Header(name.clone()));
+            }
+        }
+        for (name, cond) in self.without_headers.iter() {
+            if condition_holds(cond, req.headers.header(name).as_deref()) {
+                return Err(Mismatch::WithoutHeader(name.clone()));
+            }
+        }
+        for (name, cond) in self.query_params.iter() {
+            if !condition_holds(cond, req.query_param(name)) {
+                return Err(Mismatch::QueryParam(name.clone()));
+            }
+        }
+        if !self.source_labels.iter().all(|(k, v)| client.labels.get(k).is_some_and(|l| l == v)) {
+            return Err(Mismatch::SourceLabels);
+        }
+        if let Some(ns) = &self.source_namespace
+            && ns != &client.namespace
+        {
+            return Err(Mismatch::SourceNamespace);
+        }
+        Ok(())
+    }
+
+    /// Does the request satisfy every condition?
+    pub fn matches(&self, req: &RequestView<'_>, client: &ClientIdentity, port: u16) -> bool {
+        self.check(req, client, port).is_ok()
+    }
+}
+
+const NO_MATCH_ENTRY: u32 = u32::MAX;
+
+/// A byte trie of path prefixes; each node lists the entries whose prefix ends there.
+#[derive(Debug, Clone, Default)]
+struct Trie {
+    /// Node 0 is the root (the empty prefix).
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TrieNode {
+    children: Vec<(u8, u32)>,
+    entries: Vec<u32>,
+}
+
+impl Trie {
+    fn insert(&mut self, prefix: &[u8], entry: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(TrieNode::default());
+        }
+        let mut at = 0usize;
+        for &b in prefix {
+            let next = match self.nodes[at].children.binary_search_by_key(&b, |(c, _)| *c) {
+                Ok(i) => self.nodes[at].children[i].1 as usize,
+                Err(i) => {
+                    let id = self.nodes.len();
+                    self.nodes.push(TrieNode::default());
+                    self.nodes[at].children.insert(i, (b, id as u32));
+                    id
+                }
+            };
+            at = next;
+        }
+        self.nodes[at].entries.push(entry);
+    }
+
+    /// Entry lists of every prefix of `path` present in the trie, shortest first.
+    fn walk<'a>(&'a self, path: &'a [u8]) -> impl Iterator<Item = &'a [u32]> + 'a {
+        let mut at = if self.nodes.is_empty() { None } else { Some(0usize) };
+        let mut depth = 0usize;
+        std::iter::from_fn(move || {
+            let node = at?;
+            let entries = &self.nodes[node].entries[..];
+            at = path.get(depth).and_then(|b| {
+                let children = &self.nodes[node].children;
+                children.binary_search_by_key(b, |(c, _)| *c).ok().map(|i| children[i].1 as usize)
+            });
+            depth += 1;
+            Some(entries)
+        })
+    }
+}
+
+/// An index over a virtual host's rules (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleIndex {
+    /// Ordinal → (rule, entry in the rule's `matches`, or NO_MATCH_ENTRY for a catch-all).
+    entries: Box<[(u32, u32)]>,
+    exact_path: HashMap<Box<str>, Vec<u32>>,
+    prefixes: Trie,
+    header_exact: Vec<(Arc<str>, HashMap<Box<str>, Vec<u32>>)>,
+    rest: Vec<u32>,
+}
+
+impl RuleIndex {
+    pub(crate) fn build(rules: &[Arc<HttpRule>]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        let mut entries = Vec::new();
+        for (r, rule) in rules.iter().enumerate() {
+            if rule.matches.is_empty() {
+                index.rest.push(entries.len() as u32);
+                entries.push((r as u32, NO_MATCH_ENTRY));
+                continue;
+            }
+            for (m, entry) in rule.matches.iter().enumerate() {
+                let ord = entries.len() as u32;
+                entries.push((r as u32, m as u32));
+                match (&entry.uri, entry.ignore_uri_case) {
+                    (Some(StringMatcher::Exact(p)), false) => {
+                        index.exact_path.entry(Box::from(&**p)).or_default().push(ord);
+                        continue;
+                    }
+                    (Some(StringMatcher::Prefix(p)), false) => {
+                        index.prefixes.insert(p.as_bytes(), ord);
+                        continue;
+                    }
+                    _ => {}
+                }
+                let header = entry.headers.iter().find_map(|(name, cond)| match cond {
+                    HeaderCondition::Match(StringMatcher::Exact(v)) => Some((name.clone(), v.clone())),
+                    _ => None,
+                });
+                match header {
+                    Some((name, value)) => {
+                        let slot = match index.header_exact.iter().position(|(n, _)| *n == name) {
+                            Some(i) => i,
+                            None => {
+                                index.header_exact.push((name, HashMap::new()));
+                                index.header_exact.len() - 1
+                            }
+                        };
+                        index.header_exact[slot].1.entry(Box::from(&*value)).or_default().push(ord);
+                    }
+                    None => index.rest.push(ord),
+                }
+            }
+        }
+        index.entries = entries.into_boxed_slice();
+        index
+    }
+
+    /// The first (rule, match entry) that matches, in rule order.
+    pub(crate) fn first_match(
+        &self,
+        rules: &[Arc<HttpRule>],
+        req: &RequestView<'_>,
+        client: &ClientIdentity,
+        port: u16,
+    ) -> Option<(usize, Option<usize>)> {
+        let mut best = u32::MAX;
+        let mut consider = |list: &[u32]| {
+            for &ord in list {
+                if ord >= best {
+                    return;
+                }
+                let (r, m) = self.entries[ord as usize];
+                let hit = m == NO_MATCH_ENTRY || rules[r as usize].matches[m as usize].matches(req, client, port);
+                if hit {
+                    best = ord;
+                    return;
+                }
+            }
+        };
+        if let Some(list) = self.exact_path.get(req.path) {
+            consider(list);
+        }
+        for (name, values) in &self.header_exact {
+            if let Some(v) = req.headers.header(name)
+                && let Some(list) = values.get(&*v)
+            {
+                consider(list);
+            }
+        }
+        for list in self.prefixes.walk(req.path.as_bytes()) {
+            consider(list);
+        }
+        consider(&self.rest);
+        if best == u32::MAX {
+            return None;
+        }
+        let (r, m) = self.entries[best as usize];
+        Some((r as usize, (m != NO_MATCH_ENTRY).then_some(m as usize)))
+    }
+}
+
+/// The outcome of routing one request.
+#[derive(Debug, Clone)]
+pub enum RouteDecision<'s> {
+    /// No VirtualService applies: the request goes to the host itself.
+    Default {
+        /// The host the request resolved to (qualified for mesh short names).
+        host: String,
+    },
+    /// A VirtualService applies but none of its rules matched: 404 (Envoy flag `NR`).
+    NoRoute {
+        /// The host.
+        host: String,
+        /// The virtual host whose rules did not match.
+        virtual_host: &'s Arc<VirtualHost>,
+    },
+    /// A rule matched.
+    Matched {
+        /// The host.
+        host: String,
+        /// The virtual host.
+        virtual_host: &'s Arc<VirtualHost>,
+        /// The matching rule.
+        rule: &'s Arc<HttpRule>,
+        /// The `match[]` entry that matched (`None` for a rule without matches).
+        request_match: Option<&'s RequestMatch>,
+    },
+}
+
+impl RouteDecision<'_> {
+    /// The host the request resolved to.
+    pub fn host(&self) -> &str {
+        match self {
+            RouteDecision::Default { host } | RouteDecision::NoRoute { host, .. } | RouteDecision::Matched { host, .. } => host,
+        }
+    }
+}
+
+/// Host names to try for a request host, most literal first (see the module docs).
+fn host_candidates(host: &str, binding: &Binding, namespace: &str, domain: &str) -> [Option<String>; 3] {
+    if *binding != Binding::Mesh {
+        return [Some(host.to_string()), None, None];
+    }
+    let dots = host.bytes().filter(|b| *b == b'.').count();
+    let qualified = match dots {
+        0 => Some(format!("{host}.{namespace}.svc.{domain}")),
+        1 => Some(format!("{host}.svc.{domain}")),
+        _ if host.ends_with(".svc") => Some(format!("{host}.{domain}")),
+        _ => None,
+    };
+    [Some(host.to_string()), qualified, None]
+}
+
+fn find_host<'m, T>(map: &'m HostMap<T>, candidates: &[Option<String>]) -> Option<(&'m T, usize)> {
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(c) = c
+            && let Some(v) = map.get_exact(c)
+        {
+            return Some((v, i));
+        }
+    }
+    for (i, c) in candidates.iter().enumerate() {
+        if let Some(c) = c
+            && let Some(v) = map.get_wildcard(c)
+        {
+            return Some((v, i));
+        }
+    }
+    None
+}
+
+impl Snapshot {
+    /// Route a request sent by `client` under `binding` (see the module docs).
+    pub fn route<'s>(&'s self, binding: &Binding, req: &RequestView<'_>, client: &ClientIdentity) -> RouteDecision<'s> {
+        let host = req.host();
+        let candidates = host_candidates(&host, binding, &client.namespace, &self.settings().domain);
+        let found = self.route_table(binding).and_then(|table| find_host(table, &candidates));
+        let Some((vh, which)) = found else {
+            let resolved = self.default_host(&candidates);
+            return RouteDecision::Default { host: resolved };
+        };
+        let host = candidates[which].clone().unwrap_or(host);
+        match vh.index.first_match(&vh.rules, req, client, req.port()) {
+            None => RouteDecision::NoRoute { host, virtual_host: vh },
+            Some((r, m)) => {
+                let rule = &vh.rules[r];
+                RouteDecision::Matched { host, virtual_host: vh, rule, request_match: m.map(|m| &rule.matches[m]) }
+            }
+        }
+    }
+
+    /// The host a request without a VirtualService goes to: a declared service if one matches
+    /// (`reviews.bookinfo` finds `reviews.bookinfo.svc.cluster.local`), else a dotless short name
+    /// qualified with the client's namespace, else the host as written (`example.com`).
+    fn default_host(&self, candidates: &[Option<String>]) -> String {
+        for c in candidates.iter().flatten() {
+            if !self.services(c).is_empty() {
+                return c.clone();
+            }
+        }
+        let literal = candidates[0].clone().unwrap_or_default();
+        if literal.contains('.') { literal } else { candidates[1].clone().unwrap_or(literal) }
+    }
+}
+
+/// The path after `rewrite` (without the query string), or `None` when the path is unchanged.
+///
+/// `rewrite.uri` replaces the matched prefix when the rule matched on a `uri` prefix, and the
+/// whole path otherwise (exact or regex match, or no uri condition); `uriRegexRewrite` replaces
+/// every match of its pattern.
+pub fn rewrite_path(rewrite: &Rewrite, path: &str, request_match: Option<&RequestMatch>) -> Option<String> {
+    if let Some(uri) = &rewrite.uri {
+        return Some(match request_match.and_then(|m| m.uri.as_ref()) {
+            Some(StringMatcher::Prefix(prefix)) if path.len() >= prefix.len() => {
+                format!("{uri}{}", &path[prefix.len()..])
+            }
+            _ => uri.to_string(),
+        });
+    }
+    rewrite.uri_regex.as_ref().map(|rr| rr.apply(path))
+}
+
+/// The `Location` of a redirect, as Envoy builds it: scheme, authority and port replaced as
+/// configured (a scheme's default port is omitted), the path replaced (`uri`) or its matched prefix
+/// replaced (`prefixRewrite`), and the query string kept unless the new path carries its own.
+pub fn redirect_location(redirect: &Redirect, req: &RequestView<'_>, request_match: Option<&RequestMatch>) -> String {
+    let scheme = redirect.scheme.as_deref().unwrap_or(req.scheme).to_ascii_lowercase();
+    let (req_host, req_port) = crate::request::split_authority(req.authority);
+    let host = match &redirect.authority {
+        Some(a) => crate::request::split_authority(a).0.to_string(),
+        None => req_host.to_string(),
+    };
+    let default_port = |s: &str| if s == "https" { 443 } else { 80 };
+    let port = match redirect.port {
+        RedirectPort::Fixed(p) => Some(p),
+        RedirectPort::FromProtocolDefault => None,
+        RedirectPort::FromRequestPort => Some(req.port()),
+        RedirectPort::Keep => match (&redirect.authority, req_port) {
+            (Some(a), _) => crate::request::split_authority(a).1,
+            // A scheme change drops the old scheme's default port.
+            (None, Some(p)) if redirect.scheme.is_some() && p == default_port(req.scheme) => None,
+            (None, p) => p,
+        },
+    }
+    .filter(|p| *p != default_port(&scheme));
+    let (path, query) = match (&redirect.uri, &redirect.prefix_rewrite) {
+        (Some(uri), _) => match uri.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (uri.to_string(), req.query.map(str::to_string)),
+        },
+        (None, Some(prefix)) => {
+            let matched = match request_match.and_then(|m| m.uri.as_ref()) {
+                Some(StringMatcher::Prefix(p)) => p.len().min(req.path.len()),
+                _ => 0,
+            };
+            (format!("{prefix}{}", &req.path[matched..]), req.query.map(str::to_string))
+        }
+        (None, None) => (req.path.to_string(), req.query.map(str::to_string)),
+    };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let mut out = format!("{scheme}://{host}");
+    if let Some(p) = port {
+        out.push_str(&format!(":{p}"));
+    }
+    out.push_str(&path);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        out.push('?');
+        out.push_str(&q);
+    }
+    out
+}
+
+/// How one rule fared against a request (for explanations; not used on the request path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleTrace {
+    /// The rule has no `match`: it takes every request.
+    CatchAll,
+    /// `match[i]` matched.
+    Matched(usize),
+    /// No entry matched; each entry's first failing condition, by original index.
+    NotMatched(Vec<(usize, Mismatch)>),
+}
+
+/// Evaluate every rule of `vh` up to the first that matches, saying why each did or did not.
+pub fn trace_rules(vh: &VirtualHost, req: &RequestView<'_>, client: &ClientIdentity) -> Vec<(usize, RuleTrace)> {
+    let port = req.port();
+    let mut out = Vec::new();
+    for (i, rule) in vh.rules.iter().enumerate() {
+        if rule.matches.is_empty() {
+            out.push((i, RuleTrace::CatchAll));
+            break;
+        }
+        let mut misses = Vec::new();
+        let mut hit = None;
+        for m in rule.matches.iter() {
+            match m.check(req, client, port) {
+                Ok(()) => {
+                    hit = Some(m.index);
+                    break;
+                }
+                Err(why) => misses.push((m.index, why)),
+            }
+        }
+        match hit {
+            Some(j) => {
+                out.push((i, RuleTrace::Matched(j)));
+                break;
+            }
+            None => out.push((i, RuleTrace::NotMatched(misses))),
+        }
+    }
+    out
+}
