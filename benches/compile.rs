@@ -52,20 +52,15 @@ fn bench_compile(c: &mut Criterion) {
     for n in [1usize, 100, 10_000] {
         let text = virtual_services(n);
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(
-            BenchmarkId::new("load+validate+compile", n),
-            &text,
-            |b, text| {
-                b.iter(|| {
-                    let loaded =
-                        load_str(black_box(text), None, &LoadOptions::default()).expect("yaml");
-                    let mut store = ConfigStore::default();
-                    let report = store.apply(loaded);
-                    assert_eq!(report.errors().count(), 0);
-                    black_box(store.snapshot().rule_count())
-                })
-            },
-        );
+        group.bench_with_input(BenchmarkId::new("load+validate+compile", n), &text, |b, text| {
+            b.iter(|| {
+                let loaded = load_str(black_box(text), None, &LoadOptions::default()).expect("yaml");
+                let mut store = ConfigStore::default();
+                let report = store.apply(loaded);
+                assert_eq!(report.errors().count(), 0);
+                black_box(store.snapshot().rule_count())
+            })
+        });
     }
     group.finish();
 }

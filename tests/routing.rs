@@ -76,7 +76,9 @@ fn outcome(s: &Snapshot, binding: &Binding, r: &Req, client: &ClientIdentity) ->
                 .map(|d| format!("{}@{}", d.destination.subset.as_deref().unwrap_or("-"), d.destination.host))
                 .collect::<Vec<_>>()
                 .join("+"),
-            RouteAction::Redirect(rd) => format!("redirect {} {}", rd.code, redirect_location(rd, &r.view(), request_match)),
+            RouteAction::Redirect(rd) => {
+                format!("redirect {} {}", rd.code, redirect_location(rd, &r.view(), request_match))
+            }
             RouteAction::DirectResponse(d) => format!("respond {}", d.status),
             RouteAction::Delegate { name, .. } => format!("delegate {name}"),
         },
@@ -92,7 +94,10 @@ const R: &str = "reviews.default.svc.cluster.local";
 #[test]
 fn bookinfo_reviews_v3() {
     let s = snapshot(include_str!("../examples/bookinfo/config/virtual-service-reviews-v3.yaml"));
-    assert_eq!(outcome(&s, &Binding::Mesh, &req("GET http://reviews:9080/reviews/0"), &client("default")), format!("v3@{R}"));
+    assert_eq!(
+        outcome(&s, &Binding::Mesh, &req("GET http://reviews:9080/reviews/0"), &client("default")),
+        format!("v3@{R}")
+    );
 }
 
 #[test]
@@ -115,7 +120,14 @@ fn jason_goes_to_v2_and_header_names_ignore_case() {
 fn short_names_resolve_like_kubernetes_dns() {
     let s = snapshot(include_str!("../examples/bookinfo/config/virtual-service-reviews-v3.yaml"));
     let want = format!("v3@{R}");
-    for authority in ["reviews", "reviews:9080", "reviews.default", "reviews.default.svc", "reviews.default.svc.cluster.local", "REVIEWS.default.svc.cluster.local."] {
+    for authority in [
+        "reviews",
+        "reviews:9080",
+        "reviews.default",
+        "reviews.default.svc",
+        "reviews.default.svc.cluster.local",
+        "REVIEWS.default.svc.cluster.local.",
+    ] {
         let r = req(&format!("GET http://{authority}/"));
         assert_eq!(outcome(&s, &Binding::Mesh, &r, &client("default")), want, "{authority}");
     }
@@ -198,7 +210,16 @@ fn every_condition_kind() {
         (req("GET http://api.example.com:81/x"), &c, h("port81")),
     ];
     for (r, who, want) in cases {
-        assert_eq!(outcome(&s, &Binding::Mesh, &r, who), want, "{} {}{}?{:?} {:?}", r.method, r.authority, r.path, r.query, r.headers);
+        assert_eq!(
+            outcome(&s, &Binding::Mesh, &r, who),
+            want,
+            "{} {}{}?{:?} {:?}",
+            r.method,
+            r.authority,
+            r.path,
+            r.query,
+            r.headers
+        );
     }
 }
 
@@ -269,7 +290,10 @@ fn gateway_routes_apply_only_on_their_gateway() {
     assert_eq!(outcome(&s, &gw, &req("GET http://bookinfo.example.com/productpage"), &c), pp);
     assert_eq!(outcome(&s, &gw, &req("GET http://1.2.3.4:8080/api/v1/products/1"), &c), pp);
     assert_eq!(outcome(&s, &gw, &req("GET http://bookinfo.example.com/admin"), &c), "404");
-    assert_eq!(outcome(&s, &Binding::Mesh, &req("GET http://bookinfo.example.com/productpage"), &c), "default:bookinfo.example.com");
+    assert_eq!(
+        outcome(&s, &Binding::Mesh, &req("GET http://bookinfo.example.com/productpage"), &c),
+        "default:bookinfo.example.com"
+    );
 }
 
 #[test]
@@ -331,9 +355,13 @@ spec:
 "#,
     );
     let c = client("default");
-    for (path, want) in [("/api/v1/items", "/v1/items"), ("/health", "/healthz"), ("/service/foo/bar", "/bar/instance/foo")] {
+    for (path, want) in
+        [("/api/v1/items", "/v1/items"), ("/health", "/healthz"), ("/service/foo/bar", "/bar/instance/foo")]
+    {
         let r = req(&format!("GET http://svc{path}"));
-        let RouteDecision::Matched { rule, request_match, .. } = s.route(&Binding::Mesh, &r.view(), &c) else { panic!("{path}") };
+        let RouteDecision::Matched { rule, request_match, .. } = s.route(&Binding::Mesh, &r.view(), &c) else {
+            panic!("{path}")
+        };
         let rewrite = rule.rewrite.as_ref().expect("rewrite");
         assert_eq!(rewrite_path(rewrite, &r.path, request_match).as_deref(), Some(want));
     }

@@ -19,38 +19,17 @@ use meshwork::core::{Binding, Snapshot};
 
 /// The walkthrough: step name and the files `kubectl apply`'d at that step.
 const STEPS: &[(&str, &[&str])] = &[
-    (
-        "route everything to v1",
-        &["destination-rule-all.yaml", "virtual-service-all-v1.yaml"],
-    ),
+    ("route everything to v1", &["destination-rule-all.yaml", "virtual-service-all-v1.yaml"]),
     ("route reviews to v3", &["virtual-service-reviews-v3.yaml"]),
-    (
-        "user jason to v2, others v3",
-        &["virtual-service-reviews-jason-v2-v3.yaml"],
-    ),
-    (
-        "shift 90/10 (v1/v2)",
-        &["virtual-service-reviews-90-10.yaml"],
-    ),
-    (
-        "shift 80/20 (v1/v2)",
-        &["virtual-service-reviews-80-20.yaml"],
-    ),
+    ("user jason to v2, others v3", &["virtual-service-reviews-jason-v2-v3.yaml"]),
+    ("shift 90/10 (v1/v2)", &["virtual-service-reviews-90-10.yaml"]),
+    ("shift 80/20 (v1/v2)", &["virtual-service-reviews-80-20.yaml"]),
     (
         "jason and v2: 7s ratings delay",
-        &[
-            "virtual-service-reviews-jason-v2-v3.yaml",
-            "virtual-service-ratings-test-delay.yaml",
-        ],
+        &["virtual-service-reviews-jason-v2-v3.yaml", "virtual-service-ratings-test-delay.yaml"],
     ),
-    (
-        "jason: ratings aborts with 500",
-        &["virtual-service-ratings-test-abort.yaml"],
-    ),
-    (
-        "circuit breaker (httpbin)",
-        &["circuit-breaker-httpbin.yaml"],
-    ),
+    ("jason: ratings aborts with 500", &["virtual-service-ratings-test-abort.yaml"]),
+    ("circuit breaker (httpbin)", &["circuit-breaker-httpbin.yaml"]),
 ];
 
 fn main() -> Result<()> {
@@ -60,19 +39,12 @@ fn main() -> Result<()> {
     println!(
         "meshwork Bookinfo walkthrough (configuration view; services and traffic arrive with the Bookinfo issue)\n"
     );
-    println!(
-        "{:<34} {:<48} ratings.default (mesh)",
-        "step", "reviews.default (mesh)"
-    );
+    println!("{:<34} {:<48} ratings.default (mesh)", "step", "reviews.default (mesh)");
     println!("{}", "-".repeat(120));
     for (step, files) in STEPS {
         applied.extend(files.iter().map(|f| dir.join(f)));
         let mut loaded = load_paths(&applied, &LoadOptions::default());
-        anyhow::ensure!(
-            loaded.failed.is_empty(),
-            "unreadable config: {:?}",
-            loaded.failed
-        );
+        anyhow::ensure!(loaded.failed.is_empty(), "unreadable config: {:?}", loaded.failed);
         loaded.resources = kubectl_apply_order(loaded.resources);
         let report = store.apply(loaded);
         if let Some(e) = report.errors().next() {
@@ -129,11 +101,7 @@ fn describe(snapshot: &Snapshot, host: &str) -> String {
     let Some(vh) = snapshot.virtual_host(&Binding::Mesh, host) else {
         return "no VirtualService".to_string();
     };
-    vh.rules
-        .iter()
-        .map(|r| describe_rule(r))
-        .collect::<Vec<_>>()
-        .join("; ")
+    vh.rules.iter().map(|r| describe_rule(r)).collect::<Vec<_>>().join("; ")
 }
 
 fn describe_rule(rule: &HttpRule) -> String {
@@ -153,11 +121,7 @@ fn describe_rule(rule: &HttpRule) -> String {
         })
         .collect::<Vec<_>>()
         .join("|");
-    let condition = if condition.is_empty() {
-        "*".to_string()
-    } else {
-        condition
-    };
+    let condition = if condition.is_empty() { "*".to_string() } else { condition };
     let target = match &rule.action {
         RouteAction::Route(w) => {
             let total = w.total().max(1) as f64;

@@ -37,9 +37,7 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions {
-            domain: mesh_core::host::DEFAULT_DOMAIN.to_string(),
-        }
+        CompileOptions { domain: mesh_core::host::DEFAULT_DOMAIN.to_string() }
     }
 }
 
@@ -55,16 +53,10 @@ pub struct Compiled {
 /// Compile resources, in order (earlier VirtualServices win host conflicts under the mesh, as the
 /// oldest does in Istio).
 pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
-    let mut builder = SnapshotBuilder::new(Settings {
-        domain: Arc::from(options.domain.as_str()),
-    });
+    let mut builder = SnapshotBuilder::new(Settings { domain: Arc::from(options.domain.as_str()) });
     let mut diagnostics = Vec::new();
     for r in resources {
-        let mut c = Ctx {
-            r,
-            domain: &options.domain,
-            diagnostics: &mut diagnostics,
-        };
+        let mut c = Ctx { r, domain: &options.domain, diagnostics: &mut diagnostics };
         match &r.spec {
             Spec::VirtualService(v) => c.virtual_service(&mut builder, v),
             Spec::DestinationRule(d) => builder.add_destination_rule(c.destination_rule(d)),
@@ -77,10 +69,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             }),
         }
     }
-    Compiled {
-        snapshot: builder.build(),
-        diagnostics,
-    }
+    Compiled { snapshot: builder.build(), diagnostics }
 }
 
 struct Ctx<'a> {
@@ -183,11 +172,7 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for (name, m) in map {
             let Some(m) = m else { continue };
-            let key = if lowercase {
-                name.to_ascii_lowercase()
-            } else {
-                name.clone()
-            };
+            let key = if lowercase { name.to_ascii_lowercase() } else { name.clone() };
             let cond = if star_means_present && m.regex.as_deref() == Some("*") {
                 route::HeaderCondition::Present
             } else {
@@ -201,28 +186,11 @@ impl Ctx<'_> {
         out.into_boxed_slice()
     }
 
-    fn request_match(
-        &mut self,
-        index: usize,
-        m: &vs::HttpMatchRequest,
-        path: &str,
-    ) -> route::RequestMatch {
-        let uri = m
-            .uri
-            .as_ref()
-            .and_then(|u| self.string_match(u, &format!("{path}.uri")));
-        let scheme = m
-            .scheme
-            .as_ref()
-            .and_then(|u| self.string_match(u, &format!("{path}.scheme")));
-        let method = m
-            .method
-            .as_ref()
-            .and_then(|u| self.string_match(u, &format!("{path}.method")));
-        let authority = m
-            .authority
-            .as_ref()
-            .and_then(|u| self.string_match(u, &format!("{path}.authority")));
+    fn request_match(&mut self, index: usize, m: &vs::HttpMatchRequest, path: &str) -> route::RequestMatch {
+        let uri = m.uri.as_ref().and_then(|u| self.string_match(u, &format!("{path}.uri")));
+        let scheme = m.scheme.as_ref().and_then(|u| self.string_match(u, &format!("{path}.scheme")));
+        let method = m.method.as_ref().and_then(|u| self.string_match(u, &format!("{path}.method")));
+        let authority = m.authority.as_ref().and_then(|u| self.string_match(u, &format!("{path}.authority")));
         route::RequestMatch {
             index,
             name: opt_arc(&m.name),
@@ -231,25 +199,11 @@ impl Ctx<'_> {
             method,
             authority,
             headers: self.conditions(&m.headers, true, false, &format!("{path}.headers")),
-            without_headers: self.conditions(
-                &m.without_headers,
-                true,
-                true,
-                &format!("{path}.withoutHeaders"),
-            ),
-            query_params: self.conditions(
-                &m.query_params,
-                false,
-                false,
-                &format!("{path}.queryParams"),
-            ),
+            without_headers: self.conditions(&m.without_headers, true, true, &format!("{path}.withoutHeaders")),
+            query_params: self.conditions(&m.query_params, false, false, &format!("{path}.queryParams")),
             ignore_uri_case: m.ignore_uri_case,
             port: m.port.and_then(port16),
-            source_labels: m
-                .source_labels
-                .iter()
-                .map(|(k, v)| (arc(k), arc(v)))
-                .collect(),
+            source_labels: m.source_labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
             source_namespace: opt_arc(&m.source_namespace),
         }
     }
@@ -259,28 +213,21 @@ impl Ctx<'_> {
             return route::HeaderOps::default();
         };
         let pairs = |m: &BTreeMap<String, String>| -> Box<[(Arc<str>, Arc<str>)]> {
-            m.iter()
-                .map(|(k, v)| (arc(&k.to_ascii_lowercase()), arc(v)))
-                .collect()
+            m.iter().map(|(k, v)| (arc(&k.to_ascii_lowercase()), arc(v))).collect()
         };
         route::HeaderOps {
             set: pairs(&ops.set),
             add: pairs(&ops.add),
-            remove: ops
-                .remove
-                .iter()
-                .map(|k| arc(&k.to_ascii_lowercase()))
-                .collect(),
+            remove: ops.remove.iter().map(|k| arc(&k.to_ascii_lowercase())).collect(),
         }
     }
 
     fn header_edits(h: &Option<vs::Headers>) -> route::HeaderEdits {
         match h {
             None => route::HeaderEdits::default(),
-            Some(h) => route::HeaderEdits {
-                request: Self::header_ops(&h.request),
-                response: Self::header_ops(&h.response),
-            },
+            Some(h) => {
+                route::HeaderEdits { request: Self::header_ops(&h.request), response: Self::header_ops(&h.response) }
+            }
         }
     }
 
@@ -324,17 +271,10 @@ impl Ctx<'_> {
         Some(route::Fault { delay, abort })
     }
 
-    fn cors(
-        c: &Option<vs::CorsPolicy>,
-        this: &mut Self,
-        path: &str,
-    ) -> Option<Arc<route::CorsPolicy>> {
+    fn cors(c: &Option<vs::CorsPolicy>, this: &mut Self, path: &str) -> Option<Arc<route::CorsPolicy>> {
         let c = c.as_ref()?;
-        let mut origins: Vec<StringMatcher> = c
-            .allow_origins
-            .iter()
-            .filter_map(|o| this.string_match(o, &format!("{path}.allowOrigins")))
-            .collect();
+        let mut origins: Vec<StringMatcher> =
+            c.allow_origins.iter().filter_map(|o| this.string_match(o, &format!("{path}.allowOrigins"))).collect();
         origins.extend(c.allow_origin.iter().map(|o| StringMatcher::Exact(arc(o))));
         let list = |v: &Vec<String>| -> Box<[Arc<str>]> { v.iter().map(|s| arc(s)).collect() };
         Some(Arc::new(route::CorsPolicy {
@@ -344,23 +284,18 @@ impl Ctx<'_> {
             expose_headers: list(&c.expose_headers),
             max_age: duration(&c.max_age),
             allow_credentials: c.allow_credentials,
-            forward_unmatched_preflights: c.unmatched_preflights
-                != Some(vs::UnmatchedPreflights::IGNORE),
+            forward_unmatched_preflights: c.unmatched_preflights != Some(vs::UnmatchedPreflights::IGNORE),
         }))
     }
 
     fn action(&mut self, h: &vs::HttpRoute) -> RouteAction {
         if let Some(r) = &h.redirect {
             let port = match (r.port, r.derive_port) {
-                (Some(p), _) => {
-                    port16(p).map_or(route::RedirectPort::Keep, route::RedirectPort::Fixed)
-                }
+                (Some(p), _) => port16(p).map_or(route::RedirectPort::Keep, route::RedirectPort::Fixed),
                 (None, Some(vs::RedirectPortSelection::FROM_PROTOCOL_DEFAULT)) => {
                     route::RedirectPort::FromProtocolDefault
                 }
-                (None, Some(vs::RedirectPortSelection::FROM_REQUEST_PORT)) => {
-                    route::RedirectPort::FromRequestPort
-                }
+                (None, Some(vs::RedirectPortSelection::FROM_REQUEST_PORT)) => route::RedirectPort::FromRequestPort,
                 (None, None) => route::RedirectPort::Keep,
             };
             return RouteAction::Redirect(route::Redirect {
@@ -369,11 +304,7 @@ impl Ctx<'_> {
                 authority: opt_arc(&r.authority),
                 scheme: opt_arc(&r.scheme),
                 port,
-                code: r
-                    .redirect_code
-                    .and_then(|c| u16::try_from(c).ok())
-                    .filter(|c| *c != 0)
-                    .unwrap_or(301),
+                code: r.redirect_code.and_then(|c| u16::try_from(c).ok()).filter(|c| *c != 0).unwrap_or(301),
             });
         }
         if let Some(d) = &h.direct_response {
@@ -388,15 +319,8 @@ impl Ctx<'_> {
             });
         }
         if let Some(d) = &h.delegate {
-            let ns = d
-                .namespace
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(&self.r.namespace);
-            return RouteAction::Delegate {
-                namespace: arc(ns),
-                name: arc(&d.name),
-            };
+            let ns = d.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(&self.r.namespace);
+            return RouteAction::Delegate { namespace: arc(ns), name: arc(&d.name) };
         }
         let destinations = h
             .route
@@ -413,12 +337,7 @@ impl Ctx<'_> {
         RouteAction::Route(route::WeightedDestinations::new(destinations))
     }
 
-    fn http_rule(
-        &mut self,
-        index: usize,
-        h: &vs::HttpRoute,
-        matches: Vec<route::RequestMatch>,
-    ) -> HttpRule {
+    fn http_rule(&mut self, index: usize, h: &vs::HttpRoute, matches: Vec<route::RequestMatch>) -> HttpRule {
         let path = format!("http[{index}]");
         let mut mirrors: Vec<route::Mirror> = Vec::new();
         if let Some(m) = &h.mirror {
@@ -446,11 +365,7 @@ impl Ctx<'_> {
         });
         let cors = Self::cors(&h.cors_policy, self, &format!("{path}.corsPolicy"));
         HttpRule {
-            origin: RuleOrigin {
-                namespace: self.r.namespace.clone(),
-                name: self.r.name.clone(),
-                index,
-            },
+            origin: RuleOrigin { namespace: self.r.namespace.clone(), name: self.r.name.clone(), index },
             name: opt_arc(&h.name),
             matches: matches.into_boxed_slice(),
             action: self.action(h),
@@ -494,9 +409,7 @@ impl Ctx<'_> {
                     if m.gateways.is_empty() {
                         own.contains(&binding)
                     } else {
-                        m.gateways
-                            .iter()
-                            .any(|g| resolve_gateway(g, &ns) == binding)
+                        m.gateways.iter().any(|g| resolve_gateway(g, &ns) == binding)
                     }
                 };
                 if h.matches.is_empty() {
@@ -505,26 +418,18 @@ impl Ctx<'_> {
                     }
                     continue;
                 }
-                let kept: Vec<(usize, &vs::HttpMatchRequest)> = h
-                    .matches
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| applies(m))
-                    .collect();
+                let kept: Vec<(usize, &vs::HttpMatchRequest)> =
+                    h.matches.iter().enumerate().filter(|(_, m)| applies(m)).collect();
                 if kept.is_empty() {
                     continue;
                 }
-                let matches = kept
-                    .into_iter()
-                    .map(|(j, m)| self.request_match(j, m, &format!("http[{i}].match[{j}]")))
-                    .collect();
+                let matches =
+                    kept.into_iter().map(|(j, m)| self.request_match(j, m, &format!("http[{i}].match[{j}]"))).collect();
                 rules.push(Arc::new(self.http_rule(i, h, matches)));
             }
             for host in &v.hosts {
                 let host = self.host(host);
-                if let Err(conflict) =
-                    builder.add_routes(binding.clone(), &host, &owner, rules.clone())
-                {
+                if let Err(conflict) = builder.add_routes(binding.clone(), &host, &owner, rules.clone()) {
                     self.note(
                         Severity::Warning,
                         "hosts".to_string(),
@@ -543,11 +448,7 @@ impl Ctx<'_> {
             namespace: self.r.namespace.clone(),
             name: self.r.name.clone(),
             host: self.host(&d.host),
-            traffic_policy: d
-                .traffic_policy
-                .as_ref()
-                .map(traffic_policy)
-                .unwrap_or_default(),
+            traffic_policy: d.traffic_policy.as_ref().map(traffic_policy).unwrap_or_default(),
             subsets: d
                 .subsets
                 .iter()
@@ -626,10 +527,7 @@ impl Ctx<'_> {
             },
             mesh_internal: s.location == Some(se::Location::MESH_INTERNAL),
             endpoints: s.endpoints.iter().map(endpoint).collect(),
-            workload_selector: s
-                .workload_selector
-                .as_ref()
-                .map(|w| LabelSelector::new(&w.labels)),
+            workload_selector: s.workload_selector.as_ref().map(|w| LabelSelector::new(&w.labels)),
         }
     }
 }
@@ -637,11 +535,7 @@ impl Ctx<'_> {
 fn endpoint(w: &se::WorkloadEntry) -> service::EndpointDecl {
     service::EndpointDecl {
         address: arc(&w.address),
-        ports: w
-            .ports
-            .iter()
-            .filter_map(|(k, v)| Some((arc(k), port16(*v)?)))
-            .collect(),
+        ports: w.ports.iter().filter_map(|(k, v)| Some((arc(k), port16(*v)?))).collect(),
         labels: w.labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
         weight: w.weight.filter(|w| *w > 0).unwrap_or(1),
         locality: opt_arc(&w.locality),
@@ -699,30 +593,20 @@ fn load_balancer(lb: &dr::LoadBalancerSettings) -> Option<policy::LoadBalancer> 
         let key = if let Some(h) = &ch.http_header_name {
             policy::HashKey::Header(arc(&h.to_ascii_lowercase()))
         } else if let Some(c) = &ch.http_cookie {
-            policy::HashKey::Cookie {
-                name: arc(&c.name),
-                path: opt_arc(&c.path),
-                ttl: duration(&c.ttl),
-            }
+            policy::HashKey::Cookie { name: arc(&c.name), path: opt_arc(&c.path), ttl: duration(&c.ttl) }
         } else if let Some(q) = &ch.http_query_parameter_name {
             policy::HashKey::QueryParameter(arc(q))
         } else {
             policy::HashKey::SourceIp
         };
         let algorithm = match (&ch.maglev, &ch.ring_hash) {
-            (Some(m), _) => policy::HashAlgorithm::Maglev {
-                table_size: m.table_size.unwrap_or(65537),
-            },
-            (None, Some(r)) => policy::HashAlgorithm::RingHash {
-                minimum_ring_size: r.minimum_ring_size.unwrap_or(1024),
-            },
-            (None, None) => policy::HashAlgorithm::RingHash {
-                minimum_ring_size: ch.minimum_ring_size.unwrap_or(1024),
-            },
+            (Some(m), _) => policy::HashAlgorithm::Maglev { table_size: m.table_size.unwrap_or(65537) },
+            (None, Some(r)) => {
+                policy::HashAlgorithm::RingHash { minimum_ring_size: r.minimum_ring_size.unwrap_or(1024) }
+            }
+            (None, None) => policy::HashAlgorithm::RingHash { minimum_ring_size: ch.minimum_ring_size.unwrap_or(1024) },
         };
-        return Some(policy::LoadBalancer::ConsistentHash(
-            policy::ConsistentHash { key, algorithm },
-        ));
+        return Some(policy::LoadBalancer::ConsistentHash(policy::ConsistentHash { key, algorithm }));
     }
     lb.simple.map(|s| match s {
         dr::SimpleLb::ROUND_ROBIN => policy::LoadBalancer::RoundRobin,
@@ -776,11 +660,7 @@ fn outlier_detection(o: &dr::OutlierDetection) -> policy::OutlierDetection {
         base_ejection_time: duration(&o.base_ejection_time).unwrap_or(Duration::from_secs(30)),
         max_ejection_percent: nonneg(o.max_ejection_percent).unwrap_or(10).min(100),
         min_health_percent: nonneg(o.min_health_percent).unwrap_or(0).min(100),
-        http_error_codes: o
-            .outlier_detection_http_error_codes
-            .iter()
-            .filter_map(|c| u16::try_from(*c).ok())
-            .collect(),
+        http_error_codes: o.outlier_detection_http_error_codes.iter().filter_map(|c| u16::try_from(*c).ok()).collect(),
     }
 }
 
@@ -806,10 +686,7 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
-    for c in text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
         let v = match c {
             b'A'..=b'Z' => c - b'A',
             b'a'..=b'z' => c - b'a' + 26,
@@ -835,22 +712,10 @@ mod tests {
     #[test]
     fn gateway_references() {
         assert_eq!(resolve_gateway("mesh", "ns"), Binding::Mesh);
-        assert_eq!(
-            resolve_gateway("bookinfo-gateway", "bookinfo"),
-            Binding::gateway("bookinfo", "bookinfo-gateway")
-        );
-        assert_eq!(
-            resolve_gateway("istio-system/gw", "bookinfo"),
-            Binding::gateway("istio-system", "gw")
-        );
-        assert_eq!(
-            resolve_gateway("./gw", "bookinfo"),
-            Binding::gateway("bookinfo", "gw")
-        );
-        assert_eq!(
-            resolve_gateway("gw.istio-system.svc.cluster.local", "x"),
-            Binding::gateway("istio-system", "gw")
-        );
+        assert_eq!(resolve_gateway("bookinfo-gateway", "bookinfo"), Binding::gateway("bookinfo", "bookinfo-gateway"));
+        assert_eq!(resolve_gateway("istio-system/gw", "bookinfo"), Binding::gateway("istio-system", "gw"));
+        assert_eq!(resolve_gateway("./gw", "bookinfo"), Binding::gateway("bookinfo", "gw"));
+        assert_eq!(resolve_gateway("gw.istio-system.svc.cluster.local", "x"), Binding::gateway("istio-system", "gw"));
     }
 
     #[test]

@@ -30,11 +30,7 @@ impl fmt::Display for Path<'_> {
             Path::Field(parent, name) => {
                 if matches!(parent, Path::Root) {
                     write!(f, "{name}")
-                } else if name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    && !name.is_empty()
-                {
+                } else if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !name.is_empty() {
                     write!(f, "{parent}.{name}")
                 } else {
                     write!(f, "{parent}[{name:?}]")
@@ -72,11 +68,7 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError {
-            message: msg.to_string(),
-            path: None,
-            line: None,
-        }
+        DeError { message: msg.to_string(), path: None, line: None }
     }
 }
 
@@ -86,11 +78,7 @@ pub(crate) fn from_node<T: de::DeserializeOwned>(
     path: Path<'_>,
     unknown: &RefCell<Vec<UnknownField>>,
 ) -> Result<T, DeError> {
-    T::deserialize(NodeDe {
-        node,
-        path,
-        unknown,
-    })
+    T::deserialize(NodeDe { node, path, unknown })
 }
 
 struct NodeDe<'a> {
@@ -149,26 +137,16 @@ fn parse_float(text: &str) -> Option<f64> {
         ".nan" | ".NaN" | ".NAN" => Some(f64::NAN),
         _ => {
             let looks_numeric = text.bytes().any(|b| b.is_ascii_digit())
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
-            if looks_numeric {
-                text.parse().ok()
-            } else {
-                None
-            }
+                && text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+            if looks_numeric { text.parse().ok() } else { None }
         }
     }
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
     match text {
-        "true" | "True" | "TRUE" | "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
-            Some(true)
-        }
-        "false" | "False" | "FALSE" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
-            Some(false)
-        }
+        "true" | "True" | "TRUE" | "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
+        "false" | "False" | "FALSE" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
         _ => None,
     }
 }
@@ -211,19 +189,10 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
                     },
                 },
             },
-            Value::Seq(items) => visitor.visit_seq(Seq {
-                items,
-                index: 0,
-                path: self.path,
-                unknown: self.unknown,
-            }),
-            Value::Map(entries) => visitor.visit_map(Map {
-                entries,
-                index: 0,
-                fields: None,
-                path: self.path,
-                unknown: self.unknown,
-            }),
+            Value::Seq(items) => visitor.visit_seq(Seq { items, index: 0, path: self.path, unknown: self.unknown }),
+            Value::Map(entries) => {
+                visitor.visit_map(Map { entries, index: 0, fields: None, path: self.path, unknown: self.unknown })
+            }
         };
         result.map_err(|e| self.locate(e))
     }
@@ -266,11 +235,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
             Value::Scalar { text, .. } => visitor.visit_str(text),
             // YAML 1.2 reads `[1.2.3.4, 2001:db8::]` as a one-pair mapping `{"2001:db8:": null}`;
             // Kubernetes' YAML 1.1 reader keeps the IPv6 address a string. Do as Kubernetes does.
-            Value::Map(entries)
-                if entries.len() == 1
-                    && entries[0].0.name.contains(':')
-                    && entries[0].1.is_null() =>
-            {
+            Value::Map(entries) if entries.len() == 1 && entries[0].0.name.contains(':') && entries[0].1.is_null() => {
                 visitor.visit_str(&format!("{}:", entries[0].0.name))
             }
             _ => Err(de::Error::invalid_type(self.unexpected(), &visitor)),
@@ -291,11 +256,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.node.is_null() {
-            visitor.visit_none().map_err(|e| self.locate(e))
-        } else {
-            visitor.visit_some(self)
-        }
+        if self.node.is_null() { visitor.visit_none().map_err(|e| self.locate(e)) } else { visitor.visit_some(self) }
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -307,46 +268,26 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
         result.map_err(|e| self.locate(e))
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let result = match &self.node.value {
-            Value::Seq(items) => visitor.visit_seq(Seq {
-                items,
-                index: 0,
-                path: self.path,
-                unknown: self.unknown,
-            }),
-            _ if self.node.is_null() => visitor.visit_seq(Seq {
-                items: &[],
-                index: 0,
-                path: self.path,
-                unknown: self.unknown,
-            }),
+            Value::Seq(items) => visitor.visit_seq(Seq { items, index: 0, path: self.path, unknown: self.unknown }),
+            _ if self.node.is_null() => {
+                visitor.visit_seq(Seq { items: &[], index: 0, path: self.path, unknown: self.unknown })
+            }
             _ => Err(de::Error::invalid_type(self.unexpected(), &visitor)),
         };
         result.map_err(|e| self.locate(e))
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -404,20 +345,12 @@ impl NodeDe<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let result = match &self.node.value {
-            Value::Map(entries) => visitor.visit_map(Map {
-                entries,
-                index: 0,
-                fields,
-                path: self.path,
-                unknown: self.unknown,
-            }),
-            _ if self.node.is_null() => visitor.visit_map(Map {
-                entries: &[],
-                index: 0,
-                fields,
-                path: self.path,
-                unknown: self.unknown,
-            }),
+            Value::Map(entries) => {
+                visitor.visit_map(Map { entries, index: 0, fields, path: self.path, unknown: self.unknown })
+            }
+            _ if self.node.is_null() => {
+                visitor.visit_map(Map { entries: &[], index: 0, fields, path: self.path, unknown: self.unknown })
+            }
             _ => Err(de::Error::invalid_type(self.unexpected(), &visitor)),
         };
         result.map_err(|e| self.locate(e))
@@ -434,21 +367,13 @@ struct Seq<'a> {
 impl<'de> SeqAccess<'de> for Seq<'_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         let Some(node) = self.items.get(self.index) else {
             return Ok(None);
         };
         let path = Path::Index(&self.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDe {
-            node,
-            path,
-            unknown: self.unknown,
-        })
-        .map(Some)
+        seed.deserialize(NodeDe { node, path, unknown: self.unknown }).map(Some)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -467,10 +392,7 @@ struct Map<'a> {
 impl<'de> MapAccess<'de> for Map<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         while let Some((key, _)) = self.entries.get(self.index) {
             if let Some(fields) = self.fields
                 && !fields.contains(&key.name.as_str())
@@ -496,23 +418,14 @@ impl<'de> MapAccess<'de> for Map<'_> {
         };
         self.index += 1;
         let path = Path::Field(&self.path, &key.name);
-        seed.deserialize(NodeDe {
-            node,
-            path,
-            unknown: self.unknown,
-        })
+        seed.deserialize(NodeDe { node, path, unknown: self.unknown })
     }
 }
 
 /// The known field closest to `name`: same letters ignoring case and `_`/`-`, or within a small
 /// edit distance.
 pub(crate) fn closest(name: &str, fields: &'static [&'static str]) -> Option<&'static str> {
-    let fold = |s: &str| {
-        s.chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
+    let fold = |s: &str| s.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect::<String>();
     let folded = fold(name);
     if let Some(exact) = fields.iter().find(|f| fold(f) == folded) {
         return Some(exact);
@@ -540,9 +453,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }

@@ -60,12 +60,7 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: ",
-            self.file.as_deref().unwrap_or("<string>"),
-            self.line
-        )?;
+        write!(f, "{}:{}: ", self.file.as_deref().unwrap_or("<string>"), self.line)?;
         if let Some(r) = &self.resource {
             write!(f, "{r}: ")?;
         }

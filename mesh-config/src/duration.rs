@@ -9,11 +9,8 @@ use std::time::Duration;
 
 /// Parse a Go-style duration. Negative durations are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "{text:?} is not a duration (expected a number with a unit, e.g. \"1.5s\", \"100ms\", \"1m\")"
-        )
-    };
+    let bad =
+        || format!("{text:?} is not a duration (expected a number with a unit, e.g. \"1.5s\", \"100ms\", \"1m\")");
     let mut rest = text;
     if let Some(r) = rest.strip_prefix('+') {
         rest = r;
@@ -41,10 +38,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if int_part.is_empty() && frac_part.is_empty() {
             return Err(bad());
         }
-        let unit_len = after
-            .bytes()
-            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
-            .count();
+        let unit_len = after.bytes().take_while(|b| !b.is_ascii_digit() && *b != b'.').count();
         let (unit, after) = after.split_at(unit_len);
         let unit_nanos: u128 = match unit {
             "ns" => 1,
@@ -55,11 +49,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000_000_000,
             _ => return Err(bad()),
         };
-        let int: u128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| bad())?
-        };
+        let int: u128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
         let mut nanos = int.checked_mul(unit_nanos).ok_or_else(bad)?;
         let mut scale = unit_nanos;
         for digit in frac_part.bytes() {

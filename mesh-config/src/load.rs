@@ -35,10 +35,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            default_namespace: "default".to_string(),
-            limits: Limits::default(),
-        }
+        LoadOptions { default_namespace: "default".to_string(), limits: Limits::default() }
     }
 }
 
@@ -111,15 +108,9 @@ impl LoadError {
 }
 
 /// Load every resource in a YAML string. `file` names it in diagnostics.
-pub fn load_str(
-    text: &str,
-    file: Option<&str>,
-    options: &LoadOptions,
-) -> Result<Loaded, LoadError> {
-    let docs = yaml::parse_stream(text, options.limits).map_err(|error| LoadError::Yaml {
-        file: file.unwrap_or("<string>").to_string(),
-        error,
-    })?;
+pub fn load_str(text: &str, file: Option<&str>, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let docs = yaml::parse_stream(text, options.limits)
+        .map_err(|error| LoadError::Yaml { file: file.unwrap_or("<string>").to_string(), error })?;
     let file: Option<Arc<str>> = file.map(Arc::from);
     let mut out = Loaded::default();
     for doc in docs {
@@ -134,10 +125,7 @@ pub fn load_path(path: &Path, options: &LoadOptions) -> Loaded {
     let mut files = Vec::new();
     let mut out = Loaded::default();
     if let Err(e) = collect_files(path, &mut files, 0) {
-        out.failed.push(LoadError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        });
+        out.failed.push(LoadError::Io { path: path.display().to_string(), message: e.to_string() });
         return out;
     }
     for file in files {
@@ -147,10 +135,7 @@ pub fn load_path(path: &Path, options: &LoadOptions) -> Loaded {
                 Ok(loaded) => out.extend(loaded),
                 Err(e) => out.failed.push(e),
             },
-            Err(e) => out.failed.push(LoadError::Io {
-                path: name,
-                message: e.to_string(),
-            }),
+            Err(e) => out.failed.push(LoadError::Io { path: name, message: e.to_string() }),
         }
     }
     out
@@ -174,9 +159,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::
     if depth > 32 {
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for entry in entries {
         let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -193,22 +176,15 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::
     Ok(())
 }
 
-fn load_document(
-    root: &Arc<Node>,
-    file: &Option<Arc<str>>,
-    options: &LoadOptions,
-    out: &mut Loaded,
-    depth: usize,
-) {
-    let diag =
-        |line: u32, resource: Option<ResourceRef>, path: String, message: String| Diagnostic {
-            severity: Severity::Error,
-            file: file.clone(),
-            line,
-            resource,
-            path,
-            message,
-        };
+fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOptions, out: &mut Loaded, depth: usize) {
+    let diag = |line: u32, resource: Option<ResourceRef>, path: String, message: String| Diagnostic {
+        severity: Severity::Error,
+        file: file.clone(),
+        line,
+        resource,
+        path,
+        message,
+    };
     let Value::Map(entries) = &root.value else {
         out.diagnostics.push(diag(
             root.line,
@@ -218,45 +194,22 @@ fn load_document(
         ));
         return;
     };
-    let api_version = root
-        .get("apiVersion")
-        .and_then(Node::as_str)
-        .unwrap_or("")
-        .to_string();
-    let kind_text = root
-        .get("kind")
-        .and_then(Node::as_str)
-        .unwrap_or("")
-        .to_string();
+    let api_version = root.get("apiVersion").and_then(Node::as_str).unwrap_or("").to_string();
+    let kind_text = root.get("kind").and_then(Node::as_str).unwrap_or("").to_string();
     if kind_text.is_empty() || api_version.is_empty() {
-        let missing = if kind_text.is_empty() {
-            "kind"
-        } else {
-            "apiVersion"
-        };
-        out.diagnostics.push(diag(
-            root.line,
-            None,
-            String::new(),
-            format!("document has no `{missing}`"),
-        ));
+        let missing = if kind_text.is_empty() { "kind" } else { "apiVersion" };
+        out.diagnostics.push(diag(root.line, None, String::new(), format!("document has no `{missing}`")));
         return;
     }
     if kind_text == "List" && api_version == "v1" && depth == 0 {
-        if let Some(Node {
-            value: Value::Seq(items),
-            ..
-        }) = root.get("items")
-        {
+        if let Some(Node { value: Value::Seq(items), .. }) = root.get("items") {
             for item in items {
                 load_document(&Arc::new(item.clone()), file, options, out, depth + 1);
             }
         }
         return;
     }
-    let (group, version) = api_version
-        .split_once('/')
-        .unwrap_or(("", api_version.as_str()));
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
     let kind = Kind::parse(&kind_text).filter(|_| group == GROUP);
     let meta_node = root.get("metadata");
     let skip = |out: &mut Loaded| {
@@ -265,10 +218,7 @@ fn load_document(
             line: root.line,
             api_version: api_version.clone(),
             kind: kind_text.clone(),
-            name: meta_node
-                .and_then(|m| m.get("name"))
-                .and_then(Node::as_str)
-                .map(str::to_string),
+            name: meta_node.and_then(|m| m.get("name")).and_then(Node::as_str).map(str::to_string),
         });
     };
     let Some(kind) = kind else {
@@ -278,35 +228,25 @@ fn load_document(
 
     let unknown = RefCell::new(Vec::new());
     let meta: ObjectMeta = match meta_node {
-        Some(node) => {
-            match de::from_node(node, de::Path::Field(&de::Path::Root, "metadata"), &unknown) {
-                Ok(m) => m,
-                Err(e) => {
-                    out.diagnostics.push(de_diag(e, file, None, root.line));
-                    return;
-                }
+        Some(node) => match de::from_node(node, de::Path::Field(&de::Path::Root, "metadata"), &unknown) {
+            Ok(m) => m,
+            Err(e) => {
+                out.diagnostics.push(de_diag(e, file, None, root.line));
+                return;
             }
-        }
+        },
         None => ObjectMeta::default(),
     };
     let name = meta.name.clone().unwrap_or_default();
-    let namespace = meta
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| options.default_namespace.clone());
+    let namespace =
+        meta.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| options.default_namespace.clone());
     let id = ResourceRef {
         kind: Arc::from(kind.as_str()),
         namespace: Arc::from(namespace.as_str()),
         name: Arc::from(name.as_str()),
     };
     if name.is_empty() {
-        out.diagnostics.push(diag(
-            root.line,
-            Some(id),
-            "metadata.name".into(),
-            "a resource needs a name".into(),
-        ));
+        out.diagnostics.push(diag(root.line, Some(id), "metadata.name".into(), "a resource needs a name".into()));
         return;
     }
     if !VERSIONS.contains(&version) {
@@ -314,18 +254,13 @@ fn load_document(
             root.get("apiVersion").map_or(root.line, |n| n.line),
             Some(id),
             String::new(),
-            format!(
-                "apiVersion {api_version:?} is not served; use {GROUP}/v1, v1beta1 or v1alpha3"
-            ),
+            format!("apiVersion {api_version:?} is not served; use {GROUP}/v1, v1beta1 or v1alpha3"),
         ));
         return;
     }
     let mut errors = Vec::new();
     for (key, _) in entries {
-        if !matches!(
-            key.name.as_str(),
-            "apiVersion" | "kind" | "metadata" | "spec" | "status"
-        ) {
+        if !matches!(key.name.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status") {
             unknown.borrow_mut().push(UnknownField {
                 path: key.name.clone(),
                 line: key.line,
@@ -334,25 +269,14 @@ fn load_document(
             });
         }
     }
-    let empty = Node {
-        line: root.line,
-        value: Value::Null,
-    };
+    let empty = Node { line: root.line, value: Value::Null };
     let spec_node = root.get("spec").unwrap_or(&empty);
     let spec = match kind {
-        Kind::VirtualService => {
-            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::VirtualService)
-        }
-        Kind::DestinationRule => {
-            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::DestinationRule)
-        }
+        Kind::VirtualService => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::VirtualService),
+        Kind::DestinationRule => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::DestinationRule),
         Kind::Gateway => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::Gateway),
-        Kind::ServiceEntry => {
-            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ServiceEntry)
-        }
-        Kind::WorkloadEntry => {
-            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::WorkloadEntry)
-        }
+        Kind::ServiceEntry => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ServiceEntry),
+        Kind::WorkloadEntry => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::WorkloadEntry),
     };
     for u in unknown.into_inner() {
         let mut message = format!("unknown field {:?}", u.field);
@@ -387,12 +311,7 @@ fn load_document(
     });
 }
 
-fn de_diag(
-    e: DeError,
-    file: &Option<Arc<str>>,
-    resource: Option<ResourceRef>,
-    fallback_line: u32,
-) -> Diagnostic {
+fn de_diag(e: DeError, file: &Option<Arc<str>>, resource: Option<ResourceRef>, fallback_line: u32) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
         file: file.clone(),

@@ -47,16 +47,12 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// True when something was rejected (resource or file).
     pub fn has_rejections(&self) -> bool {
-        !self.kept_last_good.is_empty()
-            || !self.rejected.is_empty()
-            || !self.failed_files.is_empty()
+        !self.kept_last_good.is_empty() || !self.rejected.is_empty() || !self.failed_files.is_empty()
     }
 
     /// Error diagnostics only.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
     }
 }
 
@@ -118,12 +114,8 @@ impl ConfigStore {
             ..ApplyReport::default()
         };
         let failed_files: BTreeSet<&str> = loaded.failed.iter().map(LoadError::file).collect();
-        let mut broken: BTreeSet<ResourceRef> = loaded
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .filter_map(|d| d.resource.clone())
-            .collect();
+        let mut broken: BTreeSet<ResourceRef> =
+            loaded.diagnostics.iter().filter(|d| d.is_error()).filter_map(|d| d.resource.clone()).collect();
 
         // New versions: validated; later duplicates of one id replace earlier ones.
         let mut incoming: BTreeMap<ResourceRef, Resource> = BTreeMap::new();
@@ -169,11 +161,7 @@ impl ConfigStore {
             } else if broken.contains(&id) {
                 report.kept_last_good.push(id.clone());
                 next.push(old.clone());
-            } else if old
-                .file
-                .as_deref()
-                .is_some_and(|f| failed_files.contains(f))
-            {
+            } else if old.file.as_deref().is_some_and(|f| failed_files.contains(f)) {
                 next.push(old.clone());
             } else {
                 report.removed += 1;
@@ -198,12 +186,7 @@ impl ConfigStore {
         report.diagnostics.extend(compiled.diagnostics);
         self.resources = next;
         self.snapshot = compiled.snapshot;
-        self.rejections = report
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .cloned()
-            .collect();
+        self.rejections = report.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         self.generation += 1;
         for d in report.diagnostics.iter().filter(|d| d.is_error()) {
             tracing::warn!(target: "meshwork::config", "{d}");
@@ -216,9 +199,6 @@ impl ConfigStore {
 
     /// Resource ids in force, as `Kind namespace/name`.
     pub fn ids(&self) -> Vec<Arc<str>> {
-        self.resources
-            .iter()
-            .map(|r| Arc::from(r.id().to_string().as_str()))
-            .collect()
+        self.resources.iter().map(|r| Arc::from(r.id().to_string().as_str())).collect()
     }
 }

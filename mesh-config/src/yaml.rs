@@ -25,11 +25,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_bytes: 16 << 20,
-            max_depth: 64,
-            max_nodes: 2_000_000,
-        }
+        Limits { max_bytes: 16 << 20, max_depth: 64, max_nodes: 2_000_000 }
     }
 }
 
@@ -126,44 +122,22 @@ pub(crate) fn parse_stream(text: &str, limits: Limits) -> Result<Vec<Document>, 
     if text.len() > limits.max_bytes {
         return Err(YamlError {
             line: 1,
-            message: format!(
-                "input is {} bytes, more than the limit of {}",
-                text.len(),
-                limits.max_bytes
-            ),
+            message: format!("input is {} bytes, more than the limit of {}", text.len(), limits.max_bytes),
         });
     }
-    let mut builder = Builder {
-        limits,
-        nodes: 0,
-        anchors: HashMap::new(),
-        stack: Vec::new(),
-        docs: Vec::new(),
-    };
+    let mut builder = Builder { limits, nodes: 0, anchors: HashMap::new(), stack: Vec::new(), docs: Vec::new() };
     let mut parser = Parser::new_from_str(text);
     while let Some(event) = parser.next_event() {
-        let (event, span) = event.map_err(|e| YamlError {
-            line: line_of(e.marker()),
-            message: e.info().to_string(),
-        })?;
+        let (event, span) =
+            event.map_err(|e| YamlError { line: line_of(e.marker()), message: e.info().to_string() })?;
         builder.event(event, line_of(&span.start))?;
     }
     Ok(builder.docs)
 }
 
 enum Frame {
-    Seq {
-        line: u32,
-        anchor: usize,
-        items: Vec<Node>,
-    },
-    Map {
-        line: u32,
-        anchor: usize,
-        entries: Vec<(Key, Node)>,
-        key: Option<Key>,
-        merged: Vec<(Key, Node)>,
-    },
+    Seq { line: u32, anchor: usize, items: Vec<Node> },
+    Map { line: u32, anchor: usize, entries: Vec<(Key, Node)>, key: Option<Key>, merged: Vec<(Key, Node)> },
 }
 
 struct Builder {
@@ -183,10 +157,11 @@ impl Builder {
                 Ok(())
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| YamlError {
-                    line,
-                    message: "alias to an unknown anchor".to_string(),
-                })?;
+                let node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| YamlError { line, message: "alias to an unknown anchor".to_string() })?;
                 self.count(node.size(), line)?;
                 self.push(node, line)
             }
@@ -196,10 +171,7 @@ impl Builder {
                 let value = if plain && is_null_text(&text) {
                     Value::Null
                 } else {
-                    Value::Scalar {
-                        text: text.into_owned(),
-                        plain,
-                    }
+                    Value::Scalar { text: text.into_owned(), plain }
                 };
                 let node = Node { line, value };
                 if anchor > 0 {
@@ -209,62 +181,27 @@ impl Builder {
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(line)?;
-                self.stack.push(Frame::Seq {
-                    line,
-                    anchor,
-                    items: Vec::new(),
-                });
+                self.stack.push(Frame::Seq { line, anchor, items: Vec::new() });
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
                 self.open(line)?;
-                self.stack.push(Frame::Map {
-                    line,
-                    anchor,
-                    entries: Vec::new(),
-                    key: None,
-                    merged: Vec::new(),
-                });
+                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None, merged: Vec::new() });
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq {
-                        line,
-                        anchor,
-                        items,
-                    }) => (
-                        Node {
-                            line,
-                            value: Value::Seq(items),
-                        },
-                        anchor,
-                    ),
-                    Some(Frame::Map {
-                        line,
-                        anchor,
-                        mut entries,
-                        merged,
-                        ..
-                    }) => {
+                    Some(Frame::Seq { line, anchor, items }) => (Node { line, value: Value::Seq(items) }, anchor),
+                    Some(Frame::Map { line, anchor, mut entries, merged, .. }) => {
                         for (k, v) in merged {
                             if !entries.iter().any(|(e, _)| e.name == k.name) {
                                 entries.push((k, v));
                             }
                         }
-                        (
-                            Node {
-                                line,
-                                value: Value::Map(entries),
-                            },
-                            anchor,
-                        )
+                        (Node { line, value: Value::Map(entries) }, anchor)
                     }
                     None => {
-                        return Err(YamlError {
-                            line,
-                            message: "unbalanced collection end".to_string(),
-                        });
+                        return Err(YamlError { line, message: "unbalanced collection end".to_string() });
                     }
                 };
                 if anchor > 0 {
@@ -280,10 +217,7 @@ impl Builder {
         if self.nodes > self.limits.max_nodes {
             return Err(YamlError {
                 line,
-                message: format!(
-                    "document expands to more than {} nodes (alias bomb?)",
-                    self.limits.max_nodes
-                ),
+                message: format!("document expands to more than {} nodes (alias bomb?)", self.limits.max_nodes),
             });
         }
         Ok(())
@@ -292,10 +226,7 @@ impl Builder {
     fn open(&mut self, line: u32) -> Result<(), YamlError> {
         self.count(1, line)?;
         if self.stack.len() >= self.limits.max_depth {
-            return Err(YamlError {
-                line,
-                message: format!("nesting deeper than {} levels", self.limits.max_depth),
-            });
+            return Err(YamlError { line, message: format!("nesting deeper than {} levels", self.limits.max_depth) });
         }
         Ok(())
     }
@@ -304,9 +235,7 @@ impl Builder {
         match self.stack.last_mut() {
             None => {
                 if !node.is_null() {
-                    self.docs.push(Document {
-                        root: Arc::new(node),
-                    });
+                    self.docs.push(Document { root: Arc::new(node) });
                 }
                 Ok(())
             }
@@ -314,27 +243,16 @@ impl Builder {
                 items.push(node);
                 Ok(())
             }
-            Some(Frame::Map {
-                entries,
-                key,
-                merged,
-                ..
-            }) => match key.take() {
+            Some(Frame::Map { entries, key, merged, .. }) => match key.take() {
                 None => {
                     let name = match node.value {
                         Value::Scalar { text, .. } => text,
                         Value::Null => String::new(),
                         _ => {
-                            return Err(YamlError {
-                                line,
-                                message: "mapping keys must be plain strings".to_string(),
-                            });
+                            return Err(YamlError { line, message: "mapping keys must be plain strings".to_string() });
                         }
                     };
-                    *key = Some(Key {
-                        name,
-                        line: node.line,
-                    });
+                    *key = Some(Key { name, line: node.line });
                     Ok(())
                 }
                 Some(k) => {
@@ -366,20 +284,14 @@ fn merge(merged: &mut Vec<(Key, Node)>, node: Node, line: u32) -> Result<(), Yam
                 match item.value {
                     Value::Map(map) => maps.push(map),
                     _ => {
-                        return Err(YamlError {
-                            line,
-                            message: "merge key `<<` takes mappings".to_string(),
-                        });
+                        return Err(YamlError { line, message: "merge key `<<` takes mappings".to_string() });
                     }
                 }
             }
             maps
         }
         _ => {
-            return Err(YamlError {
-                line,
-                message: "merge key `<<` takes mappings".to_string(),
-            });
+            return Err(YamlError { line, message: "merge key `<<` takes mappings".to_string() });
         }
     };
     for map in sources {
@@ -398,8 +310,7 @@ mod tests {
 
     #[test]
     fn documents_keep_lines() {
-        let docs = parse_stream("a: 1\n---\n\n---\nb:\n  c: [x, y]\n", Limits::default())
-            .expect("valid yaml");
+        let docs = parse_stream("a: 1\n---\n\n---\nb:\n  c: [x, y]\n", Limits::default()).expect("valid yaml");
         assert_eq!(docs.len(), 2);
         let b = docs[1].root.get("b").expect("b");
         assert_eq!(b.line, 6);
@@ -417,7 +328,9 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..9 {
             let p = i - 1;
-            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
         }
         let err = parse_stream(&text, Limits::default()).expect_err("bomb");
         assert!(err.message.contains("nodes"), "{err}");
@@ -432,11 +345,7 @@ mod tests {
 
     #[test]
     fn merge_keys_fill_missing_fields() {
-        let docs = parse_stream(
-            "base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n",
-            Limits::default(),
-        )
-        .expect("yaml");
+        let docs = parse_stream("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n", Limits::default()).expect("yaml");
         let m = docs[0].root.get("m").expect("m");
         assert_eq!(m.get("y").and_then(Node::as_str), Some("3"));
         assert_eq!(m.get("x").and_then(Node::as_str), Some("1"));

@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_config::{
-    CompileOptions, ConfigStore, LoadOptions, Severity, compile, load_path, load_paths, load_str,
-};
+use mesh_config::{CompileOptions, ConfigStore, LoadOptions, Severity, compile, load_path, load_paths, load_str};
 use mesh_core::Binding;
 use mesh_core::matcher::StringMatcher;
 use mesh_core::route::{HeaderCondition, RouteAction};
@@ -28,21 +26,9 @@ fn snapshot_of(files: &[&str]) -> mesh_core::Snapshot {
 const REVIEWS: &str = "reviews.default.svc.cluster.local";
 
 fn subsets(snapshot: &mesh_core::Snapshot, rule: usize) -> Vec<(String, u32)> {
-    let vh = snapshot
-        .virtual_host(&Binding::Mesh, REVIEWS)
-        .expect("reviews is routed");
-    let RouteAction::Route(w) = &vh.rules[rule].action else {
-        panic!("not a route")
-    };
-    w.destinations()
-        .iter()
-        .map(|d| {
-            (
-                d.destination.subset.as_deref().unwrap_or("").to_string(),
-                d.weight,
-            )
-        })
-        .collect()
+    let vh = snapshot.virtual_host(&Binding::Mesh, REVIEWS).expect("reviews is routed");
+    let RouteAction::Route(w) = &vh.rules[rule].action else { panic!("not a route") };
+    w.destinations().iter().map(|d| (d.destination.subset.as_deref().unwrap_or("").to_string(), d.weight)).collect()
 }
 
 #[test]
@@ -54,26 +40,16 @@ fn bookinfo_all_v1() {
     for host in ["productpage", "reviews", "ratings", "details"] {
         let fqdn = format!("{host}.default.svc.cluster.local");
         let vh = s.virtual_host(&Binding::Mesh, &fqdn).expect("routed");
-        let RouteAction::Route(w) = &vh.rules[0].action else {
-            panic!("route")
-        };
-        assert_eq!(
-            w.destinations()[0].destination.subset.as_deref(),
-            Some("v1"),
-            "{host}"
-        );
+        let RouteAction::Route(w) = &vh.rules[0].action else { panic!("route") };
+        assert_eq!(w.destinations()[0].destination.subset.as_deref(), Some("v1"), "{host}");
         assert_eq!(&*w.destinations()[0].destination.host, fqdn.as_str());
     }
     let dr = &s.destination_rules(REVIEWS)[0];
     let names: Vec<&str> = dr.subsets.iter().map(|s| &*s.name).collect();
     assert_eq!(names, ["v1", "v2", "v3"]);
     let v2 = dr.subset("v2").expect("v2");
-    let labels = [
-        (Arc::from("app"), Arc::from("reviews")),
-        (Arc::from("version"), Arc::from("v2")),
-    ]
-    .into_iter()
-    .collect();
+    let labels =
+        [(Arc::from("app"), Arc::from("reviews")), (Arc::from("version"), Arc::from("v2"))].into_iter().collect();
     assert!(v2.labels.matches(&labels));
     assert!(!dr.subset("v3").expect("v3").labels.matches(&labels));
 }
@@ -85,87 +61,46 @@ fn bookinfo_jason_and_weights() {
     assert_eq!(vh.rules.len(), 2);
     let m = &vh.rules[0].matches[0];
     assert_eq!(&*m.headers[0].0, "end-user");
-    assert_eq!(
-        m.headers[0].1,
-        HeaderCondition::Match(StringMatcher::Exact(Arc::from("jason")))
-    );
+    assert_eq!(m.headers[0].1, HeaderCondition::Match(StringMatcher::Exact(Arc::from("jason"))));
     assert_eq!(subsets(&s, 0), [("v2".to_string(), 100)]);
     assert_eq!(subsets(&s, 1), [("v3".to_string(), 100)]);
-    assert!(
-        vh.rules[1].matches.is_empty(),
-        "the last rule takes everything else"
-    );
+    assert!(vh.rules[1].matches.is_empty(), "the last rule takes everything else");
 
     let s = snapshot_of(&["bookinfo/networking/virtual-service-reviews-90-10.yaml"]);
-    assert_eq!(
-        subsets(&s, 0),
-        [("v1".to_string(), 90), ("v2".to_string(), 10)]
-    );
+    assert_eq!(subsets(&s, 0), [("v1".to_string(), 90), ("v2".to_string(), 10)]);
     let vh = s.virtual_host(&Binding::Mesh, REVIEWS).expect("routed");
-    let RouteAction::Route(w) = &vh.rules[0].action else {
-        panic!("route")
-    };
-    let v2 = (0..w.total())
-        .filter(|r| w.pick(*r).and_then(|d| d.destination.subset.as_deref()) == Some("v2"))
-        .count();
+    let RouteAction::Route(w) = &vh.rules[0].action else { panic!("route") };
+    let v2 = (0..w.total()).filter(|r| w.pick(*r).and_then(|d| d.destination.subset.as_deref()) == Some("v2")).count();
     assert_eq!(v2, 10);
 }
 
 #[test]
 fn timeouts_faults_mirrors_and_retries() {
     let s = snapshot_of(&["istio-io-tasks/request-timeouts/request-timeouts-3.yaml"]);
-    let rule = &s
-        .virtual_host(&Binding::Mesh, REVIEWS)
-        .expect("routed")
-        .rules[0];
+    let rule = &s.virtual_host(&Binding::Mesh, REVIEWS).expect("routed").rules[0];
     assert_eq!(rule.timeout, Some(Duration::from_millis(500)));
-    assert!(
-        !rule.retries.configured,
-        "no retries block: Istio's default policy"
-    );
+    assert!(!rule.retries.configured, "no retries block: Istio's default policy");
     assert_eq!(rule.retries.attempts, 2);
 
     let s = snapshot_of(&["bookinfo/networking/virtual-service-ratings-test-delay.yaml"]);
-    let vh = s
-        .virtual_host(&Binding::Mesh, "ratings.default.svc.cluster.local")
-        .expect("routed");
-    let (delay, pct) = vh.rules[0]
-        .fault
-        .as_ref()
-        .and_then(|f| f.delay)
-        .expect("delay");
+    let vh = s.virtual_host(&Binding::Mesh, "ratings.default.svc.cluster.local").expect("routed");
+    let (delay, pct) = vh.rules[0].fault.as_ref().and_then(|f| f.delay).expect("delay");
     assert_eq!((delay, pct.0), (Duration::from_secs(7), 100.0));
 
     let s = snapshot_of(&["istio-io-tasks/mirroring/mirroring-traffic-to-v2-1.yaml"]);
-    let vh = s
-        .virtual_host(&Binding::Mesh, "httpbin.default.svc.cluster.local")
-        .expect("routed");
+    let vh = s.virtual_host(&Binding::Mesh, "httpbin.default.svc.cluster.local").expect("routed");
     let mirror = &vh.rules[0].mirrors[0];
-    assert_eq!(
-        (mirror.destination.subset.as_deref(), mirror.percentage.0),
-        (Some("v2"), 100.0)
-    );
+    assert_eq!((mirror.destination.subset.as_deref(), mirror.percentage.0), (Some("v2"), 100.0));
 }
 
 #[test]
 fn gateway_bound_routes_stay_on_their_gateway() {
     let s = snapshot_of(&["bookinfo/networking/bookinfo-gateway.yaml"]);
     let gw = Binding::gateway("default", "bookinfo-gateway");
-    let vh = s
-        .virtual_host(&gw, "bookinfo.example.com")
-        .expect("* matches any host");
+    let vh = s.virtual_host(&gw, "bookinfo.example.com").expect("* matches any host");
     assert_eq!(vh.rules[0].matches.len(), 5);
-    assert!(
-        s.virtual_host(&Binding::Mesh, "bookinfo.example.com")
-            .is_none()
-    );
-    assert_eq!(
-        s.gateway("default", "bookinfo-gateway")
-            .expect("gateway")
-            .servers[0]
-            .port,
-        8080
-    );
+    assert!(s.virtual_host(&Binding::Mesh, "bookinfo.example.com").is_none());
+    assert_eq!(s.gateway("default", "bookinfo-gateway").expect("gateway").servers[0].port, 8080);
 }
 
 #[test]
@@ -189,32 +124,14 @@ spec:
 "#;
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
     let s = compile(&loaded.resources, &CompileOptions::default()).snapshot;
-    let mesh = s
-        .virtual_host(&Binding::Mesh, "api.example.com")
-        .expect("mesh");
-    assert_eq!(
-        mesh.rules.len(),
-        1,
-        "the /admin rule is for the edge gateway only"
-    );
-    let edge = s
-        .virtual_host(&Binding::gateway("shop", "edge"), "api.example.com")
-        .expect("edge");
+    let mesh = s.virtual_host(&Binding::Mesh, "api.example.com").expect("mesh");
+    assert_eq!(mesh.rules.len(), 1, "the /admin rule is for the edge gateway only");
+    let edge = s.virtual_host(&Binding::gateway("shop", "edge"), "api.example.com").expect("edge");
     assert_eq!(edge.rules.len(), 2);
-    let StringMatcher::Regex(re) = edge.rules[1].matches[0].uri.as_ref().expect("uri") else {
-        panic!("regex")
-    };
-    assert!(
-        re.is_match("/v2/items") && !re.is_match("/x/v2/items"),
-        "regexes match the whole path"
-    );
-    let RouteAction::Route(w) = &edge.rules[0].action else {
-        panic!("route")
-    };
-    assert_eq!(
-        &*w.destinations()[0].destination.host,
-        "admin.shop.svc.cluster.local"
-    );
+    let StringMatcher::Regex(re) = edge.rules[1].matches[0].uri.as_ref().expect("uri") else { panic!("regex") };
+    assert!(re.is_match("/v2/items") && !re.is_match("/x/v2/items"), "regexes match the whole path");
+    let RouteAction::Route(w) = &edge.rules[0].action else { panic!("route") };
+    assert_eq!(&*w.destinations()[0].destination.host, "admin.shop.svc.cluster.local");
 }
 
 #[test]
@@ -239,9 +156,7 @@ spec:
     assert_eq!(compiled.diagnostics.len(), 1);
     assert_eq!(compiled.diagnostics[0].severity, Severity::Warning);
     assert!(
-        compiled.diagnostics[0]
-            .to_string()
-            .contains("VirtualService default/second"),
+        compiled.diagnostics[0].to_string().contains("VirtualService default/second"),
         "{}",
         compiled.diagnostics[0]
     );
@@ -272,11 +187,7 @@ fn invalid_new_version_keeps_last_good() {
     assert_eq!(report.added, 1);
 
     // A bad weight: rejected, the v1 route stays in force.
-    std::fs::write(
-        &file,
-        GOOD.replace("subset: v1}", "subset: v3}, weight: -1"),
-    )
-    .expect("write");
+    std::fs::write(&file, GOOD.replace("subset: v1}", "subset: v3}, weight: -1")).expect("write");
     let report = store.apply(load_path(&dir, &LoadOptions::default()));
     assert_eq!(report.kept_last_good.len(), 1, "{:?}", report.diagnostics);
     assert_eq!(subsets(store.snapshot(), 0), [("v1".to_string(), 100)]);
@@ -321,11 +232,6 @@ fn invalid_new_version_keeps_last_good() {
     std::fs::remove_file(&file).expect("rm");
     let report = store.apply(load_path(&dir, &LoadOptions::default()));
     assert_eq!(report.removed, 1);
-    assert!(
-        store
-            .snapshot()
-            .virtual_host(&Binding::Mesh, REVIEWS)
-            .is_none()
-    );
+    assert!(store.snapshot().virtual_host(&Binding::Mesh, REVIEWS).is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }

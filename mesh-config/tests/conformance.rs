@@ -13,10 +13,7 @@ fn corpus() -> PathBuf {
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("corpus dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("corpus dir").map(|e| e.expect("entry").path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -31,52 +28,29 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_istio_sample_validates() {
     let mut files = Vec::new();
     yaml_files(&corpus().join("istio-samples"), &mut files);
-    assert!(
-        files.len() > 30,
-        "corpus not found at {}",
-        corpus().display()
-    );
+    assert!(files.len() > 30, "corpus not found at {}", corpus().display());
     let mut resources = 0;
     let mut unsupported = 0;
     for file in &files {
         let loaded = load_path(file, &LoadOptions::default());
-        assert!(
-            loaded.failed.is_empty(),
-            "{}: {:?}",
-            file.display(),
-            loaded.failed
-        );
+        assert!(loaded.failed.is_empty(), "{}: {:?}", file.display(), loaded.failed);
         let load_errors: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
         assert!(load_errors.is_empty(), "{}", load_errors.join("\n"));
         for r in &loaded.resources {
             resources += 1;
             let diags = validate(r);
-            let errors: Vec<String> = diags
-                .iter()
-                .filter(|d| d.is_error())
-                .map(ToString::to_string)
-                .collect();
+            let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(ToString::to_string).collect();
             assert!(errors.is_empty(), "{}", errors.join("\n"));
-            unsupported += diags
-                .iter()
-                .filter(|d| d.severity == Severity::Unsupported)
-                .count();
+            unsupported += diags.iter().filter(|d| d.severity == Severity::Unsupported).count();
         }
     }
-    assert!(
-        resources >= 45,
-        "only {resources} networking resources found"
-    );
+    assert!(resources >= 45, "only {resources} networking resources found");
     // tcp-echo routes TCP and websockets/multicluster use passthrough: those must be flagged.
-    assert!(
-        unsupported > 0,
-        "TCP/TLS routes must be reported as unsupported"
-    );
+    assert!(unsupported > 0, "TCP/TLS routes must be reported as unsupported");
 }
 
 fn cases(file: &str) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(corpus().join("istio-validation").join(file)).expect("case file");
+    let text = std::fs::read_to_string(corpus().join("istio-validation").join(file)).expect("case file");
     let doc: Value = serde_saphyr::from_str(&text).expect("case file is YAML");
     doc["cases"].as_array().expect("cases").clone()
 }
@@ -86,50 +60,33 @@ fn check_case(case: &Value) -> Result<(), String> {
     let valid = case["valid"].as_bool().unwrap_or(false);
     let warning = case["warning"].as_bool().unwrap_or(false);
     let text = serde_json::to_string(&case["resource"]).expect("json");
-    let loaded =
-        load_str(&text, Some(id), &LoadOptions::default()).map_err(|e| format!("{id}: {e}"))?;
+    let loaded = load_str(&text, Some(id), &LoadOptions::default()).map_err(|e| format!("{id}: {e}"))?;
     let mut diags = loaded.diagnostics.clone();
     for r in &loaded.resources {
         diags.extend(validate(r));
     }
     let errors: Vec<&mesh_config::Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
-    let rendered = diags
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n  ");
+    let rendered = diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ");
     if valid {
         if !errors.is_empty() {
-            return Err(format!(
-                "{id}: Istio accepts this, we rejected it:\n  {rendered}"
-            ));
+            return Err(format!("{id}: Istio accepts this, we rejected it:\n  {rendered}"));
         }
         if warning && !diags.iter().any(|d| d.severity == Severity::Warning) {
-            return Err(format!(
-                "{id}: Istio warns here, we said nothing:\n  {rendered}"
-            ));
+            return Err(format!("{id}: Istio warns here, we said nothing:\n  {rendered}"));
         }
         return Ok(());
     }
     let Some(first) = errors.first() else {
-        return Err(format!(
-            "{id}: Istio rejects this ({}), we accepted it:\n  {rendered}",
-            case["reason"]
-        ));
+        return Err(format!("{id}: Istio rejects this ({}), we accepted it:\n  {rendered}", case["reason"]));
     };
-    let resource = first
-        .resource
-        .as_ref()
-        .ok_or(format!("{id}: error names no resource: {first}"))?;
+    let resource = first.resource.as_ref().ok_or(format!("{id}: error names no resource: {first}"))?;
     if &*resource.name != id {
         return Err(format!("{id}: error names the wrong resource: {first}"));
     }
     if let Some(msg) = case["upstreamMessage"].as_str()
         && !errors.iter().any(|e| e.message.contains(msg))
     {
-        return Err(format!(
-            "{id}: no error carries Istio's message {msg:?}:\n  {rendered}"
-        ));
+        return Err(format!("{id}: no error carries Istio's message {msg:?}:\n  {rendered}"));
     }
     Ok(())
 }
@@ -139,13 +96,7 @@ fn invalid_cases_are_rejected_with_resource_and_field() {
     let all = cases("invalid-virtualservice-destinationrule.yaml");
     assert!(all.len() >= 60);
     let failures: Vec<String> = all.iter().filter_map(|c| check_case(c).err()).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases:\n{}",
-        failures.len(),
-        all.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases:\n{}", failures.len(), all.len(), failures.join("\n"));
     // Every rejection of a field inside the spec names that field.
     for case in &all {
         let text = serde_json::to_string(&case["resource"]).expect("json");
@@ -153,14 +104,8 @@ fn invalid_cases_are_rejected_with_resource_and_field() {
         for r in &loaded.resources {
             for d in validate(r).iter().filter(|d| d.is_error()) {
                 let rendered = d.to_string();
-                assert!(
-                    rendered.contains(&format!("{} {}/{}: ", r.kind, r.namespace, r.name)),
-                    "{rendered}"
-                );
-                assert!(
-                    !d.path.is_empty() || rendered.contains("must be provided"),
-                    "no field path: {rendered}"
-                );
+                assert!(rendered.contains(&format!("{} {}/{}: ", r.kind, r.namespace, r.name)), "{rendered}");
+                assert!(!d.path.is_empty() || rendered.contains("must be provided"), "no field path: {rendered}");
             }
         }
     }
@@ -176,12 +121,7 @@ fn near_misses_istio_accepts_are_accepted() {
 
 /// Istio's own CRD test data: `_err` documents must fail, the others must pass.
 fn upstream_documents(file: &str) -> Vec<(Option<String>, String)> {
-    let text = std::fs::read_to_string(
-        corpus()
-            .join("istio-validation/upstream-testdata")
-            .join(file),
-    )
-    .expect("file");
+    let text = std::fs::read_to_string(corpus().join("istio-validation/upstream-testdata").join(file)).expect("file");
     text.split("\n---")
         .map(|doc| {
             let mut err = None;
@@ -216,18 +156,10 @@ fn upstream_crd_testdata() {
                 diags.extend(validate(r));
             }
             let has_error = diags.iter().any(|d| d.is_error());
-            let rendered = diags
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n  ");
+            let rendered = diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ");
             match err {
-                Some(e) if !has_error => {
-                    failures.push(format!("{file}: expected {e:?}, accepted:\n{body}"))
-                }
-                None if has_error => failures.push(format!(
-                    "{file}: valid document rejected:\n  {rendered}\n{body}"
-                )),
+                Some(e) if !has_error => failures.push(format!("{file}: expected {e:?}, accepted:\n{body}")),
+                None if has_error => failures.push(format!("{file}: valid document rejected:\n  {rendered}\n{body}")),
                 _ => {}
             }
         }

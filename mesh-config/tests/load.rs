@@ -26,10 +26,7 @@ spec:
 #[test]
 fn unknown_fields_are_errors_with_line_path_and_suggestion() {
     let loaded = load_str(REVIEWS, Some("reviews.yaml"), &LoadOptions::default()).expect("yaml");
-    assert!(
-        loaded.resources.is_empty(),
-        "a resource with unknown fields is not admitted"
-    );
+    assert!(loaded.resources.is_empty(), "a resource with unknown fields is not admitted");
     let lines: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
@@ -42,9 +39,7 @@ fn unknown_fields_are_errors_with_line_path_and_suggestion() {
 
 #[test]
 fn type_errors_name_the_field_and_line() {
-    let text = REVIEWS
-        .replace("weigth: 50", "weight: fifty")
-        .replace("timout", "timeout");
+    let text = REVIEWS.replace("weigth: 50", "weight: fifty").replace("timout", "timeout");
     let loaded = load_str(&text, Some("r.yaml"), &LoadOptions::default()).expect("yaml");
     assert_eq!(loaded.diagnostics.len(), 1);
     let d = &loaded.diagnostics[0];
@@ -54,20 +49,11 @@ fn type_errors_name_the_field_and_line() {
 
 #[test]
 fn validation_errors_point_at_the_line() {
-    let text = REVIEWS
-        .replace("weigth: 50", "weight: -5")
-        .replace("timout", "timeout");
+    let text = REVIEWS.replace("weigth: 50", "weight: -5").replace("timout", "timeout");
     let loaded = load_str(&text, Some("r.yaml"), &LoadOptions::default()).expect("yaml");
     let diags = validate(&loaded.resources[0]);
-    let errors: Vec<String> = diags
-        .iter()
-        .filter(|d| d.is_error())
-        .map(ToString::to_string)
-        .collect();
-    assert_eq!(
-        errors,
-        vec!["r.yaml:13: VirtualService default/reviews: http[0].route[0].weight: weight -5 < 0"]
-    );
+    let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(ToString::to_string).collect();
+    assert_eq!(errors, vec!["r.yaml:13: VirtualService default/reviews: http[0].route[0].weight: weight -5 < 0"]);
 }
 
 #[test]
@@ -93,14 +79,7 @@ spec:
 "#;
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    assert_eq!(
-        loaded
-            .skipped
-            .iter()
-            .map(|s| s.kind.as_str())
-            .collect::<Vec<_>>(),
-        ["Service", "HTTPRoute", "Sidecar"]
-    );
+    assert_eq!(loaded.skipped.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(), ["Service", "HTTPRoute", "Sidecar"]);
     assert_eq!(loaded.resources.len(), 1);
     assert_eq!(loaded.resources[0].kind, Kind::DestinationRule);
     assert_eq!(&*loaded.resources[0].namespace, "bookinfo");
@@ -120,27 +99,15 @@ items:
   metadata: {name: b}
   spec: {host: b}
 "#;
-    let options = LoadOptions {
-        default_namespace: "shop".into(),
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { default_namespace: "shop".into(), ..LoadOptions::default() };
     let loaded = load_str(text, None, &options).expect("yaml");
-    let names: Vec<String> = loaded
-        .resources
-        .iter()
-        .map(|r| format!("{}/{}", r.namespace, r.name))
-        .collect();
+    let names: Vec<String> = loaded.resources.iter().map(|r| format!("{}/{}", r.namespace, r.name)).collect();
     assert_eq!(names, ["shop/a", "shop/b"]);
 }
 
 #[test]
 fn text_that_is_not_yaml_contributes_nothing() {
-    let err = load_str(
-        "spec: [unclosed\n",
-        Some("bad.yaml"),
-        &LoadOptions::default(),
-    )
-    .expect_err("not yaml");
+    let err = load_str("spec: [unclosed\n", Some("bad.yaml"), &LoadOptions::default()).expect_err("not yaml");
     assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
 }
 
@@ -149,11 +116,7 @@ fn served_versions_only() {
     let text = "apiVersion: networking.istio.io/v2\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n";
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
     assert!(loaded.resources.is_empty());
-    assert!(
-        loaded.diagnostics[0].message.contains("not served"),
-        "{}",
-        loaded.diagnostics[0]
-    );
+    assert!(loaded.diagnostics[0].message.contains("not served"), "{}", loaded.diagnostics[0]);
 }
 
 #[test]
@@ -171,9 +134,7 @@ spec:
     - destination: {host: v}
 "#;
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
-    let Spec::VirtualService(vs) = &loaded.resources[0].spec else {
-        panic!("not a VirtualService")
-    };
+    let Spec::VirtualService(vs) = &loaded.resources[0].spec else { panic!("not a VirtualService") };
     assert!(vs.http[0].matches[0].ignore_uri_case);
 }
 
@@ -192,11 +153,8 @@ spec:
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
     let diags = validate(&loaded.resources[0]);
     assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
-    let unsupported: Vec<String> = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Unsupported)
-        .map(ToString::to_string)
-        .collect();
+    let unsupported: Vec<String> =
+        diags.iter().filter(|d| d.severity == Severity::Unsupported).map(ToString::to_string).collect();
     assert_eq!(
         unsupported,
         [

@@ -83,44 +83,29 @@ fn istio_like() -> impl Strategy<Value = String> {
     ]);
     let leaf = (keys.clone(), scalar()).prop_map(|(k, v)| format!("{k}: {v}"));
     let tree = leaf.prop_recursive(4, 40, 6, move |inner| {
-        (
-            keys.clone(),
-            prop::collection::vec(inner, 1..5),
-            any::<bool>(),
-        )
-            .prop_map(|(k, children, list)| {
-                let body: Vec<String> =
-                    children.iter().map(|c| c.replace('\n', "\n    ")).collect();
-                if list {
-                    format!("{k}:\n  - {}", body.join("\n  - "))
-                } else {
-                    format!(
-                        "{k}:\n  {}",
-                        body.iter()
-                            .map(|c| c.replace("\n    ", "\n  "))
-                            .collect::<Vec<_>>()
-                            .join("\n  ")
-                    )
-                }
-            })
+        (keys.clone(), prop::collection::vec(inner, 1..5), any::<bool>()).prop_map(|(k, children, list)| {
+            let body: Vec<String> = children.iter().map(|c| c.replace('\n', "\n    ")).collect();
+            if list {
+                format!("{k}:\n  - {}", body.join("\n  - "))
+            } else {
+                format!("{k}:\n  {}", body.iter().map(|c| c.replace("\n    ", "\n  ")).collect::<Vec<_>>().join("\n  "))
+            }
+        })
     });
-    let kind = prop::sample::select(vec![
-        "VirtualService",
-        "DestinationRule",
-        "Gateway",
-        "ServiceEntry",
-        "WorkloadEntry",
-    ]);
+    let kind =
+        prop::sample::select(vec!["VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "WorkloadEntry"]);
     (kind, prop::collection::vec(tree, 0..4)).prop_map(|(kind, parts)| {
         let spec: Vec<String> = parts.iter().map(|p| format!("  {}", p.replace('\n', "\n  "))).collect();
-        format!("apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata:\n  name: fuzz\nspec:\n{}\n", spec.join("\n"))
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata:\n  name: fuzz\nspec:\n{}\n",
+            spec.join("\n")
+        )
     })
 }
 
 /// Istio's own sample files, whose scalar values the mutation test below replaces.
 fn sample_texts() -> Vec<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/istio-samples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples");
     let files = [
         "bookinfo/networking/destination-rule-all.yaml",
         "bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml",
@@ -131,10 +116,7 @@ fn sample_texts() -> Vec<String> {
         "external/pypi.yaml",
         "httpbin/httpbin-gateway.yaml",
     ];
-    files
-        .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).expect("sample"))
-        .collect()
+    files.iter().map(|f| std::fs::read_to_string(dir.join(f)).expect("sample")).collect()
 }
 
 /// Replace the values of some `key: value` lines of a real sample.
@@ -144,10 +126,7 @@ fn mutate(text: &str, edits: &[(usize, String)]) -> String {
         .iter()
         .enumerate()
         .filter(|(_, l)| {
-            l.contains(": ")
-                && !l.trim_start().starts_with('#')
-                && !l.contains("apiVersion")
-                && !l.contains("kind:")
+            l.contains(": ") && !l.trim_start().starts_with('#') && !l.contains("apiVersion") && !l.contains("kind:")
         })
         .map(|(i, _)| i)
         .collect();
@@ -200,8 +179,5 @@ fn generator_reaches_the_validator() {
             typed += loaded.resources.len() + loaded.diagnostics.len();
         }
     }
-    assert!(
-        typed > 100,
-        "only {typed} of 200 generated documents were read as resources"
-    );
+    assert!(typed > 100, "only {typed} of 200 generated documents were read as resources");
 }

@@ -18,19 +18,11 @@ fn crds() -> Vec<Value> {
 /// A value for every property of `schema`.
 fn instance(schema: &Value, name: &str) -> Value {
     if let Some(values) = schema["enum"].as_array() {
-        return values
-            .iter()
-            .find(|v| v.as_str() != Some("UNSPECIFIED"))
-            .cloned()
-            .unwrap_or(Value::Null);
+        return values.iter().find(|v| v.as_str() != Some("UNSPECIFIED")).cloned().unwrap_or(Value::Null);
     }
     let is_duration = schema["x-kubernetes-validations"]
         .as_array()
-        .is_some_and(|rules| {
-            rules
-                .iter()
-                .any(|r| r["rule"].as_str().is_some_and(|s| s.contains("duration(")))
-        });
+        .is_some_and(|rules| rules.iter().any(|r| r["rule"].as_str().is_some_and(|s| s.contains("duration("))));
     match schema["type"].as_str() {
         Some("object") => {
             let mut out = Map::new();
@@ -39,10 +31,7 @@ fn instance(schema: &Value, name: &str) -> Value {
                     out.insert(k.clone(), instance(v, k));
                 }
             } else if schema["additionalProperties"].is_object() {
-                out.insert(
-                    "key".to_string(),
-                    instance(&schema["additionalProperties"], name),
-                );
+                out.insert("key".to_string(), instance(&schema["additionalProperties"], name));
             }
             Value::Object(out)
         }
@@ -50,9 +39,7 @@ fn instance(schema: &Value, name: &str) -> Value {
         Some("integer") => json!(80),
         Some("number") => json!(50.0),
         Some("boolean") => json!(true),
-        Some("string")
-            if is_duration || ["ttl", "idleTimeout", "budgetInterval"].contains(&name) =>
-        {
+        Some("string") if is_duration || ["ttl", "idleTimeout", "budgetInterval"].contains(&name) => {
             json!("1s")
         }
         Some("string") => json!("x"),
@@ -81,15 +68,7 @@ fn every_crd_field_is_known() {
             continue;
         }
         let kind = spec["names"]["kind"].as_str().unwrap_or("");
-        if ![
-            "VirtualService",
-            "DestinationRule",
-            "Gateway",
-            "ServiceEntry",
-            "WorkloadEntry",
-        ]
-        .contains(&kind)
-        {
+        if !["VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "WorkloadEntry"].contains(&kind) {
             continue;
         }
         for version in spec["versions"].as_array().expect("versions") {
@@ -101,23 +80,13 @@ fn every_crd_field_is_known() {
                 "spec": instance(schema, "spec"),
             });
             fields += count_keys(&doc["spec"]);
-            let loaded = load_str(&doc.to_string(), Some(kind), &LoadOptions::default())
-                .expect("json is yaml");
-            let problems: Vec<String> =
-                loaded.diagnostics.iter().map(ToString::to_string).collect();
-            assert!(
-                problems.is_empty(),
-                "{kind} {}:\n{}",
-                version["name"],
-                problems.join("\n")
-            );
+            let loaded = load_str(&doc.to_string(), Some(kind), &LoadOptions::default()).expect("json is yaml");
+            let problems: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+            assert!(problems.is_empty(), "{kind} {}:\n{}", version["name"], problems.join("\n"));
             assert_eq!(loaded.resources.len(), 1);
             checked += 1;
         }
     }
     assert_eq!(checked, 15, "5 kinds x 3 versions");
-    assert!(
-        fields > 3 * 400,
-        "the generated documents hold only {fields} fields"
-    );
+    assert!(fields > 3 * 400, "the generated documents hold only {fields} fields");
 }

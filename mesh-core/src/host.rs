@@ -82,11 +82,7 @@ pub struct HostMap<T> {
 
 impl<T> Default for HostMap<T> {
     fn default() -> Self {
-        HostMap {
-            exact: HashMap::new(),
-            wildcard: HashMap::new(),
-            wildcard_lengths: Vec::new(),
-        }
+        HostMap { exact: HashMap::new(), wildcard: HashMap::new(), wildcard_lengths: Vec::new() }
     }
 }
 
@@ -101,9 +97,7 @@ impl<T> HostMap<T> {
         match host.strip_prefix('*') {
             Some(suffix) => {
                 self.note_length(suffix.len());
-                self.wildcard
-                    .entry(Arc::from(suffix))
-                    .or_insert_with(default)
+                self.wildcard.entry(Arc::from(suffix)).or_insert_with(default)
             }
             None => self.exact.entry(Arc::from(host)).or_insert_with(default),
         }
@@ -213,24 +207,12 @@ mod tests {
 
     #[test]
     fn qualification_follows_istio() {
-        assert_eq!(
-            qualify("reviews", "bookinfo", DEFAULT_DOMAIN),
-            "reviews.bookinfo.svc.cluster.local"
-        );
-        assert_eq!(
-            qualify("reviews.bookinfo", "default", DEFAULT_DOMAIN),
-            "reviews.bookinfo"
-        );
+        assert_eq!(qualify("reviews", "bookinfo", DEFAULT_DOMAIN), "reviews.bookinfo.svc.cluster.local");
+        assert_eq!(qualify("reviews.bookinfo", "default", DEFAULT_DOMAIN), "reviews.bookinfo");
         assert_eq!(qualify("*", "default", DEFAULT_DOMAIN), "*");
-        assert_eq!(
-            qualify("*.example.com", "default", DEFAULT_DOMAIN),
-            "*.example.com"
-        );
+        assert_eq!(qualify("*.example.com", "default", DEFAULT_DOMAIN), "*.example.com");
         assert_eq!(qualify("10.0.0.1", "default", DEFAULT_DOMAIN), "10.0.0.1");
-        assert_eq!(
-            qualify("Reviews", "ns", DEFAULT_DOMAIN),
-            "reviews.ns.svc.cluster.local"
-        );
+        assert_eq!(qualify("Reviews", "ns", DEFAULT_DOMAIN), "reviews.ns.svc.cluster.local");
     }
 
     #[test]
@@ -254,11 +236,7 @@ mod tests {
         assert_eq!(m.get("a.b.example.com"), Some(&3));
         assert_eq!(m.get("c.b.example.com"), Some(&2));
         assert_eq!(m.get("c.example.com"), Some(&1));
-        assert_eq!(
-            m.get("example.com"),
-            Some(&0),
-            "*.example.com needs a label before it"
-        );
+        assert_eq!(m.get("example.com"), Some(&0), "*.example.com needs a label before it");
         assert_eq!(m.get("other.org"), Some(&0));
         let mut n: HostMap<u8> = HostMap::new();
         n.insert("*.example.com", 1);

@@ -151,19 +151,11 @@ fn perl_replacement(kind: &ClassPerlKind, negated: bool) -> (&'static str, &'sta
 fn collect_edits(node: &Ast, edits: &mut Vec<(usize, usize, &'static str)>) -> Result<(), String> {
     match node {
         Ast::ClassPerl(c) => {
-            edits.push((
-                c.span.start.offset,
-                c.span.end.offset,
-                perl_replacement(&c.kind, c.negated).0,
-            ));
+            edits.push((c.span.start.offset, c.span.end.offset, perl_replacement(&c.kind, c.negated).0));
         }
         Ast::Assertion(a) => match a.kind {
-            ast::AssertionKind::WordBoundary => {
-                edits.push((a.span.start.offset, a.span.end.offset, r"(?-u:\b)"))
-            }
-            ast::AssertionKind::NotWordBoundary => {
-                edits.push((a.span.start.offset, a.span.end.offset, r"(?-u:\B)"))
-            }
+            ast::AssertionKind::WordBoundary => edits.push((a.span.start.offset, a.span.end.offset, r"(?-u:\b)")),
+            ast::AssertionKind::NotWordBoundary => edits.push((a.span.start.offset, a.span.end.offset, r"(?-u:\B)")),
             _ => {}
         },
         Ast::ClassBracketed(c) => collect_set_edits(&c.kind, edits),
@@ -173,9 +165,7 @@ fn collect_edits(node: &Ast, edits: &mut Vec<(usize, usize, &'static str)>) -> R
                 | ast::RepetitionRange::AtLeast(n)
                 | ast::RepetitionRange::Bounded(_, n)) = range;
                 if *n > MAX_REPEAT {
-                    return Err(format!(
-                        "bad repetition operator: counts above {MAX_REPEAT} are not allowed"
-                    ));
+                    return Err(format!("bad repetition operator: counts above {MAX_REPEAT} are not allowed"));
                 }
             }
             collect_edits(&r.ast, edits)?;
@@ -209,11 +199,7 @@ fn collect_set_edits(set: &ast::ClassSet, edits: &mut Vec<(usize, usize, &'stati
 fn collect_item_edits(item: &ClassSetItem, edits: &mut Vec<(usize, usize, &'static str)>) {
     match item {
         ClassSetItem::Perl(c) => {
-            edits.push((
-                c.span.start.offset,
-                c.span.end.offset,
-                perl_replacement(&c.kind, c.negated).1,
-            ));
+            edits.push((c.span.start.offset, c.span.end.offset, perl_replacement(&c.kind, c.negated).1));
         }
         ClassSetItem::Bracketed(b) => collect_set_edits(&b.kind, edits),
         ClassSetItem::Union(u) => {
@@ -252,8 +238,7 @@ impl StringMatcher {
         match self {
             StringMatcher::Exact(s) => value.eq_ignore_ascii_case(s),
             StringMatcher::Prefix(s) => {
-                value.len() >= s.len()
-                    && value.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
+                value.len() >= s.len() && value.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
             }
             StringMatcher::Regex(re) => re.is_match(value),
         }
@@ -297,10 +282,7 @@ mod tests {
         assert!(!re(r"[\d_]+").is_match("١"));
         assert!(re(r"\s").is_match(" "));
         assert!(!re(r"\s").is_match("\u{a0}"));
-        assert!(
-            re(r".").is_match("é"),
-            "dot matches one code point, as RE2's UTF-8 mode"
-        );
+        assert!(re(r".").is_match("é"), "dot matches one code point, as RE2's UTF-8 mode");
         assert!(re(r"foo\b.*").is_match("foo bar"));
     }
 
@@ -319,10 +301,7 @@ mod tests {
     fn string_matchers() {
         let prefix = StringMatcher::Prefix(Arc::from("/api"));
         assert!(prefix.matches("/api"));
-        assert!(
-            prefix.matches("/apiv2"),
-            "a prefix is a plain string prefix"
-        );
+        assert!(prefix.matches("/apiv2"), "a prefix is a plain string prefix");
         assert!(!prefix.matches("/API"));
         assert!(prefix.matches_ignore_case("/API/x"));
         assert!(StringMatcher::Exact(Arc::from("/")).matches("/"));

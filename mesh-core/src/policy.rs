@@ -17,19 +17,12 @@ pub struct LabelSelector(pub Box<[(Arc<str>, Arc<str>)]>);
 impl LabelSelector {
     /// Build from pairs.
     pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
-        LabelSelector(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
-                .collect(),
-        )
+        LabelSelector(pairs.into_iter().map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str()))).collect())
     }
 
     /// Do `labels` contain every pair of the selector? (An empty selector selects everything.)
     pub fn matches(&self, labels: &BTreeMap<Arc<str>, Arc<str>>) -> bool {
-        self.0
-            .iter()
-            .all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+        self.0.iter().all(|(k, v)| labels.get(k).is_some_and(|l| l == v))
     }
 }
 
@@ -92,15 +85,10 @@ impl DestinationPolicy {
     /// The effective policy for a subset (or none) and a port, merged as Istio merges.
     pub fn resolve(&self, subset: Option<&str>, port: Option<u16>) -> PolicyParts {
         let for_port = |tp: &TrafficPolicy| {
-            port.and_then(|p| tp.port_level.iter().find(|(n, _)| *n == p))
-                .map(|(_, parts)| parts.clone())
+            port.and_then(|p| tp.port_level.iter().find(|(n, _)| *n == p)).map(|(_, parts)| parts.clone())
         };
-        let mut merged =
-            for_port(&self.traffic_policy).unwrap_or_else(|| self.traffic_policy.parts.clone());
-        if let Some(sp) = subset
-            .and_then(|s| self.subset(s))
-            .and_then(|s| s.traffic_policy.as_ref())
-        {
+        let mut merged = for_port(&self.traffic_policy).unwrap_or_else(|| self.traffic_policy.parts.clone());
+        if let Some(sp) = subset.and_then(|s| self.subset(s)).and_then(|s| s.traffic_policy.as_ref()) {
             let own = &sp.parts;
             if own.load_balancer.is_some() {
                 merged.load_balancer = own.load_balancer.clone();
@@ -281,27 +269,18 @@ mod tests {
     use super::*;
 
     fn parts(lb: LoadBalancer) -> PolicyParts {
-        PolicyParts {
-            load_balancer: Some(lb),
-            ..PolicyParts::default()
-        }
+        PolicyParts { load_balancer: Some(lb), ..PolicyParts::default() }
     }
 
     #[test]
     fn subset_and_port_overrides() {
-        let pool = ConnectionPool {
-            max_connections: Some(1),
-            ..ConnectionPool::default()
-        };
+        let pool = ConnectionPool { max_connections: Some(1), ..ConnectionPool::default() };
         let dr = DestinationPolicy {
             namespace: Arc::from("default"),
             name: Arc::from("reviews"),
             host: Arc::from("reviews.default.svc.cluster.local"),
             traffic_policy: TrafficPolicy {
-                parts: PolicyParts {
-                    connection_pool: Some(pool.clone()),
-                    ..parts(LoadBalancer::Random)
-                },
+                parts: PolicyParts { connection_pool: Some(pool.clone()), ..parts(LoadBalancer::Random) },
                 port_level: Box::new([(9080, parts(LoadBalancer::LeastRequest))]),
                 retry_budget: None,
             },
@@ -318,16 +297,9 @@ mod tests {
         assert_eq!(top.load_balancer, Some(LoadBalancer::Random));
         let v2 = dr.resolve(Some("v2"), None);
         assert_eq!(v2.load_balancer, Some(LoadBalancer::RoundRobin));
-        assert_eq!(
-            v2.connection_pool,
-            Some(pool),
-            "fields the subset does not set are inherited"
-        );
+        assert_eq!(v2.connection_pool, Some(pool), "fields the subset does not set are inherited");
         let port = dr.resolve(None, Some(9080));
         assert_eq!(port.load_balancer, Some(LoadBalancer::LeastRequest));
-        assert_eq!(
-            port.connection_pool, None,
-            "port-level settings do not inherit"
-        );
+        assert_eq!(port.connection_pool, None, "port-level settings do not inherit");
     }
 }

@@ -153,10 +153,7 @@ impl WeightedDestinations {
                 sum
             })
             .collect();
-        WeightedDestinations {
-            destinations: destinations.into_boxed_slice(),
-            cumulative,
-        }
+        WeightedDestinations { destinations: destinations.into_boxed_slice(), cumulative }
     }
 
     /// All destinations, in config order.
@@ -547,18 +544,10 @@ mod tests {
     fn cumulative_weights() {
         let w = WeightedDestinations::new(vec![rd("v1", 90), rd("v2", 0), rd("v3", 10)]);
         assert_eq!(w.total(), 100);
-        let pick = |r| {
-            w.pick(r)
-                .and_then(|d| d.destination.subset.clone())
-                .map(|s| s.to_string())
-        };
+        let pick = |r| w.pick(r).and_then(|d| d.destination.subset.clone()).map(|s| s.to_string());
         assert_eq!(pick(0).as_deref(), Some("v1"));
         assert_eq!(pick(89).as_deref(), Some("v1"));
-        assert_eq!(
-            pick(90).as_deref(),
-            Some("v3"),
-            "weight 0 never gets traffic"
-        );
+        assert_eq!(pick(90).as_deref(), Some("v3"), "weight 0 never gets traffic");
         assert_eq!(pick(99).as_deref(), Some("v3"));
         let single = WeightedDestinations::new(vec![rd("v1", 0)]);
         assert_eq!(single.total(), 100, "a lone destination takes everything");

@@ -331,7 +331,9 @@ impl RouteDecision<'_> {
     /// The host the request resolved to.
     pub fn host(&self) -> &str {
         match self {
-            RouteDecision::Default { host } | RouteDecision::NoRoute { host, .. } | RouteDecision::Matched { host, .. } => host,
+            RouteDecision::Default { host }
+            | RouteDecision::NoRoute { host, .. }
+            | RouteDecision::Matched { host, .. } => host,
         }
     }
 }

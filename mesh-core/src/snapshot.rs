@@ -35,10 +35,7 @@ pub enum Binding {
 impl Binding {
     /// A gateway binding.
     pub fn gateway(namespace: &str, name: &str) -> Binding {
-        Binding::Gateway {
-            namespace: Arc::from(namespace),
-            name: Arc::from(name),
-        }
+        Binding::Gateway { namespace: Arc::from(namespace), name: Arc::from(name) }
     }
 }
 
@@ -79,9 +76,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            domain: Arc::from(DEFAULT_DOMAIN),
-        }
+        Settings { domain: Arc::from(DEFAULT_DOMAIN) }
     }
 }
 
@@ -130,20 +125,12 @@ impl Snapshot {
 
     /// Every virtual host of a binding.
     pub fn virtual_hosts(&self, binding: &Binding) -> Vec<&Arc<VirtualHost>> {
-        self.inner
-            .routes
-            .get(binding)
-            .map(|m| m.iter().map(|(_, v)| v).collect())
-            .unwrap_or_default()
+        self.inner.routes.get(binding).map(|m| m.iter().map(|(_, v)| v).collect()).unwrap_or_default()
     }
 
     /// DestinationRules for a concrete host (most specific pattern), in config order.
     pub fn destination_rules(&self, host: &str) -> &[Arc<DestinationPolicy>] {
-        self.inner
-            .destination_rules
-            .get(host)
-            .map(|b| &b[..])
-            .unwrap_or(&[])
+        self.inner.destination_rules.get(host).map(|b| &b[..]).unwrap_or(&[])
     }
 
     /// ServiceEntries declaring a concrete host (most specific pattern), in config order.
@@ -171,9 +158,7 @@ impl Snapshot {
 
     /// A Gateway by namespace and name.
     pub fn gateway(&self, namespace: &str, name: &str) -> Option<&Arc<GatewayDecl>> {
-        self.inner
-            .gateways
-            .get(&(Arc::from(namespace), Arc::from(name)))
+        self.inner.gateways.get(&(Arc::from(namespace), Arc::from(name)))
     }
 
     /// Every Gateway.
@@ -211,10 +196,7 @@ impl SnapshotBuilder {
     /// A builder with the given settings.
     pub fn new(settings: Settings) -> Self {
         SnapshotBuilder {
-            inner: Inner {
-                settings,
-                ..Inner::default()
-            },
+            inner: Inner { settings, ..Inner::default() },
             owners: BTreeMap::new(),
             routes: BTreeMap::new(),
         }
@@ -237,11 +219,7 @@ impl SnapshotBuilder {
             && binding == Binding::Mesh
             && existing != owner
         {
-            return Err(HostConflict {
-                host: key.1,
-                kept: existing.clone(),
-                ignored: owner.to_string(),
-            });
+            return Err(HostConflict { host: key.1, kept: existing.clone(), ignored: owner.to_string() });
         }
         self.owners.entry(key).or_insert_with(|| owner.to_string());
         self.inner.rule_count += rules.len();
@@ -252,10 +230,7 @@ impl SnapshotBuilder {
     /// Add a DestinationRule.
     pub fn add_destination_rule(&mut self, policy: DestinationPolicy) {
         let host = policy.host.clone();
-        let list = self
-            .inner
-            .destination_rules
-            .entry_or_insert_with(&host, || Box::new([]));
+        let list = self.inner.destination_rules.entry_or_insert_with(&host, || Box::new([]));
         let mut v = list.to_vec();
         v.push(Arc::new(policy));
         *list = v.into_boxed_slice();
@@ -265,10 +240,7 @@ impl SnapshotBuilder {
     pub fn add_service(&mut self, service: ServiceDecl) {
         let service = Arc::new(service);
         for host in service.hosts.iter() {
-            let list = self
-                .inner
-                .services
-                .entry_or_insert_with(host, || Box::new([]));
+            let list = self.inner.services.entry_or_insert_with(host, || Box::new([]));
             let mut v = list.to_vec();
             v.push(service.clone());
             *list = v.into_boxed_slice();
@@ -284,10 +256,7 @@ impl SnapshotBuilder {
 
     /// Add a Gateway.
     pub fn add_gateway(&mut self, gateway: GatewayDecl) {
-        self.inner.gateways.insert(
-            (gateway.namespace.clone(), gateway.name.clone()),
-            Arc::new(gateway),
-        );
+        self.inner.gateways.insert((gateway.namespace.clone(), gateway.name.clone()), Arc::new(gateway));
     }
 
     /// Freeze into a snapshot, indexing every virtual host's rules.

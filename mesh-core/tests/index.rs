@@ -21,7 +21,8 @@ fn uri_strategy() -> impl Strategy<Value = Option<StringMatcher>> {
         path_strategy().prop_map(|p| Some(StringMatcher::Exact(Arc::from(p)))),
         path_strategy().prop_map(|p| Some(StringMatcher::Prefix(Arc::from(p)))),
         Just(Some(StringMatcher::Prefix(Arc::from("")))),
-        prop::sample::select(vec!["/a.*", "/[ab]b", "/b?"]).prop_map(|r| Some(StringMatcher::Regex(Re2::new(r).expect("re")))),
+        prop::sample::select(vec!["/a.*", "/[ab]b", "/b?"])
+            .prop_map(|r| Some(StringMatcher::Regex(Re2::new(r).expect("re")))),
     ]
 }
 
@@ -41,7 +42,8 @@ fn match_strategy() -> impl Strategy<Value = RequestMatch> {
 }
 
 fn rule(i: usize, matches: Vec<RequestMatch>) -> Arc<HttpRule> {
-    let matches: Vec<RequestMatch> = matches.into_iter().enumerate().map(|(j, m)| RequestMatch { index: j, ..m }).collect();
+    let matches: Vec<RequestMatch> =
+        matches.into_iter().enumerate().map(|(j, m)| RequestMatch { index: j, ..m }).collect();
     Arc::new(HttpRule {
         origin: RuleOrigin { namespace: Arc::from("default"), name: Arc::from("vs"), index: i },
         name: None,

@@ -1,6 +1,9 @@
 //! `mesh`: meshwork's command line.
 //!
 //! - `mesh validate PATH...` checks Istio networking YAML the way Istio's admission does.
+//! - `mesh explain -f PATH... URL` says what that configuration does with one request.
+
+mod explain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,13 +11,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use mesh_config::{ConfigStore, LoadOptions, Severity, load_paths};
+use mesh_core::{Binding, ClientIdentity, RequestView};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "mesh",
-    version,
-    about = "meshwork: Istio traffic management, in your process or as a proxy"
-)]
+#[command(name = "mesh", version, about = "meshwork: Istio traffic management, in your process or as a proxy")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,7 +39,47 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Say what the configuration does with one request: which VirtualService and rule apply
+    /// (and why the others do not), where it goes, and with what timeout, retries and faults.
+    #[command(after_help = EXPLAIN_HELP)]
+    Explain {
+        /// Configuration files or directories (repeatable).
+        #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
+        files: Vec<PathBuf>,
+        /// Request method.
+        #[arg(short = 'X', long = "request", default_value = "GET")]
+        method: String,
+        /// A request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header", value_name = "HEADER")]
+        headers: Vec<String>,
+        /// A label of the client workload, `key=value` (repeatable), for `sourceLabels`.
+        #[arg(long = "source-label", value_name = "KEY=VALUE")]
+        source_labels: Vec<String>,
+        /// Evaluate as this Gateway (`namespace/name`): only VirtualServices bound to it apply.
+        /// Without it, those bound to `mesh` apply.
+        #[arg(long, value_name = "NS/NAME")]
+        gateway: Option<String>,
+        /// The client's namespace (short host names resolve in it); also the namespace of
+        /// resources that set none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Output format: `text` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "text")]
+        output: String,
+        /// The request URL, e.g. `http://reviews:9080/reviews/0`.
+        url: String,
+    },
 }
+
+const EXPLAIN_HELP: &str = "\
+The JSON output (-o json) has every key always present, null where it does not apply:
+host, action (route | redirect | directResponse | noRoute), status, route, destinations,
+redirect, directResponse, rewrite, timeout, retries, fault, mirrors, headers.
+
+Examples:
+  mesh explain -f bookinfo/ http://reviews:9080/reviews/0
+  mesh explain -f bookinfo/ -H 'end-user: jason' -o json http://reviews:9080/reviews/0
+  mesh explain -f gateway.yaml --gateway default/bookinfo-gateway http://bookinfo.example.com/productpage";
 
 const VALIDATE_HELP: &str = "\
 Each problem prints as one line:
@@ -59,10 +99,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -74,12 +111,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate {
-            paths,
-            namespace,
-            quiet,
-            strict,
-        } => validate(&paths, namespace, quiet, strict),
+        Command::Validate { paths, namespace, quiet, strict } => validate(&paths, namespace, quiet, strict),
+        Command::Explain { files, method, headers, source_labels, gateway, namespace, output, url } => {
+            explain(&files, &method, &headers, &source_labels, gateway.as_deref(), &namespace, &output, &url)
+        }
     }
 }
 
@@ -89,10 +124,7 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
             anyhow::bail!("{}: no such file or directory", p.display());
         }
     }
-    let options = LoadOptions {
-        default_namespace: namespace,
-        ..LoadOptions::default()
-    };
+    let options = LoadOptions { default_namespace: namespace, ..LoadOptions::default() };
     let loaded = load_paths(paths, &options);
     let documents = loaded.resources.len() + loaded.skipped.len();
     let mut store = ConfigStore::default();
@@ -127,9 +159,72 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
         eprintln!("note: no resources found");
     }
     let failed = errors > 0 || !report.failed_files.is_empty() || (strict && warnings > 0);
-    Ok(if failed {
-        ExitCode::from(1)
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain(
+    files: &[PathBuf],
+    method: &str,
+    headers: &[String],
+    source_labels: &[String],
+    gateway: Option<&str>,
+    namespace: &str,
+    output: &str,
+    url: &str,
+) -> Result<ExitCode> {
+    for p in files {
+        if !p.exists() {
+            anyhow::bail!("{}: no such file or directory", p.display());
+        }
+    }
+    if output != "json" && output != "text" {
+        anyhow::bail!("unknown output format {output:?} (use text or json)");
+    }
+    let uri: http::Uri = url.parse().map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
+    if uri.authority().is_none() {
+        anyhow::bail!("{url:?} needs a host, e.g. http://reviews:9080/");
+    }
+    let mut header_list: Vec<(String, String)> = Vec::new();
+    for h in headers {
+        let (name, value) = h.split_once(':').ok_or_else(|| anyhow::anyhow!("header {h:?} is not `Name: value`"))?;
+        header_list.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let mut labels = Vec::new();
+    for l in source_labels {
+        let (k, v) = l.split_once('=').ok_or_else(|| anyhow::anyhow!("source label {l:?} is not `key=value`"))?;
+        labels.push((k.to_string(), v.to_string()));
+    }
+    let binding = match gateway {
+        None => Binding::Mesh,
+        Some(g) => {
+            let (ns, name) = g.split_once('/').ok_or_else(|| anyhow::anyhow!("gateway {g:?} is not NS/NAME"))?;
+            Binding::gateway(ns, name)
+        }
+    };
+    let options = LoadOptions { default_namespace: namespace.to_string(), ..LoadOptions::default() };
+    let mut store = ConfigStore::default();
+    let report = store.apply(load_paths(files, &options));
+    for d in report.errors() {
+        eprintln!("{d}");
+    }
+    for f in &report.failed_files {
+        eprintln!("{f}");
+    }
+    let client = ClientIdentity::new(namespace, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let req = RequestView {
+        method,
+        scheme: uri.scheme_str().unwrap_or("http"),
+        authority: uri.authority().map(|a| a.as_str()).unwrap_or(""),
+        path: uri.path(),
+        query: uri.query(),
+        headers: &header_list,
+    };
+    if output == "json" {
+        let value = explain::explain_json(store.snapshot(), &binding, &req, &client);
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        ExitCode::SUCCESS
-    })
+        print!("{}", explain::explain_text(store.snapshot(), &binding, &req, &client));
+    }
+    Ok(ExitCode::SUCCESS)
 }

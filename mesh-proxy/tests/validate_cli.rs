@@ -26,12 +26,7 @@ fn istio_samples_are_valid() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stderr.contains(" valid, 0 invalid"), "{stderr}");
-    assert!(
-        !stdout
-            .lines()
-            .any(|l| !l.contains("warning:") && !l.contains("unsupported:")),
-        "{stdout}"
-    );
+    assert!(!stdout.lines().any(|l| !l.contains("warning:") && !l.contains("unsupported:")), "{stdout}");
 }
 
 #[test]
@@ -54,10 +49,7 @@ fn invalid_config_exits_1_with_file_line_resource_and_field() {
 fn usage_errors_exit_2() {
     let out = mesh().arg("validate").output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    let out = mesh()
-        .args(["validate", "/nonexistent/meshwork.yaml"])
-        .output()
-        .expect("run");
+    let out = mesh().args(["validate", "/nonexistent/meshwork.yaml"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
 }
@@ -66,9 +58,6 @@ fn usage_errors_exit_2() {
 fn help_explains_output_and_exit_codes() {
     let out = mesh().args(["validate", "--help"]).output().expect("run");
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        help.contains("FILE:LINE: KIND NAMESPACE/NAME: field.path: message"),
-        "{help}"
-    );
+    assert!(help.contains("FILE:LINE: KIND NAMESPACE/NAME: field.path: message"), "{help}");
     assert!(help.contains("Exit status"), "{help}");
 }

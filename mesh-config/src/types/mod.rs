@@ -147,10 +147,6 @@ impl PartialEq for Resource {
 impl Resource {
     /// The `(kind, namespace, name)` identity of this resource.
     pub fn id(&self) -> ResourceRef {
-        ResourceRef {
-            kind: Arc::from(self.kind.as_str()),
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-        }
+        ResourceRef { kind: Arc::from(self.kind.as_str()), namespace: self.namespace.clone(), name: self.name.clone() }
     }
 }

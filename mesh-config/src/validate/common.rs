@@ -24,10 +24,7 @@ fn is_wildcard_dns1123_label(s: &str) -> bool {
     if s == "*" {
         return true;
     }
-    let rest = s
-        .strip_prefix("*-")
-        .or_else(|| s.strip_prefix('*'))
-        .unwrap_or(s);
+    let rest = s.strip_prefix("*-").or_else(|| s.strip_prefix('*')).unwrap_or(s);
     s.len() <= 63 && is_dns1123_label(rest)
 }
 
@@ -45,18 +42,14 @@ fn dns1123_labels(domain: &str) -> Result<(), String> {
     let parts: Vec<&str> = domain.split('.').collect();
     let tld = parts.last().copied().unwrap_or("");
     if !tld.is_empty() && tld.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "domain name {domain:?} invalid (top level domain {tld:?} cannot be all-numeric)"
-        ));
+        return Err(format!("domain name {domain:?} invalid (top level domain {tld:?} cannot be all-numeric)"));
     }
     for (i, label) in parts.iter().enumerate() {
         if i == parts.len() - 1 && label.is_empty() && i > 0 {
             return Ok(());
         }
         if !is_dns1123_label(label) {
-            return Err(format!(
-                "domain name {domain:?} invalid (label {label:?} invalid)"
-            ));
+            return Err(format!("domain name {domain:?} invalid (label {label:?} invalid)"));
         }
     }
     Ok(())
@@ -76,9 +69,7 @@ pub(crate) fn validate_wildcard_domain(domain: &str) -> Result<(), String> {
         None => (domain, None),
     };
     if !is_wildcard_dns1123_label(first) {
-        return Err(format!(
-            "domain name {domain:?} invalid (label {first:?} invalid)"
-        ));
+        return Err(format!("domain name {domain:?} invalid (label {first:?} invalid)"));
     }
     match rest {
         Some(rest) => dns1123_labels(rest),
@@ -94,9 +85,7 @@ pub(crate) fn is_ip(s: &str) -> bool {
 pub(crate) fn validate_ip_subnet(s: &str) -> Result<(), String> {
     match s.split_once('/') {
         Some((ip, bits)) => {
-            let ip: IpAddr = ip
-                .parse()
-                .map_err(|_| format!("{s} is not a valid CIDR block"))?;
+            let ip: IpAddr = ip.parse().map_err(|_| format!("{s} is not a valid CIDR block"))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
             match bits.parse::<u8>() {
                 Ok(b) if b <= max => Ok(()),
@@ -114,11 +103,7 @@ pub(crate) fn validate_ip_subnet(s: &str) -> Result<(), String> {
 }
 
 pub(crate) fn validate_port(port: u32) -> Result<(), String> {
-    if (1..=65535).contains(&port) {
-        Ok(())
-    } else {
-        Err(format!("port number {port} must be in the range 1..65535"))
-    }
+    if (1..=65535).contains(&port) { Ok(()) } else { Err(format!("port number {port} must be in the range 1..65535")) }
 }
 
 /// Kubernetes label keys and values, as Istio's `labels.Instance.Validate`.
@@ -142,8 +127,7 @@ fn is_qualified_name(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 fn valid_label_key(k: &str) -> bool {
@@ -191,10 +175,7 @@ pub(crate) fn check_percentage(ctx: &mut Ctx<'_>, path: &P, p: Option<&Percent>)
     if let Some(p) = p {
         let v = p.value;
         if !(0.0..=100.0).contains(&v) || (v > 0.0 && v < 0.0001) {
-            ctx.error(
-                &path.f("value"),
-                format!("percentage {v} is neither 0.0, nor in range [0.0001, 100.0]"),
-            );
+            ctx.error(&path.f("value"), format!("percentage {v} is neither 0.0, nor in range [0.0001, 100.0]"));
         }
     }
 }
@@ -202,16 +183,8 @@ pub(crate) fn check_percentage(ctx: &mut Ctx<'_>, path: &P, p: Option<&Percent>)
 /// `exact` / `prefix` / `regex`: exactly one set; prefixes non-empty unless `allow_empty_prefix`
 /// (Envoy allows an empty path prefix, not an empty header prefix); regexes valid RE2, at most
 /// 1024 bytes, as Istio's `validateStringMatch`.
-pub(crate) fn check_string_match(
-    ctx: &mut Ctx<'_>,
-    path: &P,
-    m: &StringMatch,
-    where_: &str,
-    allow_empty_prefix: bool,
-) {
-    let set = usize::from(m.exact.is_some())
-        + usize::from(m.prefix.is_some())
-        + usize::from(m.regex.is_some());
+pub(crate) fn check_string_match(ctx: &mut Ctx<'_>, path: &P, m: &StringMatch, where_: &str, allow_empty_prefix: bool) {
+    let set = usize::from(m.exact.is_some()) + usize::from(m.prefix.is_some()) + usize::from(m.regex.is_some());
     if set > 1 {
         ctx.error(path, "only one of exact, prefix or regex may be set");
     }
@@ -219,10 +192,7 @@ pub(crate) fn check_string_match(
         && prefix.is_empty()
         && !allow_empty_prefix
     {
-        ctx.error(
-            &path.f("prefix"),
-            format!("{where_:?}: prefix string match should not be empty"),
-        );
+        ctx.error(&path.f("prefix"), format!("{where_:?}: prefix string match should not be empty"));
     }
     if let Some(re) = &m.regex {
         ctx.check(&path.f("regex"), check_regex(re, where_));
@@ -232,25 +202,17 @@ pub(crate) fn check_string_match(
 /// RE2 syntax, non-empty, at most 1024 bytes.
 pub(crate) fn check_regex(re: &str, where_: &str) -> Result<(), String> {
     if re.is_empty() {
-        return Err(format!(
-            "{where_:?}: regex string match should not be empty"
-        ));
+        return Err(format!("{where_:?}: regex string match should not be empty"));
     }
     if re.len() > 1024 {
-        return Err(format!(
-            "{where_:?}: regex is too large, max length allowed is 1024"
-        ));
+        return Err(format!("{where_:?}: regex is too large, max length allowed is 1024"));
     }
-    Re2::new(re)
-        .map(|_| ())
-        .map_err(|e| format!("{where_:?}: {e}; Istio uses RE2 style regex-based match"))
+    Re2::new(re).map(|_| ()).map_err(|e| format!("{where_:?}: {e}; Istio uses RE2 style regex-based match"))
 }
 
 /// RFC 7230 token characters.
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A header name in a match (`header name cannot be empty`).
@@ -264,10 +226,7 @@ pub(crate) fn validate_header_name(name: &str) -> Result<(), String> {
 /// A header name in a header operation: a token, not a pseudo-header nor `Host`, unless
 /// `allow_authority` and it is `:authority` / `host` (Istio's
 /// `ValidateHTTPHeaderWithAuthorityOperationName`).
-pub(crate) fn validate_header_operation_name(
-    name: &str,
-    allow_authority: bool,
-) -> Result<(), String> {
+pub(crate) fn validate_header_operation_name(name: &str, allow_authority: bool) -> Result<(), String> {
     if name.is_empty() {
         return Err("header name cannot be empty".to_string());
     }
@@ -276,9 +235,7 @@ pub(crate) fn validate_header_operation_name(
         return Ok(());
     }
     if lower.starts_with(':') || lower == "host" {
-        return Err(format!(
-            "invalid header {name:?}: pseudo-headers and Host cannot be modified"
-        ));
+        return Err(format!("invalid header {name:?}: pseudo-headers and Host cannot be modified"));
     }
     if !is_token(name) {
         return Err(format!("header name {name:?} is not a valid header name"));
@@ -289,11 +246,8 @@ pub(crate) fn validate_header_operation_name(
 /// A header value: `%` must start `%%` or an Envoy `%VARIABLE%` / `%VARIABLE(args)%`
 /// (Istio's `ValidateHTTPHeaderValue`).
 pub(crate) fn validate_header_value(value: &str) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "header value configuration {value:?} is invalid: a '%' must be '%%' or start an Envoy %VARIABLE%"
-        )
-    };
+    let bad =
+        || format!("header value configuration {value:?} is invalid: a '%' must be '%%' or start an Envoy %VARIABLE%");
     let b = value.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -307,11 +261,7 @@ pub(crate) fn validate_header_value(value: &str) -> Result<(), String> {
         }
         let rest = &value[i + 1..];
         let close = match rest.find('(') {
-            Some(open)
-                if rest[..open]
-                    .bytes()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_') =>
-            {
+            Some(open) if rest[..open].bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_') => {
                 let after = &rest[open..];
                 after.find(")%").map(|p| open + p + 1)
             }
@@ -321,11 +271,7 @@ pub(crate) fn validate_header_value(value: &str) -> Result<(), String> {
             return Err(bad());
         };
         let name = rest[..close].split('(').next().unwrap_or("");
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
-        {
+        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_') {
             return Err(bad());
         }
         i += 1 + close + 1;
@@ -334,56 +280,30 @@ pub(crate) fn validate_header_value(value: &str) -> Result<(), String> {
 }
 
 /// `set` / `add` / `remove` header edits.
-pub(crate) fn check_header_operations(
-    ctx: &mut Ctx<'_>,
-    path: &P,
-    ops: Option<&HeaderOperations>,
-    request: bool,
-) {
+pub(crate) fn check_header_operations(ctx: &mut Ctx<'_>, path: &P, ops: Option<&HeaderOperations>, request: bool) {
     let Some(ops) = ops else { return };
     for (field, map) in [("set", &ops.set), ("add", &ops.add)] {
         for (name, value) in map {
-            ctx.check(
-                &path.f(field).k(name),
-                validate_header_operation_name(name, request),
-            );
+            ctx.check(&path.f(field).k(name), validate_header_operation_name(name, request));
             ctx.check(&path.f(field).k(name), validate_header_value(value));
         }
     }
     for (i, name) in ops.remove.iter().enumerate() {
-        ctx.check(
-            &path.f("remove").i(i),
-            validate_header_operation_name(name, false),
-        );
+        ctx.check(&path.f("remove").i(i), validate_header_operation_name(name, false));
     }
 }
 
 /// `exportTo`: `*`, `.`, `~` (ServiceEntry only) or namespace names; no duplicates; `*` alone.
-pub(crate) fn check_export_to(
-    ctx: &mut Ctx<'_>,
-    path: &P,
-    export_to: &[String],
-    service_entry: bool,
-) {
+pub(crate) fn check_export_to(ctx: &mut Ctx<'_>, path: &P, export_to: &[String], service_entry: bool) {
     let namespace = ctx.resource.namespace.to_string();
     let mut seen: Vec<String> = Vec::new();
     for (i, e) in export_to.iter().enumerate() {
-        let key = if e == "." {
-            namespace.clone()
-        } else {
-            e.clone()
-        };
+        let key = if e == "." { namespace.clone() } else { e.clone() };
         if seen.contains(&key) {
             if key != *e {
-                ctx.error(
-                    &path.i(i),
-                    format!("duplicate entries in exportTo: . and current namespace {namespace}"),
-                );
+                ctx.error(&path.i(i), format!("duplicate entries in exportTo: . and current namespace {namespace}"));
             } else {
-                ctx.error(
-                    &path.i(i),
-                    format!("duplicate entries in exportTo for entry {e}"),
-                );
+                ctx.error(&path.i(i), format!("duplicate entries in exportTo for entry {e}"));
             }
             continue;
         }
@@ -394,16 +314,10 @@ pub(crate) fn check_export_to(
         seen.push(key);
     }
     if export_to.len() > 1 && export_to.iter().any(|e| e == "*") {
-        ctx.error(
-            path,
-            "cannot have both public (*) and non-public exportTo values for a resource",
-        );
+        ctx.error(path, "cannot have both public (*) and non-public exportTo values for a resource");
     }
     if export_to.len() > 1 && export_to.iter().any(|e| e == "~") {
-        ctx.error(
-            path,
-            "cannot export service entry to no one (~) and someone",
-        );
+        ctx.error(path, "cannot export service entry to no one (~) and someone");
     }
 }
 

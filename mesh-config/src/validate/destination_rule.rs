@@ -17,10 +17,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, dr: &DestinationRule) {
         let p = root.f("subsets").i(i);
         ctx.check(&p.f("name"), validate_subset_name(&subset.name));
         if !subset.name.is_empty() && names.contains(&subset.name.as_str()) {
-            ctx.error(
-                &p.f("name"),
-                format!("duplicate subset names: {}", subset.name),
-            );
+            ctx.error(&p.f("name"), format!("duplicate subset names: {}", subset.name));
         }
         names.push(&subset.name);
         validate_labels(ctx, &p.f("labels"), &subset.labels);
@@ -32,33 +29,24 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, dr: &DestinationRule) {
     if let Some(sel) = &dr.workload_selector {
         let p = root.f("workloadSelector").f("matchLabels");
         if sel.match_labels.is_empty() {
-            ctx.warn(&root.f("workloadSelector"), "workload selector specified without labels, will be applied to all workloads in the namespace");
+            ctx.warn(
+                &root.f("workloadSelector"),
+                "workload selector specified without labels, will be applied to all workloads in the namespace",
+            );
         }
         for (k, v) in &sel.match_labels {
             if k.is_empty() {
-                ctx.error(
-                    &p.k(k),
-                    format!("empty key is not supported in selector: \"{k}={v}\""),
-                );
+                ctx.error(&p.k(k), format!("empty key is not supported in selector: \"{k}={v}\""));
             }
             if k.contains('*') || v.contains('*') {
-                ctx.error(
-                    &p.k(k),
-                    format!("wildcard is not supported in selector: \"{k}={v}\""),
-                );
+                ctx.error(&p.k(k), format!("wildcard is not supported in selector: \"{k}={v}\""));
             }
         }
         validate_labels(ctx, &p, &sel.match_labels);
-        ctx.unsupported(
-            &root.f("workloadSelector"),
-            "workloadSelector (the rule applies to every client)",
-        );
+        ctx.unsupported(&root.f("workloadSelector"), "workloadSelector (the rule applies to every client)");
     }
     if !dr.export_to.is_empty() {
-        ctx.unsupported(
-            &root.f("exportTo"),
-            "exportTo (every resource is visible to every namespace)",
-        );
+        ctx.unsupported(&root.f("exportTo"), "exportTo (every resource is visible to every namespace)");
     }
 }
 
@@ -111,10 +99,7 @@ fn validate_traffic_policy(ctx: &mut Ctx<'_>, path: &P, tp: &TrafficPolicy) {
             && proto != "CONNECT"
             && proto != "POST"
         {
-            ctx.error(
-                &p.f("protocol"),
-                format!("tunnel protocol must be \"CONNECT\" or \"POST\", got {proto:?}"),
-            );
+            ctx.error(&p.f("protocol"), format!("tunnel protocol must be \"CONNECT\" or \"POST\", got {proto:?}"));
         }
         if t.target_host.is_empty() {
             ctx.error(&p.f("targetHost"), "tunnel target host must be set");
@@ -127,10 +112,7 @@ fn validate_traffic_policy(ctx: &mut Ctx<'_>, path: &P, tp: &TrafficPolicy) {
             && v != "V1"
             && v != "V2"
         {
-            ctx.error(
-                &path.f("proxyProtocol").f("version"),
-                format!("unknown PROXY protocol version {v:?}"),
-            );
+            ctx.error(&path.f("proxyProtocol").f("version"), format!("unknown PROXY protocol version {v:?}"));
         }
         ctx.unsupported(&path.f("proxyProtocol"), "proxyProtocol");
     }
@@ -139,10 +121,7 @@ fn validate_traffic_policy(ctx: &mut Ctx<'_>, path: &P, tp: &TrafficPolicy) {
         if let Some(percent) = rb.percent
             && !(0.0..=100.0).contains(&percent)
         {
-            ctx.error(
-                &p.f("percent"),
-                format!("retry budget percent {percent} is not in range 0..100"),
-            );
+            ctx.error(&p.f("percent"), format!("retry budget percent {percent} is not in range 0..100"));
         }
         check_duration_any(ctx, &p.f("budgetInterval"), rb.budget_interval.as_ref());
     }
@@ -215,41 +194,26 @@ fn validate_load_balancer(ctx: &mut Ctx<'_>, path: &P, lb: &LoadBalancerSettings
         if let Some(size) = ch.maglev.as_ref().and_then(|m| m.table_size)
             && !is_prime(size)
         {
-            ctx.error(
-                &p.f("maglev").f("tableSize"),
-                "tableSize must be a prime number for maglev",
-            );
+            ctx.error(&p.f("maglev").f("tableSize"), "tableSize must be a prime number for maglev");
         }
     }
     if lb.locality_lb_setting.is_some() && lb.zone_aware_lb_setting.is_some() {
-        ctx.error(
-            path,
-            "only one of localityLbSetting and zoneAwareLbSetting can be set",
-        );
+        ctx.error(path, "only one of localityLbSetting and zoneAwareLbSetting can be set");
     }
     if let Some(l) = &lb.locality_lb_setting {
         let p = path.f("localityLbSetting");
         if !l.distribute.is_empty() && !l.failover.is_empty() {
-            ctx.error(
-                &p,
-                "can not simultaneously specify 'distribute' and 'failover'",
-            );
+            ctx.error(&p, "can not simultaneously specify 'distribute' and 'failover'");
         }
         for (i, d) in l.distribute.iter().enumerate() {
             let total: u64 = d.to.values().map(|w| u64::from(*w)).sum();
             if total != 100 {
-                ctx.error(
-                    &p.f("distribute").i(i).f("to"),
-                    "total locality weight must be 100",
-                );
+                ctx.error(&p.f("distribute").i(i).f("to"), "total locality weight must be 100");
             }
         }
         for (i, f) in l.failover.iter().enumerate() {
             if f.from == f.to {
-                ctx.error(
-                    &p.f("failover").i(i),
-                    "locality lb failover settings must specify different regions",
-                );
+                ctx.error(&p.f("failover").i(i), "locality lb failover settings must specify different regions");
             }
         }
         ctx.unsupported(&p, "localityLbSetting");
@@ -266,10 +230,7 @@ fn validate_load_balancer(ctx: &mut Ctx<'_>, path: &P, lb: &LoadBalancerSettings
         if let Some(mp) = w.minimum_percent
             && !(0.0..=100.0).contains(&mp)
         {
-            ctx.error(
-                &p.f("minimumPercent"),
-                "minimumPercent must be in range 0..100",
-            );
+            ctx.error(&p.f("minimumPercent"), "minimumPercent must be in range 0..100");
         }
         if let Some(a) = w.aggression
             && a < 0.0
@@ -279,15 +240,8 @@ fn validate_load_balancer(ctx: &mut Ctx<'_>, path: &P, lb: &LoadBalancerSettings
         ctx.unsupported(&p, "warmup (slow start)");
     }
     if lb.warmup_duration_secs.is_some() {
-        check_duration(
-            ctx,
-            &path.f("warmupDurationSecs"),
-            lb.warmup_duration_secs.as_ref(),
-        );
-        ctx.unsupported(
-            &path.f("warmupDurationSecs"),
-            "warmupDurationSecs (slow start)",
-        );
+        check_duration(ctx, &path.f("warmupDurationSecs"), lb.warmup_duration_secs.as_ref());
+        ctx.unsupported(&path.f("warmupDurationSecs"), "warmupDurationSecs (slow start)");
     }
     if lb.simple == Some(SimpleLb::PASSTHROUGH) {
         ctx.unsupported(&path.f("simple"), "PASSTHROUGH load balancing");
@@ -301,40 +255,19 @@ fn validate_connection_pool(ctx: &mut Ctx<'_>, path: &P, pool: &ConnectionPoolSe
     if let Some(http) = &pool.http {
         let p = path.f("http");
         for (field, value, what) in [
-            (
-                "http1MaxPendingRequests",
-                http.http1_max_pending_requests,
-                "http1 max pending requests",
-            ),
-            (
-                "http2MaxRequests",
-                http.http2_max_requests,
-                "http2 max requests",
-            ),
-            (
-                "maxRequestsPerConnection",
-                http.max_requests_per_connection,
-                "max requests per connection",
-            ),
+            ("http1MaxPendingRequests", http.http1_max_pending_requests, "http1 max pending requests"),
+            ("http2MaxRequests", http.http2_max_requests, "http2 max requests"),
+            ("maxRequestsPerConnection", http.max_requests_per_connection, "max requests per connection"),
             ("maxRetries", http.max_retries, "max retries"),
-            (
-                "maxConcurrentStreams",
-                http.max_concurrent_streams,
-                "max concurrent streams",
-            ),
+            ("maxConcurrentStreams", http.max_concurrent_streams, "max concurrent streams"),
         ] {
             if value.is_some_and(|v| v < 0) {
                 ctx.error(&p.f(field), format!("{what} must be non-negative"));
             }
         }
         check_duration(ctx, &p.f("idleTimeout"), http.idle_timeout.as_ref());
-        if http.h2_upgrade_policy == Some(H2UpgradePolicy::UPGRADE)
-            && http.use_client_protocol == Some(true)
-        {
-            ctx.error(
-                &p,
-                "use client protocol must not be true when H2UpgradePolicy is UPGRADE",
-            );
+        if http.h2_upgrade_policy == Some(H2UpgradePolicy::UPGRADE) && http.use_client_protocol == Some(true) {
+            ctx.error(&p, "use client protocol must not be true when H2UpgradePolicy is UPGRADE");
         }
         if let Some(ka) = &http.http2_keep_alive {
             let kp = p.f("http2KeepAlive");
@@ -355,25 +288,14 @@ fn validate_connection_pool(ctx: &mut Ctx<'_>, path: &P, pool: &ConnectionPoolSe
     if let Some(tcp) = &pool.tcp {
         let p = path.f("tcp");
         if tcp.max_connections.is_some_and(|v| v < 0) {
-            ctx.error(
-                &p.f("maxConnections"),
-                "max connections must be non-negative",
-            );
+            ctx.error(&p.f("maxConnections"), "max connections must be non-negative");
         }
         check_duration(ctx, &p.f("connectTimeout"), tcp.connect_timeout.as_ref());
-        check_duration(
-            ctx,
-            &p.f("maxConnectionDuration"),
-            tcp.max_connection_duration.as_ref(),
-        );
+        check_duration(ctx, &p.f("maxConnectionDuration"), tcp.max_connection_duration.as_ref());
         check_duration_any(ctx, &p.f("idleTimeout"), tcp.idle_timeout.as_ref());
         if let Some(ka) = &tcp.tcp_keepalive {
             check_duration(ctx, &p.f("tcpKeepalive").f("time"), ka.time.as_ref());
-            check_duration(
-                ctx,
-                &p.f("tcpKeepalive").f("interval"),
-                ka.interval.as_ref(),
-            );
+            check_duration(ctx, &p.f("tcpKeepalive").f("interval"), ka.interval.as_ref());
             ctx.unsupported(&p.f("tcpKeepalive"), "tcpKeepalive");
         }
         if tcp.max_connection_duration.is_some() {
@@ -383,11 +305,7 @@ fn validate_connection_pool(ctx: &mut Ctx<'_>, path: &P, pool: &ConnectionPoolSe
 }
 
 fn validate_outlier_detection(ctx: &mut Ctx<'_>, path: &P, o: &OutlierDetection) {
-    check_duration(
-        ctx,
-        &path.f("baseEjectionTime"),
-        o.base_ejection_time.as_ref(),
-    );
+    check_duration(ctx, &path.f("baseEjectionTime"), o.base_ejection_time.as_ref());
     check_duration(ctx, &path.f("interval"), o.interval.as_ref());
     if o.consecutive_errors.is_some_and(|v| v != 0) {
         ctx.warn(
@@ -395,22 +313,14 @@ fn validate_outlier_detection(ctx: &mut Ctx<'_>, path: &P, o: &OutlierDetection)
             "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead",
         );
     }
-    for (field, value) in [
-        ("maxEjectionPercent", o.max_ejection_percent),
-        ("minHealthPercent", o.min_health_percent),
-    ] {
+    for (field, value) in [("maxEjectionPercent", o.max_ejection_percent), ("minHealthPercent", o.min_health_percent)] {
         if let Some(v) = value
             && !(0..=100).contains(&v)
         {
-            ctx.error(
-                &path.f(field),
-                format!("percentage {v} is not in range 0..100"),
-            );
+            ctx.error(&path.f(field), format!("percentage {v} is not in range 0..100"));
         }
     }
-    if o.consecutive_local_origin_failures.is_some()
-        && o.split_external_local_origin_errors != Some(true)
-    {
+    if o.consecutive_local_origin_failures.is_some() && o.split_external_local_origin_errors != Some(true) {
         ctx.error(
             &path.f("consecutiveLocalOriginFailures"),
             "consecutive local origin errors is only supported when split external local origin errors is enabled",
@@ -432,16 +342,10 @@ fn validate_tls(ctx: &mut Ctx<'_>, path: &P, tls: &ClientTlsSettings) {
     let simple_or_mutual = matches!(mode, ClientTlsMode::SIMPLE | ClientTlsMode::MUTUAL);
     if tls.insecure_skip_verify == Some(true) {
         if set(&tls.ca_certificates) {
-            ctx.error(
-                &path.f("caCertificates"),
-                "cannot specify CaCertificates when InsecureSkipVerify is set",
-            );
+            ctx.error(&path.f("caCertificates"), "cannot specify CaCertificates when InsecureSkipVerify is set");
         }
         if !tls.subject_alt_names.is_empty() {
-            ctx.error(
-                &path.f("subjectAltNames"),
-                "cannot specify SubjectAltNames when InsecureSkipVerify is set",
-            );
+            ctx.error(&path.f("subjectAltNames"), "cannot specify SubjectAltNames when InsecureSkipVerify is set");
         }
         if mode == ClientTlsMode::SIMPLE && set(&tls.credential_name) {
             ctx.error(&path.f("credentialName"), "cannot specify CredentialName when InsecureSkipVerify is set in SIMPLE mode: it would only provide a CA");
@@ -449,17 +353,11 @@ fn validate_tls(ctx: &mut Ctx<'_>, path: &P, tls: &ClientTlsSettings) {
     }
     if simple_or_mutual && set(&tls.credential_name) {
         if set(&tls.client_certificate) || set(&tls.ca_certificates) || set(&tls.private_key) {
-            ctx.error(
-                path,
-                "cannot specify client certificates or CA certificate If credentialName is set",
-            );
+            ctx.error(path, "cannot specify client certificates or CA certificate If credentialName is set");
         }
     } else if mode == ClientTlsMode::MUTUAL {
         if !set(&tls.client_certificate) {
-            ctx.error(
-                &path.f("clientCertificate"),
-                "client certificate required for mutual tls",
-            );
+            ctx.error(&path.f("clientCertificate"), "client certificate required for mutual tls");
         }
         if !set(&tls.private_key) {
             ctx.error(&path.f("privateKey"), "private key required for mutual tls");
@@ -469,9 +367,6 @@ fn validate_tls(ctx: &mut Ctx<'_>, path: &P, tls: &ClientTlsSettings) {
         ctx.unsupported(&path.f("mode"), "ISTIO_MUTUAL (mesh certificates)");
     }
     if set(&tls.credential_name) {
-        ctx.unsupported(
-            &path.f("credentialName"),
-            "credentialName (Kubernetes secrets); use certificate files",
-        );
+        ctx.unsupported(&path.f("credentialName"), "credentialName (Kubernetes secrets); use certificate files");
     }
 }

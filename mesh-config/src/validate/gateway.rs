@@ -10,10 +10,7 @@ fn is_tls_protocol(p: &str) -> bool {
 }
 
 fn is_http_protocol(p: &str) -> bool {
-    matches!(
-        p.to_ascii_uppercase().as_str(),
-        "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB" | "HTTP_PROXY"
-    )
+    matches!(p.to_ascii_uppercase().as_str(), "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB" | "HTTP_PROXY")
 }
 
 pub(super) fn validate(ctx: &mut Ctx<'_>, gw: &Gateway) {
@@ -33,10 +30,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, gw: &Gateway) {
             if port_names.contains(&port.name.as_str()) {
                 ctx.error(
                     &p.f("port").f("name"),
-                    format!(
-                        "port names in servers must be unique: duplicate name {}",
-                        port.name
-                    ),
+                    format!("port names in servers must be unique: duplicate name {}", port.name),
                 );
             }
             port_names.push(&port.name);
@@ -47,10 +41,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, gw: &Gateway) {
 
 fn validate_server(ctx: &mut Ctx<'_>, path: &P, server: &Server) {
     if server.hosts.is_empty() {
-        ctx.error(
-            &path.f("hosts"),
-            "server config must contain at least one host",
-        );
+        ctx.error(&path.f("hosts"), "server config must contain at least one host");
     }
     for (i, host) in server.hosts.iter().enumerate() {
         validate_gateway_host(ctx, &path.f("hosts").i(i), host);
@@ -83,39 +74,24 @@ fn validate_server(ctx: &mut Ctx<'_>, path: &P, server: &Server) {
     if port_ok && let Some(port) = &server.port {
         let proto = &port.protocol;
         if is_tls_protocol(proto) && server.tls.is_none() {
-            ctx.error(
-                &path.f("tls"),
-                "server must have TLS settings for HTTPS/TLS protocols",
-            );
+            ctx.error(&path.f("tls"), "server must have TLS settings for HTTPS/TLS protocols");
         } else if !is_tls_protocol(proto)
             && let Some(tls) = &server.tls
         {
             let set = |s: &Option<String>| s.as_deref().is_some_and(|v| !v.is_empty());
             if is_http_protocol(proto) {
                 let redirect_only = tls.https_redirect == Some(true) || tls.mode.is_none();
-                if !redirect_only
-                    || set(&tls.ca_certificates)
-                    || set(&tls.private_key)
-                    || set(&tls.server_certificate)
+                if !redirect_only || set(&tls.ca_certificates) || set(&tls.private_key) || set(&tls.server_certificate)
                 {
-                    ctx.error(
-                        &path.f("tls"),
-                        "server cannot have TLS settings for plain text HTTP ports",
-                    );
+                    ctx.error(&path.f("tls"), "server cannot have TLS settings for plain text HTTP ports");
                 }
             } else {
-                ctx.error(
-                    &path.f("tls"),
-                    "server cannot have TLS settings for non HTTPS/TLS ports",
-                );
+                ctx.error(&path.f("tls"), "server cannot have TLS settings for non HTTPS/TLS ports");
             }
         }
     }
     if server.bind.is_some() {
-        ctx.unsupported(
-            &path.f("bind"),
-            "bind (the listener address comes from --listen)",
-        );
+        ctx.unsupported(&path.f("bind"), "bind (the listener address comes from --listen)");
     }
     if server.default_endpoint.is_some() {
         ctx.unsupported(&path.f("defaultEndpoint"), "defaultEndpoint");
@@ -127,10 +103,7 @@ fn validate_gateway_host(ctx: &mut Ctx<'_>, path: &P, host: &str) {
         None => host,
         Some((ns, h)) => {
             if ns.is_empty() || h.is_empty() {
-                ctx.error(
-                    path,
-                    "config namespace and dnsName in host entry cannot be empty",
-                );
+                ctx.error(path, "config namespace and dnsName in host entry cannot be empty");
             }
             if ns != "*" && ns != "." && !is_dns1123_label(ns) {
                 ctx.error(path, format!("invalid namespace value {ns:?} in gateway"));
@@ -155,56 +128,32 @@ fn validate_tls_options(ctx: &mut Ctx<'_>, path: &P, tls: &ServerTlsSettings) {
         + usize::from(!tls.credential_names.is_empty())
         + usize::from(!tls.tls_certificates.is_empty());
     if credentials > 1 {
-        ctx.error(
-            path,
-            "only one of credentialName, credentialNames or tlsCertificates may be set",
-        );
+        ctx.error(path, "only one of credentialName, credentialNames or tlsCertificates may be set");
     }
     if mode == Some(ServerTlsMode::ISTIO_MUTUAL) {
         if set(&tls.server_certificate) {
-            ctx.error(
-                &path.f("serverCertificate"),
-                "ISTIO_MUTUAL TLS cannot have associated server certificate",
-            );
+            ctx.error(&path.f("serverCertificate"), "ISTIO_MUTUAL TLS cannot have associated server certificate");
         }
         if set(&tls.private_key) {
-            ctx.error(
-                &path.f("privateKey"),
-                "ISTIO_MUTUAL TLS cannot have associated private key",
-            );
+            ctx.error(&path.f("privateKey"), "ISTIO_MUTUAL TLS cannot have associated private key");
         }
         if set(&tls.ca_certificates) {
-            ctx.error(
-                &path.f("caCertificates"),
-                "ISTIO_MUTUAL TLS cannot have associated CA bundle",
-            );
+            ctx.error(&path.f("caCertificates"), "ISTIO_MUTUAL TLS cannot have associated CA bundle");
         }
         ctx.unsupported(&path.f("mode"), "ISTIO_MUTUAL");
         return;
     }
-    let remote = set(&tls.credential_name)
-        || !tls.credential_names.is_empty()
-        || !tls.tls_certificates.is_empty();
-    if matches!(
-        mode,
-        Some(ServerTlsMode::SIMPLE | ServerTlsMode::MUTUAL | ServerTlsMode::OPTIONAL_MUTUAL)
-    ) && remote
-    {
+    let remote = set(&tls.credential_name) || !tls.credential_names.is_empty() || !tls.tls_certificates.is_empty();
+    if matches!(mode, Some(ServerTlsMode::SIMPLE | ServerTlsMode::MUTUAL | ServerTlsMode::OPTIONAL_MUTUAL)) && remote {
         if set(&tls.credential_name) || !tls.credential_names.is_empty() {
-            ctx.unsupported(
-                &path.f("credentialName"),
-                "credentialName (Kubernetes secrets); use certificate files",
-            );
+            ctx.unsupported(&path.f("credentialName"), "credentialName (Kubernetes secrets); use certificate files");
         }
         return;
     }
     match mode {
         Some(ServerTlsMode::SIMPLE) => {
             if !set(&tls.server_certificate) {
-                ctx.error(
-                    &path.f("serverCertificate"),
-                    "SIMPLE TLS requires a server certificate",
-                );
+                ctx.error(&path.f("serverCertificate"), "SIMPLE TLS requires a server certificate");
             }
             if !set(&tls.private_key) {
                 ctx.error(&path.f("privateKey"), "SIMPLE TLS requires a private key");
@@ -212,19 +161,13 @@ fn validate_tls_options(ctx: &mut Ctx<'_>, path: &P, tls: &ServerTlsSettings) {
         }
         Some(ServerTlsMode::MUTUAL | ServerTlsMode::OPTIONAL_MUTUAL) => {
             if !set(&tls.server_certificate) {
-                ctx.error(
-                    &path.f("serverCertificate"),
-                    "MUTUAL TLS requires a server certificate",
-                );
+                ctx.error(&path.f("serverCertificate"), "MUTUAL TLS requires a server certificate");
             }
             if !set(&tls.private_key) {
                 ctx.error(&path.f("privateKey"), "MUTUAL TLS requires a private key");
             }
             if !set(&tls.ca_certificates) {
-                ctx.error(
-                    &path.f("caCertificates"),
-                    "MUTUAL TLS requires a client CA bundle",
-                );
+                ctx.error(&path.f("caCertificates"), "MUTUAL TLS requires a client CA bundle");
             }
         }
         Some(ServerTlsMode::PASSTHROUGH | ServerTlsMode::AUTO_PASSTHROUGH) => {

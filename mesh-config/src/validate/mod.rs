@@ -20,10 +20,7 @@ use crate::yaml::{Node, Value};
 
 /// Validate one resource. The resource is valid when no diagnostic is an error.
 pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
-    let mut ctx = Ctx {
-        resource,
-        out: Vec::new(),
-    };
+    let mut ctx = Ctx { resource, out: Vec::new() };
     match &resource.spec {
         Spec::VirtualService(vs) => virtual_service::validate(&mut ctx, vs),
         Spec::DestinationRule(dr) => destination_rule::validate(&mut ctx, dr),
@@ -76,10 +73,8 @@ impl fmt::Display for P {
                 Seg::Field(name) if n == 0 => write!(f, "{name}")?,
                 Seg::Field(name) => write!(f, ".{name}")?,
                 Seg::Key(key) => {
-                    let simple = !key.is_empty()
-                        && key
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    let simple =
+                        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     match (simple, n) {
                         (true, 0) => write!(f, "{key}")?,
                         (true, _) => write!(f, ".{key}")?,
@@ -108,11 +103,7 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn unsupported(&mut self, path: &P, what: &str) {
-        self.push(
-            Severity::Unsupported,
-            path,
-            format!("{what}: read, but not acted on by meshwork yet"),
-        );
+        self.push(Severity::Unsupported, path, format!("{what}: read, but not acted on by meshwork yet"));
     }
 
     /// Report `result`'s error, if any, as an error at `path`.
@@ -142,14 +133,12 @@ impl Ctx<'_> {
         let mut line = node.line;
         for seg in &path.0 {
             let next: Option<(&Node, u32)> = match (seg, &node.value) {
-                (Seg::Field(name), Value::Map(entries)) => entries
-                    .iter()
-                    .find(|(k, _)| k.name == *name)
-                    .map(|(k, v)| (v, k.line)),
-                (Seg::Key(name), Value::Map(entries)) => entries
-                    .iter()
-                    .find(|(k, _)| k.name == *name)
-                    .map(|(k, v)| (v, k.line)),
+                (Seg::Field(name), Value::Map(entries)) => {
+                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (v, k.line))
+                }
+                (Seg::Key(name), Value::Map(entries)) => {
+                    entries.iter().find(|(k, _)| k.name == *name).map(|(k, v)| (v, k.line))
+                }
                 (Seg::Index(i), Value::Seq(items)) => items.get(*i).map(|n| (n, n.line)),
                 _ => None,
             };

@@ -13,33 +13,21 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
         let p = root.f("workloadSelector").f("labels");
         for (k, v) in &sel.labels {
             if k.is_empty() {
-                ctx.error(
-                    &p.k(k),
-                    format!("empty key is not supported in selector: \"{k}={v}\""),
-                );
+                ctx.error(&p.k(k), format!("empty key is not supported in selector: \"{k}={v}\""));
             }
             if k.contains('*') || v.contains('*') {
-                ctx.error(
-                    &p.k(k),
-                    format!("wildcard is not supported in selector: \"{k}={v}\""),
-                );
+                ctx.error(&p.k(k), format!("wildcard is not supported in selector: \"{k}={v}\""));
             }
         }
         if sel.labels.is_empty() {
             ctx.warn(&root.f("workloadSelector"), "service entry: workload selector specified without labels, will be applied to all services in namespace");
         }
         if !se.endpoints.is_empty() {
-            ctx.error(
-                &root,
-                "only one of WorkloadSelector or Endpoints is allowed in Service Entry",
-            );
+            ctx.error(&root, "only one of WorkloadSelector or Endpoints is allowed in Service Entry");
         }
     }
     if se.hosts.is_empty() {
-        ctx.error(
-            &root.f("hosts"),
-            "service entry must have at least one host",
-        );
+        ctx.error(&root.f("hosts"), "service entry must have at least one host");
     }
     for (i, host) in se.hosts.iter().enumerate() {
         let p = root.f("hosts").i(i);
@@ -62,26 +50,17 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
     }
     let resolution = se.resolution.unwrap_or(Resolution::NONE);
     if cidr && !matches!(resolution, Resolution::NONE | Resolution::STATIC) {
-        ctx.error(
-            &root.f("addresses"),
-            "CIDR addresses are allowed only for NONE/STATIC resolution types",
-        );
+        ctx.error(&root.f("addresses"), "CIDR addresses are allowed only for NONE/STATIC resolution types");
     }
     let mut names = BTreeSet::new();
     let mut numbers = BTreeSet::new();
     for (i, port) in se.ports.iter().enumerate() {
         let p = root.f("ports").i(i);
         if !names.insert(port.name.as_str()) {
-            ctx.error(
-                &p.f("name"),
-                format!("service entry port name {:?} already defined", port.name),
-            );
+            ctx.error(&p.f("name"), format!("service entry port name {:?} already defined", port.name));
         }
         if !numbers.insert(port.number) {
-            ctx.error(
-                &p.f("number"),
-                format!("service entry port {} already defined", port.number),
-            );
+            ctx.error(&p.f("number"), format!("service entry port {} already defined", port.number));
         }
         if let Some(tp) = port.target_port
             && tp != 0
@@ -102,10 +81,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
     match resolution {
         Resolution::NONE => {
             if !se.endpoints.is_empty() {
-                ctx.error(
-                    &root.f("endpoints"),
-                    "no endpoints should be provided for resolution type none",
-                );
+                ctx.error(&root.f("endpoints"), "no endpoints should be provided for resolution type none");
             }
             if se.workload_selector.is_some() {
                 ctx.warn(
@@ -113,10 +89,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
                     "workloadSelector should not be set when resolution mode is NONE",
                 );
             }
-            ctx.unsupported(
-                &root.f("resolution"),
-                "resolution NONE (meshwork needs endpoints to route to)",
-            );
+            ctx.unsupported(&root.f("resolution"), "resolution NONE (meshwork needs endpoints to route to)");
         }
         Resolution::STATIC => {
             for (i, ep) in se.endpoints.iter().enumerate() {
@@ -129,7 +102,9 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
                     if validate_fqdn(host).is_err() {
                         ctx.error(
                             &root.f("hosts").i(i),
-                            format!("hosts must be FQDN if no endpoints are provided for resolution mode {resolution:?}"),
+                            format!(
+                                "hosts must be FQDN if no endpoints are provided for resolution mode {resolution:?}"
+                            ),
                         );
                     }
                 }
@@ -137,9 +112,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
             if resolution == Resolution::DNS_ROUND_ROBIN && se.endpoints.len() > 1 {
                 ctx.error(
                     &root.f("endpoints"),
-                    format!(
-                        "there must only be 0 or 1 endpoint for resolution mode {resolution:?}"
-                    ),
+                    format!("there must only be 0 or 1 endpoint for resolution mode {resolution:?}"),
                 );
             }
             for (i, ep) in se.endpoints.iter().enumerate() {
@@ -153,16 +126,10 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
     if resolution != Resolution::NONE && se.hosts.len() > 1 {
         let all_l7 = se.ports.iter().all(|p| {
             let proto = p.protocol.as_deref().unwrap_or("").to_ascii_uppercase();
-            matches!(
-                proto.as_str(),
-                "HTTP" | "HTTPS" | "HTTP2" | "GRPC" | "GRPC-WEB" | "HTTP_PROXY" | "TLS"
-            )
+            matches!(proto.as_str(), "HTTP" | "HTTPS" | "HTTP2" | "GRPC" | "GRPC-WEB" | "HTTP_PROXY" | "TLS")
         });
         if !all_l7 {
-            ctx.error(
-                &root.f("ports"),
-                "multiple hosts provided with non-HTTP, non-TLS ports",
-            );
+            ctx.error(&root.f("ports"), "multiple hosts provided with non-HTTP, non-TLS ports");
         }
     }
     check_export_to(ctx, &root.f("exportTo"), &se.export_to, true);
@@ -170,10 +137,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
         ctx.unsupported(&root.f("addresses"), "addresses (virtual IPs)");
     }
     if !se.export_to.is_empty() {
-        ctx.unsupported(
-            &root.f("exportTo"),
-            "exportTo (every resource is visible to every namespace)",
-        );
+        ctx.unsupported(&root.f("exportTo"), "exportTo (every resource is visible to every namespace)");
     }
 }
 
@@ -195,39 +159,24 @@ fn check_workload(
                 ctx.error(&path.f("address"), "address is required");
                 return;
             }
-            Some(network) => ctx.warn(
-                &path.f("address"),
-                format!("address is unset with network {network:?}"),
-            ),
+            Some(network) => ctx.warn(&path.f("address"), format!("address is unset with network {network:?}")),
         }
     }
     if let Some(socket) = addr.strip_prefix("unix://") {
         if socket.is_empty() {
             ctx.error(&path.f("address"), "unix address must not be empty");
         } else if !socket.starts_with('@') && (!socket.starts_with('/') || socket.ends_with('/')) {
-            ctx.error(
-                &path.f("address"),
-                format!("{socket} is not an absolute path to a file"),
-            );
+            ctx.error(&path.f("address"), format!("{socket} is not an absolute path to a file"));
         }
         if !we.ports.is_empty() {
-            ctx.error(
-                &path.f("ports"),
-                format!("unix endpoint {addr} must not include ports"),
-            );
+            ctx.error(&path.f("ports"), format!("unix endpoint {addr} must not include ports"));
         }
         ctx.unsupported(&path.f("address"), "unix domain socket endpoints");
     } else if !addr.is_empty() && !is_ip(addr) {
         if !allow_fqdn {
-            ctx.error(
-                &path.f("address"),
-                format!("endpoint address {addr:?} is not a valid IP address"),
-            );
+            ctx.error(&path.f("address"), format!("endpoint address {addr:?} is not a valid IP address"));
         } else if validate_fqdn(addr).is_err() {
-            ctx.error(
-                &path.f("address"),
-                format!("endpoint address {addr:?} is not a valid FQDN or an IP address"),
-            );
+            ctx.error(&path.f("address"), format!("endpoint address {addr:?} is not a valid FQDN or an IP address"));
         }
     }
     for (name, port) in &we.ports {
@@ -235,10 +184,7 @@ fn check_workload(
         if let Some(ports) = service_ports
             && !ports.contains(name.as_str())
         {
-            ctx.error(
-                &p,
-                format!("endpoint port {port} is not defined by the service entry"),
-            );
+            ctx.error(&p, format!("endpoint port {port} is not defined by the service entry"));
         }
         if !is_dns1123_label(name) {
             ctx.error(&p, format!("invalid port name: {name}"));

@@ -42,9 +42,7 @@ pub(crate) const GRPC_STATUS_NAMES: &[&str] = &[
     "UNAUTHENTICATED",
 ];
 
-const CORS_METHODS: &[&str] = &[
-    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*",
-];
+const CORS_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*"];
 
 /// Status codes Go's `http.StatusText` knows: Istio accepts them in `retryOn`.
 fn is_known_status(code: u32) -> bool {
@@ -58,22 +56,13 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
     let is_delegate = vs.hosts.is_empty();
     if is_delegate {
         if !vs.gateways.is_empty() {
-            ctx.error(
-                &root.f("gateways"),
-                "delegate virtual service must have no gateways specified",
-            );
+            ctx.error(&root.f("gateways"), "delegate virtual service must have no gateways specified");
         }
         if !vs.tls.is_empty() {
-            ctx.error(
-                &root.f("tls"),
-                "delegate virtual service must have no tls route specified",
-            );
+            ctx.error(&root.f("tls"), "delegate virtual service must have no tls route specified");
         }
         if !vs.tcp.is_empty() {
-            ctx.error(
-                &root.f("tcp"),
-                "delegate virtual service must have no tcp route specified",
-            );
+            ctx.error(&root.f("tcp"), "delegate virtual service must have no tcp route specified");
         }
     }
     let applies_to_mesh = vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh");
@@ -88,10 +77,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
                 all_hosts_valid = false;
             }
         } else if applies_to_mesh && host == "*" {
-            ctx.error(
-                &path,
-                "wildcard host * is not allowed for virtual services bound to the mesh gateway",
-            );
+            ctx.error(&path, "wildcard host * is not allowed for virtual services bound to the mesh gateway");
             all_hosts_valid = false;
         }
     }
@@ -101,10 +87,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
                 if mesh_core::host::hosts_overlap(&vs.hosts[i], &vs.hosts[j]) {
                     ctx.error(
                         &root.f("hosts").i(j),
-                        format!(
-                            "duplicate hosts in virtual service: {} & {}",
-                            vs.hosts[i], vs.hosts[j]
-                        ),
+                        format!("duplicate hosts in virtual service: {} & {}", vs.hosts[i], vs.hosts[j]),
                     );
                 }
             }
@@ -112,19 +95,10 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
     }
 
     if vs.http.is_empty() && vs.tcp.is_empty() && vs.tls.is_empty() {
-        ctx.error(
-            &root,
-            "http, tcp or tls must be provided in virtual service",
-        );
+        ctx.error(&root, "http, tcp or tls must be provided in virtual service");
     }
     for (i, http) in vs.http.iter().enumerate() {
-        validate_http_route(
-            ctx,
-            &root.f("http").i(i),
-            http,
-            is_delegate,
-            applies_to_mesh,
-        );
+        validate_http_route(ctx, &root.f("http").i(i), http, is_delegate, applies_to_mesh);
     }
     warn_unreachable(ctx, &root, &vs.http);
     for (i, tls) in vs.tls.iter().enumerate() {
@@ -145,10 +119,7 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
         ctx.unsupported(&root.f("hosts"), "delegate VirtualServices");
     }
     if !vs.export_to.is_empty() {
-        ctx.unsupported(
-            &root.f("exportTo"),
-            "exportTo (every resource is visible to every namespace)",
-        );
+        ctx.unsupported(&root.f("exportTo"), "exportTo (every resource is visible to every namespace)");
     }
 }
 
@@ -183,53 +154,29 @@ pub(super) fn check_gateway_names(ctx: &mut Ctx<'_>, path: &P, gateways: &[Strin
     }
 }
 
-fn validate_http_route(
-    ctx: &mut Ctx<'_>,
-    path: &P,
-    http: &HttpRoute,
-    is_delegate: bool,
-    applies_to_mesh: bool,
-) {
+fn validate_http_route(ctx: &mut Ctx<'_>, path: &P, http: &HttpRoute, is_delegate: bool, applies_to_mesh: bool) {
     // Conflicts between actions.
     if http.delegate.is_some() && !is_delegate {
         let name = http.name.as_deref().unwrap_or("");
         if http.redirect.is_some() {
-            ctx.error(
-                &path.f("redirect"),
-                format!("root HTTP route {name} must not specify redirect"),
-            );
+            ctx.error(&path.f("redirect"), format!("root HTTP route {name} must not specify redirect"));
         }
         if !http.route.is_empty() {
-            ctx.error(
-                &path.f("route"),
-                format!("root HTTP route {name} must not specify route"),
-            );
+            ctx.error(&path.f("route"), format!("root HTTP route {name} must not specify route"));
         }
     } else {
         if is_delegate && http.delegate.is_some() {
-            ctx.error(
-                &path.f("delegate"),
-                "delegate HTTP route cannot contain delegate",
-            );
+            ctx.error(&path.f("delegate"), "delegate HTTP route cannot contain delegate");
         }
         if http.redirect.is_some() {
             if !http.route.is_empty() {
-                ctx.error(
-                    &path.f("route"),
-                    "HTTP route cannot contain both route and redirect",
-                );
+                ctx.error(&path.f("route"), "HTTP route cannot contain both route and redirect");
             }
             if http.fault.is_some() {
-                ctx.error(
-                    &path.f("fault"),
-                    "HTTP route cannot contain both fault and redirect",
-                );
+                ctx.error(&path.f("fault"), "HTTP route cannot contain both fault and redirect");
             }
             if http.rewrite.is_some() {
-                ctx.error(
-                    &path.f("rewrite"),
-                    "HTTP route rule cannot contain both rewrite and redirect",
-                );
+                ctx.error(&path.f("rewrite"), "HTTP route rule cannot contain both rewrite and redirect");
             }
             if http.direct_response.is_some() {
                 ctx.error(
@@ -239,32 +186,20 @@ fn validate_http_route(
             }
         } else if http.direct_response.is_some() {
             if !http.route.is_empty() {
-                ctx.error(
-                    &path.f("route"),
-                    "HTTP route cannot contain both route and direct_response",
-                );
+                ctx.error(&path.f("route"), "HTTP route cannot contain both route and direct_response");
             }
             if http.fault.is_some() {
-                ctx.error(
-                    &path.f("fault"),
-                    "HTTP route cannot contain both fault and direct_response",
-                );
+                ctx.error(&path.f("fault"), "HTTP route cannot contain both fault and direct_response");
             }
             if http.rewrite.is_some() {
-                ctx.error(
-                    &path.f("rewrite"),
-                    "HTTP route rule cannot contain both rewrite and direct_response",
-                );
+                ctx.error(&path.f("rewrite"), "HTTP route rule cannot contain both rewrite and direct_response");
             }
         } else if http.route.is_empty() {
             ctx.error(path, "HTTP route, redirect or direct_response is required");
         }
     }
     if http.mirror.is_some() && !http.mirrors.is_empty() {
-        ctx.error(
-            &path.f("mirrors"),
-            "HTTP route cannot contain both mirror and mirrors",
-        );
+        ctx.error(&path.f("mirrors"), "HTTP route cannot contain both mirror and mirrors");
     }
 
     for (i, m) in http.matches.iter().enumerate() {
@@ -272,18 +207,8 @@ fn validate_http_route(
     }
 
     if let Some(headers) = &http.headers {
-        check_header_operations(
-            ctx,
-            &path.f("headers").f("request"),
-            headers.request.as_ref(),
-            true,
-        );
-        check_header_operations(
-            ctx,
-            &path.f("headers").f("response"),
-            headers.response.as_ref(),
-            false,
-        );
+        check_header_operations(ctx, &path.f("headers").f("request"), headers.request.as_ref(), true);
+        check_header_operations(ctx, &path.f("headers").f("response"), headers.response.as_ref(), false);
     }
     if let Some(cors) = &http.cors_policy {
         validate_cors(ctx, &path.f("corsPolicy"), cors);
@@ -291,40 +216,25 @@ fn validate_http_route(
     if let Some(fault) = &http.fault {
         validate_fault(ctx, &path.f("fault"), fault);
     }
-    for (field, value) in [
-        ("mirrorPercent", http.mirror_percent),
-        ("mirror_percent", http.mirror_percent_proto),
-    ] {
+    for (field, value) in [("mirrorPercent", http.mirror_percent), ("mirror_percent", http.mirror_percent_proto)] {
         if let Some(v) = value {
             if v > 100 {
-                ctx.error(
-                    &path.f(field),
-                    format!("mirror_percent must have a max value of 100 (it has {v})"),
-                );
+                ctx.error(&path.f(field), format!("mirror_percent must have a max value of 100 (it has {v})"));
             }
-            ctx.warn(
-                &path.f(field),
-                "using deprecated setting \"mirrorPercent\", use \"mirrorPercentage\" instead",
-            );
+            ctx.warn(&path.f(field), "using deprecated setting \"mirrorPercent\", use \"mirrorPercentage\" instead");
         }
     }
     if let Some(p) = &http.mirror_percentage {
         if p.value > 100.0 {
             ctx.error(
                 &path.f("mirrorPercentage").f("value"),
-                format!(
-                    "mirror_percentage must have a max value of 100 (it has {})",
-                    p.value
-                ),
+                format!("mirror_percentage must have a max value of 100 (it has {})", p.value),
             );
         }
         if p.value < 0.0 {
             ctx.error(
                 &path.f("mirrorPercentage").f("value"),
-                format!(
-                    "mirror_percentage must have a min value of 0 (it has {})",
-                    p.value
-                ),
+                format!("mirror_percentage must have a min value of 0 (it has {})", p.value),
             );
         }
     }
@@ -342,19 +252,13 @@ fn validate_http_route(
             if pc.value > 100.0 {
                 ctx.error(
                     &p.f("percentage").f("value"),
-                    format!(
-                        "mirror percentage must have a max value of 100 (it has {})",
-                        pc.value
-                    ),
+                    format!("mirror percentage must have a max value of 100 (it has {})", pc.value),
                 );
             }
             if pc.value < 0.0 {
                 ctx.error(
                     &p.f("percentage").f("value"),
-                    format!(
-                        "mirror percentage must have a min value of 0 (it has {})",
-                        pc.value
-                    ),
+                    format!("mirror percentage must have a min value of 0 (it has {})", pc.value),
                 );
             }
         }
@@ -365,29 +269,22 @@ fn validate_http_route(
     if let Some(dr) = &http.direct_response {
         let p = path.f("directResponse");
         if let Some(body) = &dr.body {
-            let size = body
-                .string
-                .as_ref()
-                .map(String::len)
-                .or(body.bytes.as_ref().map(|b| b.len() * 3 / 4))
-                .unwrap_or(0);
+            let size =
+                body.string.as_ref().map(String::len).or(body.bytes.as_ref().map(|b| b.len() * 3 / 4)).unwrap_or(0);
             if body.string.is_some() && body.bytes.is_some() {
                 ctx.error(&p.f("body"), "only one of string or bytes may be set");
             }
             if size > 1 << 20 {
-                ctx.error(&p.f("body"), "large direct_responses may impact control plane performance, must be less than 1MB");
-            } else if size > 100 << 10 {
-                ctx.warn(
+                ctx.error(
                     &p.f("body"),
-                    "large direct_responses may impact control plane performance",
+                    "large direct_responses may impact control plane performance, must be less than 1MB",
                 );
+            } else if size > 100 << 10 {
+                ctx.warn(&p.f("body"), "large direct_responses may impact control plane performance");
             }
         }
         if !(200..=600).contains(&dr.status) {
-            ctx.error(
-                &p.f("status"),
-                format!("HTTP status {} is not in range 200-599", dr.status),
-            );
+            ctx.error(&p.f("status"), format!("HTTP status {} is not in range 200-599", dr.status));
         }
     }
     if let Some(retries) = &http.retries {
@@ -397,11 +294,7 @@ fn validate_http_route(
         validate_rewrite(ctx, &path.f("rewrite"), rewrite);
     }
     // Authority may be rewritten in one place only.
-    let mut authority = http
-        .rewrite
-        .as_ref()
-        .and_then(|r| r.authority.clone())
-        .filter(|a| !a.is_empty());
+    let mut authority = http.rewrite.as_ref().and_then(|r| r.authority.clone()).filter(|a| !a.is_empty());
     if let Some(req) = http.headers.as_ref().and_then(|h| h.request.as_ref()) {
         for (name, value) in req.set.iter().chain(req.add.iter()) {
             if name.eq_ignore_ascii_case(":authority") || name.eq_ignore_ascii_case("host") {
@@ -444,11 +337,7 @@ fn validate_match(ctx: &mut Ctx<'_>, path: &P, m: &HttpMatchRequest, applies_to_
     if let Some(uri) = &m.uri {
         check_string_match(ctx, &path.f("uri"), uri, "uri", true);
     }
-    for (field, sm) in [
-        ("scheme", &m.scheme),
-        ("method", &m.method),
-        ("authority", &m.authority),
-    ] {
+    for (field, sm) in [("scheme", &m.scheme), ("method", &m.method), ("authority", &m.authority)] {
         if let Some(sm) = sm {
             check_string_match(ctx, &path.f(field), sm, field, false);
         }
@@ -471,83 +360,54 @@ fn validate_match(ctx: &mut Ctx<'_>, path: &P, m: &HttpMatchRequest, applies_to_
         && !ns.is_empty()
         && !is_dns1123_label(ns)
     {
-        ctx.error(
-            &path.f("sourceNamespace"),
-            format!("sourceNamespace match {ns} is invalid"),
-        );
+        ctx.error(&path.f("sourceNamespace"), format!("sourceNamespace match {ns} is invalid"));
     }
 }
 
 fn check_header_match_name(ctx: &mut Ctx<'_>, path: &P, name: &str, applies_to_mesh: bool) {
     ctx.check(path, validate_header_name(name));
     if name.starts_with("@request.auth.claims") && applies_to_mesh {
-        ctx.error(
-            path,
-            format!(
-                "JWT claim based routing ({name}) is only supported for gateways, not for the mesh"
-            ),
-        );
+        ctx.error(path, format!("JWT claim based routing ({name}) is only supported for gateways, not for the mesh"));
     }
 }
 
 fn validate_cors(ctx: &mut Ctx<'_>, path: &P, cors: &CorsPolicy) {
     for (i, origin) in cors.allow_origins.iter().enumerate() {
         let p = path.f("allowOrigins").i(i);
-        let value = origin
-            .exact
-            .as_deref()
-            .or(origin.prefix.as_deref())
-            .or(origin.regex.as_deref())
-            .unwrap_or("");
+        let value = origin.exact.as_deref().or(origin.prefix.as_deref()).or(origin.regex.as_deref()).unwrap_or("");
         if value.is_empty() {
-            ctx.error(
-                &p,
-                format!("'{value}' is not a valid match type for CORS allow origins"),
-            );
+            ctx.error(&p, format!("'{value}' is not a valid match type for CORS allow origins"));
         } else {
             check_string_match(ctx, &p, origin, "corsPolicy.allowOrigins", false);
         }
     }
     for (i, method) in cors.allow_methods.iter().enumerate() {
         if !CORS_METHODS.contains(&method.as_str()) {
-            ctx.error(
-                &path.f("allowMethods").i(i),
-                format!("{method:?} is not a supported HTTP method"),
-            );
+            ctx.error(&path.f("allowMethods").i(i), format!("{method:?} is not a supported HTTP method"));
         }
     }
-    for (field, names) in [
-        ("allowHeaders", &cors.allow_headers),
-        ("exposeHeaders", &cors.expose_headers),
-    ] {
+    for (field, names) in [("allowHeaders", &cors.allow_headers), ("exposeHeaders", &cors.expose_headers)] {
         for (i, name) in names.iter().enumerate() {
             ctx.check(&path.f(field).i(i), validate_header_name(name));
         }
     }
     if let Some(max_age) = &cors.max_age {
         match parse_ms_duration(max_age) {
-            Ok(d) if d.subsec_nanos() != 0 => ctx.error(
-                &path.f("maxAge"),
-                "max_age duration is accurate only to seconds precision",
-            ),
+            Ok(d) if d.subsec_nanos() != 0 => {
+                ctx.error(&path.f("maxAge"), "max_age duration is accurate only to seconds precision")
+            }
             Ok(_) => {}
             Err(e) => ctx.error(&path.f("maxAge"), e),
         }
     }
     if !cors.allow_origin.is_empty() {
-        ctx.warn(
-            &path.f("allowOrigin"),
-            "allowOrigin is deprecated, use allowOrigins",
-        );
+        ctx.warn(&path.f("allowOrigin"), "allowOrigin is deprecated, use allowOrigins");
     }
 }
 
 fn validate_fault(ctx: &mut Ctx<'_>, path: &P, fault: &HttpFaultInjection) {
     if fault.abort.is_none() && fault.delay.is_none() {
-        ctx.error(
-            path,
-            "HTTP fault injection must have an abort and/or a delay",
-        );
+        ctx.error(path, "HTTP fault injection must have an abort and/or a delay");
     }
     if let Some(abort) = &fault.abort {
         let p = path.f("abort");
@@ -556,26 +416,17 @@ fn validate_fault(ctx: &mut Ctx<'_>, path: &P, fault: &HttpFaultInjection) {
             + usize::from(abort.grpc_status.is_some())
             + usize::from(abort.http2_error.is_some());
         if kinds > 1 {
-            ctx.error(
-                &p,
-                "only one of httpStatus, grpcStatus or http2Error may be set",
-            );
+            ctx.error(&p, "only one of httpStatus, grpcStatus or http2Error may be set");
         }
         if let Some(status) = abort.grpc_status.as_deref() {
             if !GRPC_STATUS_NAMES.contains(&status) {
                 ctx.error(&p.f("grpcStatus"), format!("gRPC status {status:?} is not supported. See https://github.com/grpc/grpc/blob/master/doc/statuscodes.md for a list of supported codes, for example 'NOT_FOUND'"));
             }
         } else if abort.http2_error.is_some() {
-            ctx.error(
-                &p.f("http2Error"),
-                "HTTP/2 abort fault injection not supported yet",
-            );
+            ctx.error(&p.f("http2Error"), "HTTP/2 abort fault injection not supported yet");
         } else if let Some(status) = abort.http_status {
             if !(200..=600).contains(&status) {
-                ctx.error(
-                    &p.f("httpStatus"),
-                    format!("HTTP status {status} is not in range 200-599"),
-                );
+                ctx.error(&p.f("httpStatus"), format!("HTTP status {status} is not in range 200-599"));
             }
         } else {
             ctx.warn(&p, "abort configured, but error type not set");
@@ -587,22 +438,12 @@ fn validate_fault(ctx: &mut Ctx<'_>, path: &P, fault: &HttpFaultInjection) {
         if let Some(percent) = delay.percent
             && !(0..=100).contains(&percent)
         {
-            ctx.error(
-                &p.f("percent"),
-                format!("percentage {percent} is not in range 0..100"),
-            );
+            ctx.error(&p.f("percent"), format!("percentage {percent} is not in range 0..100"));
         }
         check_duration(ctx, &p.f("fixedDelay"), delay.fixed_delay.as_ref());
         if delay.exponential_delay.is_some() {
-            check_duration(
-                ctx,
-                &p.f("exponentialDelay"),
-                delay.exponential_delay.as_ref(),
-            );
-            ctx.error(
-                &p.f("exponentialDelay"),
-                "exponentialDelay not supported yet",
-            );
+            check_duration(ctx, &p.f("exponentialDelay"), delay.exponential_delay.as_ref());
+            ctx.error(&p.f("exponentialDelay"), "exponentialDelay not supported yet");
         }
         if delay.fixed_delay.is_none() && delay.exponential_delay.is_none() {
             ctx.error(&p, "delay must set fixedDelay");
@@ -612,10 +453,7 @@ fn validate_fault(ctx: &mut Ctx<'_>, path: &P, fault: &HttpFaultInjection) {
 
 pub(super) fn validate_destination(ctx: &mut Ctx<'_>, path: &P, dest: &Destination) {
     if dest.host == "*" {
-        ctx.error(
-            &path.f("host"),
-            format!("invalid destination host {}", dest.host),
-        );
+        ctx.error(&path.f("host"), format!("invalid destination host {}", dest.host));
     } else {
         ctx.check(&path.f("host"), validate_wildcard_domain(&dest.host));
     }
@@ -648,18 +486,8 @@ fn validate_route_destinations(ctx: &mut Ctx<'_>, path: &P, route: &[HttpRouteDe
             Some(dest) => validate_destination(ctx, &p.f("destination"), dest),
         }
         if let Some(headers) = &rd.headers {
-            check_header_operations(
-                ctx,
-                &p.f("headers").f("request"),
-                headers.request.as_ref(),
-                true,
-            );
-            check_header_operations(
-                ctx,
-                &p.f("headers").f("response"),
-                headers.response.as_ref(),
-                false,
-            );
+            check_header_operations(ctx, &p.f("headers").f("request"), headers.request.as_ref(), true);
+            check_header_operations(ctx, &p.f("headers").f("response"), headers.response.as_ref(), false);
         }
         if rd.weight < 0 {
             ctx.error(&p.f("weight"), format!("weight {} < 0", rd.weight));
@@ -680,35 +508,23 @@ fn validate_redirect(ctx: &mut Ctx<'_>, path: &P, r: &HttpRedirect, matches: &[H
         && empty(&r.scheme)
         && empty(&r.prefix_rewrite)
     {
-        ctx.error(
-            path,
-            "redirect must specify URI, authority, scheme, or port",
-        );
+        ctx.error(path, "redirect must specify URI, authority, scheme, or port");
     }
     if r.port.is_some() && r.derive_port.is_some() {
-        ctx.error(
-            &path.f("derivePort"),
-            "only one of port or derivePort may be set",
-        );
+        ctx.error(&path.f("derivePort"), "only one of port or derivePort may be set");
     }
     if let Some(code) = r.redirect_code
         && code != 0
         && !(300..=399).contains(&code)
     {
-        ctx.error(
-            &path.f("redirectCode"),
-            format!("{code} is not a valid redirect code, must be 3xx"),
-        );
+        ctx.error(&path.f("redirectCode"), format!("{code} is not a valid redirect code, must be 3xx"));
     }
     if let Some(scheme) = &r.scheme
         && !scheme.is_empty()
         && scheme != "http"
         && scheme != "https"
     {
-        ctx.error(
-            &path.f("scheme"),
-            "invalid redirect scheme, must be \"http\" or \"https\"",
-        );
+        ctx.error(&path.f("scheme"), "invalid redirect scheme, must be \"http\" or \"https\"");
     }
     if let Some(port) = r.port
         && port > 0
@@ -716,16 +532,9 @@ fn validate_redirect(ctx: &mut Ctx<'_>, path: &P, r: &HttpRedirect, matches: &[H
         ctx.check(&path.f("port"), validate_port(port));
     }
     if !empty(&r.uri) && !empty(&r.prefix_rewrite) {
-        ctx.error(
-            &path.f("prefixRewrite"),
-            "redirect may only contain one of uri or prefixRewrite",
-        );
+        ctx.error(&path.f("prefixRewrite"), "redirect may only contain one of uri or prefixRewrite");
     }
-    if !empty(&r.prefix_rewrite)
-        && matches
-            .iter()
-            .any(|m| m.uri.as_ref().is_some_and(|u| u.prefix.is_none()))
-    {
+    if !empty(&r.prefix_rewrite) && matches.iter().any(|m| m.uri.as_ref().is_some_and(|u| u.prefix.is_none())) {
         ctx.error(
             &path.f("prefixRewrite"),
             "redirect prefix_rewrite requires all URI matches to use prefix match type",
@@ -742,10 +551,7 @@ fn validate_retries(ctx: &mut Ctx<'_>, path: &P, r: &HttpRetry) {
             || r.retry_on.as_deref().is_some_and(|s| !s.is_empty())
             || r.retry_remote_localities.is_some())
     {
-        ctx.error(
-            path,
-            "http retry policy configured when attempts are set to 0 (disabled)",
-        );
+        ctx.error(path, "http retry policy configured when attempts are set to 0 (disabled)");
     }
     check_duration(ctx, &path.f("perTryTimeout"), r.per_try_timeout.as_ref());
     if let Some(on) = &r.retry_on
@@ -754,10 +560,7 @@ fn validate_retries(ctx: &mut Ctx<'_>, path: &P, r: &HttpRetry) {
         for policy in on.split(',') {
             let known_status = policy.parse::<u32>().is_ok_and(is_known_status);
             if !known_status && !RETRY_ON_POLICIES.contains(&policy) {
-                ctx.error(
-                    &path.f("retryOn"),
-                    format!("{policy:?} is not a valid retryOn policy"),
-                );
+                ctx.error(&path.f("retryOn"), format!("{policy:?} is not a valid retryOn policy"));
             }
         }
     }
@@ -771,10 +574,7 @@ fn validate_rewrite(ctx: &mut Ctx<'_>, path: &P, r: &HttpRewrite) {
     let uri = r.uri.as_deref().is_some_and(|u| !u.is_empty());
     let authority = r.authority.as_deref().is_some_and(|a| !a.is_empty());
     if uri && r.uri_regex_rewrite.is_some() {
-        ctx.error(
-            path,
-            "rewrite may only contain one of URI or UriRegexRewrite",
-        );
+        ctx.error(path, "rewrite may only contain one of URI or UriRegexRewrite");
         return;
     }
     if !uri && r.uri_regex_rewrite.is_none() && !authority {
@@ -784,50 +584,45 @@ fn validate_rewrite(ctx: &mut Ctx<'_>, path: &P, r: &HttpRewrite) {
     if let Some(rr) = &r.uri_regex_rewrite {
         let p = path.f("uriRegexRewrite");
         if rr.pattern.is_empty() || rr.rewrite.is_empty() {
-            ctx.error(
-                &p,
-                "UriRegexRewrite requires both Rewrite and Match fields to be specified",
-            );
+            ctx.error(&p, "UriRegexRewrite requires both Rewrite and Match fields to be specified");
         } else {
-            ctx.check(
-                &p.f("match"),
-                check_regex(&rr.pattern, "HTTPRewrite.UriRegexRewrite.Match"),
-            );
+            ctx.check(&p.f("match"), check_regex(&rr.pattern, "HTTPRewrite.UriRegexRewrite.Match"));
         }
     }
 }
 
 fn validate_tls_route(ctx: &mut Ctx<'_>, path: &P, tls: &TlsRoute, vs: &VirtualService) {
     if tls.matches.is_empty() {
-        ctx.error(
-            &path.f("match"),
-            "TLS route must have at least one match condition",
-        );
+        ctx.error(&path.f("match"), "TLS route must have at least one match condition");
     }
     for (i, m) in tls.matches.iter().enumerate() {
         let p = path.f("match").i(i);
         if m.sni_hosts.is_empty() {
-            ctx.error(
-                &p.f("sniHosts"),
-                "TLS match must have at least one SNI host",
-            );
+            ctx.error(&p.f("sniHosts"), "TLS match must have at least one SNI host");
         }
         for (j, sni) in m.sni_hosts.iter().enumerate() {
             let sp = p.f("sniHosts").i(j);
             if let Err(e) = validate_wildcard_domain(sni) {
                 if is_ip(sni) {
-                    ctx.warn(&sp, format!("using an IP address ({sni:?}) goes against SNI spec and most clients do not support this"));
+                    ctx.warn(
+                        &sp,
+                        format!(
+                            "using an IP address ({sni:?}) goes against SNI spec and most clients do not support this"
+                        ),
+                    );
                 } else {
                     ctx.error(&sp, e);
                 }
                 continue;
             }
-            if !vs
-                .hosts
-                .iter()
-                .any(|h| mesh_core::host::is_subset_of(sni, h))
-            {
-                ctx.error(&sp, format!("SNI host {sni:?} is not a compatible subset of any of the virtual service hosts: [{}]", vs.hosts.join(", ")));
+            if !vs.hosts.iter().any(|h| mesh_core::host::is_subset_of(sni, h)) {
+                ctx.error(
+                    &sp,
+                    format!(
+                        "SNI host {sni:?} is not a compatible subset of any of the virtual service hosts: [{}]",
+                        vs.hosts.join(", ")
+                    ),
+                );
             }
         }
         for (j, s) in m.destination_subnets.iter().enumerate() {
@@ -891,12 +686,12 @@ fn warn_unreachable(ctx: &mut Ctx<'_>, root: &P, http: &[HttpRoute]) {
     let mut catch_all: Option<usize> = None;
     let mut seen: Vec<(usize, HttpMatchRequest)> = Vec::new();
     for (i, rule) in http.iter().enumerate() {
-        let name = rule
-            .name
-            .as_ref()
-            .map_or_else(|| format!("#{i}"), |n| format!("{n:?}"));
+        let name = rule.name.as_ref().map_or_else(|| format!("#{i}"), |n| format!("{n:?}"));
         if let Some(first) = catch_all {
-            ctx.warn(&root.f("http").i(i), format!("rule {name} is unreachable: rule #{first} before it has no matches and takes every request"));
+            ctx.warn(
+                &root.f("http").i(i),
+                format!("rule {name} is unreachable: rule #{first} before it has no matches and takes every request"),
+            );
             continue;
         }
         if rule.matches.is_empty() {
@@ -910,9 +705,7 @@ fn warn_unreachable(ctx: &mut Ctx<'_>, root: &P, http: &[HttpRoute]) {
             if let Some((earlier, _)) = seen.iter().find(|(_, s)| *s == unnamed) {
                 ctx.warn(
                     &root.f("http").i(i).f("match").i(j),
-                    format!(
-                        "match #{j} of rule {name} is not used: rule #{earlier} has the same match"
-                    ),
+                    format!("match #{j} of rule {name} is not used: rule #{earlier} has the same match"),
                 );
                 duplicates += 1;
             } else {

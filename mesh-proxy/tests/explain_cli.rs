@@ -1,0 +1,117 @@
+//! `mesh explain -o json` answers the Bookinfo walkthrough's questions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn config(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bookinfo/config").join(file)
+}
+
+fn explain(files: &[&str], args: &[&str], url: &str) -> Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesh"));
+    cmd.arg("explain").args(["-o", "json"]);
+    for f in files {
+        cmd.arg("-f").arg(config(f));
+    }
+    let out = cmd.args(args).arg(url).output().expect("run mesh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+const KEYS: [&str; 14] = [
+    "host", "action", "status", "route", "destinations", "redirect", "directResponse", "rewrite", "timeout",
+    "retries", "fault", "mirrors", "headers", "destinations",
+];
+
+fn subsets(v: &Value) -> Vec<(String, u64)> {
+    v["destinations"]
+        .as_array()
+        .expect("destinations")
+        .iter()
+        .map(|d| (d["subset"].as_str().unwrap_or("").to_string(), d["weight"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+fn reviews_v3() {
+    let v = explain(&["destination-rule-all.yaml", "virtual-service-reviews-v3.yaml"], &[], "http://reviews:9080/reviews/0");
+    for key in KEYS {
+        assert!(v.get(key).is_some(), "key {key} missing: {v}");
+    }
+    assert_eq!(v["host"], "reviews.default.svc.cluster.local");
+    assert_eq!(v["action"], "route");
+    assert_eq!(subsets(&v), [("v3".to_string(), 100)]);
+    assert_eq!(v["route"]["name"], "reviews");
+    assert_eq!(v["route"]["rule"], 0);
+    assert_eq!(v["retries"]["attempts"], 2);
+    assert_eq!(v["retries"]["retryOn"], "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes");
+}
+
+#[test]
+fn jason_with_and_without_the_header() {
+    let files = ["virtual-service-reviews-jason-v2-v3.yaml"];
+    let jason = explain(&files, &["-H", "end-user: jason"], "http://reviews:9080/reviews/0");
+    assert_eq!(subsets(&jason), [("v2".to_string(), 100)]);
+    assert_eq!((jason["route"]["rule"].as_u64(), jason["route"]["match"].as_u64()), (Some(0), Some(0)));
+    let anon = explain(&files, &[], "http://reviews:9080/reviews/0");
+    assert_eq!(subsets(&anon), [("v3".to_string(), 100)]);
+    assert_eq!(anon["route"]["rule"], 1);
+    assert!(anon["route"]["match"].is_null());
+}
+
+#[test]
+fn weighted_shifts() {
+    let v = explain(&["virtual-service-reviews-90-10.yaml"], &[], "http://reviews/");
+    assert_eq!(subsets(&v), [("v1".to_string(), 90), ("v2".to_string(), 10)]);
+    let v = explain(&["virtual-service-reviews-80-20.yaml"], &[], "http://reviews/");
+    assert_eq!(subsets(&v), [("v1".to_string(), 80), ("v2".to_string(), 20)]);
+}
+
+#[test]
+fn faults_and_defaults() {
+    let files = ["virtual-service-ratings-test-delay.yaml"];
+    let v = explain(&files, &["-H", "end-user: jason"], "http://ratings:9080/ratings/0");
+    assert_eq!(v["fault"]["delay"]["fixedDelay"], "7s");
+    assert_eq!(v["fault"]["delay"]["percentage"], 100.0);
+    assert!(v["fault"]["abort"].is_null());
+    let v = explain(&["virtual-service-ratings-test-abort.yaml"], &["-H", "end-user: jason"], "http://ratings/");
+    assert_eq!(v["fault"]["abort"]["httpStatus"], 500);
+    // A host without a VirtualService routes to itself.
+    let v = explain(&files, &[], "http://details:9080/details/0");
+    assert_eq!((v["action"].as_str(), v["route"].is_null()), (Some("route"), true));
+    assert_eq!(v["destinations"][0]["host"], "details.default.svc.cluster.local");
+}
+
+#[test]
+fn gateway_and_no_route() {
+    let gateway = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml");
+    let run = |url: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["explain", "-o", "json", "--gateway", "default/bookinfo-gateway", "-f"])
+            .arg(&gateway)
+            .arg(url)
+            .output()
+            .expect("run");
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let v = run("http://bookinfo.example.com/productpage");
+    assert_eq!(v["destinations"][0]["host"], "productpage.default.svc.cluster.local");
+    assert_eq!(v["destinations"][0]["port"], 9080);
+    let v = run("http://bookinfo.example.com/nothing");
+    assert_eq!((v["action"].as_str(), v["status"].as_u64()), (Some("noRoute"), Some(404)));
+}
+
+#[test]
+fn text_output_says_why() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["explain", "-f"])
+        .arg(config("virtual-service-reviews-jason-v2-v3.yaml"))
+        .args(["-H", "end-user: bob", "http://reviews:9080/"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("default/reviews http[0]: no (match[0]: header end-user does not match)"), "{text}");
+    assert!(text.contains("=> route to reviews.default.svc.cluster.local subset v3"), "{text}");
+}
