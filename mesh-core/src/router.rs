@@ -197,6 +197,9 @@ impl Trie {
     }
 }
 
+/// Entry ordinals by exact value.
+type ValueIndex = HashMap<Box<str>, Vec<u32>>;
+
 /// An index over a virtual host's rules (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RuleIndex {
@@ -204,7 +207,7 @@ pub(crate) struct RuleIndex {
     entries: Box<[(u32, u32)]>,
     exact_path: HashMap<Box<str>, Vec<u32>>,
     prefixes: Trie,
-    header_exact: Vec<(Arc<str>, HashMap<Box<str>, Vec<u32>>)>,
+    header_exact: Vec<(Arc<str>, ValueIndex)>,
     rest: Vec<u32>,
 }
 
