@@ -10,9 +10,10 @@
 //! - Lookup prefers an exact name, then the longest matching wildcard (`*.b.example.com` over
 //!   `*.example.com` over `*`).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 /// The default Kubernetes cluster domain.
 pub const DEFAULT_DOMAIN: &str = "cluster.local";
@@ -73,16 +74,16 @@ pub fn is_subset_of(a: &str, b: &str) -> bool {
 /// of every host.
 #[derive(Debug, Clone)]
 pub struct HostMap<T> {
-    exact: HashMap<Arc<str>, T>,
+    exact: FxHashMap<Arc<str>, T>,
     /// Keyed by the suffix after `*` (`.example.com` for `*.example.com`, `` for `*`).
-    wildcard: HashMap<Arc<str>, T>,
+    wildcard: FxHashMap<Arc<str>, T>,
     /// Suffix lengths present in `wildcard`, longest first (for `*x`-style patterns).
     wildcard_lengths: Vec<usize>,
 }
 
 impl<T> Default for HostMap<T> {
     fn default() -> Self {
-        HostMap { exact: HashMap::new(), wildcard: HashMap::new(), wildcard_lengths: Vec::new() }
+        HostMap { exact: FxHashMap::default(), wildcard: FxHashMap::default(), wildcard_lengths: Vec::new() }
     }
 }
 

@@ -23,6 +23,7 @@ use regex_syntax::ast::{self, Ast, ClassPerlKind, ClassSetItem};
 pub struct Re2 {
     source: Arc<str>,
     regex: regex::Regex,
+    literal_prefix: Option<Arc<str>>,
 }
 
 /// Why a pattern is not acceptable RE2.
@@ -49,7 +50,14 @@ impl Re2 {
             .size_limit(SIZE_LIMIT)
             .build()
             .map_err(|e| Re2Error { pattern: pattern.to_string(), message: e.to_string() })?;
-        Ok(Re2 { source: Arc::from(pattern), regex })
+        let literal_prefix = literal_prefix(&anchored);
+        Ok(Re2 { source: Arc::from(pattern), regex, literal_prefix })
+    }
+
+    /// A literal every match starts with (`/api/` for `/api/v[0-9]+`), when there is one: route
+    /// indexes file the regex under it instead of testing it against every path.
+    pub fn literal_prefix(&self) -> Option<&str> {
+        self.literal_prefix.as_deref()
     }
 
     /// Compile `pattern` with RE2 semantics but *not* anchored: for substitutions such as
@@ -91,6 +99,25 @@ impl PartialEq for Re2 {
 }
 
 impl Eq for Re2 {}
+
+/// The longest literal all matches of `pattern` begin with, if non-empty.
+fn literal_prefix(pattern: &str) -> Option<Arc<str>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let literals = seq.literals()?;
+    let first = literals.first()?.as_bytes();
+    let mut len = first.len();
+    for lit in &literals[1..] {
+        len = len.min(first.iter().zip(lit.as_bytes()).take_while(|(a, b)| a == b).count());
+    }
+    let mut prefix = &first[..len];
+    while !prefix.is_empty() && std::str::from_utf8(prefix).is_err() {
+        prefix = &prefix[..prefix.len() - 1];
+    }
+    let text = std::str::from_utf8(prefix).ok()?;
+    (!text.is_empty()).then(|| Arc::from(text))
+}
 
 /// Rewrite an RE2 pattern into `regex` syntax with RE2's meaning (see the module docs).
 fn translate(pattern: &str) -> Result<String, Re2Error> {
@@ -284,6 +311,15 @@ mod tests {
         assert!(!re(r"\s").is_match("\u{a0}"));
         assert!(re(r".").is_match("é"), "dot matches one code point, as RE2's UTF-8 mode");
         assert!(re(r"foo\b.*").is_match("foo bar"));
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        assert_eq!(re("/api/v[0-9]+").literal_prefix(), Some("/api/v"));
+        assert_eq!(re("/items/(a|b)").literal_prefix(), Some("/items/"));
+        assert_eq!(re("/(api|app)/x").literal_prefix(), Some("/ap"));
+        assert_eq!(re(".*foo").literal_prefix(), None);
+        assert_eq!(re("(?i)/api").literal_prefix(), Some("/"), "only what every case variant shares");
     }
 
     #[test]

@@ -23,11 +23,12 @@
 //! checked, in rule order, stopping as soon as no earlier rule can still win. Entries with none of
 //! those conditions (regexes, catch-alls) are checked in order as usual.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::host::HostMap;
+use rustc_hash::FxHashMap;
+
 use crate::matcher::StringMatcher;
 use crate::request::{ClientIdentity, RequestView};
 use crate::route::{HeaderCondition, HttpRule, Redirect, RedirectPort, RequestMatch, Rewrite};
@@ -198,14 +199,14 @@ impl Trie {
 }
 
 /// Entry ordinals by exact value.
-type ValueIndex = HashMap<Box<str>, Vec<u32>>;
+type ValueIndex = FxHashMap<Box<str>, Vec<u32>>;
 
 /// An index over a virtual host's rules (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RuleIndex {
     /// Ordinal → (rule, entry in the rule's `matches`, or NO_MATCH_ENTRY for a catch-all).
     entries: Box<[(u32, u32)]>,
-    exact_path: HashMap<Box<str>, Vec<u32>>,
+    exact_path: FxHashMap<Box<str>, Vec<u32>>,
     prefixes: Trie,
     header_exact: Vec<(Arc<str>, ValueIndex)>,
     rest: Vec<u32>,
@@ -233,6 +234,11 @@ impl RuleIndex {
                         index.prefixes.insert(p.as_bytes(), ord);
                         continue;
                     }
+                    (Some(StringMatcher::Regex(re)), _) if re.literal_prefix().is_some() => {
+                        // Every path this regex matches starts with its literal prefix.
+                        index.prefixes.insert(re.literal_prefix().unwrap_or("").as_bytes(), ord);
+                        continue;
+                    }
                     _ => {}
                 }
                 let header = entry.headers.iter().find_map(|(name, cond)| match cond {
@@ -244,7 +250,7 @@ impl RuleIndex {
                         let slot = match index.header_exact.iter().position(|(n, _)| *n == name) {
                             Some(i) => i,
                             None => {
-                                index.header_exact.push((name, HashMap::new()));
+                                index.header_exact.push((name, FxHashMap::default()));
                                 index.header_exact.len() - 1
                             }
                         };
@@ -308,19 +314,19 @@ pub enum RouteDecision<'s> {
     /// No VirtualService applies: the request goes to the host itself.
     Default {
         /// The host the request resolved to (qualified for mesh short names).
-        host: String,
+        host: Cow<'s, str>,
     },
     /// A VirtualService applies but none of its rules matched: 404 (Envoy flag `NR`).
     NoRoute {
         /// The host.
-        host: String,
+        host: Cow<'s, str>,
         /// The virtual host whose rules did not match.
         virtual_host: &'s Arc<VirtualHost>,
     },
     /// A rule matched.
     Matched {
         /// The host.
-        host: String,
+        host: Cow<'s, str>,
         /// The virtual host.
         virtual_host: &'s Arc<VirtualHost>,
         /// The matching rule.
@@ -341,50 +347,54 @@ impl RouteDecision<'_> {
     }
 }
 
-/// Host names to try for a request host, most literal first (see the module docs).
-fn host_candidates(host: &str, binding: &Binding, namespace: &str, domain: &str) -> [Option<String>; 3] {
-    if *binding != Binding::Mesh {
-        return [Some(host.to_string()), None, None];
+/// The request's host: port and trailing dot removed, lower case (borrowed when already so).
+fn normalize_host(authority: &str) -> Cow<'_, str> {
+    let (host, _) = crate::request::split_authority(authority);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
     }
-    let dots = host.bytes().filter(|b| *b == b'.').count();
-    let qualified = match dots {
+}
+
+/// The Kubernetes expansion of a mesh host: `name` → `name.<ns>.svc.<domain>`, `name.ns` →
+/// `name.ns.svc.<domain>`, `name.ns.svc` → `name.ns.svc.<domain>`.
+fn expand(host: &str, namespace: &str, domain: &str) -> Option<String> {
+    match host.bytes().filter(|b| *b == b'.').count() {
         0 => Some(format!("{host}.{namespace}.svc.{domain}")),
         1 => Some(format!("{host}.svc.{domain}")),
         _ if host.ends_with(".svc") => Some(format!("{host}.{domain}")),
         _ => None,
-    };
-    [Some(host.to_string()), qualified, None]
-}
-
-fn find_host<'m, T>(map: &'m HostMap<T>, candidates: &[Option<String>]) -> Option<(&'m T, usize)> {
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(c) = c
-            && let Some(v) = map.get_exact(c)
-        {
-            return Some((v, i));
-        }
     }
-    for (i, c) in candidates.iter().enumerate() {
-        if let Some(c) = c
-            && let Some(v) = map.get_wildcard(c)
-        {
-            return Some((v, i));
-        }
-    }
-    None
 }
 
 impl Snapshot {
     /// Route a request sent by `client` under `binding` (see the module docs).
     pub fn route<'s>(&'s self, binding: &Binding, req: &RequestView<'_>, client: &ClientIdentity) -> RouteDecision<'s> {
-        let host = req.host();
-        let candidates = host_candidates(&host, binding, &client.namespace, &self.settings().domain);
-        let found = self.route_table(binding).and_then(|table| find_host(table, &candidates));
-        let Some((vh, which)) = found else {
-            let resolved = self.default_host(&candidates);
-            return RouteDecision::Default { host: resolved };
+        let host = normalize_host(req.authority);
+        let mesh = *binding == Binding::Mesh;
+        let found: Option<(&'s Arc<VirtualHost>, Cow<'s, str>)> = self.route_table(binding).and_then(|table| {
+            let exact = table.hosts.get_exact(&host).or_else(|| {
+                if !mesh {
+                    return None;
+                }
+                table.aliases.get(&*host).or_else(|| {
+                    table.short.get(&*host)?.iter().find(|(ns, _)| **ns == *client.namespace).map(|(_, vh)| vh)
+                })
+            });
+            if let Some(vh) = exact {
+                return Some((vh, Cow::Borrowed(&*vh.pattern)));
+            }
+            if let Some(vh) = table.hosts.get_wildcard(&host) {
+                return Some((vh, Cow::Owned(host.to_string())));
+            }
+            let expanded = expand(&host, &client.namespace, &self.settings().domain).filter(|_| mesh)?;
+            table.hosts.get_wildcard(&expanded).map(|vh| (vh, Cow::Owned(expanded)))
+        });
+        let Some((vh, host)) = found else {
+            return RouteDecision::Default { host: Cow::Owned(self.default_host(&host, mesh, &client.namespace)) };
         };
-        let host = candidates[which].clone().unwrap_or(host);
         match vh.index.first_match(&vh.rules, req, client, req.port()) {
             None => RouteDecision::NoRoute { host, virtual_host: vh },
             Some((r, m)) => {
@@ -397,14 +407,20 @@ impl Snapshot {
     /// The host a request without a VirtualService goes to: a declared service if one matches
     /// (`reviews.bookinfo` finds `reviews.bookinfo.svc.cluster.local`), else a dotless short name
     /// qualified with the client's namespace, else the host as written (`example.com`).
-    fn default_host(&self, candidates: &[Option<String>]) -> String {
-        for c in candidates.iter().flatten() {
-            if !self.services(c).is_empty() {
-                return c.clone();
-            }
+    fn default_host(&self, host: &str, mesh: bool, namespace: &str) -> String {
+        let expanded = if mesh { expand(host, namespace, &self.settings().domain) } else { None };
+        if !self.services(host).is_empty() {
+            return host.to_string();
         }
-        let literal = candidates[0].clone().unwrap_or_default();
-        if literal.contains('.') { literal } else { candidates[1].clone().unwrap_or(literal) }
+        if let Some(e) = &expanded
+            && !self.services(e).is_empty()
+        {
+            return e.clone();
+        }
+        match expanded {
+            Some(e) if !host.contains('.') => e,
+            _ => host.to_string(),
+        }
     }
 }
 

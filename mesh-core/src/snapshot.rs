@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::host::{DEFAULT_DOMAIN, HostMap};
 use crate::policy::DestinationPolicy;
 use crate::route::HttpRule;
@@ -67,6 +69,21 @@ impl VirtualHost {
     }
 }
 
+/// The virtual hosts of one binding, with the short forms of Kubernetes service names
+/// (`reviews.bookinfo`, `reviews.bookinfo.svc`, and `reviews` from namespace `bookinfo`) indexed
+/// so that resolving them needs no string building.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteTable {
+    pub(crate) hosts: HostMap<Arc<VirtualHost>>,
+    /// `name.ns` and `name.ns.svc` → the virtual host of `name.ns.svc.<domain>`.
+    pub(crate) aliases: FxHashMap<Box<str>, Arc<VirtualHost>>,
+    /// `name` → (namespace, virtual host of `name.<namespace>.svc.<domain>`).
+    pub(crate) short: FxHashMap<Box<str>, Vec<NamespacedHost>>,
+}
+
+/// A namespace and the virtual host of a service in it.
+pub(crate) type NamespacedHost = (Box<str>, Arc<VirtualHost>);
+
 /// Snapshot-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -83,7 +100,7 @@ impl Default for Settings {
 #[derive(Debug, Default)]
 struct Inner {
     settings: Settings,
-    routes: BTreeMap<Binding, HostMap<Arc<VirtualHost>>>,
+    routes: BTreeMap<Binding, RouteTable>,
     destination_rules: HostMap<Box<[Arc<DestinationPolicy>]>>,
     services: HostMap<Box<[Arc<ServiceDecl>]>>,
     workloads: Box<[Arc<WorkloadDecl>]>,
@@ -111,10 +128,10 @@ impl Snapshot {
     /// The virtual host for a concrete host name under a binding: an exact host first, then the
     /// longest matching wildcard.
     pub fn virtual_host(&self, binding: &Binding, host: &str) -> Option<&Arc<VirtualHost>> {
-        self.inner.routes.get(binding)?.get(host)
+        self.inner.routes.get(binding)?.hosts.get(host)
     }
 
-    pub(crate) fn route_table(&self, binding: &Binding) -> Option<&HostMap<Arc<VirtualHost>>> {
+    pub(crate) fn route_table(&self, binding: &Binding) -> Option<&RouteTable> {
         self.inner.routes.get(binding)
     }
 
@@ -125,7 +142,7 @@ impl Snapshot {
 
     /// Every virtual host of a binding.
     pub fn virtual_hosts(&self, binding: &Binding) -> Vec<&Arc<VirtualHost>> {
-        self.inner.routes.get(binding).map(|m| m.iter().map(|(_, v)| v).collect()).unwrap_or_default()
+        self.inner.routes.get(binding).map(|t| t.hosts.iter().map(|(_, v)| v).collect()).unwrap_or_default()
     }
 
     /// DestinationRules for a concrete host (most specific pattern), in config order.
@@ -261,11 +278,21 @@ impl SnapshotBuilder {
 
     /// Freeze into a snapshot, indexing every virtual host's rules.
     pub fn build(mut self) -> Snapshot {
+        let svc_suffix = format!(".svc.{}", self.inner.settings.domain);
         for (binding, hosts) in std::mem::take(&mut self.routes) {
-            let mut table = HostMap::new();
+            let mut table = RouteTable::default();
             for (pattern, rules) in hosts.into_entries() {
-                let vh = VirtualHost::new(Arc::from(pattern.as_str()), rules);
-                table.insert(&pattern, Arc::new(vh));
+                let vh = Arc::new(VirtualHost::new(Arc::from(pattern.as_str()), rules));
+                if let Some(name_ns) = pattern.strip_suffix(&svc_suffix)
+                    && let Some((name, ns)) = name_ns.split_once('.')
+                    && !ns.contains('.')
+                    && !name.starts_with('*')
+                {
+                    table.aliases.insert(Box::from(name_ns), vh.clone());
+                    table.aliases.insert(Box::from(format!("{name_ns}.svc")), vh.clone());
+                    table.short.entry(Box::from(name)).or_default().push((Box::from(ns), vh.clone()));
+                }
+                table.hosts.insert(&pattern, vh);
             }
             self.inner.routes.insert(binding, table);
         }

@@ -68,7 +68,12 @@ fn fault_json(rule: &HttpRule) -> Value {
 }
 
 /// The JSON explanation of routing `req` from `client` under `binding`.
-pub(crate) fn explain_json(snapshot: &Snapshot, binding: &Binding, req: &RequestView<'_>, client: &ClientIdentity) -> Value {
+pub(crate) fn explain_json(
+    snapshot: &Snapshot,
+    binding: &Binding,
+    req: &RequestView<'_>,
+    client: &ClientIdentity,
+) -> Value {
     let decision = snapshot.route(binding, req, client);
     let mut out = Map::new();
     out.insert("host".into(), json!(decision.host()));
@@ -197,7 +202,12 @@ pub(crate) fn explain_json(snapshot: &Snapshot, binding: &Binding, req: &Request
 }
 
 /// A readable explanation: which VirtualService applies, and why each rule did or did not match.
-pub(crate) fn explain_text(snapshot: &Snapshot, binding: &Binding, req: &RequestView<'_>, client: &ClientIdentity) -> String {
+pub(crate) fn explain_text(
+    snapshot: &Snapshot,
+    binding: &Binding,
+    req: &RequestView<'_>,
+    client: &ClientIdentity,
+) -> String {
     let json = explain_json(snapshot, binding, req, client);
     let decision = snapshot.route(binding, req, client);
     let mut out = String::new();

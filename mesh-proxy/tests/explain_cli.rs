@@ -21,8 +21,20 @@ fn explain(files: &[&str], args: &[&str], url: &str) -> Value {
 }
 
 const KEYS: [&str; 14] = [
-    "host", "action", "status", "route", "destinations", "redirect", "directResponse", "rewrite", "timeout",
-    "retries", "fault", "mirrors", "headers", "destinations",
+    "host",
+    "action",
+    "status",
+    "route",
+    "destinations",
+    "redirect",
+    "directResponse",
+    "rewrite",
+    "timeout",
+    "retries",
+    "fault",
+    "mirrors",
+    "headers",
+    "destinations",
 ];
 
 fn subsets(v: &Value) -> Vec<(String, u64)> {
@@ -36,7 +48,11 @@ fn subsets(v: &Value) -> Vec<(String, u64)> {
 
 #[test]
 fn reviews_v3() {
-    let v = explain(&["destination-rule-all.yaml", "virtual-service-reviews-v3.yaml"], &[], "http://reviews:9080/reviews/0");
+    let v = explain(
+        &["destination-rule-all.yaml", "virtual-service-reviews-v3.yaml"],
+        &[],
+        "http://reviews:9080/reviews/0",
+    );
     for key in KEYS {
         assert!(v.get(key).is_some(), "key {key} missing: {v}");
     }
@@ -86,7 +102,8 @@ fn faults_and_defaults() {
 
 #[test]
 fn gateway_and_no_route() {
-    let gateway = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml");
+    let gateway = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml");
     let run = |url: &str| -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
             .args(["explain", "-o", "json", "--gateway", "default/bookinfo-gateway", "-f"])
