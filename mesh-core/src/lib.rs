@@ -18,10 +18,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod host;
 pub mod matcher;
 pub mod policy;
 pub mod request;
+pub mod retry;
 pub mod route;
 pub mod router;
 pub mod service;
