@@ -102,7 +102,9 @@ impl Balancer {
             Some(LoadBalancer::RoundRobin) | Some(LoadBalancer::Passthrough) => Kind::RoundRobin,
             Some(LoadBalancer::Random) => Kind::Random,
             Some(LoadBalancer::ConsistentHash(ch)) => match ch.algorithm {
-                HashAlgorithm::RingHash { minimum_ring_size } => Kind::Ring(build_ring(keys, &weights, minimum_ring_size)),
+                HashAlgorithm::RingHash { minimum_ring_size } => {
+                    Kind::Ring(build_ring(keys, &weights, minimum_ring_size))
+                }
                 HashAlgorithm::Maglev { table_size } => Kind::Maglev(build_maglev(keys, &weights, table_size)),
             },
         };
@@ -150,7 +152,8 @@ impl Balancer {
                     .or_else(|| (0..n).find(|&i| i != a && (ctx.eligible)(i)));
                 let Some(b) = b else { return Some(a) };
                 // Fewer active requests per unit of weight wins; ties go to the first draw.
-                let load = |i: usize| u128::from((ctx.active)(i)) * u128::from(self.weights[if i == a { b } else { a }]);
+                let load =
+                    |i: usize| u128::from((ctx.active)(i)) * u128::from(self.weights[if i == a { b } else { a }]);
                 Some(if load(b) < load(a) { b } else { a })
             }
             Kind::Ring(ring) => {
@@ -293,7 +296,12 @@ mod tests {
     use crate::policy::ConsistentHash;
     use crate::policy::HashKey;
 
-    fn ctx<'a>(rng: &'a mut SplitMix64, active: &'a dyn Fn(usize) -> u64, eligible: &'a dyn Fn(usize) -> bool, hash: Option<u64>) -> PickContext<'a> {
+    fn ctx<'a>(
+        rng: &'a mut SplitMix64,
+        active: &'a dyn Fn(usize) -> u64,
+        eligible: &'a dyn Fn(usize) -> bool,
+        hash: Option<u64>,
+    ) -> PickContext<'a> {
         PickContext { rng, hash, active, eligible }
     }
 
@@ -329,8 +337,16 @@ mod tests {
 
     #[test]
     fn hash_keys_from_requests() {
-        let headers: Vec<(String, String)> = vec![("x-user".into(), "bob".into()), ("cookie".into(), "a=1; session=xyz".into())];
-        let req = crate::request::RequestView { method: "GET", scheme: "http", authority: "s", path: "/", query: Some("u=7"), headers: &headers };
+        let headers: Vec<(String, String)> =
+            vec![("x-user".into(), "bob".into()), ("cookie".into(), "a=1; session=xyz".into())];
+        let req = crate::request::RequestView {
+            method: "GET",
+            scheme: "http",
+            authority: "s",
+            path: "/",
+            query: Some("u=7"),
+            headers: &headers,
+        };
         assert_eq!(request_hash(&HashKey::Header("x-user".into()), &req, None), Some(hash_key(b"bob")));
         let cookie = HashKey::Cookie { name: "session".into(), path: None, ttl: None };
         assert_eq!(request_hash(&cookie, &req, None), Some(hash_key(b"xyz")));

@@ -19,9 +19,12 @@
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod budget;
 pub mod host;
 pub mod matcher;
+pub mod outlier;
 pub mod policy;
+pub mod pool;
 pub mod request;
 pub mod retry;
 pub mod route;

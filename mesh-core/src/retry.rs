@@ -125,7 +125,11 @@ mod tests {
             ("503", resp(502), false),
             ("unavailable", TryOutcome::Response { status: 200, grpc_status: Some(14) }, true),
             ("unavailable", TryOutcome::Response { status: 200, grpc_status: Some(13) }, false),
-            ("cancelled,deadline-exceeded,internal,resource-exhausted", TryOutcome::Response { status: 200, grpc_status: Some(4) }, true),
+            (
+                "cancelled,deadline-exceeded,internal,resource-exhausted",
+                TryOutcome::Response { status: 200, grpc_status: Some(4) },
+                true,
+            ),
         ];
         for (text, outcome, want) in table {
             assert_eq!(on(text).should_retry(*outcome), *want, "{text} {outcome:?}");

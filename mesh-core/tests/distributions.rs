@@ -93,15 +93,18 @@ proptest! {
 
 #[test]
 fn maglev_respects_weights() {
-    let policy = LoadBalancer::ConsistentHash(ConsistentHash { key: HashKey::SourceIp, algorithm: HashAlgorithm::Maglev { table_size: 65537 } });
+    let policy = LoadBalancer::ConsistentHash(ConsistentHash {
+        key: HashKey::SourceIp,
+        algorithm: HashAlgorithm::Maglev { table_size: 65537 },
+    });
     let b = Balancer::new(Some(&policy), &["a", "b", "c"], &[1, 2, 1]);
     let mut rng = SplitMix64(9);
     let mut counts = [0u32; 3];
     for k in 0..40_000u32 {
-        let mut ctx = PickContext { rng: &mut rng, hash: Some(hash_key(&k.to_le_bytes())), active: &|_| 0, eligible: &|_| true };
+        let mut ctx =
+            PickContext { rng: &mut rng, hash: Some(hash_key(&k.to_le_bytes())), active: &|_| 0, eligible: &|_| true };
         counts[b.pick(&mut ctx).expect("pick")] += 1;
     }
     let share_b = f64::from(counts[1]) / 40_000.0;
     assert!((share_b - 0.5).abs() < 0.03, "{counts:?}");
 }
-
