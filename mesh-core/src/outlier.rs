@@ -181,7 +181,7 @@ impl OutlierDetector {
     pub fn tick(&mut self, now: Duration) -> Vec<usize> {
         let interval = self.config.interval.max(Duration::from_millis(1));
         let mut returned = Vec::new();
-        let mut lift = |hosts: &mut Vec<Health>, t: Duration, returned: &mut Vec<usize>| {
+        let lift = |hosts: &mut Vec<Health>, t: Duration, returned: &mut Vec<usize>| {
             for (i, h) in hosts.iter_mut().enumerate() {
                 if let Some(until) = h.ejected_until
                     && t >= until
