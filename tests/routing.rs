@@ -385,3 +385,47 @@ spec:
     assert_eq!(outcome(&s, &Binding::Mesh, &req("GET http://svc/maintenance"), &c), "respond 503");
     assert_eq!(outcome(&s, &Binding::Mesh, &req("GET http://svc/other"), &c), "404");
 }
+
+#[test]
+fn destination_rules_by_namespace_precedence() {
+    let s = snapshot(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: root, namespace: istio-system}
+spec:
+  host: reviews.bookinfo.svc.cluster.local
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: service-ns, namespace: bookinfo}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: more-subsets, namespace: bookinfo}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: other}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: client-ns, namespace: shop}
+spec:
+  host: reviews.bookinfo.svc.cluster.local
+  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}
+"#,
+    );
+    let host = "reviews.bookinfo.svc.cluster.local";
+    assert_eq!(s.destination_policy(host, "shop").map(|d| &*d.name), Some("client-ns"));
+    let own = s.destination_policy(host, "bookinfo").expect("service namespace");
+    assert_eq!(&*own.name, "service-ns");
+    let subsets: Vec<(&str, &str)> = own.subsets.iter().map(|s| (&*s.name, &*s.labels.0[0].1)).collect();
+    assert_eq!(subsets, [("v1", "v1"), ("v2", "v2")], "same-namespace rules merge; the first subset of a name wins");
+    assert_eq!(s.destination_policy(host, "elsewhere").map(|d| &*d.name), Some("service-ns"));
+    assert!(s.destination_policy("ratings.bookinfo.svc.cluster.local", "x").is_none());
+}

@@ -209,16 +209,15 @@ impl Ctx<'_> {
     }
 
     fn header_ops(ops: &Option<vs::HeaderOperations>) -> route::HeaderOps {
-        let Some(ops) = ops else {
-            return route::HeaderOps::default();
-        };
-        let pairs = |m: &BTreeMap<String, String>| -> Box<[(Arc<str>, Arc<str>)]> {
-            m.iter().map(|(k, v)| (arc(&k.to_ascii_lowercase()), arc(v))).collect()
+        let Some(ops) = ops else { return route::HeaderOps::default() };
+        let name = |n: &str| http::HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).ok();
+        let pairs = |m: &BTreeMap<String, String>| -> Box<[(http::HeaderName, http::HeaderValue)]> {
+            m.iter().filter_map(|(k, v)| Some((name(k)?, http::HeaderValue::from_str(v).ok()?))).collect()
         };
         route::HeaderOps {
             set: pairs(&ops.set),
             add: pairs(&ops.add),
-            remove: ops.remove.iter().map(|k| arc(&k.to_ascii_lowercase())).collect(),
+            remove: ops.remove.iter().filter_map(|k| name(k)).collect(),
         }
     }
 

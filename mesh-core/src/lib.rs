@@ -20,6 +20,7 @@
 
 pub mod balance;
 pub mod budget;
+pub mod cors;
 pub mod host;
 pub mod matcher;
 pub mod outlier;

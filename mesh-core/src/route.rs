@@ -462,6 +462,15 @@ pub struct Fault {
     pub abort: Option<(AbortStatus, Percentage)>,
 }
 
+impl Fault {
+    /// What to inject for one request, given two uniform randoms in `0.0..1.0` (one per fault kind).
+    pub fn decide(&self, r_delay: f64, r_abort: f64) -> (Option<Duration>, Option<&AbortStatus>) {
+        let delay = self.delay.filter(|(_, p)| p.hit(r_delay)).map(|(d, _)| d);
+        let abort = self.abort.as_ref().filter(|(_, p)| p.hit(r_abort)).map(|(s, _)| s);
+        (delay, abort)
+    }
+}
+
 /// One mirror.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mirror {
@@ -469,6 +478,13 @@ pub struct Mirror {
     pub destination: Destination,
     /// Share of requests copied.
     pub percentage: Percentage,
+}
+
+impl Mirror {
+    /// Is this request copied, given a uniform random in `0.0..1.0`?
+    pub fn selected(&self, r: f64) -> bool {
+        self.percentage.hit(r)
+    }
 }
 
 /// Header edits for requests and responses.
@@ -487,21 +503,50 @@ impl HeaderEdits {
     }
 }
 
-/// `set` / `add` / `remove`; names lower case.
+/// `set` / `add` / `remove`, with names and values parsed once at compile time.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HeaderOps {
-    /// Overwrite.
-    pub set: Box<[(Arc<str>, Arc<str>)]>,
-    /// Append.
-    pub add: Box<[(Arc<str>, Arc<str>)]>,
+    /// Overwrite (or add).
+    pub set: Box<[(http::HeaderName, http::HeaderValue)]>,
+    /// Append (or add).
+    pub add: Box<[(http::HeaderName, http::HeaderValue)]>,
     /// Remove.
-    pub remove: Box<[Arc<str>]>,
+    pub remove: Box<[http::HeaderName]>,
 }
 
 impl HeaderOps {
     /// No operations?
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Apply to a header map as Envoy does: removals first, then `set` (overwrite) and `add`
+    /// (append).
+    pub fn apply(&self, headers: &mut http::HeaderMap) {
+        for name in self.remove.iter() {
+            headers.remove(name);
+        }
+        for (name, value) in self.set.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in self.add.iter() {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}
+
+impl HeaderEdits {
+    /// Apply request edits of a destination and then of its rule (the rule's win on conflicts,
+    /// as Envoy applies the less specific level last).
+    pub fn apply_request(destination: &HeaderEdits, rule: &HeaderEdits, headers: &mut http::HeaderMap) {
+        destination.request.apply(headers);
+        rule.request.apply(headers);
+    }
+
+    /// Apply response edits, in the same order.
+    pub fn apply_response(destination: &HeaderEdits, rule: &HeaderEdits, headers: &mut http::HeaderMap) {
+        destination.response.apply(headers);
+        rule.response.apply(headers);
     }
 }
 
@@ -571,5 +616,44 @@ mod tests {
             RetryOn::istio_default().to_istio_string(),
             "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
         );
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn header_edits_remove_then_set_then_add() {
+        let name = |n: &str| http::HeaderName::from_bytes(n.as_bytes()).expect("name");
+        let value = |v: &str| http::HeaderValue::from_str(v).expect("value");
+        let ops = HeaderOps {
+            set: Box::new([(name("x-set"), value("new"))]),
+            add: Box::new([(name("x-add"), value("two"))]),
+            remove: Box::new([name("x-gone")]),
+        };
+        let mut h = http::HeaderMap::new();
+        h.insert("x-set", value("old"));
+        h.insert("x-add", value("one"));
+        h.insert("x-gone", value("bye"));
+        ops.apply(&mut h);
+        assert_eq!(h.get("x-set"), Some(&value("new")));
+        assert_eq!(h.get_all("x-add").iter().count(), 2);
+        assert!(h.get("x-gone").is_none());
+    }
+
+    #[test]
+    fn faults_and_mirrors_by_percentage() {
+        let f = Fault {
+            delay: Some((Duration::from_secs(7), Percentage(100.0))),
+            abort: Some((AbortStatus::Http(500), Percentage(10.0))),
+        };
+        assert_eq!(f.decide(0.999, 0.5), (Some(Duration::from_secs(7)), None));
+        assert_eq!(f.decide(0.0, 0.05).1, Some(&AbortStatus::Http(500)));
+        let m = Mirror {
+            destination: Destination { host: Arc::from("h"), subset: None, port: None },
+            percentage: Percentage(0.0),
+        };
+        assert!(!m.selected(0.0), "0% mirrors nothing");
     }
 }

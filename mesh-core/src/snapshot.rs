@@ -69,6 +69,9 @@ impl VirtualHost {
     }
 }
 
+/// Istio's root configuration namespace: rules there apply to every namespace.
+pub const ROOT_NAMESPACE: &str = "istio-system";
+
 /// The virtual hosts of one binding, with the short forms of Kubernetes service names
 /// (`reviews.bookinfo`, `reviews.bookinfo.svc`, and `reviews` from namespace `bookinfo`) indexed
 /// so that resolving them needs no string building.
@@ -143,6 +146,20 @@ impl Snapshot {
     /// Every virtual host of a binding.
     pub fn virtual_hosts(&self, binding: &Binding) -> Vec<&Arc<VirtualHost>> {
         self.inner.routes.get(binding).map(|t| t.hosts.iter().map(|(_, v)| v).collect()).unwrap_or_default()
+    }
+
+    /// The DestinationRule that applies to `host` for a client in `client_namespace`, as Istio
+    /// chooses it: among rules for the most specific matching host pattern, the one in the client's
+    /// namespace, else the one in the service's namespace (`name.<ns>.svc...`), else the one in the
+    /// root namespace `istio-system`. Rules elsewhere do not apply.
+    pub fn destination_policy(&self, host: &str, client_namespace: &str) -> Option<&Arc<DestinationPolicy>> {
+        let rules = self.destination_rules(host);
+        let service_ns = host.split('.').nth(1).filter(|_| host.contains(".svc."));
+        rules
+            .iter()
+            .find(|r| &*r.namespace == client_namespace)
+            .or_else(|| service_ns.and_then(|ns| rules.iter().find(|r| &*r.namespace == ns)))
+            .or_else(|| rules.iter().find(|r| &*r.namespace == ROOT_NAMESPACE))
     }
 
     /// DestinationRules for a concrete host (most specific pattern), in config order.
@@ -244,12 +261,29 @@ impl SnapshotBuilder {
         Ok(())
     }
 
-    /// Add a DestinationRule.
+    /// Add a DestinationRule. Rules for the same host in the same namespace merge, as Istio merges
+    /// them: the first rule's traffic policy applies, and subsets of later rules are added unless a
+    /// subset of that name exists already.
     pub fn add_destination_rule(&mut self, policy: DestinationPolicy) {
         let host = policy.host.clone();
         let list = self.inner.destination_rules.entry_or_insert_with(&host, || Box::new([]));
         let mut v = list.to_vec();
-        v.push(Arc::new(policy));
+        match v.iter_mut().find(|p| p.namespace == policy.namespace) {
+            Some(existing) => {
+                let merged = Arc::make_mut(existing);
+                if merged.traffic_policy == Default::default() {
+                    merged.traffic_policy = policy.traffic_policy;
+                }
+                let mut subsets = merged.subsets.to_vec();
+                for s in policy.subsets.iter() {
+                    if !subsets.iter().any(|e| e.name == s.name) {
+                        subsets.push(s.clone());
+                    }
+                }
+                merged.subsets = subsets.into_boxed_slice();
+            }
+            None => v.push(Arc::new(policy)),
+        }
         *list = v.into_boxed_slice();
     }
 

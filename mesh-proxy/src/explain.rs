@@ -25,13 +25,15 @@ pub(crate) fn format_duration(d: Duration) -> String {
 }
 
 fn ops_json(ops: &HeaderOps) -> Value {
-    let map = |pairs: &[(std::sync::Arc<str>, std::sync::Arc<str>)]| -> Value {
-        Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), json!(&**v))).collect::<Map<_, _>>())
+    let map = |pairs: &[(http::HeaderName, http::HeaderValue)]| -> Value {
+        Value::Object(
+            pairs.iter().map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("")))).collect::<Map<_, _>>(),
+        )
     };
     json!({
         "set": map(&ops.set),
         "add": map(&ops.add),
-        "remove": ops.remove.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "remove": ops.remove.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>(),
     })
 }
 

@@ -286,6 +286,9 @@ pub(crate) fn check_header_operations(ctx: &mut Ctx<'_>, path: &P, ops: Option<&
         for (name, value) in map {
             ctx.check(&path.f(field).k(name), validate_header_operation_name(name, request));
             ctx.check(&path.f(field).k(name), validate_header_value(value));
+            if value.replace("%%", "").contains('%') {
+                ctx.unsupported(&path.f(field).k(name), "Envoy %VARIABLES% in header values (sent as written)");
+            }
         }
     }
     for (i, name) in ops.remove.iter().enumerate() {
