@@ -9,6 +9,8 @@
 //!   fails at once with 503 (Envoy flag `UO`).
 //! - HTTP/2 multiplexes: at most `http.http2MaxRequests` requests run at once; beyond that, 503 UO.
 //! - At most `http.maxRetries` retries are outstanding at once.
+//! - A connection serves at most `http.maxRequestsPerConnection` requests
+//!   ([`PoolLimits::connection_exhausted`] tells the connector when to close it).
 //!
 //! Unset limits are Istio's defaults, 2^32-1. The counters are atomics; reserving and releasing
 //! is the caller's job (mesh-tower holds the reservation in a guard).
@@ -28,12 +30,20 @@ pub struct PoolLimits {
     pub max_requests: u32,
     /// Retries outstanding at once (`http.maxRetries`).
     pub max_retries: u32,
+    /// Requests one upstream connection serves before it is closed
+    /// (`http.maxRequestsPerConnection`; 0 = unlimited).
+    pub max_requests_per_connection: u32,
 }
 
 impl PoolLimits {
     /// No limits (Istio's defaults).
-    pub const UNLIMITED: PoolLimits =
-        PoolLimits { max_connections: u32::MAX, max_pending: u32::MAX, max_requests: u32::MAX, max_retries: u32::MAX };
+    pub const UNLIMITED: PoolLimits = PoolLimits {
+        max_connections: u32::MAX,
+        max_pending: u32::MAX,
+        max_requests: u32::MAX,
+        max_retries: u32::MAX,
+        max_requests_per_connection: 0,
+    };
 
     /// From a DestinationRule's `connectionPool`.
     pub fn from_policy(pool: Option<&ConnectionPool>) -> PoolLimits {
@@ -43,7 +53,13 @@ impl PoolLimits {
             max_pending: p.http1_max_pending_requests.unwrap_or(u32::MAX),
             max_requests: p.http2_max_requests.unwrap_or(u32::MAX).max(1),
             max_retries: p.max_retries.unwrap_or(u32::MAX),
+            max_requests_per_connection: p.max_requests_per_connection.unwrap_or(0),
         }
+    }
+
+    /// Must a connection that has served `served` requests be closed rather than reused?
+    pub fn connection_exhausted(&self, served: u32) -> bool {
+        self.max_requests_per_connection != 0 && served >= self.max_requests_per_connection
     }
 }
 
@@ -155,6 +171,7 @@ mod tests {
         assert_eq!(pool.admit(&limits, false), Admission::Start);
         assert_eq!(pool.admit(&limits, false), Admission::Queue);
         assert_eq!(pool.admit(&limits, false), Admission::Overflow, "the third concurrent request fails fast");
+        assert!(limits.connection_exhausted(1), "maxRequestsPerConnection: 1 closes after one request");
         assert!(!pool.promote(&limits, false));
         pool.finish();
         assert!(pool.promote(&limits, false));
