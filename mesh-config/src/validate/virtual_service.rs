@@ -225,18 +225,7 @@ fn validate_http_route(ctx: &mut Ctx<'_>, path: &P, http: &HttpRoute, is_delegat
         }
     }
     if let Some(p) = &http.mirror_percentage {
-        if p.value > 100.0 {
-            ctx.error(
-                &path.f("mirrorPercentage").f("value"),
-                format!("mirror_percentage must have a max value of 100 (it has {})", p.value),
-            );
-        }
-        if p.value < 0.0 {
-            ctx.error(
-                &path.f("mirrorPercentage").f("value"),
-                format!("mirror_percentage must have a min value of 0 (it has {})", p.value),
-            );
-        }
+        check_mirror_percentage(ctx, &path.f("mirrorPercentage").f("value"), "mirror_percentage", p.value);
     }
     if let Some(mirror) = &http.mirror {
         validate_destination(ctx, &path.f("mirror"), mirror);
@@ -249,18 +238,7 @@ fn validate_http_route(ctx: &mut Ctx<'_>, path: &P, http: &HttpRoute, is_delegat
         };
         validate_destination(ctx, &p.f("destination"), dest);
         if let Some(pc) = &mirror.percentage {
-            if pc.value > 100.0 {
-                ctx.error(
-                    &p.f("percentage").f("value"),
-                    format!("mirror percentage must have a max value of 100 (it has {})", pc.value),
-                );
-            }
-            if pc.value < 0.0 {
-                ctx.error(
-                    &p.f("percentage").f("value"),
-                    format!("mirror percentage must have a min value of 0 (it has {})", pc.value),
-                );
-            }
+            check_mirror_percentage(ctx, &p.f("percentage").f("value"), "mirror percentage", pc.value);
         }
     }
     if let Some(redirect) = &http.redirect {
@@ -312,6 +290,16 @@ fn validate_http_route(ctx: &mut Ctx<'_>, path: &P, http: &HttpRoute, is_delegat
     }
     if let Some(m) = http.matches.iter().position(|m| m.stat_prefix.is_some()) {
         ctx.unsupported(&path.f("match").i(m).f("statPrefix"), "statPrefix");
+    }
+}
+
+/// Istio's mirror percentage bounds, with its wording (`what` is how Istio names the field).
+fn check_mirror_percentage(ctx: &mut Ctx<'_>, path: &P, what: &str, value: f64) {
+    if value > 100.0 {
+        ctx.error(path, format!("{what} must have a max value of 100 (it has {value})"));
+    }
+    if value < 0.0 {
+        ctx.error(path, format!("{what} must have a min value of 0 (it has {value})"));
     }
 }
 
@@ -478,23 +466,37 @@ pub(crate) fn validate_subset_name(name: &str) -> Result<(), String> {
 }
 
 fn validate_route_destinations(ctx: &mut Ctx<'_>, path: &P, route: &[HttpRouteDestination]) {
-    let mut total: i64 = 0;
     for (i, rd) in route.iter().enumerate() {
+        if let Some(headers) = &rd.headers {
+            let p = path.i(i).f("headers");
+            check_header_operations(ctx, &p.f("request"), headers.request.as_ref(), true);
+            check_header_operations(ctx, &p.f("response"), headers.response.as_ref(), false);
+        }
+    }
+    check_weighted_destinations(ctx, path, route.iter().map(|rd| (rd.destination.as_ref(), rd.weight)));
+}
+
+/// Destinations present and valid, weights non-negative, and not all zero when there are several
+/// (Istio's `validateHTTPRouteDestinations` / `validateRouteDestinations`).
+fn check_weighted_destinations<'a>(
+    ctx: &mut Ctx<'_>,
+    path: &P,
+    route: impl ExactSizeIterator<Item = (Option<&'a Destination>, i32)>,
+) {
+    let count = route.len();
+    let mut total: i64 = 0;
+    for (i, (destination, weight)) in route.enumerate() {
         let p = path.i(i);
-        match &rd.destination {
+        match destination {
             None => ctx.error(&p.f("destination"), "destination is required"),
             Some(dest) => validate_destination(ctx, &p.f("destination"), dest),
         }
-        if let Some(headers) = &rd.headers {
-            check_header_operations(ctx, &p.f("headers").f("request"), headers.request.as_ref(), true);
-            check_header_operations(ctx, &p.f("headers").f("response"), headers.response.as_ref(), false);
+        if weight < 0 {
+            ctx.error(&p.f("weight"), format!("weight {weight} < 0"));
         }
-        if rd.weight < 0 {
-            ctx.error(&p.f("weight"), format!("weight {} < 0", rd.weight));
-        }
-        total += i64::from(rd.weight);
+        total += i64::from(weight);
     }
-    if route.len() > 1 && total == 0 {
+    if count > 1 && total == 0 {
         ctx.error(path, "total destination weight = 0");
     }
 }
@@ -663,21 +665,7 @@ fn validate_tcp_route(ctx: &mut Ctx<'_>, path: &P, tcp: &TcpRoute) {
 }
 
 fn validate_l4_destinations(ctx: &mut Ctx<'_>, path: &P, route: &[RouteDestination]) {
-    let mut total: i64 = 0;
-    for (i, rd) in route.iter().enumerate() {
-        let p = path.i(i);
-        match &rd.destination {
-            None => ctx.error(&p.f("destination"), "destination is required"),
-            Some(dest) => validate_destination(ctx, &p.f("destination"), dest),
-        }
-        if rd.weight < 0 {
-            ctx.error(&p.f("weight"), format!("weight {} < 0", rd.weight));
-        }
-        total += i64::from(rd.weight);
-    }
-    if route.len() > 1 && total == 0 {
-        ctx.error(path, "total destination weight = 0");
-    }
+    check_weighted_destinations(ctx, path, route.iter().map(|rd| (rd.destination.as_ref(), rd.weight)));
 }
 
 /// Istio's analyzer warnings for rules that can never match (`analyzeUnreachableHTTPRules`), in
