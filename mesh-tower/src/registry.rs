@@ -1,0 +1,173 @@
+//! The endpoint registry: which addresses serve a service, with which labels.
+//!
+//! Services are keyed by FQDN (`reviews.default.svc.cluster.local`). Endpoints come from code
+//! ([`Registry::register`]) or from ServiceEntry / WorkloadEntry resources
+//! ([`Registry::sync_from_snapshot`]). A subset's endpoints are those whose labels contain the
+//! subset's labels. Reads are lock-free (one `ArcSwap` load); writes copy and swap.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use mesh_core::Snapshot;
+use mesh_core::policy::LabelSelector;
+use mesh_core::service::Resolution;
+
+/// One endpoint of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port` to connect to.
+    pub address: Arc<str>,
+    /// Labels (`app`, `version`, ...).
+    pub labels: BTreeMap<Arc<str>, Arc<str>>,
+    /// Load-balancing weight (default 1).
+    pub weight: u32,
+}
+
+impl Endpoint {
+    /// An endpoint at `address` with `labels`.
+    pub fn new<'a>(address: impl Into<Arc<str>>, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Endpoint {
+            address: address.into(),
+            labels: labels.into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect(),
+            weight: 1,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Registered from code.
+    manual: HashMap<Arc<str>, Arc<[Endpoint]>>,
+    /// From ServiceEntries / WorkloadEntries.
+    declared: HashMap<Arc<str>, Arc<[Endpoint]>>,
+    version: u64,
+}
+
+/// Endpoints by service FQDN. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    state: Arc<ArcSwap<State>>,
+    write: Arc<Mutex<()>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut State)) {
+        let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.state.load();
+        let mut next =
+            State { manual: current.manual.clone(), declared: current.declared.clone(), version: current.version + 1 };
+        f(&mut next);
+        self.state.store(Arc::new(next));
+    }
+
+    /// Add an endpoint to a service (replacing one with the same address).
+    pub fn register(&self, service: &str, endpoint: Endpoint) {
+        self.update(|s| {
+            let mut list: Vec<Endpoint> = s.manual.get(service).map(|l| l.to_vec()).unwrap_or_default();
+            list.retain(|e| e.address != endpoint.address);
+            list.push(endpoint);
+            s.manual.insert(Arc::from(service), list.into());
+        });
+    }
+
+    /// Remove the endpoint at `address` from a service.
+    pub fn deregister(&self, service: &str, address: &str) {
+        self.update(|s| {
+            if let Some(list) = s.manual.get(service) {
+                let kept: Vec<Endpoint> = list.iter().filter(|e| &*e.address != address).cloned().collect();
+                s.manual.insert(Arc::from(service), kept.into());
+            }
+        });
+    }
+
+    /// Replace the declared endpoints with those of the snapshot's ServiceEntries (STATIC and DNS
+    /// endpoints, ports mapped by name; WorkloadEntries selected by `workloadSelector`).
+    pub fn sync_from_snapshot(&self, snapshot: &Snapshot) {
+        let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
+        for se in snapshot.all_services() {
+            if matches!(se.resolution, Resolution::None | Resolution::DynamicDns) {
+                continue;
+            }
+            let mut sources: Vec<&mesh_core::service::EndpointDecl> = se.endpoints.iter().collect();
+            if let Some(sel) = &se.workload_selector {
+                sources.extend(
+                    snapshot
+                        .workloads()
+                        .iter()
+                        .filter(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
+                        .map(|w| &w.endpoint),
+                );
+            }
+            for host in se.hosts.iter() {
+                for port in se.ports.iter() {
+                    let list = declared.entry(host.clone()).or_default();
+                    for ep in &sources {
+                        let number = ep.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
+                        let address = if ep.address.contains(':') && !ep.address.starts_with('[') {
+                            format!("[{}]:{number}", ep.address)
+                        } else {
+                            format!("{}:{number}", ep.address)
+                        };
+                        list.push(Endpoint {
+                            address: Arc::from(address),
+                            labels: ep.labels.clone(),
+                            weight: ep.weight,
+                        });
+                    }
+                }
+            }
+        }
+        self.update(|s| {
+            s.declared = declared.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+        });
+    }
+
+    /// Every endpoint of a service (code-registered first).
+    pub fn endpoints(&self, service: &str) -> Vec<Endpoint> {
+        let s = self.state.load();
+        s.manual.get(service).into_iter().chain(s.declared.get(service)).flat_map(|l| l.iter().cloned()).collect()
+    }
+
+    /// The endpoints of a service selected by a subset's labels.
+    pub fn select(&self, service: &str, selector: &LabelSelector) -> Vec<Endpoint> {
+        self.endpoints(service).into_iter().filter(|e| selector.matches(&e.labels)).collect()
+    }
+
+    /// Does the registry know the service?
+    pub fn contains(&self, service: &str) -> bool {
+        let s = self.state.load();
+        s.manual.contains_key(service) || s.declared.contains_key(service)
+    }
+
+    /// Bumped on every change (clusters rebuild their balancers when it moves).
+    pub fn version(&self) -> u64 {
+        self.state.load().version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_select_and_deregister() {
+        let r = Registry::new();
+        let svc = "reviews.default.svc.cluster.local";
+        r.register(svc, Endpoint::new("127.0.0.1:9001", [("app", "reviews"), ("version", "v1")]));
+        r.register(svc, Endpoint::new("127.0.0.1:9002", [("app", "reviews"), ("version", "v2")]));
+        let v2 =
+            LabelSelector::new(&[("version".to_string(), "v2".to_string())].into_iter().collect::<BTreeMap<_, _>>());
+        assert_eq!(r.select(svc, &v2).iter().map(|e| &*e.address).collect::<Vec<_>>(), ["127.0.0.1:9002"]);
+        let before = r.version();
+        r.deregister(svc, "127.0.0.1:9002");
+        assert!(r.version() > before);
+        assert!(r.select(svc, &v2).is_empty());
+        assert_eq!(r.endpoints(svc).len(), 1);
+    }
+}

@@ -1,0 +1,71 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use mesh_core::route::{HttpRule, RouteAction};
+
+use crate::body::MeshBody;
+use crate::error::LocalReply;
+
+pin_project_lite::pin_project! {
+    /// Response future of [`super::Route`]: a local reply, or the inner call whose response gets
+    /// the rule's response header edits.
+    #[project = RouteFutureProj]
+    #[allow(missing_docs)] // pin-project-lite does not take docs on variant fields
+    pub enum RouteFuture<F> {
+        /// Answered by meshwork.
+        Local { reply: Option<LocalReply> },
+        /// Waiting for the inner service; response header edits applied when it answers.
+        Inner { #[pin] future: F, rule: Option<Arc<HttpRule>>, index: usize },
+    }
+}
+
+impl<F> std::fmt::Debug for RouteFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteFuture::Local { reply } => f.debug_struct("RouteFuture::Local").field("reply", reply).finish(),
+            RouteFuture::Inner { .. } => f.write_str("RouteFuture::Inner"),
+        }
+    }
+}
+
+impl<F> RouteFuture<F> {
+    pub(super) fn local(reply: LocalReply) -> Self {
+        RouteFuture::Local { reply: Some(reply) }
+    }
+
+    pub(super) fn inner(future: F, rule: Option<Arc<HttpRule>>, index: usize) -> Self {
+        RouteFuture::Inner { future, rule, index }
+    }
+}
+
+impl<F, B, E> Future for RouteFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<MeshBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            RouteFutureProj::Local { reply } => {
+                let reply = reply.take().unwrap_or(LocalReply::NoRoute);
+                Poll::Ready(Ok(reply.into_response()))
+            }
+            RouteFutureProj::Inner { future, rule, index } => {
+                let response = ready!(future.poll(cx))?;
+                let (mut parts, body) = response.into_parts();
+                if let Some(rule) = rule.as_deref() {
+                    if let RouteAction::Route(w) = &rule.action
+                        && let Some(d) = w.destinations().get(*index)
+                    {
+                        d.headers.response.apply(&mut parts.headers);
+                    }
+                    rule.headers.response.apply(&mut parts.headers);
+                }
+                Poll::Ready(Ok(Response::from_parts(parts, MeshBody::upstream(body))))
+            }
+        }
+    }
+}

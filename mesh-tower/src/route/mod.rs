@@ -1,0 +1,198 @@
+//! The route layer: the VirtualService decision for each request.
+//!
+//! For every request it loads the current [`Snapshot`] (one atomic load), routes the request (see
+//! [`mesh_core::router`]), and then:
+//!
+//! - answers redirects, direct responses and "no route" (404, flag `NR`) itself;
+//! - otherwise picks the destination by weight, applies the rule's rewrite (path, authority) and
+//!   header edits (destination level, then rule level), records the decision as a
+//!   [`RouteContext`] in the request's extensions for the layers below, calls the inner service,
+//!   and applies the response header edits.
+//!
+//! A host with no VirtualService goes to the host itself, with Istio's default retry policy.
+
+mod future;
+mod layer;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use mesh_core::route::{Destination, HeaderEdits, HttpRule, RetryPolicy, RouteAction};
+use mesh_core::router::{redirect_location, rewrite_path};
+use mesh_core::{Binding, ClientIdentity, RequestView, RouteDecision, Snapshot};
+use tower_service::Service;
+
+pub use self::future::RouteFuture;
+pub use self::layer::RouteLayer;
+use crate::error::LocalReply;
+
+/// The shared, swappable configuration: writers `store` a new snapshot, every request `load`s it.
+pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
+
+/// What the route layer decided, for the layers below it (in the request's extensions).
+#[derive(Debug, Clone)]
+pub struct RouteContext {
+    /// The snapshot the decision was made with (layers below read policies from the same one).
+    pub snapshot: Snapshot,
+    /// The host the request resolved to.
+    pub host: Arc<str>,
+    /// The matching rule, or `None` when the host has no VirtualService.
+    pub rule: Option<Arc<HttpRule>>,
+    /// The destination picked.
+    pub destination: Destination,
+    /// Index of the destination in the rule's `route[]` (0 for the default route).
+    pub destination_index: usize,
+}
+
+impl RouteContext {
+    /// The retry policy that applies: the rule's, or Istio's default.
+    pub fn retries(&self) -> RetryPolicy {
+        self.rule.as_ref().map_or_else(RetryPolicy::istio_default, |r| r.retries.clone())
+    }
+
+    /// The header edits of the picked destination, if the rule routes.
+    pub fn destination_headers(&self) -> Option<&HeaderEdits> {
+        match self.rule.as_deref().map(|r| &r.action) {
+            Some(RouteAction::Route(w)) => w.destinations().get(self.destination_index).map(|d| &d.headers),
+            _ => None,
+        }
+    }
+}
+
+/// The route service (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Route<S> {
+    inner: S,
+    config: SharedSnapshot,
+    client: Arc<ClientIdentity>,
+    binding: Binding,
+}
+
+impl<S> Route<S> {
+    /// Route requests with `config`, as `client`, under `binding`, before calling `inner`.
+    pub fn new(inner: S, config: SharedSnapshot, client: Arc<ClientIdentity>, binding: Binding) -> Self {
+        Route { inner, config, client, binding }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Outcome of routing, before the inner call.
+enum Routed {
+    Local(LocalReply),
+    Forward(RouteContext),
+}
+
+fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, binding: &Binding) -> Routed {
+    let view = RequestView::from_http(req.method(), req.uri(), req.headers());
+    let decision = snapshot.route(binding, &view, client);
+    let (host, rule, request_match, index, destination) = match decision {
+        RouteDecision::Default { host } => {
+            let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
+            (Arc::from(&*host), None, None, 0, destination)
+        }
+        RouteDecision::NoRoute { .. } => return Routed::Local(LocalReply::NoRoute),
+        RouteDecision::Matched { host, rule, request_match, .. } => match &rule.action {
+            RouteAction::Redirect(r) => {
+                let location = redirect_location(r, &view, request_match);
+                return Routed::Local(LocalReply::Redirect { status: r.code, location });
+            }
+            RouteAction::DirectResponse(d) => {
+                let body = d.body.as_ref().map(|b| bytes::Bytes::copy_from_slice(b));
+                return Routed::Local(LocalReply::Direct { status: d.status, body });
+            }
+            RouteAction::Delegate { .. } => return Routed::Local(LocalReply::NoRoute),
+            RouteAction::Route(w) => {
+                let Some(picked) = w.pick(rand::random::<u64>()) else { return Routed::Local(LocalReply::NoRoute) };
+                let index = w.destinations().iter().position(|d| std::ptr::eq(d, picked)).unwrap_or(0);
+                (Arc::from(&*host), Some(rule.clone()), request_match.cloned(), index, picked.destination.clone())
+            }
+        },
+    };
+    if let Some(rule) = &rule {
+        if let Some(rewrite) = &rule.rewrite {
+            let new_path = rewrite_path(rewrite, req.uri().path(), request_match.as_ref());
+            rewrite_uri(req, new_path.as_deref(), rewrite.authority.as_deref());
+        }
+        let dest_edits = match &rule.action {
+            RouteAction::Route(w) => w.destinations().get(index).map(|d| &d.headers),
+            _ => None,
+        };
+        if let Some(d) = dest_edits {
+            d.request.apply(req.headers_mut());
+        }
+        rule.headers.request.apply(req.headers_mut());
+    }
+    Routed::Forward(RouteContext { snapshot, host, rule, destination, destination_index: index })
+}
+
+/// Replace the path (keeping the query) and/or the authority of a request.
+fn rewrite_uri<B>(req: &mut Request<B>, path: Option<&str>, authority: Option<&str>) {
+    let mut parts = req.uri().clone().into_parts();
+    if let Some(path) = path {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+        }
+    }
+    if let Some(authority) = authority {
+        if parts.authority.is_some()
+            && let Ok(a) = authority.parse()
+        {
+            parts.authority = Some(a);
+        }
+        if let Ok(v) = http::HeaderValue::from_str(authority) {
+            req.headers_mut().insert(http::header::HOST, v);
+        }
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Route<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = Response<crate::body::MeshBody<RB>>;
+    type Error = S::Error;
+    type Future = RouteFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let snapshot = Snapshot::clone(&self.config.load());
+        match decide(&mut req, snapshot, &self.client, &self.binding) {
+            Routed::Local(reply) => {
+                tracing::debug!(target: "meshwork::route", uri = %req.uri(), flag = reply.response_flag(), "answered locally");
+                RouteFuture::local(reply)
+            }
+            Routed::Forward(ctx) => {
+                let rule = ctx.rule.clone();
+                let index = ctx.destination_index;
+                req.extensions_mut().insert(ctx);
+                RouteFuture::inner(self.inner.call(req), rule, index)
+            }
+        }
+    }
+}
