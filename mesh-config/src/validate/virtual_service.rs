@@ -627,16 +627,7 @@ fn validate_tls_route(ctx: &mut Ctx<'_>, path: &P, tls: &TlsRoute, vs: &VirtualS
                 );
             }
         }
-        for (j, s) in m.destination_subnets.iter().enumerate() {
-            ctx.check(&p.f("destinationSubnets").i(j), validate_ip_subnet(s));
-        }
-        if let Some(port) = m.port
-            && port != 0
-        {
-            ctx.check(&p.f("port"), validate_port(port));
-        }
-        validate_labels(ctx, &p.f("sourceLabels"), &m.source_labels);
-        check_gateway_names(ctx, &p.f("gateways"), &m.gateways);
+        check_l4_match(ctx, &p, &m.destination_subnets, m.port, &m.source_labels, &m.gateways);
     }
     if tls.route.is_empty() {
         ctx.error(&path.f("route"), "TLS route is required");
@@ -647,21 +638,33 @@ fn validate_tls_route(ctx: &mut Ctx<'_>, path: &P, tls: &TlsRoute, vs: &VirtualS
 fn validate_tcp_route(ctx: &mut Ctx<'_>, path: &P, tcp: &TcpRoute) {
     for (i, m) in tcp.matches.iter().enumerate() {
         let p = path.f("match").i(i);
-        for (j, s) in m.destination_subnets.iter().enumerate() {
-            ctx.check(&p.f("destinationSubnets").i(j), validate_ip_subnet(s));
-        }
-        if let Some(port) = m.port
-            && port != 0
-        {
-            ctx.check(&p.f("port"), validate_port(port));
-        }
-        validate_labels(ctx, &p.f("sourceLabels"), &m.source_labels);
-        check_gateway_names(ctx, &p.f("gateways"), &m.gateways);
+        check_l4_match(ctx, &p, &m.destination_subnets, m.port, &m.source_labels, &m.gateways);
     }
     if tcp.route.is_empty() {
         ctx.error(&path.f("route"), "TCP route is required");
     }
     validate_l4_destinations(ctx, &path.f("route"), &tcp.route);
+}
+
+/// The conditions TLS and TCP matches share (Istio's `validateTLSMatch` / `validateTCPMatch`).
+fn check_l4_match(
+    ctx: &mut Ctx<'_>,
+    p: &P,
+    subnets: &[String],
+    port: Option<u32>,
+    source_labels: &std::collections::BTreeMap<String, String>,
+    gateways: &[String],
+) {
+    for (j, s) in subnets.iter().enumerate() {
+        ctx.check(&p.f("destinationSubnets").i(j), validate_ip_subnet(s));
+    }
+    if let Some(port) = port
+        && port != 0
+    {
+        ctx.check(&p.f("port"), validate_port(port));
+    }
+    validate_labels(ctx, &p.f("sourceLabels"), source_labels);
+    check_gateway_names(ctx, &p.f("gateways"), gateways);
 }
 
 fn validate_l4_destinations(ctx: &mut Ctx<'_>, path: &P, route: &[RouteDestination]) {
