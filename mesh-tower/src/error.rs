@@ -1,8 +1,26 @@
-//! Local replies: every response meshwork answers itself, built in one place with Envoy's
-//! status codes and response flags
+//! Local replies: every response meshwork answers itself, built in one place with Envoy's status
+//! codes, bodies and response flags
 //! (<https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage#config-access-log-format-response-flags>).
+//!
+//! | reply | status | flag |
+//! |---|---|---|
+//! | no rule matched | 404 | `NR` |
+//! | fault abort | the fault's | `FI` |
+//! | connection-pool overflow | 503 | `UO` |
+//! | no healthy endpoint | 503 | `UH` |
+//! | connect failure / reset before a response | 503 | `UF` / `UC` |
+//! | route timeout, per-try timeout | 504 | `UT` |
+//!
+//! Layers add flags to upstream responses too (`DI` after an injected delay, `URX` when retries
+//! ran out), through the [`ResponseFlags`] extension.
 
+use std::error::Error as StdError;
+use std::fmt;
+
+use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use mesh_core::retry::TryOutcome;
 
 use crate::body::MeshBody;
 
@@ -23,7 +41,7 @@ pub enum LocalReply {
         /// Status.
         status: u16,
         /// Body.
-        body: Option<bytes::Bytes>,
+        body: Option<Bytes>,
     },
     /// A fault abort: its HTTP status, or a gRPC status (answered as HTTP 200 with `grpc-status`),
     /// flag `FI`.
@@ -33,51 +51,314 @@ pub enum LocalReply {
         /// gRPC status code, for gRPC aborts.
         grpc_status: Option<u32>,
     },
+    /// The destination's connection pool is full: 503, flag `UO`.
+    Overflow,
+    /// The destination has no endpoint that may take traffic: 503, flag `UH`.
+    NoHealthyUpstream,
+    /// The upstream could not be reached or closed before answering: 503, flag `UF` (connect
+    /// failure) or `UC` (reset).
+    UpstreamFailure {
+        /// How the try ended ([`TryOutcome::ConnectFailure`], [`TryOutcome::Reset`] or
+        /// [`TryOutcome::RefusedStream`]).
+        outcome: TryOutcome,
+    },
+    /// The route's timeout fired: 504, flag `UT`.
+    Timeout,
+    /// The per-try timeout fired: 504, flag `UT` (retried when the policy allows).
+    PerTryTimeout,
 }
 
 impl LocalReply {
-    /// Envoy's response flag for the access log and `response_flags` metric label (`-` when none).
-    pub fn response_flag(&self) -> &'static str {
+    /// The flag this reply carries.
+    pub fn response_flags(&self) -> ResponseFlags {
         match self {
-            LocalReply::NoRoute => "NR",
-            LocalReply::FaultAbort { .. } => "FI",
-            LocalReply::Redirect { .. } | LocalReply::Direct { .. } => "-",
+            LocalReply::NoRoute => ResponseFlags::NO_ROUTE,
+            LocalReply::FaultAbort { .. } => ResponseFlags::FAULT_ABORT,
+            LocalReply::Redirect { .. } | LocalReply::Direct { .. } => ResponseFlags::NONE,
+            LocalReply::Overflow => ResponseFlags::OVERFLOW,
+            LocalReply::NoHealthyUpstream => ResponseFlags::NO_HEALTHY_UPSTREAM,
+            LocalReply::UpstreamFailure { outcome: TryOutcome::ConnectFailure } => ResponseFlags::CONNECT_FAILURE,
+            LocalReply::UpstreamFailure { .. } => ResponseFlags::CONNECTION_TERMINATED,
+            LocalReply::Timeout | LocalReply::PerTryTimeout => ResponseFlags::TIMEOUT,
         }
     }
 
-    /// The HTTP response.
-    pub fn into_response<B>(self) -> Response<MeshBody<B>> {
-        let flag = self.response_flag();
-        let (status, body, extra): (u16, MeshBody<B>, Vec<(&'static str, HeaderValue)>) = match self {
-            LocalReply::NoRoute => (404, MeshBody::empty(), Vec::new()),
-            LocalReply::Redirect { status, location } => {
-                let headers = HeaderValue::from_str(&location).map(|v| vec![("location", v)]).unwrap_or_default();
-                (status, MeshBody::empty(), headers)
-            }
-            LocalReply::Direct { status, body } => {
-                (status, body.map_or_else(MeshBody::empty, MeshBody::local), Vec::new())
-            }
-            LocalReply::FaultAbort { status, grpc_status } => {
-                let mut headers = Vec::new();
-                if let Some(code) = grpc_status {
-                    headers.push(("content-type", HeaderValue::from_static("application/grpc")));
-                    headers.push(("grpc-status", HeaderValue::from(code)));
-                }
-                (status, MeshBody::local("fault filter abort"), headers)
-            }
-        };
-        let mut response = Response::new(body);
+    /// Envoy's response flag (`-` when none).
+    pub fn response_flag(&self) -> String {
+        self.response_flags().to_string()
+    }
+
+    /// How this reply counts for retries and outlier detection, if it stands for a failed try.
+    pub fn try_outcome(&self) -> Option<TryOutcome> {
+        match self {
+            LocalReply::UpstreamFailure { outcome } => Some(*outcome),
+            LocalReply::PerTryTimeout => Some(TryOutcome::PerTryTimeout),
+            _ => None,
+        }
+    }
+
+    fn status_and_body(&self) -> (u16, Bytes) {
+        match self {
+            LocalReply::NoRoute => (404, Bytes::new()),
+            LocalReply::Redirect { status, .. } => (*status, Bytes::new()),
+            LocalReply::Direct { status, body } => (*status, body.clone().unwrap_or_default()),
+            LocalReply::FaultAbort { status, .. } => (*status, Bytes::from_static(b"fault filter abort")),
+            LocalReply::Overflow => (
+                503,
+                Bytes::from_static(
+                    b"upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                ),
+            ),
+            LocalReply::NoHealthyUpstream => (503, Bytes::from_static(b"no healthy upstream")),
+            LocalReply::UpstreamFailure { outcome: TryOutcome::ConnectFailure } => (
+                503,
+                Bytes::from_static(
+                    b"upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+                ),
+            ),
+            LocalReply::UpstreamFailure { .. } => (
+                503,
+                Bytes::from_static(
+                    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+                ),
+            ),
+            LocalReply::Timeout | LocalReply::PerTryTimeout => (504, Bytes::from_static(b"upstream request timeout")),
+        }
+    }
+
+    /// The HTTP response, with any body type that can carry a local body.
+    pub fn into_response<B: LocalBody>(self) -> Response<B> {
+        let (status, body) = self.status_and_body();
+        let flags = self.response_flags();
+        let outcome = self.try_outcome();
+        let mut response = Response::new(B::local(body.clone()));
         *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        for (name, value) in extra {
-            response.headers_mut().insert(name, value);
+        let headers = response.headers_mut();
+        match &self {
+            LocalReply::Redirect { location, .. } => {
+                if let Ok(v) = HeaderValue::from_str(location) {
+                    headers.insert(http::header::LOCATION, v);
+                }
+            }
+            LocalReply::FaultAbort { grpc_status: Some(code), .. } => {
+                headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+                headers.insert("grpc-status", HeaderValue::from(*code));
+            }
+            _ => {
+                if !body.is_empty() {
+                    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                }
+            }
         }
-        if flag != "-" {
-            response.extensions_mut().insert(ResponseFlag(flag));
+        if !body.is_empty() || status >= 400 {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
+        response.extensions_mut().insert(flags);
+        if let Some(outcome) = outcome {
+            response.extensions_mut().insert(FailedTry(outcome));
+        }
+        response.extensions_mut().insert(Local);
         response
     }
 }
 
-/// Envoy's response flag of a response meshwork produced or shaped, in its extensions.
+/// Marks a response meshwork produced itself (in its extensions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseFlag(pub &'static str);
+pub struct Local;
+
+/// Marks a local response that stands for a failed try (connect failure, reset, per-try timeout),
+/// so the retry layer and outlier detection can classify it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedTry(pub TryOutcome);
+
+/// Envoy's response flags of a response, as a set (in the response's extensions).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ResponseFlags(u16);
+
+impl ResponseFlags {
+    /// No flag (`-`).
+    pub const NONE: ResponseFlags = ResponseFlags(0);
+    /// `NR`: no route.
+    pub const NO_ROUTE: ResponseFlags = ResponseFlags(1);
+    /// `UH`: no healthy upstream.
+    pub const NO_HEALTHY_UPSTREAM: ResponseFlags = ResponseFlags(1 << 1);
+    /// `UF`: upstream connection failure.
+    pub const CONNECT_FAILURE: ResponseFlags = ResponseFlags(1 << 2);
+    /// `UO`: upstream overflow (circuit breaking).
+    pub const OVERFLOW: ResponseFlags = ResponseFlags(1 << 3);
+    /// `UT`: upstream request timeout.
+    pub const TIMEOUT: ResponseFlags = ResponseFlags(1 << 4);
+    /// `URX`: the retry limit was reached.
+    pub const RETRY_LIMIT: ResponseFlags = ResponseFlags(1 << 5);
+    /// `DI`: the request was delayed by fault injection.
+    pub const DELAY_INJECTED: ResponseFlags = ResponseFlags(1 << 6);
+    /// `FI`: the request was aborted by fault injection.
+    pub const FAULT_ABORT: ResponseFlags = ResponseFlags(1 << 7);
+    /// `UC`: upstream connection termination.
+    pub const CONNECTION_TERMINATED: ResponseFlags = ResponseFlags(1 << 8);
+
+    const NAMES: [(ResponseFlags, &'static str); 9] = [
+        (Self::NO_HEALTHY_UPSTREAM, "UH"),
+        (Self::CONNECT_FAILURE, "UF"),
+        (Self::OVERFLOW, "UO"),
+        (Self::NO_ROUTE, "NR"),
+        (Self::RETRY_LIMIT, "URX"),
+        (Self::TIMEOUT, "UT"),
+        (Self::DELAY_INJECTED, "DI"),
+        (Self::FAULT_ABORT, "FI"),
+        (Self::CONNECTION_TERMINATED, "UC"),
+    ];
+
+    /// Is every flag of `other` set?
+    pub fn contains(self, other: ResponseFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// No flag set?
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Both sets.
+    pub fn union(self, other: ResponseFlags) -> ResponseFlags {
+        ResponseFlags(self.0 | other.0)
+    }
+
+    /// Add `flags` to a response's flags.
+    pub fn add_to<B>(flags: ResponseFlags, response: &mut Response<B>) {
+        let current = response.extensions().get::<ResponseFlags>().copied().unwrap_or_default();
+        response.extensions_mut().insert(current.union(flags));
+    }
+
+    /// The flags of a response.
+    pub fn of<B>(response: &Response<B>) -> ResponseFlags {
+        response.extensions().get::<ResponseFlags>().copied().unwrap_or_default()
+    }
+
+    /// The flags of a response's parts.
+    pub fn of_parts(parts: &http::response::Parts) -> ResponseFlags {
+        parts.extensions.get::<ResponseFlags>().copied().unwrap_or_default()
+    }
+
+    /// A static label for the common cases (no allocation), else `None`.
+    pub fn as_static_str(self) -> Option<&'static str> {
+        if self.is_empty() {
+            return Some("-");
+        }
+        Self::NAMES.iter().find(|(f, _)| *f == self).map(|(_, n)| *n)
+    }
+}
+
+impl fmt::Display for ResponseFlags {
+    /// Envoy's spelling: comma-separated letters, `-` when empty.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("-");
+        }
+        let mut first = true;
+        for (flag, name) in Self::NAMES {
+            if self.contains(flag) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ResponseFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResponseFlags({self})")
+    }
+}
+
+/// A response body type that can carry a body meshwork wrote itself.
+pub trait LocalBody: Sized {
+    /// A complete body with these bytes.
+    fn local(bytes: Bytes) -> Self;
+}
+
+impl<B> LocalBody for MeshBody<B> {
+    fn local(bytes: Bytes) -> Self {
+        MeshBody::local(bytes)
+    }
+}
+
+impl LocalBody for Full<Bytes> {
+    fn local(bytes: Bytes) -> Self {
+        Full::new(bytes)
+    }
+}
+
+impl LocalBody for String {
+    fn local(bytes: Bytes) -> Self {
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// How a client error ended the try: a failure to connect, or a reset / closed connection.
+///
+/// Walks the error's source chain: hyper-util's connect errors and `io::ErrorKind`s that mean
+/// the connection was never made (refused, unreachable, timed out) are connect failures; an
+/// HTTP/2 `REFUSED_STREAM` is a refused stream; anything else is a reset.
+pub fn classify_error(error: &(dyn StdError + 'static)) -> TryOutcome {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>()
+            && client.is_connect()
+        {
+            return TryOutcome::ConnectFailure;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable | TimedOut => {
+                    return TryOutcome::ConnectFailure;
+                }
+                _ => {}
+            }
+        }
+        if e.to_string().contains("REFUSED_STREAM") {
+            return TryOutcome::RefusedStream;
+        }
+        current = e.source();
+    }
+    TryOutcome::Reset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_print_as_envoy_does() {
+        assert_eq!(ResponseFlags::NONE.to_string(), "-");
+        assert_eq!(ResponseFlags::OVERFLOW.to_string(), "UO");
+        assert_eq!(ResponseFlags::DELAY_INJECTED.union(ResponseFlags::FAULT_ABORT).to_string(), "DI,FI");
+        assert_eq!(ResponseFlags::RETRY_LIMIT.as_static_str(), Some("URX"));
+        assert_eq!(ResponseFlags::RETRY_LIMIT.union(ResponseFlags::TIMEOUT).as_static_str(), None);
+    }
+
+    #[test]
+    fn local_replies_carry_status_flag_and_outcome() {
+        let r: Response<Full<Bytes>> = LocalReply::Overflow.into_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(ResponseFlags::of(&r), ResponseFlags::OVERFLOW);
+        let r: Response<Full<Bytes>> = LocalReply::PerTryTimeout.into_response();
+        assert_eq!(r.status(), 504);
+        assert_eq!(r.extensions().get::<FailedTry>(), Some(&FailedTry(TryOutcome::PerTryTimeout)));
+        let r: Response<Full<Bytes>> = LocalReply::FaultAbort { status: 200, grpc_status: Some(14) }.into_response();
+        assert_eq!(r.headers()["grpc-status"], "14");
+    }
+
+    #[test]
+    fn refused_connections_are_connect_failures() {
+        let e = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(classify_error(&e), TryOutcome::ConnectFailure);
+        let e = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(classify_error(&e), TryOutcome::Reset);
+    }
+}

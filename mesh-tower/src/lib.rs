@@ -1,24 +1,50 @@
 //! Tower layers that put meshwork on the request path of an HTTP client.
 //!
-//! Built so far:
-//! - [`Registry`]: endpoints by service, from code or from ServiceEntries / WorkloadEntries.
-//! - [`route`]: the VirtualService decision per request — local answers (redirect, direct
-//!   response, 404), weighted destination pick, rewrites and header edits, and a [`RouteContext`]
-//!   in the request's extensions for the layers below.
-//! - [`LocalReply`] and [`MeshBody`]: responses meshwork writes itself, built in one place.
+//! The stack, outermost first (each layer is its own module and usable alone; [`Mesh`] assembles
+//! them in this order around any HTTP client service):
 //!
-//! Coming with the rest of the mesh-tower issue: telemetry, fault, mirror, timeout, retry,
-//! per-try timeout, connection-pool admission and balance layers, and the builder that stacks
-//! them around a hyper-util `Client` in one line.
+//! | layer | module | does |
+//! |---|---|---|
+//! | telemetry | [`telemetry`] | Istio's metrics, a span per request, `traceparent`, access log |
+//! | route | [`route`] | VirtualService decision; redirects, direct responses, 404; rewrites, header edits |
+//! | fault | [`fault`] | delay / abort at their percentages |
+//! | replay | [`replay`] | keeps a bounded copy of the request body for mirrors and retries |
+//! | mirror | [`mirror`] | fire-and-forget copies to the mirror destinations |
+//! | timeout | [`timeout`] | the route's overall timeout (504 `UT`) |
+//! | retry | [`retry`] | `retries`: attempts, `retryOn`, budget, backoff, another endpoint each try |
+//! | per-try timeout | [`timeout`] | `perTryTimeout` |
+//! | connection pool | [`pool`] | `connectionPool` admission: fail fast with 503 `UO` |
+//! | balance | [`balance`] | endpoint pick, outlier detection, URI set to the endpoint |
+//!
+//! The route's decision travels down in the request's extensions as a [`RouteContext`]; the
+//! destination's runtime state (balancer, outlier detector, pool counters) is a
+//! [`Cluster`](cluster::Cluster), cached in [`Clusters`](cluster::Clusters) and kept across config
+//! swaps. Every response meshwork writes itself is a [`LocalReply`], with Envoy's status codes and
+//! [`ResponseFlags`].
 
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod body;
+mod builder;
+pub mod cluster;
 pub mod error;
+pub mod fault;
+pub mod mirror;
+pub mod pool;
 pub mod registry;
+pub mod replay;
+pub mod retry;
 pub mod route;
+pub mod telemetry;
+pub mod timeout;
 
 pub use body::MeshBody;
-pub use error::{LocalReply, ResponseFlag};
+pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService};
+pub use error::{LocalBody, LocalReply, ResponseFlags};
 pub use registry::{Endpoint, Registry};
+pub use replay::ReplayBody;
 pub use route::{RouteContext, RouteLayer, SharedSnapshot};
+
+/// A boxed error, as tower uses.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -22,6 +22,10 @@ pub struct Endpoint {
     pub labels: BTreeMap<Arc<str>, Arc<str>>,
     /// Load-balancing weight (default 1).
     pub weight: u32,
+    /// The service port this endpoint serves (`None`: every port of the service).
+    pub service_port: Option<u16>,
+    /// The workload's name (a Deployment's, or a WorkloadEntry's), for telemetry.
+    pub workload: Option<Arc<str>>,
 }
 
 impl Endpoint {
@@ -31,7 +35,27 @@ impl Endpoint {
             address: address.into(),
             labels: labels.into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect(),
             weight: 1,
+            service_port: None,
+            workload: None,
         }
+    }
+
+    /// Set the load-balancing weight.
+    pub fn with_weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Name the workload (shown as `destination_workload` in metrics).
+    pub fn with_workload(mut self, workload: impl Into<Arc<str>>) -> Self {
+        self.workload = Some(workload.into());
+        self
+    }
+
+    /// Serve only this service port.
+    pub fn with_service_port(mut self, port: u16) -> Self {
+        self.service_port = Some(port);
+        self
     }
 }
 
@@ -94,20 +118,21 @@ impl Registry {
             if matches!(se.resolution, Resolution::None | Resolution::DynamicDns) {
                 continue;
             }
-            let mut sources: Vec<&mesh_core::service::EndpointDecl> = se.endpoints.iter().collect();
+            let mut sources: Vec<(&mesh_core::service::EndpointDecl, Option<&Arc<str>>)> =
+                se.endpoints.iter().map(|e| (e, None)).collect();
             if let Some(sel) = &se.workload_selector {
                 sources.extend(
                     snapshot
                         .workloads()
                         .iter()
                         .filter(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
-                        .map(|w| &w.endpoint),
+                        .map(|w| (&w.endpoint, Some(&w.name))),
                 );
             }
             for host in se.hosts.iter() {
                 for port in se.ports.iter() {
                     let list = declared.entry(host.clone()).or_default();
-                    for ep in &sources {
+                    for (ep, workload) in &sources {
                         let number = ep.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
                         let address = if ep.address.contains(':') && !ep.address.starts_with('[') {
                             format!("[{}]:{number}", ep.address)
@@ -118,6 +143,8 @@ impl Registry {
                             address: Arc::from(address),
                             labels: ep.labels.clone(),
                             weight: ep.weight,
+                            service_port: Some(port.number),
+                            workload: workload.cloned(),
                         });
                     }
                 }

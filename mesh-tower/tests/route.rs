@@ -8,7 +8,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use mesh_config::{ConfigStore, LoadOptions, load_str};
 use mesh_core::{ClientIdentity, Snapshot};
-use mesh_tower::{ResponseFlag, RouteContext, RouteLayer, SharedSnapshot};
+use mesh_tower::{ResponseFlags, RouteContext, RouteLayer, SharedSnapshot};
 use tower::{Layer, Service, ServiceExt};
 
 fn snapshot(yaml: &str) -> Snapshot {
@@ -115,7 +115,7 @@ async fn redirects_and_no_route_are_answered_locally() {
     let (seen, parts, _) = send(&mut svc, &mut handle, get("http://reviews/other", &[])).await;
     assert!(seen.is_none());
     assert_eq!(parts.status, StatusCode::NOT_FOUND);
-    assert_eq!(parts.extensions.get::<ResponseFlag>(), Some(&ResponseFlag("NR")));
+    assert_eq!(parts.extensions.get::<ResponseFlags>(), Some(&ResponseFlags::NO_ROUTE));
 }
 
 #[tokio::test]

@@ -6,8 +6,7 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use mesh_core::route::{HttpRule, RouteAction};
 
-use crate::body::MeshBody;
-use crate::error::LocalReply;
+use crate::error::{LocalBody, LocalReply};
 
 pin_project_lite::pin_project! {
     /// Response future of [`super::Route`]: a local reply, or the inner call whose response gets
@@ -44,8 +43,9 @@ impl<F> RouteFuture<F> {
 impl<F, B, E> Future for RouteFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: LocalBody,
 {
-    type Output = Result<Response<MeshBody<B>>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
@@ -64,7 +64,7 @@ where
                     }
                     rule.headers.response.apply(&mut parts.headers);
                 }
-                Poll::Ready(Ok(Response::from_parts(parts, MeshBody::upstream(body))))
+                Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
         }
     }

@@ -171,8 +171,9 @@ fn rewrite_uri<B>(req: &mut Request<B>, path: Option<&str>, authority: Option<&s
 impl<S, B, RB> Service<Request<B>> for Route<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
+    RB: crate::error::LocalBody,
 {
-    type Response = Response<crate::body::MeshBody<RB>>;
+    type Response = Response<RB>;
     type Error = S::Error;
     type Future = RouteFuture<S::Future>;
 
@@ -184,7 +185,7 @@ where
         let snapshot = Snapshot::clone(&self.config.load());
         match decide(&mut req, snapshot, &self.client, &self.binding) {
             Routed::Local(reply) => {
-                tracing::debug!(target: "meshwork::route", uri = %req.uri(), flag = reply.response_flag(), "answered locally");
+                tracing::debug!(target: "meshwork::route", uri = %req.uri(), flags = %reply.response_flags(), "answered locally");
                 RouteFuture::local(reply)
             }
             Routed::Forward(ctx) => {

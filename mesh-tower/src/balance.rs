@@ -1,0 +1,195 @@
+//! The balance layer: picks the endpoint of the destination's cluster, sends the request there,
+//! and reports how it went to outlier detection.
+//!
+//! - The cluster comes from the connection-pool layer above (in the request's extensions) or is
+//!   looked up from the [`RouteContext`](crate::RouteContext) (or, used alone, the request's own
+//!   authority).
+//! - The pick follows the DestinationRule's `loadBalancer` (Istio's default: least request),
+//!   skips endpoints ejected by outlier detection and, on a retry, endpoints this request already
+//!   tried (Istio configures Envoy's `previous_hosts` retry predicate the same way).
+//! - The URI's authority becomes the endpoint's address, so a pooling client (hyper-util's
+//!   `Client` pools per authority) keeps connections per endpoint; the `Host` header keeps the
+//!   name the caller used.
+//! - Responses count for outlier detection by status; client errors count as local-origin
+//!   failures and become 503 responses (flag `UF` when the connection could not be made, `UC`
+//!   otherwise), in one place: [`LocalReply`](crate::LocalReply).
+//! - A cluster with no endpoint to pick answers 503 `no healthy upstream` (flag `UH`). A service
+//!   the registry does not know is passed through to the request's authority unchanged (Istio's
+//!   default `ALLOW_ANY` outbound traffic policy).
+
+mod future;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use mesh_core::RequestView;
+use mesh_core::Snapshot;
+use mesh_core::balance::request_hash;
+use mesh_core::route::Destination;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use self::future::BalanceFuture;
+use crate::cluster::{Cluster, Clusters, EndpointMeta};
+use crate::error::LocalReply;
+use crate::route::RouteContext;
+
+/// The cluster a request is bound for, put in its extensions by the layer that resolved it.
+#[derive(Debug, Clone)]
+pub struct ClusterHandle(pub Arc<Cluster>);
+
+/// Endpoints earlier tries of this request went to (set by the retry layer).
+#[derive(Debug, Clone, Default)]
+pub struct Tried(pub Vec<Arc<str>>);
+
+/// Which endpoint served a response (in the response's extensions).
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The cluster.
+    pub cluster: Option<Arc<Cluster>>,
+    /// The endpoint's address (`None` when the request was passed through).
+    pub address: Option<Arc<str>>,
+    /// The endpoint's telemetry labels.
+    pub meta: Arc<EndpointMeta>,
+}
+
+/// Resolve the cluster of a request: from its extensions, else from its route, else from its
+/// authority.
+pub(crate) fn cluster_of<B>(req: &Request<B>, clusters: &Clusters) -> Arc<Cluster> {
+    if let Some(c) = req.extensions().get::<ClusterHandle>() {
+        return c.0.clone();
+    }
+    let port = req.uri().port_u16();
+    match req.extensions().get::<RouteContext>() {
+        Some(ctx) => {
+            let d = &ctx.destination;
+            if d.port.is_none() && port.is_some() {
+                let d = Destination { host: d.host.clone(), subset: d.subset.clone(), port };
+                clusters.get(&ctx.snapshot, &d)
+            } else {
+                clusters.get(&ctx.snapshot, d)
+            }
+        }
+        None => {
+            let view = RequestView::from_http(req.method(), req.uri(), req.headers());
+            let host = mesh_core::request::split_authority(view.authority).0;
+            let d = Destination { host: Arc::from(host), subset: None, port };
+            clusters.get(&Snapshot::empty(), &d)
+        }
+    }
+}
+
+/// Point the request at `address`, keeping the caller's authority in `Host`.
+fn set_endpoint<B>(req: &mut Request<B>, address: &str) {
+    if !req.headers().contains_key(http::header::HOST)
+        && let Some(a) = req.uri().authority()
+        && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+    let mut parts = req.uri().clone().into_parts();
+    if parts.scheme.is_none() {
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+    }
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    match address.parse() {
+        Ok(a) => parts.authority = Some(a),
+        Err(_) => return,
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+}
+
+/// Applies [`Balance`].
+#[derive(Debug, Clone)]
+pub struct BalanceLayer {
+    clusters: Clusters,
+}
+
+impl BalanceLayer {
+    /// Balance over the endpoints of `clusters`' registry.
+    pub fn new(clusters: Clusters) -> Self {
+        BalanceLayer { clusters }
+    }
+}
+
+impl<S> Layer<S> for BalanceLayer {
+    type Service = Balance<S>;
+
+    fn layer(&self, inner: S) -> Balance<S> {
+        Balance::new(inner, self.clusters.clone())
+    }
+}
+
+/// The balance service (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Balance<S> {
+    inner: S,
+    clusters: Clusters,
+}
+
+impl<S> Balance<S> {
+    /// Balance requests over `clusters` before calling `inner`.
+    pub fn new(inner: S, clusters: Clusters) -> Self {
+        Balance { inner, clusters }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Balance<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Error: Into<crate::BoxError>,
+{
+    type Response = Response<crate::MeshBody<RB>>;
+    type Error = S::Error;
+    type Future = BalanceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let cluster = cluster_of(&req, &self.clusters);
+        if !cluster.is_known() {
+            let upstream = Upstream { cluster: Some(cluster), address: None, meta: EndpointMeta::unknown() };
+            return BalanceFuture::upstream(self.inner.call(req), upstream, None);
+        }
+        let hash = cluster.hash_key().and_then(|key| {
+            let view = RequestView::from_http(req.method(), req.uri(), req.headers());
+            request_hash(key, &view, None)
+        });
+        let avoid = req.extensions().get::<Tried>().map_or(&[][..], |t| &t.0[..]);
+        let Some(index) = cluster.pick(hash, avoid) else {
+            tracing::debug!(target: "meshwork::balance", cluster = %cluster.destination().host, "no healthy upstream");
+            return BalanceFuture::local(LocalReply::NoHealthyUpstream, cluster);
+        };
+        let endpoint = &cluster.endpoints()[index];
+        set_endpoint(&mut req, &endpoint.address);
+        let upstream = Upstream {
+            cluster: Some(cluster.clone()),
+            address: Some(endpoint.address.clone()),
+            meta: cluster.meta(index),
+        };
+        cluster.started(index);
+        BalanceFuture::upstream(self.inner.call(req), upstream, Some(index))
+    }
+}

@@ -1,0 +1,425 @@
+//! Clusters: the runtime state of one destination (service FQDN, subset, port).
+//!
+//! A [`Cluster`] holds what the layers below the route share for a destination: its endpoints
+//! (the registry's, filtered by the subset's labels and the port), the load balancer built for
+//! them, active-request counts per endpoint, the outlier detector, the connection-pool counters and
+//! the limits from the DestinationRule that applies (Istio's namespace precedence, subset policy
+//! over the top-level one, port-level over both — [`mesh_core::policy::DestinationPolicy::resolve`]).
+//!
+//! [`Clusters`] caches them. A cluster is rebuilt when the registry changes or a new snapshot
+//! brings a different DestinationRule; the rebuilt cluster keeps the connection-pool counters and,
+//! when its endpoints are the same, the outlier detector and balancer, so a config swap never
+//! resets circuit breakers or returns ejected endpoints early. Requests in flight keep the
+//! cluster they started with.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mesh_core::balance::{Balancer, PickContext, RandomSource};
+use mesh_core::budget::ConcurrencyBudget;
+use mesh_core::outlier::{Observation, OutlierDetector};
+use mesh_core::policy::{DestinationPolicy, HashKey, LoadBalancer, PolicyParts};
+use mesh_core::pool::{PoolLimits, PoolState};
+use mesh_core::route::Destination;
+use mesh_core::{ClientIdentity, Snapshot};
+use rustc_hash::FxHashMap;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::registry::{Endpoint, Registry};
+
+/// The labels telemetry reports for an endpoint (computed once per cluster build).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointMeta {
+    /// `destination_workload`.
+    pub workload: Arc<str>,
+    /// `destination_workload_namespace`.
+    pub namespace: Arc<str>,
+    /// `destination_app`.
+    pub app: Arc<str>,
+    /// `destination_version`.
+    pub version: Arc<str>,
+    /// `destination_canonical_service`.
+    pub canonical_service: Arc<str>,
+    /// `destination_canonical_revision`.
+    pub canonical_revision: Arc<str>,
+}
+
+fn unknown() -> Arc<str> {
+    Arc::from("unknown")
+}
+
+impl EndpointMeta {
+    /// Istio's derivation from pod labels: canonical service from
+    /// `service.istio.io/canonical-name`, `app.kubernetes.io/name` or `app`; canonical revision
+    /// from `service.istio.io/canonical-revision`, `app.kubernetes.io/version` or `version`
+    /// (`latest` when none).
+    pub fn from_endpoint(endpoint: &Endpoint, namespace: &Arc<str>) -> EndpointMeta {
+        let label = |keys: &[&str]| keys.iter().find_map(|k| endpoint.labels.get(*k).cloned());
+        EndpointMeta {
+            workload: endpoint.workload.clone().unwrap_or_else(unknown),
+            namespace: namespace.clone(),
+            app: label(&["app"]).unwrap_or_else(unknown),
+            version: label(&["version"]).unwrap_or_else(unknown),
+            canonical_service: label(&["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"])
+                .unwrap_or_else(unknown),
+            canonical_revision: label(&["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
+                .unwrap_or_else(|| Arc::from("latest")),
+        }
+    }
+
+    /// Every label `unknown` (a destination meshwork has no endpoint for).
+    pub fn unknown() -> Arc<EndpointMeta> {
+        static UNKNOWN: std::sync::OnceLock<Arc<EndpointMeta>> = std::sync::OnceLock::new();
+        UNKNOWN
+            .get_or_init(|| {
+                Arc::new(EndpointMeta {
+                    workload: unknown(),
+                    namespace: unknown(),
+                    app: unknown(),
+                    version: unknown(),
+                    canonical_service: unknown(),
+                    canonical_revision: unknown(),
+                })
+            })
+            .clone()
+    }
+}
+
+/// The namespace of a Kubernetes service FQDN (`reviews.default.svc.cluster.local` → `default`).
+pub(crate) fn service_namespace(host: &str) -> Option<&str> {
+    let (_, rest) = host.split_once('.')?;
+    let (ns, rest) = rest.split_once('.')?;
+    rest.starts_with("svc.").then_some(ns)
+}
+
+/// A uniform random source over the thread's RNG.
+#[derive(Debug)]
+pub(crate) struct ThreadRandom(pub(crate) rand::rngs::ThreadRng);
+
+impl RandomSource for ThreadRandom {
+    fn next_u64(&mut self) -> u64 {
+        rand::RngCore::next_u64(&mut self.0)
+    }
+}
+
+/// One destination's runtime state (see the module docs).
+#[derive(Debug)]
+pub struct Cluster {
+    destination: Destination,
+    known: bool,
+    endpoints: Arc<[Endpoint]>,
+    meta: Box<[Arc<EndpointMeta>]>,
+    balancer: Arc<Balancer>,
+    load_balancer: Option<LoadBalancer>,
+    active: Box<[AtomicU64]>,
+    outlier: Option<Arc<Mutex<OutlierDetector>>>,
+    pool: Arc<PoolState>,
+    released: Arc<Notify>,
+    limits: PoolLimits,
+    retry_budget: Option<ConcurrencyBudget>,
+    policy: Option<Arc<DestinationPolicy>>,
+    parts: PolicyParts,
+    registry_version: u64,
+    epoch: Instant,
+}
+
+fn lock(m: &Mutex<OutlierDetector>) -> MutexGuard<'_, OutlierDetector> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Cluster {
+    /// The destination this cluster serves.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    /// Does the registry know the service? Unknown services are passed through to the request's
+    /// own authority (Istio's `ALLOW_ANY` outbound policy).
+    pub fn is_known(&self) -> bool {
+        self.known
+    }
+
+    /// The endpoints, in balancer order.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Telemetry labels of endpoint `i`.
+    pub fn meta(&self, i: usize) -> Arc<EndpointMeta> {
+        self.meta.get(i).cloned().unwrap_or_else(EndpointMeta::unknown)
+    }
+
+    /// The connection-pool limits.
+    pub fn limits(&self) -> &PoolLimits {
+        &self.limits
+    }
+
+    /// The connection-pool counters (shared by every build of this cluster).
+    pub fn pool(&self) -> &PoolState {
+        &self.pool
+    }
+
+    /// Take a retry slot: the retry budget when the DestinationRule sets one, else
+    /// `http.maxRetries`. Release it with [`PoolState::retry_done`].
+    pub fn try_retry(&self) -> bool {
+        match &self.retry_budget {
+            Some(budget) => {
+                budget.allows(self.pool.retries(), self.pool.active()) && self.pool.try_retry(&PoolLimits::UNLIMITED)
+            }
+            None => self.pool.try_retry(&self.limits),
+        }
+    }
+
+    /// Notified whenever a pool slot is released (queued requests wait on it).
+    pub(crate) fn released(&self) -> &Notify {
+        &self.released
+    }
+
+    /// The consistent-hash key of the load-balancing policy, if it hashes.
+    pub fn hash_key(&self) -> Option<&HashKey> {
+        match &self.load_balancer {
+            Some(LoadBalancer::ConsistentHash(ch)) => Some(&ch.key),
+            _ => None,
+        }
+    }
+
+    /// The resolved traffic policy.
+    pub fn policy(&self) -> &PolicyParts {
+        &self.parts
+    }
+
+    /// Monotonic time for the outlier detector.
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.epoch)
+    }
+
+    /// Pick an endpoint, skipping ejected ones and those in `avoid` (already tried by this
+    /// request; ignored when nothing else is left, as Envoy's previous-hosts predicate).
+    pub fn pick(&self, hash: Option<u64>, avoid: &[Arc<str>]) -> Option<usize> {
+        let now = self.now();
+        let detector = self.outlier.as_ref().map(|o| {
+            let mut d = lock(o);
+            d.tick(now);
+            d
+        });
+        let healthy = |i: usize| detector.as_ref().is_none_or(|d| d.eligible(i, now));
+        let fresh = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address);
+        let active = |i: usize| self.active.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
+        let mut rng = ThreadRandom(rand::rng());
+        let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh };
+        if let Some(i) = self.balancer.pick(&mut ctx) {
+            return Some(i);
+        }
+        if avoid.is_empty() {
+            return None;
+        }
+        let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &healthy };
+        self.balancer.pick(&mut ctx)
+    }
+
+    /// An endpoint starts a request.
+    pub fn started(&self, i: usize) {
+        if let Some(a) = self.active.get(i) {
+            a.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An endpoint finished a request, with what happened (fed to outlier detection).
+    pub fn finished(&self, i: usize, observation: Observation) {
+        if let Some(a) = self.active.get(i) {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(o) = &self.outlier {
+            let now = self.now();
+            let mut d = lock(o);
+            if let Some(ejection) = d.observe(i, observation, now) {
+                tracing::info!(
+                    target: "meshwork::outlier",
+                    cluster = %self.destination.host,
+                    subset = self.destination.subset.as_deref().unwrap_or(""),
+                    endpoint = %self.endpoints.get(i).map_or("", |e| &e.address),
+                    reason = ?ejection.reason,
+                    ejected_for_ms = ejection.until.saturating_sub(now).as_millis() as u64,
+                    "endpoint ejected"
+                );
+                metrics::counter!("meshwork_outlier_ejections_total", "cluster" => self.destination.host.clone())
+                    .increment(1);
+            }
+        }
+    }
+
+    /// A request to endpoint `i` was cancelled before it was answered.
+    pub fn cancelled(&self, i: usize) {
+        if let Some(a) = self.active.get(i) {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Is endpoint `i` ejected now?
+    pub fn is_ejected(&self, i: usize) -> bool {
+        let now = self.now();
+        self.outlier.as_ref().is_some_and(|o| lock(o).is_ejected(i, now))
+    }
+}
+
+/// Clusters by service FQDN (each with its subsets and ports).
+type ClusterMap = FxHashMap<Arc<str>, Vec<Arc<Cluster>>>;
+
+/// The cache of clusters (see the module docs). Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Clusters {
+    registry: Registry,
+    client_namespace: Arc<str>,
+    map: Arc<ArcSwap<ClusterMap>>,
+    write: Arc<Mutex<()>>,
+    epoch: Instant,
+}
+
+impl Clusters {
+    /// Clusters over `registry`, for a client in `client`'s namespace (DestinationRule choice).
+    pub fn new(registry: Registry, client: &ClientIdentity) -> Self {
+        Clusters {
+            registry,
+            client_namespace: client.namespace.clone(),
+            map: Arc::default(),
+            write: Arc::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Every cluster built so far.
+    pub fn all(&self) -> Vec<Arc<Cluster>> {
+        self.map.load().values().flatten().cloned().collect()
+    }
+
+    /// The cluster for `destination` under `snapshot` (built or refreshed when needed).
+    pub fn get(&self, snapshot: &Snapshot, destination: &Destination) -> Arc<Cluster> {
+        let policy = snapshot.destination_policy(&destination.host, &self.client_namespace);
+        let version = self.registry.version();
+        let fresh = |c: &Arc<Cluster>| {
+            c.registry_version == version
+                && match (&c.policy, policy) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    _ => false,
+                }
+        };
+        let same =
+            |c: &Arc<Cluster>| c.destination.subset == destination.subset && c.destination.port == destination.port;
+        if let Some(c) = self.map.load().get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)))
+            && fresh(c)
+        {
+            return c.clone();
+        }
+        let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let map = self.map.load();
+        let previous = map.get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)));
+        if let Some(c) = previous
+            && fresh(c)
+        {
+            return c.clone();
+        }
+        let cluster = Arc::new(self.build(destination, policy.cloned(), version, previous.map(|c| &**c)));
+        let mut next = FxHashMap::clone(&map);
+        let list = next.entry(destination.host.clone()).or_default();
+        list.retain(|c| !same(c));
+        list.push(cluster.clone());
+        self.map.store(Arc::new(next));
+        cluster
+    }
+
+    fn build(
+        &self,
+        destination: &Destination,
+        policy: Option<Arc<DestinationPolicy>>,
+        version: u64,
+        previous: Option<&Cluster>,
+    ) -> Cluster {
+        let parts =
+            policy.as_ref().map(|p| p.resolve(destination.subset.as_deref(), destination.port)).unwrap_or_default();
+        let known = self.registry.contains(&destination.host);
+        let mut endpoints: Vec<Endpoint> = self.registry.endpoints(&destination.host);
+        if let Some(subset) = &destination.subset {
+            match policy.as_ref().and_then(|p| p.subset(subset)) {
+                Some(s) => endpoints.retain(|e| s.labels.matches(&e.labels)),
+                // A subset no DestinationRule defines has no endpoints (Istio answers 503).
+                None => endpoints.clear(),
+            }
+        }
+        if let Some(port) = destination.port {
+            endpoints.retain(|e| e.service_port.is_none_or(|p| p == port));
+        }
+        let endpoints: Arc<[Endpoint]> = endpoints.into();
+        let namespace: Arc<str> = Arc::from(service_namespace(&destination.host).unwrap_or("unknown"));
+        let meta = endpoints.iter().map(|e| Arc::new(EndpointMeta::from_endpoint(e, &namespace))).collect();
+        let same_endpoints = previous.is_some_and(|p| p.endpoints == endpoints);
+        let balancer = match previous {
+            Some(p) if same_endpoints && p.load_balancer == parts.load_balancer => p.balancer.clone(),
+            _ => {
+                let keys: Vec<&str> = endpoints.iter().map(|e| &*e.address).collect();
+                let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
+                Arc::new(Balancer::new(parts.load_balancer.as_ref(), &keys, &weights))
+            }
+        };
+        let outlier = parts.outlier_detection.clone().map(|config| match previous.and_then(|p| p.outlier.as_ref()) {
+            Some(o) if same_endpoints && *lock(o).config() == config => o.clone(),
+            _ => Arc::new(Mutex::new(OutlierDetector::new(config, endpoints.len()))),
+        });
+        let active = (0..endpoints.len())
+            .map(|i| {
+                let carried = previous
+                    .filter(|_| same_endpoints)
+                    .and_then(|p| p.active.get(i))
+                    .map_or(0, |a| a.load(Ordering::Relaxed));
+                AtomicU64::new(carried)
+            })
+            .collect();
+        tracing::debug!(
+            target: "meshwork::cluster",
+            host = %destination.host,
+            subset = destination.subset.as_deref().unwrap_or(""),
+            endpoints = endpoints.len(),
+            "cluster built"
+        );
+        Cluster {
+            destination: destination.clone(),
+            known,
+            limits: PoolLimits::from_policy(parts.connection_pool.as_ref()),
+            retry_budget: policy
+                .as_ref()
+                .and_then(|p| p.retry_budget(destination.subset.as_deref()))
+                .map(ConcurrencyBudget::from),
+            pool: previous.map_or_else(Arc::default, |p| p.pool.clone()),
+            released: previous.map_or_else(Arc::default, |p| p.released.clone()),
+            endpoints,
+            meta,
+            balancer,
+            load_balancer: parts.load_balancer.clone(),
+            active,
+            outlier,
+            policy,
+            parts,
+            registry_version: version,
+            epoch: self.epoch,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_namespaces_come_from_the_fqdn() {
+        assert_eq!(service_namespace("reviews.default.svc.cluster.local"), Some("default"));
+        assert_eq!(service_namespace("httpbin.org"), None);
+    }
+}

@@ -1,0 +1,274 @@
+//! The retry layer: Istio's `retries` (Envoy's router retry policy).
+//!
+//! A try is retried when its outcome matches `retryOn` ([`mesh_core::retry`] has Envoy's table)
+//! and all of these hold:
+//!
+//! - fewer than `attempts` retries were made (Istio's default when a route sets none: 2, on
+//!   `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`);
+//! - the request body can be sent again: it fit the replay buffer
+//!   ([`ReplayBody`](crate::replay::ReplayBody), 64 KiB by default) — a larger or streaming body is
+//!   sent once and never replayed;
+//! - the cluster grants a retry slot: the DestinationRule's `retryBudget`, or
+//!   `connectionPool.http.maxRetries`;
+//! - the request is not a mirror's copy (Envoy never retries shadows).
+//!
+//! Before each retry it waits Envoy's jittered exponential backoff (25 ms base unless the route
+//! sets one), and the next try avoids the endpoints already tried. When the retries run out on a
+//! retriable outcome the last response is returned with flag `URX`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Request, Response};
+use mesh_core::retry::{DEFAULT_BACKOFF_BASE, TryOutcome, backoff};
+use mesh_core::route::{HttpRule, RetryPolicy};
+use tokio::time::Sleep;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::balance::{Tried, Upstream};
+use crate::cluster::Cluster;
+use crate::error::{FailedTry, LocalBody, ResponseFlags};
+use crate::mirror::Mirrored;
+use crate::replay::Replay;
+use crate::route::RouteContext;
+
+/// Applies [`Retry`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetryLayer {
+    _priv: (),
+}
+
+impl RetryLayer {
+    /// Retry as each request's route says.
+    pub fn new() -> Self {
+        RetryLayer { _priv: () }
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry { inner }
+    }
+}
+
+/// The retry service (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Retry<S> {
+    inner: S,
+}
+
+impl<S> Retry<S> {
+    /// Retry requests to `inner` as their routes say.
+    pub fn new(inner: S) -> Self {
+        Retry { inner }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn istio_default() -> &'static RetryPolicy {
+    static DEFAULT: OnceLock<RetryPolicy> = OnceLock::new();
+    DEFAULT.get_or_init(RetryPolicy::istio_default)
+}
+
+/// How a try ended, read from its response.
+fn outcome_of<B>(response: &Response<B>) -> TryOutcome {
+    if let Some(FailedTry(outcome)) = response.extensions().get::<FailedTry>() {
+        return *outcome;
+    }
+    let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    TryOutcome::Response { status: response.status().as_u16(), grpc_status }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Retry`].
+    pub struct RetryFuture<S, B, F> {
+        #[pin]
+        state: State<F>,
+        service: Option<S>,
+        // The request head and body for the next try (`None` when retries are off).
+        template: Option<(http::request::Parts, B)>,
+        rule: Option<Arc<HttpRule>>,
+        retries: u32,
+        tried: Vec<Arc<str>>,
+        // The cluster whose retry slot the current try holds.
+        retry_slot: Option<Arc<Cluster>>,
+    }
+
+    impl<S, B, F> PinnedDrop for RetryFuture<S, B, F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(c) = this.project().retry_slot.take() {
+                c.pool().retry_done();
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling { #[pin] future: F },
+        Backoff { #[pin] sleep: Sleep },
+        Ready,
+    }
+}
+
+impl<S, B, F> std::fmt::Debug for RetryFuture<S, B, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryFuture").field("retries", &self.retries).field("tried", &self.tried).finish()
+    }
+}
+
+impl<S, B, RB> Future for RetryFuture<S, B, S::Future>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    B: Replay,
+    RB: LocalBody,
+{
+    type Output = Result<Response<RB>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(c) = this.retry_slot.take() {
+                        c.pool().retry_done();
+                    }
+                    let policy: &RetryPolicy = match this.rule.as_ref() {
+                        Some(r) => &r.retries,
+                        None => istio_default(),
+                    };
+                    let outcome = outcome_of(&response);
+                    if !policy.retry_on.should_retry(outcome) {
+                        return Poll::Ready(Ok(response));
+                    }
+                    if *this.retries >= policy.attempts {
+                        if policy.attempts > 0 {
+                            ResponseFlags::add_to(ResponseFlags::RETRY_LIMIT, &mut response);
+                        }
+                        return Poll::Ready(Ok(response));
+                    }
+                    let Some((_, body)) = this.template.as_ref() else { return Poll::Ready(Ok(response)) };
+                    let Some(_) = body.replay() else {
+                        tracing::debug!(target: "meshwork::retry", "not retried: the request body cannot be sent again");
+                        return Poll::Ready(Ok(response));
+                    };
+                    let upstream = response.extensions().get::<Upstream>();
+                    if let Some(cluster) = upstream.and_then(|u| u.cluster.as_ref()) {
+                        if !cluster.try_retry() {
+                            tracing::debug!(target: "meshwork::retry", cluster = %cluster.destination().host, "not retried: retry budget exhausted");
+                            return Poll::Ready(Ok(response));
+                        }
+                        *this.retry_slot = Some(cluster.clone());
+                    }
+                    if let Some(address) = upstream.and_then(|u| u.address.clone()) {
+                        this.tried.push(address);
+                    }
+                    *this.retries += 1;
+                    let base = policy.backoff.unwrap_or(DEFAULT_BACKOFF_BASE);
+                    let wait = backoff(*this.retries, base, rand::random());
+                    tracing::debug!(target: "meshwork::retry", retry = *this.retries, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");
+                    if wait == Duration::ZERO {
+                        this.state.set(State::Ready);
+                    } else {
+                        this.state.set(State::Backoff { sleep: tokio::time::sleep(wait) });
+                    }
+                }
+                StateProj::Backoff { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Ready);
+                }
+                StateProj::Ready => {
+                    let Some(service) = this.service.as_mut() else { return Poll::Pending };
+                    ready!(service.poll_ready(cx))?;
+                    let Some((parts, body)) = this.template.as_ref() else { return Poll::Pending };
+                    let Some(body) = body.replay() else { return Poll::Pending };
+                    let mut req = Request::from_parts(parts.clone(), body);
+                    req.extensions_mut().insert(Tried(this.tried.clone()));
+                    let future = service.call(req);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Retry<S>
+where
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
+    B: Replay,
+    RB: LocalBody,
+{
+    type Response = Response<RB>;
+    type Error = S::Error;
+    type Future = RetryFuture<S, B, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let rule = req.extensions().get::<RouteContext>().and_then(|c| c.rule.clone());
+        let attempts = rule.as_ref().map_or_else(|| istio_default().attempts, |r| r.retries.attempts);
+        let mirrored = req.extensions().get::<Mirrored>().is_some();
+        let (template, req) = if attempts > 0 && !mirrored {
+            let (parts, body) = req.into_parts();
+            let template = body.replay().map(|copy| (parts.clone(), copy));
+            (template, Request::from_parts(parts, body))
+        } else {
+            (None, req)
+        };
+        let service = if template.is_some() {
+            // Keep the readied service for the retries; leave a clone for the next caller.
+            let clone = self.inner.clone();
+            Some(std::mem::replace(&mut self.inner, clone))
+        } else {
+            None
+        };
+        let future = match service {
+            Some(mut service) => {
+                let future = service.call(req);
+                return RetryFuture {
+                    state: State::Calling { future },
+                    service: Some(service),
+                    template,
+                    rule,
+                    retries: 0,
+                    tried: Vec::new(),
+                    retry_slot: None,
+                };
+            }
+            None => self.inner.call(req),
+        };
+        RetryFuture {
+            state: State::Calling { future },
+            service: None,
+            template,
+            rule,
+            retries: 0,
+            tried: Vec::new(),
+            retry_slot: None,
+        }
+    }
+}

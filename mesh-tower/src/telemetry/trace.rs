@@ -1,0 +1,142 @@
+//! W3C Trace Context (`traceparent`), hand-written: parse, forward as a child, or start a trace.
+//! (<https://www.w3.org/TR/trace-context/#traceparent-header>)
+
+use http::{HeaderMap, HeaderValue};
+
+/// A parsed `traceparent`: version 00, trace id, parent id and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    /// 128-bit trace id (never zero).
+    pub trace_id: u128,
+    /// 64-bit id of the parent span (never zero).
+    pub parent_id: u64,
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// Parse a header value; `None` when it is not a valid version-00 (or later, by its first
+    /// 55 characters) `traceparent`.
+    pub fn parse(value: &str) -> Option<TraceParent> {
+        let value = value.trim();
+        let b = value.as_bytes();
+        if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+            return None;
+        }
+        let hex = |s: &str| s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+        let (version, trace, parent, flags) = (&value[..2], &value[3..35], &value[36..52], &value[53..55]);
+        if !hex(version) || !hex(trace) || !hex(parent) || !hex(flags) || version == "ff" {
+            return None;
+        }
+        if version == "00" && b.len() != 55 {
+            return None;
+        }
+        if version != "00" && b.len() > 55 && b[55] != b'-' {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
+        let parent_id = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        Some(TraceParent { trace_id, parent_id, flags })
+    }
+
+    /// A new sampled trace.
+    pub fn new_root() -> TraceParent {
+        TraceParent { trace_id: nonzero128(), parent_id: nonzero64(), flags: 1 }
+    }
+
+    /// The same trace with a new span as parent (this hop's span).
+    pub fn child(&self) -> TraceParent {
+        TraceParent { parent_id: nonzero64(), ..*self }
+    }
+
+    /// The header value, version 00.
+    pub fn to_header(&self) -> HeaderValue {
+        let s = format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.parent_id, self.flags);
+        HeaderValue::from_str(&s)
+            .unwrap_or_else(|_| HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01"))
+    }
+
+    /// The trace id as 32 lower-case hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+}
+
+fn nonzero128() -> u128 {
+    loop {
+        let v: u128 = rand::random();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+fn nonzero64() -> u64 {
+    loop {
+        let v: u64 = rand::random();
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+/// Forward the request's trace as a child span, or start one; `tracestate` is left as it is.
+/// Returns the trace context now on the request.
+pub fn propagate(headers: &mut HeaderMap) -> TraceParent {
+    let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
+    let next = match incoming {
+        Some(parent) => parent.child(),
+        None => {
+            headers.remove("tracestate");
+            TraceParent::new_root()
+        }
+    };
+    headers.insert("traceparent", next.to_header());
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_the_spec_example() {
+        let t = TraceParent::parse(EXAMPLE).expect("valid");
+        assert_eq!(t.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent_id, 0x00f0_67aa_0ba9_02b7);
+        assert_eq!(t.flags, 1);
+        assert_eq!(t.to_header(), EXAMPLE);
+    }
+
+    #[test]
+    fn rejects_invalid_values() {
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad}");
+        }
+        assert!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future").is_some());
+    }
+
+    #[test]
+    fn forwards_the_trace_with_a_new_parent() {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_static(EXAMPLE));
+        h.insert("tracestate", HeaderValue::from_static("vendor=1"));
+        let t = propagate(&mut h);
+        assert_eq!(t.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(t.parent_id, 0x00f0_67aa_0ba9_02b7);
+        assert_eq!(h["tracestate"], "vendor=1");
+        let mut fresh = HeaderMap::new();
+        let t = propagate(&mut fresh);
+        assert_eq!(TraceParent::parse(fresh["traceparent"].to_str().expect("ascii")), Some(t));
+    }
+}

@@ -1,0 +1,513 @@
+//! The whole mesh stack around a real hyper-util client, against real servers on loopback.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mesh_tower::{Endpoint, Registry, ResponseFlags};
+use support::*;
+
+const REVIEWS: &str = "reviews.default.svc.cluster.local";
+
+const SUBSETS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+"#;
+
+async fn reviews(versions: &[&'static str]) -> (Registry, Vec<Server>) {
+    let registry = Registry::new();
+    let mut servers = Vec::new();
+    for v in versions {
+        let s = fixed(200, v).await;
+        registry.register(
+            REVIEWS,
+            Endpoint::new(s.address(), [("app", "reviews"), ("version", *v)]).with_workload(format!("reviews-{v}")),
+        );
+        servers.push(s);
+    }
+    (registry, servers)
+}
+
+#[tokio::test]
+async fn header_match_sends_jason_to_v2_and_everyone_else_to_v1() {
+    let (registry, _servers) = reviews(&["v1", "v2"]).await;
+    let config = format!(
+        "{SUBSETS}\n---\n{}",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"#
+    );
+    let stack = stack(&mesh(&config, registry));
+    for _ in 0..5 {
+        let (status, body, _) = send(&stack, get("http://reviews:9080/reviews/0", &[("end-user", "jason")])).await;
+        assert_eq!((status, body.as_str()), (200, "v2"));
+        let (status, body, _) = send(&stack, get("http://reviews:9080/reviews/0", &[("end-user", "alice")])).await;
+        assert_eq!((status, body.as_str()), (200, "v1"));
+        let (_, body, _) = send(&stack, get("http://reviews:9080/reviews/0", &[])).await;
+        assert_eq!(body, "v1");
+    }
+}
+
+#[tokio::test]
+async fn weighted_split_holds_within_two_percent_over_ten_thousand_requests() {
+    let (registry, _servers) = reviews(&["v1", "v3"]).await;
+    let config = format!(
+        "{SUBSETS}\n---\n{}",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 80}
+    - {destination: {host: reviews, subset: v3}, weight: 20}
+"#
+    );
+    let stack = stack(&mesh(&config, registry));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let stack = stack.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for _ in 0..625 {
+                let (status, body, _) = send(&stack, get("http://reviews:9080/", &[])).await;
+                assert_eq!(status, 200);
+                *counts.entry(body).or_default() += 1;
+            }
+            counts
+        }));
+    }
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for t in tasks {
+        for (k, v) in t.await.expect("task") {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    let v3 = total.get("v3").copied().unwrap_or(0) as f64 / 10_000.0;
+    assert!((v3 - 0.20).abs() <= 0.02, "v3 share {v3}, counts {total:?}");
+    assert_eq!(total.values().sum::<usize>(), 10_000);
+}
+
+fn retrying_vs(attempts: u32, retry_on: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: flaky}}
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{{destination: {{host: flaky}}}}]
+    retries: {{attempts: {attempts}, retryOn: "{retry_on}"}}
+"#
+    )
+}
+
+const FLAKY: &str = "flaky.default.svc.cluster.local";
+
+#[tokio::test]
+async fn retries_recover_transient_503s() {
+    let server = serve(|_, n| async move { if n < 2 { text(503, "busy") } else { text(200, "ok") } }).await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&retrying_vs(3, "5xx"), registry));
+    let (status, body, parts) = send(&stack, get("http://flaky/x", &[])).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert_eq!(server.hits(), 3, "two failures and the success");
+    assert!(!ResponseFlags::of_parts(&parts).contains(ResponseFlags::RETRY_LIMIT));
+}
+
+#[tokio::test]
+async fn retries_stop_at_attempts_and_flag_urx() {
+    let server = fixed(503, "down").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&retrying_vs(2, "5xx"), registry));
+    let (status, _, parts) = send(&stack, get("http://flaky/x", &[])).await;
+    assert_eq!(status, 503);
+    assert_eq!(server.hits(), 3, "the first try and two retries");
+    assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::RETRY_LIMIT));
+    // Conditions that do not match are not retried.
+    let stack2 = support::stack(&mesh(&retrying_vs(2, "gateway-error"), {
+        let r = Registry::new();
+        r.register(FLAKY, Endpoint::new(server.address(), []));
+        r
+    }));
+    let before = server.hits();
+    let server500 = fixed(500, "boom").await;
+    let r = Registry::new();
+    r.register(FLAKY, Endpoint::new(server500.address(), []));
+    let stack3 = support::stack(&mesh(&retrying_vs(2, "gateway-error"), r));
+    let (status, _, _) = send(&stack3, get("http://flaky/x", &[])).await;
+    assert_eq!((status, server500.hits()), (500, 1), "500 is not a gateway error");
+    let (status, _, _) = send(&stack2, get("http://flaky/x", &[])).await;
+    assert_eq!((status, server.hits() - before), (503, 3), "503 is");
+}
+
+#[tokio::test]
+async fn istio_default_retries_connect_failures_on_another_endpoint() {
+    // A port nobody listens on: bind, note the port, drop the listener.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = dead.local_addr().expect("addr").to_string();
+    drop(dead);
+    let good = fixed(200, "alive").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(dead_addr, []));
+    registry.register(FLAKY, Endpoint::new(good.address(), []));
+    let stack = stack(&mesh("", registry));
+    for _ in 0..10 {
+        let (status, body, _) = send(&stack, get("http://flaky/", &[])).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "alive"),
+            "no VirtualService: Istio's default policy retries connect-failure"
+        );
+    }
+}
+
+/// A 2 MB body sent in 64 KiB chunks with no length announced.
+struct Streamed {
+    left: usize,
+}
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.left.min(64 * 1024);
+        self.left -= n;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![b'x'; n])))))
+    }
+}
+
+#[tokio::test]
+async fn a_two_megabyte_streamed_post_is_sent_once_and_never_retried() {
+    use http_body_util::BodyExt;
+    let server = fixed(503, "no").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&retrying_vs(3, "5xx"), registry));
+    let req = http::Request::post("http://flaky/upload").body(Streamed { left: 2 * 1024 * 1024 }.boxed()).expect("req");
+    let (status, _, _) = send(&stack, req).await;
+    assert_eq!(status, 503);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "never replayed");
+    assert_eq!(seen[0].body_len, 2 * 1024 * 1024, "never corrupted");
+    // A small POST is replayed whole.
+    let req = http::Request::post("http://flaky/small").body(body("hello")).expect("req");
+    send(&stack, req).await;
+    let small: Vec<_> = server.seen().into_iter().filter(|s| s.uri.path() == "/small").collect();
+    assert_eq!(small.len(), 4);
+    assert!(small.iter().all(|s| s.body_len == 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn route_timeout_answers_504() {
+    let server = serve(|_, _| async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        text(200, "late")
+    })
+    .await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let vs = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky}
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{destination: {host: flaky}}]
+    timeout: 0.5s
+"#;
+    let stack = stack(&mesh(vs, registry));
+    let start = tokio::time::Instant::now();
+    let (status, body, parts) = send(&stack, get("http://flaky/", &[])).await;
+    assert_eq!((status, body.as_str()), (504, "upstream request timeout"));
+    assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::TIMEOUT));
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(500) && waited < Duration::from_secs(10), "{waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_try_timeout_retries_a_slow_try() {
+    let server = serve(|_, n| async move {
+        if n == 0 {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        text(200, if n == 0 { "slow" } else { "fast" })
+    })
+    .await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let vs = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky}
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{destination: {host: flaky}}]
+    retries: {attempts: 2, perTryTimeout: 1s, retryOn: "5xx"}
+"#;
+    let stack = stack(&mesh(vs, registry));
+    let (status, body, _) = send(&stack, get("http://flaky/", &[])).await;
+    assert_eq!((status, body.as_str()), (200, "fast"));
+    assert_eq!(server.hits(), 2);
+}
+
+fn fault_vs(fault: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: flaky}}
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{{destination: {{host: flaky}}}}]
+    fault: {fault}
+"#
+    )
+}
+
+#[tokio::test]
+async fn abort_fault_hits_its_percentage() {
+    let server = fixed(200, "ok").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&fault_vs("{abort: {httpStatus: 418, percentage: {value: 30}}}"), registry));
+    let mut aborted = 0;
+    for _ in 0..2000 {
+        let (status, body, parts) = send(&stack, get("http://flaky/", &[])).await;
+        if status == 418 {
+            aborted += 1;
+            assert_eq!(body, "fault filter abort");
+            assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::FAULT_ABORT));
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    let share = aborted as f64 / 2000.0;
+    assert!((share - 0.30).abs() < 0.04, "aborted share {share}");
+    assert_eq!(server.hits(), 2000 - aborted, "aborted requests never reach the upstream");
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_fault_waits_and_flags_di() {
+    let server = fixed(200, "ok").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&fault_vs("{delay: {fixedDelay: 7s, percentage: {value: 50}}}"), registry));
+    let mut delayed = 0;
+    for _ in 0..400 {
+        let start = tokio::time::Instant::now();
+        let (status, _, parts) = send(&stack, get("http://flaky/", &[])).await;
+        assert_eq!(status, 200);
+        let flagged = ResponseFlags::of_parts(&parts).contains(ResponseFlags::DELAY_INJECTED);
+        assert_eq!(flagged, start.elapsed() >= Duration::from_secs(7));
+        delayed += usize::from(flagged);
+    }
+    let share = delayed as f64 / 400.0;
+    assert!((share - 0.5).abs() < 0.08, "delayed share {share}");
+}
+
+#[tokio::test]
+async fn a_mirror_gets_a_copy_while_the_caller_sees_only_the_primary() {
+    let primary = fixed(200, "primary").await;
+    let mirror = serve(|_, _| async { text(500, "mirror") }).await;
+    let registry = Registry::new();
+    registry.register("httpbin.default.svc.cluster.local", Endpoint::new(primary.address(), [("version", "v1")]));
+    registry.register("mirror.default.svc.cluster.local", Endpoint::new(mirror.address(), []));
+    let vs = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - route: [{destination: {host: httpbin}}]
+    mirror: {host: mirror}
+    mirrorPercentage: {value: 100}
+"#;
+    let stack = stack(&mesh(vs, registry));
+    let req = http::Request::post("http://httpbin:8000/anything").body(body("payload")).expect("req");
+    let (status, body, _) = send(&stack, req).await;
+    assert_eq!((status, body.as_str()), (200, "primary"));
+    for _ in 0..200 {
+        if mirror.hits() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let copies = mirror.seen();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].headers["host"], "httpbin-shadow:8000");
+    assert_eq!(copies[0].body_len, 7, "the copy carries the body");
+    assert_eq!(primary.hits(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn outlier_detection_ejects_a_failing_endpoint_and_returns_it_after_base_ejection_time() {
+    let good = fixed(200, "good").await;
+    let bad = fixed(503, "bad").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(good.address(), []));
+    registry.register(FLAKY, Endpoint::new(bad.address(), []));
+    let config = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: flaky}
+spec:
+  host: flaky
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky}
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{destination: {host: flaky}}]
+    retries: {attempts: 0}
+"#;
+    let stack = stack(&mesh(config, registry));
+    for _ in 0..4 {
+        send(&stack, get("http://flaky/", &[])).await;
+    }
+    assert_eq!(bad.hits(), 2, "round robin alternates until two 503s in a row eject it");
+    for _ in 0..20 {
+        let (status, body, _) = send(&stack, get("http://flaky/", &[])).await;
+        assert_eq!((status, body.as_str()), (200, "good"));
+    }
+    assert_eq!(bad.hits(), 2);
+    tokio::time::advance(Duration::from_secs(31)).await;
+    for _ in 0..4 {
+        send(&stack, get("http://flaky/", &[])).await;
+    }
+    assert!(bad.hits() > 2, "back after baseEjectionTime");
+}
+
+#[tokio::test]
+async fn connection_pool_overflow_fails_fast_with_503_uo() {
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = release.clone();
+    let server = serve(move |_, _| {
+        let gate = gate.clone();
+        async move {
+            let _permit = gate.acquire().await.expect("gate");
+            text(200, "done")
+        }
+    })
+    .await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let config = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: flaky}
+spec:
+  host: flaky
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 1, maxRequestsPerConnection: 1}
+"#;
+    let stack = stack(&mesh(config, registry));
+    let first = tokio::spawn({
+        let s = stack.clone();
+        async move { send(&s, get("http://flaky/1", &[])).await.0 }
+    });
+    while server.hits() < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = tokio::spawn({
+        let s = stack.clone();
+        async move { send(&s, get("http://flaky/2", &[])).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, body, parts) = send(&stack, get("http://flaky/3", &[])).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("overflow"), "{body}");
+    assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::OVERFLOW));
+    assert_eq!(server.hits(), 1, "the queued request waits, the overflowing one never leaves");
+    release.add_permits(10);
+    assert_eq!(first.await.expect("first"), 200);
+    assert_eq!(second.await.expect("second"), 200, "the queued request goes on when a slot frees");
+}
+
+#[tokio::test]
+async fn an_unknown_subset_answers_no_healthy_upstream() {
+    let (registry, _s) = reviews(&["v1"]).await;
+    let vs = format!(
+        "{SUBSETS}\n---\n{}",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v3}}]
+"#
+    );
+    let stack = stack(&mesh(&vs, registry));
+    let (status, body, parts) = send(&stack, get("http://reviews:9080/", &[])).await;
+    assert_eq!((status, body.as_str()), (503, "no healthy upstream"));
+    assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::NO_HEALTHY_UPSTREAM));
+}
+
+#[tokio::test]
+async fn traceparent_is_forwarded_with_a_new_parent_and_started_when_missing() {
+    let server = fixed(200, "ok").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh("", registry));
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    send(&stack, get("http://flaky/", &[("traceparent", incoming), ("tracestate", "congo=t61rcWkgMzE")])).await;
+    send(&stack, get("http://flaky/", &[])).await;
+    let seen = server.seen();
+    let forwarded = seen[0].headers["traceparent"].to_str().expect("ascii");
+    assert!(forwarded.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert_ne!(forwarded, incoming);
+    assert_eq!(seen[0].headers["tracestate"], "congo=t61rcWkgMzE");
+    let started = seen[1].headers["traceparent"].to_str().expect("ascii");
+    assert!(mesh_tower::telemetry::TraceParent::parse(started).is_some(), "{started}");
+}
+
+#[tokio::test]
+async fn the_host_header_keeps_the_service_name_while_the_uri_points_at_the_endpoint() {
+    let (registry, servers) = reviews(&["v1"]).await;
+    let stack = stack(&mesh(SUBSETS, registry));
+    send(&stack, get("http://reviews:9080/ratings?x=1", &[])).await;
+    let seen = servers[0].seen();
+    assert_eq!(seen[0].headers["host"], "reviews:9080");
+    assert_eq!(seen[0].uri.path_and_query().map(|p| p.as_str()), Some("/ratings?x=1"));
+}
