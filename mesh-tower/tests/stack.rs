@@ -511,3 +511,92 @@ async fn the_host_header_keeps_the_service_name_while_the_uri_points_at_the_endp
     assert_eq!(seen[0].headers["host"], "reviews:9080");
     assert_eq!(seen[0].uri.path_and_query().map(|p| p.as_str()), Some("/ratings?x=1"));
 }
+
+#[tokio::test]
+async fn grpc_unavailable_is_retried_by_name() {
+    let server = serve(|_, n| async move {
+        let code = if n == 0 { "14" } else { "0" };
+        http::Response::builder()
+            .header("content-type", "application/grpc")
+            .header("grpc-status", code)
+            .body(axum::body::Body::empty())
+            .expect("response")
+    })
+    .await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&retrying_vs(2, "unavailable"), registry));
+    let req = http::Request::post("http://flaky/pkg.Service/Method")
+        .header("content-type", "application/grpc")
+        .body(body(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .expect("req");
+    let (status, _, parts) = send(&stack, req).await;
+    assert_eq!(status, 200);
+    assert_eq!(parts.headers["grpc-status"], "0");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_swap_keeps_in_flight_requests_and_cluster_state() {
+    let slow_v1 = serve(|_, _| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        text(200, "v1")
+    })
+    .await;
+    let v2 = fixed(200, "v2").await;
+    let bad = fixed(503, "bad").await;
+    let registry = Registry::new();
+    registry.register(REVIEWS, Endpoint::new(slow_v1.address(), [("version", "v1")]));
+    registry.register(REVIEWS, Endpoint::new(v2.address(), [("version", "v2")]));
+    registry.register(REVIEWS, Endpoint::new(bad.address(), [("version", "v2")]));
+    let rules = |subset: &str| {
+        format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: reviews}}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {{simple: ROUND_ROBIN}}
+    outlierDetection: {{consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}}
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews}}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{{destination: {{host: reviews, subset: {subset}}}}}]
+    retries: {{attempts: 0}}
+"#
+        )
+    };
+    let mesh = mesh(&rules("v2"), registry);
+    let stack = stack(&mesh);
+    // Eject the bad v2 endpoint.
+    for _ in 0..2 {
+        send(&stack, get("http://reviews/", &[])).await;
+    }
+    assert_eq!(bad.hits(), 1);
+    mesh.update(snapshot(&rules("v1")));
+    let in_flight = tokio::spawn({
+        let s = stack.clone();
+        async move { send(&s, get("http://reviews/", &[])).await }
+    });
+    while slow_v1.hits() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Swap back while the v1 request is in flight: it still completes.
+    mesh.update(snapshot(&rules("v2")));
+    let (status, body, _) = in_flight.await.expect("task");
+    assert_eq!((status, body.as_str()), (200, "v1"));
+    for _ in 0..10 {
+        let (status, body, _) = send(&stack, get("http://reviews/", &[])).await;
+        assert_eq!((status, body.as_str()), (200, "v2"));
+    }
+    assert_eq!(bad.hits(), 1, "the ejection survived two config swaps");
+}
