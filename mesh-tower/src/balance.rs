@@ -81,7 +81,7 @@ pub(crate) fn cluster_of<B>(req: &Request<B>, clusters: &Clusters) -> Arc<Cluste
 }
 
 /// Point the request at `address`, keeping the caller's authority in `Host`.
-fn set_endpoint<B>(req: &mut Request<B>, address: &str) {
+fn set_endpoint<B>(req: &mut Request<B>, address: &http::uri::Authority) {
     if !req.headers().contains_key(http::header::HOST)
         && let Some(a) = req.uri().authority()
         && let Ok(v) = http::HeaderValue::from_str(a.as_str())
@@ -95,10 +95,7 @@ fn set_endpoint<B>(req: &mut Request<B>, address: &str) {
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
     }
-    match address.parse() {
-        Ok(a) => parts.authority = Some(a),
-        Err(_) => return,
-    }
+    parts.authority = Some(address.clone());
     if let Ok(uri) = http::Uri::from_parts(parts) {
         *req.uri_mut() = uri;
     }
@@ -183,7 +180,10 @@ where
             return BalanceFuture::local(LocalReply::NoHealthyUpstream, cluster);
         };
         let endpoint = &cluster.endpoints()[index];
-        set_endpoint(&mut req, &endpoint.address);
+        match cluster.authority(index) {
+            Some(authority) => set_endpoint(&mut req, authority),
+            None => return BalanceFuture::local(LocalReply::NoHealthyUpstream, cluster),
+        }
         let upstream = Upstream {
             cluster: Some(cluster.clone()),
             address: Some(endpoint.address.clone()),

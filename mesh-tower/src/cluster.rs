@@ -111,6 +111,7 @@ pub struct Cluster {
     destination: Destination,
     known: bool,
     endpoints: Arc<[Endpoint]>,
+    authorities: Box<[Option<http::uri::Authority>]>,
     meta: Box<[Arc<EndpointMeta>]>,
     balancer: Arc<Balancer>,
     load_balancer: Option<LoadBalancer>,
@@ -145,6 +146,11 @@ impl Cluster {
     /// The endpoints, in balancer order.
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints
+    }
+
+    /// The URI authority of endpoint `i` (parsed once per cluster build).
+    pub fn authority(&self, i: usize) -> Option<&http::uri::Authority> {
+        self.authorities.get(i).and_then(Option::as_ref)
     }
 
     /// Telemetry labels of endpoint `i`.
@@ -399,6 +405,10 @@ impl Clusters {
                 .map(ConcurrencyBudget::from),
             pool: previous.map_or_else(Arc::default, |p| p.pool.clone()),
             released: previous.map_or_else(Arc::default, |p| p.released.clone()),
+            authorities: endpoints
+                .iter()
+                .map(|e| http::uri::Authority::from_maybe_shared(bytes::Bytes::from(e.address.to_string())).ok())
+                .collect(),
             endpoints,
             meta,
             balancer,

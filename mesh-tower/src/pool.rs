@@ -18,7 +18,7 @@ use mesh_core::pool::Admission;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::balance::{ClusterHandle, cluster_of};
+use crate::balance::cluster_of;
 use crate::cluster::{Cluster, Clusters};
 use crate::error::{LocalBody, LocalReply};
 
@@ -171,9 +171,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
         let cluster = cluster_of(&req, &self.clusters);
-        req.extensions_mut().insert(ClusterHandle(cluster.clone()));
         let http2 = req.version() == Version::HTTP_2;
         match cluster.pool().admit(cluster.limits(), http2) {
             Admission::Start => PoolFuture::Running { future: self.inner.call(req), slot: Some(PoolSlot { cluster }) },

@@ -90,6 +90,17 @@ fn istio_default() -> &'static RetryPolicy {
     DEFAULT.get_or_init(RetryPolicy::istio_default)
 }
 
+/// The head of a request for later tries: method, URI, version, headers and the route decision
+/// (other extensions are not carried over, which spares a copy of them on every request).
+fn head_of(parts: &http::request::Parts) -> http::request::Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.method = parts.method.clone();
+    head.uri = parts.uri.clone();
+    head.version = parts.version;
+    head.headers = parts.headers.clone();
+    head
+}
+
 /// How a try ended, read from its response.
 fn outcome_of<B>(response: &Response<B>) -> TryOutcome {
     if let Some(FailedTry(outcome)) = response.extensions().get::<FailedTry>() {
@@ -107,6 +118,7 @@ pin_project_lite::pin_project! {
         service: Option<S>,
         // The request head and body for the next try (`None` when retries are off).
         template: Option<(http::request::Parts, B)>,
+        route: Option<RouteContext>,
         rule: Option<Arc<HttpRule>>,
         retries: u32,
         tried: Vec<Arc<str>>,
@@ -205,6 +217,9 @@ where
                     let Some((parts, body)) = this.template.as_ref() else { return Poll::Pending };
                     let Some(body) = body.replay() else { return Poll::Pending };
                     let mut req = Request::from_parts(parts.clone(), body);
+                    if let Some(route) = this.route.as_ref() {
+                        req.extensions_mut().insert(route.clone());
+                    }
                     req.extensions_mut().insert(Tried(this.tried.clone()));
                     let future = service.call(req);
                     this.state.set(State::Calling { future });
@@ -229,12 +244,14 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let rule = req.extensions().get::<RouteContext>().and_then(|c| c.rule.clone());
+        let route = req.extensions().get::<RouteContext>();
+        let rule = route.and_then(|c| c.rule.clone());
         let attempts = rule.as_ref().map_or_else(|| istio_default().attempts, |r| r.retries.attempts);
         let mirrored = req.extensions().get::<Mirrored>().is_some();
+        let route = if attempts > 0 && !mirrored { route.cloned() } else { None };
         let (template, req) = if attempts > 0 && !mirrored {
             let (parts, body) = req.into_parts();
-            let template = body.replay().map(|copy| (parts.clone(), copy));
+            let template = body.replay().map(|copy| (head_of(&parts), copy));
             (template, Request::from_parts(parts, body))
         } else {
             (None, req)
@@ -253,6 +270,7 @@ where
                     state: State::Calling { future },
                     service: Some(service),
                     template,
+                    route,
                     rule,
                     retries: 0,
                     tried: Vec::new(),
@@ -265,6 +283,7 @@ where
             state: State::Calling { future },
             service: None,
             template,
+            route,
             rule,
             retries: 0,
             tried: Vec::new(),

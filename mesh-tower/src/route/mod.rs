@@ -36,8 +36,9 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 pub struct RouteContext {
     /// The snapshot the decision was made with (layers below read policies from the same one).
     pub snapshot: Snapshot,
-    /// The host the request resolved to.
-    pub host: Arc<str>,
+    /// The VirtualService host entry that matched (`None`: no VirtualService, the request goes
+    /// to `destination.host`, the host it resolved to).
+    pub virtual_host: Option<Arc<mesh_core::snapshot::VirtualHost>>,
     /// The matching rule, or `None` when the host has no VirtualService.
     pub rule: Option<Arc<HttpRule>>,
     /// The destination picked.
@@ -101,13 +102,13 @@ enum Routed {
 fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, binding: &Binding) -> Routed {
     let view = RequestView::from_http(req.method(), req.uri(), req.headers());
     let decision = snapshot.route(binding, &view, client);
-    let (host, rule, request_match, index, destination) = match decision {
+    let (virtual_host, rule, request_match, index, destination) = match decision {
         RouteDecision::Default { host } => {
             let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
-            (Arc::from(&*host), None, None, 0, destination)
+            (None, None, None, 0, destination)
         }
         RouteDecision::NoRoute { .. } => return Routed::Local(LocalReply::NoRoute),
-        RouteDecision::Matched { host, rule, request_match, .. } => match &rule.action {
+        RouteDecision::Matched { virtual_host, rule, request_match, .. } => match &rule.action {
             RouteAction::Redirect(r) => {
                 let location = redirect_location(r, &view, request_match);
                 return Routed::Local(LocalReply::Redirect { status: r.code, location });
@@ -120,7 +121,7 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
             RouteAction::Route(w) => {
                 let Some(picked) = w.pick(rand::random::<u64>()) else { return Routed::Local(LocalReply::NoRoute) };
                 let index = w.destinations().iter().position(|d| std::ptr::eq(d, picked)).unwrap_or(0);
-                (Arc::from(&*host), Some(rule.clone()), request_match.cloned(), index, picked.destination.clone())
+                (Some(virtual_host.clone()), Some(rule.clone()), request_match.cloned(), index, picked.destination.clone())
             }
         },
     };
@@ -138,7 +139,7 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
         }
         rule.headers.request.apply(req.headers_mut());
     }
-    Routed::Forward(RouteContext { snapshot, host, rule, destination, destination_index: index })
+    Routed::Forward(RouteContext { snapshot, virtual_host, rule, destination, destination_index: index })
 }
 
 /// Replace the path (keeping the query) and/or the authority of a request.

@@ -52,14 +52,30 @@ impl TraceParent {
 
     /// The header value, version 00.
     pub fn to_header(&self) -> HeaderValue {
-        let s = format!("00-{:032x}-{:016x}-{:02x}", self.trace_id, self.parent_id, self.flags);
-        HeaderValue::from_str(&s)
+        // Formatted on the stack: the header value is the only allocation.
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        hex_into(&mut buf[3..35], self.trace_id);
+        buf[35] = b'-';
+        hex_into(&mut buf[36..52], u128::from(self.parent_id));
+        buf[52] = b'-';
+        hex_into(&mut buf[53..55], u128::from(self.flags));
+        HeaderValue::from_bytes(&buf)
             .unwrap_or_else(|_| HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01"))
     }
 
     /// The trace id as 32 lower-case hex digits.
     pub fn trace_id_hex(&self) -> String {
         format!("{:032x}", self.trace_id)
+    }
+}
+
+/// Write the low `out.len()` hex digits of `v`, lower case.
+fn hex_into(out: &mut [u8], mut v: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(v & 0xf) as usize];
+        v >>= 4;
     }
 }
 
