@@ -138,5 +138,9 @@ spec:
     let stack = stack(&mesh(config, registry));
     send(&stack, get("http://ratings:9080/", &[])).await;
     let all = series(&recorder);
-    assert_eq!(counter(&all, "istio_requests_total", &[("response_code", "500"), ("response_flags", "FI")]), 1, "{all:#?}");
+    assert_eq!(
+        counter(&all, "istio_requests_total", &[("response_code", "500"), ("response_flags", "FI")]),
+        1,
+        "{all:#?}"
+    );
 }

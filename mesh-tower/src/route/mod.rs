@@ -121,7 +121,13 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
             RouteAction::Route(w) => {
                 let Some(picked) = w.pick(rand::random::<u64>()) else { return Routed::Local(LocalReply::NoRoute) };
                 let index = w.destinations().iter().position(|d| std::ptr::eq(d, picked)).unwrap_or(0);
-                (Some(virtual_host.clone()), Some(rule.clone()), request_match.cloned(), index, picked.destination.clone())
+                (
+                    Some(virtual_host.clone()),
+                    Some(rule.clone()),
+                    request_match.cloned(),
+                    index,
+                    picked.destination.clone(),
+                )
             }
         },
     };
