@@ -1,159 +1,95 @@
 //! Run with `cargo run --release --example bookinfo`
 //!
-//! Istio's Bookinfo traffic-management walkthrough, step by step, with Istio's own YAML files
-//! (copied into `examples/bookinfo/config/`).
+//! Istio's Bookinfo traffic-management walkthrough, end to end, in one process: productpage,
+//! details, reviews v1/v2/v3 and ratings (plus httpbin for the circuit breaker) run as Rust
+//! services on loopback, every call between them goes through meshwork, and Istio's own YAML
+//! files (`examples/bookinfo/config/`) are applied step by step to the running services, as
+//! `kubectl apply` would. After each step, traffic is sent as readers would and a table shows
+//! what they saw.
 //!
-//! Today this shows what each step's configuration means once meshwork has compiled it: which
-//! reviews version each kind of request goes to, with what weight, and which faults apply. The
-//! running services (productpage, details, reviews v1/v2/v3, ratings) and real traffic through
-//! meshwork come with the Bookinfo issue, on top of the request path.
+//! `--serve 127.0.0.1:9080 [--step N]` keeps productpage up with step N's config (default 3:
+//! jason sees black stars, everyone else red) so you can open it in a browser and sign in as
+//! `jason`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+#[path = "services.rs"]
+mod services;
+#[path = "walkthrough.rs"]
+mod walkthrough;
+
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use meshwork::config::{ConfigStore, LoadOptions, Resource, load_paths};
-use meshwork::core::matcher::StringMatcher;
-use meshwork::core::route::{AbortStatus, HeaderCondition, HttpRule, RouteAction};
-use meshwork::core::{Binding, Snapshot};
+use services::start_all;
+use walkthrough::{STEPS, Seen, config_through, run_traffic};
 
-/// The walkthrough: step name and the files `kubectl apply`'d at that step.
-const STEPS: &[(&str, &[&str])] = &[
-    ("route everything to v1", &["destination-rule-all.yaml", "virtual-service-all-v1.yaml"]),
-    ("route reviews to v3", &["virtual-service-reviews-v3.yaml"]),
-    ("user jason to v2, others v3", &["virtual-service-reviews-jason-v2-v3.yaml"]),
-    ("shift 90/10 (v1/v2)", &["virtual-service-reviews-90-10.yaml"]),
-    ("shift 80/20 (v1/v2)", &["virtual-service-reviews-80-20.yaml"]),
-    (
-        "jason and v2: 7s ratings delay",
-        &["virtual-service-reviews-jason-v2-v3.yaml", "virtual-service-ratings-test-delay.yaml"],
-    ),
-    ("jason: ratings aborts with 500", &["virtual-service-ratings-test-abort.yaml"]),
-    ("circuit breaker (httpbin)", &["circuit-breaker-httpbin.yaml"]),
-];
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
 
-fn main() -> Result<()> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bookinfo/config");
-    let mut applied: Vec<PathBuf> = Vec::new();
-    let mut store = ConfigStore::default();
-    println!(
-        "meshwork Bookinfo walkthrough (configuration view; services and traffic arrive with the Bookinfo issue)\n"
-    );
-    println!("{:<34} {:<48} ratings.default (mesh)", "step", "reviews.default (mesh)");
-    println!("{}", "-".repeat(120));
-    for (step, files) in STEPS {
-        applied.extend(files.iter().map(|f| dir.join(f)));
-        let mut loaded = load_paths(&applied, &LoadOptions::default());
-        anyhow::ensure!(loaded.failed.is_empty(), "unreadable config: {:?}", loaded.failed);
-        loaded.resources = kubectl_apply_order(loaded.resources);
-        let report = store.apply(loaded);
-        if let Some(e) = report.errors().next() {
-            anyhow::bail!("step {step:?}: {e}");
-        }
-        let snapshot = store.snapshot();
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let serve =
+        args.iter().position(|a| a == "--serve").map(|i| args.get(i + 1).context("--serve ADDR")).transpose()?;
+    let step = args.iter().position(|a| a == "--step").map(|i| args.get(i + 1).context("--step N")).transpose()?;
+    if let Some(addr) = serve {
+        let addr: SocketAddr = addr.parse().context("--serve takes an address such as 127.0.0.1:9080")?;
+        let step: usize = step.map(|s| s.parse()).transpose()?.unwrap_or(3).clamp(1, STEPS.len());
+        let bookinfo = start_all(Some(addr)).await?;
+        bookinfo.apply(config_through(step - 1)?);
         println!(
-            "{:<34} {:<48} {}",
-            step,
-            describe(snapshot, "reviews.default.svc.cluster.local"),
-            describe(snapshot, "ratings.default.svc.cluster.local")
+            "Bookinfo with step {:?} applied: open http://{}/productpage and sign in as jason",
+            STEPS[step - 1].name,
+            bookinfo.productpage
         );
-        if files.iter().any(|f| f.contains("circuit-breaker")) {
-            let dr = snapshot
-                .destination_rules("httpbin.default.svc.cluster.local")
-                .first()
-                .context("circuit-breaker DestinationRule")?;
-            let p = dr.resolve(None, None);
-            let pool = p.connection_pool.unwrap_or_default();
-            let od = p.outlier_detection.context("outlier detection")?;
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
+
+    let started = tokio::time::Instant::now();
+    let bookinfo = start_all(None).await?;
+    println!(
+        "Bookinfo on loopback: productpage {}, every call between services through meshwork\n",
+        bookinfo.productpage
+    );
+    println!(
+        "{:<20} {:<34} {:<9} {:>5}  {:<16} {:<30} {:<12} {:>8} {:>8}   Istio users see",
+        "step",
+        "files applied (vs = virtual-service)",
+        "who",
+        "reqs",
+        "reviews answered",
+        "reader saw",
+        "status",
+        "p50",
+        "p99"
+    );
+    println!("{}", "-".repeat(170));
+    for (i, step) in STEPS.iter().enumerate() {
+        bookinfo.apply(config_through(i)?);
+        let groups = run_traffic(&bookinfo, step.traffic).await?;
+        for (g, (who, seen)) in groups.iter().enumerate() {
+            let (name, files, expected) =
+                if g == 0 { (step.name, step.files.join(" + "), step.expected) } else { ("", String::new(), "") };
             println!(
-                "{:<34} httpbin: maxConnections {:?}, http1MaxPendingRequests {:?}, maxRequestsPerConnection {:?}; eject after {:?} 5xx for {:?}",
-                "",
-                pool.max_connections.unwrap_or(u32::MAX),
-                pool.http1_max_pending_requests.unwrap_or(u32::MAX),
-                pool.max_requests_per_connection.unwrap_or(0),
-                od.consecutive_5xx.unwrap_or(0),
-                od.base_ejection_time
+                "{:<20} {:<34} {:<9} {:>5}  {:<16} {:<30} {:<12} {:>8} {:>8}   {}",
+                name,
+                files.replace(".yaml", "").replace("virtual-service-", "vs-").replace("destination-rule-", "dr-"),
+                who,
+                seen.requests,
+                Seen::describe(&seen.versions, seen.requests).replace("reviews-", ""),
+                Seen::describe(&seen.stars, seen.requests),
+                Seen::describe(&seen.statuses, seen.requests),
+                ms(seen.percentile(0.5)),
+                ms(seen.percentile(0.99)),
+                expected
             );
         }
     }
+    println!(
+        "\nDone in {:.1} s. `--serve 127.0.0.1:9080` keeps productpage up to browse and sign in as jason.",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
-}
-
-/// `kubectl apply` replaces a resource of the same kind, namespace and name: keep the last
-/// version of each, at the position of the first.
-fn kubectl_apply_order(resources: Vec<Resource>) -> Vec<Resource> {
-    let mut position: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out: Vec<Resource> = Vec::new();
-    for r in resources {
-        let id = r.id().to_string();
-        match position.get(&id) {
-            Some(&i) => out[i] = r,
-            None => {
-                position.insert(id, out.len());
-                out.push(r);
-            }
-        }
-    }
-    out
-}
-
-fn describe(snapshot: &Snapshot, host: &str) -> String {
-    let Some(vh) = snapshot.virtual_host(&Binding::Mesh, host) else {
-        return "no VirtualService".to_string();
-    };
-    vh.rules.iter().map(|r| describe_rule(r)).collect::<Vec<_>>().join("; ")
-}
-
-fn describe_rule(rule: &HttpRule) -> String {
-    let condition = rule
-        .matches
-        .iter()
-        .map(|m| {
-            m.headers
-                .iter()
-                .map(|(name, c)| match c {
-                    HeaderCondition::Present => format!("{name} present"),
-                    HeaderCondition::Match(StringMatcher::Exact(v)) => format!("{name}={v}"),
-                    HeaderCondition::Match(other) => format!("{name} {other}"),
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        })
-        .collect::<Vec<_>>()
-        .join("|");
-    let condition = if condition.is_empty() { "*".to_string() } else { condition };
-    let target = match &rule.action {
-        RouteAction::Route(w) => {
-            let total = w.total().max(1) as f64;
-            w.destinations()
-                .iter()
-                .map(|d| {
-                    let subset = d.destination.subset.as_deref().unwrap_or("-");
-                    if w.destinations().len() == 1 {
-                        subset.to_string()
-                    } else {
-                        format!("{subset} {:.0}%", f64::from(d.weight) * 100.0 / total)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(" + ")
-        }
-        RouteAction::Redirect(r) => format!("redirect {}", r.code),
-        RouteAction::DirectResponse(d) => format!("respond {}", d.status),
-        RouteAction::Delegate { name, .. } => format!("delegate {name}"),
-    };
-    let mut fault = String::new();
-    if let Some(f) = &rule.fault {
-        if let Some((d, p)) = f.delay {
-            fault.push_str(&format!(" [delay {}s {}%]", d.as_secs_f64(), p.0));
-        }
-        if let Some((status, p)) = &f.abort {
-            let s = match status {
-                AbortStatus::Http(code) => code.to_string(),
-                AbortStatus::Grpc(name) => name.to_string(),
-            };
-            fault.push_str(&format!(" [abort {s} {}%]", p.0));
-        }
-    }
-    format!("{condition} -> {target}{fault}")
 }

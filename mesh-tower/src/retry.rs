@@ -10,7 +10,9 @@
 //!   sent once and never replayed;
 //! - the cluster grants a retry slot: the DestinationRule's `retryBudget`, or
 //!   `connectionPool.http.maxRetries`;
-//! - the request is not a mirror's copy (Envoy never retries shadows).
+//! - the request is not a mirror's copy (Envoy never retries shadows);
+//! - the answer is not meshwork's own refusal — a connection-pool overflow or "no healthy
+//!   upstream" 503 is returned as is, as Envoy does.
 //!
 //! Before each retry it waits Envoy's jittered exponential backoff (25 ms base unless the route
 //! sets one), and the next try avoids the endpoints already tried. When the retries run out on a
@@ -31,7 +33,7 @@ use tower_service::Service;
 
 use crate::balance::{Tried, Upstream};
 use crate::cluster::Cluster;
-use crate::error::{FailedTry, LocalBody, ResponseFlags};
+use crate::error::{FailedTry, Local, LocalBody, ResponseFlags};
 use crate::mirror::Mirrored;
 use crate::replay::Replay;
 use crate::route::RouteContext;
@@ -172,7 +174,11 @@ where
                         None => istio_default(),
                     };
                     let outcome = outcome_of(&response);
-                    if !policy.retry_on.should_retry(outcome) {
+                    // Envoy never retries its own refusals (pool overflow, no healthy upstream):
+                    // retrying them would only add load where there is none to spare.
+                    let refused = response.extensions().get::<Local>().is_some()
+                        && response.extensions().get::<FailedTry>().is_none();
+                    if refused || !policy.retry_on.should_retry(outcome) {
                         return Poll::Ready(Ok(response));
                     }
                     if *this.retries >= policy.attempts {
