@@ -1,0 +1,80 @@
+//! Single layers under the route layer, against tower-test mocks.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use mesh_config::{ConfigStore, LoadOptions, load_str};
+use mesh_core::{ClientIdentity, Snapshot};
+use mesh_tower::fault::FaultLayer;
+use mesh_tower::replay::ReplayBody;
+use mesh_tower::retry::RetryLayer;
+use mesh_tower::timeout::TimeoutLayer;
+use mesh_tower::{ResponseFlags, RouteLayer};
+use tower::{Layer, ServiceExt};
+
+type Body = ReplayBody<Full<Bytes>>;
+type Mock = tower_test::mock::Mock<Request<Body>, Response<String>>;
+type Handle = tower_test::mock::Handle<Request<Body>, Response<String>>;
+
+fn route(yaml: &str) -> RouteLayer {
+    let mut store = ConfigStore::default();
+    let report = store.apply(load_str(yaml, None, &LoadOptions::default()).expect("yaml"));
+    assert_eq!(report.errors().count(), 0, "{:?}", report.diagnostics);
+    let snapshot: Snapshot = store.snapshot().clone();
+    RouteLayer::new(Arc::new(ArcSwap::from_pointee(snapshot)), ClientIdentity::new("default", []))
+}
+
+fn vs(extra: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: svc}}\nspec:\n  hosts: [svc]\n  http:\n  - route: [{{destination: {{host: svc}}}}]\n{extra}"
+    )
+}
+
+fn request() -> Request<Body> {
+    Request::get("http://svc/").body(ReplayBody::new(Full::new(Bytes::from_static(b"hi")), 1024)).expect("request")
+}
+
+fn reply(status: u16) -> Response<String> {
+    Response::builder().status(status).body(String::new()).expect("response")
+}
+
+#[tokio::test]
+async fn retry_sends_the_request_again_with_its_body() {
+    let (mock, mut handle): (Mock, Handle) = tower_test::mock::pair();
+    let svc =
+        route(&vs("    retries: {attempts: 2, retryOn: 5xx, perTryTimeout: 1s}")).layer(RetryLayer::new().layer(mock));
+    let call = tokio::spawn(svc.oneshot(request()));
+    let (first, send) = handle.next_request().await.expect("first try");
+    assert_eq!(first.uri(), "http://svc/");
+    send.send_response(reply(503));
+    let (second, send) = handle.next_request().await.expect("retry");
+    let body = http_body_util::BodyExt::collect(second.into_body()).await.expect("body").to_bytes();
+    assert_eq!(body, "hi");
+    send.send_response(reply(200));
+    assert_eq!(call.await.expect("task").expect("response").status(), 200);
+}
+
+#[tokio::test(start_paused = true)]
+async fn route_timeout_answers_504_when_the_inner_service_is_silent() {
+    let (mock, mut handle): (Mock, Handle) = tower_test::mock::pair();
+    let svc = route(&vs("    timeout: 2s")).layer(TimeoutLayer::route().layer(mock));
+    let call = tokio::spawn(svc.oneshot(request()));
+    let (_req, _never_answered) = handle.next_request().await.expect("request");
+    let response = call.await.expect("task").expect("response");
+    assert_eq!(response.status(), 504);
+    assert_eq!(ResponseFlags::of(&response), ResponseFlags::TIMEOUT);
+}
+
+#[tokio::test]
+async fn fault_abort_never_reaches_the_inner_service() {
+    let (mock, mut handle): (Mock, Handle) = tower_test::mock::pair();
+    let svc = route(&vs("    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}"))
+        .layer(FaultLayer::new().layer(mock));
+    let response = svc.oneshot(request()).await.expect("response");
+    assert_eq!(response.status(), 503);
+    assert_eq!(ResponseFlags::of(&response), ResponseFlags::FAULT_ABORT);
+    assert!(handle.next_request().await.is_none(), "no request went through");
+}
