@@ -190,6 +190,11 @@ where
             meta: cluster.meta(index),
         };
         cluster.started(index);
-        BalanceFuture::upstream(self.inner.call(req), upstream, Some(index))
+        let span = tracing::debug_span!("meshwork.attempt", endpoint = %endpoint.address);
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        BalanceFuture::upstream(future, upstream, Some(index)).in_span(span)
     }
 }

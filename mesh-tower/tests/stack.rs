@@ -600,3 +600,37 @@ spec:
     }
     assert_eq!(bad.hits(), 1, "the ejection survived two config swaps");
 }
+
+#[tokio::test]
+async fn http2_clients_work_through_the_stack() {
+    let (registry, servers) = reviews(&["v1", "v2"]).await;
+    let config = format!(
+        "{SUBSETS}\n---\n{}",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"#
+    );
+    let mesh = mesh(&config, registry);
+    let h2: TestClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http();
+    let stack = tower::Layer::layer(&mesh.layer(), h2);
+    let mut req = get("http://reviews:9080/reviews/0", &[("end-user", "jason")]);
+    *req.version_mut() = http::Version::HTTP_2;
+    let (status, body, parts) = send(&stack, req).await;
+    assert_eq!((status, body.as_str(), parts.version), (200, "v2", http::Version::HTTP_2));
+    let (_, body, _) = send(&stack, get("http://reviews:9080/reviews/0", &[])).await;
+    assert_eq!(body, "v1");
+    assert_eq!(
+        servers[1].seen()[0].headers["host"],
+        "reviews:9080",
+        "the service name reaches the upstream over h2 too"
+    );
+}

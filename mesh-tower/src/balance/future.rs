@@ -20,7 +20,7 @@ pin_project_lite::pin_project! {
         /// No endpoint could be picked.
         Local { reply: Option<(LocalReply, Arc<Cluster>)> },
         /// Waiting for the endpoint.
-        Upstream { #[pin] future: F, upstream: Option<Upstream>, guard: Option<ActiveGuard> },
+        Upstream { #[pin] future: F, upstream: Option<Upstream>, guard: Option<ActiveGuard>, span: tracing::Span },
     }
 }
 
@@ -67,7 +67,15 @@ impl<F> BalanceFuture<F> {
     pub(super) fn upstream(future: F, upstream: Upstream, index: Option<usize>) -> Self {
         let guard =
             index.and_then(|index| upstream.cluster.clone().map(|cluster| ActiveGuard { cluster, index, done: false }));
-        BalanceFuture::Upstream { future, upstream: Some(upstream), guard }
+        BalanceFuture::Upstream { future, upstream: Some(upstream), guard, span: tracing::Span::none() }
+    }
+
+    /// Poll the attempt inside `span` (one `meshwork.attempt` span per try).
+    pub(super) fn in_span(mut self, new: tracing::Span) -> Self {
+        if let BalanceFuture::Upstream { span, .. } = &mut self {
+            *span = new;
+        }
+        self
     }
 }
 
@@ -90,7 +98,8 @@ where
                 });
                 Poll::Ready(Ok(response))
             }
-            BalanceFutureProj::Upstream { future, upstream, guard } => {
+            BalanceFutureProj::Upstream { future, upstream, guard, span } => {
+                let _entered = span.enter();
                 let result = ready!(future.poll(cx));
                 let upstream = upstream.take();
                 let mut response = match result {
