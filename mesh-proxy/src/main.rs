@@ -2,6 +2,8 @@
 //!
 //! - `mesh validate PATH...` checks Istio networking YAML the way Istio's admission does.
 //! - `mesh explain -f PATH... URL` says what that configuration does with one request.
+//! - `mesh proxy -f PATH... --listen ADDR [--admin ADDR] [--gateway NS/NAME]` runs the same layers
+//!   as a standalone proxy (a client's outbound proxy, or a Gateway).
 
 mod explain;
 
@@ -69,7 +71,42 @@ enum Command {
         /// The request URL, e.g. `http://reviews:9080/reviews/0`.
         url: String,
     },
+    /// Run as a proxy: every request accepted on `--listen` is routed by its Host with the
+    /// VirtualServices bound to the mesh (or to `--gateway`) and forwarded to the endpoints that
+    /// ServiceEntries and WorkloadEntries declare. Reloads on file change and on SIGHUP; SIGTERM
+    /// drains in-flight requests, then exits.
+    #[command(after_help = PROXY_HELP)]
+    Proxy {
+        /// Configuration files or directories (repeatable).
+        #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
+        files: Vec<PathBuf>,
+        /// Address to accept HTTP/1.1 and HTTP/2 (h2c) on.
+        #[arg(long, default_value = "127.0.0.1:15001")]
+        listen: std::net::SocketAddr,
+        /// Address of the admin server (/metrics, /config_dump, /clusters, /ready, /healthz).
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+        /// Serve as this Gateway (`namespace/name`): only VirtualServices bound to it apply.
+        #[arg(long, value_name = "NS/NAME")]
+        gateway: Option<String>,
+        /// The proxy's namespace (short host names resolve in it).
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// How often to check the files for changes, in milliseconds.
+        #[arg(long, default_value = "1000")]
+        reload_interval_ms: u64,
+        /// Log every request (target meshwork::access).
+        #[arg(long)]
+        access_log: bool,
+    },
 }
+
+const PROXY_HELP: &str = "\
+On start it prints `listening on ADDR` (and `admin on ADDR`) to standard output.
+
+Example, in front of a service on 127.0.0.1:8080:
+  mesh proxy -f istio/ --listen 127.0.0.1:15001 --admin 127.0.0.1:15000
+  curl -H 'Host: reviews' http://127.0.0.1:15001/reviews/0";
 
 const EXPLAIN_HELP: &str = "\
 The JSON output (-o json) has every key always present, null where it does not apply:
@@ -97,8 +134,9 @@ Examples:
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_filter = if matches!(cli.command, Command::Proxy { .. }) { "meshwork=info" } else { "off" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(cli) {
         Ok(code) => code,
@@ -115,7 +153,79 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Explain { files, method, headers, source_labels, gateway, namespace, output, url } => {
             explain(&files, &method, &headers, &source_labels, gateway.as_deref(), &namespace, &output, &url)
         }
+        Command::Proxy { files, listen, admin, gateway, namespace, reload_interval_ms, access_log } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(proxy(ProxyArgs {
+                files,
+                listen,
+                admin,
+                gateway,
+                namespace,
+                reload_interval: std::time::Duration::from_millis(reload_interval_ms.max(10)),
+                access_log,
+            }))
+        }
     }
+}
+
+struct ProxyArgs {
+    files: Vec<PathBuf>,
+    listen: std::net::SocketAddr,
+    admin: Option<std::net::SocketAddr>,
+    gateway: Option<String>,
+    namespace: String,
+    reload_interval: std::time::Duration,
+    access_log: bool,
+}
+
+async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let gateway = match args.gateway.as_deref() {
+        Some(g) => Some(g.split_once('/').ok_or_else(|| anyhow::anyhow!("--gateway takes NAMESPACE/NAME, got {g:?}"))?),
+        None => None,
+    };
+    let source = mesh_proxy::reload::ConfigSource::with_mesh(args.files, &args.namespace, |b| {
+        let b = b.workload("mesh-proxy").access_log(args.access_log);
+        match gateway {
+            Some((ns, name)) => b.gateway(ns, name),
+            None => b,
+        }
+    })?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let mut out = std::io::stdout();
+    writeln!(out, "listening on {}", listener.local_addr()?)?;
+    if let Some(addr) = args.admin {
+        let admin = tokio::net::TcpListener::bind(addr).await?;
+        writeln!(out, "admin on {}", admin.local_addr()?)?;
+        let router = mesh_proxy::admin::router(source.clone(), Some(prometheus));
+        tokio::spawn(async move { axum::serve(admin, router).await });
+    }
+    out.flush()?;
+
+    tokio::spawn(source.clone().watch(args.reload_interval));
+    let mut hangup = signal(SignalKind::hangup())?;
+    let reload_on_hangup = source.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let s = reload_on_hangup.clone();
+            let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+        }
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!(target: "meshwork::proxy", "shutting down: draining in-flight requests");
+        let _ = stop.send(true);
+    });
+    mesh_proxy::server::serve(listener, mesh_proxy::server::upstream(source.mesh()), stopped).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> Result<ExitCode> {

@@ -65,6 +65,11 @@ impl<B: Body> TelemetryBody<B> {
         TelemetryBody { inner, report: None }
     }
 
+    /// A body that records nothing (for answers made outside the stack).
+    pub fn unrecorded(inner: B) -> Self {
+        TelemetryBody { inner, report: None }
+    }
+
     pub(super) fn wrap(response: Response<B>, pending: Pending) -> Response<Self> {
         let (parts, body) = response.into_parts();
         let header_bytes = super::headers_size(&parts.headers);

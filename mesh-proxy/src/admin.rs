@@ -1,0 +1,117 @@
+//! The admin server: what the proxy is doing, for operators and for Prometheus.
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/metrics` | Prometheus text: Istio's standard metrics and meshwork's own |
+//! | `/config_dump` | JSON: generation, resources in force, every rejection, routes per binding, clusters |
+//! | `/clusters` | JSON: each cluster's endpoints with labels, active requests and ejection state |
+//! | `/ready` | 200 once the first configuration is applied |
+//! | `/healthz` | 200 while the process runs |
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Value, json};
+
+use crate::reload::ConfigSource;
+
+#[derive(Debug, Clone)]
+struct Admin {
+    source: ConfigSource,
+    prometheus: Option<PrometheusHandle>,
+}
+
+/// The admin routes over `source`; `prometheus` renders `/metrics` (none: 404).
+pub fn router(source: ConfigSource, prometheus: Option<PrometheusHandle>) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", get(metrics))
+        .route("/config_dump", get(config_dump))
+        .route("/clusters", get(clusters))
+        .route("/ready", get(|| async { "ready\n" }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(Admin { source, prometheus })
+}
+
+async fn metrics(State(admin): State<Admin>) -> (http::StatusCode, String) {
+    match &admin.prometheus {
+        Some(handle) => {
+            handle.run_upkeep();
+            (http::StatusCode::OK, handle.render())
+        }
+        None => (http::StatusCode::NOT_FOUND, "no metrics recorder installed\n".into()),
+    }
+}
+
+async fn config_dump(State(admin): State<Admin>) -> Json<Value> {
+    let status = admin.source.status();
+    let snapshot = admin.source.mesh().snapshot();
+    let bindings: Vec<Value> = snapshot
+        .bindings()
+        .map(|b| {
+            let hosts: Vec<Value> = snapshot
+                .virtual_hosts(b)
+                .iter()
+                .map(|vh| {
+                    let rules: Vec<Value> = vh
+                        .rules
+                        .iter()
+                        .map(|r| {
+                            json!({
+                                "virtualService": format!("{}/{}", r.origin.namespace, r.origin.name),
+                                "rule": r.origin.index,
+                                "name": r.name.as_deref(),
+                            })
+                        })
+                        .collect();
+                    json!({"host": &*vh.pattern, "rules": rules})
+                })
+                .collect();
+            json!({"binding": b.to_string(), "virtualHosts": hosts})
+        })
+        .collect();
+    Json(json!({
+        "generation": status.generation,
+        "resources": admin.source.resources(),
+        "rejections": status.rejections,
+        "routes": bindings,
+        "clusters": cluster_list(&admin.source),
+    }))
+}
+
+fn cluster_list(source: &ConfigSource) -> Vec<Value> {
+    source
+        .mesh()
+        .clusters()
+        .all()
+        .iter()
+        .map(|c| {
+            let d = c.destination();
+            let endpoints: Vec<Value> = c
+                .endpoints()
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    json!({
+                        "address": &*e.address,
+                        "labels": e.labels.iter().map(|(k, v)| (k.to_string(), Value::from(&**v))).collect::<serde_json::Map<_, _>>(),
+                        "weight": e.weight,
+                        "ejected": c.is_ejected(i),
+                    })
+                })
+                .collect();
+            json!({
+                "host": &*d.host,
+                "subset": d.subset.as_deref(),
+                "port": d.port,
+                "active": c.pool().active(),
+                "pending": c.pool().pending(),
+                "endpoints": endpoints,
+            })
+        })
+        .collect()
+}
+
+async fn clusters(State(admin): State<Admin>) -> Json<Value> {
+    Json(Value::from(cluster_list(&admin.source)))
+}
