@@ -42,6 +42,13 @@ pub fn upstream(mesh: &Mesh) -> Upstream {
 type ProxyResponse = http::Response<mesh_tower::telemetry::TelemetryBody<MeshBody<Incoming>>>;
 
 async fn handle(stack: Upstream, req: http::Request<Incoming>) -> Result<ProxyResponse, Infallible> {
+    if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
+        // Nothing to route by: HTTP/1.1 requires Host (RFC 9112 §3.2), as Envoy answers it.
+        let reply: http::Response<MeshBody<Incoming>> =
+            LocalReply::Direct { status: 400, body: Some(bytes::Bytes::from_static(b"missing host header")) }
+                .into_response();
+        return Ok(reply.map(mesh_tower::telemetry::TelemetryBody::unrecorded));
+    }
     match stack.oneshot(req).await {
         Ok(response) => Ok(response),
         Err(e) => {

@@ -163,8 +163,22 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
     // Header routing through the proxy.
     assert_eq!(get(&client, &proxy.listen, "/reviews/0", &[("end-user", "jason")]).await, (200, "v2".into()));
     assert_eq!(get(&client, &proxy.listen, "/reviews/0", &[]).await, (200, "v1".into()));
-    // A host nobody configured: the proxy passes it through and fails as Envoy would, not with a panic.
     assert_eq!(admin(&client, &proxy.admin, "/ready").await, "ready\n");
+    // A request without Host gets a 400, not a panic or a hang.
+    let raw = tokio::task::spawn_blocking({
+        let listen = proxy.listen.clone();
+        move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(listen).expect("connect");
+            s.write_all(b"GET /reviews/0 HTTP/1.0\r\n\r\n").expect("write");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        }
+    })
+    .await
+    .expect("join");
+    assert!(raw.starts_with("HTTP/1.0 400"), "{raw}");
 
     // Metrics with Istio's names, on the admin port.
     let metrics = admin(&client, &proxy.admin, "/metrics").await;
