@@ -226,3 +226,48 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
     assert!(exit.expect("wait"), "exit status 0 after draining");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_under_concurrent_load_fails_no_request() {
+    let (v1, v2) = (upstream("v1").await, upstream("v2").await);
+    let dir = config_dir("reload-load");
+    std::fs::write(dir.join("services.yaml"), services(v1, v2)).expect("write");
+    std::fs::write(dir.join("routes.yaml"), JASON_TO_V2).expect("write");
+    let proxy = start_proxy(&dir);
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (client, listen, stopped) = (client.clone(), proxy.listen.clone(), stopped.clone());
+        load.push(tokio::spawn(async move {
+            let (mut ok, mut failed, mut versions) = (0usize, Vec::new(), std::collections::BTreeSet::new());
+            while !*stopped.borrow() {
+                let (status, body) = get(&client, &listen, "/reviews/0", &[]).await;
+                if status == 200 {
+                    ok += 1;
+                    versions.insert(body);
+                } else {
+                    failed.push((status, body));
+                }
+            }
+            (ok, failed, versions)
+        }));
+    }
+    for i in 0..12 {
+        let routes = if i % 2 == 0 { ALL_V2 } else { JASON_TO_V2 };
+        std::fs::write(dir.join("routes.yaml"), routes).expect("write");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    let _ = stop.send(true);
+    let mut total = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for task in load {
+        let (ok, failed, versions) = task.await.expect("task");
+        assert!(failed.is_empty(), "requests failed during reloads: {failed:?}");
+        total += ok;
+        seen.extend(versions);
+    }
+    assert!(total > 100, "load ran: {total} requests");
+    assert_eq!(seen.len(), 2, "both configurations served during the reloads: {seen:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
