@@ -444,6 +444,34 @@ impl Percentage {
     }
 }
 
+/// gRPC status names in code order (`OK` is 0, `UNAVAILABLE` 14), as gRPC defines them
+/// (<https://grpc.github.io/grpc/core/md_doc_statuscodes.html>); Istio's `fault.abort.grpcStatus`
+/// takes one of these names.
+pub const GRPC_STATUS_NAMES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// The code of a gRPC status name (`UNAVAILABLE` → 14; any case; a number stands for itself).
+pub fn grpc_status_code(name: &str) -> Option<u32> {
+    GRPC_STATUS_NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| i as u32).or_else(|| name.parse().ok())
+}
+
 /// How a fault abort answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AbortStatus {

@@ -57,16 +57,14 @@ impl EndpointMeta {
     /// from `service.istio.io/canonical-revision`, `app.kubernetes.io/version` or `version`
     /// (`latest` when none).
     pub fn from_endpoint(endpoint: &Endpoint, namespace: &Arc<str>) -> EndpointMeta {
-        let label = |keys: &[&str]| keys.iter().find_map(|k| endpoint.labels.get(*k).cloned());
+        let w = WorkloadLabels::of(&endpoint.labels);
         EndpointMeta {
             workload: endpoint.workload.clone().unwrap_or_else(unknown),
             namespace: namespace.clone(),
-            app: label(&["app"]).unwrap_or_else(unknown),
-            version: label(&["version"]).unwrap_or_else(unknown),
-            canonical_service: label(&["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"])
-                .unwrap_or_else(unknown),
-            canonical_revision: label(&["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
-                .unwrap_or_else(|| Arc::from("latest")),
+            app: w.app.unwrap_or_else(unknown),
+            version: w.version.unwrap_or_else(unknown),
+            canonical_service: w.canonical_service.unwrap_or_else(unknown),
+            canonical_revision: w.canonical_revision,
         }
     }
 
@@ -85,6 +83,33 @@ impl EndpointMeta {
                 })
             })
             .clone()
+    }
+}
+
+/// The telemetry labels Istio derives from a workload's labels
+/// (<https://istio.io/latest/docs/reference/config/metrics/#labels>,
+/// <https://istio.io/latest/docs/ops/deployment/application-requirements/#pod-labels>):
+/// canonical service from `service.istio.io/canonical-name`, `app.kubernetes.io/name` or `app`;
+/// canonical revision from `service.istio.io/canonical-revision`, `app.kubernetes.io/version` or
+/// `version`, `latest` when none.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkloadLabels {
+    pub(crate) app: Option<Arc<str>>,
+    pub(crate) version: Option<Arc<str>>,
+    pub(crate) canonical_service: Option<Arc<str>>,
+    pub(crate) canonical_revision: Arc<str>,
+}
+
+impl WorkloadLabels {
+    pub(crate) fn of(labels: &std::collections::BTreeMap<Arc<str>, Arc<str>>) -> WorkloadLabels {
+        let label = |keys: &[&str]| keys.iter().find_map(|k| labels.get(*k).cloned());
+        WorkloadLabels {
+            app: label(&["app"]),
+            version: label(&["version"]),
+            canonical_service: label(&["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"]),
+            canonical_revision: label(&["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
+                .unwrap_or_else(|| Arc::from("latest")),
+        }
     }
 }
 

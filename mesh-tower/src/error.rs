@@ -140,6 +140,12 @@ impl LocalReply {
                     headers.insert(http::header::LOCATION, v);
                 }
             }
+            LocalReply::Overflow => {
+                // Envoy marks its circuit-breaker refusals so callers (and other Envoys) do not
+                // retry into the overload (envoyproxy/envoy#1793).
+                headers.insert("x-envoy-overloaded", HeaderValue::from_static("true"));
+                headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            }
             LocalReply::FaultAbort { grpc_status: Some(code), .. } => {
                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 headers.insert("grpc-status", HeaderValue::from(*code));

@@ -22,26 +22,7 @@ use crate::route::RouteContext;
 
 /// The code of a gRPC status name (`UNAVAILABLE` → 14), as gRPC defines them.
 pub fn grpc_code(name: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| i as u32).or_else(|| name.parse().ok())
+    mesh_core::route::grpc_status_code(name)
 }
 
 fn abort_reply(status: &AbortStatus) -> LocalReply {

@@ -3,8 +3,9 @@
 //! For each mirror of the matched rule, a request is copied when a draw falls within the
 //! mirror's percentage (100 % when unset). The copy goes to the mirror's destination through the
 //! layers below (timeout, connection pool, balance) but is never retried, and its `Host` /
-//! `:authority` gets Envoy's `-shadow` suffix (before any port), so the mirror can tell copies
-//! apart. Copies are fire-and-forget: they run on their own task, their responses are dropped,
+//! `:authority` gets Envoy's `-shadow` suffix, on the host part before any port (Envoy has done
+//! so since envoyproxy/envoy#2600: `httpbin:8000` → `httpbin-shadow:8000`), so the mirror can tell
+//! copies apart. Copies are fire-and-forget: they run on their own task, their responses are dropped,
 //! and they never delay or fail the caller's request. A copy's body follows the caller's body as
 //! it is sent ([`Replay::follow`]); a body that outgrows the replay buffer ends the copy, never
 //! the original.

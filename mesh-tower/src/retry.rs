@@ -12,7 +12,11 @@
 //!   `connectionPool.http.maxRetries`;
 //! - the request is not a mirror's copy (Envoy never retries shadows);
 //! - the answer is not meshwork's own refusal — a connection-pool overflow or "no healthy
-//!   upstream" 503 is returned as is, as Envoy does.
+//!   upstream" 503 is returned as is: Envoy never retries after local circuit breaking
+//!   (envoyproxy/envoy#1793).
+//!
+//! When the retry budget (or `maxRetries`) refuses a retry, the response is returned with flag
+//! `UO`, as Envoy records retry overflow (envoyproxy/envoy#1588).
 //!
 //! Before each retry it waits Envoy's jittered exponential backoff (25 ms base unless the route
 //! sets one), and the next try avoids the endpoints already tried. When the retries run out on a
@@ -193,13 +197,15 @@ where
                         return Poll::Ready(Ok(response));
                     };
                     let upstream = response.extensions().get::<Upstream>();
-                    if let Some(cluster) = upstream.and_then(|u| u.cluster.as_ref()) {
+                    if let Some(cluster) = upstream.and_then(|u| u.cluster.clone()) {
                         if !cluster.try_retry() {
                             tracing::debug!(target: "meshwork::retry", cluster = %cluster.destination().host, "not retried: retry budget exhausted");
+                            ResponseFlags::add_to(ResponseFlags::OVERFLOW, &mut response);
                             return Poll::Ready(Ok(response));
                         }
-                        *this.retry_slot = Some(cluster.clone());
+                        *this.retry_slot = Some(cluster);
                     }
+                    let upstream = response.extensions().get::<Upstream>();
                     if let Some(address) = upstream.and_then(|u| u.address.clone()) {
                         this.tried.push(address);
                     }

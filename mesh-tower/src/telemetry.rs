@@ -52,7 +52,7 @@ use tower_service::Service;
 pub use self::body::TelemetryBody;
 pub use self::trace::{TraceParent, propagate};
 use crate::balance::Upstream;
-use crate::cluster::{EndpointMeta, service_namespace};
+use crate::cluster::{EndpointMeta, WorkloadLabels, service_namespace};
 use crate::error::ResponseFlags;
 
 /// Istio's default cluster name.
@@ -73,18 +73,15 @@ struct Source {
 
 impl Source {
     fn new(client: &ClientIdentity, workload: Option<&str>) -> Source {
-        let label = |keys: &[&str]| keys.iter().find_map(|k| client.labels.get(*k).cloned());
+        let w = WorkloadLabels::of(&client.labels);
         let unknown = || Arc::<str>::from("unknown");
         Source {
             workload: workload.map(Arc::from).unwrap_or_else(unknown),
             namespace: client.namespace.clone(),
-            app: label(&["app"]).unwrap_or_else(unknown),
-            version: label(&["version"]).unwrap_or_else(unknown),
-            canonical_service: label(&["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"])
-                .or_else(|| workload.map(Arc::from))
-                .unwrap_or_else(unknown),
-            canonical_revision: label(&["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
-                .unwrap_or_else(|| Arc::from("latest")),
+            app: w.app.unwrap_or_else(unknown),
+            version: w.version.unwrap_or_else(unknown),
+            canonical_service: w.canonical_service.or_else(|| workload.map(Arc::from)).unwrap_or_else(unknown),
+            canonical_revision: w.canonical_revision,
         }
     }
 }

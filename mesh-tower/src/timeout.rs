@@ -5,7 +5,14 @@
 //! `upstream request timeout` (flag `UT`); [`TimeoutLayer::per_try`] below it bounds each try,
 //! and its 504 is marked as a failed try so the retry layer may try again (Envoy retries a
 //! per-try timeout under `5xx`, `gateway-error` and `reset`). Istio's default is no timeout.
-//! Both bound the time until the response headers arrive.
+//! Both bound the time until the response headers arrive (Envoy's route timeout also covers the
+//! response body; see the closing notes).
+//!
+//! The route timeout starts when the request leaves the fault layer: Envoy's route `timeout`
+//! "spans between the point at which the entire downstream request has been processed" by the
+//! router and the response
+//! (<https://www.envoyproxy.io/docs/envoy/latest/api-v3/config/route/v3/route_components.proto#envoy-v3-api-field-config-route-v3-routeaction-timeout>),
+//! and the fault filter sits before the router, so an injected delay is not counted.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -457,6 +457,7 @@ spec:
     assert_eq!(status, 503);
     assert!(body.contains("overflow"), "{body}");
     assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::OVERFLOW));
+    assert_eq!(parts.headers["x-envoy-overloaded"], "true", "marked as Envoy marks its refusals");
     assert_eq!(server.hits(), 1, "the queued request waits, the overflowing one never leaves");
     release.add_permits(10);
     assert_eq!(first.await.expect("first"), 200);
@@ -633,4 +634,28 @@ spec:
         "reviews:9080",
         "the service name reaches the upstream over h2 too"
     );
+}
+
+#[tokio::test]
+async fn a_retry_refused_by_max_retries_returns_the_response_flagged_uo() {
+    let server = fixed(503, "down").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let config = format!(
+        "{}\n---\n{}",
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: flaky}
+spec:
+  host: flaky
+  trafficPolicy:
+    connectionPool: {http: {maxRetries: 0}}
+"#,
+        retrying_vs(3, "5xx")
+    );
+    let stack = stack(&mesh(&config, registry));
+    let (status, _, parts) = send(&stack, get("http://flaky/", &[])).await;
+    assert_eq!((status, server.hits()), (503, 1), "no retry slot, no retry");
+    assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::OVERFLOW));
 }

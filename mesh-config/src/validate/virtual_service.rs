@@ -1,6 +1,8 @@
 //! VirtualService rules (istio/istio `pkg/config/validation/validation.go` `ValidateVirtualService`
 //! and `virtualservice.go` `validateHTTPRoute`).
 
+use mesh_core::route::GRPC_STATUS_NAMES;
+
 use super::common::*;
 use super::{Ctx, P};
 use crate::types::virtual_service::*;
@@ -19,27 +21,6 @@ pub(crate) const RETRY_ON_POLICIES: &[&str] = &[
     "internal",
     "resource-exhausted",
     "unavailable",
-];
-
-/// gRPC status names accepted by `fault.abort.grpcStatus`.
-pub(crate) const GRPC_STATUS_NAMES: &[&str] = &[
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
 ];
 
 const CORS_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*"];
