@@ -58,6 +58,7 @@ impl Req {
             path: &self.path,
             query: self.query.as_deref(),
             headers: &self.headers,
+            listener_port: None,
         }
     }
 }

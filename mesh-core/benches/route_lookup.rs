@@ -94,6 +94,7 @@ fn lookup(c: &mut Criterion) {
                     path: &path,
                     query: None,
                     headers: &headers,
+                    listener_port: None,
                 };
                 let hit = matches!(snapshot.route(&Binding::Mesh, &req, &client), RouteDecision::Matched { .. });
                 assert_eq!(hit, case == "worst", "{kind} {n} {case}");

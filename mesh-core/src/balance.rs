@@ -346,6 +346,7 @@ mod tests {
             path: "/",
             query: Some("u=7"),
             headers: &headers,
+            listener_port: None,
         };
         assert_eq!(request_hash(&HashKey::Header("x-user".into()), &req, None), Some(hash_key(b"bob")));
         let cookie = HashKey::Cookie { name: "session".into(), path: None, ttl: None };

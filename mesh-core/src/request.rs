@@ -62,6 +62,10 @@ pub struct RequestView<'a> {
     pub query: Option<&'a str>,
     /// Headers.
     pub headers: &'a dyn HeaderSource,
+    /// The port the request arrived on, when the receiver knows it better than the authority
+    /// does: a Gateway listener's port (`8080` for `Host: bookinfo.example.com`). `port` matches
+    /// use it; `None` falls back to the authority's port, then the scheme's.
+    pub listener_port: Option<u16>,
 }
 
 impl std::fmt::Debug for RequestView<'_> {
@@ -92,6 +96,7 @@ impl<'a> RequestView<'a> {
             path: uri.path(),
             query: uri.query(),
             headers,
+            listener_port: None,
         }
     }
 
@@ -101,8 +106,12 @@ impl<'a> RequestView<'a> {
         host.trim_end_matches('.').to_ascii_lowercase()
     }
 
-    /// The port: the authority's, else the scheme's default (80 / 443).
+    /// The port: the listener's when known, else the authority's, else the scheme's default
+    /// (80 / 443).
     pub fn port(&self) -> u16 {
+        if let Some(p) = self.listener_port {
+            return p;
+        }
         match split_authority(self.authority).1 {
             Some(p) => p,
             None if self.scheme.eq_ignore_ascii_case("https") => 443,
@@ -179,6 +188,7 @@ mod tests {
             path: "/p",
             query: Some("a=1&b&c=3"),
             headers: &headers,
+            listener_port: None,
         };
         assert_eq!(v.host(), "reviews.default");
         assert_eq!(v.port(), 443);

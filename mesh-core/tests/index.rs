@@ -77,7 +77,7 @@ proptest! {
         b.add_routes(Binding::Mesh, "svc.default.svc.cluster.local", "default/vs", rules.clone()).expect("one owner");
         let snapshot = b.build();
         let headers: Vec<(String, String)> = header.iter().map(|v| ("h".to_string(), v.to_string())).collect();
-        let req = RequestView { method: "GET", scheme: "http", authority: "svc", path: &path, query: None, headers: &headers };
+        let req = RequestView { method: "GET", scheme: "http", authority: "svc", path: &path, query: None, headers: &headers, listener_port: None };
         let client = ClientIdentity::new("default", []);
 
         let expected = rules.iter().enumerate().find_map(|(i, r)| {

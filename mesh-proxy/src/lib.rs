@@ -2,6 +2,10 @@
 //!
 //! - [`server`]: accept HTTP/1.1 and HTTP/2 (h2c) connections and forward every request through
 //!   the meshwork stack ([`mesh_tower::Mesh`]) around a pooled hyper-util client; graceful drain.
+//! - [`server::serve_gateway`]: the same, as one port of an Istio Gateway (hosts, TLS
+//!   termination by SNI, `httpsRedirect`).
+//! - [`upstream`]: the pooled client under the stack, with TLS origination per DestinationRule.
+//! - [`tls`]: rustls configs from Istio's TLS settings (ring provider, nothing installed globally).
 //! - [`admin`]: `/metrics` (Prometheus text), `/config_dump`, `/clusters`, `/ready`, `/healthz`.
 //! - [`reload`]: the configuration source — files loaded, validated per resource, applied to the
 //!   mesh; reloads on change (polling the files' contents) and on demand (SIGHUP in the binary),
@@ -24,3 +28,5 @@
 pub mod admin;
 pub mod reload;
 pub mod server;
+pub mod tls;
+pub mod upstream;

@@ -80,15 +80,24 @@ enum Command {
         /// Configuration files or directories (repeatable).
         #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
         files: Vec<PathBuf>,
-        /// Address to accept HTTP/1.1 and HTTP/2 (h2c) on.
-        #[arg(long, default_value = "127.0.0.1:15001")]
-        listen: std::net::SocketAddr,
+        /// Address to accept HTTP/1.1 and HTTP/2 (h2c) on (default 127.0.0.1:15001). With
+        /// `--gateway`, the Gateway's servers say where to listen instead.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
         /// Address of the admin server (/metrics, /config_dump, /clusters, /ready, /healthz).
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
-        /// Serve as this Gateway (`namespace/name`): only VirtualServices bound to it apply.
+        /// Serve as this Gateway (`namespace/name`): one listener per port of its `servers`
+        /// (HTTP, or HTTPS terminating TLS), and only VirtualServices bound to it apply.
         #[arg(long, value_name = "NS/NAME")]
         gateway: Option<String>,
+        /// With `--gateway`: the IP address the Gateway's ports are opened on.
+        #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+        gateway_address: std::net::IpAddr,
+        /// With `--gateway`: open Gateway port PORT at ADDR instead (repeatable), e.g.
+        /// `--port-map 443=127.0.0.1:8443`; port 0 picks a free one.
+        #[arg(long = "port-map", value_name = "PORT=ADDR")]
+        port_map: Vec<String>,
         /// The proxy's namespace (short host names resolve in it).
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
@@ -102,11 +111,15 @@ enum Command {
 }
 
 const PROXY_HELP: &str = "\
-On start it prints `listening on ADDR` (and `admin on ADDR`) to standard output.
+On start it prints `listening on ADDR` (and `admin on ADDR`) to standard output; as a
+Gateway, one line per port: `listening on ADDR port=PORT protocol=PROTOCOL`.
 
 Example, in front of a service on 127.0.0.1:8080:
   mesh proxy -f istio/ --listen 127.0.0.1:15001 --admin 127.0.0.1:15000
-  curl -H 'Host: reviews' http://127.0.0.1:15001/reviews/0";
+  curl -H 'Host: reviews' http://127.0.0.1:15001/reviews/0
+
+As the Bookinfo ingress gateway (its server is port 8080, HTTP):
+  mesh proxy -f bookinfo/ --gateway default/bookinfo-gateway --port-map 8080=127.0.0.1:8080";
 
 const EXPLAIN_HELP: &str = "\
 The JSON output (-o json) has every key always present, null where it does not apply:
@@ -153,13 +166,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Explain { files, method, headers, source_labels, gateway, namespace, output, url } => {
             explain(&files, &method, &headers, &source_labels, gateway.as_deref(), &namespace, &output, &url)
         }
-        Command::Proxy { files, listen, admin, gateway, namespace, reload_interval_ms, access_log } => {
+        Command::Proxy {
+            files,
+            listen,
+            admin,
+            gateway,
+            gateway_address,
+            port_map,
+            namespace,
+            reload_interval_ms,
+            access_log,
+        } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(proxy(ProxyArgs {
                 files,
                 listen,
                 admin,
                 gateway,
+                gateway_address,
+                port_map,
                 namespace,
                 reload_interval: std::time::Duration::from_millis(reload_interval_ms.max(10)),
                 access_log,
@@ -170,9 +195,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 struct ProxyArgs {
     files: Vec<PathBuf>,
-    listen: std::net::SocketAddr,
+    listen: Option<std::net::SocketAddr>,
     admin: Option<std::net::SocketAddr>,
     gateway: Option<String>,
+    gateway_address: std::net::IpAddr,
+    port_map: Vec<String>,
     namespace: String,
     reload_interval: std::time::Duration,
     access_log: bool,
@@ -194,9 +221,55 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
             None => b,
         }
     })?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let mut out = std::io::stdout();
-    writeln!(out, "listening on {}", listener.local_addr()?)?;
+    let mut listeners = Vec::new();
+    match gateway {
+        None => {
+            let addr = args.listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 15001)));
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            writeln!(out, "listening on {}", listener.local_addr()?)?;
+            listeners.push((listener, None));
+        }
+        Some((ns, name)) => {
+            if args.listen.is_some() {
+                anyhow::bail!(
+                    "--listen does not apply with --gateway: the Gateway's servers say where to listen (see --port-map)"
+                );
+            }
+            let mut map = std::collections::HashMap::new();
+            for m in &args.port_map {
+                let (port, addr) =
+                    m.split_once('=').ok_or_else(|| anyhow::anyhow!("--port-map takes PORT=ADDR, got {m:?}"))?;
+                let port: u16 = port.parse().map_err(|_| anyhow::anyhow!("--port-map: {port:?} is not a port"))?;
+                let addr: std::net::SocketAddr =
+                    addr.parse().map_err(|_| anyhow::anyhow!("--port-map: {addr:?} is not an address"))?;
+                map.insert(port, addr);
+            }
+            let snapshot = source.mesh().snapshot();
+            let declared = snapshot
+                .gateway(ns, name)
+                .ok_or_else(|| anyhow::anyhow!("Gateway {ns}/{name} is not in the configuration"))?;
+            let mut ports: Vec<(u16, std::sync::Arc<str>)> = Vec::new();
+            for server in declared.servers.iter() {
+                if !ports.iter().any(|(p, _)| *p == server.port) {
+                    ports.push((server.port, server.protocol.clone()));
+                }
+            }
+            for (port, protocol) in ports {
+                if !matches!(&*protocol, "HTTP" | "HTTPS" | "HTTP2" | "GRPC") {
+                    tracing::warn!(target: "meshwork::proxy", port, %protocol, "gateway port not opened: meshwork serves HTTP, HTTPS, HTTP2 and GRPC servers");
+                    continue;
+                }
+                let addr = map.get(&port).copied().unwrap_or(std::net::SocketAddr::new(args.gateway_address, port));
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("gateway port {port} at {addr}: {e}"))?;
+                writeln!(out, "listening on {} port={port} protocol={protocol}", listener.local_addr()?)?;
+                let gateway_port = mesh_proxy::server::GatewayPort::new(source.mesh().clone(), ns, name, port);
+                listeners.push((listener, Some(gateway_port)));
+            }
+        }
+    }
     if let Some(addr) = args.admin {
         let admin = tokio::net::TcpListener::bind(addr).await?;
         writeln!(out, "admin on {}", admin.local_addr()?)?;
@@ -224,7 +297,20 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         tracing::info!(target: "meshwork::proxy", "shutting down: draining in-flight requests");
         let _ = stop.send(true);
     });
-    mesh_proxy::server::serve(listener, mesh_proxy::server::upstream(source.mesh()), stopped).await?;
+    let stack = mesh_proxy::server::upstream(source.mesh());
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, gateway_port) in listeners {
+        let (stack, stopped) = (stack.clone(), stopped.clone());
+        servers.spawn(async move {
+            match gateway_port {
+                None => mesh_proxy::server::serve(listener, stack, stopped).await,
+                Some(port) => mesh_proxy::server::serve_gateway(listener, stack, port, stopped).await,
+            }
+        });
+    }
+    while let Some(result) = servers.join_next().await {
+        result??;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -329,6 +415,7 @@ fn explain(
         path: uri.path(),
         query: uri.query(),
         headers: &header_list,
+        listener_port: None,
     };
     if output == "json" {
         let value = explain::explain_json(store.snapshot(), &binding, &req, &client);

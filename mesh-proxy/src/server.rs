@@ -1,63 +1,235 @@
 //! The proxy listener: every request it accepts goes through the meshwork stack.
 //!
 //! Connections are served with hyper-util's auto builder (HTTP/1.1 with keep-alive and upgrades,
-//! and HTTP/2 with prior knowledge). Requests are routed by their `Host` / `:authority` (the
-//! mesh's VirtualServices, or a Gateway's), and forwarded with a pooled hyper-util client to the
-//! endpoint meshwork picks. hyper answers malformed requests with 400 itself; header reads time
-//! out after [`HEADER_READ_TIMEOUT`] and the request head is capped at [`MAX_HEADER_BYTES`].
-//! When `stop` turns true the listener stops accepting, every connection finishes its in-flight
-//! requests (HTTP/2 gets GOAWAY), then `serve` returns.
+//! and HTTP/2 with prior knowledge, or chosen by ALPN over TLS). Requests are routed by their
+//! `Host` / `:authority` (the mesh's VirtualServices, or a Gateway's), and forwarded with a pooled
+//! client ([`UpstreamClient`]) to the endpoint meshwork picks. hyper answers malformed requests
+//! with 400 itself; header reads time out after [`HEADER_READ_TIMEOUT`] and the request head is
+//! capped at [`MAX_HEADER_BYTES`]. When `stop` turns true the listener stops accepting, every
+//! connection finishes its in-flight requests (HTTP/2 gets GOAWAY), then `serve` returns.
+//!
+//! A WebSocket (any HTTP/1.1 `Upgrade`) is passed through: when the endpoint answers
+//! `101 Switching Protocols`, the two upgraded connections are joined and bytes copied both ways.
+//!
+//! # Gateway listeners
+//!
+//! [`GatewayPort`] makes a listener serve one port of an Istio Gateway, as Envoy's listener for
+//! that port in an ingress gateway does:
+//!
+//! - the servers on that port are read from the current configuration for every new connection
+//!   (a reload that changes hosts or certificates applies to new connections);
+//! - `HTTPS` servers terminate TLS (`SIMPLE`, `MUTUAL`, `OPTIONAL_MUTUAL`), chosen by the SNI the
+//!   client sends among the servers' `hosts`; ALPN offers `h2` and `http/1.1`;
+//! - a request whose host none of the servers lists gets 404 (`NR`), as Envoy answers a request
+//!   with no virtual host;
+//! - an `HTTP` server with `tls.httpsRedirect: true` answers 301 to the `https` URL;
+//! - `port` matches of VirtualService rules see the listener's port;
+//! - `x-forwarded-proto` is set to the scheme the client used and the client's address is
+//!   appended to `x-forwarded-for` (an edge proxy's duty, as Envoy with `use_remote_address`).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use mesh_tower::{LocalReply, Mesh, MeshBody, MeshService, ReplayBody};
-use tokio::net::TcpListener;
+use mesh_core::service::{GatewayServer, ServerTls};
+use mesh_tower::{ListenerPort, LocalReply, Mesh, MeshBody, MeshService};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+
+use crate::tls::{host_matches, server_config};
+pub use crate::upstream::UpstreamClient;
 
 /// A client request head must arrive within this time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted (HTTP/1.1 read buffer), as Envoy's default 60 KiB.
 pub const MAX_HEADER_BYTES: usize = 60 * 1024;
+/// A TLS handshake must finish within this time.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The stack the proxy forwards through.
-pub type Upstream = MeshService<Client<HttpConnector, ReplayBody<Incoming>>>;
+pub type Upstream = MeshService<UpstreamClient>;
 
-/// The mesh stack around a pooled hyper-util client (HTTP/1.1 keep-alive; HTTP/2 requests stay
-/// HTTP/2 when the client sent HTTP/2).
+/// The mesh stack around the proxy's pooled client.
 pub fn upstream(mesh: &Mesh) -> Upstream {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(10)));
-    let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(90)).build(connector);
-    tower::Layer::layer(&mesh.layer(), client)
+    tower::Layer::layer(&mesh.layer(), UpstreamClient::new())
 }
 
-type ProxyResponse = http::Response<mesh_tower::telemetry::TelemetryBody<MeshBody<Incoming>>>;
+type ProxyBody = mesh_tower::telemetry::TelemetryBody<MeshBody<Incoming>>;
+type ProxyResponse = http::Response<ProxyBody>;
 
-async fn handle(stack: Upstream, req: http::Request<Incoming>) -> Result<ProxyResponse, Infallible> {
-    if req.uri().authority().is_none() && !req.headers().contains_key(http::header::HOST) {
-        // Nothing to route by: HTTP/1.1 requires Host (RFC 9112 §3.2), as Envoy answers it.
-        let reply: http::Response<MeshBody<Incoming>> =
-            LocalReply::Direct { status: 400, body: Some(bytes::Bytes::from_static(b"missing host header")) }
-                .into_response();
-        return Ok(reply.map(mesh_tower::telemetry::TelemetryBody::unrecorded));
+fn local(reply: LocalReply) -> ProxyResponse {
+    let response: http::Response<MeshBody<Incoming>> = reply.into_response();
+    response.map(mesh_tower::telemetry::TelemetryBody::unrecorded)
+}
+
+/// One port of a Gateway, served by a listener (see the module docs).
+#[derive(Debug, Clone)]
+pub struct GatewayPort {
+    mesh: Mesh,
+    namespace: Arc<str>,
+    name: Arc<str>,
+    port: u16,
+    tls: Arc<Mutex<Vec<(ServerTls, Arc<rustls::ServerConfig>)>>>,
+}
+
+impl GatewayPort {
+    /// Port `port` of Gateway `namespace/name`, as configured in `mesh` now and after reloads.
+    pub fn new(mesh: Mesh, namespace: &str, name: &str, port: u16) -> Self {
+        GatewayPort { mesh, namespace: Arc::from(namespace), name: Arc::from(name), port, tls: Arc::default() }
     }
+
+    /// The servers on this port in the current configuration.
+    pub fn servers(&self) -> Vec<GatewayServer> {
+        let snapshot = self.mesh.snapshot();
+        snapshot
+            .gateway(&self.namespace, &self.name)
+            .map(|g| g.servers.iter().filter(|s| s.port == self.port).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The TLS config for `tls`, built once per distinct setting.
+    fn server_config(&self, tls: &ServerTls) -> Option<Arc<rustls::ServerConfig>> {
+        let mut cache = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, config)) = cache.iter().find(|(t, _)| t == tls) {
+            return Some(config.clone());
+        }
+        match server_config(tls) {
+            Ok(config) => {
+                let config = Arc::new(config);
+                cache.push((tls.clone(), config.clone()));
+                Some(config)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    target: "meshwork::proxy",
+                    gateway = %format_args!("{}/{}", self.namespace, self.name),
+                    port = self.port,
+                    error = %e,
+                    "gateway server TLS cannot be served"
+                );
+                None
+            }
+        }
+    }
+}
+
+fn is_tls(server: &GatewayServer) -> bool {
+    matches!(&*server.protocol, "HTTPS" | "TLS")
+}
+
+/// What a connection knows about how it was accepted.
+#[derive(Debug, Clone)]
+struct Accepted {
+    peer: SocketAddr,
+    https: bool,
+    port: Option<u16>,
+    /// Gateway listeners: the servers whose hosts this connection may ask for.
+    servers: Option<Arc<[GatewayServer]>>,
+}
+
+fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
+}
+
+/// Gateway duties before routing: host check, HTTPS redirect, scheme, port, forwarded headers.
+fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), LocalReply> {
+    let Some(servers) = &accepted.servers else { return Ok(()) };
+    let authority = request_host(req).unwrap_or("").to_string();
+    let host = mesh_core::request::split_authority(&authority).0.trim_end_matches('.').to_ascii_lowercase();
+    let Some(server) = servers.iter().find(|s| s.hosts.iter().any(|(_, h)| host_matches(h, &host))) else {
+        return Err(LocalReply::NoRoute);
+    };
+    if !accepted.https && server.tls.as_ref().is_some_and(|t| t.https_redirect) {
+        let authority = authority.strip_suffix(":80").unwrap_or(&authority);
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        return Err(LocalReply::Redirect { status: 301, location: format!("https://{authority}{path}") });
+    }
+    if accepted.https && req.uri().scheme().is_none() {
+        let mut parts = req.uri().clone().into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+        if parts.authority.is_none() {
+            parts.authority = authority.parse().ok();
+        }
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    if let Some(port) = accepted.port {
+        req.extensions_mut().insert(ListenerPort(port));
+    }
+    let headers = req.headers_mut();
+    headers.insert("x-forwarded-proto", http::HeaderValue::from_static(if accepted.https { "https" } else { "http" }));
+    let peer = accepted.peer.ip().to_string();
+    let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) => format!("{existing}, {peer}"),
+        None => peer,
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&forwarded) {
+        headers.insert("x-forwarded-for", v);
+    }
+    Ok(())
+}
+
+async fn handle(
+    stack: Upstream,
+    accepted: Arc<Accepted>,
+    mut req: http::Request<Incoming>,
+) -> Result<ProxyResponse, Infallible> {
+    if request_host(&req).is_none() {
+        // Nothing to route by: HTTP/1.1 requires Host (RFC 9112 §3.2), as Envoy answers it.
+        return Ok(local(LocalReply::Direct {
+            status: 400,
+            body: Some(bytes::Bytes::from_static(b"missing host header")),
+        }));
+    }
+    if let Err(reply) = admit(&accepted, &mut req) {
+        return Ok(local(reply));
+    }
+    let client_upgrade = req.headers().contains_key(http::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
     match stack.oneshot(req).await {
-        Ok(response) => Ok(response),
+        Ok(mut response) => {
+            if let Some(client_upgrade) = client_upgrade
+                && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+            {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+            }
+            Ok(response)
+        }
         Err(e) => {
             // The stack answers upstream failures itself; an error here is a client bug.
             tracing::warn!(target: "meshwork::proxy", error = %e, "request failed");
-            let reply: http::Response<MeshBody<Incoming>> =
-                LocalReply::UpstreamFailure { outcome: mesh_core::retry::TryOutcome::Reset }.into_response();
-            Ok(reply.map(mesh_tower::telemetry::TelemetryBody::unrecorded))
+            Ok(local(LocalReply::UpstreamFailure { outcome: mesh_core::retry::TryOutcome::Reset }))
         }
+    }
+}
+
+/// Join an upgraded client connection with the upgraded upstream one.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::debug!(target: "meshwork::proxy", error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        Ok((up, down)) => tracing::debug!(target: "meshwork::proxy", up, down, "upgraded connection closed"),
+        Err(e) => tracing::debug!(target: "meshwork::proxy", error = %e, "upgraded connection ended with an error"),
     }
 }
 
@@ -66,9 +238,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Serve `listener` until `stop` turns true, then drain (see the module docs).
-pub async fn serve(listener: TcpListener, stack: Upstream, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
-    let mut connections = JoinSet::new();
+fn connection_builder() -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -77,6 +247,95 @@ pub async fn serve(listener: TcpListener, stack: Upstream, mut stop: watch::Rece
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    stack: Upstream,
+    accepted: Accepted,
+    builder: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = accepted.peer;
+    let accepted = Arc::new(accepted);
+    let service = hyper::service::service_fn(move |req| handle(stack.clone(), accepted.clone(), req));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(target: "meshwork::proxy", %peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Terminate TLS for a Gateway port: pick the server by SNI, then serve HTTP over it.
+async fn accept_tls(
+    stream: TcpStream,
+    gateway: &GatewayPort,
+    servers: Vec<GatewayServer>,
+    peer: SocketAddr,
+) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Accepted)> {
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let handshake = async {
+        let start = acceptor.await.ok()?;
+        let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
+        let server = match &sni {
+            Some(name) => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| host_matches(h, name))),
+            // No SNI: only a server for every host can answer.
+            None => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| host_matches(h, "*"))),
+        };
+        let Some(server) = server else {
+            tracing::debug!(target: "meshwork::proxy", %peer, sni = sni.as_deref().unwrap_or(""), "no gateway server for this SNI");
+            return None;
+        };
+        let config = gateway.server_config(server.tls.as_ref()?)?;
+        let stream = start.into_stream(config).await.ok()?;
+        let accepted =
+            Accepted { peer, https: true, port: Some(gateway.port), servers: Some(Arc::from(vec![server.clone()])) };
+        Some((stream, accepted))
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Some(done)) => Some(done),
+        Ok(None) => None,
+        Err(_) => {
+            tracing::debug!(target: "meshwork::proxy", %peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Serve `listener` until `stop` turns true, then drain (see the module docs).
+pub async fn serve(listener: TcpListener, stack: Upstream, stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    serve_listener(listener, stack, None, stop).await
+}
+
+/// Serve `listener` as one port of a Gateway (see the module docs) until `stop` turns true.
+pub async fn serve_gateway(
+    listener: TcpListener,
+    stack: Upstream,
+    gateway: GatewayPort,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    serve_listener(listener, stack, Some(gateway), stop).await
+}
+
+async fn serve_listener(
+    listener: TcpListener,
+    stack: Upstream,
+    gateway: Option<GatewayPort>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut connections = JoinSet::new();
+    let builder = connection_builder();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -90,21 +349,22 @@ pub async fn serve(listener: TcpListener, stack: Upstream, mut stop: watch::Rece
                 let _ = stream.set_nodelay(true);
                 let stack = stack.clone();
                 let builder = builder.clone();
-                let mut stop = stop.clone();
+                let stop = stop.clone();
+                let gateway = gateway.clone();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(stack.clone(), req));
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        result = conn.as_mut() => {
-                            if let Err(e) = result {
-                                tracing::debug!(target: "meshwork::proxy", %peer, error = %e, "connection ended with an error");
-                            }
+                    let Some(gateway) = gateway else {
+                        let accepted = Accepted { peer, https: false, port: None, servers: None };
+                        return serve_connection(stream, stack, accepted, builder, stop).await;
+                    };
+                    let servers = gateway.servers();
+                    if servers.iter().any(is_tls) {
+                        if let Some((tls, accepted)) = accept_tls(stream, &gateway, servers, peer).await {
+                            serve_connection(tls, stack, accepted, builder, stop).await;
                         }
-                        _ = stopped(&mut stop) => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
+                    } else {
+                        let accepted =
+                            Accepted { peer, https: false, port: Some(gateway.port), servers: Some(servers.into()) };
+                        serve_connection(stream, stack, accepted, builder, stop).await;
                     }
                 });
             }

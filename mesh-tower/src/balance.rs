@@ -80,8 +80,9 @@ pub(crate) fn cluster_of<B>(req: &Request<B>, clusters: &Clusters) -> Arc<Cluste
     }
 }
 
-/// Point the request at `address`, keeping the caller's authority in `Host`.
-fn set_endpoint<B>(req: &mut Request<B>, address: &http::uri::Authority) {
+/// Point the request at `address`, keeping the caller's authority in `Host`; `tls` makes the URI
+/// `https` (the client below originates TLS).
+fn set_endpoint<B>(req: &mut Request<B>, address: &http::uri::Authority, tls: bool) {
     if !req.headers().contains_key(http::header::HOST)
         && let Some(a) = req.uri().authority()
         && let Ok(v) = http::HeaderValue::from_str(a.as_str())
@@ -89,7 +90,9 @@ fn set_endpoint<B>(req: &mut Request<B>, address: &http::uri::Authority) {
         req.headers_mut().insert(http::header::HOST, v);
     }
     let mut parts = req.uri().clone().into_parts();
-    if parts.scheme.is_none() {
+    if tls {
+        parts.scheme = Some(http::uri::Scheme::HTTPS);
+    } else if parts.scheme.is_none() {
         parts.scheme = Some(http::uri::Scheme::HTTP);
     }
     if parts.path_and_query.is_none() {
@@ -181,7 +184,13 @@ where
         };
         let endpoint = &cluster.endpoints()[index];
         match cluster.authority(index) {
-            Some(authority) => set_endpoint(&mut req, authority),
+            Some(authority) => {
+                let tls = cluster.tls();
+                set_endpoint(&mut req, authority, tls.is_some());
+                if let Some(tls) = tls {
+                    req.extensions_mut().insert(tls.clone());
+                }
+            }
             None => return BalanceFuture::local(LocalReply::NoHealthyUpstream, cluster),
         }
         let upstream = Upstream {

@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use mesh_core::balance::{Balancer, PickContext, RandomSource};
 use mesh_core::budget::ConcurrencyBudget;
 use mesh_core::outlier::{Observation, OutlierDetector};
-use mesh_core::policy::{DestinationPolicy, HashKey, LoadBalancer, PolicyParts};
+use mesh_core::policy::{ClientTls, DestinationPolicy, HashKey, LoadBalancer, PolicyParts, TlsMode};
 use mesh_core::pool::{PoolLimits, PoolState};
 use mesh_core::route::Destination;
 use mesh_core::{ClientIdentity, Snapshot};
@@ -148,9 +148,17 @@ pub struct Cluster {
     retry_budget: Option<ConcurrencyBudget>,
     policy: Option<Arc<DestinationPolicy>>,
     parts: PolicyParts,
+    tls: Option<UpstreamTls>,
     registry_version: u64,
     epoch: Instant,
 }
+
+/// TLS to originate towards a cluster's endpoints (DestinationRule `tls` in mode `SIMPLE` or
+/// `MUTUAL`). The balance layer puts it in the extensions of each request bound for such a
+/// cluster, and gives the request an `https` URI, for the client below to act on: meshwork's
+/// layers never open connections themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls(pub Arc<ClientTls>);
 
 fn lock(m: &Mutex<OutlierDetector>) -> MutexGuard<'_, OutlierDetector> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -220,6 +228,13 @@ impl Cluster {
     /// The resolved traffic policy.
     pub fn policy(&self) -> &PolicyParts {
         &self.parts
+    }
+
+    /// The TLS to originate, if the traffic policy asks for `SIMPLE` or `MUTUAL`.
+    /// (`ISTIO_MUTUAL` needs mesh certificates meshwork does not issue: plain text is sent, and
+    /// `mesh validate` reports the mode as unsupported.)
+    pub fn tls(&self) -> Option<&UpstreamTls> {
+        self.tls.as_ref()
     }
 
     /// Monotonic time for the outlier detector.
@@ -441,6 +456,11 @@ impl Clusters {
             active,
             outlier,
             policy,
+            tls: parts
+                .tls
+                .as_ref()
+                .filter(|t| matches!(t.mode, TlsMode::Simple | TlsMode::Mutual))
+                .map(|t| UpstreamTls(Arc::new(t.clone()))),
             parts,
             registry_version: version,
             epoch: self.epoch,

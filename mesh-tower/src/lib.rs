@@ -44,7 +44,7 @@ pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService};
 pub use error::{LocalBody, LocalReply, ResponseFlags};
 pub use registry::{Endpoint, Registry};
 pub use replay::ReplayBody;
-pub use route::{RouteContext, RouteLayer, SharedSnapshot};
+pub use route::{ListenerPort, RouteContext, RouteLayer, SharedSnapshot};
 
 /// A boxed error, as tower uses.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

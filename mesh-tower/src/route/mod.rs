@@ -93,6 +93,11 @@ impl<S> Route<S> {
     }
 }
 
+/// The port a request arrived on, put in its extensions by a server that knows it (a Gateway
+/// listener): `port` matches use it instead of the authority's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerPort(pub u16);
+
 /// Outcome of routing, before the inner call.
 enum Routed {
     Local(LocalReply),
@@ -100,7 +105,8 @@ enum Routed {
 }
 
 fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, binding: &Binding) -> Routed {
-    let view = RequestView::from_http(req.method(), req.uri(), req.headers());
+    let mut view = RequestView::from_http(req.method(), req.uri(), req.headers());
+    view.listener_port = req.extensions().get::<ListenerPort>().map(|p| p.0);
     let decision = snapshot.route(binding, &view, client);
     let (virtual_host, rule, request_match, index, destination) = match decision {
         RouteDecision::Default { host } => {

@@ -1,0 +1,225 @@
+//! The client under the mesh stack: pooled keep-alive connections to endpoints, plain text or
+//! TLS as the DestinationRule says.
+//!
+//! meshwork's balance layer marks a request bound for a cluster whose traffic policy sets
+//! `tls.mode: SIMPLE | MUTUAL` with [`UpstreamTls`]. Such requests go through a TLS client built
+//! for that setting and SNI (the DestinationRule's `sni`, else the request's host, as Istio's
+//! automatic SNI); one hyper-util client (and so one connection pool) per setting and name,
+//! created on first use. Every other request goes through the plain client — including those the
+//! caller marked `https`: the proxy terminated the client's TLS, and the hop to the endpoint is
+//! plain text unless the DestinationRule says otherwise. A TLS setting that cannot be built
+//! (a missing certificate file) fails the connection, which meshwork answers with 503 `UF`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::policy::ClientTls;
+use mesh_tower::ReplayBody;
+use mesh_tower::cluster::UpstreamTls;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use crate::tls::{TlsError, client_config};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = ReplayBody<Incoming>;
+
+/// Connections idle this long are closed.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// A TCP connect must finish within this time.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn http_connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    // The URI may say https (a request that came in over TLS); the TLS decision is ours.
+    connector.enforce_http(false);
+    connector
+}
+
+/// One TLS client: a setting, the name it sends, its pool.
+#[derive(Debug)]
+struct TlsClient {
+    tls: Arc<ClientTls>,
+    sni: Arc<str>,
+    client: Client<TlsConnector, Body>,
+}
+
+/// The proxy's upstream client (see the module docs). Cheap to clone (shared pools).
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    plain: Client<HttpConnector, Body>,
+    tls: Arc<RwLock<Vec<TlsClient>>>,
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    /// A client with empty pools.
+    pub fn new() -> Self {
+        let plain = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(http_connector());
+        UpstreamClient { plain, tls: Arc::default() }
+    }
+
+    fn tls_client(&self, tls: &Arc<ClientTls>, sni: &str) -> Client<TlsConnector, Body> {
+        let find = |clients: &[TlsClient]| {
+            clients
+                .iter()
+                .find(|c| (Arc::ptr_eq(&c.tls, tls) || c.tls == *tls) && &*c.sni == sni)
+                .map(|c| c.client.clone())
+        };
+        if let Some(client) = find(&self.tls.read().unwrap_or_else(|p| p.into_inner())) {
+            return client;
+        }
+        let mut clients = self.tls.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = find(&clients) {
+            return client;
+        }
+        let connector = TlsConnector {
+            http: http_connector(),
+            tls: tls.clone(),
+            sni: Arc::from(sni),
+            config: Arc::new(OnceLock::new()),
+        };
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
+        clients.push(TlsClient { tls: tls.clone(), sni: Arc::from(sni), client: client.clone() });
+        client
+    }
+}
+
+/// The SNI for a request: the DestinationRule's `sni`, else the host of `Host` / `:authority`.
+fn sni_of(tls: &ClientTls, req: &http::Request<Body>) -> String {
+    if let Some(sni) = &tls.sni {
+        return sni.to_string();
+    }
+    let authority = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    mesh_core::request::split_authority(authority).0.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl tower::Service<http::Request<Body>> for UpstreamClient {
+    type Response = http::Response<Incoming>;
+    type Error = hyper_util::client::legacy::Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        match req.extensions().get::<UpstreamTls>() {
+            Some(UpstreamTls(tls)) => {
+                let sni = sni_of(tls, &req);
+                self.tls_client(tls, &sni).request(req)
+            }
+            None => self.plain.request(req),
+        }
+    }
+}
+
+/// Connects with TCP, then TLS with one setting and server name.
+#[derive(Debug, Clone)]
+pub struct TlsConnector {
+    http: HttpConnector,
+    tls: Arc<ClientTls>,
+    sni: Arc<str>,
+    config: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, Arc<TlsError>>>>,
+}
+
+impl tower::Service<http::Uri> for TlsConnector {
+    type Response = TlsConnection;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<TlsConnection, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::<http::Uri>::poll_ready(&mut self.http, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let config = self.config.get_or_init(|| {
+            client_config(&self.tls).map(Arc::new).map_err(|e| {
+                tracing::warn!(target: "meshwork::tls", error = %e, "upstream TLS settings cannot be used");
+                Arc::new(e)
+            })
+        });
+        let config = config.clone();
+        let sni = self.sni.clone();
+        let tcp = tower::Service::call(&mut self.http, uri);
+        Box::pin(async move {
+            let config = config.map_err(|e| -> BoxError { Box::new(ConfigError(e)) })?;
+            let name = ServerName::try_from(sni.to_string())?;
+            let tcp = tcp.await?.into_inner();
+            let stream = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+            Ok(TlsConnection(TokioIo::new(stream)))
+        })
+    }
+}
+
+/// A TLS setting that could not be built (the connection attempt fails with it).
+#[derive(Debug, thiserror::Error)]
+#[error("upstream TLS: {0}")]
+struct ConfigError(Arc<TlsError>);
+
+/// A TLS connection to an endpoint.
+#[derive(Debug)]
+pub struct TlsConnection(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
+
+impl Connection for TlsConnection {
+    fn connected(&self) -> Connected {
+        let (tcp, session) = self.0.inner().get_ref();
+        let connected = tcp.connected();
+        if session.alpn_protocol() == Some(b"h2") { connected.negotiated_h2() } else { connected }
+    }
+}
+
+impl hyper::rt::Read for TlsConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TlsConnection {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+}
