@@ -96,7 +96,10 @@ impl ConfigSource {
             return Err(SourceError::Missing(missing.clone()));
         }
         let options = LoadOptions { default_namespace: namespace.to_string(), ..LoadOptions::default() };
-        let builder = Mesh::builder().registry(Registry::new()).client_identity(ClientIdentity::new(namespace, []));
+        let builder = Mesh::builder()
+            .registry(Registry::new())
+            .client_identity(ClientIdentity::new(namespace, []))
+            .upstream_protocol_by_port(true);
         let mesh = configure(builder).build();
         let state = State { store: ConfigStore::default(), fingerprint: 0, status: ReloadStatus::default() };
         let source =

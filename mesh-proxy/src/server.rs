@@ -75,8 +75,11 @@ pub struct GatewayPort {
     namespace: Arc<str>,
     name: Arc<str>,
     port: u16,
-    tls: Arc<Mutex<Vec<(ServerTls, Arc<rustls::ServerConfig>)>>>,
+    tls: Arc<Mutex<ServerConfigs>>,
 }
+
+/// Server TLS configs built so far, by the setting they were built from.
+type ServerConfigs = Vec<(ServerTls, Arc<rustls::ServerConfig>)>;
 
 impl GatewayPort {
     /// Port `port` of Gateway `namespace/name`, as configured in `mesh` now and after reloads.

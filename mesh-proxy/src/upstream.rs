@@ -1,5 +1,7 @@
 //! The client under the mesh stack: pooled keep-alive connections to endpoints, plain text or
-//! TLS as the DestinationRule says.
+//! TLS as the DestinationRule says, HTTP/1.1 or HTTP/2 as the request's version says (the proxy's
+//! mesh sets it from the service port's protocol: HTTP/2 with prior knowledge for `HTTP2` and
+//! `GRPC` ports, else HTTP/1.1, whatever the downstream client spoke).
 //!
 //! meshwork's balance layer marks a request bound for a cluster whose traffic policy sets
 //! `tls.mode: SIMPLE | MUTUAL` with [`UpstreamTls`]. Such requests go through a TLS client built
@@ -45,18 +47,20 @@ fn http_connector() -> HttpConnector {
     connector
 }
 
-/// One TLS client: a setting, the name it sends, its pool.
+/// One TLS client: a setting, the name it sends, HTTP/2 or not, its pool.
 #[derive(Debug)]
 struct TlsClient {
     tls: Arc<ClientTls>,
     sni: Arc<str>,
+    http2: bool,
     client: Client<TlsConnector, Body>,
 }
 
 /// The proxy's upstream client (see the module docs). Cheap to clone (shared pools).
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    plain: Client<HttpConnector, Body>,
+    http1: Client<HttpConnector, Body>,
+    http2: Client<HttpConnector, Body>,
     tls: Arc<RwLock<Vec<TlsClient>>>,
 }
 
@@ -69,15 +73,19 @@ impl Default for UpstreamClient {
 impl UpstreamClient {
     /// A client with empty pools.
     pub fn new() -> Self {
-        let plain = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(http_connector());
-        UpstreamClient { plain, tls: Arc::default() }
+        let http1 = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(http_connector());
+        let http2 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_only(true)
+            .build(http_connector());
+        UpstreamClient { http1, http2, tls: Arc::default() }
     }
 
-    fn tls_client(&self, tls: &Arc<ClientTls>, sni: &str) -> Client<TlsConnector, Body> {
+    fn tls_client(&self, tls: &Arc<ClientTls>, sni: &str, http2: bool) -> Client<TlsConnector, Body> {
         let find = |clients: &[TlsClient]| {
             clients
                 .iter()
-                .find(|c| (Arc::ptr_eq(&c.tls, tls) || c.tls == *tls) && &*c.sni == sni)
+                .find(|c| (Arc::ptr_eq(&c.tls, tls) || c.tls == *tls) && &*c.sni == sni && c.http2 == http2)
                 .map(|c| c.client.clone())
         };
         if let Some(client) = find(&self.tls.read().unwrap_or_else(|p| p.into_inner())) {
@@ -91,10 +99,14 @@ impl UpstreamClient {
             http: http_connector(),
             tls: tls.clone(),
             sni: Arc::from(sni),
+            http2,
             config: Arc::new(OnceLock::new()),
         };
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
-        clients.push(TlsClient { tls: tls.clone(), sni: Arc::from(sni), client: client.clone() });
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_only(http2)
+            .build(connector);
+        clients.push(TlsClient { tls: tls.clone(), sni: Arc::from(sni), http2, client: client.clone() });
         client
     }
 }
@@ -123,12 +135,14 @@ impl tower::Service<http::Request<Body>> for UpstreamClient {
     }
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let http2 = req.version() == http::Version::HTTP_2;
         match req.extensions().get::<UpstreamTls>() {
             Some(UpstreamTls(tls)) => {
                 let sni = sni_of(tls, &req);
-                self.tls_client(tls, &sni).request(req)
+                self.tls_client(tls, &sni, http2).request(req)
             }
-            None => self.plain.request(req),
+            None if http2 => self.http2.request(req),
+            None => self.http1.request(req),
         }
     }
 }
@@ -139,6 +153,7 @@ pub struct TlsConnector {
     http: HttpConnector,
     tls: Arc<ClientTls>,
     sni: Arc<str>,
+    http2: bool,
     config: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, Arc<TlsError>>>>,
 }
 
@@ -152,11 +167,18 @@ impl tower::Service<http::Uri> for TlsConnector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let http2 = self.http2;
         let config = self.config.get_or_init(|| {
-            client_config(&self.tls).map(Arc::new).map_err(|e| {
-                tracing::warn!(target: "meshwork::tls", error = %e, "upstream TLS settings cannot be used");
-                Arc::new(e)
-            })
+            let alpn: &[u8] = if http2 { b"h2" } else { b"http/1.1" };
+            client_config(&self.tls)
+                .map(|mut c| {
+                    c.alpn_protocols = vec![alpn.to_vec()];
+                    Arc::new(c)
+                })
+                .map_err(|e| {
+                    tracing::warn!(target: "meshwork::tls", error = %e, "upstream TLS settings cannot be used");
+                    Arc::new(e)
+                })
         });
         let config = config.clone();
         let sni = self.sni.clone();

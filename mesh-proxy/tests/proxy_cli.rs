@@ -1,74 +1,11 @@
 //! `mesh proxy` as a process: real upstreams on loopback, real config files, real signals.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-
-struct Proxy {
-    child: Child,
-    listen: String,
-    admin: String,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_proxy(dir: &Path) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["proxy", "-f"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--reload-interval-ms", "50"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mesh proxy starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut listen = String::new();
-    let mut admin = String::new();
-    while listen.is_empty() || admin.is_empty() {
-        let line = lines.next().expect("the proxy prints its addresses").expect("utf-8");
-        if let Some(a) = line.strip_prefix("listening on ") {
-            listen = a.to_string();
-        } else if let Some(a) = line.strip_prefix("admin on ") {
-            admin = a.to_string();
-        }
-    }
-    Proxy { child, listen, admin }
-}
-
-async fn upstream(text: &'static str) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let app = axum::Router::new().route(
-        "/slow",
-        axum::routing::get(move || async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            text
-        }),
-    );
-    let app = app.fallback(move || async move { text });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    port
-}
-
-fn config_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("meshwork-proxy-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use support::{PlainClient, admin, backend, client, config_dir, start_proxy};
 
 fn services(v1: u16, v2: u16) -> String {
     format!(
@@ -129,44 +66,27 @@ spec:
   - route: [{destination: {host: reviews, subset: v1}, weight: -10}]
 "#;
 
-async fn get(
-    client: &Client<HttpConnector, Empty<Bytes>>,
-    proxy: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
-    let mut req = http::Request::get(format!("http://{proxy}{path}")).header("host", "reviews:9080");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = client.request(req.body(Empty::new()).expect("request")).await.expect("the proxy answers");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-async fn admin(client: &Client<HttpConnector, Empty<Bytes>>, admin: &str, path: &str) -> String {
-    let response = client.get(format!("http://{admin}{path}").parse().expect("uri")).await.expect("admin answers");
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    String::from_utf8_lossy(&body).into_owned()
+async fn get(client: &PlainClient, proxy: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let (status, body, _) = support::get(client, proxy, "reviews:9080", path, headers).await;
+    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
-    let (v1, v2) = (upstream("v1").await, upstream("v2").await);
+    let (v1, v2) = (backend("v1").await.port, backend("v2").await.port);
     let dir = config_dir("routing");
     std::fs::write(dir.join("services.yaml"), services(v1, v2)).expect("write");
     std::fs::write(dir.join("routes.yaml"), JASON_TO_V2).expect("write");
-    let mut proxy = start_proxy(&dir);
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let client = client();
 
     // Header routing through the proxy.
-    assert_eq!(get(&client, &proxy.listen, "/reviews/0", &[("end-user", "jason")]).await, (200, "v2".into()));
-    assert_eq!(get(&client, &proxy.listen, "/reviews/0", &[]).await, (200, "v1".into()));
+    assert_eq!(get(&client, proxy.listen(), "/reviews/0", &[("end-user", "jason")]).await, (200, "v2".into()));
+    assert_eq!(get(&client, proxy.listen(), "/reviews/0", &[]).await, (200, "v1".into()));
     assert_eq!(admin(&client, &proxy.admin, "/ready").await, "ready\n");
     // A request without Host gets a 400, not a panic or a hang.
     let raw = tokio::task::spawn_blocking({
-        let listen = proxy.listen.clone();
+        let listen = proxy.listen().to_string();
         move || {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect(listen).expect("connect");
@@ -189,7 +109,7 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
     std::fs::write(dir.join("routes.yaml"), ALL_V2).expect("write");
     let mut switched = false;
     for _ in 0..100 {
-        if get(&client, &proxy.listen, "/reviews/0", &[]).await.1 == "v2" {
+        if get(&client, proxy.listen(), "/reviews/0", &[]).await.1 == "v2" {
             switched = true;
             break;
         }
@@ -210,12 +130,16 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
     let rejections = dump["rejections"].to_string();
     assert!(rejections.contains("routes.yaml") && rejections.contains("weight"), "{dump}");
     for _ in 0..10 {
-        assert_eq!(get(&client, &proxy.listen, "/reviews/0", &[]).await, (200, "v2".into()), "last good config serves");
+        assert_eq!(
+            get(&client, proxy.listen(), "/reviews/0", &[]).await,
+            (200, "v2".into()),
+            "last good config serves"
+        );
     }
 
     // SIGTERM drains: a request in flight completes, then the process exits cleanly.
     let slow = tokio::spawn({
-        let (client, listen) = (client.clone(), proxy.listen.clone());
+        let (client, listen) = (client.clone(), proxy.listen().to_string());
         async move { get(&client, &listen, "/slow", &[]).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -229,16 +153,16 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_under_concurrent_load_fails_no_request() {
-    let (v1, v2) = (upstream("v1").await, upstream("v2").await);
+    let (v1, v2) = (backend("v1").await.port, backend("v2").await.port);
     let dir = config_dir("reload-load");
     std::fs::write(dir.join("services.yaml"), services(v1, v2)).expect("write");
     std::fs::write(dir.join("routes.yaml"), JASON_TO_V2).expect("write");
-    let proxy = start_proxy(&dir);
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let client = client();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut load = Vec::new();
     for _ in 0..4 {
-        let (client, listen, stopped) = (client.clone(), proxy.listen.clone(), stopped.clone());
+        let (client, listen, stopped) = (client.clone(), proxy.listen().to_string(), stopped.clone());
         load.push(tokio::spawn(async move {
             let (mut ok, mut failed, mut versions) = (0usize, Vec::new(), std::collections::BTreeSet::new());
             while !*stopped.borrow() {

@@ -108,12 +108,21 @@ fn set_endpoint<B>(req: &mut Request<B>, address: &http::uri::Authority, tls: bo
 #[derive(Debug, Clone)]
 pub struct BalanceLayer {
     clusters: Clusters,
+    select_protocol: bool,
 }
 
 impl BalanceLayer {
     /// Balance over the endpoints of `clusters`' registry.
     pub fn new(clusters: Clusters) -> Self {
-        BalanceLayer { clusters }
+        BalanceLayer { clusters, select_protocol: false }
+    }
+
+    /// Also set each request's HTTP version to what the destination's service port speaks
+    /// ([`Cluster::http2`]): what a proxy does, whose clients' protocol says nothing about the
+    /// upstream's. Off by default: in a process, the client decides.
+    pub fn select_protocol(mut self, on: bool) -> Self {
+        self.select_protocol = on;
+        self
     }
 }
 
@@ -121,7 +130,7 @@ impl<S> Layer<S> for BalanceLayer {
     type Service = Balance<S>;
 
     fn layer(&self, inner: S) -> Balance<S> {
-        Balance::new(inner, self.clusters.clone())
+        Balance { inner, clusters: self.clusters.clone(), select_protocol: self.select_protocol }
     }
 }
 
@@ -130,12 +139,13 @@ impl<S> Layer<S> for BalanceLayer {
 pub struct Balance<S> {
     inner: S,
     clusters: Clusters,
+    select_protocol: bool,
 }
 
 impl<S> Balance<S> {
     /// Balance requests over `clusters` before calling `inner`.
     pub fn new(inner: S, clusters: Clusters) -> Self {
-        Balance { inner, clusters }
+        Balance { inner, clusters, select_protocol: false }
     }
 
     /// The inner service.
@@ -189,6 +199,9 @@ where
                 set_endpoint(&mut req, authority, tls.is_some());
                 if let Some(tls) = tls {
                     req.extensions_mut().insert(tls.clone());
+                }
+                if self.select_protocol {
+                    *req.version_mut() = if cluster.http2() { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
                 }
             }
             None => return BalanceFuture::local(LocalReply::NoHealthyUpstream, cluster),

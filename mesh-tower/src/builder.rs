@@ -48,6 +48,7 @@ pub struct Mesh {
     binding: Binding,
     telemetry: TelemetryLayer,
     replay_limit: usize,
+    select_protocol: bool,
 }
 
 impl Mesh {
@@ -105,6 +106,7 @@ pub struct MeshBuilder {
     workload: Option<String>,
     access_log: bool,
     replay_limit: Option<usize>,
+    select_protocol: bool,
 }
 
 impl MeshBuilder {
@@ -157,6 +159,14 @@ impl MeshBuilder {
         self
     }
 
+    /// Set each forwarded request's HTTP version from the destination's service port (HTTP/2
+    /// for `HTTP2`/`GRPC` ports, else HTTP/1.1), as a proxy must (see
+    /// [`BalanceLayer::select_protocol`]). Off by default.
+    pub fn upstream_protocol_by_port(mut self, on: bool) -> Self {
+        self.select_protocol = on;
+        self
+    }
+
     /// Build the mesh.
     pub fn build(self) -> Mesh {
         let config = self.config.unwrap_or_else(|| Arc::new(ArcSwap::from_pointee(Snapshot::empty())));
@@ -178,6 +188,7 @@ impl MeshBuilder {
             binding: self.binding.unwrap_or(Binding::Mesh),
             telemetry,
             replay_limit: self.replay_limit.unwrap_or(DEFAULT_REPLAY_LIMIT),
+            select_protocol: self.select_protocol,
         }
     }
 }
@@ -193,7 +204,7 @@ impl<C> Layer<C> for MeshLayer {
 
     fn layer(&self, client: C) -> MeshService<C> {
         let m = &self.mesh;
-        let s = BalanceLayer::new(m.clusters.clone()).layer(client);
+        let s = BalanceLayer::new(m.clusters.clone()).select_protocol(m.select_protocol).layer(client);
         let s = PoolLayer::new(m.clusters.clone()).layer(s);
         let s = TimeoutLayer::per_try().layer(s);
         let s = RetryLayer::new().layer(s);

@@ -149,6 +149,7 @@ pub struct Cluster {
     policy: Option<Arc<DestinationPolicy>>,
     parts: PolicyParts,
     tls: Option<UpstreamTls>,
+    http2: bool,
     registry_version: u64,
     epoch: Instant,
 }
@@ -228,6 +229,13 @@ impl Cluster {
     /// The resolved traffic policy.
     pub fn policy(&self) -> &PolicyParts {
         &self.parts
+    }
+
+    /// Does the service port ask for HTTP/2 to the endpoints? Istio's protocol selection: a port
+    /// with protocol `HTTP2`, `GRPC` or `GRPC-WEB` (or, without a protocol, a name prefixed
+    /// `http2` or `grpc`) is spoken in HTTP/2; every other HTTP port in HTTP/1.1.
+    pub fn http2(&self) -> bool {
+        self.http2
     }
 
     /// The TLS to originate, if the traffic policy asks for `SIMPLE` or `MUTUAL`.
@@ -373,7 +381,9 @@ impl Clusters {
         {
             return c.clone();
         }
-        let cluster = Arc::new(self.build(destination, policy.cloned(), version, previous.map(|c| &**c)));
+        let mut cluster = self.build(destination, policy.cloned(), version, previous.map(|c| &**c));
+        cluster.http2 = port_speaks_http2(snapshot, destination);
+        let cluster = Arc::new(cluster);
         let mut next = FxHashMap::clone(&map);
         let list = next.entry(destination.host.clone()).or_default();
         list.retain(|c| !same(c));
@@ -461,11 +471,29 @@ impl Clusters {
                 .as_ref()
                 .filter(|t| matches!(t.mode, TlsMode::Simple | TlsMode::Mutual))
                 .map(|t| UpstreamTls(Arc::new(t.clone()))),
+            http2: false,
             parts,
             registry_version: version,
             epoch: self.epoch,
         }
     }
+}
+
+/// Istio's protocol selection for the destination's service port (see [`Cluster::http2`]).
+fn port_speaks_http2(snapshot: &Snapshot, destination: &Destination) -> bool {
+    let port = snapshot
+        .services(&destination.host)
+        .iter()
+        .flat_map(|s| s.ports.iter())
+        .find(|p| destination.port.is_none_or(|d| d == p.number));
+    port.is_some_and(|p| match &*p.protocol {
+        "HTTP2" | "GRPC" | "GRPC-WEB" => true,
+        "" => {
+            let name = p.name.to_ascii_lowercase();
+            name.starts_with("http2") || name.starts_with("grpc")
+        }
+        _ => false,
+    })
 }
 
 #[cfg(test)]

@@ -109,6 +109,9 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
     view.listener_port = req.extensions().get::<ListenerPort>().map(|p| p.0);
     let decision = snapshot.route(binding, &view, client);
     let (virtual_host, rule, request_match, index, destination) = match decision {
+        // A Gateway serves only the hosts its VirtualServices name: Envoy has no virtual host
+        // for any other, and answers 404 (a gateway is not an open proxy).
+        RouteDecision::Default { .. } if *binding != Binding::Mesh => return Routed::Local(LocalReply::NoRoute),
         RouteDecision::Default { host } => {
             let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
             (None, None, None, 0, destination)

@@ -1,0 +1,412 @@
+//! `mesh proxy` as a process, with Istio's traffic policies end to end: weighted routing,
+//! retries, faults, timeouts, outlier detection, connection-pool overflow, HTTP/2 (h2c), gRPC and
+//! WebSocket upgrades. Real upstreams on loopback, real config files.
+
+mod support;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use support::*;
+
+fn routes() -> String {
+    r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 80}
+    - {destination: {host: reviews, subset: v2}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - match: [{uri: {prefix: /abort}}]
+    fault: {abort: {httpStatus: 500, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - match: [{uri: {prefix: /delay}}]
+    fault: {delay: {fixedDelay: 400ms, percentage: {value: 100}}}
+    route: [{destination: {host: ratings}}]
+  - match: [{uri: {prefix: /slow}}]
+    timeout: 100ms
+    route: [{destination: {host: ratings}}]
+  - route: [{destination: {host: ratings}}]
+    retries: {attempts: 3, retryOn: 5xx, perTryTimeout: 2s}
+"#
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_routing_retries_faults_and_timeouts() {
+    let (v1, v2, ratings) = (backend("v1").await, backend("v2").await, backend("ratings").await);
+    let dir = config_dir("traffic");
+    let mut config = service_entry("reviews", "reviews.default.svc.cluster.local", &[(v1.port, "v1"), (v2.port, "v2")]);
+    config.push_str(&service_entry("ratings", "ratings.default.svc.cluster.local", &[(ratings.port, "v1")]));
+    config.push_str(&routes());
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let client = client();
+    let listen = proxy.listen().to_string();
+
+    // 80/20 between subsets.
+    let mut v1_share = 0;
+    for _ in 0..1000 {
+        let (status, body, _) = get(&client, &listen, "reviews", "/reviews/0", &[]).await;
+        assert_eq!(status, 200);
+        v1_share += usize::from(body == "v1");
+    }
+    assert!((740..=860).contains(&v1_share), "80/20 split: {v1_share} of 1000 went to v1");
+
+    // Retries recover 503s: the upstream fails two requests out of three.
+    let before = ratings.hits();
+    for _ in 0..20 {
+        assert_eq!(get(&client, &listen, "ratings", "/flaky", &[]).await.0, 200, "a retry recovered the 503");
+    }
+    assert_eq!(ratings.hits() - before, 60, "each request took three tries");
+    // ...and stop after `attempts`: the last 503 goes back to the client.
+    let (status, _, _) = get(&client, &listen, "ratings", "/status/503", &[]).await;
+    assert_eq!(status, 503);
+
+    // Abort fault: the upstream is never called.
+    let before = ratings.hits();
+    let (status, body, _) = get(&client, &listen, "ratings", "/abort", &[]).await;
+    assert_eq!((status, body.as_str()), (500, "fault filter abort"));
+    assert_eq!(ratings.hits(), before);
+
+    // Delay fault.
+    let started = Instant::now();
+    let (status, _, _) = get(&client, &listen, "ratings", "/delay", &[]).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(400), "delayed {:?}", started.elapsed());
+
+    // Route timeout: the upstream takes 300 ms, the route allows 100 ms.
+    let (status, body, _) = get(&client, &listen, "ratings", "/slow", &[]).await;
+    assert_eq!((status, body.as_str()), (504, "upstream request timeout"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const RESILIENCE: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: checkout}
+spec:
+  hosts: [checkout]
+  http:
+  # No retries (Istio's default policy would retry the 503s on the other endpoint).
+  - route: [{destination: {host: checkout}}]
+    retries: {attempts: 0}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: checkout}
+spec:
+  host: checkout
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection:
+      consecutive5xxErrors: 3
+      interval: 10s
+      baseEjectionTime: 60s
+      maxEjectionPercent: 100
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: inventory}
+spec:
+  host: inventory
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 1, http2MaxRequests: 1, maxRequestsPerConnection: 1}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outlier_ejection_and_connection_pool_overflow() {
+    let (good, inventory) = (backend("good").await, backend("inventory").await);
+    let failing = failing_backend().await;
+    let dir = config_dir("resilience");
+    let mut config =
+        service_entry("checkout", "checkout.default.svc.cluster.local", &[(good.port, "v1"), (failing, "v1")]);
+    config.push_str(&service_entry("inventory", "inventory.default.svc.cluster.local", &[(inventory.port, "v1")]));
+    config.push_str(RESILIENCE);
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let client = client();
+    let listen = proxy.listen().to_string();
+
+    // Round robin alternates; after 3 consecutive 5xx the failing endpoint is ejected.
+    let mut failures = 0;
+    let mut last = Vec::new();
+    for i in 0..40 {
+        let (status, _, _) = get(&client, &listen, "checkout", "/", &[]).await;
+        if status != 200 {
+            failures += 1;
+        }
+        if i >= 20 {
+            last.push(status);
+        }
+    }
+    assert_eq!(failures, 3, "the failing endpoint was ejected after 3 consecutive 5xx");
+    assert!(last.iter().all(|s| *s == 200), "{last:?}");
+    let clusters = admin(&client, &proxy.admin, "/clusters").await;
+    let clusters: serde_json::Value = serde_json::from_str(&clusters).expect("json");
+    let ejected: Vec<String> = clusters
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .flat_map(|c| c["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["ejected"] == true)
+        .map(|e| e["address"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ejected, vec![format!("127.0.0.1:{failing}")], "{clusters}");
+
+    // Connection pool: one request at a time, one waiting; the rest are refused at once.
+    let mut calls = Vec::new();
+    for _ in 0..8 {
+        let (client, listen) = (client.clone(), listen.clone());
+        calls.push(tokio::spawn(async move {
+            let (status, _, headers) = get(&client, &listen, "inventory", "/slow", &[]).await;
+            (status, headers.get("x-envoy-overloaded").is_some())
+        }));
+    }
+    let mut ok = 0;
+    let mut overflow = 0;
+    for call in calls {
+        let (status, overloaded) = call.await.expect("task");
+        match status {
+            200 => ok += 1,
+            503 => {
+                assert!(overloaded, "an overflow 503 says x-envoy-overloaded");
+                overflow += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(ok >= 1 && overflow >= 5, "{ok} served, {overflow} refused");
+    let metrics = admin(&client, &proxy.admin, "/metrics").await;
+    assert!(metrics.contains("response_flags=\"UO\""), "overflow is counted with flag UO");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An upstream that answers 503 to everything.
+async fn failing_backend() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().fallback(|| async { (http::StatusCode::SERVICE_UNAVAILABLE, "down") });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_grpc_and_websocket_through_the_proxy() {
+    let web = backend("web").await;
+    let greeter = greeter_server().await;
+    let echo = upgrade_echo_server().await;
+    let dir = config_dir("protocols");
+    let mut config = service_entry("web", "web.default.svc.cluster.local", &[(web.port, "v1")]);
+    config.push_str(
+        &service_entry("greeter", "greeter.default.svc.cluster.local", &[(greeter, "v1")])
+            .replace("protocol: HTTP}", "protocol: GRPC}"),
+    );
+    config.push_str(&service_entry("echo", "echo.default.svc.cluster.local", &[(echo, "v1")]));
+    config.push_str(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: greeter}
+spec:
+  hosts: [greeter]
+  http:
+  - match: [{headers: {end-user: {exact: tester}}}]
+    fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}
+    route: [{destination: {host: greeter}}]
+  - route: [{destination: {host: greeter}}]
+"#,
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let listen = proxy.listen().to_string();
+
+    // h2c with prior knowledge, end to end (the :authority names the service).
+    let tcp = tokio::net::TcpStream::connect(&listen).await.expect("connect");
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake with the proxy");
+    tokio::spawn(connection);
+    let req = http::Request::get("http://web/").body(Empty::<Bytes>::new()).expect("req");
+    let response = h2.send_request(req).await.expect("h2c through the proxy");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.into_body().collect().await.expect("body").to_bytes(), "web");
+
+    // gRPC: a tonic client through the proxy to a tonic server, and a gRPC fault.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{listen}"))
+        .expect("endpoint")
+        .origin("http://greeter".parse().expect("origin"))
+        .connect()
+        .await
+        .expect("channel");
+    let reply = say_hello(channel.clone(), "meshwork", None).await.expect("the call succeeds");
+    assert_eq!(reply, "hello meshwork");
+    let status = say_hello(channel, "meshwork", Some("tester")).await.expect_err("the fault aborts");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+
+    // WebSocket-style upgrade: after 101 the bytes flow both ways through the proxy.
+    let echoed = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&listen).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(b"GET /chat HTTP/1.1\r\nHost: echo\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).expect("response head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        s.write_all(b"ping over the tunnel").expect("write upgraded");
+        let mut echoed = [0u8; 20];
+        s.read_exact(&mut echoed).expect("echo");
+        (head, String::from_utf8_lossy(&echoed).into_owned())
+    })
+    .await
+    .expect("join");
+    assert!(echoed.0.starts_with("HTTP/1.1 101"), "{}", echoed.0);
+    assert_eq!(echoed.1, "ping over the tunnel");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTP/1.1 server that accepts any `Upgrade` and echoes the upgraded bytes.
+async fn upgrade_echo_server() -> u16 {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|mut req: http::Request<hyper::body::Incoming>| async move {
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    tokio::spawn(async move {
+                        if let Ok(upgraded) = upgrade.await {
+                            let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
+                            let _ = tokio::io::copy(&mut r, &mut w).await;
+                        }
+                    });
+                    let response = http::Response::builder()
+                        .status(101)
+                        .header("connection", "upgrade")
+                        .header("upgrade", "websocket")
+                        .body(http_body_util::Empty::<Bytes>::new())
+                        .expect("response");
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+/// `helloworld.HelloRequest`, by hand (no protoc).
+#[derive(Clone, PartialEq, prost::Message)]
+struct HelloRequest {
+    #[prost(string, tag = "1")]
+    name: String,
+}
+
+/// `helloworld.HelloReply`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HelloReply {
+    #[prost(string, tag = "1")]
+    message: String,
+}
+
+const SAY_HELLO: &str = "/helloworld.Greeter/SayHello";
+
+async fn say_hello(
+    channel: tonic::transport::Channel,
+    name: &str,
+    user: Option<&str>,
+) -> Result<String, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(HelloRequest { name: name.into() });
+    if let Some(user) = user {
+        request.metadata_mut().insert("end-user", user.parse().expect("ascii"));
+    }
+    let codec = tonic_prost::ProstCodec::<HelloRequest, HelloReply>::default();
+    let path = http::uri::PathAndQuery::from_static(SAY_HELLO);
+    let reply = grpc.unary(request, path, codec).await?;
+    Ok(reply.into_inner().message)
+}
+
+/// A tonic server answering Greeter/SayHello.
+async fn greeter_server() -> u16 {
+    #[derive(Clone)]
+    struct Greeter;
+
+    impl tonic::server::NamedService for Greeter {
+        const NAME: &'static str = "helloworld.Greeter";
+    }
+
+    struct SayHello;
+
+    impl tonic::server::UnaryService<HelloRequest> for SayHello {
+        type Response = HelloReply;
+        type Future = std::future::Ready<Result<tonic::Response<HelloReply>, tonic::Status>>;
+
+        fn call(&mut self, request: tonic::Request<HelloRequest>) -> Self::Future {
+            let message = format!("hello {}", request.into_inner().name);
+            std::future::ready(Ok(tonic::Response::new(HelloReply { message })))
+        }
+    }
+
+    impl tower::Service<http::Request<tonic::body::Body>> for Greeter {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+            Box::pin(async move {
+                if req.uri().path() != SAY_HELLO {
+                    return Ok(tonic::Status::unimplemented("no such method").into_http());
+                }
+                let codec = tonic_prost::ProstCodec::<HelloReply, HelloRequest>::default();
+                Ok(tonic::server::Grpc::new(codec).unary(SayHello, req).await)
+            })
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(tonic::transport::Server::builder().add_service(Greeter).serve_with_incoming(incoming));
+    port
+}
