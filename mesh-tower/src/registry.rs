@@ -129,7 +129,23 @@ impl Registry {
                         .map(|w| (&w.endpoint, Some(&w.name))),
                 );
             }
+            // DNS resolution without endpoints: the hosts themselves are the names to resolve
+            // (Istio's egress ServiceEntry); the connector resolves them on each new connection.
+            let by_name = sources.is_empty() && matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin);
             for host in se.hosts.iter() {
+                if by_name && !host.starts_with('*') {
+                    let list = declared.entry(host.clone()).or_default();
+                    for port in se.ports.iter() {
+                        list.push(Endpoint {
+                            address: Arc::from(format!("{host}:{}", port.target_port.unwrap_or(port.number))),
+                            labels: Default::default(),
+                            weight: 1,
+                            service_port: Some(port.number),
+                            workload: None,
+                        });
+                    }
+                    continue;
+                }
                 for port in se.ports.iter() {
                     let list = declared.entry(host.clone()).or_default();
                     for (ep, workload) in &sources {
@@ -196,5 +212,30 @@ mod tests {
         assert!(r.version() > before);
         assert!(r.select(svc, &v2).is_empty());
         assert_eq!(r.endpoints(svc).len(), 1);
+    }
+
+    #[test]
+    fn dns_service_entries_without_endpoints_resolve_their_hosts() {
+        use mesh_core::service::{ServiceDecl, ServicePort};
+        let mut builder = mesh_core::SnapshotBuilder::new(Default::default());
+        builder.add_service(ServiceDecl {
+            namespace: "default".into(),
+            name: "httpbin".into(),
+            hosts: Box::new(["httpbin.org".into(), "*.wild.example".into()]),
+            ports: Box::new([
+                ServicePort { number: 80, name: "http".into(), protocol: "HTTP".into(), target_port: None },
+                ServicePort { number: 8443, name: "https".into(), protocol: "HTTPS".into(), target_port: Some(443) },
+            ]),
+            resolution: Resolution::Dns,
+            mesh_internal: false,
+            endpoints: Box::new([]),
+            workload_selector: None,
+        });
+        let r = Registry::new();
+        r.sync_from_snapshot(&builder.build());
+        let addresses: Vec<(String, Option<u16>)> =
+            r.endpoints("httpbin.org").iter().map(|e| (e.address.to_string(), e.service_port)).collect();
+        assert_eq!(addresses, [("httpbin.org:80".to_string(), Some(80)), ("httpbin.org:443".to_string(), Some(8443))]);
+        assert!(r.endpoints("*.wild.example").is_empty(), "a wildcard is not a name to resolve");
     }
 }
