@@ -107,6 +107,9 @@ enum Command {
         /// Log every request (target meshwork::access).
         #[arg(long)]
         access_log: bool,
+        /// Worker threads (default: one per CPU).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
 }
 
@@ -176,8 +179,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             namespace,
             reload_interval_ms,
             access_log,
+            threads,
         } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = threads {
+                runtime.worker_threads(n.max(1));
+            }
+            let runtime = runtime.enable_all().build()?;
             runtime.block_on(proxy(ProxyArgs {
                 files,
                 listen,

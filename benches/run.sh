@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# benches/run.sh — meshwork's proxy benchmarks side by side with HAProxy and nginx (S2–S5 of
+# issue 7; S1, the in-process stack, is `cargo bench -p mesh-tower --bench stack`).
+#
+#   benches/run.sh                 # everything, 5 runs of 10 s per point (about 25 minutes)
+#   RUNS=3 DURATION=5 benches/run.sh
+#
+# What it does:
+# - installs haproxy, nginx and wrk with apt-get and oha with `cargo install oha --locked` when
+#   they are missing; builds `mesh` and the two helpers (bench_backend, bench_passthrough);
+# - binds only 127.0.0.1; pins each proxy to CPU 0 and the backend and load generators to CPU 1;
+# - S2: peak rps (wrk, 16 connections, keep-alive) and latency at fixed rates (oha, open loop,
+#   `--latency-correction`) for: no proxy, a minimal hyper pass-through, `mesh proxy`, HAProxy
+#   (nbthread 1), nginx (worker_processes 1) — same backend, 1 KB responses;
+# - S3: `mesh proxy` peak rps with 10 vs 10,000 rules, and RSS per rule;
+# - S4: CPU seconds and peak RSS of each proxy during the 1000 rps runs, from /proc;
+# - S5: 1000 rps while the proxy reloads every second (mesh: file rewrite; HAProxy: master-worker
+#   USR2; nginx: `nginx -s reload`): errors and p99 vs steady state;
+# - writes raw results under benches/results/ and, with benches/report.py, the tables in
+#   benches/RESULTS.md (between the run.sh markers) and SVG plots in benches/plots/.
+# Every run is bounded: wrk/oha by -d/-z, every wait by a timeout.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+RATES=${RATES:-"20 200 1000 2000"}
+CONNS=${CONNS:-16}
+PROXIES=${PROXIES:-"none passthrough mesh haproxy nginx"}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+OUT=$ROOT/benches/results
+WORK=$(mktemp -d /tmp/meshwork-bench.XXXXXX)
+HOST_HEADER="Host: backend.bench.svc.cluster.local"
+PIDS=()
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+cleanup() {
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    for f in "$WORK"/*.pid; do
+        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# --- tools -----------------------------------------------------------------------------------
+need_apt=()
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v wrk >/dev/null || need_apt+=(wrk)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin:$HOME/.cargo/bin"
+if ! command -v oha >/dev/null; then
+    log "installing oha (cargo install oha --locked; a long build)"
+    cargo install oha --locked
+fi
+log "building mesh and the helpers (release)"
+(cd "$ROOT" && cargo build --release -q -p mesh-proxy --bin mesh --example bench_backend --example bench_passthrough)
+BIN=$ROOT/target/release
+mkdir -p "$OUT/raw"
+rm -f "$OUT"/raw/*
+
+# --- helpers ---------------------------------------------------------------------------------
+# Start a command pinned to a CPU that prints "listening on ADDR"; echo the address.
+start_listening() {
+    local cpu=$1 name=$2; shift 2
+    # (called in $(...): the pid is kept in a file, not in PIDS)
+    taskset -c "$cpu" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    echo $! >"$WORK/$name.pid"
+    for _ in $(seq 1 100); do
+        if grep -q "^listening on" "$WORK/$name.out" 2>/dev/null; then
+            sed -n 's/^listening on \([^ ]*\).*/\1/p' "$WORK/$name.out" | head -1
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "$name did not start: $(cat "$WORK/$name.err")"
+    return 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# The mesh's config: the backend as a ServiceEntry and a VirtualService with $1 rules, the
+# last one matching everything (the others match paths the load never sends).
+mesh_config() {
+    local rules=$1 backend_port=$2 file=$3
+    {
+        cat <<EOF
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: backend, namespace: bench}
+spec:
+  hosts: [backend.bench.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: $backend_port}, labels: {app: backend, version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: backend, namespace: bench}
+spec:
+  hosts: [backend.bench.svc.cluster.local]
+  http:
+EOF
+        for i in $(seq 1 $((rules - 1))); do
+            printf '  - match: [{uri: {prefix: /r%d/}}, {headers: {x-rule: {exact: "%d"}}}]\n    route: [{destination: {host: backend.bench.svc.cluster.local}}]\n' "$i" "$i"
+        done
+        printf '  - route: [{destination: {host: backend.bench.svc.cluster.local}}]\n    timeout: 10s\n'
+    } >"$file"
+}
+
+# Start proxy $1 in front of $BACKEND; sets TARGET (host:port) and PROXY_PID (the process whose
+# tree is measured).
+start_proxy() {
+    local name=$1 port
+    PROXY_PID=""
+    case $name in
+        none)
+            TARGET=$BACKEND ;;
+        passthrough)
+            TARGET=$(start_listening "$PROXY_CPU" passthrough "$BIN/examples/bench_passthrough" 127.0.0.1:0 "$BACKEND")
+            PROXY_PID=$(cat "$WORK/passthrough.pid") ;;
+        mesh|mesh10k)
+            local rules=10; [ "$name" = mesh10k ] && rules=10000
+            mkdir -p "$WORK/mesh-$rules"
+            mesh_config "$rules" "${BACKEND##*:}" "$WORK/mesh-$rules/config.yaml"
+            TARGET=$(start_listening "$PROXY_CPU" "$name" "$BIN/mesh" proxy -f "$WORK/mesh-$rules" \
+                --listen 127.0.0.1:0 --threads 1 --reload-interval-ms 100 -n bench)
+            PROXY_PID=$(cat "$WORK/$name.pid") ;;
+        haproxy)
+            port=$(free_port)
+            sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|" \
+                "$ROOT/benches/peers/haproxy.cfg.in" >"$WORK/haproxy.cfg"
+            taskset -c "$PROXY_CPU" haproxy -W -f "$WORK/haproxy.cfg" >"$WORK/haproxy.out" 2>&1 &
+            PIDS+=($!); PROXY_PID=$!
+            wait_port "$port"; TARGET=127.0.0.1:$port ;;
+        nginx)
+            port=$(free_port)
+            sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|g" \
+                "$ROOT/benches/peers/nginx.conf.in" >"$WORK/nginx.conf"
+            taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 &
+            PIDS+=($!); PROXY_PID=$!
+            wait_port "$port"; TARGET=127.0.0.1:$port ;;
+    esac
+}
+
+stop_proxy() {
+    [ -n "${PROXY_PID:-}" ] || return 0
+    pkill -TERM -P "$PROXY_PID" 2>/dev/null || true
+    kill -TERM "$PROXY_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$PROXY_PID" 2>/dev/null || true
+    rm -f "$WORK/nginx.pid" "$WORK/haproxy.pid"
+}
+
+# CPU ticks (utime+stime) of a process and its children, and the sum of their peak RSS (kB).
+tree_pids() { echo "$1"; pgrep -P "$1" 2>/dev/null || true; }
+cpu_ticks() {
+    local total=0
+    for p in $(tree_pids "$1"); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo $total
+}
+peak_rss_kb() {
+    local total=0
+    for p in $(tree_pids "$1"); do
+        [ -r "/proc/$p/status" ] || continue
+        total=$((total + $(awk '/^VmHWM:/ {print $2}' "/proc/$p/status")))
+    done
+    echo $total
+}
+rss_kb() {
+    local total=0
+    for p in $(tree_pids "$1"); do
+        [ -r "/proc/$p/status" ] || continue
+        total=$((total + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status")))
+    done
+    echo $total
+}
+
+wrk_peak() { # $1 = label
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "$HOST_HEADER" "http://$TARGET/" >/dev/null
+    for run in $(seq 1 "$RUNS"); do
+        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$HOST_HEADER" "http://$TARGET/" \
+            >"$OUT/raw/peak-$1-$run.txt"
+    done
+}
+
+oha_rate() { # $1 = label, $2 = rate, $3 = run, [$4 = duration]
+    local duration=${4:-$DURATION}
+    timeout $((duration + 30)) taskset -c "$LOAD_CPU" oha --no-tui --output-format json --latency-correction \
+        -q "$2" -z "${duration}s" -c "$CONNS" -H "$HOST_HEADER" "http://$TARGET/" >"$OUT/raw/rate-$1-$2-$3.json"
+}
+
+# --- run -------------------------------------------------------------------------------------
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) x $(nproc)"
+    echo "kernel: $(uname -r)"
+    echo "rustc: $(rustc --version)"
+    echo "haproxy: $(haproxy -v 2>&1 | head -1)"
+    echo "nginx: $(nginx -v 2>&1)"
+    echo "wrk: $(wrk -v 2>&1 | head -1)"
+    echo "oha: $(oha --version)"
+    echo "mesh: $(git -C "$ROOT" rev-parse --short HEAD)"
+    echo "command: RUNS=$RUNS DURATION=$DURATION RATES=\"$RATES\" CONNS=$CONNS benches/run.sh"
+} >"$OUT/raw/machine.txt"
+
+BACKEND=$(start_listening "$LOAD_CPU" backend "$BIN/examples/bench_backend" 127.0.0.1:0)
+log "backend on $BACKEND"
+
+for proxy in $PROXIES; do
+    start_proxy "$proxy"
+    log "$proxy: peak rps ($RUNS x ${DURATION}s)"
+    wrk_peak "$proxy"
+    for rate in $RATES; do
+        log "$proxy: $rate rps ($RUNS x ${DURATION}s)"
+        oha_rate "$proxy" "$rate" warmup "$WARMUP"
+        for run in $(seq 1 "$RUNS"); do
+            if [ "$rate" = 1000 ] && [ "$run" = 1 ] && [ -n "$PROXY_PID" ]; then
+                before=$(cpu_ticks "$PROXY_PID")
+                oha_rate "$proxy" "$rate" "$run"
+                after=$(cpu_ticks "$PROXY_PID")
+                echo "$proxy $((after - before)) $(getconf CLK_TCK) $DURATION $(peak_rss_kb "$PROXY_PID")" >>"$OUT/raw/resources.txt"
+            else
+                oha_rate "$proxy" "$rate" "$run"
+            fi
+        done
+    done
+    stop_proxy
+done
+
+# S3: 10 vs 10,000 rules, end to end.
+for proxy in mesh mesh10k; do
+    start_proxy "$proxy"
+    log "$proxy: peak rps for S3"
+    wrk_peak "s3-$proxy"
+    echo "$proxy $(rss_kb "$PROXY_PID")" >>"$OUT/raw/rules-rss.txt"
+    stop_proxy
+done
+
+# S5: reload every second under 1000 rps, against steady state.
+reload_loop() { # $1 = proxy, runs until killed
+    local i=0
+    while true; do
+        sleep 1
+        i=$((i + 1))
+        case $1 in
+            mesh) # alternate the last rule's timeout: a real change, re-read and swapped
+                sed -i "s/timeout: [0-9]*s/timeout: $((10 + i % 2))s/" "$WORK/mesh-10/config.yaml" ;;
+            haproxy) kill -USR2 "$PROXY_PID" ;;
+            nginx) nginx -c "$WORK/nginx.conf" -p "$WORK" -s reload 2>/dev/null ;;
+        esac
+        echo "$i" >"$WORK/reloads-$1"
+    done
+}
+for proxy in mesh haproxy nginx; do
+    start_proxy "$proxy"
+    log "$proxy: reload every second under 1000 rps"
+    oha_rate "s5-steady-$proxy" 1000 1
+    reload_loop "$proxy" &
+    loop=$!
+    oha_rate "s5-reload-$proxy" 1000 1
+    kill "$loop" 2>/dev/null || true
+    wait "$loop" 2>/dev/null || true
+    echo "$proxy $(cat "$WORK/reloads-$proxy" 2>/dev/null || echo 0)" >>"$OUT/raw/reloads.txt"
+    stop_proxy
+done
+
+log "report"
+python3 "$ROOT/benches/report.py" "$OUT/raw" "$ROOT/benches"
+log "done: benches/RESULTS.md, benches/plots/"
