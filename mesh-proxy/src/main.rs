@@ -107,7 +107,7 @@ enum Command {
         /// Log every request (target meshwork::access).
         #[arg(long)]
         access_log: bool,
-        /// Worker threads (default: one per CPU).
+        /// Worker threads (default: one per CPU; 1 runs everything on the calling thread).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
     },
@@ -181,10 +181,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             access_log,
             threads,
         } => {
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = threads {
-                runtime.worker_threads(n.max(1));
-            }
+            // One thread: a current-thread runtime (no work-stealing machinery, as an nginx
+            // worker); more: the multi-thread scheduler.
+            let mut runtime = match threads {
+                Some(1) => tokio::runtime::Builder::new_current_thread(),
+                Some(n) => {
+                    let mut b = tokio::runtime::Builder::new_multi_thread();
+                    b.worker_threads(n.max(1));
+                    b
+                }
+                None => tokio::runtime::Builder::new_multi_thread(),
+            };
             let runtime = runtime.enable_all().build()?;
             runtime.block_on(proxy(ProxyArgs {
                 files,
