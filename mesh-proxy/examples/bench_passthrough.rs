@@ -39,7 +39,8 @@ fn main() -> anyhow::Result<()> {
                         let response = match client.request(http::Request::from_parts(parts, body)).await {
                             Ok(r) => r.map(http_body_util::Either::Left),
                             Err(_) => {
-                                let mut r = http::Response::new(http_body_util::Either::Right(http_body_util::Empty::new()));
+                                let mut r =
+                                    http::Response::new(http_body_util::Either::Right(http_body_util::Empty::new()));
                                 *r.status_mut() = http::StatusCode::BAD_GATEWAY;
                                 r
                             }

@@ -16,6 +16,15 @@ use serde_json::{Value, json};
 
 use crate::reload::ConfigSource;
 
+/// Istio's default buckets for `istio_request_duration_milliseconds` (Istio's telemetry).
+pub const ISTIO_DURATION_BUCKETS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0, 300000.0,
+    600000.0, 1800000.0, 3600000.0,
+];
+
+/// Buckets for `istio_request_bytes` / `istio_response_bytes`: powers of ten, 1 B to 10 MB.
+pub const ISTIO_SIZE_BUCKETS_BYTES: [f64; 8] = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0];
+
 #[derive(Debug, Clone)]
 struct Admin {
     source: ConfigSource,

@@ -224,7 +224,28 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
     use std::io::Write;
     use tokio::signal::unix::{SignalKind, signal};
 
-    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    // Istio's standard histograms are Prometheus histograms with Istio's default buckets (not
+    // summaries); the recorder keeps raw samples until upkeep folds them into the buckets, so it
+    // runs every few seconds whether or not anyone scrapes /metrics (otherwise memory grows with
+    // every request).
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_milliseconds".into()),
+            &mesh_proxy::admin::ISTIO_DURATION_BUCKETS_MS,
+        )?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_bytes".into()),
+            &mesh_proxy::admin::ISTIO_SIZE_BUCKETS_BYTES,
+        )?
+        .install_recorder()?;
+    let upkeep = prometheus.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let gateway = match args.gateway.as_deref() {
         Some(g) => Some(g.split_once('/').ok_or_else(|| anyhow::anyhow!("--gateway takes NAMESPACE/NAME, got {g:?}"))?),
         None => None,

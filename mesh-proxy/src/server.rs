@@ -43,6 +43,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::tls::{host_matches, server_config};
+use crate::upstream::ConnectionAffinity;
 pub use crate::upstream::UpstreamClient;
 
 /// A client request head must arrive within this time.
@@ -131,6 +132,8 @@ fn is_tls(server: &GatewayServer) -> bool {
 struct Accepted {
     peer: SocketAddr,
     https: bool,
+    /// This connection's own upstream HTTP/1.1 connections.
+    affinity: ConnectionAffinity,
     port: Option<u16>,
     /// Gateway listeners: the servers whose hosts this connection may ask for.
     servers: Option<Arc<[GatewayServer]>>,
@@ -185,8 +188,30 @@ fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), Local
     Ok(())
 }
 
+/// Call the connection's stack without cloning it: every meshwork layer is ready when the client
+/// below is, and [`UpstreamClient`] always is, so `poll_ready` answers at once (a stack that is
+/// not ready is cloned and awaited, as `oneshot` would).
+async fn call(
+    stack: &Mutex<Upstream>,
+    req: http::Request<Incoming>,
+) -> Result<ProxyResponse, <Upstream as tower::Service<http::Request<Incoming>>>::Error> {
+    use tower::Service;
+    let future = {
+        let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match stack.poll_ready(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => Ok(stack.call(req)),
+            _ => Err((stack.clone(), req)),
+        }
+    };
+    match future {
+        Ok(future) => future.await,
+        Err((stack, req)) => stack.oneshot(req).await,
+    }
+}
+
 async fn handle(
-    stack: Upstream,
+    stack: Arc<Mutex<Upstream>>,
     accepted: Arc<Accepted>,
     mut req: http::Request<Incoming>,
 ) -> Result<ProxyResponse, Infallible> {
@@ -200,8 +225,11 @@ async fn handle(
     if let Err(reply) = admit(&accepted, &mut req) {
         return Ok(local(reply));
     }
+    if req.version() <= http::Version::HTTP_11 {
+        req.extensions_mut().insert(accepted.affinity.clone());
+    }
     let client_upgrade = req.headers().contains_key(http::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
-    match stack.oneshot(req).await {
+    match call(&stack, req).await {
         Ok(mut response) => {
             if let Some(client_upgrade) = client_upgrade
                 && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
@@ -264,6 +292,7 @@ async fn serve_connection<IO>(
 {
     let peer = accepted.peer;
     let accepted = Arc::new(accepted);
+    let stack = Arc::new(Mutex::new(stack));
     let service = hyper::service::service_fn(move |req| handle(stack.clone(), accepted.clone(), req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -302,8 +331,13 @@ async fn accept_tls(
         };
         let config = gateway.server_config(server.tls.as_ref()?)?;
         let stream = start.into_stream(config).await.ok()?;
-        let accepted =
-            Accepted { peer, https: true, port: Some(gateway.port), servers: Some(Arc::from(vec![server.clone()])) };
+        let accepted = Accepted {
+            peer,
+            https: true,
+            affinity: ConnectionAffinity::default(),
+            port: Some(gateway.port),
+            servers: Some(Arc::from(vec![server.clone()])),
+        };
         Some((stream, accepted))
     };
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
@@ -356,7 +390,13 @@ async fn serve_listener(
                 let gateway = gateway.clone();
                 connections.spawn(async move {
                     let Some(gateway) = gateway else {
-                        let accepted = Accepted { peer, https: false, port: None, servers: None };
+                        let accepted = Accepted {
+                            peer,
+                            https: false,
+                            affinity: ConnectionAffinity::default(),
+                            port: None,
+                            servers: None,
+                        };
                         return serve_connection(stream, stack, accepted, builder, stop).await;
                     };
                     let servers = gateway.servers();
@@ -365,8 +405,13 @@ async fn serve_listener(
                             serve_connection(tls, stack, accepted, builder, stop).await;
                         }
                     } else {
-                        let accepted =
-                            Accepted { peer, https: false, port: Some(gateway.port), servers: Some(servers.into()) };
+                        let accepted = Accepted {
+                            peer,
+                            https: false,
+                            affinity: ConnectionAffinity::default(),
+                            port: Some(gateway.port),
+                            servers: Some(servers.into()),
+                        };
                         serve_connection(stream, stack, accepted, builder, stop).await;
                     }
                 });

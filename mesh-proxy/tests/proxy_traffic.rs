@@ -57,14 +57,23 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_routing_retries_faults_and_timeouts() {
     let (v1, v2, ratings) = (backend("v1").await, backend("v2").await, backend("ratings").await);
+    let (counted, connections) = counting_backend().await;
     let dir = config_dir("traffic");
     let mut config = service_entry("reviews", "reviews.default.svc.cluster.local", &[(v1.port, "v1"), (v2.port, "v2")]);
+    config.push_str(&service_entry("counted", "counted.default.svc.cluster.local", &[(counted, "v1")]));
     config.push_str(&service_entry("ratings", "ratings.default.svc.cluster.local", &[(ratings.port, "v1")]));
     config.push_str(&routes());
     std::fs::write(dir.join("config.yaml"), config).expect("write");
     let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
     let client = client();
     let listen = proxy.listen().to_string();
+
+    // Keep-alive upstream: sequential requests on one client connection reuse one upstream
+    // connection.
+    for _ in 0..20 {
+        assert_eq!(get(&client, &listen, "counted", "/", &[]).await.1, "counted");
+    }
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one upstream connection for 20 requests");
 
     // 80/20 between subsets.
     let mut v1_share = 0;
@@ -204,6 +213,30 @@ async fn outlier_ejection_and_connection_pool_overflow() {
     let metrics = admin(&client, &proxy.admin, "/metrics").await;
     assert!(metrics.contains("response_flags=\"UO\""), "overflow is counted with flag UO");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTP/1.1 upstream that counts the connections it accepts.
+async fn counting_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                        Bytes::from_static(b"counted"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (port, accepted)
 }
 
 /// An upstream that answers 503 to everything.
