@@ -292,8 +292,9 @@ def main():
     reloads = {}
     if os.path.exists(f"{RAW}/reloads.txt"):
         for line in open(f"{RAW}/reloads.txt"):
-            name, n = line.split()
-            reloads[name] = n
+            parts = line.split()
+            if parts:
+                reloads[parts[0]] = parts[1] if len(parts) > 1 else "?"
     rows = []
     for p in ("mesh", "haproxy", "nginx"):
         steady, reload = rate_runs(f"s5-steady-{p}", 1000), rate_runs(f"s5-reload-{p}", 1000)
@@ -306,7 +307,7 @@ def main():
         out.append("|---|---:|---:|---:|---:|---:|")
         out.extend(rows)
         out.append("")
-        out.append("mesh: the VirtualService file is rewritten (polling every 100 ms), re-validated and swapped; "
+        out.append("mesh: the VirtualService file is rewritten and the proxy gets SIGHUP (re-read, re-validated, swapped); "
                    "HAProxy: master-worker `USR2`; nginx: `nginx -s reload`.")
         out.append("")
     out.append("<!-- run.sh end -->")

@@ -124,7 +124,7 @@ EOF
         for i in $(seq 1 $((rules - 1))); do
             printf '  - match: [{uri: {prefix: /r%d/}}, {headers: {x-rule: {exact: "%d"}}}]\n    route: [{destination: {host: backend.bench.svc.cluster.local}}]\n' "$i" "$i"
         done
-        printf '  - route: [{destination: {host: backend.bench.svc.cluster.local}}]\n    timeout: 10s\n'
+        printf '  - route: [{destination: {host: backend.bench.svc.cluster.local}}]\n    retries: {attempts: 2}\n'
     } >"$file"
 }
 
@@ -144,7 +144,7 @@ start_proxy() {
             mkdir -p "$WORK/mesh-$rules"
             mesh_config "$rules" "${BACKEND##*:}" "$WORK/mesh-$rules/config.yaml"
             TARGET=$(start_listening "$PROXY_CPU" "$name" "$BIN/mesh" proxy -f "$WORK/mesh-$rules" \
-                --listen 127.0.0.1:0 --threads 1 --reload-interval-ms 100 -n bench)
+                --listen 127.0.0.1:0 --threads 1 --reload-interval-ms 1000 -n bench)
             PROXY_PID=$(cat "$WORK/$name.pid") ;;
         haproxy)
             port=$(free_port)
@@ -267,12 +267,14 @@ reload_loop() { # $1 = proxy, runs until killed
         sleep 1
         i=$((i + 1))
         case $1 in
-            mesh) # alternate the last rule's timeout: a real change, re-read and swapped
-                sed -i "s/timeout: [0-9]*s/timeout: $((10 + i % 2))s/" "$WORK/mesh-10/config.yaml" ;;
+            mesh) # alternate the last rule's retry attempts (a real change), then SIGHUP: re-read,
+                # re-validated and swapped
+                sed -i "s/attempts: [0-9]*/attempts: $((2 + i % 2))/" "$WORK/mesh-10/config.yaml"
+                kill -HUP "$PROXY_PID" ;;
             haproxy) kill -USR2 "$PROXY_PID" ;;
             nginx) nginx -c "$WORK/nginx.conf" -p "$WORK" -s reload 2>/dev/null ;;
         esac
-        echo "$i" >"$WORK/reloads-$1"
+        echo "$i" >"$WORK/reloads-$1.tmp" && mv "$WORK/reloads-$1.tmp" "$WORK/reloads-$1"
     done
 }
 for proxy in mesh haproxy nginx; do

@@ -4,6 +4,7 @@
 //!   the meshwork stack ([`mesh_tower::Mesh`]) around a pooled hyper-util client; graceful drain.
 //! - [`server::serve_gateway`]: the same, as one port of an Istio Gateway (hosts, TLS
 //!   termination by SNI, `httpsRedirect`).
+//! - [`gateway`]: one listener per port of a Gateway, opened and closed as its `servers` change.
 //! - [`upstream`]: the pooled client under the stack, with TLS origination per DestinationRule.
 //! - [`tls`]: rustls configs from Istio's TLS settings (ring provider, nothing installed globally).
 //! - [`admin`]: `/metrics` (Prometheus text), `/config_dump`, `/clusters`, `/ready`, `/healthz`.
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod gateway;
 pub mod reload;
 pub mod server;
 pub mod tls;

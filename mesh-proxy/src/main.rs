@@ -257,14 +257,16 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
             None => b,
         }
     })?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut out = std::io::stdout();
-    let mut listeners = Vec::new();
+    let mut plain = None;
+    let mut gateway_listeners = None;
     match gateway {
         None => {
             let addr = args.listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 15001)));
             let listener = tokio::net::TcpListener::bind(addr).await?;
             writeln!(out, "listening on {}", listener.local_addr()?)?;
-            listeners.push((listener, None));
+            plain = Some(listener);
         }
         Some((ns, name)) => {
             if args.listen.is_some() {
@@ -281,29 +283,26 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
                     addr.parse().map_err(|_| anyhow::anyhow!("--port-map: {addr:?} is not an address"))?;
                 map.insert(port, addr);
             }
-            let snapshot = source.mesh().snapshot();
-            let declared = snapshot
-                .gateway(ns, name)
-                .ok_or_else(|| anyhow::anyhow!("Gateway {ns}/{name} is not in the configuration"))?;
-            let mut ports: Vec<(u16, std::sync::Arc<str>)> = Vec::new();
-            for server in declared.servers.iter() {
-                if !ports.iter().any(|(p, _)| *p == server.port) {
-                    ports.push((server.port, server.protocol.clone()));
-                }
+            let stack = mesh_proxy::server::upstream(source.mesh());
+            let mut listeners = mesh_proxy::gateway::GatewayListeners::new(
+                source.mesh().clone(),
+                ns,
+                name,
+                args.gateway_address,
+                map,
+                stack,
+            );
+            if !listeners.declared() {
+                anyhow::bail!("Gateway {ns}/{name} is not in the configuration");
             }
-            for (port, protocol) in ports {
-                if !matches!(&*protocol, "HTTP" | "HTTPS" | "HTTP2" | "GRPC") {
-                    tracing::warn!(target: "meshwork::proxy", port, %protocol, "gateway port not opened: meshwork serves HTTP, HTTPS, HTTP2 and GRPC servers");
-                    continue;
+            // The ports declared at start must open; later ones are retried on each reconcile.
+            for change in listeners.reconcile(&stopped).await {
+                if let mesh_proxy::gateway::PortChange::Failed { port, address, error } = &change {
+                    anyhow::bail!("gateway port {port} at {address}: {error}");
                 }
-                let addr = map.get(&port).copied().unwrap_or(std::net::SocketAddr::new(args.gateway_address, port));
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("gateway port {port} at {addr}: {e}"))?;
-                writeln!(out, "listening on {} port={port} protocol={protocol}", listener.local_addr()?)?;
-                let gateway_port = mesh_proxy::server::GatewayPort::new(source.mesh().clone(), ns, name, port);
-                listeners.push((listener, Some(gateway_port)));
+                report_port_change(change);
             }
+            gateway_listeners = Some(listeners);
         }
     }
     if let Some(addr) = args.admin {
@@ -323,7 +322,6 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
             let _ = tokio::task::spawn_blocking(move || s.reload()).await;
         }
     });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::spawn(async move {
         tokio::select! {
@@ -333,21 +331,49 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         tracing::info!(target: "meshwork::proxy", "shutting down: draining in-flight requests");
         let _ = stop.send(true);
     });
-    let stack = mesh_proxy::server::upstream(source.mesh());
-    let mut servers = tokio::task::JoinSet::new();
-    for (listener, gateway_port) in listeners {
-        let (stack, stopped) = (stack.clone(), stopped.clone());
-        servers.spawn(async move {
-            match gateway_port {
-                None => mesh_proxy::server::serve(listener, stack, stopped).await,
-                Some(port) => mesh_proxy::server::serve_gateway(listener, stack, port, stopped).await,
-            }
-        });
+    if let Some(listener) = plain {
+        mesh_proxy::server::serve(listener, mesh_proxy::server::upstream(source.mesh()), stopped).await?;
+        return Ok(ExitCode::SUCCESS);
     }
-    while let Some(result) = servers.join_next().await {
-        result??;
+    let Some(mut listeners) = gateway_listeners else { return Ok(ExitCode::SUCCESS) };
+    let mut stopping = stopped.clone();
+    loop {
+        for change in listeners.reconcile(&stopped).await {
+            report_port_change(change);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.reload_interval) => {}
+            _ = stopping.wait_for(|s| *s) => break,
+        }
     }
+    listeners.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Print (opened ports, on standard output, as the first ones) or log what a Gateway reconcile did.
+fn report_port_change(change: mesh_proxy::gateway::PortChange) {
+    use mesh_proxy::gateway::PortChange;
+    use std::io::Write;
+    match change {
+        PortChange::Opened { port, protocol, address } => {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "listening on {address} port={port} protocol={protocol}");
+            let _ = out.flush();
+            tracing::info!(target: "meshwork::proxy", port, %protocol, %address, "gateway port opened");
+        }
+        PortChange::Closed { port } => {
+            tracing::info!(target: "meshwork::proxy", port, "gateway port closing (draining)")
+        }
+        PortChange::Failed { port, address, error } => {
+            tracing::warn!(target: "meshwork::proxy", port, %address, %error, "gateway port cannot be opened")
+        }
+        PortChange::Skipped { port, protocol } => tracing::warn!(
+            target: "meshwork::proxy",
+            port,
+            %protocol,
+            "gateway port not opened: meshwork serves HTTP, HTTPS, HTTP2 and GRPC servers"
+        ),
+    }
 }
 
 fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> Result<ExitCode> {

@@ -141,6 +141,15 @@ async fn https_get(
     Ok((version, status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// The status of `GET /` with `Host: host` on a new connection, or `None` if nothing listens.
+async fn try_get(addr: &str, host: &str) -> Option<u16> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.ok()?;
+    tokio::spawn(conn);
+    let req = http::Request::get("/").header("host", host).body(Empty::<Bytes>::new()).ok()?;
+    Some(sender.send_request(req).await.ok()?.status().as_u16())
+}
+
 fn config(dir: &Path, reviews_tls: u16, ratings: u16) -> String {
     let d = dir.display();
     let mut out = service_entry("reviews", "reviews.default.svc.cluster.local", &[(reviews_tls, "v1")]);
@@ -227,6 +236,8 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
     let reviews = mtls_upstream(&dir).await;
     let ratings = backend("ratings").await;
     std::fs::write(dir.join("config.yaml"), config(&dir, reviews, ratings.port)).expect("write");
+    let later = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let later_map = format!("9090=127.0.0.1:{later}");
     let proxy = start_proxy(
         &dir,
         &[
@@ -238,6 +249,8 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
             "443=127.0.0.1:0",
             "--port-map",
             "8080=127.0.0.1:0",
+            "--port-map",
+            &later_map,
         ],
     );
     assert_eq!(proxy.listeners.len(), 3, "one listener per Gateway port: {:?}", proxy.listeners);
@@ -289,5 +302,35 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
     assert_eq!(status, 404, "bookinfo.example.com is not served on port 8080");
     let (status, _, _) = get(&client, proxy.port(8080), "elsewhere.example.com", "/", &[]).await;
     assert_eq!(status, 404, "a gateway is not an open proxy");
+
+    // A reload that adds a server on a new port opens it (port 9090 is not 8080: the rule for
+    // port 8080 does not match there, the direct response does); removing it closes the port.
+    let original = std::fs::read_to_string(dir.join("config.yaml")).expect("read");
+    let with_9090 = original.replace(
+        "  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: [plain.example.com]\n",
+        "  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: [plain.example.com]\n  - port: {number: 9090, name: http-new, protocol: HTTP}\n    hosts: [plain.example.com]\n",
+    );
+    assert_ne!(with_9090, original);
+    std::fs::write(dir.join("config.yaml"), &with_9090).expect("write");
+    let later = format!("127.0.0.1:{later}");
+    let mut status = None;
+    for _ in 0..100 {
+        status = try_get(&later, "plain.example.com").await;
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, Some(418), "the new Gateway port serves");
+    std::fs::write(dir.join("config.yaml"), &original).expect("write");
+    let mut closed = false;
+    for _ in 0..100 {
+        if try_get(&later, "plain.example.com").await.is_none() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(closed, "the removed Gateway port is closed");
     let _ = std::fs::remove_dir_all(&dir);
 }

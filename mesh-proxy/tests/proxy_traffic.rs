@@ -232,7 +232,8 @@ async fn counting_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsi
                         Bytes::from_static(b"counted"),
                     )))
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });

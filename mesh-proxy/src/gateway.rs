@@ -1,0 +1,175 @@
+//! The listeners of a Gateway, kept in step with the configuration.
+//!
+//! [`GatewayListeners::reconcile`] opens a listener for every port the Gateway's `servers`
+//! declare (HTTP, HTTPS, HTTP2 and GRPC servers; others are reported and skipped) and drains and
+//! closes the listeners of ports it no longer declares — as Envoy adds and removes listeners when
+//! an ingress gateway's configuration changes. Call it after each reload; hosts and certificates
+//! of ports that stay are read per connection (see [`crate::server`]).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use mesh_tower::Mesh;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::server::{GatewayPort, Upstream, serve_gateway};
+
+/// What one reconcile did to one port.
+#[derive(Debug)]
+pub enum PortChange {
+    /// A listener was opened for the port.
+    Opened {
+        /// Gateway port.
+        port: u16,
+        /// Protocol of its server(s).
+        protocol: Arc<str>,
+        /// Where it listens.
+        address: SocketAddr,
+    },
+    /// The port's listener is draining and will close.
+    Closed {
+        /// Gateway port.
+        port: u16,
+    },
+    /// The port could not be opened (tried again on the next reconcile).
+    Failed {
+        /// Gateway port.
+        port: u16,
+        /// Where it was to listen.
+        address: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The port's protocol is not served by meshwork (TCP, TLS passthrough, ...).
+    Skipped {
+        /// Gateway port.
+        port: u16,
+        /// Its protocol.
+        protocol: Arc<str>,
+    },
+}
+
+#[derive(Debug)]
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// One listener per port of a Gateway (see the module docs).
+#[derive(Debug)]
+pub struct GatewayListeners {
+    mesh: Mesh,
+    namespace: Arc<str>,
+    name: Arc<str>,
+    address: IpAddr,
+    port_map: HashMap<u16, SocketAddr>,
+    stack: Upstream,
+    running: HashMap<u16, Running>,
+    skipped: Vec<u16>,
+}
+
+impl GatewayListeners {
+    /// The listeners of Gateway `namespace/name` in `mesh`, opened on `address` at each server's
+    /// port, or where `port_map` says; requests go through `stack`.
+    pub fn new(
+        mesh: Mesh,
+        namespace: &str,
+        name: &str,
+        address: IpAddr,
+        port_map: HashMap<u16, SocketAddr>,
+        stack: Upstream,
+    ) -> Self {
+        GatewayListeners {
+            mesh,
+            namespace: Arc::from(namespace),
+            name: Arc::from(name),
+            address,
+            port_map,
+            stack,
+            running: HashMap::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Does the configuration have this Gateway?
+    pub fn declared(&self) -> bool {
+        self.mesh.snapshot().gateway(&self.namespace, &self.name).is_some()
+    }
+
+    /// The ports the Gateway declares now, with the protocol of their first server.
+    fn desired(&self) -> Vec<(u16, Arc<str>)> {
+        let snapshot = self.mesh.snapshot();
+        let mut ports: Vec<(u16, Arc<str>)> = Vec::new();
+        if let Some(g) = snapshot.gateway(&self.namespace, &self.name) {
+            for server in g.servers.iter() {
+                if !ports.iter().any(|(p, _)| *p == server.port) {
+                    ports.push((server.port, server.protocol.clone()));
+                }
+            }
+        }
+        ports
+    }
+
+    /// Open and close listeners to match the configuration (see the module docs).
+    pub async fn reconcile(&mut self, stop: &watch::Receiver<bool>) -> Vec<PortChange> {
+        let mut changes = Vec::new();
+        let desired = self.desired();
+        let closing: Vec<u16> = self.running.keys().copied().filter(|p| !desired.iter().any(|(d, _)| d == p)).collect();
+        for port in closing {
+            if let Some(running) = self.running.remove(&port) {
+                let _ = running.stop.send(true);
+                changes.push(PortChange::Closed { port });
+            }
+        }
+        self.skipped.retain(|p| desired.iter().any(|(d, _)| d == p));
+        for (port, protocol) in desired {
+            if self.running.contains_key(&port) || self.skipped.contains(&port) {
+                continue;
+            }
+            if !matches!(&*protocol, "HTTP" | "HTTPS" | "HTTP2" | "GRPC") {
+                self.skipped.push(port);
+                changes.push(PortChange::Skipped { port, protocol });
+                continue;
+            }
+            let address = self.port_map.get(&port).copied().unwrap_or(SocketAddr::new(self.address, port));
+            let listener = match tokio::net::TcpListener::bind(address).await {
+                Ok(l) => l,
+                Err(error) => {
+                    changes.push(PortChange::Failed { port, address, error });
+                    continue;
+                }
+            };
+            let address = listener.local_addr().unwrap_or(address);
+            let (own_stop, own_stopped) = watch::channel(false);
+            let mut global = stop.clone();
+            let forward = own_stop.clone();
+            // The listener stops when this port goes away or when the whole proxy stops.
+            tokio::spawn(async move {
+                if global.wait_for(|s| *s).await.is_ok() {
+                    let _ = forward.send(true);
+                }
+            });
+            let gateway = GatewayPort::new(self.mesh.clone(), &self.namespace, &self.name, port);
+            let task = tokio::spawn(serve_gateway(listener, self.stack.clone(), gateway, own_stopped));
+            self.running.insert(port, Running { stop: own_stop, task });
+            changes.push(PortChange::Opened { port, protocol, address });
+        }
+        changes
+    }
+
+    /// Stop every listener and wait until their connections have drained.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        for running in self.running.values() {
+            let _ = running.stop.send(true);
+        }
+        for (_, running) in self.running {
+            match running.task.await {
+                Ok(result) => result?,
+                Err(e) => tracing::warn!(target: "meshwork::proxy", error = %e, "gateway listener task failed"),
+            }
+        }
+        Ok(())
+    }
+}
