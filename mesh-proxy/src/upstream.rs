@@ -41,6 +41,9 @@ type Body = ReplayBody<Incoming>;
 
 /// Idle upstream connections one downstream connection keeps, at most.
 const AFFINITY_IDLE: usize = 8;
+/// How long a request waits for its downstream connection's upstream connection to finish the
+/// previous response before opening another.
+const AFFINITY_READY_WAIT: Duration = Duration::from_millis(100);
 
 /// The upstream HTTP/1.1 connections of one downstream connection (see the module docs). Put it
 /// in the extensions of that connection's requests.
@@ -51,11 +54,16 @@ pub struct ConnectionAffinity(Arc<Mutex<IdleConnections>>);
 type IdleConnections = Vec<(http::uri::Authority, SendRequest<Body>)>;
 
 impl ConnectionAffinity {
-    /// An idle connection to `authority`, if this downstream connection has one.
+    /// A connection to `authority` this downstream connection opened, ready ones first. One that
+    /// is not ready yet is usually finishing the previous response (its connection task has not
+    /// run since the body ended).
     fn take(&self, authority: &http::uri::Authority) -> Option<SendRequest<Body>> {
         let mut idle = self.0.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|(_, s)| !s.is_closed());
-        let i = idle.iter().position(|(a, s)| a == authority && s.is_ready())?;
+        let i = idle
+            .iter()
+            .position(|(a, s)| a == authority && s.is_ready())
+            .or_else(|| idle.iter().position(|(a, _)| a == authority))?;
         Some(idle.swap_remove(i).1)
     }
 
@@ -93,7 +101,17 @@ async fn send_with_affinity(
     authority: http::uri::Authority,
     req: http::Request<Body>,
 ) -> Result<http::Response<Incoming>, BoxError> {
-    let (mut sender, req) = match affinity.take(&authority) {
+    let ready = match affinity.take(&authority) {
+        Some(sender) if sender.is_ready() => Some(sender),
+        // Wait for the previous response to finish (it resolves at once, or with an error when
+        // that response was abandoned and the connection closes); give up after a moment.
+        Some(mut sender) => match tokio::time::timeout(AFFINITY_READY_WAIT, sender.ready()).await {
+            Ok(Ok(())) => Some(sender),
+            _ => None,
+        },
+        None => None,
+    };
+    let (mut sender, req) = match ready {
         Some(mut sender) => match sender.try_send_request(req).await {
             Ok(response) => {
                 affinity.put(authority, sender);

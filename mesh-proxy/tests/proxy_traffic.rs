@@ -70,8 +70,15 @@ async fn weighted_routing_retries_faults_and_timeouts() {
 
     // Keep-alive upstream: sequential requests on one client connection reuse one upstream
     // connection.
+    let tcp = tokio::net::TcpStream::connect(&listen).await.expect("connect");
+    let (mut one, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.expect("handshake");
+    tokio::spawn(conn);
     for _ in 0..20 {
-        assert_eq!(get(&client, &listen, "counted", "/", &[]).await.1, "counted");
+        one.ready().await.expect("the client connection stays open");
+        let req = http::Request::get("/").header("host", "counted").body(Empty::<Bytes>::new()).expect("req");
+        let response = one.send_request(req).await.expect("response");
+        assert_eq!(response.into_body().collect().await.expect("body").to_bytes(), "counted");
     }
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one upstream connection for 20 requests");
 
