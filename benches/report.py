@@ -266,7 +266,7 @@ def main():
         out.append("")
 
     # S4
-    out.append("### S4 — resources at 1000 rps (from /proc, whole process tree)")
+    out.append("### S4 — resources at 1000 rps (from /proc, whole process tree; a process that ran 20, 200 and 1000 rps only)")
     out.append("")
     if os.path.exists(f"{RAW}/resources.txt"):
         out.append("| proxy | vCPU per 1000 rps | peak RSS | vs HAProxy (CPU) | vs nginx (CPU) |")

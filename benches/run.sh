@@ -234,6 +234,10 @@ for proxy in $PROXIES; do
     start_proxy "$proxy"
     log "$proxy: peak rps ($RUNS x ${DURATION}s)"
     wrk_peak "$proxy"
+    # A fresh process for the fixed rates, so that its peak RSS (S4) is that of these rates and
+    # not of the closed-loop peak runs.
+    stop_proxy
+    start_proxy "$proxy"
     for rate in $RATES; do
         log "$proxy: $rate rps ($RUNS x ${DURATION}s)"
         oha_rate "$proxy" "$rate" warmup "$WARMUP"
