@@ -14,8 +14,10 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     #[allow(missing_docs)] // pin-project-lite does not take docs on variant fields
     pub enum MeshBody<B> {
-        /// The wrapped service's body.
-        Upstream { #[pin] body: B },
+        /// The wrapped service's body, and the endpoint that sent it (for telemetry and retries;
+        /// carried here rather than in the response's extensions, which would cost two
+        /// allocations per response).
+        Upstream { #[pin] body: B, upstream: Option<crate::balance::Upstream> },
         /// A body meshwork produced.
         Local { #[pin] body: Full<Bytes> },
     }
@@ -24,7 +26,20 @@ pin_project_lite::pin_project! {
 impl<B> MeshBody<B> {
     /// Wrap an upstream body.
     pub fn upstream(body: B) -> Self {
-        MeshBody::Upstream { body }
+        MeshBody::Upstream { body, upstream: None }
+    }
+
+    /// Wrap an upstream body, recording the endpoint that sent it.
+    pub fn from_endpoint(body: B, upstream: crate::balance::Upstream) -> Self {
+        MeshBody::Upstream { body, upstream: Some(upstream) }
+    }
+
+    /// The endpoint that sent this body, if it came from one.
+    pub fn endpoint(&self) -> Option<&crate::balance::Upstream> {
+        match self {
+            MeshBody::Upstream { upstream, .. } => upstream.as_ref(),
+            MeshBody::Local { .. } => None,
+        }
     }
 
     /// A local body.
@@ -47,7 +62,7 @@ where
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project() {
-            MeshBodyProj::Upstream { body } => body.poll_frame(cx),
+            MeshBodyProj::Upstream { body, .. } => body.poll_frame(cx),
             MeshBodyProj::Local { body } => match body.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                 Poll::Ready(Some(Err(never))) => match never {},
@@ -59,14 +74,14 @@ where
 
     fn is_end_stream(&self) -> bool {
         match self {
-            MeshBody::Upstream { body } => body.is_end_stream(),
+            MeshBody::Upstream { body, .. } => body.is_end_stream(),
             MeshBody::Local { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            MeshBody::Upstream { body } => body.size_hint(),
+            MeshBody::Upstream { body, .. } => body.size_hint(),
             MeshBody::Local { body } => body.size_hint(),
         }
     }

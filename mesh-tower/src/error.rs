@@ -285,11 +285,20 @@ impl fmt::Debug for ResponseFlags {
 pub trait LocalBody: Sized {
     /// A complete body with these bytes.
     fn local(bytes: Bytes) -> Self;
+
+    /// The endpoint that sent this body, when the body records it ([`MeshBody`] does).
+    fn endpoint(&self) -> Option<&crate::balance::Upstream> {
+        None
+    }
 }
 
 impl<B> LocalBody for MeshBody<B> {
     fn local(bytes: Bytes) -> Self {
         MeshBody::local(bytes)
+    }
+
+    fn endpoint(&self) -> Option<&crate::balance::Upstream> {
+        MeshBody::endpoint(self)
     }
 }
 

@@ -196,7 +196,7 @@ where
                         tracing::debug!(target: "meshwork::retry", "not retried: the request body cannot be sent again");
                         return Poll::Ready(Ok(response));
                     };
-                    let upstream = response.extensions().get::<Upstream>();
+                    let upstream = response.body().endpoint().or_else(|| response.extensions().get::<Upstream>());
                     if let Some(cluster) = upstream.and_then(|u| u.cluster.clone()) {
                         if !cluster.try_retry() {
                             tracing::debug!(target: "meshwork::retry", cluster = %cluster.destination().host, "not retried: retry budget exhausted");
@@ -205,7 +205,7 @@ where
                         }
                         *this.retry_slot = Some(cluster);
                     }
-                    let upstream = response.extensions().get::<Upstream>();
+                    let upstream = response.body().endpoint().or_else(|| response.extensions().get::<Upstream>());
                     if let Some(address) = upstream.and_then(|u| u.address.clone()) {
                         this.tried.push(address);
                     }

@@ -367,7 +367,7 @@ pin_project_lite::pin_project! {
 impl<F, B, E> Future for TelemetryFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: Body,
+    B: Body + crate::error::LocalBody,
 {
     type Output = Result<Response<TelemetryBody<B>>, E>;
 
@@ -409,7 +409,7 @@ impl<S, B, RB> Service<Request<B>> for Telemetry<S>
 where
     S: Service<Request<B>, Response = Response<RB>>,
     B: Body,
-    RB: Body,
+    RB: Body + crate::error::LocalBody,
 {
     type Response = Response<TelemetryBody<RB>>;
     type Error = S::Error;

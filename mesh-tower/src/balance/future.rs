@@ -101,13 +101,16 @@ where
             BalanceFutureProj::Upstream { future, upstream, guard, span } => {
                 let _entered = span.enter();
                 let result = ready!(future.poll(cx));
-                let upstream = upstream.take();
+                let mut upstream = upstream.take();
                 let mut response = match result {
                     Ok(response) => {
                         if let Some(g) = guard.take() {
                             g.finish(Observation::Status(response.status().as_u16()));
                         }
-                        response.map(MeshBody::upstream)
+                        match upstream.take() {
+                            Some(u) => response.map(|body| MeshBody::from_endpoint(body, u)),
+                            None => response.map(MeshBody::upstream),
+                        }
                     }
                     Err(error) => {
                         let error: crate::BoxError = error.into();

@@ -70,11 +70,14 @@ impl<B: Body> TelemetryBody<B> {
         TelemetryBody { inner, report: None }
     }
 
-    pub(super) fn wrap(response: Response<B>, pending: Pending) -> Response<Self> {
+    pub(super) fn wrap(response: Response<B>, pending: Pending) -> Response<Self>
+    where
+        B: crate::error::LocalBody,
+    {
         let (parts, body) = response.into_parts();
         let header_bytes = super::headers_size(&parts.headers);
         let report = Report {
-            upstream: parts.extensions.get::<Upstream>().cloned(),
+            upstream: body.endpoint().or_else(|| parts.extensions.get::<Upstream>()).cloned(),
             status: parts.status.as_u16(),
             grpc_status: grpc_status(&parts.headers),
             flags: parts.extensions.get::<ResponseFlags>().copied().unwrap_or_default(),
