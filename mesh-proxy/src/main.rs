@@ -101,7 +101,8 @@ enum Command {
         /// The proxy's namespace (short host names resolve in it).
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
-        /// How often to check the files for changes, in milliseconds.
+        /// How often to check the files for changes (and, as a Gateway, its ports), in
+        /// milliseconds.
         #[arg(long, default_value = "1000")]
         reload_interval_ms: u64,
         /// Log every request (target meshwork::access).
