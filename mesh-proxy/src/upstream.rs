@@ -99,8 +99,14 @@ async fn connect_http1(authority: &http::uri::Authority) -> Result<SendRequest<B
 async fn send_with_affinity(
     affinity: ConnectionAffinity,
     authority: http::uri::Authority,
-    req: http::Request<Body>,
+    mut req: http::Request<Body>,
 ) -> Result<http::Response<Incoming>, BoxError> {
+    // On a connection of its own the request-target is origin-form (`/path?query`), as a client
+    // sends it to an origin server (RFC 9112 §3.2.1); the authority stays in `Host`.
+    if req.method() != http::Method::CONNECT {
+        let origin = req.uri().path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = http::Uri::from(origin);
+    }
     let ready = match affinity.take(&authority) {
         Some(sender) if sender.is_ready() => Some(sender),
         // Wait for the previous response to finish (it resolves at once, or with an error when

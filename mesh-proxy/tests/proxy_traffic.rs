@@ -76,9 +76,10 @@ async fn weighted_routing_retries_faults_and_timeouts() {
     tokio::spawn(conn);
     for _ in 0..20 {
         one.ready().await.expect("the client connection stays open");
-        let req = http::Request::get("/").header("host", "counted").body(Empty::<Bytes>::new()).expect("req");
+        let req = http::Request::get("/a?b=1").header("host", "counted").body(Empty::<Bytes>::new()).expect("req");
         let response = one.send_request(req).await.expect("response");
-        assert_eq!(response.into_body().collect().await.expect("body").to_bytes(), "counted");
+        // Origin-form request-target, the caller's Host.
+        assert_eq!(response.into_body().collect().await.expect("body").to_bytes(), "/a?b=1 counted");
     }
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one upstream connection for 20 requests");
 
@@ -234,10 +235,11 @@ async fn counting_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsi
             let Ok((stream, _)) = listener.accept().await else { return };
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
-                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                        Bytes::from_static(b"counted"),
-                    )))
+                // Answers with the request-target and Host it received.
+                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("-").to_string();
+                    let seen = format!("{} {host}", req.uri());
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from(seen))))
                 });
                 let _ =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
