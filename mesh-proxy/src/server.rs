@@ -79,8 +79,8 @@ pub struct GatewayPort {
     tls: Arc<Mutex<ServerConfigs>>,
 }
 
-/// Server TLS configs built so far, by the setting they were built from.
-type ServerConfigs = Vec<(ServerTls, Arc<rustls::ServerConfig>)>;
+/// Server TLS configs built so far, by the setting and the state of the files they were built from.
+type ServerConfigs = Vec<(ServerTls, Vec<Option<(u64, std::time::SystemTime)>>, Arc<rustls::ServerConfig>)>;
 
 impl GatewayPort {
     /// Port `port` of Gateway `namespace/name`, as configured in `mesh` now and after reloads.
@@ -97,16 +97,19 @@ impl GatewayPort {
             .unwrap_or_default()
     }
 
-    /// The TLS config for `tls`, built once per distinct setting.
+    /// The TLS config for `tls`, built once per setting and rebuilt when one of its files changes
+    /// (certificates rotated in place, as cert-manager or a Secret mount does).
     fn server_config(&self, tls: &ServerTls) -> Option<Arc<rustls::ServerConfig>> {
+        let files = files_fingerprint(tls);
         let mut cache = self.tls.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, config)) = cache.iter().find(|(t, _)| t == tls) {
+        if let Some((_, _, config)) = cache.iter().find(|(t, f, _)| t == tls && *f == files) {
             return Some(config.clone());
         }
         match server_config(tls) {
             Ok(config) => {
                 let config = Arc::new(config);
-                cache.push((tls.clone(), config.clone()));
+                cache.retain(|(t, _, _)| t != tls);
+                cache.push((tls.clone(), files, config.clone()));
                 Some(config)
             }
             Err(e) => {
@@ -121,6 +124,17 @@ impl GatewayPort {
             }
         }
     }
+}
+
+/// Size and modification time of a TLS setting's files: what changes when they are replaced.
+fn files_fingerprint(tls: &ServerTls) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    [&tls.server_certificate, &tls.private_key, &tls.ca_certificates]
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path.as_deref()?).ok()?;
+            Some((meta.len(), meta.modified().ok()?))
+        })
+        .collect()
 }
 
 fn is_tls(server: &GatewayServer) -> bool {

@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -207,7 +207,7 @@ impl UpstreamClient {
             tls: tls.clone(),
             sni: Arc::from(sni),
             http2,
-            config: Arc::new(OnceLock::new()),
+            config: Arc::default(),
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -296,7 +296,22 @@ pub struct TlsConnector {
     tls: Arc<ClientTls>,
     sni: Arc<str>,
     http2: bool,
-    config: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, Arc<TlsError>>>>,
+    config: Arc<Mutex<Option<BuiltConfig>>>,
+}
+
+/// A client config (or why it could not be built), with the state of the files it came from.
+type BuiltConfig = (Vec<Option<(u64, std::time::SystemTime)>>, Result<Arc<rustls::ClientConfig>, Arc<TlsError>>);
+
+/// Size and modification time of a setting's certificate files: what changes when they are
+/// replaced (rotated certificates are picked up by the next new connection).
+fn files_fingerprint(tls: &ClientTls) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    [&tls.client_certificate, &tls.private_key, &tls.ca_certificates]
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path.as_deref()?).ok()?;
+            Some((meta.len(), meta.modified().ok()?))
+        })
+        .collect()
 }
 
 impl tower::Service<http::Uri> for TlsConnector {
@@ -310,19 +325,27 @@ impl tower::Service<http::Uri> for TlsConnector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let http2 = self.http2;
-        let config = self.config.get_or_init(|| {
-            let alpn: &[u8] = if http2 { b"h2" } else { b"http/1.1" };
-            client_config(&self.tls)
-                .map(|mut c| {
-                    c.alpn_protocols = vec![alpn.to_vec()];
-                    Arc::new(c)
-                })
-                .map_err(|e| {
-                    tracing::warn!(target: "meshwork::tls", error = %e, "upstream TLS settings cannot be used");
-                    Arc::new(e)
-                })
-        });
-        let config = config.clone();
+        let files = files_fingerprint(&self.tls);
+        let config = {
+            let mut built = self.config.lock().unwrap_or_else(|p| p.into_inner());
+            match &*built {
+                Some((f, config)) if *f == files => config.clone(),
+                _ => {
+                    let alpn: &[u8] = if http2 { b"h2" } else { b"http/1.1" };
+                    let config = client_config(&self.tls)
+                        .map(|mut c| {
+                            c.alpn_protocols = vec![alpn.to_vec()];
+                            Arc::new(c)
+                        })
+                        .map_err(|e| {
+                            tracing::warn!(target: "meshwork::tls", error = %e, "upstream TLS settings cannot be used");
+                            Arc::new(e)
+                        });
+                    *built = Some((files, config.clone()));
+                    config
+                }
+            }
+        };
         let sni = self.sni.clone();
         let tcp = tower::Service::call(&mut self.http, uri);
         Box::pin(async move {

@@ -269,6 +269,26 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
     let (version, status, body) = https_get(stream, "https://bookinfo.example.com/").await.expect("request");
     assert_eq!((version, status, body.as_str()), (http::Version::HTTP_11, 200, "reviews-over-mtls"));
 
+    // Certificates rotated in place (same paths, new files) are served to new connections.
+    let served = |stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
+        stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec())
+    };
+    let before = served(&tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await.expect("TLS"));
+    pki.leaf(&dir, "gateway", &["bookinfo.example.com", "secure.example.com"]);
+    let rotated = certs(&dir.join("gateway.pem"))[0].as_ref().to_vec();
+    assert_ne!(before.as_deref(), Some(&rotated[..]));
+    let mut now_served = None;
+    for _ in 0..40 {
+        if let Ok(stream) = tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await {
+            now_served = served(&stream);
+            if now_served.as_deref() == Some(&rotated[..]) {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(now_served.as_deref(), Some(&rotated[..]), "the rotated certificate is served");
+
     // Upstream certificate verification is real: without `sni`, the SNI is the request's host,
     // which the upstream's certificate does not name: 503, never a silent plaintext fallback.
     let stream = tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await.expect("TLS");
