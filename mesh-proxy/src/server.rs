@@ -19,7 +19,8 @@
 //! - the servers on that port are read from the current configuration for every new connection
 //!   (a reload that changes hosts or certificates applies to new connections);
 //! - `HTTPS` servers terminate TLS (`SIMPLE`, `MUTUAL`, `OPTIONAL_MUTUAL`), chosen by the SNI the
-//!   client sends among the servers' `hosts`; ALPN offers `h2` and `http/1.1`;
+//!   client sends among the servers' `hosts`; ALPN offers `h2` and `http/1.1`; a client
+//!   certificate must name one of the server's `subjectAltNames` when it lists any;
 //! - a request whose host none of the servers lists gets 404 (`NR`), as Envoy answers a request
 //!   with no virtual host;
 //! - an `HTTP` server with `tls.httpsRedirect: true` answers 301 to the `https` URL;
@@ -343,8 +344,15 @@ async fn accept_tls(
             tracing::debug!(target: "meshwork::proxy", %peer, sni = sni.as_deref().unwrap_or(""), "no gateway server for this SNI");
             return None;
         };
-        let config = gateway.server_config(server.tls.as_ref()?)?;
+        let tls = server.tls.as_ref()?;
+        let config = gateway.server_config(tls)?;
         let stream = start.into_stream(config).await.ok()?;
+        if let Some(certificate) = stream.get_ref().1.peer_certificates().and_then(|c| c.first())
+            && !crate::tls::client_names_allowed(certificate, &tls.subject_alt_names)
+        {
+            tracing::debug!(target: "meshwork::proxy", %peer, "client certificate names none of the server's subjectAltNames");
+            return None;
+        }
         let accepted = Accepted {
             peer,
             https: true,

@@ -279,6 +279,21 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
+/// Does a client certificate name one of `allowed` (a Gateway server's `subjectAltNames`)? An
+/// empty list allows any certificate the CA vouches for. DNS names and IP addresses are checked
+/// against the certificate's subject alternative names; a name of another kind (a SPIFFE URI)
+/// cannot be checked here and matches nothing, so such a list refuses every certificate rather
+/// than admitting one unchecked.
+pub fn client_names_allowed(certificate: &CertificateDer<'_>, allowed: &[std::sync::Arc<str>]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let Ok(parsed) = rustls::server::ParsedCertificate::try_from(certificate) else { return false };
+    allowed.iter().any(|name| {
+        ServerName::try_from(name.as_ref()).is_ok_and(|name| rustls::client::verify_server_name(&parsed, &name).is_ok())
+    })
+}
+
 /// Does `host` (lower case, no port) match a Gateway `hosts` entry (`ns/host` or `host`; `*`,
 /// `*.example.com` or an exact name)?
 pub fn host_matches(pattern: &str, host: &str) -> bool {

@@ -97,17 +97,18 @@ async fn tls_connect(
     dir: &Path,
     addr: &str,
     sni: &str,
-    client_cert: bool,
+    client_cert: impl Into<Option<&str>>,
     alpn: &[u8],
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_root_certificates(roots(dir));
-    let mut config = if client_cert {
-        builder.with_client_auth_cert(certs(&dir.join("client.pem")), key(&dir.join("client-key.pem"))).expect("cert")
-    } else {
-        builder.with_no_client_auth()
+    let mut config = match client_cert.into() {
+        Some(stem) => builder
+            .with_client_auth_cert(certs(&dir.join(format!("{stem}.pem"))), key(&dir.join(format!("{stem}-key.pem"))))
+            .expect("cert"),
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(addr).await?;
@@ -173,7 +174,7 @@ spec:
     tls: {{mode: SIMPLE, serverCertificate: {d}/gateway.pem, privateKey: {d}/gateway-key.pem}}
   - port: {{number: 443, name: https-secure, protocol: HTTPS}}
     hosts: [secure.example.com]
-    tls: {{mode: MUTUAL, serverCertificate: {d}/gateway.pem, privateKey: {d}/gateway-key.pem, caCertificates: {d}/ca.pem}}
+    tls: {{mode: MUTUAL, serverCertificate: {d}/gateway.pem, privateKey: {d}/gateway-key.pem, caCertificates: {d}/ca.pem, subjectAltNames: [client.example.com]}}
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -233,6 +234,7 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
     pki.leaf(&dir, "gateway", &["bookinfo.example.com", "secure.example.com"]);
     pki.leaf(&dir, "reviews", &["reviews.default.svc.cluster.local"]);
     pki.leaf(&dir, "client", &["client.example.com"]);
+    pki.leaf(&dir, "intruder", &["intruder.example.com"]);
     let reviews = mtls_upstream(&dir).await;
     let ratings = backend("ratings").await;
     std::fs::write(dir.join("config.yaml"), config(&dir, reviews, ratings.port)).expect("write");
@@ -258,14 +260,14 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
 
     // TLS termination (SIMPLE) with HTTP/2 by ALPN, then mTLS to the upstream: the upstream
     // requires the DestinationRule's client certificate, so a 200 means the hop was mTLS.
-    let stream = tls_connect(&dir, &https, "bookinfo.example.com", false, b"h2").await.expect("TLS to the gateway");
+    let stream = tls_connect(&dir, &https, "bookinfo.example.com", None, b"h2").await.expect("TLS to the gateway");
     let (version, status, body) =
         https_get(stream, "https://bookinfo.example.com/headers").await.expect("request over TLS");
     assert_eq!((version, status), (http::Version::HTTP_2, 200), "{body}");
     assert!(body.contains("x-forwarded-proto: https"), "{body}");
     assert!(body.contains("x-forwarded-for: 127.0.0.1"), "{body}");
     // HTTP/1.1 by ALPN works too.
-    let stream = tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await.expect("TLS");
+    let stream = tls_connect(&dir, &https, "bookinfo.example.com", None, b"http/1.1").await.expect("TLS");
     let (version, status, body) = https_get(stream, "https://bookinfo.example.com/").await.expect("request");
     assert_eq!((version, status, body.as_str()), (http::Version::HTTP_11, 200, "reviews-over-mtls"));
 
@@ -273,13 +275,13 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
     let served = |stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec())
     };
-    let before = served(&tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await.expect("TLS"));
+    let before = served(&tls_connect(&dir, &https, "bookinfo.example.com", None, b"http/1.1").await.expect("TLS"));
     pki.leaf(&dir, "gateway", &["bookinfo.example.com", "secure.example.com"]);
     let rotated = certs(&dir.join("gateway.pem"))[0].as_ref().to_vec();
     assert_ne!(before.as_deref(), Some(&rotated[..]));
     let mut now_served = None;
     for _ in 0..40 {
-        if let Ok(stream) = tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await {
+        if let Ok(stream) = tls_connect(&dir, &https, "bookinfo.example.com", None, b"http/1.1").await {
             now_served = served(&stream);
             if now_served.as_deref() == Some(&rotated[..]) {
                 break;
@@ -291,22 +293,28 @@ async fn gateway_terminates_tls_redirects_and_originates_mtls() {
 
     // Upstream certificate verification is real: without `sni`, the SNI is the request's host,
     // which the upstream's certificate does not name: 503, never a silent plaintext fallback.
-    let stream = tls_connect(&dir, &https, "bookinfo.example.com", false, b"http/1.1").await.expect("TLS");
+    let stream = tls_connect(&dir, &https, "bookinfo.example.com", None, b"http/1.1").await.expect("TLS");
     let (_, status, _) = https_get(stream, "https://bookinfo.example.com/bad").await.expect("request");
     assert_eq!(status, 503);
 
     // Same port, another server chosen by SNI: MUTUAL wants a client certificate.
-    let stream = tls_connect(&dir, &https, "secure.example.com", true, b"http/1.1").await.expect("mTLS");
+    let stream = tls_connect(&dir, &https, "secure.example.com", "client", b"http/1.1").await.expect("mTLS");
     let (_, status, body) = https_get(stream, "https://secure.example.com/").await.expect("request");
     assert_eq!((status, body.as_str()), (200, "reviews-over-mtls"));
-    let refused = match tls_connect(&dir, &https, "secure.example.com", false, b"http/1.1").await {
+    let refused = match tls_connect(&dir, &https, "secure.example.com", None, b"http/1.1").await {
         Err(_) => true,
         // TLS 1.3: the server's refusal arrives after the client's handshake ends.
         Ok(stream) => https_get(stream, "https://secure.example.com/").await.is_err(),
     };
     assert!(refused, "MUTUAL refuses a client without a certificate");
+    // ...and one whose certificate (from the same CA) names none of the server's subjectAltNames.
+    let refused = match tls_connect(&dir, &https, "secure.example.com", "intruder", b"http/1.1").await {
+        Err(_) => true,
+        Ok(stream) => https_get(stream, "https://secure.example.com/").await.is_err(),
+    };
+    assert!(refused, "subjectAltNames refuses a certificate for another name");
     // An SNI no server lists gets no certificate at all.
-    assert!(tls_connect(&dir, &https, "other.example.com", false, b"http/1.1").await.is_err());
+    assert!(tls_connect(&dir, &https, "other.example.com", None, b"http/1.1").await.is_err());
 
     // Port 80: httpsRedirect.
     let client = client();

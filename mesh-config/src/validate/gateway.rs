@@ -91,7 +91,7 @@ fn validate_server(ctx: &mut Ctx<'_>, path: &P, server: &Server) {
         }
     }
     if server.bind.is_some() {
-        ctx.unsupported(&path.f("bind"), "bind (the listener address comes from --listen)");
+        ctx.unsupported(&path.f("bind"), "bind (listeners open on --gateway-address or --port-map)");
     }
     if server.default_endpoint.is_some() {
         ctx.unsupported(&path.f("defaultEndpoint"), "defaultEndpoint");
