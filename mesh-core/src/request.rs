@@ -128,6 +128,18 @@ impl<'a> RequestView<'a> {
     }
 }
 
+/// The host of an authority as routing compares it: port and trailing dot removed, lower case
+/// (borrowed when already so).
+pub fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
+    let (host, _) = split_authority(authority);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
 /// Split `host[:port]` (IPv6 in brackets) into host and port.
 pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
     if let Some(rest) = authority.strip_prefix('[') {

@@ -347,17 +347,6 @@ impl RouteDecision<'_> {
     }
 }
 
-/// The request's host: port and trailing dot removed, lower case (borrowed when already so).
-fn normalize_host(authority: &str) -> Cow<'_, str> {
-    let (host, _) = crate::request::split_authority(authority);
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
-}
-
 /// The Kubernetes expansion of a mesh host: `name` → `name.<ns>.svc.<domain>`, `name.ns` →
 /// `name.ns.svc.<domain>`, `name.ns.svc` → `name.ns.svc.<domain>`.
 fn expand(host: &str, namespace: &str, domain: &str) -> Option<String> {
@@ -372,7 +361,7 @@ fn expand(host: &str, namespace: &str, domain: &str) -> Option<String> {
 impl Snapshot {
     /// Route a request sent by `client` under `binding` (see the module docs).
     pub fn route<'s>(&'s self, binding: &Binding, req: &RequestView<'_>, client: &ClientIdentity) -> RouteDecision<'s> {
-        let host = normalize_host(req.authority);
+        let host = crate::request::normalize_host(req.authority);
         let mesh = *binding == Binding::Mesh;
         let found: Option<(&'s Arc<VirtualHost>, Cow<'s, str>)> = self.route_table(binding).and_then(|table| {
             let exact = table.hosts.get_exact(&host).or_else(|| {

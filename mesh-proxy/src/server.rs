@@ -23,7 +23,9 @@
 //!   certificate must name one of the server's `subjectAltNames` when it lists any;
 //! - a request whose host none of the servers lists gets 404 (`NR`), as Envoy answers a request
 //!   with no virtual host;
-//! - an `HTTP` server with `tls.httpsRedirect: true` answers 301 to the `https` URL;
+//! - an `HTTP` server with `tls.httpsRedirect: true` answers 301 to the `https` URL (Istio's
+//!   `ServerTLSSettings.httpsRedirect`: "send a 301 redirect for all http connections, asking the
+//!   clients to use HTTPS");
 //! - `port` matches of VirtualService rules see the listener's port;
 //! - `x-forwarded-proto` is set to the scheme the client used and the client's address is
 //!   appended to `x-forwarded-for` (an edge proxy's duty, as Envoy with `use_remote_address`).
@@ -43,9 +45,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::tls::{host_matches, server_config};
+use crate::tls::server_config;
 use crate::upstream::ConnectionAffinity;
 pub use crate::upstream::UpstreamClient;
+use mesh_core::host::is_subset_of;
+use mesh_core::request::normalize_host;
 
 /// A client request head must arrive within this time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,7 +85,7 @@ pub struct GatewayPort {
 }
 
 /// Server TLS configs built so far, by the setting and the state of the files they were built from.
-type ServerConfigs = Vec<(ServerTls, Vec<Option<(u64, std::time::SystemTime)>>, Arc<rustls::ServerConfig>)>;
+type ServerConfigs = Vec<(ServerTls, crate::tls::FilesState, Arc<rustls::ServerConfig>)>;
 
 impl GatewayPort {
     /// Port `port` of Gateway `namespace/name`, as configured in `mesh` now and after reloads.
@@ -101,7 +105,9 @@ impl GatewayPort {
     /// The TLS config for `tls`, built once per setting and rebuilt when one of its files changes
     /// (certificates rotated in place, as cert-manager or a Secret mount does).
     fn server_config(&self, tls: &ServerTls) -> Option<Arc<rustls::ServerConfig>> {
-        let files = files_fingerprint(tls);
+        let files = crate::tls::files_state(
+            [&tls.server_certificate, &tls.private_key, &tls.ca_certificates].map(|p| p.as_deref()),
+        );
         let mut cache = self.tls.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, _, config)) = cache.iter().find(|(t, f, _)| t == tls && *f == files) {
             return Some(config.clone());
@@ -125,17 +131,6 @@ impl GatewayPort {
             }
         }
     }
-}
-
-/// Size and modification time of a TLS setting's files: what changes when they are replaced.
-fn files_fingerprint(tls: &ServerTls) -> Vec<Option<(u64, std::time::SystemTime)>> {
-    [&tls.server_certificate, &tls.private_key, &tls.ca_certificates]
-        .into_iter()
-        .map(|path| {
-            let meta = std::fs::metadata(path.as_deref()?).ok()?;
-            Some((meta.len(), meta.modified().ok()?))
-        })
-        .collect()
 }
 
 fn is_tls(server: &GatewayServer) -> bool {
@@ -164,21 +159,31 @@ fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
 /// Gateway duties before routing: host check, HTTPS redirect, scheme, port, forwarded headers.
 fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), LocalReply> {
     let Some(servers) = &accepted.servers else { return Ok(()) };
-    let authority = request_host(req).unwrap_or("").to_string();
-    let host = mesh_core::request::split_authority(&authority).0.trim_end_matches('.').to_ascii_lowercase();
-    let Some(server) = servers.iter().find(|s| s.hosts.iter().any(|(_, h)| host_matches(h, &host))) else {
-        return Err(LocalReply::NoRoute);
+    // Decide from borrowed values; allocate only for a redirect or an https URI.
+    let (redirect, authority_for_uri) = {
+        let authority = request_host(req).unwrap_or("");
+        let host = normalize_host(authority);
+        let Some(server) = servers.iter().find(|s| s.hosts.iter().any(|(_, h)| is_subset_of(&host, h))) else {
+            return Err(LocalReply::NoRoute);
+        };
+        if !accepted.https && server.tls.as_ref().is_some_and(|t| t.https_redirect) {
+            let authority = authority.strip_suffix(":80").unwrap_or(authority);
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            (Some(format!("https://{authority}{path}")), None)
+        } else if accepted.https && req.uri().scheme().is_none() && req.uri().authority().is_none() {
+            (None, http::uri::Authority::try_from(authority).ok())
+        } else {
+            (None, None)
+        }
     };
-    if !accepted.https && server.tls.as_ref().is_some_and(|t| t.https_redirect) {
-        let authority = authority.strip_suffix(":80").unwrap_or(&authority);
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        return Err(LocalReply::Redirect { status: 301, location: format!("https://{authority}{path}") });
+    if let Some(location) = redirect {
+        return Err(LocalReply::Redirect { status: 301, location });
     }
     if accepted.https && req.uri().scheme().is_none() {
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(http::uri::Scheme::HTTPS);
         if parts.authority.is_none() {
-            parts.authority = authority.parse().ok();
+            parts.authority = authority_for_uri;
         }
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -334,11 +339,11 @@ async fn accept_tls(
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let handshake = async {
         let start = acceptor.await.ok()?;
-        let sni = start.client_hello().server_name().map(str::to_ascii_lowercase);
+        let sni = start.client_hello().server_name().map(|n| normalize_host(n).into_owned());
         let server = match &sni {
-            Some(name) => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| host_matches(h, name))),
+            Some(name) => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| is_subset_of(name, h))),
             // No SNI: only a server for every host can answer.
-            None => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| host_matches(h, "*"))),
+            None => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| is_subset_of("*", h))),
         };
         let Some(server) = server else {
             tracing::debug!(target: "meshwork::proxy", %peer, sni = sni.as_deref().unwrap_or(""), "no gateway server for this SNI");

@@ -3,8 +3,9 @@
 //! - [`server_config`]: a Gateway server's `tls` (`SIMPLE`, `MUTUAL`, `OPTIONAL_MUTUAL`) from
 //!   certificate files, offering `h2` and `http/1.1` by ALPN.
 //! - [`client_config`]: a DestinationRule's `tls` (`SIMPLE`, `MUTUAL`) towards upstream endpoints.
-//!   The server's certificate is verified against `caCertificates`, else the system's roots (as
-//!   Istio does since it verifies at the client by default); the name checked is one of
+//!   The server's certificate is verified against `caCertificates`, else the system's roots
+//!   (Istio verifies at the client by default, `VERIFY_CERTIFICATE_AT_CLIENT`; `istioctl analyze`
+//!   flags a SIMPLE rule without `caCertificates` as IST0128); the name checked is one of
 //!   `subjectAltNames` when given, else the SNI. `insecureSkipVerify` turns verification off.
 //!
 //! The provider is passed to every config ([`provider`]); nothing here installs a process-wide
@@ -294,17 +295,20 @@ pub fn client_names_allowed(certificate: &CertificateDer<'_>, allowed: &[std::sy
     })
 }
 
-/// Does `host` (lower case, no port) match a Gateway `hosts` entry (`ns/host` or `host`; `*`,
-/// `*.example.com` or an exact name)?
-pub fn host_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.split_once('/').map_or(pattern, |(_, h)| h);
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_prefix('*') {
-        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        None => pattern.eq_ignore_ascii_case(host),
-    }
+/// The state of a TLS setting's files (size and modification time of each): it changes when a
+/// file is replaced, so a config built from them is rebuilt for the next connection (certificates
+/// rotated in place, as cert-manager or a Secret mount does).
+pub type FilesState = Vec<Option<(u64, std::time::SystemTime)>>;
+
+/// The [`FilesState`] of `paths` (missing paths and unreadable files are `None`).
+pub fn files_state<'a>(paths: impl IntoIterator<Item = Option<&'a str>>) -> FilesState {
+    paths
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(path?).ok()?;
+            Some((meta.len(), meta.modified().ok()?))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -313,12 +317,29 @@ mod tests {
 
     #[test]
     fn gateway_host_patterns() {
-        assert!(host_matches("*", "a.example.com"));
-        assert!(host_matches("*/bookinfo.example.com", "bookinfo.example.com"));
-        assert!(host_matches("*.example.com", "a.example.com"));
-        assert!(!host_matches("*.example.com", "example.com"));
-        assert!(!host_matches("a.example.com", "b.example.com"));
-        assert!(host_matches("prod/*.example.com", "x.y.example.com"));
+        // Gateway listeners select servers with mesh-core's Istio host matching.
+        use mesh_core::host::is_subset_of;
+        assert!(is_subset_of("a.example.com", "*"));
+        assert!(is_subset_of("bookinfo.example.com", "bookinfo.example.com"));
+        assert!(is_subset_of("a.example.com", "*.example.com"));
+        assert!(!is_subset_of("example.com", "*.example.com"));
+        assert!(!is_subset_of("b.example.com", "a.example.com"));
+        assert!(is_subset_of("x.y.example.com", "*.example.com"));
+    }
+
+    #[test]
+    fn files_state_changes_when_a_file_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("meshwork-tls-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("cert.pem");
+        std::fs::write(&path, "one").expect("write");
+        let p = path.to_str().expect("utf-8");
+        let before = files_state([Some(p), None]);
+        assert_eq!(before.len(), 2);
+        assert!(before[0].is_some() && before[1].is_none());
+        std::fs::write(&path, "longer contents").expect("write");
+        assert_ne!(files_state([Some(p), None]), before);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -218,7 +218,9 @@ impl UpstreamClient {
     }
 }
 
-/// The SNI for a request: the DestinationRule's `sni`, else the host of `Host` / `:authority`.
+/// The SNI for a request: the DestinationRule's `sni`, else the host of `Host` / `:authority` —
+/// Istio's automatic SNI (`ENABLE_AUTO_SNI`, on by default; istio/istio#27847), which also makes
+/// the certificate check use that name unless `subjectAltNames` are given.
 fn sni_of(tls: &ClientTls, req: &http::Request<Body>) -> String {
     if let Some(sni) = &tls.sni {
         return sni.to_string();
@@ -229,7 +231,7 @@ fn sni_of(tls: &ClientTls, req: &http::Request<Body>) -> String {
         .and_then(|h| h.to_str().ok())
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or("");
-    mesh_core::request::split_authority(authority).0.trim_end_matches('.').to_ascii_lowercase()
+    mesh_core::request::normalize_host(authority).into_owned()
 }
 
 impl tower::Service<http::Request<Body>> for UpstreamClient {
@@ -300,19 +302,7 @@ pub struct TlsConnector {
 }
 
 /// A client config (or why it could not be built), with the state of the files it came from.
-type BuiltConfig = (Vec<Option<(u64, std::time::SystemTime)>>, Result<Arc<rustls::ClientConfig>, Arc<TlsError>>);
-
-/// Size and modification time of a setting's certificate files: what changes when they are
-/// replaced (rotated certificates are picked up by the next new connection).
-fn files_fingerprint(tls: &ClientTls) -> Vec<Option<(u64, std::time::SystemTime)>> {
-    [&tls.client_certificate, &tls.private_key, &tls.ca_certificates]
-        .into_iter()
-        .map(|path| {
-            let meta = std::fs::metadata(path.as_deref()?).ok()?;
-            Some((meta.len(), meta.modified().ok()?))
-        })
-        .collect()
-}
+type BuiltConfig = (crate::tls::FilesState, Result<Arc<rustls::ClientConfig>, Arc<TlsError>>);
 
 impl tower::Service<http::Uri> for TlsConnector {
     type Response = TlsConnection;
@@ -325,7 +315,10 @@ impl tower::Service<http::Uri> for TlsConnector {
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
         let http2 = self.http2;
-        let files = files_fingerprint(&self.tls);
+        let tls = &self.tls;
+        let files = crate::tls::files_state(
+            [&tls.client_certificate, &tls.private_key, &tls.ca_certificates].map(|p| p.as_deref()),
+        );
         let config = {
             let mut built = self.config.lock().unwrap_or_else(|p| p.into_inner());
             match &*built {

@@ -232,8 +232,9 @@ impl Cluster {
     }
 
     /// Does the service port ask for HTTP/2 to the endpoints? Istio's protocol selection: a port
-    /// with protocol `HTTP2`, `GRPC` or `GRPC-WEB` (or, without a protocol, a name prefixed
-    /// `http2` or `grpc`) is spoken in HTTP/2; every other HTTP port in HTTP/1.1.
+    /// with protocol `HTTP2`, `GRPC` or `GRPC-WEB` (or, without a protocol, named `http2`, `grpc`
+    /// or `grpc-web`, alone or followed by `-suffix`) is spoken in HTTP/2; every other HTTP port in
+    /// HTTP/1.1.
     pub fn http2(&self) -> bool {
         self.http2
     }
@@ -486,19 +487,36 @@ fn port_speaks_http2(snapshot: &Snapshot, destination: &Destination) -> bool {
         .iter()
         .flat_map(|s| s.ports.iter())
         .find(|p| destination.port.is_none_or(|d| d == p.number));
-    port.is_some_and(|p| match &*p.protocol {
+    port.is_some_and(|p| speaks_http2(&p.protocol, &p.name))
+}
+
+/// Does a service port with this protocol (upper case, empty if unset) and name speak HTTP/2?
+/// Without a protocol, Istio's explicit selection by port name applies: `<protocol>[-<suffix>]`
+/// (istio.io, ops/configuration/traffic-management/protocol-selection) — `grpc-api` is gRPC,
+/// `grpcapi` is not.
+fn speaks_http2(protocol: &str, name: &str) -> bool {
+    match protocol {
         "HTTP2" | "GRPC" | "GRPC-WEB" => true,
-        "" => {
-            let name = p.name.to_ascii_lowercase();
-            name.starts_with("http2") || name.starts_with("grpc")
-        }
+        "" => matches!(name.split('-').next().map(str::to_ascii_lowercase).as_deref(), Some("http2" | "grpc")),
         _ => false,
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http2_by_protocol_or_port_name() {
+        assert!(speaks_http2("GRPC", "anything"));
+        assert!(speaks_http2("HTTP2", ""));
+        assert!(!speaks_http2("HTTP", "grpc"));
+        assert!(speaks_http2("", "grpc"));
+        assert!(speaks_http2("", "grpc-web"));
+        assert!(speaks_http2("", "http2-api"));
+        assert!(!speaks_http2("", "grpcapi"));
+        assert!(!speaks_http2("", "http-grpc"));
+    }
 
     #[test]
     fn kubernetes_namespaces_come_from_the_fqdn() {
