@@ -504,7 +504,9 @@ impl Ctx<'_> {
         service::ServiceDecl {
             namespace: self.r.namespace.clone(),
             name: self.r.name.clone(),
-            hosts: s.hosts.iter().map(|h| self.host(h)).collect(),
+            // Istio keeps a ServiceEntry's hosts as written (`convertServices`: `host.Name(h)`), so
+            // `hosts: [mongo]` is the service `mongo`, not `mongo.<ns>.svc.<domain>` (istio/istio#13447).
+            hosts: s.hosts.iter().map(|h| Arc::from(h.to_ascii_lowercase())).collect(),
             ports: s
                 .ports
                 .iter()

@@ -162,6 +162,36 @@ spec:
     );
 }
 
+#[test]
+fn service_entry_hosts_stay_as_written() {
+    // Istio takes a ServiceEntry's hosts as written: `legacy` is the service `legacy`, reached as
+    // `Host: legacy` from any namespace; it is not `legacy.apps.svc.cluster.local`.
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: apps}
+spec:
+  hosts: [Legacy]
+  location: MESH_INTERNAL
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.7}]
+"#;
+    let loaded = load_str(text, Some("legacy.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    assert!(compiled.diagnostics.iter().all(|d| d.severity != Severity::Error), "{:?}", compiled.diagnostics);
+    let s = compiled.snapshot;
+    assert_eq!(s.services("legacy").len(), 1);
+    assert!(s.services("legacy.apps.svc.cluster.local").is_empty());
+    let (method, headers) = (http::Method::GET, http::HeaderMap::new());
+    let uri: http::Uri = "http://legacy:8080/".parse().expect("uri");
+    let view = mesh_core::RequestView::from_http(&method, &uri, &headers);
+    let client = mesh_core::ClientIdentity::new("default", []);
+    match s.route(&Binding::Mesh, &view, &client) {
+        mesh_core::RouteDecision::Default { host } => assert_eq!(host, "legacy"),
+        other => panic!("expected the default route to `legacy`, got {other:?}"),
+    }
+}
+
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

@@ -4,7 +4,8 @@
 //!
 //! - In config, a host **without a dot** is a short name relative to the resource's namespace:
 //!   `reviews` in namespace `bookinfo` is `reviews.bookinfo.svc.cluster.local`. A name with a dot
-//!   is taken as written, and so are `*` and IP addresses.
+//!   is taken as written, and so are `*` and IP addresses. ServiceEntry hosts are the exception:
+//!   Istio takes them as written, dotless or not (mesh-config does not qualify them).
 //! - A wildcard host is `*` or `*.suffix` (or `*suffix`); `*.example.com` matches
 //!   `a.example.com` and `a.b.example.com`, not `example.com`.
 //! - Lookup prefers an exact name, then the longest matching wildcard (`*.b.example.com` over
