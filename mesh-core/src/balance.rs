@@ -132,6 +132,10 @@ impl Balancer {
         if n == 0 {
             return None;
         }
+        if n == 1 {
+            // Every policy picks the only endpoint when it may serve.
+            return (ctx.eligible)(0).then_some(0);
+        }
         match &self.kind {
             Kind::RoundRobin => {
                 let total = self.cumulative.last().copied().unwrap_or(1);

@@ -208,62 +208,76 @@ fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), Local
     Ok(())
 }
 
-/// Call the connection's stack without cloning it: every meshwork layer is ready when the client
-/// below is, and [`UpstreamClient`] always is, so `poll_ready` answers at once (a stack that is
-/// not ready is cloned and awaited, as `oneshot` would).
-async fn call(
-    stack: &Mutex<Upstream>,
-    req: http::Request<Incoming>,
-) -> Result<ProxyResponse, <Upstream as tower::Service<http::Request<Incoming>>>::Error> {
-    use tower::Service;
-    let future = {
-        let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match stack.poll_ready(&mut cx) {
-            std::task::Poll::Ready(Ok(())) => Ok(stack.call(req)),
-            _ => Err((stack.clone(), req)),
-        }
-    };
-    match future {
-        Ok(future) => future.await,
-        Err((stack, req)) => stack.oneshot(req).await,
+type StackFuture = <Upstream as tower::Service<http::Request<Incoming>>>::Future;
+type Upgrade = Option<hyper::upgrade::OnUpgrade>;
+
+pin_project_lite::pin_project! {
+    /// One request's way through the proxy: answered at once, or the stack's call (plus the
+    /// client's upgrade, joined to the upstream's when it answers 101). Written by hand rather
+    /// than as an `async fn`, whose state machine copied the stack's large future several times
+    /// per request.
+    #[project = HandleProj]
+    enum Handle {
+        Ready { response: Option<ProxyResponse> },
+        Now { #[pin] future: StackFuture, upgrade: Upgrade },
+        Later { #[pin] future: tower::util::Oneshot<Upstream, http::Request<Incoming>>, upgrade: Upgrade },
     }
 }
 
-async fn handle(
-    stack: Arc<Mutex<Upstream>>,
-    accepted: Arc<Accepted>,
-    mut req: http::Request<Incoming>,
-) -> Result<ProxyResponse, Infallible> {
+impl std::future::Future for Handle {
+    type Output = Result<ProxyResponse, Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let (result, upgrade) = match self.project() {
+            HandleProj::Ready { response } => {
+                let response = response.take().unwrap_or_else(|| local(LocalReply::NoRoute));
+                return std::task::Poll::Ready(Ok(response));
+            }
+            HandleProj::Now { future, upgrade } => (std::task::ready!(future.poll(cx)), upgrade),
+            HandleProj::Later { future, upgrade } => (std::task::ready!(future.poll(cx)), upgrade),
+        };
+        let response = match result {
+            Ok(mut response) => {
+                if let Some(client_upgrade) = upgrade.take()
+                    && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                {
+                    let upstream_upgrade = hyper::upgrade::on(&mut response);
+                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+                }
+                response
+            }
+            Err(e) => {
+                // The stack answers upstream failures itself; an error here is a client bug.
+                tracing::warn!(target: "meshwork::proxy", error = %e, "request failed");
+                local(LocalReply::UpstreamFailure { outcome: mesh_core::retry::TryOutcome::Reset })
+            }
+        };
+        std::task::Poll::Ready(Ok(response))
+    }
+}
+
+fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<Incoming>) -> Handle {
     if request_host(&req).is_none() {
         // Nothing to route by: HTTP/1.1 requires Host (RFC 9112 §3.2), as Envoy answers it.
-        return Ok(local(LocalReply::Direct {
-            status: 400,
-            body: Some(bytes::Bytes::from_static(b"missing host header")),
-        }));
+        let reply = LocalReply::Direct { status: 400, body: Some(bytes::Bytes::from_static(b"missing host header")) };
+        return Handle::Ready { response: Some(local(reply)) };
     }
-    if let Err(reply) = admit(&accepted, &mut req) {
-        return Ok(local(reply));
+    if let Err(reply) = admit(accepted, &mut req) {
+        return Handle::Ready { response: Some(local(reply)) };
     }
     if req.version() <= http::Version::HTTP_11 {
         req.extensions_mut().insert(accepted.affinity.clone());
     }
-    let client_upgrade = req.headers().contains_key(http::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
-    match call(&stack, req).await {
-        Ok(mut response) => {
-            if let Some(client_upgrade) = client_upgrade
-                && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
-            {
-                let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
-            }
-            Ok(response)
-        }
-        Err(e) => {
-            // The stack answers upstream failures itself; an error here is a client bug.
-            tracing::warn!(target: "meshwork::proxy", error = %e, "request failed");
-            Ok(local(LocalReply::UpstreamFailure { outcome: mesh_core::retry::TryOutcome::Reset }))
-        }
+    let upgrade = req.headers().contains_key(http::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
+    // Call the connection's stack without cloning it: every meshwork layer is ready when the
+    // client below is, and [`UpstreamClient`] always is, so `poll_ready` answers at once (a stack
+    // that is not ready is cloned and awaited, as `oneshot` would).
+    use tower::Service;
+    let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match stack.poll_ready(&mut cx) {
+        std::task::Poll::Ready(Ok(())) => Handle::Now { future: stack.call(req), upgrade },
+        _ => Handle::Later { future: stack.clone().oneshot(req), upgrade },
     }
 }
 
@@ -313,7 +327,7 @@ async fn serve_connection<IO>(
     let peer = accepted.peer;
     let accepted = Arc::new(accepted);
     let stack = Arc::new(Mutex::new(stack));
-    let service = hyper::service::service_fn(move |req| handle(stack.clone(), accepted.clone(), req));
+    let service = hyper::service::service_fn(move |req| handle(&stack, &accepted, req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {

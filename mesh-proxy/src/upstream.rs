@@ -62,8 +62,8 @@ impl ConnectionAffinity {
         idle.retain(|(_, s)| !s.is_closed());
         let i = idle
             .iter()
-            .position(|(a, s)| a == authority && s.is_ready())
-            .or_else(|| idle.iter().position(|(a, _)| a == authority))?;
+            .position(|(a, s)| a.as_str() == authority.as_str() && s.is_ready())
+            .or_else(|| idle.iter().position(|(a, _)| a.as_str() == authority.as_str()))?;
         Some(idle.swap_remove(i).1)
     }
 

@@ -54,30 +54,31 @@ pub struct Upstream {
     pub meta: Arc<EndpointMeta>,
 }
 
-/// Resolve the cluster of a request: from its extensions, else from its route, else from its
-/// authority.
-pub(crate) fn cluster_of<B>(req: &Request<B>, clusters: &Clusters) -> Arc<Cluster> {
+/// Resolve the cluster of a request: from its extensions, else from its route (looked up once
+/// per try: the first layer to ask keeps it in the route context), else from its authority.
+pub(crate) fn cluster_of<B>(req: &mut Request<B>, clusters: &Clusters) -> Arc<Cluster> {
     if let Some(c) = req.extensions().get::<ClusterHandle>() {
         return c.0.clone();
     }
     let port = req.uri().port_u16();
-    match req.extensions().get::<RouteContext>() {
-        Some(ctx) => {
-            let d = &ctx.destination;
-            if d.port.is_none() && port.is_some() {
-                let d = Destination { host: d.host.clone(), subset: d.subset.clone(), port };
-                clusters.get(&ctx.snapshot, &d)
-            } else {
-                clusters.get(&ctx.snapshot, d)
-            }
+    if let Some(ctx) = req.extensions_mut().get_mut::<RouteContext>() {
+        if let Some(c) = &ctx.cluster {
+            return c.clone();
         }
-        None => {
-            let view = RequestView::from_http(req.method(), req.uri(), req.headers());
-            let host = mesh_core::request::split_authority(view.authority).0;
-            let d = Destination { host: Arc::from(host), subset: None, port };
-            clusters.get(&Snapshot::empty(), &d)
-        }
+        let d = &ctx.destination;
+        let cluster = if d.port.is_none() && port.is_some() {
+            let d = Destination { host: d.host.clone(), subset: d.subset.clone(), port };
+            clusters.get(&ctx.snapshot, &d)
+        } else {
+            clusters.get(&ctx.snapshot, d)
+        };
+        ctx.cluster = Some(cluster.clone());
+        return cluster;
     }
+    let view = RequestView::from_http(req.method(), req.uri(), req.headers());
+    let host = mesh_core::request::split_authority(view.authority).0;
+    let d = Destination { host: Arc::from(host), subset: None, port };
+    clusters.get(&Snapshot::empty(), &d)
 }
 
 /// Point the request at `address`, keeping the caller's authority in `Host`; `tls` makes the URI
@@ -178,7 +179,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let cluster = cluster_of(&req, &self.clusters);
+        let cluster = cluster_of(&mut req, &self.clusters);
         if !cluster.is_known() {
             let upstream = Upstream { cluster: Some(cluster), address: None, meta: EndpointMeta::unknown() };
             return BalanceFuture::upstream(self.inner.call(req), upstream, None);

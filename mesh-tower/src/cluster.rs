@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mesh_core::balance::{Balancer, PickContext, RandomSource};
+use mesh_core::balance::{Balancer, PickContext};
 use mesh_core::budget::ConcurrencyBudget;
 use mesh_core::outlier::{Observation, OutlierDetector};
 use mesh_core::policy::{ClientTls, DestinationPolicy, HashKey, LoadBalancer, PolicyParts, TlsMode};
@@ -118,16 +118,6 @@ pub(crate) fn service_namespace(host: &str) -> Option<&str> {
     let (_, rest) = host.split_once('.')?;
     let (ns, rest) = rest.split_once('.')?;
     rest.starts_with("svc.").then_some(ns)
-}
-
-/// A uniform random source over the thread's RNG.
-#[derive(Debug)]
-pub(crate) struct ThreadRandom(pub(crate) rand::rngs::ThreadRng);
-
-impl RandomSource for ThreadRandom {
-    fn next_u64(&mut self) -> u64 {
-        rand::RngCore::next_u64(&mut self.0)
-    }
 }
 
 /// One destination's runtime state (see the module docs).
@@ -254,7 +244,8 @@ impl Cluster {
     /// Pick an endpoint, skipping ejected ones and those in `avoid` (already tried by this
     /// request; ignored when nothing else is left, as Envoy's previous-hosts predicate).
     pub fn pick(&self, hash: Option<u64>, avoid: &[Arc<str>]) -> Option<usize> {
-        let now = self.now();
+        // The clock is read only when outlier detection needs it.
+        let now = if self.outlier.is_some() { self.now() } else { Duration::ZERO };
         let detector = self.outlier.as_ref().map(|o| {
             let mut d = lock(o);
             d.tick(now);
@@ -263,7 +254,7 @@ impl Cluster {
         let healthy = |i: usize| detector.as_ref().is_none_or(|d| d.eligible(i, now));
         let fresh = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address);
         let active = |i: usize| self.active.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
-        let mut rng = ThreadRandom(rand::rng());
+        let mut rng = crate::rng::ThreadRandom;
         let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh };
         if let Some(i) = self.balancer.pick(&mut ctx) {
             return Some(i);

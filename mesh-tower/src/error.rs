@@ -22,6 +22,9 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use mesh_core::retry::TryOutcome;
 
+/// `grpc-status` (a constant, so lookups hash without parsing the name first).
+pub(crate) const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 use crate::body::MeshBody;
 
 /// Why meshwork answered a request itself.
@@ -148,7 +151,7 @@ impl LocalReply {
             }
             LocalReply::FaultAbort { grpc_status: Some(code), .. } => {
                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-                headers.insert("grpc-status", HeaderValue::from(*code));
+                headers.insert(GRPC_STATUS, HeaderValue::from(*code));
             }
             _ => {
                 if !body.is_empty() {

@@ -84,8 +84,21 @@ impl<S> Fault<S> {
 }
 
 pin_project_lite::pin_project! {
-    /// Response future of [`Fault`].
-    pub struct FaultFuture<S, B, F> {
+    /// Response future of [`Fault`]: the inner call as it is when the route injects nothing
+    /// (the common case, kept as small as the inner future), or the boxed fault in progress.
+    #[project = FaultFutureProj]
+    #[allow(missing_docs)] // pin-project-lite does not take docs on variant fields
+    pub enum FaultFuture<S, B, F> {
+        /// No fault: the inner call.
+        Passthrough { #[pin] future: F },
+        /// A delay and/or an abort (boxed: rare, and the delay's timer is large).
+        Injected { future: Pin<Box<Injected<S, B, F>>> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request with an injected delay and/or abort.
+    pub struct Injected<S, B, F> {
         #[pin]
         state: State<F>,
         service: Option<S>,
@@ -106,11 +119,35 @@ pin_project_lite::pin_project! {
 
 impl<S, B, F> std::fmt::Debug for FaultFuture<S, B, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultFuture").field("abort", &self.abort).field("delayed", &self.delayed).finish()
+        match self {
+            FaultFuture::Passthrough { .. } => f.write_str("FaultFuture::Passthrough"),
+            FaultFuture::Injected { future } => f.debug_tuple("FaultFuture::Injected").field(&**future).finish(),
+        }
+    }
+}
+
+impl<S, B, F> std::fmt::Debug for Injected<S, B, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injected").field("abort", &self.abort).field("delayed", &self.delayed).finish()
     }
 }
 
 impl<S, B, RB> Future for FaultFuture<S, B, S::Future>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    RB: LocalBody,
+{
+    type Output = Result<Response<RB>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            FaultFutureProj::Passthrough { future } => future.poll(cx),
+            FaultFutureProj::Injected { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<S, B, RB> Future for Injected<S, B, S::Future>
 where
     S: Service<Request<B>, Response = Response<RB>>,
     RB: LocalBody,
@@ -172,15 +209,21 @@ where
         let fault = req.extensions().get::<RouteContext>().and_then(|c| c.rule.as_ref()).and_then(|r| r.fault.as_ref());
         let (delay, abort) = match fault {
             Some(f) => {
-                let (d, a) = f.decide(rand::random(), rand::random());
+                let (d, a) = f.decide(crate::rng::f64(), crate::rng::f64());
                 (d, a.map(abort_reply))
             }
             None => (None, None),
         };
-        let future = |state| FaultFuture { state, service: None, request: None, abort: None, delayed: false };
+        let injected = |i: Injected<S, B, S::Future>| FaultFuture::Injected { future: Box::pin(i) };
         match (delay, abort) {
-            (None, None) => future(State::Calling { future: self.inner.call(req) }),
-            (None, Some(abort)) => FaultFuture { abort: Some(abort), ..future(State::Aborting) },
+            (None, None) => FaultFuture::Passthrough { future: self.inner.call(req) },
+            (None, Some(abort)) => injected(Injected {
+                state: State::Aborting,
+                service: None,
+                request: None,
+                abort: Some(abort),
+                delayed: false,
+            }),
             (Some(delay), abort) => {
                 tracing::debug!(target: "meshwork::fault", delay_ms = delay.as_millis() as u64, abort = abort.is_some(), "injecting delay");
                 let (service, request) = if abort.is_none() {
@@ -189,13 +232,13 @@ where
                 } else {
                     (None, None)
                 };
-                FaultFuture {
+                injected(Injected {
                     state: State::Delaying { sleep: tokio::time::sleep(delay) },
                     service,
                     request,
                     abort,
                     delayed: true,
-                }
+                })
             }
         }
     }

@@ -35,6 +35,7 @@ pub mod pool;
 pub mod registry;
 pub mod replay;
 pub mod retry;
+mod rng;
 pub mod route;
 pub mod telemetry;
 pub mod timeout;

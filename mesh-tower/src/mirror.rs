@@ -106,6 +106,7 @@ fn copy_request<B: Replay>(
     copy.headers_mut().insert(http::header::HOST, HeaderValue::from_str(&shadow).ok()?);
     let mut ctx = ctx.clone();
     ctx.destination = mirror.destination.clone();
+    ctx.cluster = None;
     copy.extensions_mut().insert(ctx);
     copy.extensions_mut().insert(Mirrored);
     Some(copy)
@@ -131,7 +132,7 @@ where
             && !rule.mirrors.is_empty()
         {
             for mirror in rule.mirrors.iter() {
-                if !mirror.selected(rand::random()) {
+                if !mirror.selected(crate::rng::f64()) {
                     continue;
                 }
                 let Some(copy) = copy_request(&req, ctx, mirror) else { continue };

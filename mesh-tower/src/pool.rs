@@ -171,8 +171,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let cluster = cluster_of(&req, &self.clusters);
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let cluster = cluster_of(&mut req, &self.clusters);
         let http2 = req.version() == Version::HTTP_2;
         match cluster.pool().admit(cluster.limits(), http2) {
             Admission::Start => PoolFuture::Running { future: self.inner.call(req), slot: Some(PoolSlot { cluster }) },

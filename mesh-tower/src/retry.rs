@@ -112,7 +112,8 @@ fn outcome_of<B>(response: &Response<B>) -> TryOutcome {
     if let Some(FailedTry(outcome)) = response.extensions().get::<FailedTry>() {
         return *outcome;
     }
-    let grpc_status = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let grpc_status =
+        response.headers().get(&crate::error::GRPC_STATUS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     TryOutcome::Response { status: response.status().as_u16(), grpc_status }
 }
 
@@ -145,7 +146,8 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F> {
         Calling { #[pin] future: F },
-        Backoff { #[pin] sleep: Sleep },
+        // Boxed: rare, and the timer would make every request's future larger.
+        Backoff { sleep: Pin<Box<Sleep>> },
         Ready,
     }
 }
@@ -211,16 +213,16 @@ where
                     }
                     *this.retries += 1;
                     let base = policy.backoff.unwrap_or(DEFAULT_BACKOFF_BASE);
-                    let wait = backoff(*this.retries, base, rand::random());
+                    let wait = backoff(*this.retries, base, crate::rng::u64());
                     tracing::debug!(target: "meshwork::retry", retry = *this.retries, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");
                     if wait == Duration::ZERO {
                         this.state.set(State::Ready);
                     } else {
-                        this.state.set(State::Backoff { sleep: tokio::time::sleep(wait) });
+                        this.state.set(State::Backoff { sleep: Box::pin(tokio::time::sleep(wait)) });
                     }
                 }
                 StateProj::Backoff { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {

@@ -339,12 +339,36 @@ impl<S> Telemetry<S> {
     }
 }
 
+/// The authority a request named: its URI's, else its `Host` header, kept as it came (a clone of
+/// shared bytes; read as text only when a metric or log line needs it).
+#[derive(Debug, Clone)]
+pub(crate) enum RequestAuthority {
+    Uri(http::uri::Authority),
+    Host(http::HeaderValue),
+}
+
+impl RequestAuthority {
+    fn of<B>(req: &Request<B>) -> Option<Self> {
+        match req.uri().authority() {
+            Some(a) => Some(RequestAuthority::Uri(a.clone())),
+            None => req.headers().get(http::header::HOST).cloned().map(RequestAuthority::Host),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            RequestAuthority::Uri(a) => Some(a.as_str()),
+            RequestAuthority::Host(h) => h.to_str().ok(),
+        }
+    }
+}
+
 /// What the response future carries until the body ends.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) shared: Arc<Shared>,
     pub(crate) start: Instant,
-    pub(crate) authority: Option<http::uri::Authority>,
+    pub(crate) authority: Option<RequestAuthority>,
     pub(crate) grpc: bool,
     pub(crate) request_bytes: u64,
 }
@@ -390,7 +414,7 @@ where
             Err(e) => {
                 pending.shared.record(Finished {
                     upstream: None,
-                    authority: pending.authority.as_ref().map(|a| a.as_str()),
+                    authority: pending.authority.as_ref().and_then(RequestAuthority::as_str),
                     status: 0,
                     grpc_status: None,
                     flags: ResponseFlags::NONE,
@@ -428,9 +452,7 @@ where
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
         let body_size = req.body().size_hint();
         let request_bytes = headers_size(req.headers()) + body_size.exact().unwrap_or(body_size.lower());
-        let authority = req.uri().authority().cloned().or_else(|| {
-            req.headers().get(http::header::HOST).and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
-        });
+        let authority = RequestAuthority::of(&req);
         let span = tracing::info_span!(
             "meshwork.request",
             method = %req.method(),

@@ -106,8 +106,9 @@ pin_project_lite::pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         future: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        // Boxed: most routes set no timeout, and an inline timer would make every enclosing
+        // future larger (and each of them is moved when the stack builds its futures).
+        sleep: Option<Pin<Box<Sleep>>>,
         kind: TimeoutKind,
     }
 }
@@ -124,7 +125,7 @@ where
         if let Poll::Ready(out) = this.future.poll(cx) {
             return Poll::Ready(out);
         }
-        let fired = this.sleep.as_pin_mut().is_some_and(|sleep| sleep.poll(cx).is_ready());
+        let fired = this.sleep.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
         if !fired {
             return Poll::Pending;
         }
@@ -151,7 +152,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let sleep = timeout_of(&req, self.kind).map(tokio::time::sleep);
+        let sleep = timeout_of(&req, self.kind).map(|d| Box::pin(tokio::time::sleep(d)));
         TimeoutFuture { future: self.inner.call(req), sleep, kind: self.kind }
     }
 }

@@ -45,6 +45,8 @@ pub struct RouteContext {
     pub destination: Destination,
     /// Index of the destination in the rule's `route[]` (0 for the default route).
     pub destination_index: usize,
+    /// The destination's cluster, once a layer below has looked it up for this try.
+    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl RouteContext {
@@ -128,7 +130,7 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
             }
             RouteAction::Delegate { .. } => return Routed::Local(LocalReply::NoRoute),
             RouteAction::Route(w) => {
-                let Some(picked) = w.pick(rand::random::<u64>()) else { return Routed::Local(LocalReply::NoRoute) };
+                let Some(picked) = w.pick(crate::rng::u64()) else { return Routed::Local(LocalReply::NoRoute) };
                 let index = w.destinations().iter().position(|d| std::ptr::eq(d, picked)).unwrap_or(0);
                 (
                     Some(virtual_host.clone()),
@@ -154,7 +156,7 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
         }
         rule.headers.request.apply(req.headers_mut());
     }
-    Routed::Forward(RouteContext { snapshot, virtual_host, rule, destination, destination_index: index })
+    Routed::Forward(RouteContext { snapshot, virtual_host, rule, destination, destination_index: index, cluster: None })
 }
 
 /// Replace the path (keeping the query) and/or the authority of a request.

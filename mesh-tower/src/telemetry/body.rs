@@ -25,7 +25,7 @@ impl Report {
         let Report { pending, upstream, status, grpc_status, flags, bytes } = self;
         pending.shared.record(Finished {
             upstream: upstream.as_ref(),
-            authority: pending.authority.as_ref().map(|a| a.as_str()),
+            authority: pending.authority.as_ref().and_then(super::RequestAuthority::as_str),
             status,
             grpc_status,
             flags,
@@ -57,7 +57,7 @@ pin_project_lite::pin_project! {
 }
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
-    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    headers.get(&crate::error::GRPC_STATUS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 impl<B: Body> TelemetryBody<B> {

@@ -1,7 +1,10 @@
 //! W3C Trace Context (`traceparent`), hand-written: parse, forward as a child, or start a trace.
 //! (<https://www.w3.org/TR/trace-context/#traceparent-header>)
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// A parsed `traceparent`: version 00, trace id, parent id and flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +84,7 @@ fn hex_into(out: &mut [u8], mut v: u128) {
 
 fn nonzero128() -> u128 {
     loop {
-        let v: u128 = rand::random();
+        let v = crate::rng::u128();
         if v != 0 {
             return v;
         }
@@ -90,7 +93,7 @@ fn nonzero128() -> u128 {
 
 fn nonzero64() -> u64 {
     loop {
-        let v: u64 = rand::random();
+        let v = crate::rng::u64();
         if v != 0 {
             return v;
         }
@@ -100,15 +103,15 @@ fn nonzero64() -> u64 {
 /// Forward the request's trace as a child span, or start one; `tracestate` is left as it is.
 /// Returns the trace context now on the request.
 pub fn propagate(headers: &mut HeaderMap) -> TraceParent {
-    let incoming = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
+    let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
     let next = match incoming {
         Some(parent) => parent.child(),
         None => {
-            headers.remove("tracestate");
+            headers.remove(&TRACESTATE);
             TraceParent::new_root()
         }
     };
-    headers.insert("traceparent", next.to_header());
+    headers.insert(TRACEPARENT, next.to_header());
     next
 }
 
