@@ -5,6 +5,13 @@
 //! tables, durations parsed, defaults filled in the way Istio fills them, and VirtualService rules
 //! split per binding (the mesh, or each Gateway) honouring `match[].gateways`.
 //!
+//! A VirtualService bound to a Gateway serves, on that Gateway, only those of its hosts that a
+//! server of the Gateway exposes to the VirtualService's namespace (`prod/*.example.com` exposes
+//! `*.example.com` to VirtualServices of `prod`; `*/` or no prefix, to every namespace), and each
+//! under the narrower of the two names: `hosts: ["*"]` behind a server host `*.example.com` routes
+//! `*.example.com` (Istio's `pickMatchingGatewayHosts`). A host no server exposes is left out with
+//! a warning (Istio's analyzer: IST0132). Servers are taken together over all ports.
+//!
 //! Resources are expected to have passed [`crate::validate`]; anything that still cannot be
 //! compiled is left out with a diagnostic, never a panic.
 
@@ -55,8 +62,20 @@ pub struct Compiled {
 pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     let mut builder = SnapshotBuilder::new(Settings { domain: Arc::from(options.domain.as_str()) });
     let mut diagnostics = Vec::new();
+    // Gateway server hosts first: VirtualServices bound to a Gateway are filtered by them, in
+    // whatever order the files list the two.
+    let mut gateway_hosts = GatewayHosts::default();
     for r in resources {
-        let mut c = Ctx { r, domain: &options.domain, diagnostics: &mut diagnostics };
+        if let Spec::Gateway(g) = &r.spec {
+            let mut scratch = Vec::new();
+            let decl =
+                Ctx { r, domain: &options.domain, diagnostics: &mut scratch, gateways: &gateway_hosts }.gateway(g);
+            let hosts = decl.servers.iter().flat_map(|s| s.hosts.iter().cloned()).collect();
+            gateway_hosts.insert(Binding::Gateway { namespace: decl.namespace, name: decl.name }, hosts);
+        }
+    }
+    for r in resources {
+        let mut c = Ctx { r, domain: &options.domain, diagnostics: &mut diagnostics, gateways: &gateway_hosts };
         match &r.spec {
             Spec::VirtualService(v) => c.virtual_service(&mut builder, v),
             Spec::DestinationRule(d) => builder.add_destination_rule(c.destination_rule(d)),
@@ -72,10 +91,34 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     Compiled { snapshot: builder.build(), diagnostics }
 }
 
+/// Each Gateway's server hosts, as `(namespace or "*", host)`.
+type GatewayHosts = std::collections::HashMap<Binding, Vec<(Arc<str>, Arc<str>)>>;
+
 struct Ctx<'a> {
     r: &'a Resource,
     domain: &'a str,
     diagnostics: &'a mut Vec<Diagnostic>,
+    gateways: &'a GatewayHosts,
+}
+
+/// The names under which a VirtualService host of `namespace` is served by a Gateway whose
+/// servers expose `server_hosts` (see the module docs); empty when none exposes it.
+fn gateway_virtual_hosts(host: &str, namespace: &str, server_hosts: &[(Arc<str>, Arc<str>)]) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for (ns, server_host) in server_hosts {
+        if &**ns != "*" && &**ns != namespace {
+            continue;
+        }
+        if !mesh_core::host::hosts_overlap(server_host, host) {
+            continue;
+        }
+        let name: Arc<str> =
+            if mesh_core::host::is_subset_of(host, server_host) { Arc::from(host) } else { server_host.clone() };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 fn arc(s: &str) -> Arc<str> {
@@ -426,19 +469,51 @@ impl Ctx<'_> {
                     kept.into_iter().map(|(j, m)| self.request_match(j, m, &format!("http[{i}].match[{j}]"))).collect();
                 rules.push(Arc::new(self.http_rule(i, h, matches)));
             }
-            for host in &v.hosts {
+            for (i, host) in v.hosts.iter().enumerate() {
                 let host = self.host(host);
-                if let Err(conflict) = builder.add_routes(binding.clone(), &host, &owner, rules.clone()) {
-                    self.note(
-                        Severity::Warning,
-                        "hosts".to_string(),
-                        format!(
-                            "host {} is already routed by VirtualService {} for the mesh; as in Istio, only the first one applies",
-                            conflict.host, conflict.kept
-                        ),
-                    );
+                let names = match self.gateways.get(&binding) {
+                    Some(server_hosts) => {
+                        let names = gateway_virtual_hosts(&host, &self.r.namespace, server_hosts);
+                        if names.is_empty() {
+                            self.note(
+                                Severity::Warning,
+                                format!("hosts[{i}]"),
+                                format!(
+                                    "host {host} is not among the hosts Gateway {binding} exposes to namespace {}; that gateway does not serve it",
+                                    self.r.namespace
+                                ),
+                            );
+                        }
+                        names
+                    }
+                    // The mesh, or a Gateway this config does not define (a library user may
+                    // route as a gateway without one): the host as written.
+                    None => vec![host.clone()],
+                };
+                for name in names {
+                    self.bind(builder, &binding, &name, &owner, &rules);
                 }
             }
+        }
+    }
+
+    fn bind(
+        &mut self,
+        builder: &mut SnapshotBuilder,
+        binding: &Binding,
+        host: &str,
+        owner: &str,
+        rules: &[Arc<HttpRule>],
+    ) {
+        if let Err(conflict) = builder.add_routes(binding.clone(), host, owner, rules.to_vec()) {
+            self.note(
+                Severity::Warning,
+                "hosts".to_string(),
+                format!(
+                    "host {} is already routed by VirtualService {} for the mesh; as in Istio, only the first one applies",
+                    conflict.host, conflict.kept
+                ),
+            );
         }
     }
 

@@ -192,6 +192,65 @@ spec:
     }
 }
 
+/// The destination host a request for `authority` is routed to under `binding`.
+fn routed_host(s: &mesh_core::Snapshot, binding: &Binding, authority: &str) -> Option<String> {
+    let (method, headers) = (http::Method::GET, http::HeaderMap::new());
+    let uri: http::Uri = format!("http://{authority}/").parse().expect("uri");
+    let view = mesh_core::RequestView::from_http(&method, &uri, &headers);
+    let client = mesh_core::ClientIdentity::new("istio-system", []);
+    match s.route(binding, &view, &client) {
+        mesh_core::RouteDecision::Matched { rule, .. } => match &rule.action {
+            RouteAction::Route(w) => Some(w.destinations()[0].destination.host.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn gateway_hosts_limit_which_namespaces_bind() {
+    // `prod/*.example.com` exposes that name to VirtualServices of `prod` only; `shop.example.org`
+    // (no namespace) to all. The Gateway comes last: binding does not depend on file order.
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: prod}
+spec:
+  hosts: ["*"]
+  gateways: [istio-system/edge]
+  http: [{route: [{destination: {host: web}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: dev}
+spec:
+  hosts: [api.example.com]
+  gateways: [istio-system/edge]
+  http: [{route: [{destination: {host: api}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["prod/*.example.com", "shop.example.org"]
+"#;
+    let loaded = load_str(text, Some("edge.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    let edge = Binding::gateway("istio-system", "edge");
+    let s = &compiled.snapshot;
+    // dev's api.example.com is not exposed to dev: prod's `*` (served as `*.example.com`) answers.
+    assert_eq!(routed_host(s, &edge, "api.example.com").as_deref(), Some("web.prod.svc.cluster.local"));
+    assert_eq!(routed_host(s, &edge, "shop.example.org").as_deref(), Some("web.prod.svc.cluster.local"));
+    // prod's `*` is narrowed to the server hosts: other names are not routed on this gateway.
+    assert_eq!(routed_host(s, &edge, "other.test"), None);
+    assert!(s.virtual_host(&edge, "*").is_none());
+    let warnings: Vec<String> = compiled.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("VirtualService dev/api") && warnings[0].contains("hosts[0]"), "{}", warnings[0]);
+}
+
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

@@ -83,14 +83,14 @@ pub(crate) fn cluster_of<B>(req: &mut Request<B>, clusters: &Clusters) -> Arc<Cl
 
 /// Point the request at `address`, keeping the caller's authority in `Host`; `tls` makes the URI
 /// `https` (the client below originates TLS).
-fn set_endpoint<B>(req: &mut Request<B>, address: &http::uri::Authority, tls: bool) {
+fn set_endpoint<B>(req: &mut Request<B>, cluster: &Cluster, address: &http::uri::Authority, tls: bool) {
     if !req.headers().contains_key(http::header::HOST)
         && let Some(a) = req.uri().authority()
-        && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+        && let Some(v) = cluster.host_header(a.as_str())
     {
         req.headers_mut().insert(http::header::HOST, v);
     }
-    let mut parts = req.uri().clone().into_parts();
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
     if tls {
         parts.scheme = Some(http::uri::Scheme::HTTPS);
     } else if parts.scheme.is_none() {
@@ -197,7 +197,7 @@ where
         match cluster.authority(index) {
             Some(authority) => {
                 let tls = cluster.tls();
-                set_endpoint(&mut req, authority, tls.is_some());
+                set_endpoint(&mut req, &cluster, authority, tls.is_some());
                 if let Some(tls) = tls {
                     req.extensions_mut().insert(tls.clone());
                 }

@@ -142,6 +142,9 @@ pub struct Cluster {
     http2: bool,
     registry_version: u64,
     epoch: Instant,
+    /// The `Host` value of the first caller authority seen (`reviews:9080`), shared by later
+    /// requests that name the cluster the same way instead of each copying it.
+    host_header: arc_swap::ArcSwapOption<http::HeaderValue>,
 }
 
 /// TLS to originate towards a cluster's endpoints (DestinationRule `tls` in mode `SIMPLE` or
@@ -156,6 +159,22 @@ fn lock(m: &Mutex<OutlierDetector>) -> MutexGuard<'_, OutlierDetector> {
 }
 
 impl Cluster {
+    /// A `Host` header value for `authority`: the cluster's shared copy when callers name it
+    /// this way (the common case: one client, one spelling), else a new one.
+    pub(crate) fn host_header(&self, authority: &str) -> Option<http::HeaderValue> {
+        let cached = self.host_header.load();
+        if let Some(v) = cached.as_deref()
+            && v.as_bytes() == authority.as_bytes()
+        {
+            return Some(v.clone());
+        }
+        let value = http::HeaderValue::from_str(authority).ok()?;
+        if cached.is_none() {
+            self.host_header.store(Some(Arc::new(value.clone())));
+        }
+        Some(value)
+    }
+
     /// The destination this cluster serves.
     pub fn destination(&self) -> &Destination {
         &self.destination
@@ -467,6 +486,7 @@ impl Clusters {
             parts,
             registry_version: version,
             epoch: self.epoch,
+            host_header: arc_swap::ArcSwapOption::empty(),
         }
     }
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# benches/instructions.sh — user-space instructions per proxied request, counted by callgrind:
+# `mesh proxy` (10 rules, as benches/run.sh) and the hyper pass-through, one request at a time.
+#
+#   benches/instructions.sh                    # builds, then 2,000 requests each
+#   N=5000 BIN=target/release benches/instructions.sh
+#
+# Instruction counts do not depend on what else the machine is doing (unlike rps on a shared
+# 2-core machine), so this is the figure to compare before and after a change to the hot path.
+# The proxy runs under valgrind; after 300 warm-up requests its counters are zeroed, N requests
+# are sent (oha, 1 connection, keep-alive), and the counters are dumped. Kernel time is not
+# counted (see benches/run.sh for the end-to-end figures).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${N:-2000}
+BIN=${BIN:-$ROOT/target/release}
+export PATH="$PATH:$HOME/.cargo/bin"
+command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+command -v oha >/dev/null || cargo install oha --locked
+(cd "$ROOT" && cargo build --release -q -p mesh-proxy --bin mesh --example bench_backend --example bench_passthrough)
+WORK=$(mktemp -d /tmp/meshwork-instr.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_listening() {
+    for _ in $(seq 1 150); do
+        local addr
+        addr=$(grep -ho 'listening on [0-9.:]*' "$@" 2>/dev/null | head -1 | awk '{print $3}' || true)
+        [ -n "$addr" ] && { echo "$addr"; return; }
+        sleep 0.2
+    done
+    echo "no listening line in $*" >&2; exit 1
+}
+
+"$BIN/examples/bench_backend" 127.0.0.1:0 >"$WORK/backend.out" 2>&1 &
+PIDS+=($!)
+BACKEND=$(wait_listening "$WORK/backend.out")
+mkdir -p "$WORK/cfg"
+{
+    cat <<YAML
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: backend, namespace: bench}
+spec:
+  hosts: [backend.bench.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1, ports: {http: ${BACKEND##*:}}, labels: {app: backend, version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: backend, namespace: bench}
+spec:
+  hosts: [backend.bench.svc.cluster.local]
+  http:
+YAML
+    for i in $(seq 1 9); do
+        printf '  - match: [{uri: {prefix: /r%d/}}, {headers: {x-rule: {exact: "%d"}}}]\n    route: [{destination: {host: backend.bench.svc.cluster.local}}]\n' "$i" "$i"
+    done
+    printf '  - route: [{destination: {host: backend.bench.svc.cluster.local}}]\n    retries: {attempts: 2}\n'
+} >"$WORK/cfg/config.yaml"
+
+# count NAME CMD...: instructions per request of CMD (a proxy that prints "listening on ADDR").
+count() {
+    local name=$1; shift
+    valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+        --callgrind-out-file="$WORK/$name.cg" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    local pid=$!
+    PIDS+=($pid)
+    local addr
+    addr=$(wait_listening "$WORK/$name.out" "$WORK/$name.err")
+    local url="http://$addr/" host="Host: backend.bench.svc.cluster.local"
+    oha --no-tui -n 300 -c 1 -H "$host" "$url" >/dev/null
+    callgrind_control -z "$pid" >/dev/null
+    oha --no-tui -n "$N" -c 1 -H "$host" "$url" >"$WORK/$name.oha"
+    callgrind_control -d "$pid" >/dev/null
+    sleep 0.3
+    kill "$pid" 2>/dev/null || true
+    local dump total
+    dump=$(ls -t "$WORK/$name.cg"* | head -1)
+    total=$(grep -h '^summary' "$dump" | awk '{print $2}')
+    echo "$name $((total / N))"
+}
+
+pass=$(count passthrough "$BIN/examples/bench_passthrough" 127.0.0.1:0 "$BACKEND" | awk '{print $2}')
+mesh=$(count mesh "$BIN/mesh" proxy -f "$WORK/cfg" --listen 127.0.0.1:0 --threads 1 -n bench \
+    --reload-interval-ms 100000 | awk '{print $2}')
+echo "user-space instructions per request ($N requests, 1 connection, callgrind)"
+echo "  hyper pass-through: $pass"
+echo "  mesh proxy:         $mesh"
+echo "  added by the mesh:  $((mesh - pass)) ($(python3 -c "print(f'{$mesh/$pass:.2f}')")x the pass-through)"
