@@ -77,11 +77,15 @@ count() {
     callgrind_control -z "$pid" >/dev/null
     oha --no-tui -n "$N" -c 1 -H "$host" "$url" >"$WORK/$name.oha"
     callgrind_control -d "$pid" >/dev/null
-    sleep 0.3
+    # The dump requested after zeroing is part 1; wait until it is complete.
+    local dump="$WORK/$name.cg.1" total=""
+    for _ in $(seq 1 100); do
+        total=$(grep -sh '^totals' "$dump" | awk '{print $2}' || true)
+        [ -n "$total" ] && break
+        sleep 0.1
+    done
     kill "$pid" 2>/dev/null || true
-    local dump total
-    dump=$(ls -t "$WORK/$name.cg"* | head -1)
-    total=$(grep -h '^summary' "$dump" | awk '{print $2}')
+    [ -n "$total" ] || { echo "no callgrind dump for $name" >&2; exit 1; }
     echo "$name $((total / N))"
 }
 

@@ -3,7 +3,7 @@
 //! The floor for the proxy benchmarks (`benches/run.sh`): a minimal hyper pass-through proxy —
 //! accept HTTP/1.1, forward every request to one upstream with a pooled hyper-util client, stream
 //! the answer back. No routing, no policy, no metrics: what any Rust proxy costs at least.
-//! One thread, mimalloc (as the `mesh` binary). Prints `listening on ADDR`.
+//! One thread. Prints `listening on ADDR`.
 
 use std::convert::Infallible;
 
@@ -11,10 +11,6 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

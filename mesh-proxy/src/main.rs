@@ -15,12 +15,6 @@ use clap::{Parser, Subcommand};
 use mesh_config::{ConfigStore, LoadOptions, Severity, load_paths};
 use mesh_core::{Binding, ClientIdentity, RequestView};
 
-/// mimalloc instead of glibc malloc: the proxy allocates a few small blocks per request, and
-/// glibc's malloc/free cost ~3 % of its CPU under load (benches/RESULTS.md).
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "mesh", version, about = "meshwork: Istio traffic management, in your process or as a proxy")]
 struct Cli {

@@ -107,8 +107,36 @@ async fn send_with_affinity(
         let origin = req.uri().path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         *req.uri_mut() = http::Uri::from(origin);
     }
-    let ready = match affinity.take(&authority) {
-        Some(sender) if sender.is_ready() => Some(sender),
+    // The common case inline: the idle connection is ready. Waiting for one and connecting are
+    // boxed, so this future (boxed once per request) stays small.
+    let idle = match affinity.take(&authority) {
+        Some(mut sender) if sender.is_ready() => match sender.try_send_request(req).await {
+            Ok(response) => {
+                affinity.put(authority, sender);
+                return Ok(response);
+            }
+            Err(mut e) => match e.take_message() {
+                Some(back) => {
+                    req = back;
+                    None
+                }
+                None => return Err(e.into_error().into()),
+            },
+        },
+        other => other,
+    };
+    Box::pin(send_after_wait(affinity, authority, req, idle)).await
+}
+
+/// The slow path of [`send_with_affinity`]: wait (briefly) for a busy idle connection, else open
+/// a new one.
+async fn send_after_wait(
+    affinity: ConnectionAffinity,
+    authority: http::uri::Authority,
+    req: http::Request<Body>,
+    idle: Option<SendRequest<Body>>,
+) -> Result<http::Response<Incoming>, BoxError> {
+    let ready = match idle {
         // Wait for the previous response to finish (it resolves at once, or with an error when
         // that response was abandoned and the connection closes); give up after a moment.
         Some(mut sender) => match tokio::time::timeout(AFFINITY_READY_WAIT, sender.ready()).await {
