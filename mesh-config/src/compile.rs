@@ -40,11 +40,41 @@ use crate::types::{Resource, Spec};
 pub struct CompileOptions {
     /// Cluster domain for short names.
     pub domain: String,
+    /// Compile the view of clients in this namespace: VirtualServices, DestinationRules and
+    /// ServiceEntries whose `exportTo` does not include it are left out, as Istio leaves them out
+    /// of that namespace's proxies (`.` is the resource's own namespace, `*` every namespace,
+    /// `~` none; no `exportTo` is every namespace). `None` (the default): one snapshot for every
+    /// namespace, `exportTo` not applied.
+    pub client_namespace: Option<String>,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { domain: mesh_core::host::DEFAULT_DOMAIN.to_string() }
+        CompileOptions { domain: mesh_core::host::DEFAULT_DOMAIN.to_string(), client_namespace: None }
+    }
+}
+
+impl CompileOptions {
+    /// The view of clients in `namespace` (see [`CompileOptions::client_namespace`]).
+    ///
+    /// ```
+    /// let options = mesh_config::CompileOptions::for_namespace("bookinfo");
+    /// assert_eq!(options.client_namespace.as_deref(), Some("bookinfo"));
+    /// ```
+    pub fn for_namespace(namespace: &str) -> Self {
+        CompileOptions { client_namespace: Some(namespace.to_string()), ..CompileOptions::default() }
+    }
+
+    /// Is a resource of `namespace` with `export_to` visible to the client namespace?
+    fn visible(&self, namespace: &str, export_to: &[String]) -> bool {
+        let Some(client) = &self.client_namespace else { return true };
+        export_to.is_empty()
+            || export_to.iter().any(|e| match e.as_str() {
+                "*" => true,
+                "~" => false,
+                "." => namespace == client,
+                other => other == client,
+            })
     }
 }
 
@@ -75,6 +105,15 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
         }
     }
     for r in resources {
+        let export_to = match &r.spec {
+            Spec::VirtualService(v) => &v.export_to[..],
+            Spec::DestinationRule(d) => &d.export_to[..],
+            Spec::ServiceEntry(s) => &s.export_to[..],
+            Spec::Gateway(_) | Spec::WorkloadEntry(_) => &[],
+        };
+        if !options.visible(&r.namespace, export_to) {
+            continue;
+        }
         let mut c = Ctx { r, domain: &options.domain, diagnostics: &mut diagnostics, gateways: &gateway_hosts };
         match &r.spec {
             Spec::VirtualService(v) => c.virtual_service(&mut builder, v),

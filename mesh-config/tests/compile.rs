@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_config::{CompileOptions, ConfigStore, LoadOptions, Severity, compile, load_path, load_paths, load_str};
+use mesh_config::{
+    CompileOptions, Compiled, ConfigStore, LoadOptions, Severity, compile, load_path, load_paths, load_str,
+};
 use mesh_core::Binding;
 use mesh_core::matcher::StringMatcher;
 use mesh_core::route::{HeaderCondition, RouteAction};
@@ -249,6 +251,77 @@ spec:
     let warnings: Vec<String> = compiled.diagnostics.iter().map(|d| d.to_string()).collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("VirtualService dev/api") && warnings[0].contains("hosts[0]"), "{}", warnings[0]);
+}
+
+const EXPORTED: &str = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: team-a}
+spec:
+  hosts: [reviews.shared.svc.cluster.local]
+  exportTo: ["."]
+  http: [{route: [{destination: {host: reviews.shared.svc.cluster.local, subset: v1}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: team-b}
+spec:
+  hosts: [reviews.shared.svc.cluster.local]
+  exportTo: [team-b]
+  http: [{route: [{destination: {host: reviews.shared.svc.cluster.local, subset: v2}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: team-a}
+spec:
+  host: reviews.shared.svc.cluster.local
+  exportTo: ["."]
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: team-a}
+spec:
+  hosts: [legacy.internal]
+  exportTo: ["."]
+  location: MESH_INTERNAL
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.9}]
+"#;
+
+/// The subset the first rule for the shared reviews host routes to, in `options`' view.
+fn exported_view(options: &CompileOptions) -> (Option<String>, Compiled) {
+    let loaded = load_str(EXPORTED, Some("exported.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, options);
+    let subset = compiled.snapshot.virtual_host(&Binding::Mesh, "reviews.shared.svc.cluster.local").map(|vh| {
+        let RouteAction::Route(w) = &vh.rules[0].action else { panic!("not a route") };
+        w.destinations()[0].destination.subset.as_deref().unwrap_or("").to_string()
+    });
+    (subset, compiled)
+}
+
+#[test]
+fn export_to_decides_who_sees_a_resource() {
+    let host = "reviews.shared.svc.cluster.local";
+    // team-a sees its own VirtualService, DestinationRule and ServiceEntry (exported to ".").
+    let (subset, a) = exported_view(&CompileOptions::for_namespace("team-a"));
+    assert_eq!(subset.as_deref(), Some("v1"));
+    assert_eq!(a.snapshot.destination_rules(host).len(), 1);
+    assert_eq!(a.snapshot.services("legacy.internal").len(), 1);
+    assert!(a.diagnostics.is_empty(), "{:?}", a.diagnostics);
+    // team-b sees only its own VirtualService: no conflict, none of team-a's resources.
+    let (subset, b) = exported_view(&CompileOptions::for_namespace("team-b"));
+    assert_eq!(subset.as_deref(), Some("v2"));
+    assert!(b.snapshot.destination_rules(host).is_empty());
+    assert!(b.snapshot.services("legacy.internal").is_empty());
+    assert!(b.diagnostics.is_empty(), "{:?}", b.diagnostics);
+    // Another namespace sees neither VirtualService.
+    let (subset, _) = exported_view(&CompileOptions::for_namespace("team-c"));
+    assert_eq!(subset, None);
+    // The shared view (no client namespace) does not apply exportTo: the first one wins.
+    let (subset, all) = exported_view(&CompileOptions::default());
+    assert_eq!(subset.as_deref(), Some("v1"));
+    assert_eq!(all.diagnostics.len(), 1, "{:?}", all.diagnostics);
 }
 
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1

@@ -462,7 +462,8 @@ fn explain(
         }
     };
     let options = LoadOptions { default_namespace: namespace.to_string(), ..LoadOptions::default() };
-    let mut store = ConfigStore::default();
+    // The client's view: resources not exported to its namespace do not apply to it.
+    let mut store = ConfigStore::new(mesh_config::CompileOptions::for_namespace(namespace));
     let report = store.apply(load_paths(files, &options));
     for d in report.errors() {
         eprintln!("{d}");

@@ -101,7 +101,10 @@ impl ConfigSource {
             .client_identity(ClientIdentity::new(namespace, []))
             .upstream_protocol_by_port(true);
         let mesh = configure(builder).build();
-        let state = State { store: ConfigStore::default(), fingerprint: 0, status: ReloadStatus::default() };
+        // The proxy's own view: resources not exported to its namespace are left out (Istio's
+        // `exportTo`).
+        let store = ConfigStore::new(mesh_config::CompileOptions::for_namespace(namespace));
+        let state = State { store, fingerprint: 0, status: ReloadStatus::default() };
         let source =
             ConfigSource { paths: paths.into(), options: Arc::new(options), mesh, state: Arc::new(Mutex::new(state)) };
         source.reload();

@@ -132,3 +132,36 @@ fn text_output_says_why() {
     assert!(text.contains("default/reviews http[0]: no (match[0]: header end-user does not match)"), "{text}");
     assert!(text.contains("=> route to reviews.default.svc.cluster.local subset v3"), "{text}");
 }
+
+#[test]
+fn explain_answers_in_the_client_namespace_view() {
+    // Two teams route the same shared host, each exporting its VirtualService to itself only:
+    // `-n` picks whose view `explain` answers in (Istio's `exportTo`).
+    let dir = std::env::temp_dir().join(format!("mesh-explain-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("teams.yaml");
+    let mut yaml = String::new();
+    for (team, subset) in [("team-a", "v1"), ("team-b", "v2")] {
+        yaml.push_str(&format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews, namespace: {team}}}\nspec:\n  hosts: [reviews.shared.svc.cluster.local]\n  exportTo: [\".\"]\n  http: [{{route: [{{destination: {{host: reviews.shared.svc.cluster.local, subset: {subset}}}}}]}}]\n---\n"
+        ));
+    }
+    std::fs::write(&file, yaml).expect("write config");
+    let run = |namespace: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["explain", "-o", "json", "-n", namespace, "-f"])
+            .arg(&file)
+            .arg("http://reviews.shared.svc.cluster.local:9080/")
+            .output()
+            .expect("run mesh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    assert_eq!(subsets(&run("team-a")), [("v1".to_string(), 100)]);
+    assert_eq!(subsets(&run("team-b")), [("v2".to_string(), 100)]);
+    // Another namespace sees neither: no VirtualService, the host goes to itself.
+    let other = run("team-c");
+    assert!(other["route"].is_null(), "{other}");
+    assert_eq!(subsets(&other), [(String::new(), 100)]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

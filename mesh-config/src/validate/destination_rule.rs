@@ -45,9 +45,6 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, dr: &DestinationRule) {
         validate_labels(ctx, &p, &sel.match_labels);
         ctx.unsupported(&root.f("workloadSelector"), "workloadSelector (the rule applies to every client)");
     }
-    if !dr.export_to.is_empty() {
-        ctx.unsupported(&root.f("exportTo"), "exportTo (every resource is visible to every namespace)");
-    }
 }
 
 fn validate_traffic_policy(ctx: &mut Ctx<'_>, path: &P, tp: &TrafficPolicy) {

@@ -136,9 +136,6 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
     if !se.addresses.is_empty() {
         ctx.unsupported(&root.f("addresses"), "addresses (virtual IPs)");
     }
-    if !se.export_to.is_empty() {
-        ctx.unsupported(&root.f("exportTo"), "exportTo (every resource is visible to every namespace)");
-    }
 }
 
 pub(super) fn validate_workload_entry(ctx: &mut Ctx<'_>, we: &WorkloadEntry) {

@@ -99,9 +99,6 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
     if is_delegate {
         ctx.unsupported(&root.f("hosts"), "delegate VirtualServices");
     }
-    if !vs.export_to.is_empty() {
-        ctx.unsupported(&root.f("exportTo"), "exportTo (every resource is visible to every namespace)");
-    }
 }
 
 pub(super) fn check_gateway_names(ctx: &mut Ctx<'_>, path: &P, gateways: &[String]) {
