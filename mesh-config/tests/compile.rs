@@ -324,6 +324,40 @@ fn export_to_decides_who_sees_a_resource() {
     assert_eq!(all.diagnostics.len(), 1, "{:?}", all.diagnostics);
 }
 
+#[test]
+fn a_service_entrys_namespace_is_the_services_namespace_for_destination_rules() {
+    // An egress ServiceEntry and its DestinationRule live in `egress`; a client in `default`
+    // gets that rule, as Istio looks in the service's namespace after the client's own.
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: egress}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: egress}
+spec:
+  host: api.example.com
+  trafficPolicy: {connectionPool: {http: {http1MaxPendingRequests: 7}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: elsewhere}
+spec:
+  host: api.example.com
+"#;
+    let loaded = load_str(text, Some("egress.yaml"), &LoadOptions::default()).expect("yaml");
+    let s = compile(&loaded.resources, &CompileOptions::default()).snapshot;
+    let picked = s.destination_policy("api.example.com", "default").expect("the egress rule applies");
+    assert_eq!(&*picked.namespace, "egress");
+    // A rule in the client's own namespace still comes first.
+    assert_eq!(s.destination_policy("api.example.com", "elsewhere").map(|p| &*p.namespace), Some("elsewhere"));
+}
+
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

@@ -150,11 +150,16 @@ impl Snapshot {
 
     /// The DestinationRule that applies to `host` for a client in `client_namespace`, as Istio
     /// chooses it: among rules for the most specific matching host pattern, the one in the client's
-    /// namespace, else the one in the service's namespace (`name.<ns>.svc...`), else the one in the
-    /// root namespace `istio-system`. Rules elsewhere do not apply.
+    /// namespace, else the one in the service's namespace — the namespace of the ServiceEntry that
+    /// declares the host, else the Kubernetes namespace in the name (`name.<ns>.svc...`) — else the
+    /// one in the root namespace `istio-system`. Rules elsewhere do not apply.
     pub fn destination_policy(&self, host: &str, client_namespace: &str) -> Option<&Arc<DestinationPolicy>> {
         let rules = self.destination_rules(host);
-        let service_ns = host.split('.').nth(1).filter(|_| host.contains(".svc."));
+        let service_ns = self
+            .services(host)
+            .first()
+            .map(|s| &*s.namespace)
+            .or_else(|| host.split('.').nth(1).filter(|_| host.contains(".svc.")));
         rules
             .iter()
             .find(|r| &*r.namespace == client_namespace)
