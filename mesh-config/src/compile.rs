@@ -749,6 +749,8 @@ fn connection_pool(p: &dr::ConnectionPoolSettings) -> policy::ConnectionPool {
         max_requests_per_connection: nonneg(http.and_then(|h| h.max_requests_per_connection)),
         max_retries: nonneg(http.and_then(|h| h.max_retries)),
         idle_timeout: http.and_then(|h| duration(&h.idle_timeout)),
+        h2_upgrade: http.and_then(|h| h.h2_upgrade_policy) == Some(dr::H2UpgradePolicy::UPGRADE),
+        use_client_protocol: http.and_then(|h| h.use_client_protocol) == Some(true),
     }
 }
 

@@ -198,6 +198,12 @@ pub struct ConnectionPool {
     pub max_retries: Option<u32>,
     /// `http.idleTimeout`.
     pub idle_timeout: Option<Duration>,
+    /// `http.h2UpgradePolicy: UPGRADE`: HTTP/2 to the destination whatever its port declares
+    /// (`DEFAULT` and `DO_NOT_UPGRADE` leave it to the port; the mesh default does not upgrade).
+    pub h2_upgrade: bool,
+    /// `http.useClientProtocol`: the upstream request keeps the client's HTTP version (and no
+    /// upgrade happens).
+    pub use_client_protocol: bool,
 }
 
 /// Outlier detection with Istio/Envoy defaults filled in.

@@ -453,3 +453,84 @@ async fn greeter_server() -> u16 {
     tokio::spawn(tonic::transport::Server::builder().add_service(Greeter).serve_with_incoming(incoming));
     port
 }
+
+/// A server that answers with the HTTP version it received: HTTP/2 only (prior knowledge), or
+/// HTTP/1.1 and HTTP/2 both.
+async fn version_server(h2_only: bool) -> u16 {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let body = http_body_util::Full::new(Bytes::from(format!("{:?}", req.version())));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                });
+                let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                if h2_only {
+                    builder = builder.http2_only();
+                }
+                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_rules_choose_the_upstream_http_version() {
+    // Both services declare a plain `http` port, which the proxy speaks in HTTP/1.1 — unless the
+    // DestinationRule says `h2UpgradePolicy: UPGRADE` (HTTP/2) or `useClientProtocol: true`.
+    let h2_only = version_server(true).await;
+    let both = version_server(false).await;
+    let dir = config_dir("h2-upgrade");
+    let mut config = service_entry("modern", "modern.default.svc.cluster.local", &[(h2_only, "v1")]);
+    config.push_str(&service_entry("legacy", "legacy.default.svc.cluster.local", &[(h2_only, "v1")]));
+    config.push_str(&service_entry("mirror", "mirror.default.svc.cluster.local", &[(both, "v1")]));
+    config.push_str(&service_entry("plain", "plain.default.svc.cluster.local", &[(both, "v1")]));
+    config.push_str(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: modern}
+spec:
+  host: modern
+  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: mirror}
+spec:
+  host: mirror
+  trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}
+"#,
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let listen = proxy.listen().to_string();
+    let http1 = client();
+
+    let (status, body, _) = get(&http1, &listen, "modern", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "HTTP/2.0"), "UPGRADE: HTTP/1.1 in, HTTP/2 out");
+    let (status, _, _) = get(&http1, &listen, "legacy", "/", &[]).await;
+    assert_eq!(status, 503, "no upgrade: the HTTP/2-only server cannot answer HTTP/1.1");
+    let (status, body, _) = get(&http1, &listen, "mirror", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "HTTP/1.1"));
+
+    // An h2c client: `useClientProtocol` keeps HTTP/2 upstream; a plain port gets HTTP/1.1.
+    let tcp = tokio::net::TcpStream::connect(&listen).await.expect("connect");
+    let (mut h2, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake with the proxy");
+    tokio::spawn(connection);
+    for (host, expected) in [("mirror", "HTTP/2.0"), ("plain", "HTTP/1.1")] {
+        let req = http::Request::get(format!("http://{host}/")).body(Empty::<Bytes>::new()).expect("req");
+        let response = h2.send_request(req).await.expect("h2c through the proxy");
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body, expected, "{host}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -201,7 +201,7 @@ where
                 if let Some(tls) = tls {
                     req.extensions_mut().insert(tls.clone());
                 }
-                if self.select_protocol {
+                if self.select_protocol && !cluster.use_client_protocol() {
                     *req.version_mut() = if cluster.http2() { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
                 }
             }

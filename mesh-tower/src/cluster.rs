@@ -140,6 +140,7 @@ pub struct Cluster {
     parts: PolicyParts,
     tls: Option<UpstreamTls>,
     http2: bool,
+    use_client_protocol: bool,
     registry_version: u64,
     epoch: Instant,
     /// The `Host` value of the first caller authority seen (`reviews:9080`), shared by later
@@ -243,9 +244,16 @@ impl Cluster {
     /// Does the service port ask for HTTP/2 to the endpoints? Istio's protocol selection: a port
     /// with protocol `HTTP2`, `GRPC` or `GRPC-WEB` (or, without a protocol, named `http2`, `grpc`
     /// or `grpc-web`, alone or followed by `-suffix`) is spoken in HTTP/2; every other HTTP port in
-    /// HTTP/1.1.
+    /// HTTP/1.1 — unless the DestinationRule's `connectionPool.http` says `h2UpgradePolicy:
+    /// UPGRADE` (HTTP/2) or `useClientProtocol: true` (the client's version; `false` here).
     pub fn http2(&self) -> bool {
         self.http2
+    }
+
+    /// Does the DestinationRule ask to keep the client's HTTP version upstream
+    /// (`connectionPool.http.useClientProtocol`)?
+    pub fn use_client_protocol(&self) -> bool {
+        self.use_client_protocol
     }
 
     /// The TLS to originate, if the traffic policy asks for `SIMPLE` or `MUTUAL`.
@@ -393,7 +401,12 @@ impl Clusters {
             return c.clone();
         }
         let mut cluster = self.build(destination, policy.cloned(), version, previous.map(|c| &**c));
-        cluster.http2 = port_speaks_http2(snapshot, destination);
+        // Istio's `shouldH2Upgrade`: `useClientProtocol` keeps the client's version (no upgrade),
+        // `h2UpgradePolicy: UPGRADE` upgrades, otherwise the service port's protocol decides.
+        let pool = cluster.parts.connection_pool.as_ref();
+        cluster.use_client_protocol = pool.is_some_and(|p| p.use_client_protocol);
+        cluster.http2 = !cluster.use_client_protocol
+            && (pool.is_some_and(|p| p.h2_upgrade) || port_speaks_http2(snapshot, destination));
         let cluster = Arc::new(cluster);
         let mut next = FxHashMap::clone(&map);
         let list = next.entry(destination.host.clone()).or_default();
@@ -483,6 +496,7 @@ impl Clusters {
                 .filter(|t| matches!(t.mode, TlsMode::Simple | TlsMode::Mutual))
                 .map(|t| UpstreamTls(Arc::new(t.clone()))),
             http2: false,
+            use_client_protocol: false,
             parts,
             registry_version: version,
             epoch: self.epoch,

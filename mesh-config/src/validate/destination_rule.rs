@@ -275,12 +275,6 @@ fn validate_connection_pool(ctx: &mut Ctx<'_>, path: &P, pool: &ConnectionPoolSe
             }
             ctx.unsupported(&kp, "http2KeepAlive");
         }
-        if http.h2_upgrade_policy.is_some() {
-            ctx.unsupported(&p.f("h2UpgradePolicy"), "h2UpgradePolicy");
-        }
-        if http.use_client_protocol.is_some() {
-            ctx.unsupported(&p.f("useClientProtocol"), "useClientProtocol");
-        }
     }
     if let Some(tcp) = &pool.tcp {
         let p = path.f("tcp");
