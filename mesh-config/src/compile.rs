@@ -67,14 +67,7 @@ impl CompileOptions {
 
     /// Is a resource of `namespace` with `export_to` visible to the client namespace?
     fn visible(&self, namespace: &str, export_to: &[String]) -> bool {
-        let Some(client) = &self.client_namespace else { return true };
-        export_to.is_empty()
-            || export_to.iter().any(|e| match e.as_str() {
-                "*" => true,
-                "~" => false,
-                "." => namespace == client,
-                other => other == client,
-            })
+        self.client_namespace.as_deref().is_none_or(|client| exported_to(namespace, export_to, client))
     }
 }
 
@@ -95,15 +88,30 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     // Gateway server hosts first: VirtualServices bound to a Gateway are filtered by them, in
     // whatever order the files list the two.
     let mut gateway_hosts = GatewayHosts::default();
+    let empty = Delegates::default();
     for r in resources {
         if let Spec::Gateway(g) = &r.spec {
             let mut scratch = Vec::new();
-            let decl =
-                Ctx { r, domain: &options.domain, diagnostics: &mut scratch, gateways: &gateway_hosts }.gateway(g);
+            let decl = Ctx {
+                r,
+                domain: &options.domain,
+                diagnostics: &mut scratch,
+                gateways: &gateway_hosts,
+                delegates: &empty,
+            }
+            .gateway(g);
             let hosts = decl.servers.iter().flat_map(|s| s.hosts.iter().cloned()).collect();
             gateway_hosts.insert(Binding::Gateway { namespace: decl.namespace, name: decl.name }, hosts);
         }
     }
+    // Delegate VirtualServices (no hosts), by namespace and name, for the roots that name them.
+    let delegates: Delegates<'_> = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::VirtualService(v) if v.hosts.is_empty() => Some(((&*r.namespace, &*r.name), (r, v))),
+            _ => None,
+        })
+        .collect();
     for r in resources {
         let export_to = match &r.spec {
             Spec::VirtualService(v) => &v.export_to[..],
@@ -114,7 +122,13 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
         if !options.visible(&r.namespace, export_to) {
             continue;
         }
-        let mut c = Ctx { r, domain: &options.domain, diagnostics: &mut diagnostics, gateways: &gateway_hosts };
+        let mut c = Ctx {
+            r,
+            domain: &options.domain,
+            diagnostics: &mut diagnostics,
+            gateways: &gateway_hosts,
+            delegates: &delegates,
+        };
         match &r.spec {
             Spec::VirtualService(v) => c.virtual_service(&mut builder, v),
             Spec::DestinationRule(d) => builder.add_destination_rule(c.destination_rule(d)),
@@ -133,11 +147,26 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
 /// Each Gateway's server hosts, as `(namespace or "*", host)`.
 type GatewayHosts = std::collections::HashMap<Binding, Vec<(Arc<str>, Arc<str>)>>;
 
+/// Delegate VirtualServices by `(namespace, name)`.
+type Delegates<'r> = std::collections::HashMap<(&'r str, &'r str), (&'r Resource, &'r vs::VirtualService)>;
+
 struct Ctx<'a> {
     r: &'a Resource,
     domain: &'a str,
     diagnostics: &'a mut Vec<Diagnostic>,
     gateways: &'a GatewayHosts,
+    delegates: &'a Delegates<'a>,
+}
+
+/// Is a resource of `namespace` with `export_to` visible from namespace `to`?
+fn exported_to(namespace: &str, export_to: &[String], to: &str) -> bool {
+    export_to.is_empty()
+        || export_to.iter().any(|e| match e.as_str() {
+            "*" => true,
+            "~" => false,
+            "." => namespace == to,
+            other => other == to,
+        })
 }
 
 /// The names under which a VirtualService host of `namespace` is served by a Gateway whose
@@ -471,8 +500,33 @@ impl Ctx<'_> {
         } else {
             v.gateways.iter().map(|g| resolve_gateway(g, &ns)).collect()
         };
+        // Rules with their `http[]` index; a rule that delegates is replaced by the delegate's
+        // rules merged with it (see `crate::delegate`).
+        let mut http: Vec<(usize, std::borrow::Cow<'_, vs::HttpRoute>)> = Vec::new();
+        for (i, h) in v.http.iter().enumerate() {
+            match &h.delegate {
+                None => http.push((i, std::borrow::Cow::Borrowed(h))),
+                Some(d) => {
+                    let dns = d.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(&ns).to_string();
+                    match self.delegates.get(&(dns.as_str(), d.name.as_str())) {
+                        Some((dr, dv)) if exported_to(&dr.namespace, &dv.export_to, &ns) => {
+                            let merged = crate::delegate::merge_routes(h, dv, &dr.namespace, self.domain);
+                            http.extend(merged.into_iter().map(|m| (i, std::borrow::Cow::Owned(m))));
+                        }
+                        _ => self.note(
+                            Severity::Warning,
+                            format!("http[{i}].delegate"),
+                            format!(
+                                "VirtualService {dns}/{} is not a delegate visible to namespace {ns} (it must exist, have no hosts, and be exported here); as in Istio, this rule is left out",
+                                d.name
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
         let mut bindings = own.clone();
-        for h in &v.http {
+        for (_, h) in &http {
             for m in &h.matches {
                 for g in &m.gateways {
                     let b = resolve_gateway(g, &ns);
@@ -485,7 +539,8 @@ impl Ctx<'_> {
         let owner = format!("{}/{}", self.r.namespace, self.r.name);
         for binding in bindings {
             let mut rules = Vec::new();
-            for (i, h) in v.http.iter().enumerate() {
+            for (i, h) in &http {
+                let (i, h) = (*i, &**h);
                 let applies = |m: &vs::HttpMatchRequest| {
                     if m.gateways.is_empty() {
                         own.contains(&binding)

@@ -16,6 +16,7 @@
 
 pub mod compile;
 mod de;
+mod delegate;
 pub mod diag;
 pub mod duration;
 pub mod load;

@@ -358,6 +358,79 @@ spec:
     assert_eq!(s.destination_policy("api.example.com", "elsewhere").map(|p| &*p.namespace), Some("elsewhere"));
 }
 
+#[test]
+fn delegation_merges_the_delegates_rules_into_the_root() {
+    // The root hands `/productpage` to a team's delegate (in its own namespace) and keeps a
+    // catch-all. The delegate's rules are narrowed by the root's match and inherit its timeout;
+    // its rule outside `/productpage` (`/admin`) conflicts with the root match and is dropped.
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: root, namespace: istio-system}
+spec:
+  hosts: [bookinfo.example.com]
+  http:
+  - name: pages
+    match: [{uri: {prefix: /productpage}}]
+    timeout: 3s
+    delegate: {name: productpage, namespace: bookinfo}
+  - name: missing
+    delegate: {name: nowhere}
+  - route: [{destination: {host: fallback.istio-system.svc.cluster.local}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: productpage, namespace: bookinfo}
+spec:
+  http:
+  - name: v2
+    match: [{uri: {prefix: /productpage/v2}, headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: productpage, subset: v2}}]
+  - name: admin
+    match: [{uri: {prefix: /admin}}]
+    route: [{destination: {host: admin}}]
+  - route: [{destination: {host: productpage, subset: v1}}]
+"#;
+    let loaded = load_str(text, Some("delegation.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    let s = &compiled.snapshot;
+    let decide = |path: &str, user: Option<&str>| {
+        let method = http::Method::GET;
+        let mut headers = http::HeaderMap::new();
+        if let Some(u) = user {
+            headers.insert("end-user", u.parse().expect("header"));
+        }
+        let uri: http::Uri = format!("http://bookinfo.example.com{path}").parse().expect("uri");
+        let view = mesh_core::RequestView::from_http(&method, &uri, &headers);
+        let client = mesh_core::ClientIdentity::new("default", []);
+        match s.route(&Binding::Mesh, &view, &client) {
+            mesh_core::RouteDecision::Matched { rule, .. } => {
+                let RouteAction::Route(w) = &rule.action else { panic!("not a route") };
+                let d = &w.destinations()[0].destination;
+                (d.host.to_string(), d.subset.as_deref().unwrap_or("").to_string(), rule.timeout)
+            }
+            other => panic!("{path}: {other:?}"),
+        }
+    };
+    let three = Some(std::time::Duration::from_secs(3));
+    // Short hosts in the delegate are its own namespace's.
+    let pp = "productpage.bookinfo.svc.cluster.local".to_string();
+    assert_eq!(decide("/productpage/v2/x", Some("jason")), (pp.clone(), "v2".to_string(), three));
+    assert_eq!(decide("/productpage/v2/x", None), (pp.clone(), "v1".to_string(), three));
+    assert_eq!(decide("/productpage", None), (pp, "v1".to_string(), three));
+    // Outside the root's match the delegate does not apply, `/admin` included.
+    let fallback = ("fallback.istio-system.svc.cluster.local".to_string(), String::new(), None);
+    assert_eq!(decide("/admin", None), fallback);
+    assert_eq!(decide("/", None), fallback);
+    // The rule naming a delegate that does not exist is left out, with a warning.
+    let warnings: Vec<String> = compiled.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("http[1].delegate") && warnings[0].contains("istio-system/nowhere"),
+        "{}",
+        warnings[0]
+    );
+}
+
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

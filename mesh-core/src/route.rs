@@ -97,7 +97,9 @@ pub enum RouteAction {
     Redirect(Redirect),
     /// Answer with a fixed response.
     DirectResponse(DirectResponse),
-    /// Delegate to another VirtualService (kept for explanations; not followed yet).
+    /// Delegate to another VirtualService. mesh-config merges a delegate's rules into the root
+    /// when it compiles, so a snapshot built from Istio YAML never holds this; a router that meets
+    /// it answers 404.
     Delegate {
         /// Namespace of the delegate.
         namespace: Arc<str>,

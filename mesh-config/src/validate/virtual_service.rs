@@ -96,9 +96,6 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
     if !vs.tcp.is_empty() {
         ctx.unsupported(&root.f("tcp"), "TCP routes");
     }
-    if is_delegate {
-        ctx.unsupported(&root.f("hosts"), "delegate VirtualServices");
-    }
 }
 
 pub(super) fn check_gateway_names(ctx: &mut Ctx<'_>, path: &P, gateways: &[String]) {
