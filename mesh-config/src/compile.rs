@@ -626,6 +626,7 @@ impl Ctx<'_> {
                     traffic_policy: s.traffic_policy.as_ref().map(traffic_policy),
                 })
                 .collect(),
+            workload_selector: d.workload_selector.as_ref().map(|w| LabelSelector::new(&w.match_labels)),
         }
     }
 

@@ -431,6 +431,40 @@ spec:
     );
 }
 
+#[test]
+fn workload_selectors_pick_a_destination_rule_for_their_own_workloads() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-canary-clients}
+spec:
+  host: reviews
+  workloadSelector: {matchLabels: {app: productpage, version: v2}}
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+"#;
+    let loaded = load_str(text, Some("selectors.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    let s = &compiled.snapshot;
+    // Kept apart, not merged into one rule.
+    assert_eq!(s.destination_rules(REVIEWS).len(), 2);
+    let labels = |version: &str| {
+        [(Arc::from("app"), Arc::from("productpage")), (Arc::from("version"), Arc::from(version))].into_iter().collect()
+    };
+    let pick =
+        |ns: &str, version: &str| s.destination_policy_for(REVIEWS, ns, &labels(version)).map(|p| p.name.to_string());
+    assert_eq!(pick("default", "v2").as_deref(), Some("reviews-canary-clients"));
+    assert_eq!(pick("default", "v1").as_deref(), Some("reviews"));
+    // Selectors select workloads of the rule's own namespace only.
+    assert_eq!(pick("shop", "v2").as_deref(), Some("reviews"));
+    assert_eq!(s.destination_policy(REVIEWS, "default").map(|p| p.name.to_string()).as_deref(), Some("reviews"));
+}
+
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}

@@ -39,6 +39,9 @@ pub struct DestinationPolicy {
     pub traffic_policy: TrafficPolicy,
     /// Subsets.
     pub subsets: Box<[Subset]>,
+    /// `workloadSelector`: the rule applies only to clients of its own namespace carrying these
+    /// labels (`None`: to every client that may use it).
+    pub workload_selector: Option<LabelSelector>,
 }
 
 /// A compiled subset.
@@ -298,6 +301,7 @@ mod tests {
                     ..TrafficPolicy::default()
                 }),
             }]),
+            workload_selector: None,
         };
         let top = dr.resolve(None, None);
         assert_eq!(top.load_balancer, Some(LoadBalancer::Random));

@@ -154,17 +154,35 @@ impl Snapshot {
     /// declares the host, else the Kubernetes namespace in the name (`name.<ns>.svc...`) — else the
     /// one in the root namespace `istio-system`. Rules elsewhere do not apply.
     pub fn destination_policy(&self, host: &str, client_namespace: &str) -> Option<&Arc<DestinationPolicy>> {
+        self.destination_policy_for(host, client_namespace, &BTreeMap::new())
+    }
+
+    /// As [`Snapshot::destination_policy`], for a client with `labels`: in the client's own
+    /// namespace a rule whose `workloadSelector` matches the labels comes first, then one without
+    /// a selector; a rule with a selector never applies to clients of other namespaces or without
+    /// those labels (Istio's `SidecarScope.DestinationRule`).
+    pub fn destination_policy_for(
+        &self,
+        host: &str,
+        client_namespace: &str,
+        labels: &BTreeMap<Arc<str>, Arc<str>>,
+    ) -> Option<&Arc<DestinationPolicy>> {
         let rules = self.destination_rules(host);
+        let selected = rules.iter().find(|r| {
+            &*r.namespace == client_namespace && r.workload_selector.as_ref().is_some_and(|s| s.matches(labels))
+        });
+        if selected.is_some() {
+            return selected;
+        }
+        let in_namespace = |ns: &str| rules.iter().find(|r| r.workload_selector.is_none() && &*r.namespace == ns);
         let service_ns = self
             .services(host)
             .first()
             .map(|s| &*s.namespace)
             .or_else(|| host.split('.').nth(1).filter(|_| host.contains(".svc.")));
-        rules
-            .iter()
-            .find(|r| &*r.namespace == client_namespace)
-            .or_else(|| service_ns.and_then(|ns| rules.iter().find(|r| &*r.namespace == ns)))
-            .or_else(|| rules.iter().find(|r| &*r.namespace == ROOT_NAMESPACE))
+        in_namespace(client_namespace)
+            .or_else(|| service_ns.and_then(in_namespace))
+            .or_else(|| in_namespace(ROOT_NAMESPACE))
     }
 
     /// DestinationRules for a concrete host (most specific pattern), in config order.
@@ -268,12 +286,15 @@ impl SnapshotBuilder {
 
     /// Add a DestinationRule. Rules for the same host in the same namespace merge, as Istio merges
     /// them: the first rule's traffic policy applies, and subsets of later rules are added unless a
-    /// subset of that name exists already.
+    /// subset of that name exists already. Rules with a `workloadSelector` are kept apart.
     pub fn add_destination_rule(&mut self, policy: DestinationPolicy) {
         let host = policy.host.clone();
         let list = self.inner.destination_rules.entry_or_insert_with(&host, || Box::new([]));
         let mut v = list.to_vec();
-        match v.iter_mut().find(|p| p.namespace == policy.namespace) {
+        // Rules with a workload selector stay apart: each applies to its own workloads.
+        match v.iter_mut().find(|p| {
+            p.namespace == policy.namespace && p.workload_selector.is_none() && policy.workload_selector.is_none()
+        }) {
             Some(existing) => {
                 let merged = Arc::make_mut(existing);
                 if merged.traffic_policy == Default::default() {

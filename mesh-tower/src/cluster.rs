@@ -346,6 +346,7 @@ type ClusterMap = FxHashMap<Arc<str>, Vec<Arc<Cluster>>>;
 pub struct Clusters {
     registry: Registry,
     client_namespace: Arc<str>,
+    client_labels: Arc<std::collections::BTreeMap<Arc<str>, Arc<str>>>,
     map: Arc<ArcSwap<ClusterMap>>,
     write: Arc<Mutex<()>>,
     epoch: Instant,
@@ -357,6 +358,7 @@ impl Clusters {
         Clusters {
             registry,
             client_namespace: client.namespace.clone(),
+            client_labels: Arc::new(client.labels.clone()),
             map: Arc::default(),
             write: Arc::default(),
             epoch: Instant::now(),
@@ -375,7 +377,7 @@ impl Clusters {
 
     /// The cluster for `destination` under `snapshot` (built or refreshed when needed).
     pub fn get(&self, snapshot: &Snapshot, destination: &Destination) -> Arc<Cluster> {
-        let policy = snapshot.destination_policy(&destination.host, &self.client_namespace);
+        let policy = snapshot.destination_policy_for(&destination.host, &self.client_namespace, &self.client_labels);
         let version = self.registry.version();
         let fresh = |c: &Arc<Cluster>| {
             c.registry_version == version

@@ -43,7 +43,6 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, dr: &DestinationRule) {
             }
         }
         validate_labels(ctx, &p, &sel.match_labels);
-        ctx.unsupported(&root.f("workloadSelector"), "workloadSelector (the rule applies to every client)");
     }
 }
 
