@@ -659,3 +659,42 @@ spec:
     assert_eq!((status, server.hits()), (503, 1), "no retry slot, no retry");
     assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::OVERFLOW));
 }
+
+#[tokio::test]
+async fn resolution_none_goes_where_the_authority_resolves_with_the_hosts_routing() {
+    // `resolution: NONE`: no endpoints; the request goes to the address its own authority
+    // resolves to (as Istio forwards to the original destination), and the host's
+    // VirtualService applies on the way.
+    let origin = fixed(200, "origin").await;
+    let port = origin.address().rsplit_once(':').map(|(_, p)| p.to_string()).expect("port");
+    let config = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: local-origin}}
+spec:
+  hosts: [localhost]
+  location: MESH_EXTERNAL
+  ports: [{{number: {port}, name: http, protocol: HTTP}}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: origin}}
+spec:
+  hosts: [localhost]
+  http:
+  - match: [{{headers: {{x-block: {{exact: "yes"}}}}}}]
+    directResponse: {{status: 418}}
+  - headers: {{response: {{set: {{x-routed: mesh}}}}}}
+    route: [{{destination: {{host: localhost}}}}]
+"#
+    );
+    let stack = stack(&mesh(&config, Registry::new()));
+    let uri = format!("http://localhost:{port}/");
+    let (status, body, parts) = send(&stack, get(&uri, &[])).await;
+    assert_eq!((status, body.as_str()), (200, "origin"));
+    assert_eq!(parts.headers["x-routed"], "mesh");
+    let (status, _, _) = send(&stack, get(&uri, &[("x-block", "yes")])).await;
+    assert_eq!(status, 418);
+}

@@ -89,7 +89,8 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, se: &ServiceEntry) {
                     "workloadSelector should not be set when resolution mode is NONE",
                 );
             }
-            ctx.unsupported(&root.f("resolution"), "resolution NONE (meshwork needs endpoints to route to)");
+            // Served as Istio serves it: the request goes where its own authority resolves (the
+            // client's connection), with the host's routing and DestinationRule applied.
         }
         Resolution::STATIC => {
             for (i, ep) in se.endpoints.iter().enumerate() {
