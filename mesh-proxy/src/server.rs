@@ -4,8 +4,11 @@
 //! and HTTP/2 with prior knowledge, or chosen by ALPN over TLS). Requests are routed by their
 //! `Host` / `:authority` (the mesh's VirtualServices, or a Gateway's), and forwarded with a pooled
 //! client ([`UpstreamClient`]) to the endpoint meshwork picks. hyper answers malformed requests
-//! with 400 itself; header reads time out after [`HEADER_READ_TIMEOUT`] and the request head is
-//! capped at [`MAX_HEADER_BYTES`]. When `stop` turns true the listener stops accepting, every
+//! with 400 itself; the request head is capped at [`MAX_HEADER_BYTES`], and on Gateway listeners
+//! (the edge) it must arrive within [`HEADER_READ_TIMEOUT`]. The outbound listener, which serves
+//! the local application as a sidecar does, sets no header timeout, as Istio leaves Envoy's
+//! `request_headers_timeout` unset: the timer hyper arms for every request cost ~1,400
+//! instructions per request there (benches/RESULTS.md). When `stop` turns true the listener stops accepting, every
 //! connection finishes its in-flight requests (HTTP/2 gets GOAWAY), then `serve` returns.
 //!
 //! A WebSocket (any HTTP/1.1 `Upgrade`) is passed through: when the endpoint answers
@@ -51,7 +54,7 @@ pub use crate::upstream::UpstreamClient;
 use mesh_core::host::is_subset_of;
 use mesh_core::request::normalize_host;
 
-/// A client request head must arrive within this time.
+/// On a Gateway listener, a client request head must arrive within this time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head accepted (HTTP/1.1 read buffer), as Envoy's default 60 KiB.
 pub const MAX_HEADER_BYTES: usize = 60 * 1024;
@@ -303,12 +306,12 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-fn connection_builder() -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+fn connection_builder(header_read_timeout: Option<Duration>) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
@@ -413,7 +416,7 @@ async fn serve_listener(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut connections = JoinSet::new();
-    let builder = connection_builder();
+    let builder = connection_builder(gateway.is_some().then_some(HEADER_READ_TIMEOUT));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
