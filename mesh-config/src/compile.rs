@@ -10,7 +10,9 @@
 //! `*.example.com` to VirtualServices of `prod`; `*/` or no prefix, to every namespace), and each
 //! under the narrower of the two names: `hosts: ["*"]` behind a server host `*.example.com` routes
 //! `*.example.com` (Istio's `pickMatchingGatewayHosts`). A host no server exposes is left out with
-//! a warning (Istio's analyzer: IST0132). Servers are taken together over all ports.
+//! a warning (Istio's analyzer: IST0132). Istio builds a Gateway's routes per port: a host exposed
+//! on some of the Gateway's ports only gets its rules with `port` conditions for those ports (the
+//! listener's port, `mesh_tower::ListenerPort`).
 //!
 //! Resources are expected to have passed [`crate::validate`]; anything that still cannot be
 //! compiled is left out with a diagnostic, never a panic.
@@ -100,7 +102,11 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
                 delegates: &empty,
             }
             .gateway(g);
-            let hosts = decl.servers.iter().flat_map(|s| s.hosts.iter().cloned()).collect();
+            let hosts = decl
+                .servers
+                .iter()
+                .flat_map(|s| s.hosts.iter().map(move |(ns, h)| (ns.clone(), h.clone(), s.port)))
+                .collect();
             gateway_hosts.insert(Binding::Gateway { namespace: decl.namespace, name: decl.name }, hosts);
         }
     }
@@ -144,8 +150,8 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     Compiled { snapshot: builder.build(), diagnostics }
 }
 
-/// Each Gateway's server hosts, as `(namespace or "*", host)`.
-type GatewayHosts = std::collections::HashMap<Binding, Vec<(Arc<str>, Arc<str>)>>;
+/// Each Gateway's server hosts, as `(namespace or "*", host, port)`.
+type GatewayHosts = std::collections::HashMap<Binding, Vec<(Arc<str>, Arc<str>, u16)>>;
 
 /// Delegate VirtualServices by `(namespace, name)`.
 type Delegates<'r> = std::collections::HashMap<(&'r str, &'r str), (&'r Resource, &'r vs::VirtualService)>;
@@ -170,10 +176,15 @@ fn exported_to(namespace: &str, export_to: &[String], to: &str) -> bool {
 }
 
 /// The names under which a VirtualService host of `namespace` is served by a Gateway whose
-/// servers expose `server_hosts` (see the module docs); empty when none exposes it.
-fn gateway_virtual_hosts(host: &str, namespace: &str, server_hosts: &[(Arc<str>, Arc<str>)]) -> Vec<Arc<str>> {
-    let mut out: Vec<Arc<str>> = Vec::new();
-    for (ns, server_host) in server_hosts {
+/// servers expose `server_hosts` (see the module docs), each with the ports it is served on, or
+/// `None` for every port of the Gateway; empty when no server exposes it.
+fn gateway_virtual_hosts(
+    host: &str,
+    namespace: &str,
+    server_hosts: &[(Arc<str>, Arc<str>, u16)],
+) -> Vec<(Arc<str>, Option<Vec<u16>>)> {
+    let mut out: Vec<(Arc<str>, Vec<u16>)> = Vec::new();
+    for (ns, server_host, port) in server_hosts {
         if &**ns != "*" && &**ns != namespace {
             continue;
         }
@@ -182,11 +193,46 @@ fn gateway_virtual_hosts(host: &str, namespace: &str, server_hosts: &[(Arc<str>,
         }
         let name: Arc<str> =
             if mesh_core::host::is_subset_of(host, server_host) { Arc::from(host) } else { server_host.clone() };
-        if !out.contains(&name) {
-            out.push(name);
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, ports)) if !ports.contains(port) => ports.push(*port),
+            Some(_) => {}
+            None => out.push((name, vec![*port])),
         }
     }
-    out
+    let mut all: Vec<u16> = server_hosts.iter().map(|(_, _, p)| *p).collect();
+    all.sort_unstable();
+    all.dedup();
+    out.into_iter()
+        .map(|(name, mut ports)| {
+            ports.sort_unstable();
+            let restrict = ports != all;
+            (name, restrict.then_some(ports))
+        })
+        .collect()
+}
+
+/// `matches` restricted to the listener ports `ports` (Istio builds a Gateway's routes per port,
+/// from the servers on that port): a match without a port is repeated per port, a match for
+/// another port dropped. `None` when nothing is left.
+fn restrict_to_ports(matches: &[vs::HttpMatchRequest], ports: &[u16]) -> Option<Vec<(usize, vs::HttpMatchRequest)>> {
+    let mut out = Vec::new();
+    if matches.is_empty() {
+        for p in ports {
+            out.push((0, vs::HttpMatchRequest { port: Some(u32::from(*p)), ..Default::default() }));
+        }
+    }
+    for (j, m) in matches.iter().enumerate() {
+        match m.port.filter(|p| *p > 0) {
+            Some(p) if ports.iter().any(|q| u32::from(*q) == p) => out.push((j, m.clone())),
+            Some(_) => {}
+            None => {
+                for p in ports {
+                    out.push((j, vs::HttpMatchRequest { port: Some(u32::from(*p)), ..m.clone() }));
+                }
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn arc(s: &str) -> Arc<str> {
@@ -538,34 +584,12 @@ impl Ctx<'_> {
         }
         let owner = format!("{}/{}", self.r.namespace, self.r.name);
         for binding in bindings {
-            let mut rules = Vec::new();
-            for (i, h) in &http {
-                let (i, h) = (*i, &**h);
-                let applies = |m: &vs::HttpMatchRequest| {
-                    if m.gateways.is_empty() {
-                        own.contains(&binding)
-                    } else {
-                        m.gateways.iter().any(|g| resolve_gateway(g, &ns) == binding)
-                    }
-                };
-                if h.matches.is_empty() {
-                    if own.contains(&binding) {
-                        rules.push(Arc::new(self.http_rule(i, h, Vec::new())));
-                    }
-                    continue;
-                }
-                let kept: Vec<(usize, &vs::HttpMatchRequest)> =
-                    h.matches.iter().enumerate().filter(|(_, m)| applies(m)).collect();
-                if kept.is_empty() {
-                    continue;
-                }
-                let matches =
-                    kept.into_iter().map(|(j, m)| self.request_match(j, m, &format!("http[{i}].match[{j}]"))).collect();
-                rules.push(Arc::new(self.http_rule(i, h, matches)));
-            }
+            let rules = self.binding_rules(&http, &binding, &own, &ns, None);
+            // Rules restricted to some of a Gateway's ports, per port set.
+            let mut restricted: Vec<(Vec<u16>, Vec<Arc<HttpRule>>)> = Vec::new();
             for (i, host) in v.hosts.iter().enumerate() {
                 let host = self.host(host);
-                let names = match self.gateways.get(&binding) {
+                let names: Vec<(Arc<str>, Option<Vec<u16>>)> = match self.gateways.get(&binding) {
                     Some(server_hosts) => {
                         let names = gateway_virtual_hosts(&host, &self.r.namespace, server_hosts);
                         if names.is_empty() {
@@ -582,13 +606,76 @@ impl Ctx<'_> {
                     }
                     // The mesh, or a Gateway this config does not define (a library user may
                     // route as a gateway without one): the host as written.
-                    None => vec![host.clone()],
+                    None => vec![(host.clone(), None)],
                 };
-                for name in names {
-                    self.bind(builder, &binding, &name, &owner, &rules);
+                for (name, ports) in names {
+                    match ports {
+                        None => self.bind(builder, &binding, &name, &owner, &rules),
+                        Some(ports) => {
+                            if !restricted.iter().any(|(p, _)| *p == ports) {
+                                let r = self.binding_rules(&http, &binding, &own, &ns, Some(&ports));
+                                restricted.push((ports.clone(), r));
+                            }
+                            if let Some((_, r)) = restricted.iter().find(|(p, _)| *p == ports) {
+                                let r = r.clone();
+                                self.bind(builder, &binding, &name, &owner, &r);
+                            }
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// The compiled rules of `http` that apply under `binding` (restricted to listener `ports`
+    /// when given).
+    fn binding_rules(
+        &mut self,
+        http: &[(usize, std::borrow::Cow<'_, vs::HttpRoute>)],
+        binding: &Binding,
+        own: &[Binding],
+        ns: &str,
+        ports: Option<&[u16]>,
+    ) -> Vec<Arc<HttpRule>> {
+        let mut rules = Vec::new();
+        for (i, h) in http {
+            let (i, h) = (*i, &**h);
+            let applies = |m: &vs::HttpMatchRequest| {
+                if m.gateways.is_empty() {
+                    own.contains(binding)
+                } else {
+                    m.gateways.iter().any(|g| resolve_gateway(g, ns) == *binding)
+                }
+            };
+            let kept: Vec<(usize, vs::HttpMatchRequest)> = if h.matches.is_empty() {
+                if !own.contains(binding) {
+                    continue;
+                }
+                Vec::new()
+            } else {
+                let kept: Vec<(usize, vs::HttpMatchRequest)> =
+                    h.matches.iter().enumerate().filter(|(_, m)| applies(m)).map(|(j, m)| (j, m.clone())).collect();
+                if kept.is_empty() {
+                    continue;
+                }
+                kept
+            };
+            let kept = match ports {
+                None => kept,
+                Some(ports) => {
+                    let base: Vec<vs::HttpMatchRequest> = kept.iter().map(|(_, m)| m.clone()).collect();
+                    let index: Vec<usize> = kept.iter().map(|(j, _)| *j).collect();
+                    match restrict_to_ports(&base, ports) {
+                        Some(r) => r.into_iter().map(|(k, m)| (index.get(k).copied().unwrap_or(0), m)).collect(),
+                        None => continue,
+                    }
+                }
+            };
+            let matches =
+                kept.iter().map(|(j, m)| self.request_match(*j, m, &format!("http[{i}].match[{j}]"))).collect();
+            rules.push(Arc::new(self.http_rule(i, h, matches)));
+        }
+        rules
     }
 
     fn bind(

@@ -465,6 +465,68 @@ spec:
     assert_eq!(s.destination_policy(REVIEWS, "default").map(|p| p.name.to_string()).as_deref(), Some("reviews"));
 }
 
+#[test]
+fn gateway_hosts_bind_per_port() {
+    // Port 80 exposes *.example.com to `web` only, port 8080 to every namespace: `dev`'s
+    // api.example.com is served on 8080 and not on 80; `web`'s site on both.
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["web/*.example.com"]
+  - port: {number: 8080, name: http-alt, protocol: HTTP}
+    hosts: ["*.example.com"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: api, namespace: dev}
+spec:
+  hosts: [api.example.com]
+  gateways: [istio-system/edge]
+  http:
+  - match: [{uri: {prefix: /v1}}, {uri: {prefix: /v2}}]
+    route: [{destination: {host: api}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: site, namespace: web}
+spec:
+  hosts: [site.example.com]
+  gateways: [istio-system/edge]
+  http: [{route: [{destination: {host: site}}]}]
+"#;
+    let loaded = load_str(text, Some("ports.yaml"), &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    assert!(compiled.diagnostics.is_empty(), "{:?}", compiled.diagnostics);
+    let s = &compiled.snapshot;
+    let edge = Binding::gateway("istio-system", "edge");
+    let routed = |authority: &str, path: &str, port: u16| {
+        let (method, headers) = (http::Method::GET, http::HeaderMap::new());
+        let uri: http::Uri = format!("http://{authority}{path}").parse().expect("uri");
+        let mut view = mesh_core::RequestView::from_http(&method, &uri, &headers);
+        view.listener_port = Some(port);
+        let client = mesh_core::ClientIdentity::new("istio-system", []);
+        match s.route(&edge, &view, &client) {
+            mesh_core::RouteDecision::Matched { rule, .. } => match &rule.action {
+                RouteAction::Route(w) => Some(w.destinations()[0].destination.host.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let api = Some("api.dev.svc.cluster.local".to_string());
+    assert_eq!(routed("api.example.com", "/v1/x", 8080), api);
+    assert_eq!(routed("api.example.com", "/v2/x", 8080), api);
+    assert_eq!(routed("api.example.com", "/v1/x", 80), None);
+    assert_eq!(routed("api.example.com", "/v3/x", 8080), None);
+    let site = Some("site.web.svc.cluster.local".to_string());
+    assert_eq!(routed("site.example.com", "/", 80), site);
+    assert_eq!(routed("site.example.com", "/", 8080), site);
+}
+
 const GOOD: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
