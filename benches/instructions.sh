@@ -38,30 +38,9 @@ wait_listening() {
 PIDS+=($!)
 BACKEND=$(wait_listening "$WORK/backend.out")
 mkdir -p "$WORK/cfg"
-{
-    cat <<YAML
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: backend, namespace: bench}
-spec:
-  hosts: [backend.bench.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1, ports: {http: ${BACKEND##*:}}, labels: {app: backend, version: v1}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: backend, namespace: bench}
-spec:
-  hosts: [backend.bench.svc.cluster.local]
-  http:
-YAML
-    for i in $(seq 1 9); do
-        printf '  - match: [{uri: {prefix: /r%d/}}, {headers: {x-rule: {exact: "%d"}}}]\n    route: [{destination: {host: backend.bench.svc.cluster.local}}]\n' "$i" "$i"
-    done
-    printf '  - route: [{destination: {host: backend.bench.svc.cluster.local}}]\n    retries: {attempts: 2}\n'
-} >"$WORK/cfg/config.yaml"
+# shellcheck source=benches/mesh_config.sh
+. "$ROOT/benches/mesh_config.sh"
+mesh_config 10 "${BACKEND##*:}" "$WORK/cfg/config.yaml"
 
 # count NAME CMD...: instructions per request of CMD (a proxy that prints "listening on ADDR").
 count() {

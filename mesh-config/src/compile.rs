@@ -45,8 +45,11 @@ pub struct CompileOptions {
     /// Compile the view of clients in this namespace: VirtualServices, DestinationRules and
     /// ServiceEntries whose `exportTo` does not include it are left out, as Istio leaves them out
     /// of that namespace's proxies (`.` is the resource's own namespace, `*` every namespace,
-    /// `~` none; no `exportTo` is every namespace). `None` (the default): one snapshot for every
-    /// namespace, `exportTo` not applied.
+    /// `~` none; no `exportTo` is every namespace;
+    /// <https://istio.io/latest/docs/reference/config/networking/virtual-service/#VirtualService-export_to>).
+    /// A DestinationRule with a `workloadSelector` is never seen outside its namespace (Istio's
+    /// `setDestinationRules`). `None` (the default): one snapshot for every namespace, `exportTo`
+    /// not applied.
     pub client_namespace: Option<String>,
 }
 
@@ -211,19 +214,19 @@ fn gateway_virtual_hosts(
         .collect()
 }
 
-/// `matches` restricted to the listener ports `ports` (Istio builds a Gateway's routes per port,
-/// from the servers on that port): a match without a port is repeated per port, a match for
-/// another port dropped. `None` when nothing is left.
-fn restrict_to_ports(matches: &[vs::HttpMatchRequest], ports: &[u16]) -> Option<Vec<(usize, vs::HttpMatchRequest)>> {
+/// A rule's matches (with their `match[]` index; none for a rule without conditions) restricted
+/// to the listener `ports` (Istio builds a Gateway's routes per port, from the servers on that
+/// port): a match without a port is repeated per port, a match for another port dropped. `None`
+/// when nothing is left.
+fn restrict_to_ports(
+    matches: Vec<(usize, vs::HttpMatchRequest)>,
+    ports: &[u16],
+) -> Option<Vec<(usize, vs::HttpMatchRequest)>> {
+    let matches = if matches.is_empty() { vec![(0, vs::HttpMatchRequest::default())] } else { matches };
     let mut out = Vec::new();
-    if matches.is_empty() {
-        for p in ports {
-            out.push((0, vs::HttpMatchRequest { port: Some(u32::from(*p)), ..Default::default() }));
-        }
-    }
-    for (j, m) in matches.iter().enumerate() {
+    for (j, m) in matches {
         match m.port.filter(|p| *p > 0) {
-            Some(p) if ports.iter().any(|q| u32::from(*q) == p) => out.push((j, m.clone())),
+            Some(p) if ports.iter().any(|q| u32::from(*q) == p) => out.push((j, m)),
             Some(_) => {}
             None => {
                 for p in ports {
@@ -662,14 +665,10 @@ impl Ctx<'_> {
             };
             let kept = match ports {
                 None => kept,
-                Some(ports) => {
-                    let base: Vec<vs::HttpMatchRequest> = kept.iter().map(|(_, m)| m.clone()).collect();
-                    let index: Vec<usize> = kept.iter().map(|(j, _)| *j).collect();
-                    match restrict_to_ports(&base, ports) {
-                        Some(r) => r.into_iter().map(|(k, m)| (index.get(k).copied().unwrap_or(0), m)).collect(),
-                        None => continue,
-                    }
-                }
+                Some(ports) => match restrict_to_ports(kept, ports) {
+                    Some(restricted) => restricted,
+                    None => continue,
+                },
             };
             let matches =
                 kept.iter().map(|(j, m)| self.request_match(*j, m, &format!("http[{i}].match[{j}]"))).collect();

@@ -184,29 +184,44 @@ spec:
     let s = compiled.snapshot;
     assert_eq!(s.services("legacy").len(), 1);
     assert!(s.services("legacy.apps.svc.cluster.local").is_empty());
-    let (method, headers) = (http::Method::GET, http::HeaderMap::new());
-    let uri: http::Uri = "http://legacy:8080/".parse().expect("uri");
-    let view = mesh_core::RequestView::from_http(&method, &uri, &headers);
-    let client = mesh_core::ClientIdentity::new("default", []);
-    match s.route(&Binding::Mesh, &view, &client) {
+    match decide(&s, &Binding::Mesh, "http://legacy:8080/", &[], None) {
         mesh_core::RouteDecision::Default { host } => assert_eq!(host, "legacy"),
         other => panic!("expected the default route to `legacy`, got {other:?}"),
     }
 }
 
+/// A GET of `url` with `headers` (arriving on listener `port`, if given), from a client in
+/// `default`, as `binding` routes it.
+fn decide<'s>(
+    s: &'s mesh_core::Snapshot,
+    binding: &Binding,
+    url: &str,
+    headers: &[(&str, &str)],
+    port: Option<u16>,
+) -> mesh_core::RouteDecision<'s> {
+    let method = http::Method::GET;
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(http::HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+    }
+    let uri: http::Uri = url.parse().expect("uri");
+    let mut view = mesh_core::RequestView::from_http(&method, &uri, &map);
+    view.listener_port = port;
+    s.route(binding, &view, &mesh_core::ClientIdentity::new("default", []))
+}
+
+/// The first destination of the matched rule (host, subset) and the rule's timeout; `None` when
+/// no rule matched or the rule does not route.
+fn destination(decision: &mesh_core::RouteDecision<'_>) -> Option<(String, String, Option<Duration>)> {
+    let mesh_core::RouteDecision::Matched { rule, .. } = decision else { return None };
+    let RouteAction::Route(w) = &rule.action else { return None };
+    let d = &w.destinations()[0].destination;
+    Some((d.host.to_string(), d.subset.as_deref().unwrap_or("").to_string(), rule.timeout))
+}
+
 /// The destination host a request for `authority` is routed to under `binding`.
 fn routed_host(s: &mesh_core::Snapshot, binding: &Binding, authority: &str) -> Option<String> {
-    let (method, headers) = (http::Method::GET, http::HeaderMap::new());
-    let uri: http::Uri = format!("http://{authority}/").parse().expect("uri");
-    let view = mesh_core::RequestView::from_http(&method, &uri, &headers);
-    let client = mesh_core::ClientIdentity::new("istio-system", []);
-    match s.route(binding, &view, &client) {
-        mesh_core::RouteDecision::Matched { rule, .. } => match &rule.action {
-            RouteAction::Route(w) => Some(w.destinations()[0].destination.host.to_string()),
-            _ => None,
-        },
-        _ => None,
-    }
+    destination(&decide(s, binding, &format!("http://{authority}/"), &[], None)).map(|d| d.0)
 }
 
 #[test]
@@ -394,22 +409,9 @@ spec:
     let compiled = compile(&loaded.resources, &CompileOptions::default());
     let s = &compiled.snapshot;
     let decide = |path: &str, user: Option<&str>| {
-        let method = http::Method::GET;
-        let mut headers = http::HeaderMap::new();
-        if let Some(u) = user {
-            headers.insert("end-user", u.parse().expect("header"));
-        }
-        let uri: http::Uri = format!("http://bookinfo.example.com{path}").parse().expect("uri");
-        let view = mesh_core::RequestView::from_http(&method, &uri, &headers);
-        let client = mesh_core::ClientIdentity::new("default", []);
-        match s.route(&Binding::Mesh, &view, &client) {
-            mesh_core::RouteDecision::Matched { rule, .. } => {
-                let RouteAction::Route(w) = &rule.action else { panic!("not a route") };
-                let d = &w.destinations()[0].destination;
-                (d.host.to_string(), d.subset.as_deref().unwrap_or("").to_string(), rule.timeout)
-            }
-            other => panic!("{path}: {other:?}"),
-        }
+        let headers: Vec<(&str, &str)> = user.map(|u| ("end-user", u)).into_iter().collect();
+        let url = format!("http://bookinfo.example.com{path}");
+        destination(&decide(s, &Binding::Mesh, &url, &headers, None)).expect("routed")
     };
     let three = Some(std::time::Duration::from_secs(3));
     // Short hosts in the delegate are its own namespace's.
@@ -504,18 +506,7 @@ spec:
     let s = &compiled.snapshot;
     let edge = Binding::gateway("istio-system", "edge");
     let routed = |authority: &str, path: &str, port: u16| {
-        let (method, headers) = (http::Method::GET, http::HeaderMap::new());
-        let uri: http::Uri = format!("http://{authority}{path}").parse().expect("uri");
-        let mut view = mesh_core::RequestView::from_http(&method, &uri, &headers);
-        view.listener_port = Some(port);
-        let client = mesh_core::ClientIdentity::new("istio-system", []);
-        match s.route(&edge, &view, &client) {
-            mesh_core::RouteDecision::Matched { rule, .. } => match &rule.action {
-                RouteAction::Route(w) => Some(w.destinations()[0].destination.host.to_string()),
-                _ => None,
-            },
-            _ => None,
-        }
+        destination(&decide(s, &edge, &format!("http://{authority}{path}"), &[], Some(port))).map(|d| d.0)
     };
     let api = Some("api.dev.svc.cluster.local".to_string());
     assert_eq!(routed("api.example.com", "/v1/x", 8080), api);

@@ -7,8 +7,9 @@
 //! with 400 itself; the request head is capped at [`MAX_HEADER_BYTES`], and on Gateway listeners
 //! (the edge) it must arrive within [`HEADER_READ_TIMEOUT`]. The outbound listener, which serves
 //! the local application as a sidecar does, sets no header timeout, as Istio leaves Envoy's
-//! `request_headers_timeout` unset: the timer hyper arms for every request cost ~1,400
-//! instructions per request there (benches/RESULTS.md). When `stop` turns true the listener stops accepting, every
+//! `request_headers_timeout` unset on sidecars (istio/istio#44329 proposed it for gateways only;
+//! Envoy's edge best practices ask for it where downstreams are untrusted): the timer hyper arms
+//! for every request cost ~1,400 instructions per request there (benches/RESULTS.md). When `stop` turns true the listener stops accepting, every
 //! connection finishes its in-flight requests (HTTP/2 gets GOAWAY), then `serve` returns.
 //!
 //! A WebSocket (any HTTP/1.1 `Upgrade`) is passed through: when the endpoint answers
