@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# benches/instructions.sh — user-space instructions per proxied request, counted by callgrind:
-# `mesh proxy` (10 rules, as benches/run.sh) and the hyper pass-through, one request at a time.
+# benches/instructions.sh — user-space instructions per request, counted by callgrind:
+# - S2: `mesh proxy` (10 rules, as benches/run.sh) and the hyper pass-through, one request at a
+#   time;
+# - S1: the in-process mesh stack and the bare hyper-util client (client and server in one
+#   process, the setup of `cargo bench -p mesh-tower --bench stack`), counted inside the
+#   `stack_driver` bench's `measured` function only.
 #
 #   benches/instructions.sh                    # builds, then 2,000 requests each
 #   N=5000 BIN=target/release benches/instructions.sh
@@ -19,6 +23,12 @@ export PATH="$PATH:$HOME/.cargo/bin"
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 command -v oha >/dev/null || cargo install oha --locked
 (cd "$ROOT" && cargo build --release -q -p mesh-proxy --bin mesh --example bench_backend --example bench_passthrough)
+# The S1 driver: cargo prints the bench executable's path.
+DRIVER=$(cd "$ROOT" && cargo bench -q -p mesh-tower --bench stack_driver --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="stack_driver" and m.get("executable"): print(m["executable"])')
 WORK=$(mktemp -d /tmp/meshwork-instr.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
@@ -53,9 +63,9 @@ count() {
     addr=$(wait_listening "$WORK/$name.out" "$WORK/$name.err")
     local url="http://$addr/" host="Host: backend.bench.svc.cluster.local"
     oha --no-tui -n 300 -c 1 -H "$host" "$url" >/dev/null
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
     oha --no-tui -n "$N" -c 1 -H "$host" "$url" >"$WORK/$name.oha"
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
     # The dump requested after zeroing is part 1; wait until it is complete.
     local dump="$WORK/$name.cg.1" total=""
     for _ in $(seq 1 100); do
@@ -75,3 +85,16 @@ echo "user-space instructions per request ($N requests, 1 connection, callgrind)
 echo "  hyper pass-through: $pass"
 echo "  mesh proxy:         $mesh"
 echo "  added by the mesh:  $((mesh - pass)) ($(python3 -c "print(f'{$mesh/$pass:.2f}')")x the pass-through)"
+
+# S1: in process.
+s1() {
+    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*stack_driver::measured*' \
+        --callgrind-out-file="$WORK/s1-$1.cg" "$DRIVER" "$1" "$N" >/dev/null 2>&1
+    echo $(( $(grep '^totals' "$WORK/s1-$1.cg" | awk '{print $2}') / N ))
+}
+bare=$(s1 bare)
+stack=$(s1 mesh)
+echo "in process, client and server together ($N requests, 1 connection, callgrind)"
+echo "  bare hyper-util client: $bare"
+echo "  mesh stack:             $stack"
+echo "  added by the mesh:      $((stack - bare)) ($(python3 -c "print(f'{$stack/$bare:.2f}')")x the bare client)"

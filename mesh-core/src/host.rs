@@ -69,6 +69,13 @@ pub fn is_subset_of(a: &str, b: &str) -> bool {
     }
 }
 
+/// Which kind of pattern matched in [`HostMap::find`].
+enum Pattern<'a> {
+    Exact,
+    /// `*` followed by this suffix.
+    Wildcard(&'a str),
+}
+
 /// Hosts indexed for lookup: exact names in a hash map, wildcards by suffix, longest first.
 ///
 /// `get` is one hash lookup plus, on a miss, one lookup per dot-suffix of the name — never a scan
@@ -126,13 +133,21 @@ impl<T> HostMap<T> {
 
     /// The most specific entry for a concrete host name: exact first, then the longest wildcard.
     pub fn get(&self, host: &str) -> Option<&T> {
-        self.get_with_pattern(host).map(|(_, v)| v)
+        self.find(host).map(|(_, v)| v)
     }
 
     /// Like [`get`](Self::get), also saying which pattern matched (`*.example.com`).
     pub fn get_with_pattern(&self, host: &str) -> Option<(String, &T)> {
+        self.find(host).map(|(pattern, v)| match pattern {
+            Pattern::Exact => (host.to_string(), v),
+            Pattern::Wildcard(suffix) => (format!("*{suffix}"), v),
+        })
+    }
+
+    /// The lookup behind `get` and `get_with_pattern`; allocates nothing (it runs per request).
+    fn find<'h>(&self, host: &'h str) -> Option<(Pattern<'h>, &T)> {
         if let Some(v) = self.exact.get(host) {
-            return Some((host.to_string(), v));
+            return Some((Pattern::Exact, v));
         }
         for &len in &self.wildcard_lengths {
             if len > host.len() || !host.is_char_boundary(host.len() - len) {
@@ -144,7 +159,7 @@ impl<T> HostMap<T> {
             }
             let suffix = &host[host.len() - len..];
             if let Some(v) = self.wildcard.get(suffix) {
-                return Some((format!("*{suffix}"), v));
+                return Some((Pattern::Wildcard(suffix), v));
             }
         }
         None

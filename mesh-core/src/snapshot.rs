@@ -109,7 +109,12 @@ struct Inner {
     workloads: Box<[Arc<WorkloadDecl>]>,
     gateways: BTreeMap<(Arc<str>, Arc<str>), Arc<GatewayDecl>>,
     rule_count: usize,
+    /// See [`Snapshot::generation`].
+    generation: u64,
 }
+
+/// The last generation handed out (0 is every empty default snapshot's).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Compiled configuration. Cheap to clone, never mutated.
 #[derive(Debug, Clone, Default)]
@@ -126,6 +131,14 @@ impl Snapshot {
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// This snapshot's number, distinct for every snapshot built in this process (clones share
+    /// it; empty default snapshots all have 0). What was derived from a snapshot can be kept
+    /// with its generation and reused while the generation is the same — the snapshot never
+    /// changes.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation
     }
 
     /// The virtual host for a concrete host name under a binding: an exact host first, then the
@@ -356,6 +369,7 @@ impl SnapshotBuilder {
             }
             self.inner.routes.insert(binding, table);
         }
+        self.inner.generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         Snapshot { inner: Arc::new(self.inner) }
     }
 }

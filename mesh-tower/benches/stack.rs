@@ -22,6 +22,7 @@ fn s1(c: &mut Criterion) {
     let _ = metrics::set_global_recorder(recorder);
     let addr = rt.block_on(common::server());
     let bare = common::bare();
+    let url = common::bare_url(addr);
     let meshed = rt.block_on(async { common::meshed(addr) });
     let mut group = c.benchmark_group("s1");
     group.sample_size(20).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
@@ -32,10 +33,10 @@ fn s1(c: &mut Criterion) {
                 timed(&rt, async {
                     let tasks: Vec<_> = (0..n)
                         .map(|_| {
-                            let bare = bare.clone();
+                            let (bare, url) = (bare.clone(), url.clone());
                             tokio::spawn(async move {
                                 for _ in 0..iters.div_ceil(n as u64) {
-                                    common::bare_request(&bare, addr).await;
+                                    common::bare_request(&bare, &url).await;
                                 }
                             })
                         })

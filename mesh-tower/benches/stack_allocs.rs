@@ -21,16 +21,17 @@ fn main() {
     let _ = metrics::set_global_recorder(recorder);
     let addr = rt.block_on(common::server());
     let bare = common::bare();
+    let url = common::bare_url(addr);
     let meshed = rt.block_on(async { common::meshed(addr) });
     let (bare_per, mesh_per) = rt.block_on(async {
         // Warm up: connections, metric handles, clusters.
         for _ in 0..100 {
-            common::bare_request(&bare, addr).await;
+            common::bare_request(&bare, &url).await;
             common::meshed_request(&meshed).await;
         }
         let start = blocks();
         for _ in 0..REQUESTS {
-            common::bare_request(&bare, addr).await;
+            common::bare_request(&bare, &url).await;
         }
         let bare_per = (blocks() - start) as f64 / REQUESTS as f64;
         let start = blocks();

@@ -199,7 +199,7 @@ pub struct MeshLayer {
     mesh: Mesh,
 }
 
-impl<C> Layer<C> for MeshLayer {
+impl<C: Clone> Layer<C> for MeshLayer {
     type Service = MeshService<C>;
 
     fn layer(&self, client: C) -> MeshService<C> {

@@ -142,6 +142,9 @@ pub struct Cluster {
     http2: bool,
     use_client_protocol: bool,
     registry_version: u64,
+    /// The generation of the last snapshot under which this cluster was found current (its
+    /// DestinationRule, protocol): [`Clusters::get`] skips the lookup while it stays the same.
+    checked_generation: AtomicU64,
     epoch: Instant,
     /// The `Host` value of the first caller authority seen (`reviews:9080`), shared by later
     /// requests that name the cluster the same way instead of each copying it.
@@ -377,8 +380,31 @@ impl Clusters {
 
     /// The cluster for `destination` under `snapshot` (built or refreshed when needed).
     pub fn get(&self, snapshot: &Snapshot, destination: &Destination) -> Arc<Cluster> {
-        let policy = snapshot.destination_policy_for(&destination.host, &self.client_namespace, &self.client_labels);
         let version = self.registry.version();
+        let generation = snapshot.generation();
+        let same =
+            |c: &Arc<Cluster>| c.destination.subset == destination.subset && c.destination.port == destination.port;
+        let map = self.map.load();
+        let cached = map.get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)));
+        // Checked against this very snapshot already (it never changes), and the registry has not
+        // changed since it was built: no DestinationRule lookup on the request path.
+        if let Some(c) = cached
+            && c.registry_version == version
+            && c.checked_generation.load(Ordering::Acquire) == generation
+        {
+            return c.clone();
+        }
+        let policy = snapshot.destination_policy_for(&destination.host, &self.client_namespace, &self.client_labels);
+        let http2 = |policy: Option<&Arc<DestinationPolicy>>| {
+            // Istio's `shouldH2Upgrade`: `useClientProtocol` keeps the client's version (no
+            // upgrade), `h2UpgradePolicy: UPGRADE` upgrades, otherwise the service port's
+            // protocol decides.
+            let pool = policy.and_then(|p| p.resolve(destination.subset.as_deref(), destination.port).connection_pool);
+            let use_client_protocol = pool.as_ref().is_some_and(|p| p.use_client_protocol);
+            let http2 = !use_client_protocol
+                && (pool.as_ref().is_some_and(|p| p.h2_upgrade) || port_speaks_http2(snapshot, destination));
+            (use_client_protocol, http2)
+        };
         let fresh = |c: &Arc<Cluster>| {
             c.registry_version == version
                 && match (&c.policy, policy) {
@@ -386,29 +412,27 @@ impl Clusters {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     _ => false,
                 }
+                && (c.use_client_protocol, c.http2) == http2(policy)
         };
-        let same =
-            |c: &Arc<Cluster>| c.destination.subset == destination.subset && c.destination.port == destination.port;
-        if let Some(c) = self.map.load().get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)))
+        if let Some(c) = cached
             && fresh(c)
         {
+            c.checked_generation.store(generation, Ordering::Release);
             return c.clone();
         }
+        drop(map);
         let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let map = self.map.load();
         let previous = map.get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)));
         if let Some(c) = previous
             && fresh(c)
         {
+            c.checked_generation.store(generation, Ordering::Release);
             return c.clone();
         }
         let mut cluster = self.build(destination, policy.cloned(), version, previous.map(|c| &**c));
-        // Istio's `shouldH2Upgrade`: `useClientProtocol` keeps the client's version (no upgrade),
-        // `h2UpgradePolicy: UPGRADE` upgrades, otherwise the service port's protocol decides.
-        let pool = cluster.parts.connection_pool.as_ref();
-        cluster.use_client_protocol = pool.is_some_and(|p| p.use_client_protocol);
-        cluster.http2 = !cluster.use_client_protocol
-            && (pool.is_some_and(|p| p.h2_upgrade) || port_speaks_http2(snapshot, destination));
+        (cluster.use_client_protocol, cluster.http2) = http2(policy);
+        cluster.checked_generation = AtomicU64::new(generation);
         let cluster = Arc::new(cluster);
         let mut next = FxHashMap::clone(&map);
         let list = next.entry(destination.host.clone()).or_default();
@@ -501,6 +525,7 @@ impl Clusters {
             use_client_protocol: false,
             parts,
             registry_version: version,
+            checked_generation: AtomicU64::new(u64::MAX),
             epoch: self.epoch,
             host_header: arc_swap::ArcSwapOption::empty(),
         }
@@ -543,6 +568,36 @@ mod tests {
         assert!(speaks_http2("", "http2-api"));
         assert!(!speaks_http2("", "grpcapi"));
         assert!(!speaks_http2("", "http-grpc"));
+    }
+
+    fn snapshot(yaml: &str) -> Snapshot {
+        let mut store = mesh_config::ConfigStore::default();
+        let loaded = mesh_config::load_str(yaml, None, &mesh_config::LoadOptions::default()).expect("yaml");
+        let report = store.apply(loaded);
+        assert_eq!(report.errors().count(), 0, "{:?}", report.diagnostics);
+        store.snapshot().clone()
+    }
+
+    #[test]
+    fn a_cluster_is_reused_within_a_snapshot_and_follows_a_new_one() {
+        let service_entry = |protocol: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: api, namespace: default}}\n\
+                 spec:\n  hosts: [api.example.com]\n  ports: [{{number: 80, name: web, protocol: {protocol}}}]\n  \
+                 resolution: DNS\n"
+            )
+        };
+        let http = snapshot(&service_entry("HTTP"));
+        let grpc = snapshot(&service_entry("GRPC"));
+        assert_ne!(http.generation(), grpc.generation());
+        let clusters = Clusters::new(Registry::new(), &ClientIdentity::new("default", []));
+        let d = Destination { host: Arc::from("api.example.com"), subset: None, port: Some(80) };
+        let first = clusters.get(&http, &d);
+        assert!(!first.http2());
+        assert!(Arc::ptr_eq(&first, &clusters.get(&http, &d)), "same snapshot, same cluster");
+        assert!(Arc::ptr_eq(&first, &clusters.get(&http.clone(), &d)), "a clone is the same snapshot");
+        assert!(clusters.get(&grpc, &d).http2(), "the port became gRPC: the cluster speaks HTTP/2");
+        assert!(!clusters.get(&http, &d).http2(), "and back");
     }
 
     #[test]

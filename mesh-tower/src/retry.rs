@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -55,32 +55,41 @@ impl RetryLayer {
     }
 }
 
-impl<S> Layer<S> for RetryLayer {
+impl<S: Clone> Layer<S> for RetryLayer {
     type Service = Retry<S>;
 
     fn layer(&self, inner: S) -> Retry<S> {
-        Retry { inner }
+        Retry::new(inner)
     }
 }
 
 /// The retry service (see the module docs).
+///
+/// The first try of every request goes to the inner service; later tries go to clones of the
+/// inner service as it was when the layer was applied (kept aside, shared by every clone of this
+/// service), made only when a retry is sent. So a request that is not retried neither clones the
+/// inner service nor carries one in its future.
 #[derive(Debug, Clone)]
 pub struct Retry<S> {
     inner: S,
+    spare: Arc<Mutex<S>>,
+}
+
+impl<S: Clone> Retry<S> {
+    /// Retry requests to `inner` as their routes say.
+    pub fn new(inner: S) -> Self {
+        let spare = Arc::new(Mutex::new(inner.clone()));
+        Retry { inner, spare }
+    }
 }
 
 impl<S> Retry<S> {
-    /// Retry requests to `inner` as their routes say.
-    pub fn new(inner: S) -> Self {
-        Retry { inner }
-    }
-
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably (first tries; retries use the copy taken by [`Retry::new`]).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -96,15 +105,40 @@ fn istio_default() -> &'static RetryPolicy {
     DEFAULT.get_or_init(RetryPolicy::istio_default)
 }
 
-/// The head of a request for later tries: method, URI, version, headers and the route decision
-/// (other extensions are not carried over, which spares a copy of them on every request).
-fn head_of(parts: &http::request::Parts) -> http::request::Parts {
-    let (mut head, ()) = Request::new(()).into_parts();
-    head.method = parts.method.clone();
-    head.uri = parts.uri.clone();
-    head.version = parts.version;
-    head.headers = parts.headers.clone();
-    head
+/// The head of a request for later tries: method, URI, version and headers (other extensions are
+/// not carried over, which spares a copy of them on every request; the route decision is kept
+/// apart). The headers are kept as a list, one allocation, and become a `HeaderMap` again only
+/// when a retry is sent (a `HeaderMap` copy costs two, and every request pays for the template).
+#[derive(Debug)]
+struct Head {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl Head {
+    fn of(parts: &http::request::Parts) -> Self {
+        Head {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
+        }
+    }
+
+    fn request<B>(&self, body: B) -> Request<B> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        let headers = req.headers_mut();
+        headers.reserve(self.headers.len());
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        req
+    }
 }
 
 /// How a try ended, read from its response.
@@ -122,9 +156,12 @@ pin_project_lite::pin_project! {
     pub struct RetryFuture<S, B, F> {
         #[pin]
         state: State<F>,
-        service: Option<S>,
+        // Where retries go: the service's spare, cloned (and boxed, so that the future of a
+        // request that is never retried stays small) when the first retry is sent.
+        spare: Option<Arc<Mutex<S>>>,
+        service: Option<Box<S>>,
         // The request head and body for the next try (`None` when retries are off).
-        template: Option<(http::request::Parts, B)>,
+        template: Option<(Head, B)>,
         route: Option<RouteContext>,
         rule: Option<Arc<HttpRule>>,
         retries: u32,
@@ -160,7 +197,7 @@ impl<S, B, F> std::fmt::Debug for RetryFuture<S, B, F> {
 
 impl<S, B, RB> Future for RetryFuture<S, B, S::Future>
 where
-    S: Service<Request<B>, Response = Response<RB>>,
+    S: Service<Request<B>, Response = Response<RB>> + Clone,
     B: Replay,
     RB: LocalBody,
 {
@@ -226,11 +263,16 @@ where
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
+                    if this.service.is_none() {
+                        let Some(spare) = this.spare.as_ref() else { return Poll::Pending };
+                        let service = spare.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        *this.service = Some(Box::new(service));
+                    }
                     let Some(service) = this.service.as_mut() else { return Poll::Pending };
                     ready!(service.poll_ready(cx))?;
-                    let Some((parts, body)) = this.template.as_ref() else { return Poll::Pending };
+                    let Some((head, body)) = this.template.as_ref() else { return Poll::Pending };
                     let Some(body) = body.replay() else { return Poll::Pending };
-                    let mut req = Request::from_parts(parts.clone(), body);
+                    let mut req = head.request(body);
                     if let Some(route) = this.route.as_ref() {
                         req.extensions_mut().insert(route.clone());
                     }
@@ -265,36 +307,15 @@ where
         let route = if attempts > 0 && !mirrored { route.cloned() } else { None };
         let (template, req) = if attempts > 0 && !mirrored {
             let (parts, body) = req.into_parts();
-            let template = body.replay().map(|copy| (head_of(&parts), copy));
+            let template = body.replay().map(|copy| (Head::of(&parts), copy));
             (template, Request::from_parts(parts, body))
         } else {
             (None, req)
         };
-        let service = if template.is_some() {
-            // Keep the readied service for the retries; leave a clone for the next caller.
-            let clone = self.inner.clone();
-            Some(std::mem::replace(&mut self.inner, clone))
-        } else {
-            None
-        };
-        let future = match service {
-            Some(mut service) => {
-                let future = service.call(req);
-                return RetryFuture {
-                    state: State::Calling { future },
-                    service: Some(service),
-                    template,
-                    route,
-                    rule,
-                    retries: 0,
-                    tried: Vec::new(),
-                    retry_slot: None,
-                };
-            }
-            None => self.inner.call(req),
-        };
+        let spare = template.is_some().then(|| self.spare.clone());
         RetryFuture {
-            state: State::Calling { future },
+            state: State::Calling { future: self.inner.call(req) },
+            spare,
             service: None,
             template,
             route,

@@ -57,6 +57,30 @@ async fn retry_sends_the_request_again_with_its_body() {
     assert_eq!(call.await.expect("task").expect("response").status(), 200);
 }
 
+#[tokio::test]
+async fn a_retry_carries_the_method_uri_and_every_header_value_in_order() {
+    let (mock, mut handle): (Mock, Handle) = tower_test::mock::pair();
+    let svc = route(&vs("    retries: {attempts: 1, retryOn: 5xx}")).layer(RetryLayer::new().layer(mock));
+    let req = Request::post("http://svc/items?page=2")
+        .header("x-tag", "a")
+        .header("x-tag", "b")
+        .header("cookie", "one=1")
+        .header("x-tag", "c")
+        .body(ReplayBody::new(Full::new(Bytes::from_static(b"hi")), 1024))
+        .expect("request");
+    let call = tokio::spawn(svc.oneshot(req));
+    let (first, send) = handle.next_request().await.expect("first try");
+    let first_head = (first.method().clone(), first.uri().clone(), first.headers().clone());
+    send.send_response(reply(503));
+    let (second, send) = handle.next_request().await.expect("retry");
+    assert_eq!((second.method(), second.uri()), (&first_head.0, &first_head.1));
+    let tags: Vec<_> = second.headers().get_all("x-tag").iter().collect();
+    assert_eq!(tags, ["a", "b", "c"]);
+    assert_eq!(second.headers(), &first_head.2);
+    send.send_response(reply(200));
+    assert_eq!(call.await.expect("task").expect("response").status(), 200);
+}
+
 #[tokio::test(start_paused = true)]
 async fn route_timeout_answers_504_when_the_inner_service_is_silent() {
     let (mock, mut handle): (Mock, Handle) = tower_test::mock::pair();

@@ -55,15 +55,16 @@ impl TraceParent {
 
     /// The header value, version 00.
     pub fn to_header(&self) -> HeaderValue {
-        // Formatted on the stack: the header value is the only allocation.
+        // Formatted on the stack; the value then owns the array in one shared allocation, so the
+        // copies the retry template and mirrors take are reference counts, not allocations.
         let mut buf = [0u8; 55];
         buf[..3].copy_from_slice(b"00-");
-        hex_into(&mut buf[3..35], self.trace_id);
+        hex_into(&mut buf[3..35], &self.trace_id.to_be_bytes());
         buf[35] = b'-';
-        hex_into(&mut buf[36..52], u128::from(self.parent_id));
+        hex_into(&mut buf[36..52], &self.parent_id.to_be_bytes());
         buf[52] = b'-';
-        hex_into(&mut buf[53..55], u128::from(self.flags));
-        HeaderValue::from_bytes(&buf)
+        hex_into(&mut buf[53..55], &[self.flags]);
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(buf))
             .unwrap_or_else(|_| HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01"))
     }
 
@@ -73,12 +74,12 @@ impl TraceParent {
     }
 }
 
-/// Write the low `out.len()` hex digits of `v`, lower case.
-fn hex_into(out: &mut [u8], mut v: u128) {
+/// Write `bytes` as lower-case hex, two digits each, into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(v & 0xf) as usize];
-        v >>= 4;
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
     }
 }
 
