@@ -11,7 +11,9 @@
 # - binds only 127.0.0.1; pins each proxy to CPU 0 and the backend and load generators to CPU 1;
 # - S2: peak rps (wrk, 16 connections, keep-alive) and latency at fixed rates (oha, open loop,
 #   `--latency-correction`) for: no proxy, a minimal hyper pass-through, `mesh proxy`, HAProxy
-#   (nbthread 1), nginx (worker_processes 1) — same backend, 1 KB responses;
+#   (nbthread 1), nginx (worker_processes 1) — same backend, 1 KB responses. Every proxy is up
+#   at once and the runs take turns (run 1 of each, run 2 of each, ...), so that the machine's
+#   drift over minutes falls on every proxy alike;
 # - S3: `mesh proxy` peak rps with 10 vs 10,000 rules, and RSS per rule;
 # - S4: CPU seconds and peak RSS of each proxy during the 1000 rps runs, from /proc;
 # - S5: 1000 rps while the proxy reloads every second (mesh: file rewrite; HAProxy: master-worker
@@ -173,11 +175,45 @@ rss_kb() {
     echo $total
 }
 
-wrk_peak() { # $1 = label
+wrk_warmup() {
     taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" -H "$HOST_HEADER" "http://$TARGET/" >/dev/null
+}
+wrk_run() { # $1 = label, $2 = run
+    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$HOST_HEADER" "http://$TARGET/" \
+        >"$OUT/raw/peak-$1-$2.txt"
+}
+
+# Every proxy of $* up at once (idle ones cost nothing: each waits in epoll), so that the runs
+# can take turns. TARGETS/PROXY_PIDS keep each one's address and process.
+declare -A TARGETS PROXY_PIDS
+start_all() {
+    for proxy in "$@"; do
+        start_proxy "$proxy"
+        TARGETS[$proxy]=$TARGET
+        PROXY_PIDS[$proxy]=${PROXY_PID:-}
+    done
+}
+use_proxy() { TARGET=${TARGETS[$1]}; PROXY_PID=${PROXY_PIDS[$1]}; }
+stop_all() {
+    for proxy in "$@"; do
+        use_proxy "$proxy"
+        stop_proxy
+    done
+}
+
+# Peak rps of every proxy in $*, the runs taking turns (run 1 of each, then run 2 of each, ...):
+# this machine's speed drifts by up to ~20 % over minutes, and turns spread the drift over every
+# proxy alike instead of handing one proxy a slow stretch. $LABEL_PREFIX prefixes the labels.
+peak_in_turns() {
+    for proxy in "$@"; do
+        use_proxy "$proxy"
+        wrk_warmup
+    done
     for run in $(seq 1 "$RUNS"); do
-        taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "$HOST_HEADER" "http://$TARGET/" \
-            >"$OUT/raw/peak-$1-$run.txt"
+        for proxy in "$@"; do
+            use_proxy "$proxy"
+            wrk_run "${LABEL_PREFIX:-}$proxy" "$run"
+        done
     done
 }
 
@@ -204,18 +240,28 @@ oha_rate() { # $1 = label, $2 = rate, $3 = run, [$4 = duration]
 BACKEND=$(start_listening "$LOAD_CPU" backend "$BIN/examples/bench_backend" 127.0.0.1:0)
 log "backend on $BACKEND"
 
-for proxy in $PROXIES; do
-    start_proxy "$proxy"
-    log "$proxy: peak rps ($RUNS x ${DURATION}s)"
-    wrk_peak "$proxy"
-    # A fresh process for the fixed rates, so that its peak RSS (S4) is that of these rates and
-    # not of the closed-loop peak runs.
-    stop_proxy
-    start_proxy "$proxy"
-    for rate in $RATES; do
-        log "$proxy: $rate rps ($RUNS x ${DURATION}s)"
+# S2 peak: every proxy up, runs in turns.
+# shellcheck disable=SC2086 # word splitting of the lists is intended
+start_all $PROXIES
+log "peak rps ($RUNS x ${DURATION}s each, in turns): $PROXIES"
+# shellcheck disable=SC2086
+peak_in_turns $PROXIES
+# shellcheck disable=SC2086
+stop_all $PROXIES
+
+# S2 fixed rates and S4: fresh processes, so that each one's peak RSS is that of these rates and
+# not of the closed-loop peak runs; at each rate the runs take turns too.
+# shellcheck disable=SC2086
+start_all $PROXIES
+for rate in $RATES; do
+    log "$rate rps ($RUNS x ${DURATION}s each, in turns)"
+    for proxy in $PROXIES; do
+        use_proxy "$proxy"
         oha_rate "$proxy" "$rate" warmup "$WARMUP"
-        for run in $(seq 1 "$RUNS"); do
+    done
+    for run in $(seq 1 "$RUNS"); do
+        for proxy in $PROXIES; do
+            use_proxy "$proxy"
             if [ "$rate" = 1000 ] && [ "$run" = 1 ] && [ -n "$PROXY_PID" ]; then
                 before=$(cpu_ticks "$PROXY_PID")
                 oha_rate "$proxy" "$rate" "$run"
@@ -226,17 +272,19 @@ for proxy in $PROXIES; do
             fi
         done
     done
-    stop_proxy
 done
+# shellcheck disable=SC2086
+stop_all $PROXIES
 
 # S3: 10 vs 10,000 rules, end to end.
+start_all mesh mesh10k
+log "peak rps for S3 (in turns): mesh mesh10k"
+LABEL_PREFIX=s3- peak_in_turns mesh mesh10k
 for proxy in mesh mesh10k; do
-    start_proxy "$proxy"
-    log "$proxy: peak rps for S3"
-    wrk_peak "s3-$proxy"
+    use_proxy "$proxy"
     echo "$proxy $(rss_kb "$PROXY_PID")" >>"$OUT/raw/rules-rss.txt"
-    stop_proxy
 done
+stop_all mesh mesh10k
 
 # S5: reload every second under 1000 rps, against steady state.
 reload_loop() { # $1 = proxy, runs until killed
