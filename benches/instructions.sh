@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/instructions.sh — user-space instructions per request, counted by callgrind:
-# - S2: `mesh proxy` (10 rules, as benches/run.sh) and the hyper pass-through, one request at a
-#   time;
+# - S2: `mesh proxy` (10 rules, as benches/run.sh), the hyper pass-through, and HAProxy and nginx
+#   when installed (configured as benches/run.sh does), one request at a time;
 # - S1: the in-process mesh stack and the bare hyper-util client (client and server in one
 #   process, the setup of `cargo bench -p mesh-tower --bench stack`), counted inside the
 #   `stack_driver` bench's `measured` function only.
@@ -52,7 +52,17 @@ mkdir -p "$WORK/cfg"
 . "$ROOT/benches/mesh_config.sh"
 mesh_config 10 "${BACKEND##*:}" "$WORK/cfg/config.yaml"
 
-# count NAME CMD...: instructions per request of CMD (a proxy that prints "listening on ADDR").
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 150); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "nothing listens on port $1" >&2; exit 1
+}
+
+# count NAME CMD...: instructions per request of CMD, a proxy that prints "listening on ADDR" or,
+# with PORT set, listens on 127.0.0.1:$PORT.
 count() {
     local name=$1; shift
     valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
@@ -60,7 +70,12 @@ count() {
     local pid=$!
     PIDS+=($pid)
     local addr
-    addr=$(wait_listening "$WORK/$name.out" "$WORK/$name.err")
+    if [ -n "${PORT:-}" ]; then
+        wait_port "$PORT"
+        addr=127.0.0.1:$PORT
+    else
+        addr=$(wait_listening "$WORK/$name.out" "$WORK/$name.err")
+    fi
     local url="http://$addr/" host="Host: backend.bench.svc.cluster.local"
     oha --no-tui -n 300 -c 1 -H "$host" "$url" >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
@@ -81,10 +96,30 @@ count() {
 pass=$(count passthrough "$BIN/examples/bench_passthrough" 127.0.0.1:0 "$BACKEND" | awk '{print $2}')
 mesh=$(count mesh "$BIN/mesh" proxy -f "$WORK/cfg" --listen 127.0.0.1:0 --threads 1 -n bench \
     --reload-interval-ms 100000 | awk '{print $2}')
+# The peers, as benches/run.sh configures them (one process each: nginx without its master).
+peer_config() { # $1 = template, $2 = port, $3 = output
+    sed -e "s|@LISTEN@|127.0.0.1:$2|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|g" "$1" >"$3"
+}
+haproxy=""; nginx=""
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -x "$HAPROXY" ]; then
+    port=$(free_port)
+    peer_config "$ROOT/benches/peers/haproxy.cfg.in" "$port" "$WORK/haproxy.cfg"
+    haproxy=$(PORT=$port count haproxy "$HAPROXY" -db -f "$WORK/haproxy.cfg" | awk '{print $2}')
+fi
+if [ -x "$NGINX" ]; then
+    port=$(free_port)
+    peer_config "$ROOT/benches/peers/nginx.conf.in" "$port" "$WORK/nginx.conf"
+    nginx=$(PORT=$port count nginx "$NGINX" -c "$WORK/nginx.conf" -p "$WORK" -g 'master_process off;' | awk '{print $2}')
+fi
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo "user-space instructions per request ($N requests, 1 connection, callgrind)"
 echo "  hyper pass-through: $pass"
 echo "  mesh proxy:         $mesh"
-echo "  added by the mesh:  $((mesh - pass)) ($(python3 -c "print(f'{$mesh/$pass:.2f}')")x the pass-through)"
+echo "  added by the mesh:  $((mesh - pass)) ($(ratio "$mesh" "$pass")x the pass-through)"
+[ -n "$haproxy" ] && echo "  HAProxy:            $haproxy (mesh: $(ratio "$mesh" "$haproxy")x)"
+[ -n "$nginx" ] && echo "  nginx:              $nginx (mesh: $(ratio "$mesh" "$nginx")x)"
 
 # S1: in process.
 s1() {
