@@ -331,19 +331,15 @@ async fn serve_connection<IO>(
     let peer = accepted.peer;
     let accepted = Arc::new(accepted);
     let stack = Arc::new(Mutex::new(stack));
+    let affinity = accepted.affinity.clone();
     let service = hyper::service::service_fn(move |req| handle(&stack, &accepted, req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(target: "meshwork::proxy", %peer, error = %e, "connection ended with an error");
-            }
-        }
-        _ = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    // The connection and the upstream connections its requests open run in this one task; the
+    // stop signal starts a graceful shutdown (answer what is in flight, then close).
+    let stop = async move { stopped(&mut stop).await };
+    let driving = affinity.driving(conn, stop, |conn| conn.graceful_shutdown());
+    if let Err(e) = driving.await {
+        tracing::debug!(target: "meshwork::proxy", %peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -57,7 +57,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_routing_retries_faults_and_timeouts() {
     let (v1, v2, ratings) = (backend("v1").await, backend("v2").await, backend("ratings").await);
-    let (counted, connections) = counting_backend().await;
+    let (counted, upstream) = counting_backend().await;
     let dir = config_dir("traffic");
     let mut config = service_entry("reviews", "reviews.default.svc.cluster.local", &[(v1.port, "v1"), (v2.port, "v2")]);
     config.push_str(&service_entry("counted", "counted.default.svc.cluster.local", &[(counted, "v1")]));
@@ -81,7 +81,15 @@ async fn weighted_routing_retries_faults_and_timeouts() {
         // Origin-form request-target, the caller's Host.
         assert_eq!(response.into_body().collect().await.expect("body").to_bytes(), "/a?b=1 counted");
     }
-    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one upstream connection for 20 requests");
+    let load = |n: &std::sync::atomic::AtomicUsize| n.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(load(&upstream.accepted), 1, "one upstream connection for 20 requests");
+    // The upstream connection belongs to the client's connection: it closes with it.
+    drop(one);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while load(&upstream.open) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(load(&upstream.open), 0, "the upstream connection closed with the client's");
 
     // 80/20 between subsets.
     let mut v1_share = 0;
@@ -224,16 +232,19 @@ async fn outlier_ejection_and_connection_pool_overflow() {
 }
 
 /// An HTTP/1.1 upstream that counts the connections it accepts.
-async fn counting_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// Counts the connections it accepted and those still open.
+async fn counting_backend() -> (u16, Counters) {
     use hyper_util::rt::TokioIo;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = accepted.clone();
+    let counters = Counters::default();
+    let counter = counters.clone();
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            counter.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            counter.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let open = counter.open.clone();
             tokio::spawn(async move {
                 // Answers with the request-target and Host it received.
                 let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
@@ -243,10 +254,17 @@ async fn counting_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsi
                 });
                 let _ =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
     });
-    (port, accepted)
+    (port, counters)
+}
+
+#[derive(Clone, Default)]
+struct Counters {
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// An upstream that answers 503 to everything.
