@@ -140,7 +140,9 @@ pub fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Split `host[:port]` (IPv6 in brackets) into host and port.
+/// Split `host[:port]` (IPv6 in brackets) into host and port. Anything else after a colon (no
+/// digits, too large a number, an IPv6 address without brackets) is no port: the whole authority
+/// is the host.
 pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
     if let Some(rest) = authority.strip_prefix('[') {
         if let Some((host, after)) = rest.split_once(']') {
@@ -149,12 +151,20 @@ pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
         }
         return (authority, None);
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse() {
-            Ok(p) => (host, Some(p)),
-            Err(_) => (authority, None),
-        },
-        _ => (authority, None),
+    // Scan back over the digits of a port (per request: no searching the whole name).
+    let bytes = authority.as_bytes();
+    let digits = bytes.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let colon = bytes.len() - digits;
+    if digits == 0 || colon == 0 || bytes[colon - 1] != b':' {
+        return (authority, None);
+    }
+    let host = &authority[..colon - 1];
+    if host.contains(':') {
+        return (authority, None);
+    }
+    match authority[colon..].parse() {
+        Ok(port) => (host, Some(port)),
+        Err(_) => (authority, None),
     }
 }
 
@@ -188,6 +198,14 @@ mod tests {
         assert_eq!(split_authority("reviews"), ("reviews", None));
         assert_eq!(split_authority("[::1]:8080"), ("::1", Some(8080)));
         assert_eq!(split_authority("::1"), ("::1", None));
+        assert_eq!(split_authority("1.2.3.4"), ("1.2.3.4", None));
+        assert_eq!(split_authority("1.2.3.4:80"), ("1.2.3.4", Some(80)));
+        assert_eq!(split_authority("host:"), ("host:", None));
+        assert_eq!(split_authority("host:http"), ("host:http", None));
+        assert_eq!(split_authority("host:99999"), ("host:99999", None));
+        assert_eq!(split_authority(":80"), ("", Some(80)));
+        assert_eq!(split_authority("fe80::1:80"), ("fe80::1:80", None));
+        assert_eq!(split_authority("80"), ("80", None));
     }
 
     #[test]
