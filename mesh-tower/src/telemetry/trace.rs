@@ -74,12 +74,24 @@ impl TraceParent {
     }
 }
 
+/// Every byte's two lower-case hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
+
 /// Write `bytes` as lower-case hex, two digits each, into `out` (twice as long).
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
+    for (i, b) in bytes.iter().enumerate() {
+        if let Some(pair) = out.get_mut(2 * i..2 * i + 2) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+        }
     }
 }
 
