@@ -15,7 +15,7 @@
 #   at once and the runs take turns (run 1 of each, run 2 of each, ...), so that the machine's
 #   drift over minutes falls on every proxy alike;
 # - S3: `mesh proxy` peak rps with 10 vs 10,000 rules, and RSS per rule;
-# - S4: CPU seconds and peak RSS of each proxy during the 1000 rps runs, from /proc;
+# - S4: CPU seconds of each proxy over all its 1000 rps runs and its peak RSS, from /proc;
 # - S5: 1000 rps while the proxy reloads every second (mesh: file rewrite; HAProxy: master-worker
 #   USR2; nginx: `nginx -s reload`): errors and p99 vs steady state;
 # - writes raw results under benches/results/ and, with benches/report.py, the tables in
@@ -262,7 +262,9 @@ for rate in $RATES; do
     for run in $(seq 1 "$RUNS"); do
         for proxy in $PROXIES; do
             use_proxy "$proxy"
-            if [ "$rate" = 1000 ] && [ "$run" = 1 ] && [ -n "$PROXY_PID" ]; then
+            # S4: the CPU time of every 1000-rps run (summed by report.py: 5 s at 100 ticks a
+            # second is too coarse alone), and the peak RSS so far.
+            if [ "$rate" = 1000 ] && [ -n "$PROXY_PID" ]; then
                 before=$(cpu_ticks "$PROXY_PID")
                 oha_rate "$proxy" "$rate" "$run"
                 after=$(cpu_ticks "$PROXY_PID")

@@ -15,7 +15,8 @@
 //! benches/RESULTS.md). Those upstream connections are driven by the downstream connection's
 //! task ([`ConnectionAffinity::driving`]), not by tasks of their own, as pingora runs both sides
 //! of a proxied request in one task: no task switch between reading the response and writing it
-//! on (measured: +3–6 % peak requests per second, see benches/RESULTS.md). Every other request goes through the plain client — including those the
+//! on (measured: +0.5 to +5.7 % peak requests per second in six A/B pairs, median +2.8 %, see
+//! benches/RESULTS.md). Every other request goes through the plain client — including those the
 //! caller marked `https`: the proxy terminated the client's TLS, and the hop to the endpoint is
 //! plain text unless the DestinationRule says otherwise. A TLS setting that cannot be built
 //! (a missing certificate file) fails the connection, which meshwork answers with 503 `UF`.
