@@ -69,6 +69,15 @@ struct AffinityInner {
     wakeups: Arc<Wakeups>,
 }
 
+impl AffinityInner {
+    /// Poll every upstream connection once; drop those that ended.
+    fn poll_driven(&self, waker: &Waker) {
+        let mut cx = Context::from_waker(waker);
+        let mut driven = self.driven.lock().unwrap_or_else(|p| p.into_inner());
+        driven.retain_mut(|connection| connection.as_mut().poll(&mut cx).is_pending());
+    }
+}
+
 impl std::fmt::Debug for AffinityInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AffinityInner").finish_non_exhaustive()
@@ -229,9 +238,7 @@ where
             }
             // Upstream first: a response that arrived is then seen downstream in this round.
             if pending & UPSTREAM != 0 {
-                let mut upstream = Context::from_waker(this.upstream_waker);
-                let mut driven = inner.driven.lock().unwrap_or_else(|p| p.into_inner());
-                driven.retain_mut(|connection| connection.as_mut().poll(&mut upstream).is_pending());
+                inner.poll_driven(this.upstream_waker);
             }
             if pending & STOP != 0
                 && let Some(stop) = this.stop.as_mut().as_pin_mut()
@@ -247,6 +254,9 @@ where
                 && let Poll::Ready(out) = this.connection.as_mut().poll(&mut Context::from_waker(this.downstream_waker))
             {
                 wakeups.in_poll.store(false, Ordering::SeqCst);
+                // One last turn for the upstream side: an upgrade hands its connection over when
+                // that connection's future runs (the tunnel task takes it from there).
+                inner.poll_driven(this.upstream_waker);
                 return Poll::Ready(out);
             }
         }
