@@ -132,19 +132,13 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
             RouteAction::Route(w) => {
                 let Some(picked) = w.pick(crate::rng::u64()) else { return Routed::Local(LocalReply::NoRoute) };
                 let index = w.destinations().iter().position(|d| std::ptr::eq(d, picked)).unwrap_or(0);
-                (
-                    Some(virtual_host.clone()),
-                    Some(rule.clone()),
-                    request_match.cloned(),
-                    index,
-                    picked.destination.clone(),
-                )
+                (Some(virtual_host.clone()), Some(rule.clone()), request_match, index, picked.destination.clone())
             }
         },
     };
     if let Some(rule) = &rule {
         if let Some(rewrite) = &rule.rewrite {
-            let new_path = rewrite_path(rewrite, req.uri().path(), request_match.as_ref());
+            let new_path = rewrite_path(rewrite, req.uri().path(), request_match);
             rewrite_uri(req, new_path.as_deref(), rewrite.authority.as_deref());
         }
         let dest_edits = match &rule.action {
