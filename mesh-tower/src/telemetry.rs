@@ -111,6 +111,10 @@ struct Handles {
 pub(crate) struct Shared {
     source: Source,
     cache: ArcSwap<FxHashMap<HandleKey, Arc<Handles>>>,
+    /// Hosts of requests answered with no upstream (no route, fault aborts, direct responses),
+    /// one shared copy each, so that their handles are cached like the others (registering
+    /// handles builds 25 labels and looks them up in the recorder).
+    hosts: ArcSwap<FxHashMap<Box<str>, Arc<str>>>,
     write: Mutex<()>,
     access_log: bool,
 }
@@ -145,6 +149,11 @@ fn status_label(status: u16) -> metrics::SharedString {
         0 => "0".into(),
         other => other.to_string().into(),
     }
+}
+
+/// The host a request named, for a request with no cluster.
+fn local_host<'a>(f: &Finished<'a>) -> &'a str {
+    f.authority.map(|a| mesh_core::request::split_authority(a).0).unwrap_or("unknown")
 }
 
 impl Shared {
@@ -204,38 +213,61 @@ impl Shared {
     pub(crate) fn record(&self, f: Finished<'_>) {
         let (meta, service) = match f.upstream {
             Some(u) => (u.meta.clone(), u.cluster.as_ref().map(|c| c.destination().host.clone())),
-            None => (EndpointMeta::unknown(), None),
+            // Answered with no upstream: the host as the caller named it, shared.
+            None => (EndpointMeta::unknown(), self.intern(local_host(&f))),
         };
-        let handles = match service {
-            Some(service) => {
-                let key = HandleKey {
-                    meta: Arc::as_ptr(&meta) as *const u8 as usize,
-                    service: Arc::as_ptr(&service) as *const u8 as usize,
-                    status: f.status,
-                    grpc: f.grpc_status.map_or(-1, |c| c.min(i16::MAX as u32) as i16),
-                    flags: f.flags,
-                    grpc_protocol: f.grpc,
-                };
-                match self.cache.load().get(&key) {
-                    Some(h) => h.clone(),
-                    None => {
-                        let handles = self.register(&f, meta, service);
-                        let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                        let current = self.cache.load();
-                        if current.len() < CACHE_LIMIT {
-                            let mut next = FxHashMap::clone(&current);
-                            next.insert(key, handles.clone());
-                            self.cache.store(Arc::new(next));
-                        }
-                        handles
-                    }
-                }
-            }
+        let Some(service) = service else {
+            // An upstream outside any cluster (a custom client below the stack), or more hosts
+            // than the cache keeps: nothing stable to key the cache by.
+            let handles = self.register(&f, meta, Arc::from(local_host(&f)));
+            return self.update(&handles, &f);
+        };
+        let key = HandleKey {
+            meta: Arc::as_ptr(&meta) as *const u8 as usize,
+            service: Arc::as_ptr(&service) as *const u8 as usize,
+            status: f.status,
+            grpc: f.grpc_status.map_or(-1, |c| c.min(i16::MAX as u32) as i16),
+            flags: f.flags,
+            grpc_protocol: f.grpc,
+        };
+        let handles = match self.cache.load().get(&key) {
+            Some(h) => h.clone(),
             None => {
-                let host = f.authority.map(|a| mesh_core::request::split_authority(a).0).unwrap_or("unknown");
-                self.register(&f, meta, Arc::from(host))
+                let handles = self.register(&f, meta, service);
+                let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let current = self.cache.load();
+                if current.len() < CACHE_LIMIT {
+                    let mut next = FxHashMap::clone(&current);
+                    next.insert(key, handles.clone());
+                    self.cache.store(Arc::new(next));
+                }
+                handles
             }
         };
+        self.update(&handles, &f);
+    }
+
+    /// The shared copy of `host` (see `hosts`); `None` once `CACHE_LIMIT` hosts are kept.
+    fn intern(&self, host: &str) -> Option<Arc<str>> {
+        if let Some(h) = self.hosts.load().get(host) {
+            return Some(h.clone());
+        }
+        let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.hosts.load();
+        if let Some(h) = current.get(host) {
+            return Some(h.clone());
+        }
+        if current.len() >= CACHE_LIMIT {
+            return None;
+        }
+        let interned: Arc<str> = Arc::from(host);
+        let mut next = FxHashMap::clone(&current);
+        next.insert(Box::from(host), interned.clone());
+        self.hosts.store(Arc::new(next));
+        Some(interned)
+    }
+
+    fn update(&self, handles: &Handles, f: &Finished<'_>) {
         handles.requests.increment(1);
         handles.duration.record(f.millis);
         handles.request_bytes.record(f.request_bytes as f64);
@@ -291,7 +323,13 @@ impl TelemetryLayer {
             }
         }
         TelemetryLayer {
-            shared: Arc::new(Shared { source, cache: ArcSwap::default(), write: Mutex::new(()), access_log }),
+            shared: Arc::new(Shared {
+                source,
+                cache: ArcSwap::default(),
+                hosts: ArcSwap::default(),
+                write: Mutex::new(()),
+                access_log,
+            }),
         }
     }
 
@@ -300,6 +338,7 @@ impl TelemetryLayer {
             shared: Arc::new(Shared {
                 source: Source::new(client, workload),
                 cache: ArcSwap::default(),
+                hosts: ArcSwap::default(),
                 write: Mutex::new(()),
                 access_log,
             }),

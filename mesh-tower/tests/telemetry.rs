@@ -136,11 +136,18 @@ spec:
     fault: {abort: {httpStatus: 500, percentage: {value: 100}}}
 "#;
     let stack = stack(&mesh(config, registry));
-    send(&stack, get("http://ratings:9080/", &[])).await;
+    for _ in 0..3 {
+        send(&stack, get("http://ratings:9080/", &[])).await;
+    }
+    // Answered with no upstream, by another name: a series of its own.
+    send(&stack, get("http://ratings.default:9080/", &[])).await;
     let all = series(&recorder);
-    assert_eq!(
-        counter(&all, "istio_requests_total", &[("response_code", "500"), ("response_flags", "FI")]),
-        1,
-        "{all:#?}"
-    );
+    let aborted = |service| {
+        counter(
+            &all,
+            "istio_requests_total",
+            &[("response_code", "500"), ("response_flags", "FI"), ("destination_service", service)],
+        )
+    };
+    assert_eq!((aborted("ratings"), aborted("ratings.default")), (3, 1), "{all:#?}");
 }
