@@ -2,6 +2,8 @@
 # benches/instructions.sh — user-space instructions per request, counted by callgrind:
 # - S2: `mesh proxy` (10 rules, as benches/run.sh), the hyper pass-through, and HAProxy and nginx
 #   when installed (configured as benches/run.sh does), one request at a time;
+# - the mesh proxy with one rule per traffic-management feature (header match, split, retries,
+#   circuit breaker, consistent hash, mirror, fault abort; FEATURES=0 skips them);
 # - S1: the in-process mesh stack and the bare hyper-util client (client and server in one
 #   process, the setup of `cargo bench -p mesh-tower --bench stack`), counted inside the
 #   `stack_driver` bench's `measured` function only.
@@ -76,10 +78,12 @@ count() {
     else
         addr=$(wait_listening "$WORK/$name.out" "$WORK/$name.err")
     fi
-    local url="http://$addr/" host="Host: backend.bench.svc.cluster.local"
-    oha --no-tui -n 300 -c 1 -H "$host" "$url" >/dev/null
+    local url="http://$addr/"
+    local headers=(-H "Host: backend.bench.svc.cluster.local")
+    [ -n "${EXTRA_HEADER:-}" ] && headers+=(-H "$EXTRA_HEADER")
+    oha --no-tui -n 300 -c 1 "${headers[@]}" "$url" >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
-    oha --no-tui -n "$N" -c 1 -H "$host" "$url" >"$WORK/$name.oha"
+    oha --no-tui -n "$N" -c 1 "${headers[@]}" "$url" >"$WORK/$name.oha"
     callgrind_control -d "$pid" >/dev/null 2>&1
     # The dump requested after zeroing is part 1; wait until it is complete.
     local dump="$WORK/$name.cg.1" total=""
@@ -120,6 +124,21 @@ echo "  mesh proxy:         $mesh"
 echo "  added by the mesh:  $((mesh - pass)) ($(ratio "$mesh" "$pass")x the pass-through)"
 [ -n "$haproxy" ] && echo "  HAProxy:            $haproxy (mesh: $(ratio "$mesh" "$haproxy")x)"
 [ -n "$nginx" ] && echo "  nginx:              $nginx (mesh: $(ratio "$mesh" "$nginx")x)"
+
+# What each traffic-management feature costs: the mesh proxy with one VirtualService rule using
+# it (benches/mesh_config.sh, `feature_config`); every request carries `end-user: jason`, which
+# the header match and the consistent hash read. FEATURES=0 skips these.
+if [ "${FEATURES:-1}" != 0 ]; then
+    echo "mesh proxy, one rule per feature (instructions per request, $N requests, 1 connection):"
+    for feature in $features; do
+        mkdir -p "$WORK/feature-$feature"
+        feature_config "$feature" "${BACKEND##*:}" "$WORK/feature-$feature/config.yaml"
+        cost=$(EXTRA_HEADER="end-user: jason" count "feature-$feature" "$BIN/mesh" proxy -f "$WORK/feature-$feature" \
+            --listen 127.0.0.1:0 --threads 1 -n bench --reload-interval-ms 100000 | awk '{print $2}')
+        codes=$(grep -A4 'Status code distribution' "$WORK/feature-$feature.oha" | grep -o '\[[0-9]*\] [0-9]*' | tr '\n' ' ')
+        printf '  %-16s %7s  (answers: %s)\n' "$feature" "$cost" "$codes"
+    done
+fi
 
 # S1: in process.
 s1() {
