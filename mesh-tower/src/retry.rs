@@ -118,12 +118,12 @@ struct Head {
 }
 
 impl Head {
-    fn of(parts: &http::request::Parts) -> Self {
+    fn of<B>(req: &Request<B>) -> Self {
         Head {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            version: parts.version,
-            headers: parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().iter().map(|(n, v)| (n.clone(), v.clone())).collect(),
         }
     }
 
@@ -305,13 +305,8 @@ where
         let attempts = rule.as_ref().map_or_else(|| istio_default().attempts, |r| r.retries.attempts);
         let mirrored = req.extensions().get::<Mirrored>().is_some();
         let route = if attempts > 0 && !mirrored { route.cloned() } else { None };
-        let (template, req) = if attempts > 0 && !mirrored {
-            let (parts, body) = req.into_parts();
-            let template = body.replay().map(|copy| (Head::of(&parts), copy));
-            (template, Request::from_parts(parts, body))
-        } else {
-            (None, req)
-        };
+        let template =
+            if attempts > 0 && !mirrored { req.body().replay().map(|copy| (Head::of(&req), copy)) } else { None };
         let spare = template.is_some().then(|| self.spare.clone());
         RetryFuture {
             state: State::Calling { future: self.inner.call(req) },
