@@ -159,10 +159,12 @@ pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
         return (authority, None);
     }
     let host = &authority[..colon - 1];
-    if host.contains(':') {
+    if host.bytes().any(|b| b == b':') {
         return (authority, None);
     }
-    match authority[colon..].parse() {
+    // Saturates just above the largest port, however many digits (leading zeros are allowed).
+    let port = bytes[colon..].iter().fold(0u32, |port, d| (port * 10 + u32::from(d - b'0')).min(65_536));
+    match u16::try_from(port) {
         Ok(port) => (host, Some(port)),
         Err(_) => (authority, None),
     }
@@ -206,6 +208,11 @@ mod tests {
         assert_eq!(split_authority(":80"), ("", Some(80)));
         assert_eq!(split_authority("fe80::1:80"), ("fe80::1:80", None));
         assert_eq!(split_authority("80"), ("80", None));
+        assert_eq!(split_authority("host:65535"), ("host", Some(65535)));
+        assert_eq!(split_authority("host:65536"), ("host:65536", None));
+        assert_eq!(split_authority("host:000080"), ("host", Some(80)));
+        assert_eq!(split_authority("host:99999999999"), ("host:99999999999", None));
+        assert_eq!(split_authority("host:0080"), ("host", Some(80)));
     }
 
     #[test]
