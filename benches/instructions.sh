@@ -5,8 +5,8 @@
 # - the mesh proxy with one rule per traffic-management feature (header match, split, retries,
 #   circuit breaker, consistent hash, mirror, fault abort; FEATURES=0 skips them);
 # - S1: the in-process mesh stack and the bare hyper-util client (client and server in one
-#   process, the setup of `cargo bench -p mesh-tower --bench stack`), counted inside the
-#   `stack_driver` bench's `measured` function only.
+#   process, the setup of `cargo bench -p mesh-tower --bench stack`), counted between the
+#   `stack_driver` bench's warm-up and the end of its requests.
 #
 #   benches/instructions.sh                    # builds, then 2,000 requests each
 #   N=5000 BIN=target/release benches/instructions.sh
@@ -140,11 +140,30 @@ if [ "${FEATURES:-1}" != 0 ]; then
     done
 fi
 
-# S1: in process.
+# S1: in process. The driver says `ready` after its warm-up and `done` after the N requests, each
+# time waiting for a line on stdin: the counters are zeroed and dumped in between.
 s1() {
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*stack_driver::measured*' \
-        --callgrind-out-file="$WORK/s1-$1.cg" "$DRIVER" "$1" "$N" >/dev/null 2>&1
-    echo $(( $(grep '^totals' "$WORK/s1-$1.cg" | awk '{print $2}') / N ))
+    local fifo="$WORK/s1-$1.in" out="$WORK/s1-$1.out"
+    mkfifo "$fifo"
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/s1-$1.cg" "$DRIVER" "$1" "$N" wait \
+        <"$fifo" >"$out" 2>/dev/null &
+    local pid=$!
+    PIDS+=($pid)
+    exec 7>"$fifo"
+    local said
+    for said in ready done; do
+        for _ in $(seq 1 3000); do grep -q "^$said" "$out" 2>/dev/null && break; sleep 0.1; done
+        grep -q "^$said" "$out" || { echo "the S1 driver did not say $said" >&2; exit 1; }
+        if [ "$said" = ready ]; then
+            callgrind_control -z "$pid" >/dev/null 2>&1
+        else
+            callgrind_control -d "$pid" >/dev/null 2>&1
+        fi
+        echo go >&7
+    done
+    exec 7>&-
+    wait "$pid" || true
+    echo $(( $(grep '^totals' "$WORK/s1-$1.cg.1" | awk '{print $2}') / N ))
 }
 bare=$(s1 bare)
 stack=$(s1 mesh)

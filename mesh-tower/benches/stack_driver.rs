@@ -1,6 +1,8 @@
 //! S1 instruction counts: a driver for callgrind, not a timing bench. It sets up the S1 client,
-//! server and mesh stack (see `common`), warms both up, then sends N requests with one of them
-//! from `measured`, the only function `benches/instructions.sh` counts in:
+//! server and mesh stack (see `common`), warms both up, then sends N requests with one of them.
+//! With a third argument `wait` it prints `ready` after the warm-up and waits for a line on
+//! stdin, then prints `done` after the N requests and waits for another line: between the two,
+//! `benches/instructions.sh` zeroes and dumps callgrind's counters.
 //!
 //! ```text
 //! cargo bench -p mesh-tower --bench stack_driver -- mesh 2000    # or: bare 2000
@@ -11,7 +13,7 @@ mod common;
 
 use tower::Service;
 
-#[allow(clippy::print_stderr)]
+#[allow(clippy::print_stderr, clippy::print_stdout)]
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
@@ -38,11 +40,21 @@ fn main() {
             common::bare_request(&bare, &url).await;
         }
     });
+    let wait = args.next().as_deref() == Some("wait");
+    let step = |word: &str| {
+        if wait {
+            println!("{word}");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+    };
+    step("ready");
     measured(&rt, which == "bare", n, &bare, &url, &meshed);
+    step("done");
 }
 
-/// The requests counted (`--toggle-collect` names this function).
-#[inline(never)]
+/// The requests counted.
 fn measured(
     rt: &tokio::runtime::Runtime,
     bare: bool,
