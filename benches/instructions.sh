@@ -50,18 +50,9 @@ wait_listening() {
 PIDS+=($!)
 BACKEND=$(wait_listening "$WORK/backend.out")
 mkdir -p "$WORK/cfg"
-# shellcheck source=benches/mesh_config.sh
-. "$ROOT/benches/mesh_config.sh"
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 mesh_config 10 "${BACKEND##*:}" "$WORK/cfg/config.yaml"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 150); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.2
-    done
-    echo "nothing listens on port $1" >&2; exit 1
-}
 
 # count NAME CMD...: instructions per request of CMD, a proxy that prints "listening on ADDR" or,
 # with PORT set, listens on 127.0.0.1:$PORT.
@@ -73,7 +64,7 @@ count() {
     PIDS+=($pid)
     local addr
     if [ -n "${PORT:-}" ]; then
-        wait_port "$PORT"
+        wait_port "$PORT" || exit 1
         addr=127.0.0.1:$PORT
     else
         addr=$(wait_listening "$WORK/$name.out" "$WORK/$name.err")
@@ -101,9 +92,6 @@ pass=$(count passthrough "$BIN/examples/bench_passthrough" 127.0.0.1:0 "$BACKEND
 mesh=$(count mesh "$BIN/mesh" proxy -f "$WORK/cfg" --listen 127.0.0.1:0 --threads 1 -n bench \
     --reload-interval-ms 100000 | awk '{print $2}')
 # The peers, as benches/run.sh configures them (one process each: nginx without its master).
-peer_config() { # $1 = template, $2 = port, $3 = output
-    sed -e "s|@LISTEN@|127.0.0.1:$2|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|g" "$1" >"$3"
-}
 haproxy=""; nginx=""
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -126,7 +114,7 @@ echo "  added by the mesh:  $((mesh - pass)) ($(ratio "$mesh" "$pass")x the pass
 [ -n "$nginx" ] && echo "  nginx:              $nginx (mesh: $(ratio "$mesh" "$nginx")x)"
 
 # What each traffic-management feature costs: the mesh proxy with one VirtualService rule using
-# it (benches/mesh_config.sh, `feature_config`); every request carries `end-user: jason`, which
+# it (benches/common.sh, `feature_config`); every request carries `end-user: jason`, which
 # the header match and the consistent hash read. FEATURES=0 skips these.
 if [ "${FEATURES:-1}" != 0 ]; then
     echo "mesh proxy, one rule per feature (instructions per request, $N requests, 1 connection):"

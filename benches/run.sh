@@ -90,19 +90,9 @@ start_listening() {
     return 1
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# mesh_config RULES BACKEND_PORT FILE: the benchmarked mesh config.
-# shellcheck source=benches/mesh_config.sh
-. "$ROOT/benches/mesh_config.sh"
+# free_port, wait_port, peer_config, and the mesh configs (mesh_config, feature_config).
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 
 # Start proxy $1 in front of $BACKEND; sets TARGET (host:port) and PROXY_PID (the process whose
 # tree is measured).
@@ -124,18 +114,16 @@ start_proxy() {
             PROXY_PID=$(cat "$WORK/$name.pid") ;;
         haproxy)
             port=$(free_port)
-            sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|" \
-                "$ROOT/benches/peers/haproxy.cfg.in" >"$WORK/haproxy.cfg"
+            peer_config "$ROOT/benches/peers/haproxy.cfg.in" "$port" "$WORK/haproxy.cfg"
             taskset -c "$PROXY_CPU" haproxy -W -f "$WORK/haproxy.cfg" >"$WORK/haproxy.out" 2>&1 &
             PIDS+=($!); PROXY_PID=$!
-            wait_port "$port"; TARGET=127.0.0.1:$port ;;
+            wait_port "$port" || exit 1; TARGET=127.0.0.1:$port ;;
         nginx)
             port=$(free_port)
-            sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|g" \
-                "$ROOT/benches/peers/nginx.conf.in" >"$WORK/nginx.conf"
+            peer_config "$ROOT/benches/peers/nginx.conf.in" "$port" "$WORK/nginx.conf"
             taskset -c "$PROXY_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.out" 2>&1 &
             PIDS+=($!); PROXY_PID=$!
-            wait_port "$port"; TARGET=127.0.0.1:$port ;;
+            wait_port "$port" || exit 1; TARGET=127.0.0.1:$port ;;
     esac
 }
 

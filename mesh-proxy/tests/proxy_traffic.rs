@@ -231,33 +231,43 @@ async fn outlier_ejection_and_connection_pool_overflow() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// An HTTP/1.1 upstream that counts the connections it accepts.
-/// Counts the connections it accepted and those still open.
-async fn counting_backend() -> (u16, Counters) {
-    use hyper_util::rt::TokioIo;
+/// Accept connections on 127.0.0.1 and hand each to `serve` in a task of its own; the port.
+async fn serve_each<F, Fut>(serve: F) -> u16
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let counters = Counters::default();
-    let counter = counters.clone();
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            counter.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            counter.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let open = counter.open.clone();
-            tokio::spawn(async move {
-                // Answers with the request-target and Host it received.
-                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("-").to_string();
-                    let seen = format!("{} {host}", req.uri());
-                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from(seen))))
-                });
-                let _ =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
         }
     });
+    port
+}
+
+/// An HTTP/1.1 upstream that answers with the request-target and Host it received, and counts
+/// the connections it accepted and those still open.
+async fn counting_backend() -> (u16, Counters) {
+    use hyper_util::rt::TokioIo;
+    let counters = Counters::default();
+    let counter = counters.clone();
+    let port = serve_each(move |stream| {
+        counter.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        counter.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let open = counter.open.clone();
+        async move {
+            let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("-").to_string();
+                let seen = format!("{} {host}", req.uri());
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from(seen))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    })
+    .await;
     (port, counters)
 }
 
@@ -359,36 +369,29 @@ spec:
 /// An HTTP/1.1 server that accepts any `Upgrade` and echoes the upgraded bytes.
 async fn upgrade_echo_server() -> u16 {
     use hyper_util::rt::TokioIo;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+    serve_each(|stream| async move {
+        let service = hyper::service::service_fn(|mut req: http::Request<hyper::body::Incoming>| async move {
+            let upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|mut req: http::Request<hyper::body::Incoming>| async move {
-                    let upgrade = hyper::upgrade::on(&mut req);
-                    tokio::spawn(async move {
-                        if let Ok(upgraded) = upgrade.await {
-                            let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
-                            let _ = tokio::io::copy(&mut r, &mut w).await;
-                        }
-                    });
-                    let response = http::Response::builder()
-                        .status(101)
-                        .header("connection", "upgrade")
-                        .header("upgrade", "websocket")
-                        .body(http_body_util::Empty::<Bytes>::new())
-                        .expect("response");
-                    Ok::<_, std::convert::Infallible>(response)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
+                if let Ok(upgraded) = upgrade.await {
+                    let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                }
             });
-        }
-    });
-    port
+            let response = http::Response::builder()
+                .status(101)
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .expect("response");
+            Ok::<_, std::convert::Infallible>(response)
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+    })
+    .await
 }
 
 /// `helloworld.HelloRequest`, by hand (no protoc).
@@ -476,25 +479,18 @@ async fn greeter_server() -> u16 {
 /// HTTP/1.1 and HTTP/2 both.
 async fn version_server(h2_only: bool) -> u16 {
     use hyper_util::rt::{TokioExecutor, TokioIo};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let body = http_body_util::Full::new(Bytes::from(format!("{:?}", req.version())));
-                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
-                });
-                let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                if h2_only {
-                    builder = builder.http2_only();
-                }
-                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
-            });
+    serve_each(move |stream| async move {
+        let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+            let body = http_body_util::Full::new(Bytes::from(format!("{:?}", req.version())));
+            Ok::<_, std::convert::Infallible>(http::Response::new(body))
+        });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        if h2_only {
+            builder = builder.http2_only();
         }
-    });
-    port
+        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -140,7 +140,6 @@ pub struct Cluster {
     parts: PolicyParts,
     tls: Option<UpstreamTls>,
     http2: bool,
-    use_client_protocol: bool,
     registry_version: u64,
     /// The generation of the last snapshot under which this cluster was found current (its
     /// DestinationRule, protocol): [`Clusters::get`] skips the lookup while it stays the same.
@@ -256,7 +255,7 @@ impl Cluster {
     /// Does the DestinationRule ask to keep the client's HTTP version upstream
     /// (`connectionPool.http.useClientProtocol`)?
     pub fn use_client_protocol(&self) -> bool {
-        self.use_client_protocol
+        self.parts.connection_pool.as_ref().is_some_and(|p| p.use_client_protocol)
     }
 
     /// The TLS to originate, if the traffic policy asks for `SIMPLE` or `MUTUAL`.
@@ -395,16 +394,7 @@ impl Clusters {
             return c.clone();
         }
         let policy = snapshot.destination_policy_for(&destination.host, &self.client_namespace, &self.client_labels);
-        let http2 = |policy: Option<&Arc<DestinationPolicy>>| {
-            // Istio's `shouldH2Upgrade`: `useClientProtocol` keeps the client's version (no
-            // upgrade), `h2UpgradePolicy: UPGRADE` upgrades, otherwise the service port's
-            // protocol decides.
-            let pool = policy.and_then(|p| p.resolve(destination.subset.as_deref(), destination.port).connection_pool);
-            let use_client_protocol = pool.as_ref().is_some_and(|p| p.use_client_protocol);
-            let http2 = !use_client_protocol
-                && (pool.as_ref().is_some_and(|p| p.h2_upgrade) || port_speaks_http2(snapshot, destination));
-            (use_client_protocol, http2)
-        };
+        // The same rule, and the service port still speaks what it spoke (a reload may change it).
         let fresh = |c: &Arc<Cluster>| {
             c.registry_version == version
                 && match (&c.policy, policy) {
@@ -412,7 +402,7 @@ impl Clusters {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     _ => false,
                 }
-                && (c.use_client_protocol, c.http2) == http2(policy)
+                && c.http2 == upstream_http2(&c.parts, snapshot, destination)
         };
         if let Some(c) = cached
             && fresh(c)
@@ -431,7 +421,7 @@ impl Clusters {
             return c.clone();
         }
         let mut cluster = self.build(destination, policy.cloned(), version, previous.map(|c| &**c));
-        (cluster.use_client_protocol, cluster.http2) = http2(policy);
+        cluster.http2 = upstream_http2(&cluster.parts, snapshot, destination);
         cluster.checked_generation = AtomicU64::new(generation);
         let cluster = Arc::new(cluster);
         let mut next = FxHashMap::clone(&map);
@@ -522,7 +512,6 @@ impl Clusters {
                 .filter(|t| matches!(t.mode, TlsMode::Simple | TlsMode::Mutual))
                 .map(|t| UpstreamTls(Arc::new(t.clone()))),
             http2: false,
-            use_client_protocol: false,
             parts,
             registry_version: version,
             checked_generation: AtomicU64::new(u64::MAX),
@@ -530,6 +519,15 @@ impl Clusters {
             host_header: arc_swap::ArcSwapOption::empty(),
         }
     }
+}
+
+/// HTTP/2 to the endpoints? Istio's `shouldH2Upgrade`: `useClientProtocol` keeps the client's
+/// version (no upgrade), `h2UpgradePolicy: UPGRADE` upgrades, otherwise the service port's
+/// protocol decides.
+fn upstream_http2(parts: &PolicyParts, snapshot: &Snapshot, destination: &Destination) -> bool {
+    let pool = parts.connection_pool.as_ref();
+    !pool.is_some_and(|p| p.use_client_protocol)
+        && (pool.is_some_and(|p| p.h2_upgrade) || port_speaks_http2(snapshot, destination))
 }
 
 /// Istio's protocol selection for the destination's service port (see [`Cluster::http2`]).

@@ -1,4 +1,24 @@
-# Sourced by benches/run.sh and benches/instructions.sh: the config `mesh proxy` benchmarks with.
+# Sourced by benches/run.sh and benches/instructions.sh: ports, the peers' configs, and the
+# configs `mesh proxy` is benchmarked with.
+
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Wait (30 s at most) until something accepts connections on 127.0.0.1:$1.
+wait_port() {
+    for _ in $(seq 1 150); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.2
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+# peer_config TEMPLATE PORT OUTPUT: a peer's config (benches/peers/*.in) listening on
+# 127.0.0.1:PORT, forwarding to $BACKEND, its files under $WORK.
+peer_config() {
+    sed -e "s|@LISTEN@|127.0.0.1:$2|" -e "s|@BACKEND@|$BACKEND|" -e "s|@WORK@|$WORK|g" "$1" >"$3"
+}
 
 # The mesh's config: the backend as a ServiceEntry and a VirtualService with $1 rules, the
 # last one matching everything (the others match paths the load never sends).
