@@ -231,6 +231,52 @@ async fn outlier_ejection_and_connection_pool_overflow() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_timeout_cuts_a_body_that_stalls() {
+    // The upstream sends its headers and 6 of 10 body bytes at once, the rest 2 s later; the
+    // route allows 300 ms. Envoy's route timeout lasts until the response is complete, and once
+    // the status is on its way the only way to fail the request is to cut the stream.
+    let port = serve_each(|mut stream| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst;").await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = stream.write_all(b"rest").await;
+    })
+    .await;
+    let dir = config_dir("body-timeout");
+    let mut config = service_entry("stalled", "stalled.default.svc.cluster.local", &[(port, "v1")]);
+    config.push_str(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: stalled}\nspec:\n  hosts: [stalled]\n  http:\n  - route: [{destination: {host: stalled}}]\n    timeout: 300ms\n",
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let client = client();
+    let started = Instant::now();
+    let uri: http::Uri = format!("http://{}/", proxy.listen()).parse().expect("uri");
+    let req = http::Request::get(uri).header("host", "stalled").body(Empty::<Bytes>::new()).expect("req");
+    let response = client.request(req).await.expect("the headers come in time");
+    assert_eq!(response.status(), 200);
+    let read = response.into_body().collect().await;
+    let waited = started.elapsed();
+    assert!(read.is_err(), "the body is cut short, not completed: {read:?}");
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_secs(2), "{waited:?}");
+    let metrics = admin(&client, &proxy.admin, "/metrics").await;
+    let cut = metrics
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{") && l.contains("destination_service_name=\"stalled\""))
+        .unwrap_or_default();
+    assert!(cut.contains("response_code=\"200\"") && cut.contains("response_flags=\"UT\""), "{metrics}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Accept connections on 127.0.0.1 and hand each to `serve` in a task of its own; the port.
 async fn serve_each<F, Fut>(serve: F) -> u16
 where

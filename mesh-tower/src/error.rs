@@ -293,6 +293,18 @@ pub trait LocalBody: Sized {
     fn endpoint(&self) -> Option<&crate::balance::Upstream> {
         None
     }
+
+    /// Bound the rest of this body by the route's timeout, which Envoy applies until the response
+    /// is complete ([`MeshBody`] does; by default the timer is dropped and the timeout covers
+    /// the time to the response headers only).
+    fn set_deadline(&mut self, deadline: std::pin::Pin<Box<tokio::time::Sleep>>) {
+        drop(deadline);
+    }
+
+    /// Whether the route's timeout cut this body off (see [`LocalBody::set_deadline`]).
+    fn timed_out(&self) -> bool {
+        false
+    }
 }
 
 impl<B> LocalBody for MeshBody<B> {
@@ -302,6 +314,14 @@ impl<B> LocalBody for MeshBody<B> {
 
     fn endpoint(&self) -> Option<&crate::balance::Upstream> {
         MeshBody::endpoint(self)
+    }
+
+    fn set_deadline(&mut self, deadline: std::pin::Pin<Box<tokio::time::Sleep>>) {
+        MeshBody::set_deadline(self, deadline);
+    }
+
+    fn timed_out(&self) -> bool {
+        MeshBody::timed_out(self)
     }
 }
 

@@ -5,8 +5,13 @@
 //! `upstream request timeout` (flag `UT`); [`TimeoutLayer::per_try`] below it bounds each try,
 //! and its 504 is marked as a failed try so the retry layer may try again (Envoy retries a
 //! per-try timeout under `5xx`, `gateway-error` and `reset`). Istio's default is no timeout.
-//! Both bound the time until the response headers arrive (Envoy's route timeout also covers the
-//! response body; see the closing notes).
+//!
+//! The route timeout, as Envoy's, lasts until the response is complete: when the headers come in
+//! time, its timer moves into the response body ([`LocalBody::set_deadline`]), and a body still
+//! arriving when it fires ends with [`BodyError::timeout`](crate::body::BodyError::timeout) (the
+//! status is sent already, so the stream is cut, as Envoy resets it). The per-try timeout ends
+//! with the headers: Envoy ignores it once the response has started downstream, when no retry
+//! is possible any more.
 //!
 //! The route timeout starts when the request leaves the fault layer: Envoy's route `timeout`
 //! "spans between the point at which the entire downstream request has been processed" by the
@@ -123,7 +128,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(out) = this.future.poll(cx) {
-            return Poll::Ready(out);
+            return Poll::Ready(match (out, this.sleep.take()) {
+                (Ok(mut response), Some(sleep)) if *this.kind == TimeoutKind::Route => {
+                    response.body_mut().set_deadline(sleep);
+                    Ok(response)
+                }
+                (out, _) => out,
+            });
         }
         let fired = this.sleep.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
         if !fired {

@@ -281,6 +281,75 @@ spec:
     assert_eq!(server.hits(), 2);
 }
 
+/// A VirtualService for `flaky` with `extra` (YAML lines of its one rule).
+fn flaky_vs(extra: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: flaky}}\nspec:\n  hosts: [flaky]\n  http:\n  - route: [{{destination: {{host: flaky}}}}]\n{extra}\n"
+    )
+}
+
+/// Read a response body frame by frame: the data that came, then how it ended.
+async fn read_body<B: http_body::Body<Data = Bytes> + Unpin>(mut body: B) -> (String, Option<B::Error>) {
+    use http_body_util::BodyExt;
+    let mut data = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => data.extend_from_slice(frame.data_ref().map(|d| &d[..]).unwrap_or_default()),
+            Err(err) => return (String::from_utf8_lossy(&data).into_owned(), Some(err)),
+        }
+    }
+    (String::from_utf8_lossy(&data).into_owned(), None)
+}
+
+#[tokio::test(start_paused = true)]
+async fn route_timeout_covers_the_response_body() {
+    // Envoy's route timeout lasts until the response is complete: headers and the first chunk
+    // come at once, then the upstream stalls for 10 s; the route allows 1 s.
+    let server = serve(|_, n| async move {
+        if n == 0 { stalling("first;", Duration::from_secs(10), "rest") } else { text(200, "whole") }
+    })
+    .await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&flaky_vs("    timeout: 1s"), registry));
+    let start = tokio::time::Instant::now();
+    let response = tower::ServiceExt::oneshot(stack.clone(), get("http://flaky/", &[])).await.expect("response");
+    assert_eq!(response.status(), 200, "the headers came in time");
+    let (data, err) = read_body(response.into_body()).await;
+    let err = err.expect("the body is cut off");
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(data, "first;");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(10), "{waited:?}");
+    // The cut-off upstream connection is not reused half-read: the next request is answered whole.
+    let (status, body, _) = send(&stack, get("http://flaky/", &[])).await;
+    assert_eq!((status, body.as_str()), (200, "whole"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_complete_within_the_route_timeout_is_whole() {
+    let server = serve(|_, _| async { stalling("first;", Duration::from_secs(2), "rest") }).await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&flaky_vs("    timeout: 5s"), registry));
+    let response = tower::ServiceExt::oneshot(stack.clone(), get("http://flaky/", &[])).await.expect("response");
+    let (data, err) = read_body(response.into_body()).await;
+    assert_eq!((data.as_str(), err.map(|e| e.to_string())), ("first;rest", None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_try_timeout_ends_with_the_headers() {
+    // Envoy ignores the per-try timeout once the response has started: no retry is possible.
+    let server = serve(|_, _| async { stalling("first;", Duration::from_secs(3), "rest") }).await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let stack = stack(&mesh(&flaky_vs("    retries: {attempts: 2, perTryTimeout: 1s}"), registry));
+    let response = tower::ServiceExt::oneshot(stack.clone(), get("http://flaky/", &[])).await.expect("response");
+    let (data, err) = read_body(response.into_body()).await;
+    assert_eq!((data.as_str(), err.map(|e| e.to_string())), ("first;rest", None));
+    assert_eq!(server.hits(), 1);
+}
+
 fn fault_vs(fault: &str) -> String {
     format!(
         r#"

@@ -151,3 +151,29 @@ spec:
     };
     assert_eq!((aborted("ratings"), aborted("ratings.default")), (3, 1), "{all:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_cut_off_by_the_route_timeout_is_reported_ut() {
+    let recorder = Arc::new(DebuggingRecorder::new());
+    let _guard = metrics::set_default_local_recorder(&*recorder);
+    let server = serve(|_, _| async { stalling("first;", std::time::Duration::from_secs(10), "rest") }).await;
+    let registry = Registry::new();
+    registry.register("ratings.default.svc.cluster.local", Endpoint::new(server.address(), []));
+    let config = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - route: [{destination: {host: ratings}}]
+    timeout: 1s
+"#;
+    let stack = stack(&mesh(config, registry));
+    let (status, body, _) = send(&stack, get("http://ratings:9080/", &[])).await;
+    // The status was sent before the timeout: it stays 200, and the flag says the stream was cut.
+    assert_eq!((status, body.as_str()), (200, ""), "the body ends in an error");
+    let all = series(&recorder);
+    let cut = counter(&all, "istio_requests_total", &[("response_code", "200"), ("response_flags", "UT")]);
+    assert_eq!(cut, 1, "{all:#?}");
+}

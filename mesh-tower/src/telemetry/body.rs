@@ -93,13 +93,14 @@ impl<B: Body> TelemetryBody<B> {
     }
 }
 
-impl<B: Body> Body for TelemetryBody<B> {
+impl<B: Body + crate::error::LocalBody> Body for TelemetryBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut inner = this.inner;
+        let polled = inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(report) = this.report.as_mut() {
@@ -114,7 +115,11 @@ impl<B: Body> Body for TelemetryBody<B> {
                 }
             }
             Poll::Ready(None) | Poll::Ready(Some(Err(_))) => {
-                if let Some(report) = this.report.take() {
+                if let Some(mut report) = this.report.take() {
+                    if inner.as_ref().get_ref().timed_out() {
+                        // The route's timeout cut the body off: Envoy reports `UT`.
+                        report.flags = report.flags.union(ResponseFlags::TIMEOUT);
+                    }
                     report.finish();
                 }
             }

@@ -89,6 +89,39 @@ pub fn text(status: u16, body: &'static str) -> Response<Body> {
     Response::builder().status(StatusCode::from_u16(status).expect("status")).body(Body::from(body)).expect("response")
 }
 
+/// A 200 whose body sends `first`, then waits `stall` (on tokio's clock) before sending `rest`
+/// and ending: an upstream slow in the middle of its body.
+pub fn stalling(first: &'static str, stall: std::time::Duration, rest: &'static str) -> Response<Body> {
+    let body = Stalling {
+        first: Some(Bytes::from(first)),
+        stall: Box::pin(tokio::time::sleep(stall)),
+        rest: Some(Bytes::from(rest)),
+    };
+    Response::new(Body::new(body))
+}
+
+struct Stalling {
+    first: Option<Bytes>,
+    stall: std::pin::Pin<Box<tokio::time::Sleep>>,
+    rest: Option<Bytes>,
+}
+
+impl http_body::Body for Stalling {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        std::task::ready!(self.stall.as_mut().poll(cx));
+        std::task::Poll::Ready(self.rest.take().map(|rest| Ok(http_body::Frame::data(rest))))
+    }
+}
+
 pub fn snapshot(yaml: &str) -> Snapshot {
     let mut store = ConfigStore::default();
     let report = store.apply(load_str(yaml, None, &LoadOptions::default()).expect("yaml"));
