@@ -21,7 +21,11 @@
 //! `destination_canonical_revision`, `destination_cluster`, `request_protocol`, `response_code`,
 //! `grpc_response_status`, `response_flags` (Envoy's letters, `-` when none) and
 //! `connection_security_policy` (`unknown` on the source side, as Istio reports it). Destination
-//! workload labels come from the endpoint that answered (its registry labels).
+//! workload labels come from the endpoint that answered (its registry labels). The destination
+//! service is the routed destination's (its cluster's), also when no endpoint answered (a fault
+//! abort, a route timeout, a connection-pool overflow), as Istio's stats read it from the route's
+//! cluster; only requests with no routed destination (no route, redirects, direct responses) are
+//! labelled with the host the caller named.
 //!
 //! Metrics are recorded when the response body ends (or is dropped), so `grpc-status` in trailers
 //! is seen and the duration covers the whole response. Metric handles are cached per label set.
@@ -111,7 +115,7 @@ struct Handles {
 pub(crate) struct Shared {
     source: Source,
     cache: ArcSwap<FxHashMap<HandleKey, Arc<Handles>>>,
-    /// Hosts of requests answered with no upstream (no route, fault aborts, direct responses),
+    /// Hosts of requests answered with no routed destination (no route, redirects, direct responses),
     /// one shared copy each, so that their handles are cached like the others (registering
     /// handles builds 25 labels and looks them up in the recorder).
     hosts: ArcSwap<FxHashMap<Box<str>, Arc<str>>>,
@@ -123,6 +127,8 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub(crate) struct Finished<'a> {
     pub(crate) upstream: Option<&'a Upstream>,
+    /// With no upstream: the service the route chose, when it chose one.
+    pub(crate) service: Option<&'a Arc<str>>,
     pub(crate) authority: Option<&'a str>,
     pub(crate) status: u16,
     pub(crate) grpc_status: Option<u32>,
@@ -213,7 +219,10 @@ impl Shared {
     pub(crate) fn record(&self, f: Finished<'_>) {
         let (meta, service) = match f.upstream {
             Some(u) => (u.meta.clone(), u.cluster.as_ref().map(|c| c.destination().host.clone())),
-            // Answered with no upstream: the host as the caller named it, shared.
+            // Answered with no upstream after a route chose its service (fault abort, route
+            // timeout): that service, as Istio reads it from the route's cluster.
+            None if f.service.is_some() => (EndpointMeta::unknown(), f.service.cloned()),
+            // Answered with no upstream and no routed service: the host as the caller named it.
             None => (EndpointMeta::unknown(), self.intern(local_host(&f))),
         };
         let Some(service) = service else {
@@ -453,6 +462,7 @@ where
             Err(e) => {
                 pending.shared.record(Finished {
                     upstream: None,
+                    service: None,
                     authority: pending.authority.as_ref().and_then(RequestAuthority::as_str),
                     status: 0,
                     grpc_status: None,

@@ -6,6 +6,8 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use mesh_core::route::{HttpRule, RouteAction};
 
+use super::DestinationService;
+use crate::balance::Upstream;
 use crate::error::{LocalBody, LocalReply};
 
 pin_project_lite::pin_project! {
@@ -61,6 +63,11 @@ where
                         && let Some(d) = w.destinations().get(*index)
                     {
                         d.headers.response.apply(&mut parts.headers);
+                        // Answered below without an endpoint (fault abort, route timeout): the
+                        // request still went to this destination's service, for telemetry.
+                        if body.endpoint().is_none() && parts.extensions.get::<Upstream>().is_none() {
+                            parts.extensions.insert(DestinationService(d.destination.host.clone()));
+                        }
                     }
                     rule.headers.response.apply(&mut parts.headers);
                 }

@@ -31,6 +31,14 @@ use crate::error::LocalReply;
 /// The shared, swappable configuration: writers `store` a new snapshot, every request `load`s it.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 
+/// The service a rule routed to, in the extensions of a response the mesh answered itself below
+/// the route layer (a fault abort, a route timeout): no endpoint answered, but the route had
+/// chosen its destination, and Istio labels such a request with that service (its stats read the
+/// destination service from the route's cluster, and fall back to the `Host` header only when
+/// there is none, as for redirects, direct responses and requests with no route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationService(pub Arc<str>);
+
 /// What the route layer decided, for the layers below it (in the request's extensions).
 #[derive(Debug, Clone)]
 pub struct RouteContext {

@@ -8,12 +8,15 @@ use http_body::{Body, Frame, SizeHint};
 use super::{Finished, Pending};
 use crate::balance::Upstream;
 use crate::error::ResponseFlags;
+use crate::route::DestinationService;
 
 /// What is reported when the body ends.
 #[derive(Debug)]
 struct Report {
     pending: Pending,
     upstream: Option<Upstream>,
+    /// The routed service of a response with no upstream (see [`DestinationService`]).
+    service: Option<std::sync::Arc<str>>,
     status: u16,
     grpc_status: Option<u32>,
     flags: ResponseFlags,
@@ -22,9 +25,10 @@ struct Report {
 
 impl Report {
     fn finish(self) {
-        let Report { pending, upstream, status, grpc_status, flags, bytes } = self;
+        let Report { pending, upstream, service, status, grpc_status, flags, bytes } = self;
         pending.shared.record(Finished {
             upstream: upstream.as_ref(),
+            service: service.as_ref(),
             authority: pending.authority.as_ref().and_then(super::RequestAuthority::as_str),
             status,
             grpc_status,
@@ -76,8 +80,13 @@ impl<B: Body> TelemetryBody<B> {
     {
         let (parts, body) = response.into_parts();
         let header_bytes = super::headers_size(&parts.headers);
+        let upstream = body.endpoint().or_else(|| parts.extensions.get::<Upstream>()).cloned();
         let report = Report {
-            upstream: body.endpoint().or_else(|| parts.extensions.get::<Upstream>()).cloned(),
+            service: match upstream {
+                Some(_) => None,
+                None => parts.extensions.get::<DestinationService>().map(|s| s.0.clone()),
+            },
+            upstream,
             status: parts.status.as_u16(),
             grpc_status: grpc_status(&parts.headers),
             flags: parts.extensions.get::<ResponseFlags>().copied().unwrap_or_default(),
