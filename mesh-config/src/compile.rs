@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use mesh_core::Snapshot;
 use mesh_core::host::qualify;
+use mesh_core::l4;
 use mesh_core::matcher::{Re2, StringMatcher};
 use mesh_core::policy::{self, DestinationPolicy, LabelSelector};
 use mesh_core::route::{self, HttpRule, RetryOn, RetryPolicy, RouteAction, RuleOrigin};
@@ -585,6 +586,9 @@ impl Ctx<'_> {
                 }
             }
         }
+        if !v.tcp.is_empty() || !v.tls.is_empty() {
+            builder.add_l4_virtual_service(self.l4_virtual_service(v, &own, &ns));
+        }
         let owner = format!("{}/{}", self.r.namespace, self.r.name);
         for binding in bindings {
             let rules = self.binding_rules(&http, &binding, &own, &ns, None);
@@ -627,6 +631,69 @@ impl Ctx<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// The `tcp[]` and `tls[]` rules of a VirtualService (see [`mesh_core::l4`]).
+    fn l4_virtual_service(&self, v: &vs::VirtualService, own: &[Binding], ns: &str) -> l4::L4VirtualService {
+        let rule = |index: usize, matches: Vec<l4::L4Match>, route: &[vs::RouteDestination]| l4::L4Rule {
+            index,
+            matches: matches.into_boxed_slice(),
+            destinations: route::WeightedDestinations::new(
+                route
+                    .iter()
+                    .filter_map(|rd| {
+                        Some(route::RouteDestination {
+                            destination: self.destination(rd.destination.as_ref()?),
+                            weight: u32::try_from(rd.weight).unwrap_or(0),
+                            headers: route::HeaderEdits::default(),
+                        })
+                    })
+                    .collect(),
+            ),
+        };
+        let gateways = |names: &[String]| names.iter().map(|g| resolve_gateway(g, ns)).collect::<Box<[Binding]>>();
+        let tcp = v
+            .tcp
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let matches = t
+                    .matches
+                    .iter()
+                    .map(|m| l4::L4Match {
+                        port: m.port.and_then(port16).filter(|p| *p != 0),
+                        gateways: gateways(&m.gateways),
+                        sni_hosts: Box::new([]),
+                    })
+                    .collect();
+                rule(i, matches, &t.route)
+            })
+            .collect();
+        let tls = v
+            .tls
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let matches = t
+                    .matches
+                    .iter()
+                    .map(|m| l4::L4Match {
+                        port: m.port.and_then(port16).filter(|p| *p != 0),
+                        gateways: gateways(&m.gateways),
+                        sni_hosts: m.sni_hosts.iter().map(|h| self.host(h)).collect(),
+                    })
+                    .collect();
+                rule(i, matches, &t.route)
+            })
+            .collect();
+        l4::L4VirtualService {
+            namespace: self.r.namespace.clone(),
+            name: self.r.name.clone(),
+            hosts: v.hosts.iter().map(|h| self.host(h)).collect(),
+            gateways: own.to_vec().into_boxed_slice(),
+            tcp,
+            tls,
         }
     }
 

@@ -591,3 +591,21 @@ fn invalid_new_version_keeps_last_good() {
     assert!(store.snapshot().virtual_host(&Binding::Mesh, REVIEWS).is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tcp_echo_sample_routes_its_gateway_port_to_v1() {
+    // The sample also holds a Kubernetes Service and Deployments (other kinds): loaded alone.
+    let loaded = load_path(&samples().join("tcp-echo/tcp-echo-all-v1.yaml"), &LoadOptions::default());
+    let mut store = ConfigStore::default();
+    let report = store.apply(loaded);
+    assert_eq!(report.errors().count(), 0, "{:?}", report.diagnostics);
+    let s = store.snapshot();
+    let gateway = Binding::gateway("default", "tcp-echo-gateway");
+    let server = s.l4_server(&gateway, 31400).expect("a TCP server on 31400");
+    let route = server.route(None).expect("routed by the tcp rule");
+    assert_eq!((&*route.virtual_service, route.rule), ("default/tcp-echo", 0));
+    let d = &route.destinations.destinations()[0].destination;
+    assert_eq!((&*d.host, d.subset.as_deref(), d.port), ("tcp-echo.default.svc.cluster.local", Some("v1"), Some(9000)));
+    // The mesh binding has no TCP servers; the Gateway has no other port.
+    assert!(s.l4_server(&gateway, 31401).is_none());
+}

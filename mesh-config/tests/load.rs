@@ -158,7 +158,12 @@ spec:
     assert_eq!(
         unsupported,
         [
-            "<string>:6: VirtualService default/tcp: tcp: unsupported: TCP routes: read, but not acted on by meshwork yet"
+            "<string>:6: VirtualService default/tcp: tcp: unsupported: TCP routes for the mesh (a Gateway's TCP servers route them): read, but not acted on by meshwork yet"
         ]
     );
+    // Bound to a Gateway only, the same rules are served (by its TCP servers): nothing to report.
+    let gateway_only = text.replace("spec:\n", "spec:\n  gateways: [tcp-gateway]\n");
+    let loaded = load_str(&gateway_only, None, &LoadOptions::default()).expect("yaml");
+    let diags = validate(&loaded.resources[0]);
+    assert!(diags.is_empty(), "{diags:?}");
 }

@@ -6,6 +6,7 @@
 //! - [`policy`]: compiled DestinationRules (subsets, load balancing, connection pools, outlier
 //!   detection).
 //! - [`service`]: ServiceEntries, WorkloadEntries and Gateways.
+//! - [`l4`]: TCP and TLS (SNI passthrough) routes of Gateway servers.
 //! - [`snapshot`]: the immutable whole the request path reads.
 //! - [`request`], [`router`]: what a request looks like to routing, and routing it.
 //!
@@ -22,6 +23,7 @@ pub mod balance;
 pub mod budget;
 pub mod cors;
 pub mod host;
+pub mod l4;
 pub mod matcher;
 pub mod outlier;
 pub mod policy;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::host::{DEFAULT_DOMAIN, HostMap};
+use crate::l4::{L4Server, L4VirtualService};
 use crate::policy::DestinationPolicy;
 use crate::route::HttpRule;
 use crate::router::RuleIndex;
@@ -108,6 +109,8 @@ struct Inner {
     services: HostMap<Box<[Arc<ServiceDecl>]>>,
     workloads: Box<[Arc<WorkloadDecl>]>,
     gateways: BTreeMap<(Arc<str>, Arc<str>), Arc<GatewayDecl>>,
+    l4_services: Vec<Arc<L4VirtualService>>,
+    l4_servers: BTreeMap<(Binding, u16), L4Server>,
     rule_count: usize,
     /// See [`Snapshot::generation`].
     generation: u64,
@@ -236,6 +239,22 @@ impl Snapshot {
         self.inner.gateways.values()
     }
 
+    /// How the server of Gateway `binding` on `port` routes connections, when it is a plain TCP
+    /// or a TLS passthrough server (see [`crate::l4`]).
+    pub fn l4_server(&self, binding: &Binding, port: u16) -> Option<&L4Server> {
+        self.inner.l4_servers.get(&(binding.clone(), port))
+    }
+
+    /// Every plain TCP and TLS passthrough Gateway server port, with what it does.
+    pub fn l4_servers(&self) -> impl Iterator<Item = (&Binding, u16, &L4Server)> {
+        self.inner.l4_servers.iter().map(|((b, p), s)| (b, *p, s))
+    }
+
+    /// The VirtualServices with `tcp[]` or `tls[]` rules, in config order.
+    pub fn l4_virtual_services(&self) -> &[Arc<L4VirtualService>] {
+        &self.inner.l4_services
+    }
+
     /// Total number of compiled HTTP rules, over all bindings.
     pub fn rule_count(&self) -> usize {
         self.inner.rule_count
@@ -344,6 +363,12 @@ impl SnapshotBuilder {
         self.inner.workloads = v.into_boxed_slice();
     }
 
+    /// Add the `tcp[]` and `tls[]` rules of a VirtualService (in config order: the first rule to
+    /// hold on a Gateway server routes it).
+    pub fn add_l4_virtual_service(&mut self, service: L4VirtualService) {
+        self.inner.l4_services.push(Arc::new(service));
+    }
+
     /// Add a Gateway.
     pub fn add_gateway(&mut self, gateway: GatewayDecl) {
         self.inner.gateways.insert((gateway.namespace.clone(), gateway.name.clone()), Arc::new(gateway));
@@ -368,6 +393,26 @@ impl SnapshotBuilder {
                 table.hosts.insert(&pattern, vh);
             }
             self.inner.routes.insert(binding, table);
+        }
+        // Each plain TCP and TLS passthrough port of each Gateway, decided once (Istio builds
+        // these filter chains per server when it builds the listener).
+        for g in self.inner.gateways.values() {
+            let binding = Binding::Gateway { namespace: g.namespace.clone(), name: g.name.clone() };
+            let mut ports: Vec<u16> = g.servers.iter().map(|s| s.port).collect();
+            ports.sort_unstable();
+            ports.dedup();
+            for port in ports {
+                let on_port = || g.servers.iter().filter(move |s| s.port == port);
+                let mode = |s: &crate::service::GatewayServer| s.tls.as_ref().and_then(|t| t.mode.clone());
+                let passthrough = on_port().any(|s| crate::l4::is_passthrough_server(mode(s).as_deref()));
+                let tcp = on_port().any(|s| crate::l4::is_tcp_server(&s.protocol, mode(s).as_deref()));
+                if !passthrough && !tcp {
+                    continue;
+                }
+                let hosts: Vec<(Arc<str>, Arc<str>)> = on_port().flat_map(|s| s.hosts.iter().cloned()).collect();
+                let server = crate::l4::build_server(&binding, port, passthrough, &hosts, &self.inner.l4_services);
+                self.inner.l4_servers.insert((binding.clone(), port), server);
+            }
         }
         self.inner.generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         Snapshot { inner: Arc::new(self.inner) }

@@ -3,7 +3,7 @@
 //! | path | answer |
 //! |---|---|
 //! | `/metrics` | Prometheus text: Istio's standard metrics and meshwork's own |
-//! | `/config_dump` | JSON: generation, resources in force, every rejection, routes per binding, clusters |
+//! | `/config_dump` | JSON: generation, resources in force, every rejection, routes per binding, TCP and TLS passthrough ports, clusters |
 //! | `/clusters` | JSON: each cluster's endpoints with labels, active requests and ejection state |
 //! | `/ready` | 200 once the first configuration is applied |
 //! | `/healthz` | 200 while the process runs |
@@ -79,11 +79,41 @@ async fn config_dump(State(admin): State<Admin>) -> Json<Value> {
             json!({"binding": b.to_string(), "virtualHosts": hosts})
         })
         .collect();
+    let route = |r: &mesh_core::l4::L4Route| {
+        let destinations: Vec<Value> = r
+            .destinations
+            .destinations()
+            .iter()
+            .map(|d| {
+                json!({
+                    "host": &*d.destination.host,
+                    "subset": d.destination.subset.as_deref(),
+                    "port": d.destination.port,
+                    "weight": d.weight,
+                })
+            })
+            .collect();
+        json!({"virtualService": &*r.virtual_service, "rule": r.rule, "destinations": destinations})
+    };
+    let l4: Vec<Value> = snapshot
+        .l4_servers()
+        .map(|(b, port, server)| match server {
+            mesh_core::l4::L4Server::Tcp(r) => {
+                json!({"binding": b.to_string(), "port": port, "kind": "tcp", "route": r.as_deref().map(route)})
+            }
+            mesh_core::l4::L4Server::Sni(names) => {
+                let by_name: serde_json::Map<String, Value> =
+                    names.iter().map(|(name, r)| (name.to_string(), route(r))).collect();
+                json!({"binding": b.to_string(), "port": port, "kind": "tlsPassthrough", "sni": by_name})
+            }
+        })
+        .collect();
     Json(json!({
         "generation": status.generation,
         "resources": admin.source.resources(),
         "rejections": status.rejections,
         "routes": bindings,
+        "l4Servers": l4,
         "clusters": cluster_list(&admin.source),
     }))
 }

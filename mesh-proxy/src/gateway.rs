@@ -1,15 +1,19 @@
 //! The listeners of a Gateway, kept in step with the configuration.
 //!
 //! [`GatewayListeners::reconcile`] opens a listener for every port the Gateway's `servers`
-//! declare (HTTP, HTTPS, HTTP2 and GRPC servers; others are reported and skipped) and drains and
-//! closes the listeners of ports it no longer declares — as Envoy adds and removes listeners when
-//! an ingress gateway's configuration changes. Call it after each reload; hosts and certificates
-//! of ports that stay are read per connection (see [`crate::server`]).
+//! declare — HTTP, HTTPS, HTTP2 and GRPC servers through the mesh stack ([`crate::server`]);
+//! plain TCP servers (`TCP`, `MONGO`, `MYSQL`, `REDIS` without TLS) and TLS `PASSTHROUGH` servers
+//! by VirtualService `tcp[]` and `tls[]` rules ([`crate::l4`]); others are reported and skipped —
+//! and drains and closes the listeners of ports it no longer declares, as Envoy adds and removes
+//! listeners when an ingress gateway's configuration changes. A port whose kind changes (HTTP to
+//! TCP) is closed and opened again. Call it after each reload; hosts, certificates and routes of
+//! ports that stay are read per connection.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use mesh_core::Binding;
 use mesh_tower::Mesh;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,7 +46,8 @@ pub enum PortChange {
         /// Why.
         error: std::io::Error,
     },
-    /// The port's protocol is not served by meshwork (TCP, TLS passthrough, ...).
+    /// The port's protocol is not served by meshwork (a `TLS` server that terminates TLS, TLS
+    /// `AUTO_PASSTHROUGH`, ...).
     Skipped {
         /// Gateway port.
         port: u16,
@@ -55,6 +60,7 @@ pub enum PortChange {
 struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    l4: bool,
 }
 
 /// One listener per port of a Gateway (see the module docs).
@@ -98,14 +104,17 @@ impl GatewayListeners {
         self.mesh.snapshot().gateway(&self.namespace, &self.name).is_some()
     }
 
-    /// The ports the Gateway declares now, with the protocol of their first server.
-    fn desired(&self) -> Vec<(u16, Arc<str>)> {
+    /// The ports the Gateway declares now, with the protocol of their first server and whether
+    /// they are TCP or TLS passthrough ports.
+    fn desired(&self) -> Vec<(u16, Arc<str>, bool)> {
         let snapshot = self.mesh.snapshot();
-        let mut ports: Vec<(u16, Arc<str>)> = Vec::new();
+        let binding = Binding::Gateway { namespace: self.namespace.clone(), name: self.name.clone() };
+        let mut ports: Vec<(u16, Arc<str>, bool)> = Vec::new();
         if let Some(g) = snapshot.gateway(&self.namespace, &self.name) {
             for server in g.servers.iter() {
-                if !ports.iter().any(|(p, _)| *p == server.port) {
-                    ports.push((server.port, server.protocol.clone()));
+                if !ports.iter().any(|(p, _, _)| *p == server.port) {
+                    let l4 = snapshot.l4_server(&binding, server.port).is_some();
+                    ports.push((server.port, server.protocol.clone(), l4));
                 }
             }
         }
@@ -116,19 +125,24 @@ impl GatewayListeners {
     pub async fn reconcile(&mut self, stop: &watch::Receiver<bool>) -> Vec<PortChange> {
         let mut changes = Vec::new();
         let desired = self.desired();
-        let closing: Vec<u16> = self.running.keys().copied().filter(|p| !desired.iter().any(|(d, _)| d == p)).collect();
+        let closing: Vec<u16> = self
+            .running
+            .iter()
+            .filter(|(p, r)| !desired.iter().any(|(d, _, l4)| d == *p && *l4 == r.l4))
+            .map(|(p, _)| *p)
+            .collect();
         for port in closing {
             if let Some(running) = self.running.remove(&port) {
                 let _ = running.stop.send(true);
                 changes.push(PortChange::Closed { port });
             }
         }
-        self.skipped.retain(|p| desired.iter().any(|(d, _)| d == p));
-        for (port, protocol) in desired {
+        self.skipped.retain(|p| desired.iter().any(|(d, _, l4)| d == p && !l4));
+        for (port, protocol, l4) in desired {
             if self.running.contains_key(&port) || self.skipped.contains(&port) {
                 continue;
             }
-            if !matches!(&*protocol, "HTTP" | "HTTPS" | "HTTP2" | "GRPC") {
+            if !l4 && !matches!(&*protocol, "HTTP" | "HTTPS" | "HTTP2" | "GRPC") {
                 self.skipped.push(port);
                 changes.push(PortChange::Skipped { port, protocol });
                 continue;
@@ -151,9 +165,14 @@ impl GatewayListeners {
                     let _ = forward.send(true);
                 }
             });
-            let gateway = GatewayPort::new(self.mesh.clone(), &self.namespace, &self.name, port);
-            let task = tokio::spawn(serve_gateway(listener, self.stack.clone(), gateway, own_stopped));
-            self.running.insert(port, Running { stop: own_stop, task });
+            let task = if l4 {
+                let binding = Binding::Gateway { namespace: self.namespace.clone(), name: self.name.clone() };
+                tokio::spawn(crate::l4::serve_l4(listener, self.mesh.clone(), binding, port, own_stopped))
+            } else {
+                let gateway = GatewayPort::new(self.mesh.clone(), &self.namespace, &self.name, port);
+                tokio::spawn(serve_gateway(listener, self.stack.clone(), gateway, own_stopped))
+            };
+            self.running.insert(port, Running { stop: own_stop, task, l4 });
             changes.push(PortChange::Opened { port, protocol, address });
         }
         changes

@@ -5,6 +5,7 @@
 //! - [`server::serve_gateway`]: the same, as one port of an Istio Gateway (hosts, TLS
 //!   termination by SNI, `httpsRedirect`).
 //! - [`gateway`]: one listener per port of a Gateway, opened and closed as its `servers` change.
+//! - [`l4`]: a Gateway's plain TCP and TLS passthrough servers (VirtualService `tcp[]`, `tls[]`).
 //! - [`upstream`]: the pooled client under the stack, with TLS origination per DestinationRule.
 //! - [`tls`]: rustls configs from Istio's TLS settings (ring provider, nothing installed globally).
 //! - [`admin`]: `/metrics` (Prometheus text), `/config_dump`, `/clusters`, `/ready`, `/healthz`.
@@ -28,6 +29,7 @@
 
 pub mod admin;
 pub mod gateway;
+pub mod l4;
 pub mod reload;
 pub mod server;
 pub mod tls;

@@ -57,6 +57,12 @@ impl Mesh {
         MeshBuilder::default()
     }
 
+    /// The telemetry layer of the stack (for Istio's TCP metrics of connections a proxy forwards
+    /// itself: [`TelemetryLayer::tcp_connection`]).
+    pub fn telemetry(&self) -> &TelemetryLayer {
+        &self.telemetry
+    }
+
     /// The layer that wraps a client in the whole stack.
     pub fn layer(&self) -> MeshLayer {
         MeshLayer { mesh: self.clone() }

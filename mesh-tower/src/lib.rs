@@ -47,5 +47,12 @@ pub use registry::{Endpoint, Registry};
 pub use replay::ReplayBody;
 pub use route::{ListenerPort, RouteContext, RouteLayer, SharedSnapshot};
 
+/// A uniform random `u64` from the generator the request path draws from (this thread's wyrand,
+/// seeded from the OS): for weighted picks made outside the stack, such as a proxy's TCP routes.
+/// Not for secrets.
+pub fn random_u64() -> u64 {
+    rng::u64()
+}
+
 /// A boxed error, as tower uses.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -139,6 +139,13 @@ pub(crate) struct Finished<'a> {
     pub(crate) millis: f64,
 }
 
+fn flags_label(flags: ResponseFlags) -> Label {
+    Label::new(
+        "response_flags",
+        flags.as_static_str().map_or_else(|| metrics::SharedString::from(flags.to_string()), Into::into),
+    )
+}
+
 fn status_label(status: u16) -> metrics::SharedString {
     match status {
         200 => "200".into(),
@@ -164,6 +171,22 @@ fn local_host<'a>(f: &Finished<'a>) -> &'a str {
 
 impl Shared {
     fn labels(&self, f: &Finished<'_>, meta: &EndpointMeta, service: &Arc<str>) -> Vec<Label> {
+        let mut labels = self.peer_labels(meta, service);
+        labels.extend([
+            Label::new("request_protocol", if f.grpc { "grpc" } else { "http" }),
+            Label::new("response_code", status_label(f.status)),
+            Label::new(
+                "grpc_response_status",
+                f.grpc_status.map_or_else(|| "".into(), |c| metrics::SharedString::from(c.to_string())),
+            ),
+            flags_label(f.flags),
+            Label::new("connection_security_policy", "unknown"),
+        ]);
+        labels
+    }
+
+    /// The `source_*` and `destination_*` labels (and `reporter`).
+    fn peer_labels(&self, meta: &EndpointMeta, service: &Arc<str>) -> Vec<Label> {
         let s = &self.source;
         let service_name: Arc<str> = match service_namespace(service) {
             Some(_) => Arc::from(service.split('.').next().unwrap_or(service)),
@@ -191,17 +214,6 @@ impl Shared {
             Label::new("destination_canonical_service", meta.canonical_service.clone()),
             Label::new("destination_canonical_revision", meta.canonical_revision.clone()),
             Label::new("destination_cluster", if meta.workload.as_ref() == "unknown" { "unknown" } else { CLUSTER }),
-            Label::new("request_protocol", if f.grpc { "grpc" } else { "http" }),
-            Label::new("response_code", status_label(f.status)),
-            Label::new(
-                "grpc_response_status",
-                f.grpc_status.map_or_else(|| "".into(), |c| metrics::SharedString::from(c.to_string())),
-            ),
-            Label::new(
-                "response_flags",
-                f.flags.as_static_str().map_or_else(|| metrics::SharedString::from(f.flags.to_string()), Into::into),
-            ),
-            Label::new("connection_security_policy", "unknown"),
         ]
     }
 
@@ -305,10 +317,62 @@ pub struct TelemetryLayer {
     shared: Arc<Shared>,
 }
 
+/// Istio's TCP metrics of one proxied connection, labelled as the HTTP ones are (with
+/// `request_protocol="tcp"` and no response code): `istio_tcp_connections_opened_total` when it is
+/// made, `istio_tcp_sent_bytes_total` (towards the client) and `istio_tcp_received_bytes_total`
+/// (from the client) as bytes pass, `istio_tcp_connections_closed_total` when it ends.
+#[derive(Debug)]
+pub struct TcpConnection {
+    sent: Counter,
+    received: Counter,
+    closed: Counter,
+}
+
+impl TcpConnection {
+    /// Count `n` bytes sent to the client.
+    pub fn sent(&self, n: u64) {
+        self.sent.increment(n);
+    }
+
+    /// Count `n` bytes received from the client.
+    pub fn received(&self, n: u64) {
+        self.received.increment(n);
+    }
+
+    /// The connection closed.
+    pub fn closed(self) {
+        self.closed.increment(1);
+    }
+}
+
 impl TelemetryLayer {
     /// Report as `client` (its namespace and labels are the `source_*` labels).
     pub fn new(client: &ClientIdentity) -> Self {
         Self::build(client, None, false)
+    }
+
+    /// A connection proxied to `upstream` (the endpoint and its cluster; `None` when none was
+    /// reached) of `service`, ended or going on with `flags`: counts it opened and returns its
+    /// counters (see [`TcpConnection`]).
+    pub fn tcp_connection(
+        &self,
+        upstream: Option<&Upstream>,
+        service: &Arc<str>,
+        flags: ResponseFlags,
+    ) -> TcpConnection {
+        let meta = upstream.map_or_else(EndpointMeta::unknown, |u| u.meta.clone());
+        let mut labels = self.shared.peer_labels(&meta, service);
+        labels.extend([
+            Label::new("request_protocol", "tcp"),
+            flags_label(flags),
+            Label::new("connection_security_policy", "unknown"),
+        ]);
+        metrics::counter!("istio_tcp_connections_opened_total", labels.clone()).increment(1);
+        TcpConnection {
+            sent: metrics::counter!("istio_tcp_sent_bytes_total", labels.clone()),
+            received: metrics::counter!("istio_tcp_received_bytes_total", labels.clone()),
+            closed: metrics::counter!("istio_tcp_connections_closed_total", labels),
+        }
     }
 
     /// Name the calling workload (`source_workload`).

@@ -90,6 +90,12 @@ fn validate_server(ctx: &mut Ctx<'_>, path: &P, server: &Server) {
             }
         }
     }
+    if let (Some(port), Some(tls)) = (&server.port, &server.tls)
+        && port.protocol.eq_ignore_ascii_case("TLS")
+        && matches!(tls.mode, Some(ServerTlsMode::SIMPLE | ServerTlsMode::MUTUAL | ServerTlsMode::OPTIONAL_MUTUAL))
+    {
+        ctx.unsupported(&path.f("tls").f("mode"), "TLS termination in front of TCP routes (protocol TLS)");
+    }
     if server.bind.is_some() {
         ctx.unsupported(&path.f("bind"), "bind (listeners open on --gateway-address or --port-map)");
     }
@@ -170,8 +176,9 @@ fn validate_tls_options(ctx: &mut Ctx<'_>, path: &P, tls: &ServerTlsSettings) {
                 ctx.error(&path.f("caCertificates"), "MUTUAL TLS requires a client CA bundle");
             }
         }
-        Some(ServerTlsMode::PASSTHROUGH | ServerTlsMode::AUTO_PASSTHROUGH) => {
-            ctx.unsupported(&path.f("mode"), "TLS passthrough");
+        // PASSTHROUGH: routed by the ClientHello's server name (VirtualService `tls[]`).
+        Some(ServerTlsMode::AUTO_PASSTHROUGH) => {
+            ctx.unsupported(&path.f("mode"), "AUTO_PASSTHROUGH (SNI-DNAT to mesh clusters)");
         }
         _ => {}
     }

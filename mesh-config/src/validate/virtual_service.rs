@@ -90,11 +90,13 @@ pub(super) fn validate(ctx: &mut Ctx<'_>, vs: &VirtualService) {
     }
     check_export_to(ctx, &root.f("exportTo"), &vs.export_to, false);
 
-    if !vs.tls.is_empty() {
-        ctx.unsupported(&root.f("tls"), "TLS (SNI) routes");
+    // A Gateway's TCP and TLS passthrough servers route these (`mesh proxy --gateway`); the
+    // mesh's clients (sidecars, the in-process stack) route HTTP only.
+    if !vs.tls.is_empty() && applies_to_mesh {
+        ctx.unsupported(&root.f("tls"), "TLS (SNI) routes for the mesh (a Gateway's PASSTHROUGH servers route them)");
     }
-    if !vs.tcp.is_empty() {
-        ctx.unsupported(&root.f("tcp"), "TCP routes");
+    if !vs.tcp.is_empty() && applies_to_mesh {
+        ctx.unsupported(&root.f("tcp"), "TCP routes for the mesh (a Gateway's TCP servers route them)");
     }
 }
 

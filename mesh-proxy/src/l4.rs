@@ -1,0 +1,266 @@
+//! A Gateway's plain TCP and TLS passthrough servers: connections forwarded by VirtualService
+//! `tcp[]` and `tls[]` rules (which rule serves a port is decided in [`mesh_core::l4`]).
+//!
+//! Per connection: a passthrough server reads the ClientHello (without terminating TLS) for its
+//! server name; the route's destination is picked by weight; the destination's cluster picks an
+//! endpoint (its load balancer, skipping endpoints outlier detection ejected); the connection is
+//! admitted against `connectionPool.tcp.maxConnections` (beyond it, closed: Envoy's `UO`); the
+//! endpoint is dialled within `connectionPool.tcp.connectTimeout` (Istio's default 10 s; a
+//! failure is closed with `UF` and counted by outlier detection as a local-origin failure); then
+//! bytes flow both ways — the ClientHello first — until both sides have closed, or until nothing
+//! has moved for `connectionPool.tcp.idleTimeout` (Istio's default 1 h). Istio's TCP metrics
+//! (`istio_tcp_connections_opened_total`, `..._closed_total`, `istio_tcp_sent_bytes_total`,
+//! `istio_tcp_received_bytes_total`) are reported with the HTTP metrics' labels.
+//!
+//! A connection no rule routes (no `tcp[]` rule holds for the port; no `tls[]` entry lists the
+//! server name, or the client sent none) is closed, as Envoy closes a connection that matches no
+//! filter chain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_core::l4::{L4Route, L4Server};
+use mesh_core::outlier::Observation;
+use mesh_core::pool::{Admission, PoolLimits};
+use mesh_core::route::Destination;
+use mesh_core::{Binding, Snapshot};
+use mesh_tower::balance::Upstream;
+use mesh_tower::cluster::Cluster;
+use mesh_tower::{Mesh, ResponseFlags};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Istio's default `connectionPool.tcp.connectTimeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Istio's default `connectionPool.tcp.idleTimeout`.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long a passthrough server waits for the ClientHello (Envoy's listener filter timeout).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most ClientHello bytes read before giving up.
+const HELLO_LIMIT: usize = 64 * 1024;
+/// How long connections may go on once the listener stops (Istio's default drain duration).
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serve `listener` as port `port` of Gateway `gateway`, a plain TCP or TLS passthrough server,
+/// until `stop` turns true; connections still open then get [`DRAIN`] to finish.
+pub async fn serve_l4(
+    listener: TcpListener,
+    mesh: Mesh,
+    gateway: Binding,
+    port: u16,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::debug!(target: "meshwork::proxy", error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                connections.spawn(forward(stream, peer, mesh.clone(), gateway.clone(), port));
+            }
+            changed = stop.wait_for(|s| *s) => {
+                let _ = changed;
+                break;
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    tracing::info!(target: "meshwork::proxy", port, connections = connections.len(), "draining TCP connections");
+    let drained = tokio::time::timeout(DRAIN, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// One connection, start to end (see the module docs).
+async fn forward(mut client: TcpStream, peer: SocketAddr, mesh: Mesh, gateway: Binding, port: u16) {
+    let snapshot = mesh.snapshot();
+    let Some(server) = snapshot.l4_server(&gateway, port) else {
+        return;
+    };
+    let (sni, hello) = match server {
+        L4Server::Tcp(_) => (None, Vec::new()),
+        L4Server::Sni(_) => match tokio::time::timeout(HELLO_TIMEOUT, read_client_hello(&mut client)).await {
+            Ok(Some((sni, hello))) => (sni, hello),
+            _ => {
+                tracing::debug!(target: "meshwork::proxy", %peer, port, "no TLS ClientHello: connection closed");
+                return;
+            }
+        },
+    };
+    let Some(route) = server.route(sni.as_deref()).cloned() else {
+        tracing::debug!(target: "meshwork::proxy", %peer, port, sni = sni.as_deref().unwrap_or(""), "no route for the connection: closed");
+        return;
+    };
+    let Some(picked) = route.destinations.pick(mesh_tower::random_u64()) else {
+        return;
+    };
+    let destination = destination_with_port(&snapshot, &picked.destination, &route);
+    let cluster = mesh.clusters().get(&snapshot, &destination);
+    let service = cluster.destination().host.clone();
+    let telemetry = mesh.telemetry();
+    let fail = |upstream: Option<&Upstream>, flags: ResponseFlags| {
+        telemetry.tcp_connection(upstream, &service, flags).closed()
+    };
+
+    // Connection-pool admission: active connections up to `tcp.maxConnections`, no queue.
+    let limits = PoolLimits { max_pending: 0, ..*cluster.limits() };
+    if cluster.pool().admit(&limits, false) != Admission::Start {
+        tracing::debug!(target: "meshwork::proxy", %peer, cluster = %service, "maxConnections reached: connection closed (UO)");
+        return fail(None, ResponseFlags::OVERFLOW);
+    }
+    let _admitted = Admitted(cluster.clone());
+    let Some(i) = cluster.pick(None, &[]) else {
+        tracing::debug!(target: "meshwork::proxy", %peer, cluster = %service, "no healthy endpoint (UH)");
+        return fail(None, ResponseFlags::NO_HEALTHY_UPSTREAM);
+    };
+    let upstream = Upstream {
+        cluster: Some(cluster.clone()),
+        address: cluster.endpoints().get(i).map(|e| e.address.clone()),
+        meta: cluster.meta(i),
+    };
+    let Some(address) = upstream.address.clone() else {
+        return;
+    };
+    let pool = cluster.policy().connection_pool.as_ref();
+    let connect_timeout = pool.and_then(|p| p.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
+    let idle = pool.and_then(|p| p.tcp_idle_timeout).filter(|d| !d.is_zero()).unwrap_or(IDLE_TIMEOUT);
+    cluster.started(i);
+    let connected = match tokio::time::timeout(connect_timeout, TcpStream::connect(&*address)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no connection within {connect_timeout:?}")),
+    };
+    let mut server_side = match connected {
+        Ok(s) => s,
+        Err(error) => {
+            cluster.finished(i, Observation::LocalOriginFailure);
+            tracing::debug!(target: "meshwork::proxy", %peer, endpoint = %address, %error, "upstream connect failed (UF)");
+            return fail(Some(&upstream), ResponseFlags::CONNECT_FAILURE);
+        }
+    };
+    let _ = server_side.set_nodelay(true);
+    let counters = telemetry.tcp_connection(Some(&upstream), &service, ResponseFlags::NONE);
+    let mut received = hello.len() as u64;
+    let mut sent = 0u64;
+    if server_side.write_all(&hello).await.is_ok() {
+        let (r, s) = pump(&mut client, &mut server_side, idle).await;
+        received += r;
+        sent = s;
+    }
+    cluster.finished(i, Observation::LocalOriginSuccess);
+    counters.received(received);
+    counters.sent(sent);
+    counters.closed();
+}
+
+/// Releases a connection-pool slot when the connection ends.
+struct Admitted(Arc<Cluster>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.pool().finish();
+    }
+}
+
+/// The destination with its port: its own, else the service's only port, else the server's
+/// (Istio's `GetDestinationCluster`).
+fn destination_with_port(snapshot: &Snapshot, d: &Destination, route: &L4Route) -> Destination {
+    if d.port.is_some() {
+        return d.clone();
+    }
+    let ports: Vec<u16> = snapshot.services(&d.host).iter().flat_map(|s| s.ports.iter().map(|p| p.number)).collect();
+    let port = match ports.as_slice() {
+        [only] => *only,
+        _ => route.server_port,
+    };
+    Destination { port: Some(port), ..d.clone() }
+}
+
+/// Read the client's first TLS bytes until its ClientHello is whole: the server name it asks for
+/// and every byte read (to be sent on first). `None` when it is not a ClientHello.
+async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Vec<u8>)> {
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut read = Vec::new();
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 || read.len() + n > HELLO_LIMIT {
+            return None;
+        }
+        read.extend_from_slice(&chunk[..n]);
+        let mut fresh = &chunk[..n];
+        while !fresh.is_empty() {
+            acceptor.read_tls(&mut fresh).ok()?;
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => {
+                let sni = accepted.client_hello().server_name().map(|n| n.to_ascii_lowercase());
+                return Some((sni, read));
+            }
+            Ok(None) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Copy bytes both ways until both sides have closed, one side fails, or nothing has moved for
+/// `idle`; a side's end of input is passed on as a half close. Returns the bytes (from the
+/// client, to the client).
+async fn pump(client: &mut TcpStream, upstream: &mut TcpStream, idle: Duration) -> (u64, u64) {
+    let (mut client_in, mut client_out) = client.split();
+    let (mut upstream_in, mut upstream_out) = upstream.split();
+    let mut up = vec![0u8; 16 * 1024];
+    let mut down = vec![0u8; 16 * 1024];
+    let (mut from_client, mut to_client) = (0u64, 0u64);
+    let (mut client_done, mut upstream_done) = (false, false);
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    while !(client_done && upstream_done) {
+        tokio::select! {
+            n = client_in.read(&mut up), if !client_done => match n {
+                Ok(0) => {
+                    client_done = true;
+                    let _ = upstream_out.shutdown().await;
+                }
+                Ok(n) => {
+                    if upstream_out.write_all(&up[..n]).await.is_err() {
+                        break;
+                    }
+                    from_client += n as u64;
+                }
+                Err(_) => break,
+            },
+            n = upstream_in.read(&mut down), if !upstream_done => match n {
+                Ok(0) => {
+                    upstream_done = true;
+                    let _ = client_out.shutdown().await;
+                }
+                Ok(n) => {
+                    if client_out.write_all(&down[..n]).await.is_err() {
+                        break;
+                    }
+                    to_client += n as u64;
+                }
+                Err(_) => break,
+            },
+            _ = &mut idle_timer => {
+                tracing::debug!(target: "meshwork::proxy", ?idle, "TCP connection idle: closed");
+                break;
+            }
+        }
+        idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+    }
+    (from_client, to_client)
+}
