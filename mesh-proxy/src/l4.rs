@@ -19,6 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mesh_core::l4::{L4Route, L4Server};
@@ -137,6 +138,7 @@ async fn forward(mut client: TcpStream, peer: SocketAddr, mesh: Mesh, gateway: B
     let connect_timeout = pool.and_then(|p| p.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let idle = pool.and_then(|p| p.tcp_idle_timeout).filter(|d| !d.is_zero()).unwrap_or(IDLE_TIMEOUT);
     cluster.started(i);
+    let mut active = Active { cluster: cluster.clone(), endpoint: i, outcome: Observation::LocalOriginSuccess };
     let connected = match tokio::time::timeout(connect_timeout, TcpStream::connect(&*address)).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(e.to_string()),
@@ -145,7 +147,7 @@ async fn forward(mut client: TcpStream, peer: SocketAddr, mesh: Mesh, gateway: B
     let mut server_side = match connected {
         Ok(s) => s,
         Err(error) => {
-            cluster.finished(i, Observation::LocalOriginFailure);
+            active.outcome = Observation::LocalOriginFailure;
             tracing::debug!(target: "meshwork::proxy", %peer, endpoint = %address, %error, "upstream connect failed (UF)");
             return fail(Some(&upstream), ResponseFlags::CONNECT_FAILURE);
         }
@@ -159,7 +161,7 @@ async fn forward(mut client: TcpStream, peer: SocketAddr, mesh: Mesh, gateway: B
         received += r;
         sent = s;
     }
-    cluster.finished(i, Observation::LocalOriginSuccess);
+    drop(active);
     counters.received(received);
     counters.sent(sent);
     counters.closed();
@@ -171,6 +173,20 @@ struct Admitted(Arc<Cluster>);
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.pool().finish();
+    }
+}
+
+/// An endpoint's connection in progress: counted active (least request) until dropped, when
+/// `outcome` goes to outlier detection — also when the task is cancelled (a drain's end).
+struct Active {
+    cluster: Arc<Cluster>,
+    endpoint: usize,
+    outcome: Observation,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.cluster.finished(self.endpoint, self.outcome);
     }
 }
 
@@ -215,52 +231,80 @@ async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Ve
     }
 }
 
-/// Copy bytes both ways until both sides have closed, one side fails, or nothing has moved for
-/// `idle`; a side's end of input is passed on as a half close. Returns the bytes (from the
-/// client, to the client).
+/// Copy bytes both ways until both sides have closed, or until nothing has moved for `idle`; a
+/// side's end of input is passed on as a half close. The two directions run concurrently (a
+/// side that writes without reading cannot stall the other). Returns the bytes (from the client,
+/// to the client).
 async fn pump(client: &mut TcpStream, upstream: &mut TcpStream, idle: Duration) -> (u64, u64) {
     let (mut client_in, mut client_out) = client.split();
     let (mut upstream_in, mut upstream_out) = upstream.split();
-    let mut up = vec![0u8; 16 * 1024];
-    let mut down = vec![0u8; 16 * 1024];
-    let (mut from_client, mut to_client) = (0u64, 0u64);
-    let (mut client_done, mut upstream_done) = (false, false);
-    let idle_timer = tokio::time::sleep(idle);
-    tokio::pin!(idle_timer);
-    while !(client_done && upstream_done) {
+    let start = tokio::time::Instant::now();
+    // Milliseconds since `start` of the last byte moved, and the bytes moved each way.
+    let last = AtomicU64::new(0);
+    let (from_client, to_client) = (AtomicU64::new(0), AtomicU64::new(0));
+    let up = one_way(&mut client_in, &mut upstream_out, &from_client, &last, start);
+    let down = one_way(&mut upstream_in, &mut client_out, &to_client, &last, start);
+    let idle_watch = async {
+        loop {
+            let moved = start + Duration::from_millis(last.load(Ordering::Relaxed));
+            if tokio::time::Instant::now() >= moved + idle {
+                return;
+            }
+            tokio::time::sleep_until(moved + idle).await;
+        }
+    };
+    tokio::pin!(up, down, idle_watch);
+    let (mut up_done, mut down_done) = (false, false);
+    // Both ends closing ends the connection; so does a failure either way (a reset), or idling.
+    while !(up_done && down_done) {
         tokio::select! {
-            n = client_in.read(&mut up), if !client_done => match n {
-                Ok(0) => {
-                    client_done = true;
-                    let _ = upstream_out.shutdown().await;
+            clean = &mut up, if !up_done => {
+                up_done = true;
+                if !clean {
+                    break;
                 }
-                Ok(n) => {
-                    if upstream_out.write_all(&up[..n]).await.is_err() {
-                        break;
-                    }
-                    from_client += n as u64;
+            }
+            clean = &mut down, if !down_done => {
+                down_done = true;
+                if !clean {
+                    break;
                 }
-                Err(_) => break,
-            },
-            n = upstream_in.read(&mut down), if !upstream_done => match n {
-                Ok(0) => {
-                    upstream_done = true;
-                    let _ = client_out.shutdown().await;
-                }
-                Ok(n) => {
-                    if client_out.write_all(&down[..n]).await.is_err() {
-                        break;
-                    }
-                    to_client += n as u64;
-                }
-                Err(_) => break,
-            },
-            _ = &mut idle_timer => {
+            }
+            () = &mut idle_watch => {
                 tracing::debug!(target: "meshwork::proxy", ?idle, "TCP connection idle: closed");
                 break;
             }
         }
-        idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
     }
-    (from_client, to_client)
+    (from_client.load(Ordering::Relaxed), to_client.load(Ordering::Relaxed))
+}
+
+/// Copy `from` into `to` until `from` ends (then half-close `to`: true) or either side fails
+/// (false), counting bytes in `moved` and the time of the last in `last`.
+async fn one_way<R, W>(
+    from: &mut R,
+    to: &mut W,
+    moved: &AtomicU64,
+    last: &AtomicU64,
+    start: tokio::time::Instant,
+) -> bool
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            return false;
+        }
+        moved.fetch_add(n as u64, Ordering::Relaxed);
+        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
+    true
 }
