@@ -127,14 +127,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(out) = this.future.poll(cx) {
-            return Poll::Ready(match (out, this.sleep.take()) {
-                (Ok(mut response), Some(sleep)) if *this.kind == TimeoutKind::Route => {
-                    response.body_mut().set_deadline(sleep);
-                    Ok(response)
-                }
-                (out, _) => out,
-            });
+        if let Poll::Ready(mut out) = this.future.poll(cx) {
+            // The route timeout goes on into the body (changed in place: a response is not small).
+            if *this.kind == TimeoutKind::Route
+                && let Ok(response) = &mut out
+                && let Some(sleep) = this.sleep.take()
+            {
+                response.body_mut().set_deadline(sleep);
+            }
+            return Poll::Ready(out);
         }
         let fired = this.sleep.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
         if !fired {
