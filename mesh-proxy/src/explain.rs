@@ -289,6 +289,87 @@ pub(crate) fn explain_text(
     out
 }
 
+/// The JSON explanation of a connection to `port` of Gateway `binding` (`tcp://` or, with the
+/// ClientHello's server name `sni`, `tls://`): the keys of [`explain_json`], with `action`
+/// `route` or `noRoute` (`status` stays `null`: a connection has no status; an unrouted one is
+/// closed), `route.section` `tcp` or `tls` and `route.rule` the index in that list.
+pub(crate) fn explain_l4_json(snapshot: &Snapshot, binding: &Binding, port: u16, sni: Option<&str>) -> Value {
+    let route = snapshot.l4_server(binding, port).and_then(|s| s.route(sni));
+    let mut out = Map::new();
+    out.insert("host".into(), json!(sni));
+    out.insert("action".into(), json!(if route.is_some() { "route" } else { "noRoute" }));
+    out.insert("status".into(), Value::Null);
+    match route {
+        Some(r) => {
+            let (namespace, name) = r.virtual_service.split_once('/').unwrap_or(("", &r.virtual_service));
+            let section = match r.kind {
+                mesh_core::l4::L4Kind::Tcp => "tcp",
+                mesh_core::l4::L4Kind::Tls => "tls",
+            };
+            out.insert(
+                "route".into(),
+                json!({"kind": "VirtualService", "namespace": namespace, "name": name, "section": section,
+                       "rule": r.rule, "ruleName": null, "match": null}),
+            );
+            let destinations: Vec<Value> = r
+                .destinations
+                .destinations()
+                .iter()
+                .filter(|d| d.weight > 0)
+                .map(|d| {
+                    json!({"host": &*d.destination.host, "subset": d.destination.subset.as_deref(),
+                           "port": d.destination.port, "weight": d.weight, "headers": null})
+                })
+                .collect();
+            out.insert("destinations".into(), json!(destinations));
+        }
+        None => {
+            out.insert("route".into(), Value::Null);
+            out.insert("destinations".into(), json!([]));
+        }
+    }
+    for key in ["redirect", "directResponse", "rewrite", "timeout", "retries", "fault"] {
+        out.insert(key.into(), Value::Null);
+    }
+    out.insert("mirrors".into(), json!([]));
+    out.insert("headers".into(), edits_json(&HeaderEdits::default()));
+    Value::Object(out)
+}
+
+/// The text explanation of a connection (see [`explain_l4_json`]).
+pub(crate) fn explain_l4_text(snapshot: &Snapshot, binding: &Binding, port: u16, sni: Option<&str>) -> String {
+    let mut out = String::new();
+    let what = match sni {
+        Some(name) => format!("TLS connection for {name}"),
+        None => "TCP connection".to_string(),
+    };
+    let _ = writeln!(out, "{what} to port {port} (via {binding})");
+    let Some(server) = snapshot.l4_server(binding, port) else {
+        let _ = writeln!(out, "=> closed: {binding} has no plain TCP or TLS passthrough server on port {port}");
+        return out;
+    };
+    let Some(route) = server.route(sni) else {
+        let reason = match server {
+            mesh_core::l4::L4Server::Tcp(_) => "no tcp[] rule of a VirtualService bound to it holds on this port",
+            mesh_core::l4::L4Server::Sni(_) if sni.is_none() => "a passthrough server needs a server name (SNI)",
+            mesh_core::l4::L4Server::Sni(_) => "no tls[] rule lists this server name",
+        };
+        let _ = writeln!(out, "=> closed: {reason}");
+        return out;
+    };
+    let section = match route.kind {
+        mesh_core::l4::L4Kind::Tcp => "tcp",
+        mesh_core::l4::L4Kind::Tls => "tls",
+    };
+    let _ = writeln!(out, "  {} {section}[{}]", route.virtual_service, route.rule);
+    for d in route.destinations.destinations().iter().filter(|d| d.weight > 0) {
+        let subset = d.destination.subset.as_deref().map(|s| format!(" subset {s}")).unwrap_or_default();
+        let port = d.destination.port.map(|p| format!(" port {p}")).unwrap_or_default();
+        let _ = writeln!(out, "=> forward to {}{subset}{port} (weight {})", d.destination.host, d.weight);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,7 +68,9 @@ enum Command {
         /// Output format: `text` or `json`.
         #[arg(short = 'o', long = "output", default_value = "text")]
         output: String,
-        /// The request URL, e.g. `http://reviews:9080/reviews/0`.
+        /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, also a
+        /// connection to one of its TCP servers, `tcp://any:31400`, or TLS passthrough servers,
+        /// `tls://SERVER-NAME:443`.
         url: String,
     },
     /// Run as a proxy: every request accepted on `--listen` is routed by its Host with the
@@ -470,6 +472,26 @@ fn explain(
     }
     for f in &report.failed_files {
         eprintln!("{f}");
+    }
+    // A connection to a Gateway's TCP or TLS passthrough server: `tcp://ANY:PORT`,
+    // `tls://SERVER-NAME[:PORT]` (443 by default).
+    if let Some(scheme @ ("tcp" | "tls")) = uri.scheme_str() {
+        if binding == Binding::Mesh {
+            anyhow::bail!("{scheme}:// routes are served by a Gateway's servers: pass --gateway NS/NAME");
+        }
+        let port = match (uri.port_u16(), scheme) {
+            (Some(p), _) => p,
+            (None, "tls") => 443,
+            (None, _) => anyhow::bail!("{url:?} needs a port, e.g. tcp://any:31400"),
+        };
+        let sni = (scheme == "tls").then(|| uri.host().unwrap_or("").to_ascii_lowercase());
+        if output == "json" {
+            let value = explain::explain_l4_json(store.snapshot(), &binding, port, sni.as_deref());
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else {
+            print!("{}", explain::explain_l4_text(store.snapshot(), &binding, port, sni.as_deref()));
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let client = ClientIdentity::new(namespace, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let req = RequestView {

@@ -165,3 +165,77 @@ fn explain_answers_in_the_client_namespace_view() {
     assert_eq!(subsets(&other), [(String::new(), 100)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn tcp_and_tls_connections_through_a_gateway() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/istio-samples/tcp-echo/tcp-echo-all-v1.yaml")
+        .to_string_lossy()
+        .into_owned();
+    let gateway = ["--gateway", "default/tcp-echo-gateway"];
+    let v = explain(&[&sample], &gateway, "tcp://any:31400");
+    for key in KEYS {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    assert_eq!(
+        (v["action"].as_str(), v["route"]["section"].as_str(), v["route"]["name"].as_str()),
+        (Some("route"), Some("tcp"), Some("tcp-echo"))
+    );
+    assert_eq!(subsets(&v), [("v1".to_string(), 100)]);
+    assert_eq!(v["destinations"][0]["port"], 9000);
+    let closed = explain(&[&sample], &gateway, "tcp://any:31401");
+    assert_eq!((closed["action"].as_str(), &closed["route"]), (Some("noRoute"), &Value::Null));
+
+    // TLS passthrough, by server name.
+    let dir = std::env::temp_dir().join(format!("meshwork-explain-sni-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("sni.yaml");
+    std::fs::write(
+        &file,
+        r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: ["*.example.com"]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: sites}
+spec:
+  hosts: ["*.example.com"]
+  gateways: [edge]
+  tls:
+  - match: [{sniHosts: [a.example.com]}]
+    route: [{destination: {host: a.example.com}}]
+  - match: [{sniHosts: ["*.example.com"]}]
+    route: [{destination: {host: rest.example.com}}]
+"#,
+    )
+    .expect("write");
+    let file = file.to_string_lossy().into_owned();
+    let edge = ["--gateway", "default/edge"];
+    let a = explain(&[&file], &edge, "tls://A.example.com");
+    assert_eq!(
+        (a["host"].as_str(), a["route"]["section"].as_str(), a["route"]["rule"].as_u64()),
+        (Some("a.example.com"), Some("tls"), Some(0))
+    );
+    assert_eq!(a["destinations"][0]["host"], "a.example.com");
+    let other = explain(&[&file], &edge, "tls://b.example.com:443");
+    assert_eq!(
+        (other["route"]["rule"].as_u64(), other["destinations"][0]["host"].as_str()),
+        (Some(1), Some("rest.example.com"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Without a Gateway: a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["explain", "-f", &sample, "tcp://any:31400"])
+        .output()
+        .expect("run mesh");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--gateway"));
+}
