@@ -133,7 +133,8 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
                 return Routed::Local(LocalReply::Redirect { status: r.code, location });
             }
             RouteAction::DirectResponse(d) => {
-                let body = d.body.as_ref().map(|b| bytes::Bytes::copy_from_slice(b));
+                // The snapshot's body, shared (a reference count, not a copy per request).
+                let body = d.body.as_ref().map(|b| bytes::Bytes::from_owner(b.clone()));
                 return Routed::Local(LocalReply::Direct { status: d.status, body });
             }
             RouteAction::Delegate { .. } => return Routed::Local(LocalReply::NoRoute),
