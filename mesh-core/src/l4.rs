@@ -3,12 +3,13 @@
 //! Istio decides these per Gateway server when it builds the listener, not per connection
 //! (`createGatewayTCPFilterChainOpts` in Istio's `pilot/pkg/networking/core/gateway.go`):
 //!
-//! - a server with protocol `TCP` (or `MONGO`, `MYSQL`, `REDIS`) and no TLS: the VirtualServices
-//!   bound to the Gateway are taken in order, those whose `hosts` do not overlap a host the server
-//!   exposes to their namespace are skipped (`pickMatchingGatewayHosts`), and the first `tcp[]`
-//!   rule whose `match[]` holds — an entry's `port` is the server's and its `gateways`, if any,
-//!   name this Gateway; no `match` at all holds too (`l4MultiMatch`) — routes every connection
-//!   of the server;
+//! - a server with protocol `TCP` (or `MONGO`, `MYSQL`, `REDIS`) and no TLS, or with protocol
+//!   `TLS` terminating it (`SIMPLE`, `MUTUAL`; the proxy then forwards the decrypted bytes): the
+//!   VirtualServices bound to the Gateway are taken in order, those whose `hosts` do not overlap
+//!   a host the server exposes to their namespace are skipped (`pickMatchingGatewayHosts`), and
+//!   the first `tcp[]` rule whose `match[]` holds — an entry's `port` is the server's and its
+//!   `gateways`, if any, name this Gateway; no `match` at all holds too (`l4MultiMatch`) — routes
+//!   every connection of the server;
 //! - a server in TLS mode `PASSTHROUGH` (protocol `TLS` or `HTTPS`): the same VirtualServices'
 //!   `tls[]` rules, one entry per `match[]` that holds, each for its `sniHosts`; an SNI name that
 //!   an earlier entry claimed is skipped for the later ones. A connection goes where its
@@ -117,9 +118,15 @@ impl L4Server {
     }
 }
 
-/// Is a Gateway server of `protocol` (upper case) with TLS `mode` a plain TCP one?
+/// Is a Gateway server of `protocol` (upper case) with TLS `mode` routed by `tcp[]` rules: a
+/// plain TCP one, or a `TLS` one that terminates TLS (`SIMPLE`, `MUTUAL`, `OPTIONAL_MUTUAL`) and
+/// forwards what it decrypts?
 pub fn is_tcp_server(protocol: &str, tls_mode: Option<&str>) -> bool {
-    matches!(protocol, "TCP" | "MONGO" | "MYSQL" | "REDIS") && tls_mode.is_none()
+    match protocol {
+        "TCP" | "MONGO" | "MYSQL" | "REDIS" => tls_mode.is_none(),
+        "TLS" => matches!(tls_mode, Some("SIMPLE" | "MUTUAL" | "OPTIONAL_MUTUAL")),
+        _ => false,
+    }
 }
 
 /// Is a Gateway server with TLS `mode` a passthrough one (SNI routing without terminating)?

@@ -2,8 +2,9 @@
 //!
 //! [`GatewayListeners::reconcile`] opens a listener for every port the Gateway's `servers`
 //! declare — HTTP, HTTPS, HTTP2 and GRPC servers through the mesh stack ([`crate::server`]);
-//! plain TCP servers (`TCP`, `MONGO`, `MYSQL`, `REDIS` without TLS) and TLS `PASSTHROUGH` servers
-//! by VirtualService `tcp[]` and `tls[]` rules ([`crate::l4`]); others are reported and skipped —
+//! plain TCP servers (`TCP`, `MONGO`, `MYSQL`, `REDIS` without TLS; `TLS` terminating it) and TLS
+//! `PASSTHROUGH` servers by VirtualService `tcp[]` and `tls[]` rules ([`crate::l4`]); others are
+//! reported and skipped —
 //! and drains and closes the listeners of ports it no longer declares, as Envoy adds and removes
 //! listeners when an ingress gateway's configuration changes. A port whose kind changes (HTTP to
 //! TCP) is closed and opened again. Call it after each reload; hosts, certificates and routes of
@@ -46,8 +47,7 @@ pub enum PortChange {
         /// Why.
         error: std::io::Error,
     },
-    /// The port's protocol is not served by meshwork (a `TLS` server that terminates TLS, TLS
-    /// `AUTO_PASSTHROUGH`, ...).
+    /// The port's protocol is not served by meshwork (TLS `AUTO_PASSTHROUGH`, `ISTIO_MUTUAL`, ...).
     Skipped {
         /// Gateway port.
         port: u16,

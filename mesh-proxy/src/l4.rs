@@ -2,7 +2,9 @@
 //! `tcp[]` and `tls[]` rules (which rule serves a port is decided in [`mesh_core::l4`]).
 //!
 //! Per connection: a passthrough server reads the ClientHello (without terminating TLS) for its
-//! server name; the route's destination is picked by weight; the destination's cluster picks an
+//! server name; a `TLS` server in `SIMPLE` or `MUTUAL` mode terminates TLS first (its certificate
+//! chosen by SNI, client certificates checked, as for HTTPS servers) and forwards what it
+//! decrypts; the route's destination is picked by weight; the destination's cluster picks an
 //! endpoint (its load balancer, skipping endpoints outlier detection ejected); the connection is
 //! admitted against `connectionPool.tcp.maxConnections` (beyond it, closed: Envoy's `UO`); the
 //! endpoint is dialled within `connectionPool.tcp.connectTimeout` (Istio's default 10 s; a
@@ -30,7 +32,9 @@ use mesh_core::{Binding, Snapshot};
 use mesh_tower::balance::Upstream;
 use mesh_tower::cluster::Cluster;
 use mesh_tower::{Mesh, ResponseFlags};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::server::GatewayPort;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -56,6 +60,11 @@ pub async fn serve_l4(
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut connections = JoinSet::new();
+    // TLS-terminating servers' certificates (built once per setting, as the HTTPS servers' are).
+    let tls_port = match &gateway {
+        Binding::Gateway { namespace, name } => Some(GatewayPort::new(mesh.clone(), namespace, name, port)),
+        Binding::Mesh => None,
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -67,7 +76,8 @@ pub async fn serve_l4(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                connections.spawn(forward(stream, peer, mesh.clone(), gateway.clone(), port));
+                let tls_port = tls_port.clone();
+                connections.spawn(accept(stream, peer, mesh.clone(), gateway.clone(), port, tls_port));
             }
             changed = stop.wait_for(|s| *s) => {
                 let _ = changed;
@@ -84,15 +94,42 @@ pub async fn serve_l4(
     Ok(())
 }
 
+/// Accept one connection: terminate TLS first when the port's servers do (protocol `TLS` in
+/// `SIMPLE` or `MUTUAL` mode: the certificate by SNI, as for HTTPS), then forward it.
+async fn accept(
+    client: TcpStream,
+    peer: SocketAddr,
+    mesh: Mesh,
+    gateway: Binding,
+    port: u16,
+    tls_port: Option<GatewayPort>,
+) {
+    let servers = tls_port.as_ref().map(GatewayPort::servers).unwrap_or_default();
+    let terminates = servers.iter().any(|s| {
+        &*s.protocol == "TLS" && s.tls.as_ref().and_then(|t| t.mode.as_deref()).is_some_and(|m| m != "PASSTHROUGH")
+    });
+    match tls_port {
+        Some(tls_port) if terminates => {
+            if let Some((tls, _)) = crate::server::accept_tls(client, &tls_port, servers, peer).await {
+                forward(tls, peer, mesh, gateway, port).await;
+            }
+        }
+        _ => forward(client, peer, mesh, gateway, port).await,
+    }
+}
+
 /// One connection, start to end (see the module docs).
-async fn forward(mut client: TcpStream, peer: SocketAddr, mesh: Mesh, gateway: Binding, port: u16) {
+async fn forward<C>(mut client: C, peer: SocketAddr, mesh: Mesh, gateway: Binding, port: u16)
+where
+    C: AsyncRead + AsyncWrite + Unpin + HelloSource,
+{
     let snapshot = mesh.snapshot();
     let Some(server) = snapshot.l4_server(&gateway, port) else {
         return;
     };
     let (sni, hello) = match server {
         L4Server::Tcp(_) => (None, Vec::new()),
-        L4Server::Sni(_) => match tokio::time::timeout(HELLO_TIMEOUT, read_client_hello(&mut client)).await {
+        L4Server::Sni(_) => match tokio::time::timeout(HELLO_TIMEOUT, client.read_client_hello()).await {
             Ok(Some((sni, hello))) => (sni, hello),
             _ => {
                 tracing::debug!(target: "meshwork::proxy", %peer, port, "no TLS ClientHello: connection closed");
@@ -204,6 +241,25 @@ fn destination_with_port(snapshot: &Snapshot, d: &Destination, route: &L4Route) 
     Destination { port: Some(port), ..d.clone() }
 }
 
+/// A client connection a passthrough server can read a ClientHello from: a plain TCP one (a
+/// connection whose TLS the proxy terminated carries no second ClientHello).
+trait HelloSource {
+    /// See [`read_client_hello`].
+    fn read_client_hello(&mut self) -> impl std::future::Future<Output = Option<(Option<String>, Vec<u8>)>> + Send;
+}
+
+impl HelloSource for TcpStream {
+    fn read_client_hello(&mut self) -> impl std::future::Future<Output = Option<(Option<String>, Vec<u8>)>> + Send {
+        read_client_hello(self)
+    }
+}
+
+impl HelloSource for tokio_rustls::server::TlsStream<TcpStream> {
+    async fn read_client_hello(&mut self) -> Option<(Option<String>, Vec<u8>)> {
+        None
+    }
+}
+
 /// Read the client's first TLS bytes until its ClientHello is whole: the server name it asks for
 /// and every byte read (to be sent on first). `None` when it is not a ClientHello.
 async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Vec<u8>)> {
@@ -235,8 +291,12 @@ async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Ve
 /// side's end of input is passed on as a half close. The two directions run concurrently (a
 /// side that writes without reading cannot stall the other). Returns the bytes (from the client,
 /// to the client).
-async fn pump(client: &mut TcpStream, upstream: &mut TcpStream, idle: Duration) -> (u64, u64) {
-    let (mut client_in, mut client_out) = client.split();
+async fn pump<C: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut C,
+    upstream: &mut TcpStream,
+    idle: Duration,
+) -> (u64, u64) {
+    let (mut client_in, mut client_out) = tokio::io::split(client);
     let (mut upstream_in, mut upstream_out) = upstream.split();
     let start = tokio::time::Instant::now();
     // Milliseconds since `start` of the last byte moved, and the bytes moved each way.

@@ -143,7 +143,7 @@ fn is_tls(server: &GatewayServer) -> bool {
 
 /// What a connection knows about how it was accepted.
 #[derive(Debug, Clone)]
-struct Accepted {
+pub(crate) struct Accepted {
     peer: SocketAddr,
     https: bool,
     /// This connection's own upstream HTTP/1.1 connections.
@@ -344,7 +344,7 @@ async fn serve_connection<IO>(
 }
 
 /// Terminate TLS for a Gateway port: pick the server by SNI, then serve HTTP over it.
-async fn accept_tls(
+pub(crate) async fn accept_tls(
     stream: TcpStream,
     gateway: &GatewayPort,
     servers: Vec<GatewayServer>,

@@ -224,6 +224,15 @@ impl Pki {
         Arc::new(config)
     }
 
+    /// A leaf for `name`, written as `{stem}.pem` and `{stem}-key.pem` in `dir`.
+    fn leaf_files(&self, dir: &Path, stem: &str, name: &str) {
+        let key = KeyPair::generate().expect("key");
+        let cert =
+            CertificateParams::new(vec![name.to_string()]).expect("params").signed_by(&key, &self.ca).expect("leaf");
+        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).expect("write");
+        std::fs::write(dir.join(format!("{stem}-key.pem")), key.serialize_pem()).expect("write");
+    }
+
     fn client_config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(CertificateDer::from(self.ca.der().to_vec())).expect("root");
@@ -420,5 +429,49 @@ async fn a_large_echo_flows_both_ways_at_once() {
         .expect("read");
     writer.await.expect("writer");
     assert_eq!(echoed.len(), lines * ("one ".len() + 1024), "every line echoed, then the half close passed on");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_terminates_and_forwards_by_tcp_rules() {
+    let pki = Pki::new();
+    let v1 = tcp_echo("one").await;
+    let dir = config_dir("tls-tcp");
+    pki.leaf_files(&dir, "echo", "echo.example.com");
+    std::fs::write(dir.join("service.yaml"), tcp_echo_service(v1, v1)).expect("write");
+    let config = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: secure-echo}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 31443, name: tls, protocol: TLS}}
+    hosts: [echo.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {cert}, privateKey: {key}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: secure-echo}}
+spec:
+  hosts: [echo.example.com]
+  gateways: [secure-echo]
+  tcp:
+  - route: [{{destination: {{host: tcp-echo, port: {{number: 9000}}}}}}]
+"#,
+        cert = dir.join("echo.pem").display(),
+        key = dir.join("echo-key.pem").display(),
+    );
+    std::fs::write(dir.join("routes.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--gateway", "default/secure-echo", "--port-map", "31443=127.0.0.1:0"]);
+    // The client speaks TLS to the gateway (its certificate, from the files); the echo server
+    // gets plain text.
+    let tcp = TcpStream::connect(proxy.port(31443)).await.expect("connect");
+    let name = ServerName::try_from("echo.example.com".to_string()).expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(pki.client_config()).connect(name, tcp).await.expect("handshake");
+    tls.write_all(b"over tls\n").await.expect("write");
+    let mut reply = String::new();
+    BufReader::new(&mut tls).read_line(&mut reply).await.expect("read");
+    assert_eq!(reply, "one over tls\n");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -90,12 +90,6 @@ fn validate_server(ctx: &mut Ctx<'_>, path: &P, server: &Server) {
             }
         }
     }
-    if let (Some(port), Some(tls)) = (&server.port, &server.tls)
-        && port.protocol.eq_ignore_ascii_case("TLS")
-        && matches!(tls.mode, Some(ServerTlsMode::SIMPLE | ServerTlsMode::MUTUAL | ServerTlsMode::OPTIONAL_MUTUAL))
-    {
-        ctx.unsupported(&path.f("tls").f("mode"), "TLS termination in front of TCP routes (protocol TLS)");
-    }
     if server.bind.is_some() {
         ctx.unsupported(&path.f("bind"), "bind (listeners open on --gateway-address or --port-map)");
     }
