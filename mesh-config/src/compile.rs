@@ -909,6 +909,11 @@ fn parts(
         connection_pool: pool.map(connection_pool),
         outlier_detection: outlier.map(outlier_detection),
         tls: tls.map(client_tls),
+        locality: lb.and_then(|lb| lb.locality_lb_setting.as_ref()).map(|l| policy::LocalitySetting {
+            enabled: l.enabled,
+            failover: l.failover.iter().map(|f| (arc(&f.from), arc(&f.to))).collect(),
+            unapplied_mode: !l.distribute.is_empty() || !l.failover_priority.is_empty(),
+        }),
     }
 }
 

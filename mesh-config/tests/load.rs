@@ -167,3 +167,36 @@ spec:
     let diags = validate(&loaded.resources[0]);
     assert!(diags.is_empty(), "{diags:?}");
 }
+
+#[test]
+fn locality_failover_is_applied_and_distribute_is_reported() {
+    let text = r#"apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 5}
+    loadBalancer:
+      localityLbSetting:
+        enabled: true
+        failover: [{from: us-east, to: us-west}]
+"#;
+    let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+    let diags = validate(&loaded.resources[0]);
+    assert!(diags.is_empty(), "failover is acted on: {diags:?}");
+    let distribute = text.replace(
+        "failover: [{from: us-east, to: us-west}]",
+        "distribute: [{from: \"us-east/*\", to: {\"us-east/*\": 80, \"us-west/*\": 20}}]",
+    );
+    let loaded = load_str(&distribute, None, &LoadOptions::default()).expect("yaml");
+    let unsupported: Vec<String> = validate(&loaded.resources[0])
+        .iter()
+        .filter(|d| d.severity == Severity::Unsupported)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        unsupported,
+        ["<string>:11: DestinationRule default/reviews: trafficPolicy.loadBalancer.localityLbSetting.distribute: unsupported: localityLbSetting.distribute: read, but not acted on by meshwork yet"]
+    );
+}

@@ -7,6 +7,7 @@
 //!   detection).
 //! - [`service`]: ServiceEntries, WorkloadEntries and Gateways.
 //! - [`l4`]: TCP and TLS (SNI passthrough) routes of Gateway servers.
+//! - [`locality`]: locality-aware load balancing (priorities by region/zone/subzone, failover).
 //! - [`snapshot`]: the immutable whole the request path reads.
 //! - [`request`], [`router`]: what a request looks like to routing, and routing it.
 //!
@@ -24,6 +25,7 @@ pub mod budget;
 pub mod cors;
 pub mod host;
 pub mod l4;
+pub mod locality;
 pub mod matcher;
 pub mod outlier;
 pub mod policy;

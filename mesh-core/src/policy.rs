@@ -77,6 +77,20 @@ pub struct PolicyParts {
     pub outlier_detection: Option<OutlierDetection>,
     /// Upstream TLS.
     pub tls: Option<ClientTls>,
+    /// `loadBalancer.localityLbSetting` (part of the load balancer: merged with it).
+    pub locality: Option<LocalitySetting>,
+}
+
+/// A DestinationRule's `localityLbSetting`, as far as meshwork acts on it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocalitySetting {
+    /// `enabled` (unset: Istio's mesh-wide default, on).
+    pub enabled: Option<bool>,
+    /// `failover` as `(from, to)` regions.
+    pub failover: Box<[(Arc<str>, Arc<str>)]>,
+    /// `distribute` or `failoverPriority` is set: modes meshwork does not apply (reported by
+    /// validation); endpoints are then balanced without regard to locality.
+    pub unapplied_mode: bool,
 }
 
 impl DestinationPolicy {
@@ -93,8 +107,9 @@ impl DestinationPolicy {
         let mut merged = for_port(&self.traffic_policy).unwrap_or_else(|| self.traffic_policy.parts.clone());
         if let Some(sp) = subset.and_then(|s| self.subset(s)).and_then(|s| s.traffic_policy.as_ref()) {
             let own = &sp.parts;
-            if own.load_balancer.is_some() {
+            if own.load_balancer.is_some() || own.locality.is_some() {
                 merged.load_balancer = own.load_balancer.clone();
+                merged.locality = own.locality.clone();
             }
             if own.connection_pool.is_some() {
                 merged.connection_pool = own.connection_pool.clone();

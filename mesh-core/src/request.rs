@@ -178,6 +178,9 @@ pub struct ClientIdentity {
     pub namespace: Arc<str>,
     /// Labels (`app`, `version`, ...).
     pub labels: BTreeMap<Arc<str>, Arc<str>>,
+    /// Where the client runs (`region/zone/subzone`), for locality-aware load balancing
+    /// ([`crate::locality`]); `None`: unknown, every endpoint is as near as any other.
+    pub locality: Option<crate::locality::Locality>,
 }
 
 impl ClientIdentity {
@@ -186,7 +189,20 @@ impl ClientIdentity {
         ClientIdentity {
             namespace: Arc::from(if namespace.is_empty() { "default" } else { namespace }),
             labels: labels.into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect(),
+            locality: None,
         }
+    }
+
+    /// Place the client at `locality` (`region/zone/subzone`, as Istio writes it; Kubernetes
+    /// takes it from the node's `topology.kubernetes.io/region` and `zone` labels).
+    ///
+    /// ```
+    /// let client = mesh_core::ClientIdentity::new("default", []).with_locality("us-east1/us-east1-b");
+    /// assert_eq!(client.locality.map(|l| l.zone.to_string()).as_deref(), Some("us-east1-b"));
+    /// ```
+    pub fn with_locality(mut self, locality: &str) -> Self {
+        self.locality = Some(crate::locality::Locality::parse(locality));
+        self
     }
 }
 

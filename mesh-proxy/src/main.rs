@@ -103,6 +103,10 @@ enum Command {
         /// The proxy's namespace (short host names resolve in it).
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
+        /// Where the proxy runs, `region/zone/subzone`: endpoints nearest to it are preferred
+        /// for destinations with outlier detection (Istio's locality failover).
+        #[arg(long, value_name = "REGION/ZONE/SUBZONE")]
+        locality: Option<String>,
         /// How often to check the files for changes (and, as a Gateway, its ports), in
         /// milliseconds.
         #[arg(long, default_value = "1000")]
@@ -180,6 +184,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             gateway_address,
             port_map,
             namespace,
+            locality,
             reload_interval_ms,
             access_log,
             threads,
@@ -204,6 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 gateway_address,
                 port_map,
                 namespace,
+                locality,
                 reload_interval: std::time::Duration::from_millis(reload_interval_ms.max(10)),
                 access_log,
             }))
@@ -219,6 +225,7 @@ struct ProxyArgs {
     gateway_address: std::net::IpAddr,
     port_map: Vec<String>,
     namespace: String,
+    locality: Option<String>,
     reload_interval: std::time::Duration,
     access_log: bool,
 }
@@ -254,7 +261,10 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         None => None,
     };
     let source = mesh_proxy::reload::ConfigSource::with_mesh(args.files, &args.namespace, |b| {
-        let b = b.workload("mesh-proxy").access_log(args.access_log);
+        let mut b = b.workload("mesh-proxy").access_log(args.access_log);
+        if let Some(l) = &args.locality {
+            b = b.client_identity(ClientIdentity::new(&args.namespace, []).with_locality(l));
+        }
         match gateway {
             Some((ns, name)) => b.gateway(ns, name),
             None => b,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use mesh_core::balance::{Balancer, PickContext};
 use mesh_core::budget::ConcurrencyBudget;
+use mesh_core::locality::{self, Locality};
 use mesh_core::outlier::{Observation, OutlierDetector};
 use mesh_core::policy::{ClientTls, DestinationPolicy, HashKey, LoadBalancer, PolicyParts, TlsMode};
 use mesh_core::pool::{PoolLimits, PoolState};
@@ -138,6 +139,9 @@ pub struct Cluster {
     retry_budget: Option<ConcurrencyBudget>,
     policy: Option<Arc<DestinationPolicy>>,
     parts: PolicyParts,
+    /// Each endpoint's locality priority (0 nearest), when locality-aware load balancing applies
+    /// and the endpoints are not all equally near (see [`mesh_core::locality`]).
+    priorities: Option<Box<[u8]>>,
     tls: Option<UpstreamTls>,
     http2: bool,
     registry_version: u64,
@@ -284,6 +288,23 @@ impl Cluster {
         let fresh = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address);
         let active = |i: usize| self.active.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
         let mut rng = crate::rng::ThreadRandom;
+        // Locality: the priority level this request goes to, by how healthy each level is.
+        if let Some(priorities) = &self.priorities {
+            let levels = priorities.iter().max().map_or(1, |m| usize::from(*m) + 1);
+            let mut counts = vec![(0u32, 0u32); levels];
+            for (i, p) in priorities.iter().enumerate() {
+                let c = &mut counts[usize::from(*p)];
+                c.1 += 1;
+                c.0 += u32::from(healthy(i));
+            }
+            if let Some(level) = locality::choose(&locality::priority_loads(&counts), crate::rng::u64()) {
+                let in_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level) && fresh(i);
+                let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &in_level };
+                if let Some(i) = self.balancer.pick(&mut ctx) {
+                    return Some(i);
+                }
+            }
+        }
         let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh };
         if let Some(i) = self.balancer.pick(&mut ctx) {
             return Some(i);
@@ -340,6 +361,28 @@ impl Cluster {
     }
 }
 
+/// Each endpoint's locality priority for a client at `client`, when Istio would apply locality
+/// failover to this cluster: the policy leaves locality load balancing on (Istio's default), sets
+/// no mode meshwork does not apply (`distribute`, `failoverPriority`), and has outlier detection
+/// (Istio's condition: without it a failed locality is never detected). `None` also when every
+/// endpoint is as near as the others (nothing to prefer).
+fn locality_priorities(client: &Locality, parts: &PolicyParts, endpoints: &[Endpoint]) -> Option<Box<[u8]>> {
+    let setting = parts.locality.as_ref();
+    if parts.outlier_detection.is_none()
+        || setting.is_some_and(|s| s.enabled == Some(false) || s.unapplied_mode)
+        || endpoints.is_empty()
+    {
+        return None;
+    }
+    let failover = setting.map_or(&[][..], |s| &s.failover[..]);
+    let mut priorities: Vec<u8> = endpoints
+        .iter()
+        .map(|e| locality::priority(client, e.locality.as_deref().map(Locality::parse).as_ref(), failover))
+        .collect();
+    locality::compact(&mut priorities);
+    priorities.iter().any(|p| *p != 0).then(|| priorities.into_boxed_slice())
+}
+
 /// Clusters by service FQDN (each with its subsets and ports).
 type ClusterMap = FxHashMap<Arc<str>, Vec<Arc<Cluster>>>;
 
@@ -349,6 +392,7 @@ pub struct Clusters {
     registry: Registry,
     client_namespace: Arc<str>,
     client_labels: Arc<std::collections::BTreeMap<Arc<str>, Arc<str>>>,
+    client_locality: Option<Arc<Locality>>,
     map: Arc<ArcSwap<ClusterMap>>,
     write: Arc<Mutex<()>>,
     epoch: Instant,
@@ -361,6 +405,7 @@ impl Clusters {
             registry,
             client_namespace: client.namespace.clone(),
             client_labels: Arc::new(client.labels.clone()),
+            client_locality: client.locality.clone().map(Arc::new),
             map: Arc::default(),
             write: Arc::default(),
             epoch: Instant::now(),
@@ -478,11 +523,14 @@ impl Clusters {
                 AtomicU64::new(carried)
             })
             .collect();
+        let priorities =
+            self.client_locality.as_deref().and_then(|client| locality_priorities(client, &parts, &endpoints));
         tracing::debug!(
             target: "meshwork::cluster",
             host = %destination.host,
             subset = destination.subset.as_deref().unwrap_or(""),
             endpoints = endpoints.len(),
+            locality_levels = priorities.as_deref().map_or(1, |p| p.iter().max().map_or(1, |m| usize::from(*m) + 1)),
             "cluster built"
         );
         Cluster {
@@ -512,6 +560,7 @@ impl Clusters {
                 .filter(|t| matches!(t.mode, TlsMode::Simple | TlsMode::Mutual))
                 .map(|t| UpstreamTls(Arc::new(t.clone()))),
             http2: false,
+            priorities,
             parts,
             registry_version: version,
             checked_generation: AtomicU64::new(u64::MAX),

@@ -26,6 +26,8 @@ pub struct Endpoint {
     pub service_port: Option<u16>,
     /// The workload's name (a Deployment's, or a WorkloadEntry's), for telemetry.
     pub workload: Option<Arc<str>>,
+    /// Where it runs (`region/zone/subzone`), for locality-aware load balancing.
+    pub locality: Option<Arc<str>>,
 }
 
 impl Endpoint {
@@ -37,7 +39,14 @@ impl Endpoint {
             weight: 1,
             service_port: None,
             workload: None,
+            locality: None,
         }
+    }
+
+    /// Place the endpoint at `locality` (`region/zone/subzone`).
+    pub fn with_locality(mut self, locality: impl Into<Arc<str>>) -> Self {
+        self.locality = Some(locality.into());
+        self
     }
 
     /// Set the load-balancing weight.
@@ -142,6 +151,7 @@ impl Registry {
                             weight: 1,
                             service_port: Some(port.number),
                             workload: None,
+                            locality: None,
                         });
                     }
                     continue;
@@ -161,6 +171,7 @@ impl Registry {
                             weight: ep.weight,
                             service_port: Some(port.number),
                             workload: workload.cloned(),
+                            locality: ep.locality.clone(),
                         });
                     }
                 }

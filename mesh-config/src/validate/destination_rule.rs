@@ -212,7 +212,12 @@ fn validate_load_balancer(ctx: &mut Ctx<'_>, path: &P, lb: &LoadBalancerSettings
                 ctx.error(&p.f("failover").i(i), "locality lb failover settings must specify different regions");
             }
         }
-        ctx.unsupported(&p, "localityLbSetting");
+        if !l.distribute.is_empty() {
+            ctx.unsupported(&p.f("distribute"), "localityLbSetting.distribute");
+        }
+        if !l.failover_priority.is_empty() {
+            ctx.unsupported(&p.f("failoverPriority"), "localityLbSetting.failoverPriority");
+        }
     }
     if lb.zone_aware_lb_setting.is_some() {
         ctx.unsupported(&path.f("zoneAwareLbSetting"), "zoneAwareLbSetting");
