@@ -197,6 +197,8 @@ spec:
         .collect();
     assert_eq!(
         unsupported,
-        ["<string>:11: DestinationRule default/reviews: trafficPolicy.loadBalancer.localityLbSetting.distribute: unsupported: localityLbSetting.distribute: read, but not acted on by meshwork yet"]
+        [
+            "<string>:11: DestinationRule default/reviews: trafficPolicy.loadBalancer.localityLbSetting.distribute: unsupported: localityLbSetting.distribute: read, but not acted on by meshwork yet"
+        ]
     );
 }

@@ -368,3 +368,53 @@ where
     let _ = to.shutdown().await;
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two ends of a loopback TCP connection.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (connected.expect("connect"), accepted.expect("accept").0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_closed_once_nothing_moved_for_the_idle_timeout() {
+        let ((mut client, mut client_peer), (mut upstream, mut upstream_peer)) = (pair().await, pair().await);
+        let start = tokio::time::Instant::now();
+        let pumping = tokio::spawn(async move { pump(&mut client, &mut upstream, Duration::from_secs(60)).await });
+        client_peer.write_all(b"hi").await.expect("write");
+        let mut got = [0u8; 2];
+        upstream_peer.read_exact(&mut got).await.expect("forwarded");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        upstream_peer.write_all(b"back").await.expect("write");
+        let mut back = [0u8; 4];
+        client_peer.read_exact(&mut back).await.expect("forwarded back");
+        // Nothing more: the idle timer runs from the last byte moved.
+        let counted = pumping.await.expect("pump");
+        assert_eq!(counted, (2, 4));
+        let idle_for = start.elapsed();
+        assert!(idle_for >= Duration::from_secs(90) && idle_for < Duration::from_secs(95), "{idle_for:?}");
+    }
+
+    #[tokio::test]
+    async fn half_closes_pass_through_and_both_ends_finish() {
+        let ((mut client, mut client_peer), (mut upstream, mut upstream_peer)) = (pair().await, pair().await);
+        let pumping = tokio::spawn(async move { pump(&mut client, &mut upstream, IDLE_TIMEOUT).await });
+        client_peer.write_all(b"request").await.expect("write");
+        client_peer.shutdown().await.expect("half close");
+        let mut request = Vec::new();
+        upstream_peer.read_to_end(&mut request).await.expect("request, then the client's end");
+        assert_eq!(request, b"request");
+        // The upstream answers after the client stopped sending, then closes.
+        upstream_peer.write_all(b"response").await.expect("write");
+        drop(upstream_peer);
+        let mut response = Vec::new();
+        client_peer.read_to_end(&mut response).await.expect("response, then the upstream's end");
+        assert_eq!(response, b"response");
+        assert_eq!(pumping.await.expect("pump"), (7, 8));
+    }
+}
