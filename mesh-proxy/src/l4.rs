@@ -274,7 +274,10 @@ async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Ve
         read.extend_from_slice(&chunk[..n]);
         let mut fresh = &chunk[..n];
         while !fresh.is_empty() {
-            acceptor.read_tls(&mut fresh).ok()?;
+            // Nothing taken (its buffer is full): not a ClientHello meshwork can read.
+            if acceptor.read_tls(&mut fresh).ok()? == 0 {
+                return None;
+            }
         }
         match acceptor.accept() {
             Ok(Some(accepted)) => {
