@@ -914,7 +914,28 @@ fn parts(
             failover: l.failover.iter().map(|f| (arc(&f.from), arc(&f.to))).collect(),
             unapplied_mode: !l.distribute.is_empty() || !l.failover_priority.is_empty(),
         }),
+        warmup: lb.and_then(warmup),
     }
+}
+
+/// Slow start: `warmup` (Istio 1.26+), else `warmupDurationSecs`, with Istio's defaults
+/// (minimum 10 %, aggression 1.0); only for round robin and least request, as Envoy offers it.
+fn warmup(lb: &dr::LoadBalancerSettings) -> Option<policy::Warmup> {
+    let slow_start = matches!(
+        lb.simple,
+        None | Some(
+            dr::SimpleLb::ROUND_ROBIN
+                | dr::SimpleLb::LEAST_REQUEST
+                | dr::SimpleLb::LEAST_CONN
+                | dr::SimpleLb::UNSPECIFIED
+        )
+    ) && lb.consistent_hash.is_none();
+    let (duration, minimum_percent, aggression) = match (&lb.warmup, &lb.warmup_duration_secs) {
+        (Some(w), _) => (duration(&w.duration)?, w.minimum_percent.unwrap_or(10.0), w.aggression.unwrap_or(1.0)),
+        (None, Some(d)) => (duration(&Some(d.clone()))?, 10.0, 1.0),
+        (None, None) => return None,
+    };
+    (slow_start && !duration.is_zero()).then_some(policy::Warmup { duration, minimum_percent, aggression })
 }
 
 fn load_balancer(lb: &dr::LoadBalancerSettings) -> Option<policy::LoadBalancer> {

@@ -79,6 +79,43 @@ pub struct PolicyParts {
     pub tls: Option<ClientTls>,
     /// `loadBalancer.localityLbSetting` (part of the load balancer: merged with it).
     pub locality: Option<LocalitySetting>,
+    /// `loadBalancer.warmup` / `warmupDurationSecs` (part of the load balancer).
+    pub warmup: Option<Warmup>,
+}
+
+/// Slow start (`loadBalancer.warmup`, or the older `warmupDurationSecs`): an endpoint that joined
+/// less than `duration` ago gets a share of requests growing from `minimum_percent` to its full
+/// weight, as Envoy's slow start does for round robin and least request
+/// (<https://www.envoyproxy.io/docs/envoy/latest/intro/arch_overview/upstream/load_balancing/slow_start>).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warmup {
+    /// The window.
+    pub duration: Duration,
+    /// The share at the start, percent (Istio's default 10).
+    pub minimum_percent: f64,
+    /// The curve: 1.0 linear, higher ramps faster at first (Istio's default 1.0).
+    pub aggression: f64,
+}
+
+impl Warmup {
+    /// The weight factor (0..=1) of an endpoint that joined `age` ago: `(age / duration) ^
+    /// (1 / aggression)`, at least `minimum_percent`, 1 once the window has passed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let w = mesh_core::policy::Warmup { duration: Duration::from_secs(60), minimum_percent: 10.0, aggression: 1.0 };
+    /// assert_eq!(w.factor(Duration::from_secs(30)), 0.5);
+    /// assert_eq!(w.factor(Duration::ZERO), 0.1);
+    /// assert_eq!(w.factor(Duration::from_secs(61)), 1.0);
+    /// ```
+    pub fn factor(&self, age: Duration) -> f64 {
+        if age >= self.duration || self.duration.is_zero() {
+            return 1.0;
+        }
+        let progress = age.as_secs_f64() / self.duration.as_secs_f64();
+        let aggression = if self.aggression > 0.0 { self.aggression } else { 1.0 };
+        progress.powf(1.0 / aggression).max(self.minimum_percent / 100.0).min(1.0)
+    }
 }
 
 /// A DestinationRule's `localityLbSetting`, as far as meshwork acts on it.
@@ -107,9 +144,10 @@ impl DestinationPolicy {
         let mut merged = for_port(&self.traffic_policy).unwrap_or_else(|| self.traffic_policy.parts.clone());
         if let Some(sp) = subset.and_then(|s| self.subset(s)).and_then(|s| s.traffic_policy.as_ref()) {
             let own = &sp.parts;
-            if own.load_balancer.is_some() || own.locality.is_some() {
+            if own.load_balancer.is_some() || own.locality.is_some() || own.warmup.is_some() {
                 merged.load_balancer = own.load_balancer.clone();
                 merged.locality = own.locality.clone();
+                merged.warmup = own.warmup;
             }
             if own.connection_pool.is_some() {
                 merged.connection_pool = own.connection_pool.clone();

@@ -142,6 +142,8 @@ pub struct Cluster {
     /// Each endpoint's locality priority (0 nearest), when locality-aware load balancing applies
     /// and the endpoints are not all equally near (see [`mesh_core::locality`]).
     priorities: Option<Box<[u8]>>,
+    /// When each endpoint joined (kept across rebuilds by address), for slow start.
+    joined: Box<[Instant]>,
     tls: Option<UpstreamTls>,
     http2: bool,
     registry_version: u64,
@@ -285,6 +287,16 @@ impl Cluster {
             d
         });
         let healthy = |i: usize| detector.as_ref().is_none_or(|d| d.eligible(i, now));
+        // Slow start: an endpoint still warming up passes with the chance of its weight factor.
+        let clock = self.parts.warmup.map(|w| (w, Instant::now()));
+        let warm = |i: usize| {
+            clock.is_none_or(|(w, at)| {
+                let age = self.joined.get(i).map_or(Duration::MAX, |j| at.saturating_duration_since(*j));
+                let factor = w.factor(age);
+                factor >= 1.0 || crate::rng::f64() < factor
+            })
+        };
+        let fresh_warm = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address) && warm(i);
         let fresh = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address);
         let active = |i: usize| self.active.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
         let mut rng = crate::rng::ThreadRandom;
@@ -298,11 +310,24 @@ impl Cluster {
                 c.0 += u32::from(healthy(i));
             }
             if let Some(level) = locality::choose(&locality::priority_loads(&counts), crate::rng::u64()) {
-                let in_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level) && fresh(i);
-                let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &in_level };
-                if let Some(i) = self.balancer.pick(&mut ctx) {
-                    return Some(i);
+                let at_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level);
+                let in_level_warm = |i: usize| at_level(i) && fresh_warm(i);
+                let in_level = |i: usize| at_level(i) && fresh(i);
+                for eligible in [&in_level_warm as &dyn Fn(usize) -> bool, &in_level] {
+                    let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible };
+                    if let Some(i) = self.balancer.pick(&mut ctx) {
+                        return Some(i);
+                    }
+                    if clock.is_none() {
+                        break;
+                    }
                 }
+            }
+        }
+        if clock.is_some() {
+            let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh_warm };
+            if let Some(i) = self.balancer.pick(&mut ctx) {
+                return Some(i);
             }
         }
         let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh };
@@ -525,6 +550,12 @@ impl Clusters {
             .collect();
         let priorities =
             self.client_locality.as_deref().and_then(|client| locality_priorities(client, &parts, &endpoints));
+        // An endpoint the previous build had keeps its joining time; a new one joins now.
+        let now = Instant::now();
+        let before: FxHashMap<&str, Instant> = previous
+            .map(|p| p.endpoints.iter().zip(p.joined.iter()).map(|(e, j)| (&*e.address, *j)).collect())
+            .unwrap_or_default();
+        let joined = endpoints.iter().map(|e| before.get(&*e.address).copied().unwrap_or(now)).collect();
         tracing::debug!(
             target: "meshwork::cluster",
             host = %destination.host,
@@ -561,6 +592,7 @@ impl Clusters {
                 .map(|t| UpstreamTls(Arc::new(t.clone()))),
             http2: false,
             priorities,
+            joined,
             parts,
             registry_version: version,
             checked_generation: AtomicU64::new(u64::MAX),

@@ -97,3 +97,29 @@ async fn an_ejected_zone_fails_over_to_the_region_then_by_the_failover_setting()
     assert_eq!(seen.get("other-region"), None, "{seen:?}");
     assert!(seen.get("failover-region").is_some_and(|n| *n >= 99), "{seen:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_endpoint_warms_up_over_the_slow_start_window() {
+    let registry = Registry::new();
+    let (a, b, c) = (fixed(200, "a").await, fixed(200, "b").await, fixed(200, "c").await);
+    registry.register(HOST, Endpoint::new(a.address(), [("app", "reviews")]));
+    registry.register(HOST, Endpoint::new(b.address(), [("app", "reviews")]));
+    let policy = "    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 60s}";
+    let stack = stack(&mesh(&rule(policy), registry.clone()));
+    tally(&stack, 10).await;
+    // Long after a and b joined, c joins: it starts at Envoy's minimum, 10 % of its weight.
+    tokio::time::advance(std::time::Duration::from_secs(120)).await;
+    registry.register(HOST, Endpoint::new(c.address(), [("app", "reviews")]));
+    let share = |seen: &HashMap<String, usize>| seen.get("c").copied().unwrap_or(0);
+    let start = tally(&stack, 1000).await;
+    // 0.1 / (1 + 1 + 0.1) ≈ 5 %.
+    assert!((15..=100).contains(&share(&start)), "{start:?}");
+    // Halfway through the window: 0.5 / 2.5 = 20 %.
+    tokio::time::advance(std::time::Duration::from_secs(30)).await;
+    let halfway = tally(&stack, 1000).await;
+    assert!((130..=270).contains(&share(&halfway)), "{halfway:?}");
+    // Past the window: an equal third.
+    tokio::time::advance(std::time::Duration::from_secs(31)).await;
+    let warm = tally(&stack, 999).await;
+    assert!((300..=366).contains(&share(&warm)), "{warm:?}");
+}

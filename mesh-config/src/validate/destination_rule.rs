@@ -238,11 +238,9 @@ fn validate_load_balancer(ctx: &mut Ctx<'_>, path: &P, lb: &LoadBalancerSettings
         {
             ctx.error(&p.f("aggression"), "aggression must not be negative");
         }
-        ctx.unsupported(&p, "warmup (slow start)");
     }
     if lb.warmup_duration_secs.is_some() {
         check_duration(ctx, &path.f("warmupDurationSecs"), lb.warmup_duration_secs.as_ref());
-        ctx.unsupported(&path.f("warmupDurationSecs"), "warmupDurationSecs (slow start)");
     }
     if lb.simple == Some(SimpleLb::PASSTHROUGH) {
         ctx.unsupported(&path.f("simple"), "PASSTHROUGH load balancing");
