@@ -14,7 +14,7 @@
 //! on some of the Gateway's ports only gets its rules with `port` conditions for those ports (the
 //! listener's port, `mesh_tower::ListenerPort`).
 //!
-//! Resources are expected to have passed [`crate::validate`]; anything that still cannot be
+//! Resources are expected to have passed [`crate::validate()`]; anything that still cannot be
 //! compiled is left out with a diagnostic, never a panic.
 
 use std::collections::BTreeMap;

@@ -17,7 +17,7 @@
 //!    values joined with `,`; `{}` means present. `withoutHeaders` holds when the header is absent
 //!    or does not match. `queryParams` on raw values. `port`, `sourceLabels`, `sourceNamespace`.
 //!
-//! First-match-wins does not mean testing every rule: [`RuleIndex`] files each `match[]` entry
+//! First-match-wins does not mean testing every rule: `RuleIndex` files each `match[]` entry
 //! under its cheapest selective condition — an exact path (hash map), a path prefix (byte trie),
 //! or an exact header value (hash map per header) — and only entries that could match are
 //! checked, in rule order, stopping as soon as no earlier rule can still win. Entries with none of

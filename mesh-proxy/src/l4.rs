@@ -51,7 +51,7 @@ const HELLO_LIMIT: usize = 64 * 1024;
 const DRAIN: Duration = Duration::from_secs(5);
 
 /// Serve `listener` as port `port` of Gateway `gateway`, a plain TCP or TLS passthrough server,
-/// until `stop` turns true; connections still open then get [`DRAIN`] to finish.
+/// until `stop` turns true; connections still open then get 5 s (Istio's default drain) to finish.
 pub async fn serve_l4(
     listener: TcpListener,
     mesh: Mesh,

@@ -2,7 +2,7 @@
 //! and reports how it went to outlier detection.
 //!
 //! - The cluster comes from the connection-pool layer above (in the request's extensions) or is
-//!   looked up from the [`RouteContext`](crate::RouteContext) (or, used alone, the request's own
+//!   looked up from the [`RouteContext`] (or, used alone, the request's own
 //!   authority).
 //! - The pick follows the DestinationRule's `loadBalancer` (Istio's default: least request),
 //!   skips endpoints ejected by outlier detection and, on a retry, endpoints this request already
@@ -12,7 +12,7 @@
 //!   name the caller used.
 //! - Responses count for outlier detection by status; client errors count as local-origin
 //!   failures and become 503 responses (flag `UF` when the connection could not be made, `UC`
-//!   otherwise), in one place: [`LocalReply`](crate::LocalReply).
+//!   otherwise), in one place: [`LocalReply`].
 //! - A cluster with no endpoint to pick answers 503 `no healthy upstream` (flag `UH`). A service
 //!   the registry does not know is passed through to the request's authority unchanged (Istio's
 //!   default `ALLOW_ANY` outbound traffic policy).
