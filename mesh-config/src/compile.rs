@@ -369,16 +369,36 @@ impl Ctx<'_> {
         }
     }
 
+    /// Header edits; values are read as Envoy reads them (`%%` is `%`, `%VARIABLES%` are
+    /// expanded per request: [`mesh_core::header_format`]).
     fn header_ops(ops: &Option<vs::HeaderOperations>) -> route::HeaderOps {
         let Some(ops) = ops else { return route::HeaderOps::default() };
         let name = |n: &str| http::HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes()).ok();
-        let pairs = |m: &BTreeMap<String, String>| -> Box<[(http::HeaderName, http::HeaderValue)]> {
-            m.iter().filter_map(|(k, v)| Some((name(k)?, http::HeaderValue::from_str(v).ok()?))).collect()
+        let mut formatted = Vec::new();
+        let mut pairs = |m: &BTreeMap<String, String>, append: bool| -> Box<[(http::HeaderName, http::HeaderValue)]> {
+            let mut literal = Vec::new();
+            for (k, v) in m {
+                let Some(n) = name(k) else { continue };
+                match mesh_core::header_format::parse(v) {
+                    mesh_core::header_format::ParsedValue::Literal(l) => {
+                        if let Ok(value) = http::HeaderValue::from_str(&l) {
+                            literal.push((n, value));
+                        }
+                    }
+                    mesh_core::header_format::ParsedValue::Format(format) => {
+                        formatted.push(route::FormattedHeader { name: n, format, append });
+                    }
+                }
+            }
+            literal.into_boxed_slice()
         };
+        let set = pairs(&ops.set, false);
+        let add = pairs(&ops.add, true);
         route::HeaderOps {
-            set: pairs(&ops.set),
-            add: pairs(&ops.add),
+            set,
+            add,
             remove: ops.remove.iter().filter_map(|k| name(k)).collect(),
+            formatted: formatted.into_boxed_slice(),
         }
     }
 

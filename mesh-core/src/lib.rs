@@ -2,7 +2,8 @@
 //!
 //! - [`host`]: qualifying short names, wildcard comparison and indexed host lookup.
 //! - [`matcher`]: Istio's `StringMatch` with RE2 full-match semantics.
-//! - [`route`]: compiled VirtualService rules.
+//! - [`route`]: compiled VirtualService rules; [`header_format`]: Envoy's `%VARIABLES%` in
+//!   header values.
 //! - [`policy`]: compiled DestinationRules (subsets, load balancing, connection pools, outlier
 //!   detection).
 //! - [`service`]: ServiceEntries, WorkloadEntries and Gateways.
@@ -23,6 +24,7 @@
 pub mod balance;
 pub mod budget;
 pub mod cors;
+pub mod header_format;
 pub mod host;
 pub mod l4;
 pub mod locality;

@@ -542,17 +542,38 @@ pub struct HeaderOps {
     pub add: Box<[(http::HeaderName, http::HeaderValue)]>,
     /// Remove.
     pub remove: Box<[http::HeaderName]>,
+    /// `set` and `add` entries whose values hold Envoy `%VARIABLES%`, expanded per request
+    /// ([`crate::header_format`]); `append` for `add`.
+    pub formatted: Box<[FormattedHeader]>,
+}
+
+/// A `set` or `add` entry whose value is expanded per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormattedHeader {
+    /// The header.
+    pub name: http::HeaderName,
+    /// The value.
+    pub format: crate::header_format::HeaderFormat,
+    /// `add` (append) rather than `set` (overwrite).
+    pub append: bool,
 }
 
 impl HeaderOps {
     /// No operations?
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty() && self.formatted.is_empty()
     }
 
     /// Apply to a header map as Envoy does: removals first, then `set` (overwrite) and `add`
-    /// (append).
+    /// (append); values with variables are expanded with nothing known about the connection
+    /// (see [`HeaderOps::apply_with`]).
     pub fn apply(&self, headers: &mut http::HeaderMap) {
+        self.apply_with(headers, &crate::header_format::HeaderContext::default());
+    }
+
+    /// [`HeaderOps::apply`], expanding `%VARIABLES%` from `ctx` (an empty expansion adds
+    /// nothing, as in Envoy).
+    pub fn apply_with(&self, headers: &mut http::HeaderMap, ctx: &crate::header_format::HeaderContext<'_>) {
         for name in self.remove.iter() {
             headers.remove(name);
         }
@@ -562,6 +583,19 @@ impl HeaderOps {
         for (name, value) in self.add.iter() {
             headers.append(name.clone(), value.clone());
         }
+        for f in self.formatted.iter() {
+            let Some(value) = f.format.render(ctx, headers) else { continue };
+            if f.append {
+                headers.append(f.name.clone(), value);
+            } else {
+                headers.insert(f.name.clone(), value);
+            }
+        }
+    }
+
+    /// Does any value read the client connection's addresses?
+    pub fn reads_downstream(&self) -> bool {
+        self.formatted.iter().any(|f| f.format.reads_downstream())
     }
 }
 
@@ -661,6 +695,7 @@ mod fault_tests {
             set: Box::new([(name("x-set"), value("new"))]),
             add: Box::new([(name("x-add"), value("two"))]),
             remove: Box::new([name("x-gone")]),
+            formatted: Box::new([]),
         };
         let mut h = http::HeaderMap::new();
         h.insert("x-set", value("old"));

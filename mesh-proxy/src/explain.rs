@@ -25,14 +25,18 @@ pub(crate) fn format_duration(d: Duration) -> String {
 }
 
 fn ops_json(ops: &HeaderOps) -> Value {
-    let map = |pairs: &[(http::HeaderName, http::HeaderValue)]| -> Value {
-        Value::Object(
-            pairs.iter().map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("")))).collect::<Map<_, _>>(),
-        )
+    // Values with Envoy `%VARIABLES%` show as written (they are expanded per request).
+    let map = |pairs: &[(http::HeaderName, http::HeaderValue)], append: bool| -> Value {
+        let mut out: Map<String, Value> =
+            pairs.iter().map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("")))).collect();
+        for f in ops.formatted.iter().filter(|f| f.append == append) {
+            out.insert(f.name.as_str().to_string(), json!(f.format.source()));
+        }
+        Value::Object(out)
     };
     json!({
-        "set": map(&ops.set),
-        "add": map(&ops.add),
+        "set": map(&ops.set, false),
+        "add": map(&ops.add, true),
         "remove": ops.remove.iter().map(|r| r.as_str().to_string()).collect::<Vec<_>>(),
     })
 }

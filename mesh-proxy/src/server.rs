@@ -42,7 +42,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use mesh_core::service::{GatewayServer, ServerTls};
-use mesh_tower::{ListenerPort, LocalReply, Mesh, MeshBody, MeshService};
+use mesh_tower::{DownstreamAddresses, ListenerPort, LocalReply, Mesh, MeshBody, MeshService};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -145,6 +145,8 @@ fn is_tls(server: &GatewayServer) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct Accepted {
     peer: SocketAddr,
+    /// The address the client connected to.
+    local: Option<SocketAddr>,
     https: bool,
     /// This connection's own upstream HTTP/1.1 connections.
     affinity: ConnectionAffinity,
@@ -278,6 +280,10 @@ fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<I
     // that is not ready is cloned and awaited, as `oneshot` would).
     use tower::Service;
     let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
+    // Header values with `%DOWNSTREAM_...%` variables read the connection's addresses.
+    if stack.get_ref().config().load().reads_downstream_addresses() {
+        req.extensions_mut().insert(DownstreamAddresses { remote: accepted.peer, local: accepted.local });
+    }
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match stack.poll_ready(&mut cx) {
         std::task::Poll::Ready(Ok(())) => Handle::Now { future: stack.call(req), upgrade },
@@ -350,6 +356,7 @@ pub(crate) async fn accept_tls(
     servers: Vec<GatewayServer>,
     peer: SocketAddr,
 ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Accepted)> {
+    let local = stream.local_addr().ok();
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let handshake = async {
         let start = acceptor.await.ok()?;
@@ -374,6 +381,7 @@ pub(crate) async fn accept_tls(
         }
         let accepted = Accepted {
             peer,
+            local,
             https: true,
             affinity: ConnectionAffinity::default(),
             port: Some(gateway.port),
@@ -425,6 +433,7 @@ async fn serve_listener(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
                 let stack = stack.clone();
                 let builder = builder.clone();
                 let stop = stop.clone();
@@ -433,6 +442,7 @@ async fn serve_listener(
                     let Some(gateway) = gateway else {
                         let accepted = Accepted {
                             peer,
+                            local,
                             https: false,
                             affinity: ConnectionAffinity::default(),
                             port: None,
@@ -448,6 +458,7 @@ async fn serve_listener(
                     } else {
                         let accepted = Accepted {
                             peer,
+                            local,
                             https: false,
                             affinity: ConnectionAffinity::default(),
                             port: Some(gateway.port),

@@ -277,6 +277,23 @@ async fn route_timeout_cuts_a_body_that_stalls() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_variables_read_the_client_connection() {
+    let echo = backend("echo").await;
+    let dir = config_dir("header-vars");
+    let mut config = service_entry("echo", "echo.default.svc.cluster.local", &[(echo.port, "v1")]);
+    config.push_str(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo}\nspec:\n  hosts: [echo]\n  http:\n  - route: [{destination: {host: echo}}]\n    headers: {request: {set: {x-client-ip: \"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\", x-via: \"%DOWNSTREAM_LOCAL_ADDRESS%\"}}}\n",
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let (status, body, _) = get(&client(), proxy.listen(), "echo", "/headers", &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("x-client-ip: 127.0.0.1\n"), "{body}");
+    assert!(body.contains(&format!("x-via: {}\n", proxy.listen())), "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Accept connections on 127.0.0.1 and hand each to `serve` in a task of its own; the port.
 async fn serve_each<F, Fut>(serve: F) -> u16
 where

@@ -767,3 +767,34 @@ spec:
     let (status, _, _) = send(&stack, get(&uri, &[("x-block", "yes")])).await;
     assert_eq!(status, 418);
 }
+
+#[tokio::test]
+async fn header_values_expand_envoys_variables() {
+    let server = fixed(200, "ok").await;
+    let registry = Registry::new();
+    registry.register(FLAKY, Endpoint::new(server.address(), []));
+    let vs = flaky_vs(
+        r#"    headers:
+      request:
+        set: {x-client: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", x-pct: "100%%", x-user: "user=%REQ(end-user)%", x-proto: "%PROTOCOL%", x-none: "%UPSTREAM_REMOTE_ADDRESS%"}
+      response:
+        add: {x-upstream: "%UPSTREAM_REMOTE_ADDRESS%", x-status-copy: "%RESP(content-length)%"}"#,
+    );
+    let stack = stack(&mesh(&vs, registry));
+    let mut req = get("http://flaky/", &[("end-user", "jason")]);
+    req.extensions_mut().insert(mesh_tower::DownstreamAddresses {
+        remote: "10.0.0.7:51234".parse().expect("addr"),
+        local: "10.0.0.1:8080".parse().ok(),
+    });
+    let (status, _, parts) = send(&stack, req).await;
+    assert_eq!(status, 200);
+    let seen = &server.seen()[0].headers;
+    let h = |name: &str| seen.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(h("x-client").as_deref(), Some("10.0.0.7"));
+    assert_eq!(h("x-pct").as_deref(), Some("100%"), "%% is a literal %");
+    assert_eq!(h("x-user").as_deref(), Some("user=jason"));
+    assert_eq!(h("x-proto").as_deref(), Some("HTTP/1.1"));
+    assert_eq!(h("x-none"), None, "no upstream is known on the request: empty, so not added (as Envoy)");
+    assert_eq!(parts.headers.get("x-upstream").and_then(|v| v.to_str().ok()), Some(server.address().as_str()));
+    assert_eq!(parts.headers.get("x-status-copy").and_then(|v| v.to_str().ok()), Some("2"));
+}

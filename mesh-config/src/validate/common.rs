@@ -286,8 +286,11 @@ pub(crate) fn check_header_operations(ctx: &mut Ctx<'_>, path: &P, ops: Option<&
         for (name, value) in map {
             ctx.check(&path.f(field).k(name), validate_header_operation_name(name, request));
             ctx.check(&path.f(field).k(name), validate_header_value(value));
-            if value.replace("%%", "").contains('%') {
-                ctx.unsupported(&path.f(field).k(name), "Envoy %VARIABLES% in header values (sent as written)");
+            for variable in mesh_core::header_format::unsupported_variables(value) {
+                ctx.unsupported(
+                    &path.f(field).k(name),
+                    &format!("Envoy variable %{variable}% in a header value (sent as written)"),
+                );
             }
         }
     }

@@ -42,6 +42,26 @@ impl<F> RouteFuture<F> {
     }
 }
 
+/// Response header edits; values with `%VARIABLES%` read the endpoint that answered
+/// (`UPSTREAM_REMOTE_ADDRESS`) and the response's own headers (`RESP(...)`).
+fn apply_response<B: LocalBody>(ops: &mesh_core::route::HeaderOps, parts: &mut http::response::Parts, body: &B) {
+    if ops.formatted.is_empty() {
+        ops.apply(&mut parts.headers);
+        return;
+    }
+    let upstream = body.endpoint().or_else(|| parts.extensions.get::<Upstream>()).and_then(|u| u.address.clone());
+    // No request headers are kept for the response: `REQ(...)` expands to nothing here.
+    let request = http::HeaderMap::new();
+    let ctx = mesh_core::header_format::HeaderContext {
+        upstream: upstream.as_deref(),
+        version: Some(parts.version),
+        request: Some(&request),
+        now: Some(super::wall_clock()),
+        ..Default::default()
+    };
+    ops.apply_with(&mut parts.headers, &ctx);
+}
+
 impl<F, B, E> Future for RouteFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
@@ -62,14 +82,14 @@ where
                     if let RouteAction::Route(w) = &rule.action
                         && let Some(d) = w.destinations().get(*index)
                     {
-                        d.headers.response.apply(&mut parts.headers);
+                        apply_response(&d.headers.response, &mut parts, &body);
                         // Answered below without an endpoint (fault abort, route timeout): the
                         // request still went to this destination's service, for telemetry.
                         if body.endpoint().is_none() && parts.extensions.get::<Upstream>().is_none() {
                             parts.extensions.insert(DestinationService(d.destination.host.clone()));
                         }
                     }
-                    rule.headers.response.apply(&mut parts.headers);
+                    apply_response(&rule.headers.response, &mut parts, &body);
                 }
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }

@@ -39,6 +39,18 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationService(pub Arc<str>);
 
+/// The addresses of the connection a request came in on, for Envoy's `%DOWNSTREAM_...%`
+/// variables in header values: a proxy (or a server handing requests to the stack) puts it in the
+/// request's extensions; without it those variables expand to nothing. `mesh proxy` adds it when
+/// the configuration uses such variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownstreamAddresses {
+    /// The client's address.
+    pub remote: std::net::SocketAddr,
+    /// The address the client connected to.
+    pub local: Option<std::net::SocketAddr>,
+}
+
 /// What the route layer decided, for the layers below it (in the request's extensions).
 #[derive(Debug, Clone)]
 pub struct RouteContext {
@@ -95,6 +107,11 @@ impl<S> Route<S> {
     /// The inner service, mutably.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
+    }
+
+    /// The configuration it routes by.
+    pub fn config(&self) -> &SharedSnapshot {
+        &self.config
     }
 
     /// Unwrap the inner service.
@@ -154,12 +171,38 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
             RouteAction::Route(w) => w.destinations().get(index).map(|d| &d.headers),
             _ => None,
         };
-        if let Some(d) = dest_edits {
-            d.request.apply(req.headers_mut());
+        let formatted =
+            dest_edits.is_some_and(|d| !d.request.formatted.is_empty()) || !rule.headers.request.formatted.is_empty();
+        if formatted {
+            // Values with `%VARIABLES%`: read the connection's addresses (when the caller put
+            // them in the extensions) and the request's version.
+            let addresses = req.extensions().get::<DownstreamAddresses>().copied();
+            let ctx = mesh_core::header_format::HeaderContext {
+                downstream_remote: addresses.map(|a| a.remote),
+                downstream_local: addresses.and_then(|a| a.local),
+                version: Some(req.version()),
+                now: Some(wall_clock()),
+                ..Default::default()
+            };
+            if let Some(d) = dest_edits {
+                d.request.apply_with(req.headers_mut(), &ctx);
+            }
+            rule.headers.request.apply_with(req.headers_mut(), &ctx);
+        } else {
+            if let Some(d) = dest_edits {
+                d.request.apply(req.headers_mut());
+            }
+            rule.headers.request.apply(req.headers_mut());
         }
-        rule.headers.request.apply(req.headers_mut());
     }
     Routed::Forward(RouteContext { snapshot, virtual_host, rule, destination, destination_index: index, cluster: None })
+}
+
+/// Wall-clock time, for Envoy's `%START_TIME%` in header values: a date by definition, so not
+/// tokio's (monotonic, pausable) clock.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 /// Replace the path (keeping the query) and/or the authority of a request.
