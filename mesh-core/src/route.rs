@@ -567,8 +567,11 @@ impl HeaderOps {
     /// Apply to a header map as Envoy does: removals first, then `set` (overwrite) and `add`
     /// (append); values with variables are expanded with nothing known about the connection
     /// (see [`HeaderOps::apply_with`]).
+    #[inline]
     pub fn apply(&self, headers: &mut http::HeaderMap) {
-        self.apply_with(headers, &crate::header_format::HeaderContext::default());
+        if !self.is_empty() {
+            self.apply_with(headers, &crate::header_format::HeaderContext::default());
+        }
     }
 
     /// [`HeaderOps::apply`], expanding `%VARIABLES%` from `ctx` (an empty expansion adds

@@ -112,8 +112,6 @@ struct Inner {
     l4_services: Vec<Arc<L4VirtualService>>,
     l4_servers: BTreeMap<(Binding, u16), L4Server>,
     rule_count: usize,
-    /// Does any request header edit read the client connection's addresses?
-    reads_downstream: bool,
     /// See [`Snapshot::generation`].
     generation: u64,
 }
@@ -257,12 +255,6 @@ impl Snapshot {
         &self.inner.l4_services
     }
 
-    /// Does any rule's request header edit read the client connection's addresses (Envoy's
-    /// `%DOWNSTREAM_...%` variables)? A proxy then hands them to the stack with each request.
-    pub fn reads_downstream_addresses(&self) -> bool {
-        self.inner.reads_downstream
-    }
-
     /// Total number of compiled HTTP rules, over all bindings.
     pub fn rule_count(&self) -> usize {
         self.inner.rule_count
@@ -320,11 +312,7 @@ impl SnapshotBuilder {
         }
         self.owners.entry(key).or_insert_with(|| owner.to_string());
         self.inner.rule_count += rules.len();
-        self.inner.reads_downstream |= rules.iter().any(|r| {
-            r.headers.request.reads_downstream()
-                || matches!(&r.action, crate::route::RouteAction::Route(w)
-                    if w.destinations().iter().any(|d| d.headers.request.reads_downstream()))
-        });
+
         self.routes.entry(binding).or_default().entry_or_insert_with(host, Vec::new).extend(rules);
         Ok(())
     }

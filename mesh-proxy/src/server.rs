@@ -280,14 +280,22 @@ fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<I
     // that is not ready is cloned and awaited, as `oneshot` would).
     use tower::Service;
     let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
-    // Header values with `%DOWNSTREAM_...%` variables read the connection's addresses.
-    if stack.get_ref().config().load().reads_downstream_addresses() {
-        req.extensions_mut().insert(DownstreamAddresses { remote: accepted.peer, local: accepted.local });
-    }
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // Header values with `%DOWNSTREAM_...%` variables read the connection's addresses: current
+    // during the call (nothing per request for configurations that do not read them), or, for a
+    // call made later, in the request's extensions.
+    let addresses = DownstreamAddresses { remote: accepted.peer, local: accepted.local };
     match stack.poll_ready(&mut cx) {
-        std::task::Poll::Ready(Ok(())) => Handle::Now { future: stack.call(req), upgrade },
-        _ => Handle::Later { future: stack.clone().oneshot(req), upgrade },
+        std::task::Poll::Ready(Ok(())) => {
+            let current = addresses.enter();
+            let future = stack.call(req);
+            drop(current);
+            Handle::Now { future, upgrade }
+        }
+        _ => {
+            req.extensions_mut().insert(addresses);
+            Handle::Later { future: stack.clone().oneshot(req), upgrade }
+        }
     }
 }
 

@@ -44,6 +44,7 @@ impl<F> RouteFuture<F> {
 
 /// Response header edits; values with `%VARIABLES%` read the endpoint that answered
 /// (`UPSTREAM_REMOTE_ADDRESS`) and the response's own headers (`RESP(...)`).
+#[inline]
 fn apply_response<B: LocalBody>(ops: &mesh_core::route::HeaderOps, parts: &mut http::response::Parts, body: &B) {
     if ops.formatted.is_empty() {
         ops.apply(&mut parts.headers);

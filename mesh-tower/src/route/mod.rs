@@ -40,15 +40,52 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 pub struct DestinationService(pub Arc<str>);
 
 /// The addresses of the connection a request came in on, for Envoy's `%DOWNSTREAM_...%`
-/// variables in header values: a proxy (or a server handing requests to the stack) puts it in the
-/// request's extensions; without it those variables expand to nothing. `mesh proxy` adds it when
-/// the configuration uses such variables.
+/// variables in header values: put it in the request's extensions, or make the stack's `call`
+/// while [`DownstreamAddresses::enter`]ed (what `mesh proxy` does: no extension per request).
+/// Without either, those variables expand to nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DownstreamAddresses {
     /// The client's address.
     pub remote: std::net::SocketAddr,
     /// The address the client connected to.
     pub local: Option<std::net::SocketAddr>,
+}
+
+/// The guard of [`DownstreamAddresses::enter`]: restores the previous addresses when dropped.
+#[derive(Debug)]
+pub struct DownstreamScope {
+    previous: Option<DownstreamAddresses>,
+}
+
+impl Drop for DownstreamScope {
+    fn drop(&mut self) {
+        CURRENT_DOWNSTREAM.with(|c| c.set(self.previous));
+    }
+}
+
+thread_local! {
+    static CURRENT_DOWNSTREAM: std::cell::Cell<Option<DownstreamAddresses>> = const { std::cell::Cell::new(None) };
+}
+
+impl DownstreamAddresses {
+    /// Make these the current connection's addresses until the returned guard is dropped, for
+    /// requests that carry none in their extensions: enter, then make a synchronous call into
+    /// the stack such as `Service::call` (the route layer edits request headers there, not in the
+    /// future), as a tracing span is entered.
+    ///
+    /// ```
+    /// let addresses = mesh_tower::DownstreamAddresses { remote: "10.0.0.7:5000".parse().unwrap(), local: None };
+    /// let _current = addresses.enter();
+    /// // stack.call(request) — its header edits read 10.0.0.7 for %DOWNSTREAM_REMOTE_ADDRESS%
+    /// ```
+    #[must_use = "the addresses are current only while the guard lives"]
+    pub fn enter(self) -> DownstreamScope {
+        DownstreamScope { previous: CURRENT_DOWNSTREAM.with(|c| c.replace(Some(self))) }
+    }
+
+    fn current() -> Option<DownstreamAddresses> {
+        CURRENT_DOWNSTREAM.with(std::cell::Cell::get)
+    }
 }
 
 /// What the route layer decided, for the layers below it (in the request's extensions).
@@ -176,7 +213,8 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
         if formatted {
             // Values with `%VARIABLES%`: read the connection's addresses (when the caller put
             // them in the extensions) and the request's version.
-            let addresses = req.extensions().get::<DownstreamAddresses>().copied();
+            let addresses =
+                req.extensions().get::<DownstreamAddresses>().copied().or_else(DownstreamAddresses::current);
             let ctx = mesh_core::header_format::HeaderContext {
                 downstream_remote: addresses.map(|a| a.remote),
                 downstream_local: addresses.and_then(|a| a.local),
