@@ -88,33 +88,37 @@ pub fn compact(priorities: &mut [u8]) {
 /// take load in order up to their availability, scaled up when the sum of availabilities is
 /// under 100.
 pub fn priority_loads(counts: &[(u32, u32)]) -> Vec<u64> {
-    let availability: Vec<u64> = counts
-        .iter()
-        .map(
-            |&(healthy, total)| {
-                if total == 0 { 0 } else { (OVERPROVISIONING * u64::from(healthy) / u64::from(total)).min(100) }
-            },
-        )
-        .collect();
-    let sum: u64 = availability.iter().sum::<u64>().min(100);
+    let mut loads = vec![0; counts.len()];
+    priority_loads_into(counts, &mut loads);
+    loads
+}
+
+/// [`priority_loads`] into `loads` (as long as `counts`), allocating nothing: for the request path.
+pub fn priority_loads_into(counts: &[(u32, u32)], loads: &mut [u64]) {
+    let availability = |&(healthy, total): &(u32, u32)| {
+        if total == 0 { 0 } else { (OVERPROVISIONING * u64::from(healthy) / u64::from(total)).min(100) }
+    };
+    let sum: u64 = counts.iter().map(availability).sum::<u64>().min(100);
+    loads.fill(0);
     if sum == 0 {
-        return vec![0; counts.len()];
+        return;
     }
     let mut remaining = 100u64;
-    let mut loads = Vec::with_capacity(counts.len());
-    for a in &availability {
-        let load = (a * 100 / sum).min(remaining);
-        remaining -= load;
-        loads.push(load);
+    for (load, c) in loads.iter_mut().zip(counts) {
+        *load = (availability(c) * 100 / sum).min(remaining);
+        remaining -= *load;
     }
     // Rounding: what is left goes to the first priority with any availability.
     if remaining > 0
-        && let Some(i) = availability.iter().position(|a| *a > 0)
+        && let Some(i) = counts.iter().position(|c| availability(c) > 0)
+        && let Some(load) = loads.get_mut(i)
     {
-        loads[i] += remaining;
+        *load += remaining;
     }
-    loads
 }
+
+/// Priorities after [`compact`]: at most five levels (0 to 4).
+pub const MAX_LEVELS: usize = 5;
 
 /// The priority a request goes to, for a uniform random `r`, given the [`priority_loads`].
 pub fn choose(loads: &[u64], r: u64) -> Option<usize> {

@@ -153,7 +153,8 @@ where
     };
 
     // Connection-pool admission: active connections up to `tcp.maxConnections`, no queue.
-    let limits = PoolLimits { max_pending: 0, ..*cluster.limits() };
+    // (`http.http2MaxRequests` is an HTTP limit: not counted here.)
+    let limits = PoolLimits { max_pending: 0, max_requests: u32::MAX, ..*cluster.limits() };
     if cluster.pool().admit(&limits, false) != Admission::Start {
         tracing::debug!(target: "meshwork::proxy", %peer, cluster = %service, "maxConnections reached: connection closed (UO)");
         return fail(None, ResponseFlags::OVERFLOW);

@@ -302,14 +302,17 @@ impl Cluster {
         let mut rng = crate::rng::ThreadRandom;
         // Locality: the priority level this request goes to, by how healthy each level is.
         if let Some(priorities) = &self.priorities {
-            let levels = priorities.iter().max().map_or(1, |m| usize::from(*m) + 1);
-            let mut counts = vec![(0u32, 0u32); levels];
+            // No allocation: at most five levels.
+            let mut counts = [(0u32, 0u32); locality::MAX_LEVELS];
             for (i, p) in priorities.iter().enumerate() {
-                let c = &mut counts[usize::from(*p)];
-                c.1 += 1;
-                c.0 += u32::from(healthy(i));
+                if let Some(c) = counts.get_mut(usize::from(*p)) {
+                    c.1 += 1;
+                    c.0 += u32::from(healthy(i));
+                }
             }
-            if let Some(level) = locality::choose(&locality::priority_loads(&counts), crate::rng::u64()) {
+            let mut loads = [0u64; locality::MAX_LEVELS];
+            locality::priority_loads_into(&counts, &mut loads);
+            if let Some(level) = locality::choose(&loads, crate::rng::u64()) {
                 let at_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level);
                 let in_level_warm = |i: usize| at_level(i) && fresh_warm(i);
                 let in_level = |i: usize| at_level(i) && fresh(i);
