@@ -999,6 +999,11 @@ fn connection_pool(p: &dr::ConnectionPoolSettings) -> policy::ConnectionPool {
         max_connections: nonneg(tcp.and_then(|t| t.max_connections)),
         connect_timeout: tcp.and_then(|t| duration(&t.connect_timeout)),
         tcp_idle_timeout: tcp.and_then(|t| duration(&t.idle_timeout)),
+        tcp_keepalive: tcp.and_then(|t| t.tcp_keepalive.as_ref()).map(|k| policy::TcpKeepalive {
+            probes: k.probes.filter(|p| *p > 0),
+            time: duration(&k.time),
+            interval: duration(&k.interval),
+        }),
         http1_max_pending_requests: nonneg(http.and_then(|h| h.http1_max_pending_requests)),
         http2_max_requests: nonneg(http.and_then(|h| h.http2_max_requests)),
         max_requests_per_connection: nonneg(http.and_then(|h| h.max_requests_per_connection)),

@@ -244,6 +244,8 @@ pub struct ConnectionPool {
     pub connect_timeout: Option<Duration>,
     /// `tcp.idleTimeout`.
     pub tcp_idle_timeout: Option<Duration>,
+    /// `tcp.tcpKeepalive`: SO_KEEPALIVE on connections to the endpoints.
+    pub tcp_keepalive: Option<TcpKeepalive>,
     /// `http.http1MaxPendingRequests`.
     pub http1_max_pending_requests: Option<u32>,
     /// `http.http2MaxRequests`.
@@ -260,6 +262,18 @@ pub struct ConnectionPool {
     /// `http.useClientProtocol`: the upstream request keeps the client's HTTP version (and no
     /// upgrade happens).
     pub use_client_protocol: bool,
+}
+
+/// `connectionPool.tcp.tcpKeepalive`: TCP keepalive on, with the system's defaults for what is
+/// not set (Linux: 7200 s idle, 75 s between 9 probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpKeepalive {
+    /// `probes`.
+    pub probes: Option<u32>,
+    /// `time`: idle time before the first probe.
+    pub time: Option<Duration>,
+    /// `interval`: between probes.
+    pub interval: Option<Duration>,
 }
 
 /// Outlier detection with Istio/Envoy defaults filled in.

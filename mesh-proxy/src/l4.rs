@@ -8,7 +8,8 @@
 //! endpoint (its load balancer, skipping endpoints outlier detection ejected); the connection is
 //! admitted against `connectionPool.tcp.maxConnections` (beyond it, closed: Envoy's `UO`); the
 //! endpoint is dialled within `connectionPool.tcp.connectTimeout` (Istio's default 10 s; a
-//! failure is closed with `UF` and counted by outlier detection as a local-origin failure); then
+//! failure is closed with `UF` and counted by outlier detection as a local-origin failure), with
+//! `tcpKeepalive` when set; then
 //! bytes flow both ways — the ClientHello first — until both sides have closed, or until nothing
 //! has moved for `connectionPool.tcp.idleTimeout` (Istio's default 1 h). Istio's TCP metrics
 //! (`istio_tcp_connections_opened_total`, `..._closed_total`, `istio_tcp_sent_bytes_total`,
@@ -39,8 +40,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Istio's default `connectionPool.tcp.connectTimeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Istio's default `connectionPool.tcp.idleTimeout`.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long a passthrough server waits for the ClientHello (Envoy's listener filter timeout).
@@ -173,15 +172,11 @@ where
         return;
     };
     let pool = cluster.policy().connection_pool.as_ref();
-    let connect_timeout = pool.and_then(|p| p.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let idle = pool.and_then(|p| p.tcp_idle_timeout).filter(|d| !d.is_zero()).unwrap_or(IDLE_TIMEOUT);
     cluster.started(i);
     let mut active = Active { cluster: cluster.clone(), endpoint: i, outcome: Observation::LocalOriginSuccess };
-    let connected = match tokio::time::timeout(connect_timeout, TcpStream::connect(&*address)).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no connection within {connect_timeout:?}")),
-    };
+    // Within `connectTimeout` (Istio's default 10 s), with `tcpKeepalive`.
+    let connected = crate::upstream::connect_tcp(&address, cluster.connect()).await;
     let mut server_side = match connected {
         Ok(s) => s,
         Err(error) => {
@@ -190,7 +185,6 @@ where
             return fail(Some(&upstream), ResponseFlags::CONNECT_FAILURE);
         }
     };
-    let _ = server_side.set_nodelay(true);
     let counters = telemetry.tcp_connection(Some(&upstream), &service, ResponseFlags::NONE);
     let mut received = hello.len() as u64;
     let mut sent = 0u64;

@@ -36,7 +36,7 @@ use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::policy::ClientTls;
 use mesh_tower::ReplayBody;
-use mesh_tower::cluster::UpstreamTls;
+use mesh_tower::cluster::{UpstreamConnect, UpstreamTls};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
@@ -272,11 +272,9 @@ where
 async fn connect_http1(
     affinity: &ConnectionAffinity,
     authority: &http::uri::Authority,
+    connect: Option<UpstreamConnect>,
 ) -> Result<SendRequest<Body>, BoxError> {
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority.as_str()))
-        .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    let _ = tcp.set_nodelay(true);
+    let tcp = connect_tcp(authority.as_str(), connect.as_ref()).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     affinity.drive(Box::pin(async move {
         if let Err(e) = connection.with_upgrades().await {
@@ -344,15 +342,51 @@ async fn send_after_wait(
                 return Ok(response);
             }
             Err(mut e) => match e.take_message() {
-                Some(req) => (connect_http1(&affinity, &authority).await?, req),
+                Some(req) => {
+                    let connect = req.extensions().get::<UpstreamConnect>().copied();
+                    (connect_http1(&affinity, &authority, connect).await?, req)
+                }
                 None => return Err(e.into_error().into()),
             },
         },
-        None => (connect_http1(&affinity, &authority).await?, req),
+        None => {
+            let connect = req.extensions().get::<UpstreamConnect>().copied();
+            (connect_http1(&affinity, &authority, connect).await?, req)
+        }
     };
     let response = sender.send_request(req).await?;
     affinity.put(authority, sender);
     Ok(response)
+}
+
+/// Open a TCP connection to `address` as the cluster's DestinationRule says: within its
+/// `connectTimeout` (else [`CONNECT_TIMEOUT`], Istio's default), with its `tcpKeepalive`, and
+/// with Nagle off.
+pub(crate) async fn connect_tcp(address: &str, connect: Option<&UpstreamConnect>) -> std::io::Result<TcpStream> {
+    let timeout = connect.and_then(|c| c.timeout).unwrap_or(CONNECT_TIMEOUT);
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(address)).await.map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {timeout:?}"))
+    })??;
+    let _ = tcp.set_nodelay(true);
+    if let Some(keepalive) = connect.and_then(|c| c.keepalive) {
+        set_keepalive(&tcp, &keepalive)?;
+    }
+    Ok(tcp)
+}
+
+/// SO_KEEPALIVE with the policy's time, interval and probes (the system's defaults for the rest).
+pub(crate) fn set_keepalive(tcp: &TcpStream, keepalive: &mesh_core::policy::TcpKeepalive) -> std::io::Result<()> {
+    let mut settings = socket2::TcpKeepalive::new();
+    if let Some(time) = keepalive.time {
+        settings = settings.with_time(time);
+    }
+    if let Some(interval) = keepalive.interval {
+        settings = settings.with_interval(interval);
+    }
+    if let Some(probes) = keepalive.probes {
+        settings = settings.with_retries(probes);
+    }
+    socket2::SockRef::from(tcp).set_tcp_keepalive(&settings)
 }
 
 /// Connections idle this long are closed.
@@ -627,6 +661,28 @@ impl hyper::rt::Write for TlsConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connections_get_the_destination_rules_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let keepalive = mesh_core::policy::TcpKeepalive {
+            probes: Some(4),
+            time: Some(Duration::from_secs(600)),
+            interval: Some(Duration::from_secs(30)),
+        };
+        let connect = UpstreamConnect { timeout: Some(Duration::from_secs(1)), keepalive: Some(keepalive) };
+        let tcp = connect_tcp(&address, Some(&connect)).await.expect("connected");
+        let socket = socket2::SockRef::from(&tcp);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"), Duration::from_secs(600));
+        assert_eq!(socket.tcp_keepalive_interval().expect("TCP_KEEPINTVL"), Duration::from_secs(30));
+        assert_eq!(socket.tcp_keepalive_retries().expect("TCP_KEEPCNT"), 4);
+        assert!(tcp.nodelay().expect("TCP_NODELAY"));
+        // Without a policy: no keepalive, as Istio leaves it unless tcpKeepalive is set.
+        let plain = connect_tcp(&address, None).await.expect("connected");
+        assert!(!socket2::SockRef::from(&plain).keepalive().expect("SO_KEEPALIVE"));
+    }
 
     /// The upstream side of a driven connection runs in the downstream connection's task (no
     /// spawn): here the "downstream" future finishes only when a "connection" handed to the

@@ -201,6 +201,9 @@ where
                 if let Some(tls) = tls {
                     req.extensions_mut().insert(tls.clone());
                 }
+                if let Some(connect) = cluster.connect() {
+                    req.extensions_mut().insert(*connect);
+                }
                 if self.select_protocol && !cluster.use_client_protocol() {
                     *req.version_mut() = if cluster.http2() { http::Version::HTTP_2 } else { http::Version::HTTP_11 };
                 }

@@ -144,6 +144,7 @@ pub struct Cluster {
     priorities: Option<Box<[u8]>>,
     /// When each endpoint joined (kept across rebuilds by address), for slow start.
     joined: Box<[Instant]>,
+    connect: Option<UpstreamConnect>,
     tls: Option<UpstreamTls>,
     http2: bool,
     registry_version: u64,
@@ -154,6 +155,19 @@ pub struct Cluster {
     /// The `Host` value of the first caller authority seen (`reviews:9080`), shared by later
     /// requests that name the cluster the same way instead of each copying it.
     host_header: arc_swap::ArcSwapOption<http::HeaderValue>,
+}
+
+/// How to open connections to a cluster's endpoints, when its DestinationRule says
+/// (`connectionPool.tcp.connectTimeout`, `tcpKeepalive`). Like [`UpstreamTls`], the balance layer
+/// puts it in the extensions of each request bound for such a cluster, for the client below to
+/// act on (`mesh proxy`'s own connections do; a client that opens connections its own way may
+/// ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamConnect {
+    /// `connectTimeout` (Istio's default is 10 s).
+    pub timeout: Option<Duration>,
+    /// `tcpKeepalive`.
+    pub keepalive: Option<mesh_core::policy::TcpKeepalive>,
 }
 
 /// TLS to originate towards a cluster's endpoints (DestinationRule `tls` in mode `SIMPLE` or
@@ -262,6 +276,12 @@ impl Cluster {
     /// (`connectionPool.http.useClientProtocol`)?
     pub fn use_client_protocol(&self) -> bool {
         self.parts.connection_pool.as_ref().is_some_and(|p| p.use_client_protocol)
+    }
+
+    /// How to open connections to the endpoints, if the traffic policy says (see
+    /// [`UpstreamConnect`]).
+    pub fn connect(&self) -> Option<&UpstreamConnect> {
+        self.connect.as_ref()
     }
 
     /// The TLS to originate, if the traffic policy asks for `SIMPLE` or `MUTUAL`.
@@ -596,6 +616,11 @@ impl Clusters {
             http2: false,
             priorities,
             joined,
+            connect: parts
+                .connection_pool
+                .as_ref()
+                .map(|p| UpstreamConnect { timeout: p.connect_timeout, keepalive: p.tcp_keepalive })
+                .filter(|c| c.timeout.is_some() || c.keepalive.is_some()),
             parts,
             registry_version: version,
             checked_generation: AtomicU64::new(u64::MAX),

@@ -102,3 +102,43 @@ async fn fault_abort_never_reaches_the_inner_service() {
     assert_eq!(ResponseFlags::of(&response), ResponseFlags::FAULT_ABORT);
     assert!(handle.next_request().await.is_none(), "no request went through");
 }
+
+#[tokio::test]
+async fn the_balance_layer_hands_connect_settings_to_the_client() {
+    let mut store = ConfigStore::default();
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: svc}
+spec:
+  host: svc
+  trafficPolicy:
+    connectionPool:
+      tcp: {connectTimeout: 250ms, tcpKeepalive: {time: 600s, interval: 30s, probes: 4}}
+"#;
+    let report = store.apply(load_str(yaml, None, &LoadOptions::default()).expect("yaml"));
+    assert_eq!(report.errors().count(), 0, "{:?}", report.diagnostics);
+    let registry = mesh_tower::Registry::new();
+    registry.register("svc.default.svc.cluster.local", mesh_tower::Endpoint::new("127.0.0.1:9", []));
+    let mesh = mesh_tower::Mesh::builder().config(store.snapshot().clone()).registry(registry).build();
+    let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Full<Bytes>>>();
+    let call = tokio::spawn(
+        mesh.layer().layer(mock).oneshot(Request::get("http://svc/").body(Full::new(Bytes::new())).expect("request")),
+    );
+    let (req, respond) = handle.next_request().await.expect("the client is called");
+    let connect = req.extensions().get::<mesh_tower::cluster::UpstreamConnect>().copied();
+    let keepalive = mesh_core::policy::TcpKeepalive {
+        probes: Some(4),
+        time: Some(std::time::Duration::from_secs(600)),
+        interval: Some(std::time::Duration::from_secs(30)),
+    };
+    assert_eq!(
+        connect,
+        Some(mesh_tower::cluster::UpstreamConnect {
+            timeout: Some(std::time::Duration::from_millis(250)),
+            keepalive: Some(keepalive)
+        })
+    );
+    respond.send_response(Response::new(Full::new(Bytes::new())));
+    assert_eq!(call.await.expect("task").expect("response").status(), 200);
+}

@@ -289,7 +289,6 @@ fn validate_connection_pool(ctx: &mut Ctx<'_>, path: &P, pool: &ConnectionPoolSe
         if let Some(ka) = &tcp.tcp_keepalive {
             check_duration(ctx, &p.f("tcpKeepalive").f("time"), ka.time.as_ref());
             check_duration(ctx, &p.f("tcpKeepalive").f("interval"), ka.interval.as_ref());
-            ctx.unsupported(&p.f("tcpKeepalive"), "tcpKeepalive");
         }
         if tcp.max_connection_duration.is_some() {
             ctx.unsupported(&p.f("maxConnectionDuration"), "maxConnectionDuration");
