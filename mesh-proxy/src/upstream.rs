@@ -403,13 +403,41 @@ fn http_connector() -> HttpConnector {
     connector
 }
 
-/// One TLS client: a setting, the name it sends, HTTP/2 or not, its pool.
+/// A connector that opens connections as a DestinationRule's `connectTimeout` and
+/// `tcpKeepalive` say (hyper-util cannot turn keepalive on with the system's idle time: an unset
+/// `time` is Linux's default, 7200 s).
+fn http_connector_with(connect: Option<&UpstreamConnect>) -> HttpConnector {
+    let mut connector = http_connector();
+    if let Some(connect) = connect {
+        if let Some(timeout) = connect.timeout {
+            connector.set_connect_timeout(Some(timeout));
+        }
+        if let Some(keepalive) = connect.keepalive {
+            connector.set_keepalive(Some(keepalive.time.unwrap_or(Duration::from_secs(7200))));
+            connector.set_keepalive_interval(keepalive.interval);
+            connector.set_keepalive_retries(keepalive.probes);
+        }
+    }
+    connector
+}
+
+/// One TLS client: a setting, the name it sends, HTTP/2 or not, how it connects, its pool.
 #[derive(Debug)]
 struct TlsClient {
     tls: Arc<ClientTls>,
     sni: Arc<str>,
     http2: bool,
+    connect: Option<UpstreamConnect>,
     client: Client<TlsConnector, Body>,
+}
+
+/// One plain pooled client for clusters with connect settings: the settings, HTTP/2 or not, its
+/// pool.
+#[derive(Debug)]
+struct ConnectClient {
+    connect: UpstreamConnect,
+    http2: bool,
+    client: Client<HttpConnector, Body>,
 }
 
 /// The proxy's upstream client (see the module docs). Cheap to clone (one shared `Arc`).
@@ -423,6 +451,7 @@ struct Clients {
     http1: Client<HttpConnector, Body>,
     http2: Client<HttpConnector, Body>,
     tls: RwLock<Vec<TlsClient>>,
+    connect: RwLock<Vec<ConnectClient>>,
 }
 
 impl Default for UpstreamClient {
@@ -439,14 +468,47 @@ impl UpstreamClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http2_only(true)
             .build(http_connector());
-        UpstreamClient { clients: Arc::new(Clients { http1, http2, tls: RwLock::default() }) }
+        UpstreamClient {
+            clients: Arc::new(Clients { http1, http2, tls: RwLock::default(), connect: RwLock::default() }),
+        }
     }
 
-    fn tls_client(&self, tls: &Arc<ClientTls>, sni: &str, http2: bool) -> Client<TlsConnector, Body> {
+    /// The pooled plain client for clusters with these connect settings.
+    fn connect_client(&self, connect: &UpstreamConnect, http2: bool) -> Client<HttpConnector, Body> {
+        let find = |clients: &[ConnectClient]| {
+            clients.iter().find(|c| c.connect == *connect && c.http2 == http2).map(|c| c.client.clone())
+        };
+        if let Some(client) = find(&self.clients.connect.read().unwrap_or_else(|p| p.into_inner())) {
+            return client;
+        }
+        let mut clients = self.clients.connect.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = find(&clients) {
+            return client;
+        }
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_only(http2)
+            .build(http_connector_with(Some(connect)));
+        clients.push(ConnectClient { connect: *connect, http2, client: client.clone() });
+        client
+    }
+
+    fn tls_client(
+        &self,
+        tls: &Arc<ClientTls>,
+        sni: &str,
+        http2: bool,
+        connect: Option<&UpstreamConnect>,
+    ) -> Client<TlsConnector, Body> {
         let find = |clients: &[TlsClient]| {
             clients
                 .iter()
-                .find(|c| (Arc::ptr_eq(&c.tls, tls) || c.tls == *tls) && &*c.sni == sni && c.http2 == http2)
+                .find(|c| {
+                    (Arc::ptr_eq(&c.tls, tls) || c.tls == *tls)
+                        && &*c.sni == sni
+                        && c.http2 == http2
+                        && c.connect.as_ref() == connect
+                })
                 .map(|c| c.client.clone())
         };
         if let Some(client) = find(&self.clients.tls.read().unwrap_or_else(|p| p.into_inner())) {
@@ -457,7 +519,7 @@ impl UpstreamClient {
             return client;
         }
         let connector = TlsConnector {
-            http: http_connector(),
+            http: http_connector_with(connect),
             tls: tls.clone(),
             sni: Arc::from(sni),
             http2,
@@ -467,7 +529,13 @@ impl UpstreamClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http2_only(http2)
             .build(connector);
-        clients.push(TlsClient { tls: tls.clone(), sni: Arc::from(sni), http2, client: client.clone() });
+        clients.push(TlsClient {
+            tls: tls.clone(),
+            sni: Arc::from(sni),
+            http2,
+            connect: connect.copied(),
+            client: client.clone(),
+        });
         client
     }
 }
@@ -499,18 +567,27 @@ impl tower::Service<http::Request<Body>> for UpstreamClient {
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let http2 = req.version() == http::Version::HTTP_2;
+        // (The connect settings are looked up only off the common path, the downstream
+        // connection's own HTTP/1.1 upstream connection.)
+        let connect = |req: &http::Request<Body>| req.extensions().get::<UpstreamConnect>().copied();
         let pooled = match req.extensions().get::<UpstreamTls>() {
             Some(UpstreamTls(tls)) => {
                 let sni = sni_of(tls, &req);
-                self.tls_client(tls, &sni, http2).request(req)
+                self.tls_client(tls, &sni, http2, connect(&req).as_ref()).request(req)
             }
-            None if http2 => self.clients.http2.request(req),
+            None if http2 => match connect(&req) {
+                Some(c) => self.connect_client(&c, true).request(req),
+                None => self.clients.http2.request(req),
+            },
             None => match (req.extensions().get::<ConnectionAffinity>(), req.uri().authority()) {
                 (Some(affinity), Some(authority)) => {
                     let (affinity, authority) = (affinity.clone(), authority.clone());
                     return UpstreamFuture::Own(Box::pin(send_with_affinity(affinity, authority, req)));
                 }
-                _ => self.clients.http1.request(req),
+                _ => match connect(&req) {
+                    Some(c) => self.connect_client(&c, false).request(req),
+                    None => self.clients.http1.request(req),
+                },
             },
         };
         UpstreamFuture::Pooled(pooled)
@@ -661,6 +738,42 @@ impl hyper::rt::Write for TlsConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pooled_requests_with_connect_settings_use_a_client_of_their_own() {
+        // A plain HTTP/1.1 server answering every request with its path.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: http::Request<Incoming>| async move {
+                        let path = req.uri().path().to_string();
+                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(path),
+                        )))
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                });
+            }
+        });
+        let mut client = UpstreamClient::new();
+        let connect = UpstreamConnect {
+            timeout: Some(Duration::from_secs(2)),
+            keepalive: Some(mesh_core::policy::TcpKeepalive { probes: Some(3), time: None, interval: None }),
+        };
+        for path in ["/a", "/b"] {
+            let mut req = http::Request::get(format!("http://{address}{path}"))
+                .body(Body::from_bytes(bytes::Bytes::new()))
+                .expect("request");
+            req.extensions_mut().insert(connect);
+            let response = tower::ServiceExt::oneshot(&mut client, req).await.expect("answered");
+            let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+            assert_eq!(body, path.as_bytes());
+        }
+        assert_eq!(client.clients.connect.read().map(|c| c.len()).unwrap_or(0), 1, "one client for one setting");
+    }
 
     #[tokio::test]
     async fn connections_get_the_destination_rules_keepalive() {
