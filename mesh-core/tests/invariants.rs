@@ -1,4 +1,5 @@
-//! Invariants of outlier detection and retry budgets under arbitrary traffic.
+//! Invariants of outlier detection and retry budgets under arbitrary traffic, and of reading
+//! header values of any shape.
 
 use std::time::Duration;
 
@@ -91,5 +92,33 @@ proptest! {
         prop_assert!(limit >= min);
         prop_assert!(f64::from(limit) <= (f64::from(active) * percent / 100.0).max(f64::from(min)) + 1e-9);
         prop_assert!(!b.allows(limit, active));
+    }
+}
+
+proptest! {
+    /// Any header value — stray `%`, unclosed `(`, empty names — is read without a panic; a
+    /// value without `%` is its own literal, and what is expanded is a valid header value or
+    /// nothing.
+    #[test]
+    fn header_values_of_any_shape_are_read_safely(value in "[%A-Z_()a-z0-9 .:-]{0,40}") {
+        use mesh_core::header_format::{HeaderContext, ParsedValue, parse, unsupported_variables};
+        let _ = unsupported_variables(&value);
+        match parse(&value) {
+            ParsedValue::Literal(l) => {
+                if !value.contains('%') {
+                    prop_assert_eq!(l, value.clone());
+                }
+            }
+            ParsedValue::Format(f) => {
+                let ctx = HeaderContext {
+                    downstream_remote: "10.0.0.7:5000".parse().ok(),
+                    upstream: Some("10.0.0.8:80"),
+                    version: Some(http::Version::HTTP_11),
+                    ..Default::default()
+                };
+                let _ = f.render(&ctx, &http::HeaderMap::new());
+                prop_assert_eq!(f.source(), value.as_str());
+            }
+        }
     }
 }
