@@ -434,15 +434,21 @@ fn locality_priorities(client: &Locality, parts: &PolicyParts, endpoints: &[Endp
 /// Clusters by service FQDN (each with its subsets and ports).
 type ClusterMap = FxHashMap<Arc<str>, Vec<Arc<Cluster>>>;
 
-/// The cache of clusters (see the module docs). Cheap to clone (shared).
+/// The cache of clusters (see the module docs). Cheap to clone: one shared `Arc` (the stack
+/// holds it twice and a caller may clone the stack per request).
 #[derive(Debug, Clone)]
 pub struct Clusters {
+    inner: Arc<ClustersInner>,
+}
+
+#[derive(Debug)]
+struct ClustersInner {
     registry: Registry,
     client_namespace: Arc<str>,
-    client_labels: Arc<std::collections::BTreeMap<Arc<str>, Arc<str>>>,
-    client_locality: Option<Arc<Locality>>,
-    map: Arc<ArcSwap<ClusterMap>>,
-    write: Arc<Mutex<()>>,
+    client_labels: std::collections::BTreeMap<Arc<str>, Arc<str>>,
+    client_locality: Option<Locality>,
+    map: ArcSwap<ClusterMap>,
+    write: Mutex<()>,
     epoch: Instant,
 }
 
@@ -450,33 +456,35 @@ impl Clusters {
     /// Clusters over `registry`, for a client in `client`'s namespace (DestinationRule choice).
     pub fn new(registry: Registry, client: &ClientIdentity) -> Self {
         Clusters {
-            registry,
-            client_namespace: client.namespace.clone(),
-            client_labels: Arc::new(client.labels.clone()),
-            client_locality: client.locality.clone().map(Arc::new),
-            map: Arc::default(),
-            write: Arc::default(),
-            epoch: Instant::now(),
+            inner: Arc::new(ClustersInner {
+                registry,
+                client_namespace: client.namespace.clone(),
+                client_labels: client.labels.clone(),
+                client_locality: client.locality.clone(),
+                map: ArcSwap::default(),
+                write: Mutex::default(),
+                epoch: Instant::now(),
+            }),
         }
     }
 
     /// The registry.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        &self.inner.registry
     }
 
     /// Every cluster built so far.
     pub fn all(&self) -> Vec<Arc<Cluster>> {
-        self.map.load().values().flatten().cloned().collect()
+        self.inner.map.load().values().flatten().cloned().collect()
     }
 
     /// The cluster for `destination` under `snapshot` (built or refreshed when needed).
     pub fn get(&self, snapshot: &Snapshot, destination: &Destination) -> Arc<Cluster> {
-        let version = self.registry.version();
+        let version = self.inner.registry.version();
         let generation = snapshot.generation();
         let same =
             |c: &Arc<Cluster>| c.destination.subset == destination.subset && c.destination.port == destination.port;
-        let map = self.map.load();
+        let map = self.inner.map.load();
         let cached = map.get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)));
         // Checked against this very snapshot already (it never changes), and the registry has not
         // changed since it was built: no DestinationRule lookup on the request path.
@@ -486,7 +494,8 @@ impl Clusters {
         {
             return c.clone();
         }
-        let policy = snapshot.destination_policy_for(&destination.host, &self.client_namespace, &self.client_labels);
+        let policy =
+            snapshot.destination_policy_for(&destination.host, &self.inner.client_namespace, &self.inner.client_labels);
         // The same rule, and the service port still speaks what it spoke (a reload may change it).
         let fresh = |c: &Arc<Cluster>| {
             c.registry_version == version
@@ -504,8 +513,8 @@ impl Clusters {
             return c.clone();
         }
         drop(map);
-        let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let map = self.map.load();
+        let _guard = self.inner.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let map = self.inner.map.load();
         let previous = map.get(&*destination.host).and_then(|l| l.iter().find(|c| same(c)));
         if let Some(c) = previous
             && fresh(c)
@@ -521,7 +530,7 @@ impl Clusters {
         let list = next.entry(destination.host.clone()).or_default();
         list.retain(|c| !same(c));
         list.push(cluster.clone());
-        self.map.store(Arc::new(next));
+        self.inner.map.store(Arc::new(next));
         cluster
     }
 
@@ -534,8 +543,8 @@ impl Clusters {
     ) -> Cluster {
         let parts =
             policy.as_ref().map(|p| p.resolve(destination.subset.as_deref(), destination.port)).unwrap_or_default();
-        let known = self.registry.contains(&destination.host);
-        let mut endpoints: Vec<Endpoint> = self.registry.endpoints(&destination.host);
+        let known = self.inner.registry.contains(&destination.host);
+        let mut endpoints: Vec<Endpoint> = self.inner.registry.endpoints(&destination.host);
         if let Some(subset) = &destination.subset {
             match policy.as_ref().and_then(|p| p.subset(subset)) {
                 Some(s) => endpoints.retain(|e| s.labels.matches(&e.labels)),
@@ -572,7 +581,7 @@ impl Clusters {
             })
             .collect();
         let priorities =
-            self.client_locality.as_deref().and_then(|client| locality_priorities(client, &parts, &endpoints));
+            self.inner.client_locality.as_ref().and_then(|client| locality_priorities(client, &parts, &endpoints));
         // An endpoint the previous build had keeps its joining time; a new one joins now.
         let now = Instant::now();
         let before: FxHashMap<&str, Instant> = previous
@@ -624,7 +633,7 @@ impl Clusters {
             parts,
             registry_version: version,
             checked_generation: AtomicU64::new(u64::MAX),
-            epoch: self.epoch,
+            epoch: self.inner.epoch,
             host_header: arc_swap::ArcSwapOption::empty(),
         }
     }
