@@ -167,7 +167,8 @@ impl GatewayListeners {
             });
             let task = if l4 {
                 let binding = Binding::Gateway { namespace: self.namespace.clone(), name: self.name.clone() };
-                tokio::spawn(crate::l4::serve_l4(listener, self.mesh.clone(), binding, port, own_stopped))
+                let stack = Some(self.stack.clone());
+                tokio::spawn(crate::l4::serve_l4(listener, self.mesh.clone(), binding, port, stack, own_stopped))
             } else {
                 let gateway = GatewayPort::new(self.mesh.clone(), &self.namespace, &self.name, port);
                 tokio::spawn(serve_gateway(listener, self.stack.clone(), gateway, own_stopped))

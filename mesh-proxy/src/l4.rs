@@ -17,7 +17,8 @@
 //!
 //! A connection no rule routes (no `tcp[]` rule holds for the port; no `tls[]` entry lists the
 //! server name, or the client sent none) is closed, as Envoy closes a connection that matches no
-//! filter chain.
+//! filter chain — except that a passthrough port shared with HTTPS servers hands a ClientHello for
+//! their names to them (terminated, then served through the mesh stack like any HTTPS port).
 
 use std::io;
 use std::net::SocketAddr;
@@ -51,11 +52,14 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 /// Serve `listener` as port `port` of Gateway `gateway`, a plain TCP or TLS passthrough server,
 /// until `stop` turns true; connections still open then get 5 s (Istio's default drain) to finish.
+/// On a passthrough port, a ClientHello for none of the passthrough names goes to the port's HTTPS
+/// servers, which `stack` serves (Istio gives each server of a shared port its own filter chain).
 pub async fn serve_l4(
     listener: TcpListener,
     mesh: Mesh,
     gateway: Binding,
     port: u16,
+    stack: Option<crate::server::Upstream>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut connections = JoinSet::new();
@@ -63,6 +67,12 @@ pub async fn serve_l4(
     let tls_port = match &gateway {
         Binding::Gateway { namespace, name } => Some(GatewayPort::new(mesh.clone(), namespace, name, port)),
         Binding::Mesh => None,
+    };
+    // A passthrough port may also have HTTPS servers: connections for their names are served
+    // through the mesh stack (see [`crate::server::serve_terminated_https`]).
+    let https = match (&tls_port, stack) {
+        (Some(p), Some(stack)) => Some(Https { port: p.clone(), stack, stop: stop.clone() }),
+        _ => None,
     };
     loop {
         tokio::select! {
@@ -76,7 +86,8 @@ pub async fn serve_l4(
                 };
                 let _ = stream.set_nodelay(true);
                 let tls_port = tls_port.clone();
-                connections.spawn(accept(stream, peer, mesh.clone(), gateway.clone(), port, tls_port));
+                let https = https.clone();
+                connections.spawn(accept(stream, peer, mesh.clone(), gateway.clone(), port, tls_port, https));
             }
             changed = stop.wait_for(|s| *s) => {
                 let _ = changed;
@@ -102,6 +113,7 @@ async fn accept(
     gateway: Binding,
     port: u16,
     tls_port: Option<GatewayPort>,
+    https: Option<Https>,
 ) {
     let servers = tls_port.as_ref().map(GatewayPort::servers).unwrap_or_default();
     let terminates = servers.iter().any(|s| {
@@ -109,16 +121,17 @@ async fn accept(
     });
     match tls_port {
         Some(tls_port) if terminates => {
-            if let Some((tls, _)) = crate::server::accept_tls(client, &tls_port, servers, peer).await {
-                forward(tls, peer, mesh, gateway, port).await;
+            let local = client.local_addr().ok();
+            if let Some((tls, _)) = crate::server::accept_tls(client, local, &tls_port, servers, peer).await {
+                forward(tls, peer, mesh, gateway, port, None).await;
             }
         }
-        _ => forward(client, peer, mesh, gateway, port).await,
+        _ => forward(client, peer, mesh, gateway, port, https).await,
     }
 }
 
 /// One connection, start to end (see the module docs).
-async fn forward<C>(mut client: C, peer: SocketAddr, mesh: Mesh, gateway: Binding, port: u16)
+async fn forward<C>(mut client: C, peer: SocketAddr, mesh: Mesh, gateway: Binding, port: u16, https: Option<Https>)
 where
     C: AsyncRead + AsyncWrite + Unpin + HelloSource,
 {
@@ -137,6 +150,10 @@ where
         },
     };
     let Some(route) = server.route(sni.as_deref()).cloned() else {
+        if let (L4Server::Sni(_), Some(https)) = (server, https) {
+            // Not one of the passthrough names: the port's HTTPS servers, if any, terminate it.
+            return client.serve_https(hello, peer, https).await;
+        }
         tracing::debug!(target: "meshwork::proxy", %peer, port, sni = sni.as_deref().unwrap_or(""), "no route for the connection: closed");
         return;
     };
@@ -238,20 +255,104 @@ fn destination_with_port(snapshot: &Snapshot, d: &Destination, route: &L4Route) 
 
 /// A client connection a passthrough server can read a ClientHello from: a plain TCP one (a
 /// connection whose TLS the proxy terminated carries no second ClientHello).
-trait HelloSource {
+trait HelloSource: Sized {
     /// See [`read_client_hello`].
     fn read_client_hello(&mut self) -> impl std::future::Future<Output = Option<(Option<String>, Vec<u8>)>> + Send;
+
+    /// A passthrough port's connection whose server name no `tls[]` rule lists: its HTTPS
+    /// servers (if the port has some) terminate it instead.
+    fn serve_https(
+        self,
+        hello: Vec<u8>,
+        peer: SocketAddr,
+        https: Https,
+    ) -> impl std::future::Future<Output = ()> + Send;
 }
 
 impl HelloSource for TcpStream {
     fn read_client_hello(&mut self) -> impl std::future::Future<Output = Option<(Option<String>, Vec<u8>)>> + Send {
         read_client_hello(self)
     }
+
+    fn serve_https(
+        self,
+        hello: Vec<u8>,
+        peer: SocketAddr,
+        https: Https,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        crate::server::serve_terminated_https(self, hello, peer, https.port, https.stack, https.stop)
+    }
 }
 
 impl HelloSource for tokio_rustls::server::TlsStream<TcpStream> {
     async fn read_client_hello(&mut self) -> Option<(Option<String>, Vec<u8>)> {
         None
+    }
+
+    async fn serve_https(self, _hello: Vec<u8>, _peer: SocketAddr, _https: Https) {}
+}
+
+/// What a passthrough port needs to serve its HTTPS servers too.
+#[derive(Clone)]
+pub(crate) struct Https {
+    port: GatewayPort,
+    stack: crate::server::Upstream,
+    stop: watch::Receiver<bool>,
+}
+
+/// A stream whose first bytes were read already (a ClientHello): they are read again first.
+#[derive(Debug)]
+pub(crate) struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    /// `prefix`, then what `inner` reads.
+    pub(crate) fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Prefixed { prefix, at: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = (self.prefix.len() - self.at).min(buf.remaining());
+            let (at, end) = (self.at, self.at + n);
+            buf.put_slice(&self.prefix[at..end]);
+            self.at = end;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

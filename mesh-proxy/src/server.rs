@@ -137,8 +137,34 @@ impl GatewayPort {
     }
 }
 
+/// A server that terminates TLS (HTTPS or TLS, not in PASSTHROUGH mode).
 fn is_tls(server: &GatewayServer) -> bool {
     matches!(&*server.protocol, "HTTPS" | "TLS")
+        && server.tls.as_ref().is_none_or(|t| t.mode.as_deref() != Some("PASSTHROUGH"))
+}
+
+/// Serve, as port `gateway` of a Gateway whose other servers pass TLS through, a connection
+/// whose ClientHello (`hello`, already read) names none of the passthrough hosts: its HTTPS
+/// servers terminate it and the mesh stack serves the requests, as on an HTTPS-only port
+/// (Istio gives each server of a shared port its own SNI filter chain).
+pub(crate) async fn serve_terminated_https(
+    client: TcpStream,
+    hello: Vec<u8>,
+    peer: SocketAddr,
+    gateway: GatewayPort,
+    stack: Upstream,
+    stop: watch::Receiver<bool>,
+) {
+    let local = client.local_addr().ok();
+    let servers: Vec<GatewayServer> =
+        gateway.servers().into_iter().filter(|s| &*s.protocol == "HTTPS" && is_tls(s)).collect();
+    if servers.is_empty() {
+        return;
+    }
+    let replayed = crate::l4::Prefixed::new(hello, client);
+    if let Some((tls, accepted)) = accept_tls(replayed, local, &gateway, servers, peer).await {
+        serve_connection(tls, stack, accepted, connection_builder(Some(HEADER_READ_TIMEOUT)), stop).await;
+    }
 }
 
 /// What a connection knows about how it was accepted.
@@ -358,13 +384,16 @@ async fn serve_connection<IO>(
 }
 
 /// Terminate TLS for a Gateway port: pick the server by SNI, then serve HTTP over it.
-pub(crate) async fn accept_tls(
-    stream: TcpStream,
+pub(crate) async fn accept_tls<IO>(
+    stream: IO,
+    local: Option<SocketAddr>,
     gateway: &GatewayPort,
     servers: Vec<GatewayServer>,
     peer: SocketAddr,
-) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Accepted)> {
-    let local = stream.local_addr().ok();
+) -> Option<(tokio_rustls::server::TlsStream<IO>, Accepted)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
     let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let handshake = async {
         let start = acceptor.await.ok()?;
@@ -460,7 +489,7 @@ async fn serve_listener(
                     };
                     let servers = gateway.servers();
                     if servers.iter().any(is_tls) {
-                        if let Some((tls, accepted)) = accept_tls(stream, &gateway, servers, peer).await {
+                        if let Some((tls, accepted)) = accept_tls(stream, local, &gateway, servers, peer).await {
                             serve_connection(tls, stack, accepted, builder, stop).await;
                         }
                     } else {

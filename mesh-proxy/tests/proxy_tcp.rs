@@ -475,3 +475,89 @@ spec:
     assert_eq!(reply, "one over tls\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_shared_by_passthrough_and_https_servers_serves_each_by_sni() {
+    let pki = Pki::new();
+    let passed = tls_server(&pki, "a.example.com").await;
+    let web = backend("web").await;
+    let dir = config_dir("sni-mixed");
+    pki.leaf_files(&dir, "web", "web.example.com");
+    let config = format!(
+        r#"apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: a}}
+spec:
+  hosts: [a.example.com]
+  ports: [{{number: 443, name: tls, protocol: TLS}}]
+  resolution: STATIC
+  location: MESH_EXTERNAL
+  endpoints: [{{address: 127.0.0.1, ports: {{tls: {passed}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: web}}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{http: {web_port}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: edge}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: tls-passthrough, protocol: TLS}}
+    hosts: [a.example.com]
+    tls: {{mode: PASSTHROUGH}}
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [web.example.com]
+    tls: {{mode: SIMPLE, serverCertificate: {cert}, privateKey: {key}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: passed}}
+spec:
+  hosts: [a.example.com]
+  gateways: [edge]
+  tls:
+  - match: [{{sniHosts: [a.example.com]}}]
+    route: [{{destination: {{host: a.example.com, port: {{number: 443}}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: web}}
+spec:
+  hosts: [web.example.com]
+  gateways: [edge]
+  http:
+  - route: [{{destination: {{host: web, port: {{number: 80}}}}}}]
+"#,
+        web_port = web.port,
+        cert = dir.join("web.pem").display(),
+        key = dir.join("web-key.pem").display(),
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--gateway", "default/edge", "--port-map", "443=127.0.0.1:0"]);
+    let edge = proxy.port(443).to_string();
+    // a.example.com passes through to its own TLS server...
+    assert_eq!(read_over_tls(&pki, &edge, "a.example.com").await.expect("a"), "a.example.com");
+    // ...web.example.com is terminated by the gateway (its certificate) and routed over HTTP.
+    let tcp = TcpStream::connect(&edge).await.expect("connect");
+    let name = ServerName::try_from("web.example.com".to_string()).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config()).connect(name, tcp).await.expect("handshake");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await.expect("http");
+    tokio::spawn(connection);
+    let req = http::Request::get("/")
+        .header("host", "web.example.com")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(req).await.expect("response");
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    assert_eq!(body, "web");
+    let _ = std::fs::remove_dir_all(&dir);
+}
