@@ -672,38 +672,21 @@ impl Ctx<'_> {
                     .collect(),
             ),
         };
-        let gateways = |names: &[String]| names.iter().map(|g| resolve_gateway(g, ns)).collect::<Box<[Binding]>>();
-        let tcp = v
-            .tcp
-            .iter()
-            .enumerate()
+        // A `tls[]` match is an L4 match with SNI names (Istio's `convertTLSMatchToL4Match`).
+        let l4_match = |port: Option<u32>, gateways: &[String], sni_hosts: &[String]| l4::L4Match {
+            port: port.and_then(port16).filter(|p| *p != 0),
+            gateways: gateways.iter().map(|g| resolve_gateway(g, ns)).collect(),
+            sni_hosts: sni_hosts.iter().map(|h| self.host(h)).collect(),
+        };
+        let tcp = (v.tcp.iter().enumerate())
             .map(|(i, t)| {
-                let matches = t
-                    .matches
-                    .iter()
-                    .map(|m| l4::L4Match {
-                        port: m.port.and_then(port16).filter(|p| *p != 0),
-                        gateways: gateways(&m.gateways),
-                        sni_hosts: Box::new([]),
-                    })
-                    .collect();
+                let matches = t.matches.iter().map(|m| l4_match(m.port, &m.gateways, &[])).collect();
                 rule(i, matches, &t.route)
             })
             .collect();
-        let tls = v
-            .tls
-            .iter()
-            .enumerate()
+        let tls = (v.tls.iter().enumerate())
             .map(|(i, t)| {
-                let matches = t
-                    .matches
-                    .iter()
-                    .map(|m| l4::L4Match {
-                        port: m.port.and_then(port16).filter(|p| *p != 0),
-                        gateways: gateways(&m.gateways),
-                        sni_hosts: m.sni_hosts.iter().map(|h| self.host(h)).collect(),
-                    })
-                    .collect();
+                let matches = t.matches.iter().map(|m| l4_match(m.port, &m.gateways, &m.sni_hosts)).collect();
                 rule(i, matches, &t.route)
             })
             .collect();

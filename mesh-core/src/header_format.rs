@@ -4,7 +4,9 @@
 //! its command operators in them
 //! (<https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/headers#custom-request-response-headers>):
 //! `%%` is a literal `%`, and `%NAME%` or `%NAME(arg)%` is replaced when the header is added. A
-//! header whose value comes out empty is not added (Envoy skips empty values). Expanded here:
+//! header whose value comes out empty is not added (Envoy's `HeaderValueOption.keep_empty_value`
+//! defaults to false: "custom headers with empty values are dropped"; Istio never sets it).
+//! Expanded here:
 //!
 //! | variable | value |
 //! |---|---|
@@ -239,13 +241,6 @@ impl HeaderFormat {
     /// The value as written.
     pub fn source(&self) -> &str {
         &self.source
-    }
-
-    /// Does it read the client connection's addresses?
-    pub fn reads_downstream(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|p| matches!(p, Part::Var(HeaderVar::DownstreamRemote(_) | HeaderVar::DownstreamLocal(_))))
     }
 
     /// The value for this request: `headers` is the map being edited (requests: the request's;

@@ -83,18 +83,12 @@ pub fn compact(priorities: &mut [u8]) {
 }
 
 /// The share of requests (percent, summing to 100 when any endpoint is healthy, else all 0) each
-/// priority gets, from `(healthy, total)` endpoints per priority — Envoy's priority load with
+/// priority gets, written into `loads` (as long as `counts`; nothing is allocated: the request
+/// path calls it), from `(healthy, total)` endpoints per priority — Envoy's priority load with
 /// overprovisioning: a priority's availability is `min(100, 1.4 × healthy / total)`; priorities
 /// take load in order up to their availability, scaled up when the sum of availabilities is
 /// under 100.
-pub fn priority_loads(counts: &[(u32, u32)]) -> Vec<u64> {
-    let mut loads = vec![0; counts.len()];
-    priority_loads_into(counts, &mut loads);
-    loads
-}
-
-/// [`priority_loads`] into `loads` (as long as `counts`), allocating nothing: for the request path.
-pub fn priority_loads_into(counts: &[(u32, u32)], loads: &mut [u64]) {
+pub fn priority_loads(counts: &[(u32, u32)], loads: &mut [u64]) {
     let availability = |&(healthy, total): &(u32, u32)| {
         if total == 0 { 0 } else { (OVERPROVISIONING * u64::from(healthy) / u64::from(total)).min(100) }
     };
@@ -160,6 +154,12 @@ mod tests {
         let mut ps = [4, 0, 2, 2, 4];
         compact(&mut ps);
         assert_eq!(ps, [2, 0, 1, 1, 2]);
+    }
+
+    fn priority_loads(counts: &[(u32, u32)]) -> Vec<u64> {
+        let mut loads = vec![0; counts.len()];
+        super::priority_loads(counts, &mut loads);
+        loads
     }
 
     #[test]

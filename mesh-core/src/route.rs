@@ -595,11 +595,6 @@ impl HeaderOps {
             }
         }
     }
-
-    /// Does any value read the client connection's addresses?
-    pub fn reads_downstream(&self) -> bool {
-        self.formatted.iter().any(|f| f.format.reads_downstream())
-    }
 }
 
 impl HeaderEdits {

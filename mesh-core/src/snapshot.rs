@@ -250,11 +250,6 @@ impl Snapshot {
         self.inner.l4_servers.iter().map(|((b, p), s)| (b, *p, s))
     }
 
-    /// The VirtualServices with `tcp[]` or `tls[]` rules, in config order.
-    pub fn l4_virtual_services(&self) -> &[Arc<L4VirtualService>] {
-        &self.inner.l4_services
-    }
-
     /// Total number of compiled HTTP rules, over all bindings.
     pub fn rule_count(&self) -> usize {
         self.inner.rule_count

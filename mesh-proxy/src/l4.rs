@@ -35,7 +35,7 @@ use mesh_tower::balance::Upstream;
 use mesh_tower::cluster::Cluster;
 use mesh_tower::{Mesh, ResponseFlags};
 
-use crate::server::GatewayPort;
+use crate::server::{GatewayPort, next_connection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -76,15 +76,8 @@ pub async fn serve_l4(
     };
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::debug!(target: "meshwork::proxy", error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            accepted = next_connection(&listener) => {
+                let Some((stream, peer)) = accepted else { continue };
                 let tls_port = tls_port.clone();
                 let https = https.clone();
                 connections.spawn(accept(stream, peer, mesh.clone(), gateway.clone(), port, tls_port, https));
@@ -104,10 +97,12 @@ pub async fn serve_l4(
     Ok(())
 }
 
-/// Accept one connection: terminate TLS first when the port's servers do (protocol `TLS` in
-/// `SIMPLE` or `MUTUAL` mode: the certificate by SNI, as for HTTPS), then forward it.
+/// Accept one connection and find its route: a passthrough port reads the ClientHello for its
+/// server name (a name no `tls[]` rule lists goes to the port's HTTPS servers, if any); a
+/// `TLS` server in `SIMPLE` or `MUTUAL` mode terminates TLS first (the certificate by SNI, as for
+/// HTTPS); then the connection is forwarded.
 async fn accept(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     mesh: Mesh,
     gateway: Binding,
@@ -115,53 +110,67 @@ async fn accept(
     tls_port: Option<GatewayPort>,
     https: Option<Https>,
 ) {
-    let servers = tls_port.as_ref().map(GatewayPort::servers).unwrap_or_default();
-    let terminates = servers.iter().any(|s| {
-        &*s.protocol == "TLS" && s.tls.as_ref().and_then(|t| t.mode.as_deref()).is_some_and(|m| m != "PASSTHROUGH")
-    });
-    match tls_port {
-        Some(tls_port) if terminates => {
-            let local = client.local_addr().ok();
-            if let Some((tls, _)) = crate::server::accept_tls(client, local, &tls_port, servers, peer).await {
-                forward(tls, peer, mesh, gateway, port, None).await;
-            }
-        }
-        _ => forward(client, peer, mesh, gateway, port, https).await,
-    }
-}
-
-/// One connection, start to end (see the module docs).
-async fn forward<C>(mut client: C, peer: SocketAddr, mesh: Mesh, gateway: Binding, port: u16, https: Option<Https>)
-where
-    C: AsyncRead + AsyncWrite + Unpin + HelloSource,
-{
     let snapshot = mesh.snapshot();
     let Some(server) = snapshot.l4_server(&gateway, port) else {
         return;
     };
-    let (sni, hello) = match server {
-        L4Server::Tcp(_) => (None, Vec::new()),
-        L4Server::Sni(_) => match tokio::time::timeout(HELLO_TIMEOUT, client.read_client_hello()).await {
-            Ok(Some((sni, hello))) => (sni, hello),
-            _ => {
+    match server {
+        L4Server::Sni(_) => {
+            let Ok(Some((sni, hello))) = tokio::time::timeout(HELLO_TIMEOUT, read_client_hello(&mut client)).await
+            else {
                 tracing::debug!(target: "meshwork::proxy", %peer, port, "no TLS ClientHello: connection closed");
                 return;
+            };
+            match (server.route(sni.as_deref()), https) {
+                (Some(route), _) => forward(client, hello, route.clone(), peer, &mesh, &snapshot).await,
+                // Not one of the passthrough names: the port's HTTPS servers, if any, terminate it.
+                (None, Some(h)) => {
+                    crate::server::serve_terminated_https(client, hello, peer, h.port, h.stack, h.stop).await
+                }
+                (None, None) => {
+                    tracing::debug!(target: "meshwork::proxy", %peer, port, sni = sni.as_deref().unwrap_or(""), "no route for the connection: closed");
+                }
             }
-        },
-    };
-    let Some(route) = server.route(sni.as_deref()).cloned() else {
-        if let (L4Server::Sni(_), Some(https)) = (server, https) {
-            // Not one of the passthrough names: the port's HTTPS servers, if any, terminate it.
-            return client.serve_https(hello, peer, https).await;
         }
-        tracing::debug!(target: "meshwork::proxy", %peer, port, sni = sni.as_deref().unwrap_or(""), "no route for the connection: closed");
-        return;
-    };
+        L4Server::Tcp(None) => {
+            tracing::debug!(target: "meshwork::proxy", %peer, port, "no tcp[] rule for this port: connection closed");
+        }
+        L4Server::Tcp(Some(route)) => {
+            let servers = tls_port.as_ref().map(GatewayPort::servers).unwrap_or_default();
+            // The same predicate that made this a TCP port: a TLS server there terminates.
+            let terminates = servers
+                .iter()
+                .any(|s| s.tls.as_ref().is_some_and(|t| mesh_core::l4::is_tcp_server(&s.protocol, t.mode.as_deref())));
+            match tls_port {
+                Some(tls_port) if terminates => {
+                    let local = client.local_addr().ok();
+                    if let Some((tls, _)) = crate::server::accept_tls(client, local, &tls_port, servers, peer).await {
+                        forward(tls, Vec::new(), route.clone(), peer, &mesh, &snapshot).await;
+                    }
+                }
+                _ => forward(client, Vec::new(), route.clone(), peer, &mesh, &snapshot).await,
+            }
+        }
+    }
+}
+
+/// Forward a routed connection (see the module docs); `hello` is what was read from it already
+/// (a ClientHello, sent on first).
+async fn forward<C>(
+    mut client: C,
+    hello: Vec<u8>,
+    route: Arc<L4Route>,
+    peer: SocketAddr,
+    mesh: &Mesh,
+    snapshot: &Snapshot,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
     let Some(picked) = route.destinations.pick(mesh_tower::random_u64()) else {
         return;
     };
-    let destination = destination_with_port(&snapshot, &picked.destination, &route);
-    let cluster = mesh.clusters().get(&snapshot, &destination);
+    let destination = destination_with_port(snapshot, &picked.destination, &route);
+    let cluster = mesh.clusters().get(snapshot, &destination);
     let service = cluster.destination().host.clone();
     let telemetry = mesh.telemetry();
     let fail = |upstream: Option<&Upstream>, flags: ResponseFlags| {
@@ -251,45 +260,6 @@ fn destination_with_port(snapshot: &Snapshot, d: &Destination, route: &L4Route) 
         _ => route.server_port,
     };
     Destination { port: Some(port), ..d.clone() }
-}
-
-/// A client connection a passthrough server can read a ClientHello from: a plain TCP one (a
-/// connection whose TLS the proxy terminated carries no second ClientHello).
-trait HelloSource: Sized {
-    /// See [`read_client_hello`].
-    fn read_client_hello(&mut self) -> impl std::future::Future<Output = Option<(Option<String>, Vec<u8>)>> + Send;
-
-    /// A passthrough port's connection whose server name no `tls[]` rule lists: its HTTPS
-    /// servers (if the port has some) terminate it instead.
-    fn serve_https(
-        self,
-        hello: Vec<u8>,
-        peer: SocketAddr,
-        https: Https,
-    ) -> impl std::future::Future<Output = ()> + Send;
-}
-
-impl HelloSource for TcpStream {
-    fn read_client_hello(&mut self) -> impl std::future::Future<Output = Option<(Option<String>, Vec<u8>)>> + Send {
-        read_client_hello(self)
-    }
-
-    fn serve_https(
-        self,
-        hello: Vec<u8>,
-        peer: SocketAddr,
-        https: Https,
-    ) -> impl std::future::Future<Output = ()> + Send {
-        crate::server::serve_terminated_https(self, hello, peer, https.port, https.stack, https.stop)
-    }
-}
-
-impl HelloSource for tokio_rustls::server::TlsStream<TcpStream> {
-    async fn read_client_hello(&mut self) -> Option<(Option<String>, Vec<u8>)> {
-        None
-    }
-
-    async fn serve_https(self, _hello: Vec<u8>, _peer: SocketAddr, _https: Https) {}
 }
 
 /// What a passthrough port needs to serve its HTTPS servers too.

@@ -436,6 +436,20 @@ where
     }
 }
 
+/// The next accepted connection, with Nagle off (`None`: accepting failed, logged; try again).
+pub(crate) async fn next_connection(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    match listener.accept().await {
+        Ok((stream, peer)) => {
+            let _ = stream.set_nodelay(true);
+            Some((stream, peer))
+        }
+        Err(e) => {
+            tracing::debug!(target: "meshwork::proxy", error = %e, "accept failed");
+            None
+        }
+    }
+}
+
 /// Serve `listener` until `stop` turns true, then drain (see the module docs).
 pub async fn serve(listener: TcpListener, stack: Upstream, stop: watch::Receiver<bool>) -> std::io::Result<()> {
     serve_listener(listener, stack, None, stop).await
@@ -461,15 +475,8 @@ async fn serve_listener(
     let builder = connection_builder(gateway.is_some().then_some(HEADER_READ_TIMEOUT));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::debug!(target: "meshwork::proxy", error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
+            accepted = next_connection(&listener) => {
+                let Some((stream, peer)) = accepted else { continue };
                 let local = stream.local_addr().ok();
                 let stack = stack.clone();
                 let builder = builder.clone();

@@ -69,6 +69,16 @@ spec:
     )
 }
 
+/// `mesh proxy` as the sample's `tcp-echo-gateway` (port 31400 on a free local port), over a
+/// config directory `name` holding `service` and `routes`; the directory, for later rewrites.
+fn tcp_echo_gateway(name: &str, service: String, routes: &str) -> (Proxy, std::path::PathBuf) {
+    let dir = config_dir(name);
+    std::fs::write(dir.join("service.yaml"), service).expect("write");
+    std::fs::write(dir.join("routes.yaml"), routes).expect("write");
+    let proxy = start_proxy(&dir, &["--gateway", "default/tcp-echo-gateway", "--port-map", "31400=127.0.0.1:0"]);
+    (proxy, dir)
+}
+
 /// Istio's `tcp-echo-20-v2.yaml`: 80 % of connections to v1, 20 % to v2.
 const SHIFT_20_V2: &str = r#"apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -100,10 +110,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_traffic_shifting_as_istios_task() {
     let (v1, v2) = (tcp_echo("one").await, tcp_echo("two").await);
-    let dir = config_dir("tcp-echo");
-    std::fs::write(dir.join("service.yaml"), tcp_echo_service(v1, v2)).expect("write");
-    std::fs::write(dir.join("routes.yaml"), sample("tcp-echo-all-v1.yaml")).expect("write");
-    let proxy = start_proxy(&dir, &["--gateway", "default/tcp-echo-gateway", "--port-map", "31400=127.0.0.1:0"]);
+    let (proxy, dir) = tcp_echo_gateway("tcp-echo", tcp_echo_service(v1, v2), &sample("tcp-echo-all-v1.yaml"));
     let gateway = proxy.port(31400).to_string();
 
     // All to v1.
@@ -348,13 +355,10 @@ async fn tcp_connections_obey_max_connections_and_report_connect_failures() {
     let v1 = tcp_echo("one").await;
     // v2's endpoint listens nowhere.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let dir = config_dir("tcp-limits");
-    std::fs::write(dir.join("service.yaml"), tcp_echo_service(v1, nowhere)).expect("write");
     let limits = "  trafficPolicy:\n    connectionPool:\n      tcp:\n        maxConnections: 1\n  subsets:\n";
     let all_v1 = sample("tcp-echo-all-v1.yaml").replacen("  subsets:\n", limits, 1);
     assert!(all_v1.contains("maxConnections"), "the sample's DestinationRule changed shape");
-    std::fs::write(dir.join("routes.yaml"), &all_v1).expect("write");
-    let proxy = start_proxy(&dir, &["--gateway", "default/tcp-echo-gateway", "--port-map", "31400=127.0.0.1:0"]);
+    let (proxy, dir) = tcp_echo_gateway("tcp-limits", tcp_echo_service(v1, nowhere), &all_v1);
     let gateway = proxy.port(31400).to_string();
 
     // One connection open and answered: the only one the pool allows.
@@ -408,10 +412,7 @@ async fn a_large_echo_flows_both_ways_at_once() {
     // The client writes 64 MiB without waiting while the echo comes back: a proxy that copied
     // one way at a time would stop once both directions' socket buffers were full.
     let v1 = tcp_echo("one").await;
-    let dir = config_dir("tcp-large");
-    std::fs::write(dir.join("service.yaml"), tcp_echo_service(v1, v1)).expect("write");
-    std::fs::write(dir.join("routes.yaml"), sample("tcp-echo-all-v1.yaml")).expect("write");
-    let proxy = start_proxy(&dir, &["--gateway", "default/tcp-echo-gateway", "--port-map", "31400=127.0.0.1:0"]);
+    let (proxy, dir) = tcp_echo_gateway("tcp-large", tcp_echo_service(v1, v1), &sample("tcp-echo-all-v1.yaml"));
     let stream = TcpStream::connect(proxy.port(31400)).await.expect("connect");
     let (mut read, mut write) = stream.into_split();
     let line = format!("{}\n", "x".repeat(1023));

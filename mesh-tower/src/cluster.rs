@@ -331,7 +331,7 @@ impl Cluster {
                 }
             }
             let mut loads = [0u64; locality::MAX_LEVELS];
-            locality::priority_loads_into(&counts, &mut loads);
+            locality::priority_loads(&counts, &mut loads);
             if let Some(level) = locality::choose(&loads, crate::rng::u64()) {
                 let at_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level);
                 let in_level_warm = |i: usize| at_level(i) && fresh_warm(i);

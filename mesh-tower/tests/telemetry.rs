@@ -159,11 +159,8 @@ spec:
     assert_eq!(aborted, 4, "{all:#?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_body_cut_off_by_the_route_timeout_is_reported_ut() {
-    let recorder = Arc::new(DebuggingRecorder::new());
-    let _guard = metrics::set_default_local_recorder(&*recorder);
-    let server = serve(|_, _| async { stalling("first;", std::time::Duration::from_secs(10), "rest") }).await;
+/// The stack, with `ratings` served by `server` and routed with `timeout: 1s`.
+fn ratings_with_a_1s_timeout(server: &Server) -> Stack {
     let registry = Registry::new();
     registry.register("ratings.default.svc.cluster.local", Endpoint::new(server.address(), []));
     let config = r#"
@@ -176,7 +173,15 @@ spec:
   - route: [{destination: {host: ratings}}]
     timeout: 1s
 "#;
-    let stack = stack(&mesh(config, registry));
+    stack(&mesh(config, registry))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_cut_off_by_the_route_timeout_is_reported_ut() {
+    let recorder = Arc::new(DebuggingRecorder::new());
+    let _guard = metrics::set_default_local_recorder(&*recorder);
+    let server = serve(|_, _| async { stalling("first;", std::time::Duration::from_secs(10), "rest") }).await;
+    let stack = ratings_with_a_1s_timeout(&server);
     let (status, body, _) = send(&stack, get("http://ratings:9080/", &[])).await;
     // The status was sent before the timeout: it stays 200, and the flag says the stream was cut.
     assert_eq!((status, body.as_str()), (200, ""), "the body ends in an error");
@@ -194,19 +199,7 @@ async fn a_route_timeout_is_labelled_with_the_routed_service() {
         text(200, "late")
     })
     .await;
-    let registry = Registry::new();
-    registry.register("ratings.default.svc.cluster.local", Endpoint::new(server.address(), []));
-    let config = r#"
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: ratings}
-spec:
-  hosts: [ratings]
-  http:
-  - route: [{destination: {host: ratings}}]
-    timeout: 1s
-"#;
-    let stack = stack(&mesh(config, registry));
+    let stack = ratings_with_a_1s_timeout(&server);
     let (status, _, _) = send(&stack, get("http://ratings:9080/", &[])).await;
     assert_eq!(status, 504);
     let all = series(&recorder);

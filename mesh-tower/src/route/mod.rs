@@ -35,7 +35,9 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 /// the route layer (a fault abort, a route timeout): no endpoint answered, but the route had
 /// chosen its destination, and Istio labels such a request with that service (its stats read the
 /// destination service from the route's cluster, and fall back to the `Host` header only when
-/// there is none, as for redirects, direct responses and requests with no route).
+/// there is none, as for redirects, direct responses and requests with no route: istio/proxy
+/// `source/extensions/filters/http/istio_stats/istio_stats.cc`, `populatePeerInfo`; Envoy sets
+/// the upstream cluster info when the route is resolved, before any filter aborts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DestinationService(pub Arc<str>);
 
@@ -74,7 +76,8 @@ impl DownstreamAddresses {
     /// future), as a tracing span is entered.
     ///
     /// ```
-    /// let addresses = mesh_tower::DownstreamAddresses { remote: "10.0.0.7:5000".parse().unwrap(), local: None };
+    /// let remote = std::net::SocketAddr::from(([10, 0, 0, 7], 5000));
+    /// let addresses = mesh_tower::DownstreamAddresses { remote, local: None };
     /// let _current = addresses.enter();
     /// // stack.call(request) — its header edits read 10.0.0.7 for %DOWNSTREAM_REMOTE_ADDRESS%
     /// ```
@@ -144,11 +147,6 @@ impl<S> Route<S> {
     /// The inner service, mutably.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
-    }
-
-    /// The configuration it routes by.
-    pub fn config(&self) -> &SharedSnapshot {
-        &self.config
     }
 
     /// Unwrap the inner service.
