@@ -52,11 +52,19 @@ pub struct CompileOptions {
     /// `setDestinationRules`). `None` (the default): one snapshot for every namespace, `exportTo`
     /// not applied.
     pub client_namespace: Option<String>,
+    /// Leave 503 out of Istio's default retry policy (default `true`, as Istio's
+    /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`); see
+    /// [`mesh_core::snapshot::Settings::exclude_503_from_default_retries`].
+    pub exclude_503_from_default_retries: bool,
 }
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { domain: mesh_core::host::DEFAULT_DOMAIN.to_string(), client_namespace: None }
+        CompileOptions {
+            domain: mesh_core::host::DEFAULT_DOMAIN.to_string(),
+            client_namespace: None,
+            exclude_503_from_default_retries: true,
+        }
     }
 }
 
@@ -89,7 +97,12 @@ pub struct Compiled {
 /// Compile resources, in order (earlier VirtualServices win host conflicts under the mesh, as the
 /// oldest does in Istio).
 pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
-    let mut builder = SnapshotBuilder::new(Settings { domain: Arc::from(options.domain.as_str()) });
+    let settings = Settings {
+        domain: Arc::from(options.domain.as_str()),
+        exclude_503_from_default_retries: options.exclude_503_from_default_retries,
+    };
+    let default_retries = settings.default_retries();
+    let mut builder = SnapshotBuilder::new(settings);
     let mut diagnostics = Vec::new();
     // Gateway server hosts first: VirtualServices bound to a Gateway are filtered by them, in
     // whatever order the files list the two.
@@ -101,6 +114,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             let decl = Ctx {
                 r,
                 domain: &options.domain,
+                default_retries: &default_retries,
                 diagnostics: &mut scratch,
                 gateways: &gateway_hosts,
                 delegates: &empty,
@@ -135,6 +149,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
         let mut c = Ctx {
             r,
             domain: &options.domain,
+            default_retries: &default_retries,
             diagnostics: &mut diagnostics,
             gateways: &gateway_hosts,
             delegates: &delegates,
@@ -163,6 +178,8 @@ type Delegates<'r> = std::collections::HashMap<(&'r str, &'r str), (&'r Resource
 struct Ctx<'a> {
     r: &'a Resource,
     domain: &'a str,
+    /// The retry policy of routes that set none (Istio's default, by the options).
+    default_retries: &'a RetryPolicy,
     diagnostics: &'a mut Vec<Diagnostic>,
     gateways: &'a GatewayHosts,
     delegates: &'a Delegates<'a>,
@@ -411,16 +428,19 @@ impl Ctx<'_> {
         }
     }
 
-    fn retries(r: &Option<vs::HttpRetry>) -> RetryPolicy {
+    /// Istio's `ConvertPolicy` (`pilot/pkg/networking/core/route/retry/retry.go`): no policy is
+    /// the default one; `attempts <= 0` disables retries; otherwise the default with the fields
+    /// the route sets (`retryOn` replaces the conditions and status codes when given).
+    fn retries(&self, r: &Option<vs::HttpRetry>) -> RetryPolicy {
         let Some(r) = r else {
-            return RetryPolicy::istio_default();
+            return self.default_retries.clone();
         };
         if r.attempts <= 0 {
             return RetryPolicy::disabled();
         }
         let retry_on = match r.retry_on.as_deref().filter(|s| !s.is_empty()) {
-            Some(text) => RetryOn::parse(text).unwrap_or_else(|_| RetryOn::istio_default()),
-            None => RetryOn::istio_default(),
+            Some(text) => RetryOn::parse(text).unwrap_or_else(|_| self.default_retries.retry_on.clone()),
+            None => self.default_retries.retry_on.clone(),
         };
         RetryPolicy {
             attempts: u32::try_from(r.attempts).unwrap_or(0),
@@ -551,7 +571,7 @@ impl Ctx<'_> {
             action: self.action(h),
             rewrite,
             timeout: duration(&h.timeout).filter(|d| !d.is_zero()),
-            retries: Self::retries(&h.retries),
+            retries: self.retries(&h.retries),
             fault: Self::fault(&h.fault),
             mirrors: mirrors.into_boxed_slice(),
             cors,

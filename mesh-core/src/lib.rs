@@ -11,6 +11,8 @@
 //! - [`locality`]: locality-aware load balancing (priorities by region/zone/subzone, failover).
 //! - [`snapshot`]: the immutable whole the request path reads.
 //! - [`request`], [`router`]: what a request looks like to routing, and routing it.
+//! - [`decision`]: the whole answer to a request as one value ([`Snapshot::decide`]), which
+//!   every front end (the route layer, `mesh explain`, `mesh proxy`) applies or prints.
 //!
 //! ## Glossary
 //! - *binding*: where a VirtualService applies — the mesh, or a Gateway.
@@ -24,6 +26,7 @@
 pub mod balance;
 pub mod budget;
 pub mod cors;
+pub mod decision;
 pub mod header_format;
 pub mod host;
 pub mod l4;
@@ -39,6 +42,7 @@ pub mod router;
 pub mod service;
 pub mod snapshot;
 
+pub use decision::{Decision, Forward, Listener, Local, LocalReason};
 pub use request::{ClientIdentity, RequestView};
 pub use router::RouteDecision;
 pub use snapshot::{Binding, Snapshot, SnapshotBuilder};

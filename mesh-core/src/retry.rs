@@ -135,7 +135,8 @@ mod tests {
             assert_eq!(on(text).should_retry(*outcome), *want, "{text} {outcome:?}");
         }
         let istio = RetryOn::istio_default();
-        assert!(istio.should_retry(resp(503)), "Istio's default retries 503 (retriable-status-codes)");
+        assert!(!istio.should_retry(resp(503)), "current Istio's default leaves 503 out");
+        assert!(RetryOn::istio_default_with_503().should_retry(resp(503)), "the former default retried 503");
         assert!(istio.should_retry(TryOutcome::ConnectFailure));
         assert!(!istio.should_retry(resp(500)));
     }

@@ -168,15 +168,20 @@ impl WeightedDestinations {
         self.cumulative.last().copied().unwrap_or(0)
     }
 
-    /// The destination for a uniform random value `r` in `0..total()`.
+    /// The destination for a uniform random value `r` (taken modulo `total()`).
     pub fn pick(&self, r: u64) -> Option<&RouteDestination> {
+        self.pick_index(r).map(|i| &self.destinations[i])
+    }
+
+    /// The index of the destination for a uniform random value `r` (taken modulo `total()`);
+    /// `None` when every weight is 0.
+    pub fn pick_index(&self, r: u64) -> Option<usize> {
         let total = self.total();
         if total == 0 {
             return None;
         }
         let r = r % total;
-        let i = self.cumulative.partition_point(|&c| c <= r);
-        self.destinations.get(i)
+        Some(self.cumulative.partition_point(|&c| c <= r)).filter(|i| *i < self.destinations.len())
     }
 }
 
@@ -353,8 +358,9 @@ impl RetryOn {
         Ok(on)
     }
 
-    /// Istio's default: `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`
-    /// with 503 as the retriable status code.
+    /// Istio's default conditions: `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`
+    /// with no retriable status code — current Istio leaves 503 out
+    /// (`EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`, default true; `pilot/pkg/networking/core/route/retry/retry.go`).
     pub fn istio_default() -> RetryOn {
         RetryOn {
             connect_failure: true,
@@ -362,9 +368,15 @@ impl RetryOn {
             grpc_unavailable: true,
             grpc_cancelled: true,
             retriable_status_codes: true,
-            status_codes: Box::new([503]),
+            status_codes: Box::new([]),
             ..RetryOn::default()
         }
+    }
+
+    /// Istio's former default conditions: [`RetryOn::istio_default`] with 503 as a retriable status
+    /// code (`EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`).
+    pub fn istio_default_with_503() -> RetryOn {
+        RetryOn { status_codes: Box::new([503]), ..RetryOn::istio_default() }
     }
 
     /// The conditions as Istio spells them, comma-separated.
@@ -392,7 +404,7 @@ impl RetryOn {
     }
 }
 
-/// A compiled retry policy.
+/// A compiled retry policy. The default is Istio's default policy ([`RetryPolicy::istio_default`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first try; 0 disables retries.
@@ -409,7 +421,8 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// Istio's default when a route sets none: 2 attempts on
-    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`.
+    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`, no
+    /// retriable status code ([`RetryOn::istio_default`]).
     pub fn istio_default() -> RetryPolicy {
         RetryPolicy {
             attempts: 2,
@@ -418,6 +431,11 @@ impl RetryPolicy {
             backoff: None,
             configured: false,
         }
+    }
+
+    /// Istio's former default, which also retried 503 ([`RetryOn::istio_default_with_503`]).
+    pub fn istio_default_with_503() -> RetryPolicy {
+        RetryPolicy { retry_on: RetryOn::istio_default_with_503(), ..RetryPolicy::istio_default() }
     }
 
     /// Retries off (`attempts: 0`).
@@ -429,6 +447,12 @@ impl RetryPolicy {
             backoff: None,
             configured: true,
         }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::istio_default()
     }
 }
 

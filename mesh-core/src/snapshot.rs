@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 use crate::host::{DEFAULT_DOMAIN, HostMap};
 use crate::l4::{L4Server, L4VirtualService};
 use crate::policy::DestinationPolicy;
-use crate::route::HttpRule;
+use crate::route::{HttpRule, RetryPolicy};
 use crate::router::RuleIndex;
 use crate::service::{GatewayDecl, ServiceDecl, WorkloadDecl};
 
@@ -93,17 +93,34 @@ pub(crate) type NamespacedHost = (Box<str>, Arc<VirtualHost>);
 pub struct Settings {
     /// Cluster domain used to qualify short names (`cluster.local`).
     pub domain: Arc<str>,
+    /// Leave 503 out of the default retry policy (routes without `retries`, or with `attempts`
+    /// and no `retryOn`), as Istio does by default since 1.24 (`EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`,
+    /// default true, in `pilot/pkg/features`: a 503 may come from a request the upstream already
+    /// acted on). `false` restores the old default, which retried 503.
+    pub exclude_503_from_default_retries: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { domain: Arc::from(DEFAULT_DOMAIN) }
+        Settings { domain: Arc::from(DEFAULT_DOMAIN), exclude_503_from_default_retries: true }
+    }
+}
+
+impl Settings {
+    /// The retry policy of routes that set none, under these settings.
+    pub fn default_retries(&self) -> RetryPolicy {
+        if self.exclude_503_from_default_retries {
+            RetryPolicy::istio_default()
+        } else {
+            RetryPolicy::istio_default_with_503()
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     settings: Settings,
+    default_retries: RetryPolicy,
     routes: BTreeMap<Binding, RouteTable>,
     destination_rules: HostMap<Box<[Arc<DestinationPolicy>]>>,
     services: HostMap<Box<[Arc<ServiceDecl>]>>,
@@ -134,6 +151,10 @@ impl Snapshot {
     /// Settings.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub(crate) fn default_retry_policy(&self) -> &RetryPolicy {
+        &self.inner.default_retries
     }
 
     /// This snapshot's number, distinct for every snapshot built in this process (clones share
@@ -280,7 +301,7 @@ impl SnapshotBuilder {
     /// A builder with the given settings.
     pub fn new(settings: Settings) -> Self {
         SnapshotBuilder {
-            inner: Inner { settings, ..Inner::default() },
+            inner: Inner { default_retries: settings.default_retries(), settings, ..Inner::default() },
             owners: BTreeMap::new(),
             routes: BTreeMap::new(),
         }

@@ -62,17 +62,7 @@ async fn config_dump(State(admin): State<Admin>) -> Json<Value> {
                 .virtual_hosts(b)
                 .iter()
                 .map(|vh| {
-                    let rules: Vec<Value> = vh
-                        .rules
-                        .iter()
-                        .map(|r| {
-                            json!({
-                                "virtualService": format!("{}/{}", r.origin.namespace, r.origin.name),
-                                "rule": r.origin.index,
-                                "name": r.name.as_deref(),
-                            })
-                        })
-                        .collect();
+                    let rules: Vec<Value> = vh.rules.iter().map(|r| crate::explain::rule_json(r)).collect();
                     json!({"host": &*vh.pattern, "rules": rules})
                 })
                 .collect();
@@ -80,19 +70,7 @@ async fn config_dump(State(admin): State<Admin>) -> Json<Value> {
         })
         .collect();
     let route = |r: &mesh_core::l4::L4Route| {
-        let destinations: Vec<Value> = r
-            .destinations
-            .destinations()
-            .iter()
-            .map(|d| {
-                json!({
-                    "host": &*d.destination.host,
-                    "subset": d.destination.subset.as_deref(),
-                    "port": d.destination.port,
-                    "weight": d.weight,
-                })
-            })
-            .collect();
+        let destinations = crate::explain::destinations_json(&r.destinations);
         json!({"virtualService": &*r.virtual_service, "rule": r.rule, "destinations": destinations})
     };
     let l4: Vec<Value> = snapshot

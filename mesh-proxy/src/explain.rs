@@ -1,19 +1,34 @@
-//! `mesh explain`: what the configuration means for one request.
+//! `mesh explain`: what the configuration means for one request, and the one JSON serializer of
+//! decisions and compiled rules (`/config_dump` uses it too).
+//!
+//! Explain prints the [`Decision`] mesh-core makes ([`Snapshot::decide`]) — the same value the
+//! route layer applies in `mesh proxy` and in-process clients — so the two cannot disagree.
 //!
 //! The JSON output is a public contract (`../shared/DESIGN.md`): every key is always present,
-//! `null` where it does not apply; durations print as seconds with an `s` suffix.
+//! `null` where it does not apply; durations print as seconds with an `s` suffix. Beyond the
+//! keys DESIGN.md lists: `flags` (Envoy's response flag of a local answer: `NR`, or `-`),
+//! `reason` (why the mesh answered itself: `hostNotExposed`, `httpsRedirect`, `noVirtualHost`,
+//! `noRule`, `delegate`, `noDestination`, `redirect`, `directResponse`, or `connectionClosed`
+//! for a Gateway connection that ends before any HTTP), and `port` (the Gateway listener port
+//! the request was decided on; `null` for the mesh). For a local answer, `headers.response`
+//! holds the edits applied to it (a redirect's or direct response's rule edits) and
+//! `headers.request` is empty.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use mesh_core::route::{AbortStatus, HeaderEdits, HeaderOps, HttpRule, RetryPolicy, RouteAction};
-use mesh_core::router::{RuleTrace, redirect_location, rewrite_path, trace_rules};
-use mesh_core::{Binding, ClientIdentity, RequestView, RouteDecision, Snapshot};
+use mesh_core::decision::{Decision, Listener, LocalReason};
+use mesh_core::route::{
+    AbortStatus, Fault, HeaderEdits, HeaderOps, HttpRule, Mirror, RequestMatch, RetryPolicy, RouteAction,
+    WeightedDestinations,
+};
+use mesh_core::router::{RuleTrace, trace_rules};
+use mesh_core::{Binding, ClientIdentity, RequestView, Snapshot};
 use serde_json::{Map, Value, json};
 
 /// Seconds with an `s` suffix, trailing zeros trimmed: `0.5s`, `7s`, `0.025s`.
-pub(crate) fn format_duration(d: Duration) -> String {
+pub fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
     let secs = nanos / 1_000_000_000;
     let frac = nanos % 1_000_000_000;
@@ -24,8 +39,9 @@ pub(crate) fn format_duration(d: Duration) -> String {
     format!("{secs}.{}s", frac.trim_end_matches('0'))
 }
 
-fn ops_json(ops: &HeaderOps) -> Value {
-    // Values with Envoy `%VARIABLES%` show as written (they are expanded per request).
+/// `{"set": {...}, "add": {...}, "remove": [...]}`; values with Envoy `%VARIABLES%` show as
+/// written (they are expanded per request).
+pub fn header_ops_json(ops: &HeaderOps) -> Value {
     let map = |pairs: &[(http::HeaderName, http::HeaderValue)], append: bool| -> Value {
         let mut out: Map<String, Value> =
             pairs.iter().map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("")))).collect();
@@ -41,19 +57,19 @@ fn ops_json(ops: &HeaderOps) -> Value {
     })
 }
 
-fn edits_json(edits: &HeaderEdits) -> Value {
-    json!({"request": ops_json(&edits.request), "response": ops_json(&edits.response)})
+/// `{"request": ops, "response": ops}`.
+pub fn header_edits_json(edits: &HeaderEdits) -> Value {
+    json!({"request": header_ops_json(&edits.request), "response": header_ops_json(&edits.response)})
 }
 
-fn retries_json(r: &RetryPolicy) -> Value {
+/// A retry policy (`null` when retries are off).
+pub fn retries_json(r: &RetryPolicy) -> Value {
     if r.attempts == 0 {
         return Value::Null;
     }
     let mut on = r.retry_on.to_istio_string();
-    if r.configured {
-        for code in r.retry_on.status_codes.iter() {
-            let _ = write!(on, ",{code}");
-        }
+    for code in r.retry_on.status_codes.iter() {
+        let _ = write!(on, ",{code}");
     }
     json!({
         "attempts": r.attempts,
@@ -62,8 +78,9 @@ fn retries_json(r: &RetryPolicy) -> Value {
     })
 }
 
-fn fault_json(rule: &HttpRule) -> Value {
-    let Some(f) = &rule.fault else { return Value::Null };
+/// A fault injection (`null` when none).
+pub fn fault_json(fault: Option<&Fault>) -> Value {
+    let Some(f) = fault else { return Value::Null };
     json!({
         "delay": f.delay.map(|(d, p)| json!({"fixedDelay": format_duration(d), "percentage": p.0})),
         "abort": f.abort.as_ref().map(|(status, p)| match status {
@@ -73,165 +90,254 @@ fn fault_json(rule: &HttpRule) -> Value {
     })
 }
 
-/// The JSON explanation of routing `req` from `client` under `binding`.
-pub(crate) fn explain_json(
-    snapshot: &Snapshot,
-    binding: &Binding,
-    req: &RequestView<'_>,
-    client: &ClientIdentity,
-) -> Value {
-    let decision = snapshot.route(binding, req, client);
+/// Mirrors.
+pub fn mirrors_json(mirrors: &[Mirror]) -> Value {
+    Value::Array(
+        mirrors
+            .iter()
+            .map(|m| {
+                json!({
+                    "host": &*m.destination.host,
+                    "subset": m.destination.subset.as_deref(),
+                    "port": m.destination.port,
+                    "percentage": m.percentage.0,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Weighted destinations (weight-0 entries left out), each with its own header edits.
+pub fn destinations_json(w: &WeightedDestinations) -> Value {
+    Value::Array(
+        w.destinations()
+            .iter()
+            .filter(|d| d.weight > 0)
+            .map(|d| {
+                json!({
+                    "host": &*d.destination.host,
+                    "subset": d.destination.subset.as_deref(),
+                    "port": d.destination.port,
+                    "weight": d.weight,
+                    "headers": if d.headers.is_empty() { Value::Null } else { header_edits_json(&d.headers) },
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Where a rule came from: `{"kind", "namespace", "name", "rule", "ruleName", "match"}`.
+pub fn rule_origin_json(rule: &HttpRule, request_match: Option<&RequestMatch>) -> Value {
+    json!({
+        "kind": "VirtualService",
+        "namespace": &*rule.origin.namespace,
+        "name": &*rule.origin.name,
+        "rule": rule.origin.index,
+        "ruleName": rule.name.as_deref(),
+        "match": request_match.map(|m| m.index),
+    })
+}
+
+/// A compiled rule as `/config_dump` shows it: its origin and everything it does, in the keys
+/// `mesh explain` uses.
+pub fn rule_json(rule: &HttpRule) -> Value {
+    let (action, destinations, redirect, direct) = match &rule.action {
+        RouteAction::Route(w) => ("route", destinations_json(w), Value::Null, Value::Null),
+        RouteAction::Redirect(r) => (
+            "redirect",
+            json!([]),
+            json!({"status": r.code, "uri": r.uri.as_deref(), "authority": r.authority.as_deref(),
+                   "scheme": r.scheme.as_deref(), "prefixRewrite": r.prefix_rewrite.as_deref()}),
+            Value::Null,
+        ),
+        RouteAction::DirectResponse(d) => (
+            "directResponse",
+            json!([]),
+            Value::Null,
+            json!({"status": d.status, "body": d.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())}),
+        ),
+        RouteAction::Delegate { namespace, name } => {
+            ("delegate", json!([]), json!({"delegate": format!("{namespace}/{name}")}), Value::Null)
+        }
+    };
+    json!({
+        "virtualService": format!("{}/{}", rule.origin.namespace, rule.origin.name),
+        "rule": rule.origin.index,
+        "name": rule.name.as_deref(),
+        "action": action,
+        "destinations": destinations,
+        "redirect": redirect,
+        "directResponse": direct,
+        "timeout": rule.timeout.map(format_duration),
+        "retries": retries_json(&rule.retries),
+        "fault": fault_json(rule.fault.as_ref()),
+        "mirrors": mirrors_json(&rule.mirrors),
+        "headers": header_edits_json(&rule.headers),
+    })
+}
+
+/// The JSON of a [`Decision`] (the contract in the module docs): what `mesh explain -o json`
+/// prints, and what the route layer applies.
+pub fn decision_json(decision: &Decision<'_>, req: &RequestView<'_>, listener: Option<&Listener>) -> Value {
     let mut out = Map::new();
     out.insert("host".into(), json!(decision.host()));
-    let empty_headers = edits_json(&HeaderEdits::default());
-    match &decision {
-        RouteDecision::Default { host } => {
-            out.insert("action".into(), json!("route"));
-            out.insert("status".into(), Value::Null);
-            out.insert("route".into(), Value::Null);
-            out.insert(
-                "destinations".into(),
-                json!([{"host": host, "subset": null, "port": null, "weight": 100, "headers": null}]),
-            );
-            for key in ["redirect", "directResponse", "rewrite", "timeout", "fault"] {
-                out.insert(key.into(), Value::Null);
-            }
-            out.insert("retries".into(), retries_json(&RetryPolicy::istio_default()));
-            out.insert("mirrors".into(), json!([]));
-            out.insert("headers".into(), empty_headers);
-        }
-        RouteDecision::NoRoute { .. } => {
-            out.insert("action".into(), json!("noRoute"));
-            out.insert("status".into(), json!(404));
-            out.insert("route".into(), Value::Null);
-            out.insert("destinations".into(), json!([]));
-            for key in ["redirect", "directResponse", "rewrite", "timeout", "retries", "fault"] {
-                out.insert(key.into(), Value::Null);
-            }
-            out.insert("mirrors".into(), json!([]));
-            out.insert("headers".into(), empty_headers);
-        }
-        RouteDecision::Matched { rule, request_match, .. } => {
-            let action = match &rule.action {
-                RouteAction::Route(_) | RouteAction::Delegate { .. } => "route",
-                RouteAction::Redirect(_) => "redirect",
-                RouteAction::DirectResponse(_) => "directResponse",
+    let empty_headers = header_edits_json(&HeaderEdits::default());
+    match decision {
+        Decision::Local(local) => {
+            let action = match local.reason {
+                LocalReason::Redirect | LocalReason::HttpsRedirect => "redirect",
+                LocalReason::DirectResponse => "directResponse",
+                _ => "noRoute",
             };
             out.insert("action".into(), json!(action));
-            out.insert("status".into(), Value::Null);
-            out.insert(
-                "route".into(),
-                json!({
-                    "kind": "VirtualService",
-                    "namespace": &*rule.origin.namespace,
-                    "name": &*rule.origin.name,
-                    "rule": rule.origin.index,
-                    "ruleName": rule.name.as_deref(),
-                    "match": request_match.map(|m| m.index),
-                }),
-            );
-            let destinations: Vec<Value> = match &rule.action {
-                RouteAction::Route(w) => w
-                    .destinations()
-                    .iter()
-                    .filter(|d| d.weight > 0)
-                    .map(|d| {
-                        json!({
-                            "host": &*d.destination.host,
-                            "subset": d.destination.subset.as_deref(),
-                            "port": d.destination.port,
-                            "weight": d.weight,
-                            "headers": if d.headers.is_empty() { Value::Null } else { edits_json(&d.headers) },
-                        })
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
-            out.insert("destinations".into(), Value::Array(destinations));
+            out.insert("status".into(), if action == "noRoute" { json!(local.status) } else { Value::Null });
+            out.insert("route".into(), local.rule.map_or(Value::Null, |r| rule_origin_json(r, local.request_match)));
+            out.insert("destinations".into(), json!([]));
             out.insert(
                 "redirect".into(),
-                match &rule.action {
-                    RouteAction::Redirect(r) => {
-                        json!({"status": r.code, "location": redirect_location(r, req, *request_match)})
-                    }
+                match &local.location {
+                    Some(location) if action == "redirect" => json!({"status": local.status, "location": location}),
                     _ => Value::Null,
                 },
             );
             out.insert(
                 "directResponse".into(),
-                match &rule.action {
-                    RouteAction::DirectResponse(d) => json!({
-                        "status": d.status,
-                        "body": d.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
-                    }),
-                    _ => Value::Null,
+                if action == "directResponse" {
+                    json!({"status": local.status, "body": local.body.map(|b| String::from_utf8_lossy(b).into_owned())})
+                } else {
+                    Value::Null
                 },
             );
+            for key in ["rewrite", "timeout", "retries", "fault"] {
+                out.insert(key.into(), Value::Null);
+            }
+            out.insert("mirrors".into(), json!([]));
+            let response =
+                local.response_headers().map_or_else(|| header_ops_json(&HeaderOps::default()), header_ops_json);
+            out.insert(
+                "headers".into(),
+                json!({"request": header_ops_json(&HeaderOps::default()), "response": response}),
+            );
+            out.insert("flags".into(), json!(local.flags()));
+            out.insert("reason".into(), json!(local.reason.as_str()));
+        }
+        Decision::Forward(f) => {
+            out.insert("action".into(), json!("route"));
+            out.insert("status".into(), Value::Null);
+            out.insert("route".into(), f.rule.map_or(Value::Null, |r| rule_origin_json(r, f.request_match)));
+            let destinations = match f.rule.map(|r| &r.action) {
+                Some(RouteAction::Route(w)) => destinations_json(w),
+                _ => {
+                    json!([{"host": &*f.destination.host, "subset": null, "port": null, "weight": 100, "headers": null}])
+                }
+            };
+            out.insert("destinations".into(), destinations);
+            out.insert("redirect".into(), Value::Null);
+            out.insert("directResponse".into(), Value::Null);
             out.insert(
                 "rewrite".into(),
-                match &rule.rewrite {
+                match &f.rewrite {
                     Some(rw) => {
-                        let path = rewrite_path(rw, req.path, *request_match).unwrap_or_else(|| req.path.to_string());
+                        let path = rw.path.as_deref().unwrap_or(req.path);
                         let path = match req.query {
                             Some(q) => format!("{path}?{q}"),
-                            None => path,
+                            None => path.to_string(),
                         };
-                        json!({"path": path, "authority": rw.authority.as_deref()})
+                        json!({"path": path, "authority": rw.authority})
                     }
                     None => Value::Null,
                 },
             );
-            out.insert("timeout".into(), rule.timeout.map(format_duration).map_or(Value::Null, Value::String));
-            let routes = matches!(rule.action, RouteAction::Route(_));
-            out.insert("retries".into(), if routes { retries_json(&rule.retries) } else { Value::Null });
-            out.insert("fault".into(), fault_json(rule));
-            out.insert(
-                "mirrors".into(),
-                Value::Array(
-                    rule.mirrors
-                        .iter()
-                        .map(|m| {
-                            json!({
-                                "host": &*m.destination.host,
-                                "subset": m.destination.subset.as_deref(),
-                                "port": m.destination.port,
-                                "percentage": m.percentage.0,
-                            })
-                        })
-                        .collect(),
-                ),
-            );
-            out.insert("headers".into(), edits_json(&rule.headers));
+            out.insert("timeout".into(), f.timeout().map(format_duration).map_or(Value::Null, Value::String));
+            out.insert("retries".into(), retries_json(f.retries));
+            out.insert("fault".into(), fault_json(f.fault()));
+            out.insert("mirrors".into(), mirrors_json(f.mirrors()));
+            out.insert("headers".into(), f.rule_headers().map_or(empty_headers, header_edits_json));
+            out.insert("flags".into(), Value::Null);
+            out.insert("reason".into(), Value::Null);
         }
     }
+    out.insert("port".into(), json!(listener.map(|l| l.port)));
+    Value::Object(out)
+}
+
+/// The JSON explanation of routing `req` from `client` under `binding`, arriving on `listener`
+/// (see [`Snapshot::decide`]).
+pub fn explain_json(
+    snapshot: &Snapshot,
+    binding: &Binding,
+    listener: Option<&Listener>,
+    req: &RequestView<'_>,
+    client: &ClientIdentity,
+) -> Value {
+    let decision = snapshot.decide(binding, listener, req, client, 0);
+    decision_json(&decision, req, listener)
+}
+
+/// The JSON of a Gateway connection closed before any HTTP (`reason` `connectionClosed`; the
+/// other keys as for an unrouted request, `status` `null`: nothing answers).
+pub fn closed_json(host: &str, port: u16) -> Value {
+    let mut out = Map::new();
+    out.insert("host".into(), json!(host));
+    out.insert("action".into(), json!("noRoute"));
+    for key in ["status", "route", "redirect", "directResponse", "rewrite", "timeout", "retries", "fault", "flags"] {
+        out.insert(key.into(), Value::Null);
+    }
+    out.insert("destinations".into(), json!([]));
+    out.insert("mirrors".into(), json!([]));
+    out.insert("headers".into(), header_edits_json(&HeaderEdits::default()));
+    out.insert("reason".into(), json!("connectionClosed"));
+    out.insert("port".into(), json!(port));
     Value::Object(out)
 }
 
 /// A readable explanation: which VirtualService applies, and why each rule did or did not match.
-pub(crate) fn explain_text(
+pub fn explain_text(
     snapshot: &Snapshot,
     binding: &Binding,
+    listener: Option<&Listener>,
     req: &RequestView<'_>,
     client: &ClientIdentity,
 ) -> String {
-    let json = explain_json(snapshot, binding, req, client);
-    let decision = snapshot.route(binding, req, client);
+    let mut view = *req;
+    if let Some(l) = listener {
+        view.listener_port = Some(l.port);
+    }
+    let req = &view;
+    let decision = snapshot.decide(binding, listener, req, client, 0);
+    let json = decision_json(&decision, req, listener);
     let mut out = String::new();
+    let port = listener.map(|l| format!(", port {}", l.port)).unwrap_or_default();
     let _ = writeln!(
         out,
-        "{} {}://{}{} (client namespace {}, via {binding})",
+        "{} {}://{}{} (client namespace {}, via {binding}{port})",
         req.method, req.scheme, req.authority, req.path, client.namespace
     );
     let _ = writeln!(out, "host: {}", decision.host());
-    let vh = match &decision {
-        RouteDecision::Default { host } => {
-            let _ = writeln!(
-                out,
-                "no VirtualService for this host: the request goes to {host} itself (Istio's default retries apply)"
-            );
-            return out;
-        }
-        RouteDecision::NoRoute { virtual_host, .. } | RouteDecision::Matched { virtual_host, .. } => virtual_host,
+    let virtual_host = match &decision {
+        Decision::Local(l) => l.virtual_host,
+        Decision::Forward(f) => f.virtual_host,
+    };
+    let Some(vh) = virtual_host else {
+        let why = match &decision {
+            Decision::Forward(f) => format!(
+                "no VirtualService for this host: the request goes to {} itself (the default retries apply)",
+                f.destination.host
+            ),
+            Decision::Local(l) => match l.reason {
+                LocalReason::HostNotExposed => {
+                    format!("=> no server of {binding}{port} lists this host: {} ({})", l.status, l.flags())
+                }
+                LocalReason::HttpsRedirect => format!(
+                    "=> the server has tls.httpsRedirect: redirect {} to {}",
+                    l.status,
+                    l.location.as_deref().unwrap_or("")
+                ),
+                _ => format!("=> no VirtualService bound to {binding} for this host: {} ({})", l.status, l.flags()),
+            },
+        };
+        let _ = writeln!(out, "{why}");
+        return out;
     };
     let _ = writeln!(out, "virtual host {}: {} rules", vh.pattern, vh.rules.len());
     for (i, trace) in trace_rules(vh, req, client) {
@@ -253,7 +359,12 @@ pub(crate) fn explain_text(
     }
     match json["action"].as_str() {
         Some("noRoute") => {
-            let _ = writeln!(out, "=> no rule matched: 404 (NR)");
+            let why = match json["reason"].as_str() {
+                Some("delegate") => "the rule delegates to a VirtualService that is not there",
+                Some("noDestination") => "the rule's destinations all have weight 0",
+                _ => "no rule matched",
+            };
+            let _ = writeln!(out, "=> {why}: 404 (NR)");
         }
         Some("redirect") => {
             let _ = writeln!(
@@ -297,7 +408,7 @@ pub(crate) fn explain_text(
 /// ClientHello's server name `sni`, `tls://`): the keys of [`explain_json`], with `action`
 /// `route` or `noRoute` (`status` stays `null`: a connection has no status; an unrouted one is
 /// closed), `route.section` `tcp` or `tls` and `route.rule` the index in that list.
-pub(crate) fn explain_l4_json(snapshot: &Snapshot, binding: &Binding, port: u16, sni: Option<&str>) -> Value {
+pub fn explain_l4_json(snapshot: &Snapshot, binding: &Binding, port: u16, sni: Option<&str>) -> Value {
     let route = snapshot.l4_server(binding, port).and_then(|s| s.route(sni));
     let mut out = Map::new();
     out.insert("host".into(), json!(sni));
@@ -336,12 +447,15 @@ pub(crate) fn explain_l4_json(snapshot: &Snapshot, binding: &Binding, port: u16,
         out.insert(key.into(), Value::Null);
     }
     out.insert("mirrors".into(), json!([]));
-    out.insert("headers".into(), edits_json(&HeaderEdits::default()));
+    out.insert("headers".into(), header_edits_json(&HeaderEdits::default()));
+    out.insert("flags".into(), Value::Null);
+    out.insert("reason".into(), json!(if route.is_some() { Value::Null } else { json!("connectionClosed") }));
+    out.insert("port".into(), json!(port));
     Value::Object(out)
 }
 
 /// The text explanation of a connection (see [`explain_l4_json`]).
-pub(crate) fn explain_l4_text(snapshot: &Snapshot, binding: &Binding, port: u16, sni: Option<&str>) -> String {
+pub fn explain_l4_text(snapshot: &Snapshot, binding: &Binding, port: u16, sni: Option<&str>) -> String {
     let mut out = String::new();
     let what = match sni {
         Some(name) => format!("TLS connection for {name}"),

@@ -8,6 +8,8 @@
 //! - [`l4`]: a Gateway's plain TCP and TLS passthrough servers (VirtualService `tcp[]`, `tls[]`).
 //! - [`upstream`]: the pooled client under the stack, with TLS origination per DestinationRule.
 //! - [`tls`]: rustls configs from Istio's TLS settings (ring provider, nothing installed globally).
+//! - [`explain`]: `mesh explain`'s output — the JSON of a mesh-core decision — and the JSON of
+//!   compiled rules that `/config_dump` shows.
 //! - [`admin`]: `/metrics` (Prometheus text), `/config_dump`, `/clusters`, `/ready`, `/healthz`.
 //! - [`reload`]: the configuration source — files loaded, validated per resource, applied to the
 //!   mesh; reloads on change (polling the files' contents) and on demand (SIGHUP in the binary),
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod explain;
 pub mod gateway;
 pub mod l4;
 pub mod reload;

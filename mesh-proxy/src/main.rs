@@ -5,8 +5,6 @@
 //! - `mesh proxy -f PATH... --listen ADDR [--admin ADDR] [--gateway NS/NAME]` runs the same layers
 //!   as a standalone proxy (a client's outbound proxy, or a Gateway).
 
-mod explain;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,7 +66,16 @@ enum Command {
         /// Output format: `text` or `json`.
         #[arg(short = 'o', long = "output", default_value = "text")]
         output: String,
-        /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, also a
+        /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
+        /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`). By default 503 is not retried unless a
+        /// route's `retryOn` says so.
+        #[arg(long)]
+        default_retry_503: bool,
+        /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, the URL's
+        /// port is the Gateway port the request arrives on (without one: the port of the first
+        /// server whose hosts admit the URL's host — TLS servers for `https`, plain ones for
+        /// `http` — 80 or 443 first; else 80 or 443), as `mesh proxy` takes it from its listener;
+        /// with `--gateway`, also a
         /// connection to one of its TCP servers, `tcp://any:31400`, or TLS passthrough servers,
         /// `tls://SERVER-NAME:443`.
         url: String,
@@ -117,6 +124,10 @@ enum Command {
         /// Worker threads (default: one per CPU; 1 runs everything on the calling thread).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
+        /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`).
+        #[arg(long)]
+        default_retry_503: bool,
     },
 }
 
@@ -173,9 +184,27 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths, namespace, quiet, strict } => validate(&paths, namespace, quiet, strict),
-        Command::Explain { files, method, headers, source_labels, gateway, namespace, output, url } => {
-            explain(&files, &method, &headers, &source_labels, gateway.as_deref(), &namespace, &output, &url)
-        }
+        Command::Explain {
+            files,
+            method,
+            headers,
+            source_labels,
+            gateway,
+            namespace,
+            output,
+            default_retry_503,
+            url,
+        } => explain(ExplainArgs {
+            files,
+            method,
+            headers,
+            source_labels,
+            gateway,
+            namespace,
+            output,
+            default_retry_503,
+            url,
+        }),
         Command::Proxy {
             files,
             listen,
@@ -188,6 +217,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reload_interval_ms,
             access_log,
             threads,
+            default_retry_503,
         } => {
             // One thread: a current-thread runtime (no work-stealing machinery, as an nginx
             // worker); more: the multi-thread scheduler.
@@ -212,6 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 locality,
                 reload_interval: std::time::Duration::from_millis(reload_interval_ms.max(10)),
                 access_log,
+                default_retry_503,
             }))
         }
     }
@@ -228,6 +259,7 @@ struct ProxyArgs {
     locality: Option<String>,
     reload_interval: std::time::Duration,
     access_log: bool,
+    default_retry_503: bool,
 }
 
 async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
@@ -260,7 +292,11 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         Some(g) => Some(g.split_once('/').ok_or_else(|| anyhow::anyhow!("--gateway takes NAMESPACE/NAME, got {g:?}"))?),
         None => None,
     };
-    let source = mesh_proxy::reload::ConfigSource::with_mesh(args.files, &args.namespace, |b| {
+    let compile = mesh_config::CompileOptions {
+        exclude_503_from_default_retries: !args.default_retry_503,
+        ..mesh_config::CompileOptions::for_namespace(&args.namespace)
+    };
+    let source = mesh_proxy::reload::ConfigSource::with_options(args.files, compile, |b| {
         let mut b = b.workload("mesh-proxy").access_log(args.access_log);
         if let Some(l) = &args.locality {
             b = b.client_identity(ClientIdentity::new(&args.namespace, []).with_locality(l));
@@ -433,18 +469,24 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn explain(
-    files: &[PathBuf],
-    method: &str,
-    headers: &[String],
-    source_labels: &[String],
-    gateway: Option<&str>,
-    namespace: &str,
-    output: &str,
-    url: &str,
-) -> Result<ExitCode> {
-    for p in files {
+struct ExplainArgs {
+    files: Vec<PathBuf>,
+    method: String,
+    headers: Vec<String>,
+    source_labels: Vec<String>,
+    gateway: Option<String>,
+    namespace: String,
+    output: String,
+    default_retry_503: bool,
+    url: String,
+}
+
+fn explain(args: ExplainArgs) -> Result<ExitCode> {
+    use mesh_proxy::explain;
+    let ExplainArgs { files, method, headers, source_labels, gateway, namespace, output, default_retry_503, url } =
+        args;
+    let (namespace, output, url) = (namespace.as_str(), output.as_str(), url.as_str());
+    for p in &files {
         if !p.exists() {
             anyhow::bail!("{}: no such file or directory", p.display());
         }
@@ -457,16 +499,16 @@ fn explain(
         anyhow::bail!("{url:?} needs a host, e.g. http://reviews:9080/");
     }
     let mut header_list: Vec<(String, String)> = Vec::new();
-    for h in headers {
+    for h in &headers {
         let (name, value) = h.split_once(':').ok_or_else(|| anyhow::anyhow!("header {h:?} is not `Name: value`"))?;
         header_list.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
     let mut labels = Vec::new();
-    for l in source_labels {
+    for l in &source_labels {
         let (k, v) = l.split_once('=').ok_or_else(|| anyhow::anyhow!("source label {l:?} is not `key=value`"))?;
         labels.push((k.to_string(), v.to_string()));
     }
-    let binding = match gateway {
+    let binding = match gateway.as_deref() {
         None => Binding::Mesh,
         Some(g) => {
             let (ns, name) = g.split_once('/').ok_or_else(|| anyhow::anyhow!("gateway {g:?} is not NS/NAME"))?;
@@ -475,14 +517,18 @@ fn explain(
     };
     let options = LoadOptions { default_namespace: namespace.to_string(), ..LoadOptions::default() };
     // The client's view: resources not exported to its namespace do not apply to it.
-    let mut store = ConfigStore::new(mesh_config::CompileOptions::for_namespace(namespace));
-    let report = store.apply(load_paths(files, &options));
+    let mut store = ConfigStore::new(mesh_config::CompileOptions {
+        exclude_503_from_default_retries: !default_retry_503,
+        ..mesh_config::CompileOptions::for_namespace(namespace)
+    });
+    let report = store.apply(load_paths(&files, &options));
     for d in report.errors() {
         eprintln!("{d}");
     }
     for f in &report.failed_files {
         eprintln!("{f}");
     }
+    let snapshot = store.snapshot();
     // A connection to a Gateway's TCP or TLS passthrough server: `tcp://ANY:PORT`,
     // `tls://SERVER-NAME[:PORT]` (443 by default).
     if let Some(scheme @ ("tcp" | "tls")) = uri.scheme_str() {
@@ -496,28 +542,55 @@ fn explain(
         };
         let sni = (scheme == "tls").then(|| uri.host().unwrap_or("").to_ascii_lowercase());
         if output == "json" {
-            let value = explain::explain_l4_json(store.snapshot(), &binding, port, sni.as_deref());
+            let value = explain::explain_l4_json(snapshot, &binding, port, sni.as_deref());
             println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
-            print!("{}", explain::explain_l4_text(store.snapshot(), &binding, port, sni.as_deref()));
+            print!("{}", explain::explain_l4_text(snapshot, &binding, port, sni.as_deref()));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let client = ClientIdentity::new(namespace, labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let scheme = uri.scheme_str().unwrap_or("http");
     let req = RequestView {
-        method,
-        scheme: uri.scheme_str().unwrap_or("http"),
-        authority: uri.authority().map(|a| a.as_str()).unwrap_or(""),
+        method: &method,
+        scheme,
+        authority,
         path: uri.path(),
         query: uri.query(),
         headers: &header_list,
         listener_port: None,
     };
+    // Under a Gateway, the connection is accepted as `mesh proxy` accepts it: the port the
+    // request arrives on, then the servers that admit it (by SNI for TLS).
+    let listener = match &binding {
+        Binding::Mesh => None,
+        Binding::Gateway { namespace: gw_ns, name } => {
+            let Some(gw) = snapshot.gateway(gw_ns, name) else {
+                anyhow::bail!("no Gateway {gw_ns}/{name} in the configuration");
+            };
+            let https = scheme.eq_ignore_ascii_case("https");
+            let port = mesh_core::decision::listener_port(&gw.servers, authority, https);
+            let host = mesh_core::request::normalize_host(authority);
+            let sni = https.then_some(Some(&*host));
+            match mesh_core::decision::accept(&gw.servers, port, sni) {
+                Ok(listener) => Some(listener),
+                Err(why) => {
+                    if output == "json" {
+                        println!("{}", serde_json::to_string_pretty(&explain::closed_json(&host, port))?);
+                    } else {
+                        println!("{scheme}://{authority} via {binding}, port {port}\n=> connection closed: {why}");
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+        }
+    };
     if output == "json" {
-        let value = explain::explain_json(store.snapshot(), &binding, &req, &client);
+        let value = explain::explain_json(snapshot, &binding, listener.as_ref(), &req, &client);
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        print!("{}", explain::explain_text(store.snapshot(), &binding, &req, &client));
+        print!("{}", explain::explain_text(snapshot, &binding, listener.as_ref(), &req, &client));
     }
     Ok(ExitCode::SUCCESS)
 }

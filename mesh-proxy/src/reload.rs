@@ -92,6 +92,18 @@ impl ConfigSource {
         namespace: &str,
         configure: impl FnOnce(mesh_tower::MeshBuilder) -> mesh_tower::MeshBuilder,
     ) -> Result<ConfigSource, SourceError> {
+        Self::with_options(paths, mesh_config::CompileOptions::for_namespace(namespace), configure)
+    }
+
+    /// As [`ConfigSource::with_mesh`], compiling with `compile` (its `client_namespace` is the
+    /// proxy's namespace; `default` when unset).
+    pub fn with_options(
+        paths: Vec<PathBuf>,
+        compile: mesh_config::CompileOptions,
+        configure: impl FnOnce(mesh_tower::MeshBuilder) -> mesh_tower::MeshBuilder,
+    ) -> Result<ConfigSource, SourceError> {
+        let namespace = compile.client_namespace.clone().unwrap_or_else(|| "default".to_string());
+        let namespace = namespace.as_str();
         if let Some(missing) = paths.iter().find(|p| !p.exists()) {
             return Err(SourceError::Missing(missing.clone()));
         }
@@ -103,7 +115,8 @@ impl ConfigSource {
         let mesh = configure(builder).build();
         // The proxy's own view: resources not exported to its namespace are left out (Istio's
         // `exportTo`).
-        let store = ConfigStore::new(mesh_config::CompileOptions::for_namespace(namespace));
+        let store =
+            ConfigStore::new(mesh_config::CompileOptions { client_namespace: Some(namespace.to_string()), ..compile });
         let state = State { store, fingerprint: 0, status: ReloadStatus::default() };
         let source =
             ConfigSource { paths: paths.into(), options: Arc::new(options), mesh, state: Arc::new(Mutex::new(state)) };

@@ -25,12 +25,11 @@
 //! - `HTTPS` servers terminate TLS (`SIMPLE`, `MUTUAL`, `OPTIONAL_MUTUAL`), chosen by the SNI the
 //!   client sends among the servers' `hosts`; ALPN offers `h2` and `http/1.1`; a client
 //!   certificate must name one of the server's `subjectAltNames` when it lists any;
-//! - a request whose host none of the servers lists gets 404 (`NR`), as Envoy answers a request
-//!   with no virtual host;
-//! - an `HTTP` server with `tls.httpsRedirect: true` answers 301 to the `https` URL (Istio's
-//!   `ServerTLSSettings.httpsRedirect`: "send a 301 redirect for all http connections, asking the
-//!   clients to use HTTPS");
-//! - `port` matches of VirtualService rules see the listener's port;
+//! - each request carries the connection's [`Listener`] (port and admitting servers) to the route
+//!   layer, whose decision ([`mesh_core::decision`], the same `mesh explain` prints) answers a
+//!   host none of the servers lists with 404 (`NR`), as Envoy answers a request with no virtual
+//!   host, and plain HTTP to a server with `tls.httpsRedirect: true` with 301 to the `https` URL
+//!   (Istio's `ServerTLSSettings.httpsRedirect`); `port` matches see the listener's port;
 //! - `x-forwarded-proto` is set to the scheme the client used and the client's address is
 //!   appended to `x-forwarded-for` (an edge proxy's duty, as Envoy with `use_remote_address`).
 
@@ -41,8 +40,9 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use mesh_core::decision::{Listener, select_tls_server, terminates_tls};
 use mesh_core::service::{GatewayServer, ServerTls};
-use mesh_tower::{DownstreamAddresses, ListenerPort, LocalReply, Mesh, MeshBody, MeshService};
+use mesh_tower::{DownstreamAddresses, LocalReply, Mesh, MeshBody, MeshService};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -52,7 +52,6 @@ use tower::ServiceExt;
 use crate::tls::server_config;
 use crate::upstream::ConnectionAffinity;
 pub use crate::upstream::UpstreamClient;
-use mesh_core::host::is_subset_of;
 use mesh_core::request::normalize_host;
 
 /// On a Gateway listener, a client request head must arrive within this time.
@@ -137,12 +136,6 @@ impl GatewayPort {
     }
 }
 
-/// A server that terminates TLS (HTTPS or TLS, not in PASSTHROUGH mode).
-fn is_tls(server: &GatewayServer) -> bool {
-    matches!(&*server.protocol, "HTTPS" | "TLS")
-        && server.tls.as_ref().is_none_or(|t| t.mode.as_deref() != Some("PASSTHROUGH"))
-}
-
 /// Serve, as port `gateway` of a Gateway whose other servers pass TLS through, a connection
 /// whose ClientHello (`hello`, already read) names none of the passthrough hosts: its HTTPS
 /// servers terminate it and the mesh stack serves the requests, as on an HTTPS-only port
@@ -157,7 +150,7 @@ pub(crate) async fn serve_terminated_https(
 ) {
     let local = client.local_addr().ok();
     let servers: Vec<GatewayServer> =
-        gateway.servers().into_iter().filter(|s| &*s.protocol == "HTTPS" && is_tls(s)).collect();
+        gateway.servers().into_iter().filter(|s| &*s.protocol == "HTTPS" && terminates_tls(s)).collect();
     if servers.is_empty() {
         return;
     }
@@ -176,9 +169,9 @@ pub(crate) struct Accepted {
     https: bool,
     /// This connection's own upstream HTTP/1.1 connections.
     affinity: ConnectionAffinity,
-    port: Option<u16>,
-    /// Gateway listeners: the servers whose hosts this connection may ask for.
-    servers: Option<Arc<[GatewayServer]>>,
+    /// Gateway listeners: the port and the servers whose hosts this connection may ask for
+    /// (the route layer decides admission and `httpsRedirect` from it: [`mesh_core::decision`]).
+    listener: Option<Listener>,
 }
 
 fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
@@ -188,34 +181,16 @@ fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
         .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
 }
 
-/// Gateway duties before routing: host check, HTTPS redirect, scheme, port, forwarded headers.
-fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), LocalReply> {
-    let Some(servers) = &accepted.servers else { return Ok(()) };
-    // Decide from borrowed values; allocate only for a redirect or an https URI.
-    let (redirect, authority_for_uri) = {
-        let authority = request_host(req).unwrap_or("");
-        let host = normalize_host(authority);
-        let Some(server) = servers.iter().find(|s| s.hosts.iter().any(|(_, h)| is_subset_of(&host, h))) else {
-            return Err(LocalReply::NoRoute);
-        };
-        if !accepted.https && server.tls.as_ref().is_some_and(|t| t.https_redirect) {
-            let authority = authority.strip_suffix(":80").unwrap_or(authority);
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            (Some(format!("https://{authority}{path}")), None)
-        } else if accepted.https && req.uri().scheme().is_none() && req.uri().authority().is_none() {
-            (None, http::uri::Authority::try_from(authority).ok())
-        } else {
-            (None, None)
-        }
-    };
-    if let Some(location) = redirect {
-        return Err(LocalReply::Redirect { status: 301, location });
-    }
+/// Gateway duties before routing: the scheme of a TLS connection's requests, the listener (for
+/// the decision: admission, `httpsRedirect`, `port` matches), forwarded headers.
+fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) {
+    let Some(listener) = &accepted.listener else { return };
     if accepted.https && req.uri().scheme().is_none() {
+        let authority = request_host(req).and_then(|a| http::uri::Authority::try_from(a).ok());
         let mut parts = req.uri().clone().into_parts();
         parts.scheme = Some(http::uri::Scheme::HTTPS);
         if parts.authority.is_none() {
-            parts.authority = authority_for_uri;
+            parts.authority = authority;
         }
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -224,9 +199,7 @@ fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), Local
             *req.uri_mut() = uri;
         }
     }
-    if let Some(port) = accepted.port {
-        req.extensions_mut().insert(ListenerPort(port));
-    }
+    req.extensions_mut().insert(listener.clone());
     let headers = req.headers_mut();
     headers.insert("x-forwarded-proto", http::HeaderValue::from_static(if accepted.https { "https" } else { "http" }));
     let peer = accepted.peer.ip().to_string();
@@ -237,7 +210,6 @@ fn admit<B>(accepted: &Accepted, req: &mut http::Request<B>) -> Result<(), Local
     if let Ok(v) = http::HeaderValue::from_str(&forwarded) {
         headers.insert("x-forwarded-for", v);
     }
-    Ok(())
 }
 
 type StackFuture = <Upstream as tower::Service<http::Request<Incoming>>>::Future;
@@ -294,9 +266,7 @@ fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<I
         let reply = LocalReply::Direct { status: 400, body: Some(bytes::Bytes::from_static(b"missing host header")) };
         return Handle::Ready { response: Some(local(reply)) };
     }
-    if let Err(reply) = admit(accepted, &mut req) {
-        return Handle::Ready { response: Some(local(reply)) };
-    }
+    admit(accepted, &mut req);
     if req.version() <= http::Version::HTTP_11 {
         req.extensions_mut().insert(accepted.affinity.clone());
     }
@@ -398,12 +368,7 @@ where
     let handshake = async {
         let start = acceptor.await.ok()?;
         let sni = start.client_hello().server_name().map(|n| normalize_host(n).into_owned());
-        let server = match &sni {
-            Some(name) => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| is_subset_of(name, h))),
-            // No SNI: only a server for every host can answer.
-            None => servers.iter().find(|s| is_tls(s) && s.hosts.iter().any(|(_, h)| is_subset_of("*", h))),
-        };
-        let Some(server) = server else {
+        let Some(server) = select_tls_server(&servers, sni.as_deref()) else {
             tracing::debug!(target: "meshwork::proxy", %peer, sni = sni.as_deref().unwrap_or(""), "no gateway server for this SNI");
             return None;
         };
@@ -421,8 +386,7 @@ where
             local,
             https: true,
             affinity: ConnectionAffinity::default(),
-            port: Some(gateway.port),
-            servers: Some(Arc::from(vec![server.clone()])),
+            listener: Some(Listener::tls(gateway.port, server.clone())),
         };
         Some((stream, accepted))
     };
@@ -489,13 +453,12 @@ async fn serve_listener(
                             local,
                             https: false,
                             affinity: ConnectionAffinity::default(),
-                            port: None,
-                            servers: None,
+                            listener: None,
                         };
                         return serve_connection(stream, stack, accepted, builder, stop).await;
                     };
                     let servers = gateway.servers();
-                    if servers.iter().any(is_tls) {
+                    if servers.iter().any(terminates_tls) {
                         if let Some((tls, accepted)) = accept_tls(stream, local, &gateway, servers, peer).await {
                             serve_connection(tls, stack, accepted, builder, stop).await;
                         }
@@ -505,8 +468,7 @@ async fn serve_listener(
                             local,
                             https: false,
                             affinity: ConnectionAffinity::default(),
-                            port: Some(gateway.port),
-                            servers: Some(servers.into()),
+                            listener: Some(Listener::plain(gateway.port, servers)),
                         };
                         serve_connection(stream, stack, accepted, builder, stop).await;
                     }

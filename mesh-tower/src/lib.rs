@@ -45,7 +45,7 @@ pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService};
 pub use error::{LocalBody, LocalReply, ResponseFlags};
 pub use registry::{Endpoint, Registry};
 pub use replay::ReplayBody;
-pub use route::{DownstreamAddresses, DownstreamScope, ListenerPort, RouteContext, RouteLayer, SharedSnapshot};
+pub use route::{DownstreamAddresses, DownstreamScope, Listener, RouteContext, RouteLayer, SharedSnapshot};
 
 /// A uniform random `u64` from the generator the request path draws from (this thread's wyrand,
 /// seeded from the OS): for weighted picks made outside the stack, such as a proxy's TCP routes.

@@ -212,9 +212,10 @@ where
                     if let Some(c) = this.retry_slot.take() {
                         c.pool().retry_done();
                     }
-                    let policy: &RetryPolicy = match this.rule.as_ref() {
-                        Some(r) => &r.retries,
-                        None => istio_default(),
+                    let policy: &RetryPolicy = match (this.rule.as_ref(), this.route.as_ref()) {
+                        (Some(r), _) => &r.retries,
+                        (None, Some(route)) => route.retries(),
+                        (None, None) => istio_default(),
                     };
                     let outcome = outcome_of(&response);
                     // Envoy never retries its own refusals (pool overflow, no healthy upstream):
@@ -302,7 +303,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let route = req.extensions().get::<RouteContext>();
         let rule = route.and_then(|c| c.rule.clone());
-        let attempts = rule.as_ref().map_or_else(|| istio_default().attempts, |r| r.retries.attempts);
+        let attempts = route.map_or_else(|| istio_default().attempts, |c| c.retries().attempts);
         let mirrored = req.extensions().get::<Mirrored>().is_some();
         let route = if attempts > 0 && !mirrored { route.cloned() } else { None };
         let template =

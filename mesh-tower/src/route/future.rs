@@ -16,8 +16,8 @@ pin_project_lite::pin_project! {
     #[project = RouteFutureProj]
     #[allow(missing_docs)] // pin-project-lite does not take docs on variant fields
     pub enum RouteFuture<F> {
-        /// Answered by meshwork.
-        Local { reply: Option<LocalReply> },
+        /// Answered by meshwork (with the response header edits of the rule that answered).
+        Local { reply: Option<LocalReply>, rule: Option<Arc<HttpRule>> },
         /// Waiting for the inner service; response header edits applied when it answers.
         Inner { #[pin] future: F, rule: Option<Arc<HttpRule>>, index: usize },
     }
@@ -26,15 +26,15 @@ pin_project_lite::pin_project! {
 impl<F> std::fmt::Debug for RouteFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RouteFuture::Local { reply } => f.debug_struct("RouteFuture::Local").field("reply", reply).finish(),
+            RouteFuture::Local { reply, .. } => f.debug_struct("RouteFuture::Local").field("reply", reply).finish(),
             RouteFuture::Inner { .. } => f.write_str("RouteFuture::Inner"),
         }
     }
 }
 
 impl<F> RouteFuture<F> {
-    pub(super) fn local(reply: LocalReply) -> Self {
-        RouteFuture::Local { reply: Some(reply) }
+    pub(super) fn local(reply: LocalReply, rule: Option<Arc<HttpRule>>) -> Self {
+        RouteFuture::Local { reply: Some(reply), rule }
     }
 
     pub(super) fn inner(future: F, rule: Option<Arc<HttpRule>>, index: usize) -> Self {
@@ -72,9 +72,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            RouteFutureProj::Local { reply } => {
+            RouteFutureProj::Local { reply, rule } => {
                 let reply = reply.take().unwrap_or(LocalReply::NoRoute);
-                Poll::Ready(Ok(reply.into_response()))
+                let response: Response<B> = reply.into_response();
+                let Some(rule) = rule.take() else { return Poll::Ready(Ok(response)) };
+                // A redirect's or direct response's own reply gets the rule's response edits
+                // (Envoy's router finalizes the headers of a direct response with them).
+                let (mut parts, body) = response.into_parts();
+                apply_response(&rule.headers.response, &mut parts, &body);
+                Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
             RouteFutureProj::Inner { future, rule, index } => {
                 let response = ready!(future.poll(cx))?;

@@ -3,13 +3,17 @@
 //! For every request it loads the current [`Snapshot`] (one atomic load), routes the request (see
 //! [`mesh_core::router`]), and then:
 //!
-//! - answers redirects, direct responses and "no route" (404, flag `NR`) itself;
-//! - otherwise picks the destination by weight, applies the rule's rewrite (path, authority) and
-//!   header edits (destination level, then rule level), records the decision as a
-//!   [`RouteContext`] in the request's extensions for the layers below, calls the inner service,
-//!   and applies the response header edits.
+//! - asks mesh-core for the whole decision ([`Snapshot::decide`], see [`mesh_core::decision`]:
+//!   Gateway admission from the [`Listener`] in the extensions, `httpsRedirect`, the rule, the
+//!   weighted pick, the rewrite) — nothing about the decision is finished here;
+//! - answers local decisions (redirects, direct responses, "no route": 404, flag `NR`) with the
+//!   rule's response header edits, as Envoy applies them to its own replies;
+//! - otherwise applies the rewrite (path, authority) and request header edits (destination level,
+//!   then rule level), records the decision as a [`RouteContext`] in the request's extensions
+//!   for the layers below, calls the inner service, and applies the response header edits.
 //!
-//! A host with no VirtualService goes to the host itself, with Istio's default retry policy.
+//! A host with no VirtualService goes to the host itself (under a Gateway: 404), with the
+//! snapshot's default retry policy.
 
 mod future;
 mod layer;
@@ -20,8 +24,7 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use mesh_core::route::{Destination, HeaderEdits, HttpRule, RetryPolicy, RouteAction};
-use mesh_core::router::{redirect_location, rewrite_path};
-use mesh_core::{Binding, ClientIdentity, RequestView, RouteDecision, Snapshot};
+use mesh_core::{Binding, ClientIdentity, Decision, LocalReason, RequestView, Snapshot};
 use tower_service::Service;
 
 pub use self::future::RouteFuture;
@@ -110,9 +113,9 @@ pub struct RouteContext {
 }
 
 impl RouteContext {
-    /// The retry policy that applies: the rule's, or Istio's default.
-    pub fn retries(&self) -> RetryPolicy {
-        self.rule.as_ref().map_or_else(RetryPolicy::istio_default, |r| r.retries.clone())
+    /// The retry policy that applies: the rule's, or the snapshot's default (Istio's).
+    pub fn retries(&self) -> &RetryPolicy {
+        self.rule.as_ref().map_or_else(|| self.snapshot.default_retries(), |r| &r.retries)
     }
 
     /// The header edits of the picked destination, if the rule routes.
@@ -155,53 +158,52 @@ impl<S> Route<S> {
     }
 }
 
-/// The port a request arrived on, put in its extensions by a server that knows it (a Gateway
-/// listener): `port` matches use it instead of the authority's port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenerPort(pub u16);
+/// How a request reached a Gateway listener, put in its extensions by the server that accepted
+/// it (`mesh proxy` does): the port (`port` matches see it) and the servers that admit the
+/// connection (hosts none of them lists get 404 `NR`; `tls.httpsRedirect` answers plain HTTP
+/// with 301). See [`mesh_core::decision`].
+pub use mesh_core::decision::Listener;
 
 /// Outcome of routing, before the inner call.
 enum Routed {
-    Local(LocalReply),
+    Local(LocalReply, Option<Arc<HttpRule>>),
     Forward(RouteContext),
 }
 
+/// The reply for a local decision.
+fn local_reply(local: mesh_core::Local<'_>) -> LocalReply {
+    match local.reason {
+        LocalReason::Redirect | LocalReason::HttpsRedirect => {
+            LocalReply::Redirect { status: local.status, location: local.location.unwrap_or_default() }
+        }
+        // The snapshot's body, shared (a reference count, not a copy per request).
+        LocalReason::DirectResponse => {
+            LocalReply::Direct { status: local.status, body: local.body.map(|b| bytes::Bytes::from_owner(b.clone())) }
+        }
+        _ => LocalReply::NoRoute,
+    }
+}
+
+/// Apply the decision of [`Snapshot::decide`] to the request: a local reply, or the rewrite and
+/// request header edits done and the [`RouteContext`] for the layers below.
 fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, binding: &Binding) -> Routed {
-    let mut view = RequestView::from_http(req.method(), req.uri(), req.headers());
-    view.listener_port = req.extensions().get::<ListenerPort>().map(|p| p.0);
-    let decision = snapshot.route(binding, &view, client);
-    let (virtual_host, rule, request_match, index, destination) = match decision {
-        // A Gateway serves only the hosts its VirtualServices name: Envoy has no virtual host
-        // for any other, and answers 404 (a gateway is not an open proxy).
-        RouteDecision::Default { .. } if *binding != Binding::Mesh => return Routed::Local(LocalReply::NoRoute),
-        RouteDecision::Default { host } => {
-            let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
-            (None, None, None, 0, destination)
+    let view = RequestView::from_http(req.method(), req.uri(), req.headers());
+    let listener = req.extensions().get::<Listener>();
+    let forward = match snapshot.decide(binding, listener, &view, client, crate::rng::u64()) {
+        Decision::Local(local) => {
+            let rule = local.response_headers().and(local.rule.cloned());
+            return Routed::Local(local_reply(local), rule);
         }
-        RouteDecision::NoRoute { .. } => return Routed::Local(LocalReply::NoRoute),
-        RouteDecision::Matched { virtual_host, rule, request_match, .. } => match &rule.action {
-            RouteAction::Redirect(r) => {
-                let location = redirect_location(r, &view, request_match);
-                return Routed::Local(LocalReply::Redirect { status: r.code, location });
-            }
-            RouteAction::DirectResponse(d) => {
-                // The snapshot's body, shared (a reference count, not a copy per request).
-                let body = d.body.as_ref().map(|b| bytes::Bytes::from_owner(b.clone()));
-                return Routed::Local(LocalReply::Direct { status: d.status, body });
-            }
-            RouteAction::Delegate { .. } => return Routed::Local(LocalReply::NoRoute),
-            RouteAction::Route(w) => {
-                let Some(picked) = w.pick(crate::rng::u64()) else { return Routed::Local(LocalReply::NoRoute) };
-                let index = w.destinations().iter().position(|d| std::ptr::eq(d, picked)).unwrap_or(0);
-                (Some(virtual_host.clone()), Some(rule.clone()), request_match, index, picked.destination.clone())
-            }
-        },
+        Decision::Forward(forward) => forward,
     };
+    let virtual_host = forward.virtual_host.cloned();
+    let rule = forward.rule.cloned();
+    let destination = forward.destination.into_owned();
+    let index = forward.destination_index;
+    if let Some(rewrite) = &forward.rewrite {
+        rewrite_uri(req, rewrite.path.as_deref(), rewrite.authority);
+    }
     if let Some(rule) = &rule {
-        if let Some(rewrite) = &rule.rewrite {
-            let new_path = rewrite_path(rewrite, req.uri().path(), request_match);
-            rewrite_uri(req, new_path.as_deref(), rewrite.authority.as_deref());
-        }
         let dest_edits = match &rule.action {
             RouteAction::Route(w) => w.destinations().get(index).map(|d| &d.headers),
             _ => None,
@@ -284,9 +286,9 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let snapshot = Snapshot::clone(&self.config.load());
         match decide(&mut req, snapshot, &self.client, &self.binding) {
-            Routed::Local(reply) => {
+            Routed::Local(reply, rule) => {
                 tracing::debug!(target: "meshwork::route", uri = %req.uri(), flags = %reply.response_flags(), "answered locally");
-                RouteFuture::local(reply)
+                RouteFuture::local(reply, rule)
             }
             Routed::Forward(ctx) => {
                 let rule = ctx.rule.clone();
