@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mesh_tower::{Endpoint, Registry, ResponseFlags};
+use mesh_tower::{Endpoint, Mesh, Registry, ResponseFlags};
 use support::*;
 
 const REVIEWS: &str = "reviews.default.svc.cluster.local";
@@ -797,4 +797,67 @@ async fn header_values_expand_envoys_variables() {
     assert_eq!(h("x-none"), None, "no upstream is known on the request: empty, so not added (as Envoy)");
     assert_eq!(parts.headers.get("x-upstream").and_then(|v| v.to_str().ok()), Some(server.address().as_str()));
     assert_eq!(parts.headers.get("x-status-copy").and_then(|v| v.to_str().ok()), Some("2"));
+}
+
+#[tokio::test]
+async fn the_default_retry_policy_does_not_retry_503() {
+    // Istio's current default (EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=true): no `retries`, or
+    // `attempts` without `retryOn`, leaves a 503 unretried.
+    let server = fixed(503, "busy").await;
+    let registry = || {
+        let r = Registry::new();
+        r.register(FLAKY, Endpoint::new(server.address(), []));
+        r
+    };
+    let (status, _, _) = send(&stack(&mesh("", registry())), get("http://flaky/x", &[])).await;
+    assert_eq!((status, server.hits()), (503, 1), "no VirtualService: one try");
+    let attempts_only = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky}
+spec:
+  hosts: [flaky]
+  http:
+  - route: [{destination: {host: flaky}}]
+    retries: {attempts: 3}
+"#;
+    let (status, _, _) = send(&stack(&mesh(attempts_only, registry())), get("http://flaky/x", &[])).await;
+    assert_eq!((status, server.hits()), (503, 2), "attempts without retryOn: the default conditions, no 503");
+    // The former default, on request.
+    let snapshot = {
+        let mut store = mesh_config::ConfigStore::new(mesh_config::CompileOptions {
+            exclude_503_from_default_retries: false,
+            ..mesh_config::CompileOptions::default()
+        });
+        store.apply(mesh_config::load_str("", Some("empty.yaml"), &mesh_config::LoadOptions::default()).expect("yaml"));
+        store.snapshot().clone()
+    };
+    let legacy = Mesh::builder().config(snapshot).registry(registry()).build();
+    let (status, _, _) = send(&stack(&legacy), get("http://flaky/x", &[])).await;
+    assert_eq!((status, server.hits()), (503, 5), "the former default retries 503 twice");
+}
+
+#[tokio::test]
+async fn redirects_and_direct_responses_carry_the_rules_response_headers() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky}
+spec:
+  hosts: [flaky]
+  http:
+  - match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new}
+    headers: {response: {set: {x-why: moved}}}
+  - directResponse: {status: 503, body: {string: down}}
+    headers: {response: {add: {x-why: maintenance}}}
+"#;
+    let stack = stack(&mesh(yaml, Registry::new()));
+    let (status, _, parts) = send(&stack, get("http://flaky/old", &[])).await;
+    assert_eq!(status, 301);
+    assert_eq!(parts.headers.get("location").and_then(|v| v.to_str().ok()), Some("http://flaky/new"));
+    assert_eq!(parts.headers.get("x-why").and_then(|v| v.to_str().ok()), Some("moved"));
+    let (status, body, parts) = send(&stack, get("http://flaky/x", &[])).await;
+    assert_eq!((status, body.as_str()), (503, "down"));
+    assert_eq!(parts.headers.get("x-why").and_then(|v| v.to_str().ok()), Some("maintenance"));
 }
