@@ -239,3 +239,82 @@ spec:
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--gateway"));
 }
+
+/// The disagreements with `mesh proxy` a held-out run found, as explain now answers them: a host
+/// no Gateway server lists, `httpsRedirect`, the listener's port for a URL without one, and a
+/// redirect's own response headers.
+#[test]
+fn explain_decides_gateway_requests_as_the_proxy_serves_them() {
+    let dir = std::env::temp_dir().join(format!("mesh-explain-gateway-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("gw.yaml"),
+        r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  servers:
+  - port: {number: 8080, name: http, protocol: HTTP}
+    hosts: [a.example.com]
+  - port: {number: 8081, name: http-redirect, protocol: HTTP}
+    hosts: [a.example.com]
+    tls: {httpsRedirect: true}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a}
+spec:
+  hosts: [a.example.com]
+  gateways: [gw]
+  http:
+  - match: [{port: 8080, uri: {prefix: /old}}]
+    redirect: {uri: /new}
+    headers: {response: {set: {x-why: moved}}}
+  - match: [{port: 8080}]
+    route: [{destination: {host: a.internal}}]
+"#,
+    )
+    .expect("write");
+    let run = |url: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["explain", "-o", "json", "--gateway", "default/gw", "-f"])
+            .arg(&dir)
+            .arg(url)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let other = run("http://other.example.com:8080/");
+    assert_eq!(
+        (other["action"].as_str(), other["status"].as_u64(), other["reason"].as_str(), other["flags"].as_str()),
+        (Some("noRoute"), Some(404), Some("hostNotExposed"), Some("NR"))
+    );
+    // No port in the URL: the port of the server that lists the host (8080), as the listener
+    // the proxy serves it on, so the `port: 8080` match holds.
+    let routed = run("http://a.example.com/page");
+    assert_eq!((routed["action"].as_str(), routed["port"].as_u64()), (Some("route"), Some(8080)), "{routed}");
+    assert_eq!(routed["destinations"][0]["host"], "a.internal");
+    let redirect = run("http://a.example.com:8081/page?x=1");
+    assert_eq!(redirect["reason"], "httpsRedirect");
+    assert_eq!(redirect["redirect"]["status"], 301);
+    assert_eq!(redirect["redirect"]["location"], "https://a.example.com:8081/page?x=1");
+    let moved = run("http://a.example.com:8080/old");
+    assert_eq!(moved["redirect"]["location"], "http://a.example.com:8080/new");
+    assert_eq!(moved["headers"]["response"]["set"]["x-why"], "moved");
+    assert!(moved["retries"].is_null() && moved["fault"].is_null());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn default_retries_leave_503_out_and_the_old_default_is_a_flag() {
+    let files = ["virtual-service-reviews-v3.yaml"];
+    let v = explain(&files, &[], "http://reviews:9080/reviews/0");
+    assert_eq!(v["retries"]["retryOn"], "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes");
+    let old = explain(&files, &["--default-retry-503"], "http://reviews:9080/reviews/0");
+    assert_eq!(
+        old["retries"]["retryOn"],
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,503"
+    );
+}
