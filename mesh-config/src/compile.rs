@@ -12,7 +12,7 @@
 //! `*.example.com` (Istio's `pickMatchingGatewayHosts`). A host no server exposes is left out with
 //! a warning (Istio's analyzer: IST0132). Istio builds a Gateway's routes per port: a host exposed
 //! on some of the Gateway's ports only gets its rules with `port` conditions for those ports (the
-//! listener's port, `mesh_tower::ListenerPort`).
+//! listener's port, `mesh_tower::Listener`).
 //!
 //! Resources are expected to have passed [`crate::validate()`]; anything that still cannot be
 //! compiled is left out with a diagnostic, never a panic.

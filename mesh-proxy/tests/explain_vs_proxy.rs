@@ -13,6 +13,9 @@ use support::*;
 
 const HOST: &str = "svc-a.example.com";
 
+/// A request path, its extra headers, and the action the config means it to get.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 fn mesh_config(v1: u16, v2: u16) -> String {
     let mut out = service_entry("svc-a", HOST, &[(v1, "v1"), (v2, "v2")]);
     out.push_str(
@@ -201,7 +204,7 @@ async fn explain_agrees_with_the_mesh_proxy() {
     let client = client();
     let listen = proxy.listen().to_string();
 
-    let cases: [(&str, &[(&str, &str)], &str); 7] = [
+    let cases: [Case; 7] = [
         ("/app", &[], "route"),
         ("/app/x", &[("x-canary", "1")], "route"),
         ("/echo", &[], "route"),
