@@ -69,7 +69,7 @@ pub struct HttpRoute {
 }
 
 /// One entry of `http[].match[]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HttpMatchRequest {
     /// Name, appended to the rule's name in logs.
@@ -103,7 +103,7 @@ pub struct HttpMatchRequest {
 }
 
 /// `exact`, `prefix` or `regex` (RE2, full-string match); exactly one is set.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(default)]
 pub struct StringMatch {
     /// Exact string.

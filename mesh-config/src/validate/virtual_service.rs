@@ -649,10 +649,11 @@ fn validate_l4_destinations(ctx: &mut Ctx<'_>, path: &P, route: &[RouteDestinati
 }
 
 /// Istio's analyzer warnings for rules that can never match (`analyzeUnreachableHTTPRules`), in
-/// their simple forms: a rule after a catch-all, and a match identical to an earlier one.
+/// their simple forms: a rule after a catch-all, and a match identical to an earlier one. Matches
+/// seen are kept in a hash map, so the check is linear in the number of matches.
 fn warn_unreachable(ctx: &mut Ctx<'_>, root: &P, http: &[HttpRoute]) {
     let mut catch_all: Option<usize> = None;
-    let mut seen: Vec<(usize, HttpMatchRequest)> = Vec::new();
+    let mut seen: std::collections::HashMap<HttpMatchRequest, usize> = std::collections::HashMap::new();
     for (i, rule) in http.iter().enumerate() {
         let name = rule.name.as_ref().map_or_else(|| format!("#{i}"), |n| format!("{n:?}"));
         if let Some(first) = catch_all {
@@ -670,14 +671,14 @@ fn warn_unreachable(ctx: &mut Ctx<'_>, root: &P, http: &[HttpRoute]) {
         for (j, m) in rule.matches.iter().enumerate() {
             let mut unnamed = m.clone();
             unnamed.name = None;
-            if let Some((earlier, _)) = seen.iter().find(|(_, s)| *s == unnamed) {
+            if let Some(earlier) = seen.get(&unnamed) {
                 ctx.warn(
                     &root.f("http").i(i).f("match").i(j),
                     format!("match #{j} of rule {name} is not used: rule #{earlier} has the same match"),
                 );
                 duplicates += 1;
             } else {
-                seen.push((i, unnamed));
+                seen.insert(unnamed, i);
             }
         }
         if duplicates == rule.matches.len() {
