@@ -113,6 +113,25 @@ pub struct RouteContext {
 }
 
 impl RouteContext {
+    /// A decision made outside the route layer (or in a test of a layer below it): `destination`
+    /// of `rule` (`None`: the default route to the destination's host), index
+    /// `destination_index` in its `route[]`, decided with `snapshot`.
+    ///
+    /// ```
+    /// use mesh_core::route::Destination;
+    /// let destination = Destination { host: "reviews.default.svc.cluster.local".into(), subset: None, port: None };
+    /// let ctx = mesh_tower::RouteContext::new(mesh_core::Snapshot::empty(), None, destination, 0);
+    /// assert_eq!(ctx.retries().attempts, 2, "Istio's default policy");
+    /// ```
+    pub fn new(
+        snapshot: Snapshot,
+        rule: Option<Arc<HttpRule>>,
+        destination: Destination,
+        destination_index: usize,
+    ) -> Self {
+        RouteContext { snapshot, virtual_host: None, rule, destination, destination_index, cluster: None }
+    }
+
     /// The retry policy that applies: the rule's, or the snapshot's default (Istio's).
     pub fn retries(&self) -> &RetryPolicy {
         self.rule.as_ref().map_or_else(|| self.snapshot.default_retries(), |r| &r.retries)
