@@ -12,7 +12,7 @@ use mesh_core::route::{
 };
 use mesh_core::service::{GatewayDecl, GatewayServer, ServerTls};
 use mesh_core::snapshot::{Binding, Settings, SnapshotBuilder};
-use mesh_core::{ClientIdentity, Decision, LocalReason, RequestView, Snapshot};
+use mesh_core::{ClientIdentity, Decision, RequestView, Snapshot};
 
 fn dest(host: &str, subset: &str, weight: u32) -> RouteDestination {
     RouteDestination {

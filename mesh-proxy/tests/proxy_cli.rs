@@ -5,7 +5,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{PlainClient, admin, backend, client, config_dir, start_proxy};
+use support::{PlainClient, admin, backend, client, config_dir, start_proxy, write_atomically};
 
 fn services(v1: u16, v2: u16) -> String {
     format!(
@@ -106,7 +106,7 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
     assert!(metrics.contains("destination_version=\"v2\""), "{metrics}");
 
     // Hot reload: a changed file takes effect without a restart.
-    std::fs::write(dir.join("routes.yaml"), ALL_V2).expect("write");
+    write_atomically(&dir.join("routes.yaml"), ALL_V2);
     let mut switched = false;
     for _ in 0..100 {
         if get(&client, proxy.listen(), "/reviews/0", &[]).await.1 == "v2" {
@@ -118,7 +118,7 @@ async fn routes_reloads_keeps_the_last_good_config_and_drains_on_sigterm() {
     assert!(switched, "the new VirtualService was applied");
 
     // A bad reload keeps the last good version and says why.
-    std::fs::write(dir.join("routes.yaml"), BROKEN).expect("write");
+    write_atomically(&dir.join("routes.yaml"), BROKEN);
     let mut dump = serde_json::Value::Null;
     for _ in 0..100 {
         dump = serde_json::from_str(&admin(&client, &proxy.admin, "/config_dump").await).expect("config_dump is JSON");

@@ -198,3 +198,12 @@ pub fn service_entry(name: &str, host: &str, endpoints: &[(u16, &str)]) -> Strin
     out.push_str("---\n");
     out
 }
+
+/// Replace a config file as editors and Kubernetes do, by renaming a complete new file over it:
+/// a reload that reads while a plain `fs::write` is under way would see it empty (no resources:
+/// the file's VirtualServices deleted) before it sees the new contents.
+pub fn write_atomically(path: &Path, contents: &str) {
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, contents).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
