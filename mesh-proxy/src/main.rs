@@ -42,44 +42,7 @@ enum Command {
     /// Say what the configuration does with one request: which VirtualService and rule apply
     /// (and why the others do not), where it goes, and with what timeout, retries and faults.
     #[command(after_help = EXPLAIN_HELP)]
-    Explain {
-        /// Configuration files or directories (repeatable).
-        #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
-        files: Vec<PathBuf>,
-        /// Request method.
-        #[arg(short = 'X', long = "request", default_value = "GET")]
-        method: String,
-        /// A request header, `Name: value` (repeatable).
-        #[arg(short = 'H', long = "header", value_name = "HEADER")]
-        headers: Vec<String>,
-        /// A label of the client workload, `key=value` (repeatable), for `sourceLabels`.
-        #[arg(long = "source-label", value_name = "KEY=VALUE")]
-        source_labels: Vec<String>,
-        /// Evaluate as this Gateway (`namespace/name`): only VirtualServices bound to it apply.
-        /// Without it, those bound to `mesh` apply.
-        #[arg(long, value_name = "NS/NAME")]
-        gateway: Option<String>,
-        /// The client's namespace (short host names resolve in it); also the namespace of
-        /// resources that set none.
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
-        /// Output format: `text` or `json`.
-        #[arg(short = 'o', long = "output", default_value = "text")]
-        output: String,
-        /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
-        /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`). By default 503 is not retried unless a
-        /// route's `retryOn` says so.
-        #[arg(long)]
-        default_retry_503: bool,
-        /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, the URL's
-        /// port is the Gateway port the request arrives on (without one: the port of the first
-        /// server whose hosts admit the URL's host — TLS servers for `https`, plain ones for
-        /// `http` — 80 or 443 first; else 80 or 443), as `mesh proxy` takes it from its listener;
-        /// with `--gateway`, also a
-        /// connection to one of its TCP servers, `tcp://any:31400`, or TLS passthrough servers,
-        /// `tls://SERVER-NAME:443`.
-        url: String,
-    },
+    Explain(ExplainArgs),
     /// Run as a proxy: every request accepted on `--listen` is routed by its Host with the
     /// VirtualServices bound to the mesh (or to `--gateway`) and forwarded to the endpoints that
     /// ServiceEntries and WorkloadEntries declare. Reloads on file change and on SIGHUP; SIGTERM
@@ -184,27 +147,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths, namespace, quiet, strict } => validate(&paths, namespace, quiet, strict),
-        Command::Explain {
-            files,
-            method,
-            headers,
-            source_labels,
-            gateway,
-            namespace,
-            output,
-            default_retry_503,
-            url,
-        } => explain(ExplainArgs {
-            files,
-            method,
-            headers,
-            source_labels,
-            gateway,
-            namespace,
-            output,
-            default_retry_503,
-            url,
-        }),
+        Command::Explain(args) => explain(args),
         Command::Proxy {
             files,
             listen,
@@ -469,15 +412,43 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+#[derive(Debug, clap::Args)]
 struct ExplainArgs {
+    /// Configuration files or directories (repeatable).
+    #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
     files: Vec<PathBuf>,
+    /// Request method.
+    #[arg(short = 'X', long = "request", default_value = "GET")]
     method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
     headers: Vec<String>,
+    /// A label of the client workload, `key=value` (repeatable), for `sourceLabels`.
+    #[arg(long = "source-label", value_name = "KEY=VALUE")]
     source_labels: Vec<String>,
+    /// Evaluate as this Gateway (`namespace/name`): only VirtualServices bound to it apply.
+    /// Without it, those bound to `mesh` apply.
+    #[arg(long, value_name = "NS/NAME")]
     gateway: Option<String>,
+    /// The client's namespace (short host names resolve in it); also the namespace of
+    /// resources that set none.
+    #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
+    /// Output format: `text` or `json`.
+    #[arg(short = 'o', long = "output", default_value = "text")]
     output: String,
+    /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
+    /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`). By default 503 is not retried unless a
+    /// route's `retryOn` says so.
+    #[arg(long)]
     default_retry_503: bool,
+    /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, the URL's
+    /// port is the Gateway port the request arrives on (without one: the port of the first
+    /// server whose hosts admit the URL's host — TLS servers for `https`, plain ones for
+    /// `http` — 80 or 443 first; else 80 or 443), as `mesh proxy` takes it from its listener;
+    /// with `--gateway`, also a
+    /// connection to one of its TCP servers, `tcp://any:31400`, or TLS passthrough servers,
+    /// `tls://SERVER-NAME:443`.
     url: String,
 }
 
