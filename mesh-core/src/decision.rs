@@ -181,7 +181,12 @@ pub struct Local<'s> {
     pub request_match: Option<&'s RequestMatch>,
 }
 
-impl Local<'_> {
+impl<'s> Local<'s> {
+    /// A local answer for `host` with nothing else known yet (no location, body or rule).
+    fn new(host: Cow<'s, str>, reason: LocalReason, status: u16) -> Self {
+        Local { host, reason, status, location: None, body: None, virtual_host: None, rule: None, request_match: None }
+    }
+
     /// Envoy's response flag for this answer: `NR` for no route, else none (`-`).
     pub fn flags(&self) -> &'static str {
         if self.reason.is_no_route() { "NR" } else { "-" }
@@ -313,38 +318,21 @@ impl Snapshot {
         if let Some(l) = listener {
             view.listener_port = Some(l.port);
             let host = normalize_host(req.authority);
-            let local = |reason, status, location| Local {
-                host: Cow::Owned(host.to_string()),
-                reason,
-                status,
-                location,
-                body: None,
-                virtual_host: None,
-                rule: None,
-                request_match: None,
-            };
+            let local = |reason, status| Local::new(Cow::Owned(host.to_string()), reason, status);
             let server = match l.admitting(&host) {
-                Admission::Refused => return Decision::Local(local(LocalReason::HostNotExposed, 404, None)),
+                Admission::Refused => return Decision::Local(local(LocalReason::HostNotExposed, 404)),
                 Admission::By(server) => Some(server),
                 Admission::Unchecked => None,
             };
             if !l.tls && server.and_then(|s| s.tls.as_ref()).is_some_and(|t| t.https_redirect) {
-                return Decision::Local(local(LocalReason::HttpsRedirect, 301, Some(https_location(req))));
+                let location = Some(https_location(req));
+                return Decision::Local(Local { location, ..local(LocalReason::HttpsRedirect, 301) });
             }
         }
         let gateway = *binding != Binding::Mesh;
         let (host, virtual_host, rule, request_match) = match self.route(binding, &view, client) {
             RouteDecision::Default { host } if gateway => {
-                return Decision::Local(Local {
-                    host,
-                    reason: LocalReason::NoVirtualHost,
-                    status: 404,
-                    location: None,
-                    body: None,
-                    virtual_host: None,
-                    rule: None,
-                    request_match: None,
-                });
+                return Decision::Local(Local::new(host, LocalReason::NoVirtualHost, 404));
             }
             RouteDecision::Default { host } => {
                 let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
@@ -360,30 +348,18 @@ impl Snapshot {
                 });
             }
             RouteDecision::NoRoute { host, virtual_host } => {
-                return Decision::Local(Local {
-                    host,
-                    reason: LocalReason::NoRule,
-                    status: 404,
-                    location: None,
-                    body: None,
-                    virtual_host: Some(virtual_host),
-                    rule: None,
-                    request_match: None,
-                });
+                let virtual_host = Some(virtual_host);
+                return Decision::Local(Local { virtual_host, ..Local::new(host, LocalReason::NoRule, 404) });
             }
             RouteDecision::Matched { host, virtual_host, rule, request_match } => {
                 (host, virtual_host, rule, request_match)
             }
         };
         let local = |host, reason, status| Local {
-            host,
-            reason,
-            status,
-            location: None,
-            body: None,
             virtual_host: Some(virtual_host),
             rule: Some(rule),
             request_match,
+            ..Local::new(host, reason, status)
         };
         match &rule.action {
             RouteAction::Redirect(r) => Decision::Local(Local {

@@ -215,18 +215,11 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
         }
         Decision::Forward(forward) => forward,
     };
-    let virtual_host = forward.virtual_host.cloned();
-    let rule = forward.rule.cloned();
-    let destination = forward.destination.into_owned();
-    let index = forward.destination_index;
     if let Some(rewrite) = &forward.rewrite {
         rewrite_uri(req, rewrite.path.as_deref(), rewrite.authority);
     }
-    if let Some(rule) = &rule {
-        let dest_edits = match &rule.action {
-            RouteAction::Route(w) => w.destinations().get(index).map(|d| &d.headers),
-            _ => None,
-        };
+    if let Some(rule) = forward.rule {
+        let dest_edits = forward.destination_headers();
         let formatted =
             dest_edits.is_some_and(|d| !d.request.formatted.is_empty()) || !rule.headers.request.formatted.is_empty();
         if formatted {
@@ -252,6 +245,10 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
             rule.headers.request.apply(req.headers_mut());
         }
     }
+    let virtual_host = forward.virtual_host.cloned();
+    let rule = forward.rule.cloned();
+    let index = forward.destination_index;
+    let destination = forward.destination.into_owned();
     Routed::Forward(RouteContext { snapshot, virtual_host, rule, destination, destination_index: index, cluster: None })
 }
 
