@@ -284,7 +284,7 @@ spec:
 
 #[test]
 fn gateway_routes_apply_only_on_their_gateway() {
-    let s = snapshot(include_str!("../../shared/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml"));
+    let s = snapshot(include_str!("../testdata/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml"));
     let gw = Binding::gateway("default", "bookinfo-gateway");
     let c = client("istio-system");
     let pp = "-@productpage.default.svc.cluster.local";

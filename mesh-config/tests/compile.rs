@@ -12,7 +12,7 @@ use mesh_core::matcher::StringMatcher;
 use mesh_core::route::{HeaderCondition, RouteAction};
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/istio-samples")
 }
 
 fn snapshot_of(files: &[&str]) -> mesh_core::Snapshot {

@@ -9,7 +9,7 @@ use mesh_config::{LoadOptions, Severity, load_path, load_str, validate};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance")
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {

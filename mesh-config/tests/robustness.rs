@@ -105,7 +105,7 @@ fn istio_like() -> impl Strategy<Value = String> {
 
 /// Istio's own sample files, whose scalar values the mutation test below replaces.
 fn sample_texts() -> Vec<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/istio-samples");
     let files = [
         "bookinfo/networking/destination-rule-all.yaml",
         "bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml",

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 fn crds() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/istio-crds/customresourcedefinitions.gen.yaml");
+        .join("../testdata/conformance/istio-crds/customresourcedefinitions.gen.yaml");
     let text = std::fs::read_to_string(path).expect("CRD file");
     serde_saphyr::from_multiple(&text).expect("CRDs are YAML")
 }

@@ -4,7 +4,7 @@
 //! Explain prints the [`Decision`] mesh-core makes ([`Snapshot::decide`]) — the same value the
 //! route layer applies in `mesh proxy` and in-process clients — so the two cannot disagree.
 //!
-//! The JSON output is a public contract (`../shared/DESIGN.md`): every key is always present,
+//! The JSON output is a public contract (scripts read it): every key is always present,
 //! `null` where it does not apply; durations print as seconds with an `s` suffix. Beyond the
 //! keys DESIGN.md lists: `flags` (Envoy's response flag of a local answer: `NR`, or `-`),
 //! `reason` (why the mesh answered itself: `hostNotExposed`, `httpsRedirect`, `noVirtualHost`,

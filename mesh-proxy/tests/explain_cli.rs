@@ -103,7 +103,7 @@ fn faults_and_defaults() {
 #[test]
 fn gateway_and_no_route() {
     let gateway = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml");
+        .join("../testdata/conformance/istio-samples/bookinfo/networking/bookinfo-gateway.yaml");
     let run = |url: &str| -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
             .args(["explain", "-o", "json", "--gateway", "default/bookinfo-gateway", "-f"])
@@ -169,7 +169,7 @@ fn explain_answers_in_the_client_namespace_view() {
 #[test]
 fn tcp_and_tls_connections_through_a_gateway() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/istio-samples/tcp-echo/tcp-echo-all-v1.yaml")
+        .join("../testdata/conformance/istio-samples/tcp-echo/tcp-echo-all-v1.yaml")
         .to_string_lossy()
         .into_owned();
     let gateway = ["--gateway", "default/tcp-echo-gateway"];

@@ -47,7 +47,7 @@ async fn echo_through(addr: &str, line: &str) -> std::io::Result<String> {
 }
 
 fn sample(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples/tcp-echo").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/istio-samples/tcp-echo").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -8,7 +8,7 @@ fn mesh() -> Command {
 }
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/istio-samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/istio-samples")
 }
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
