@@ -56,6 +56,10 @@ pub struct CompileOptions {
     /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`); see
     /// [`mesh_core::snapshot::Settings::exclude_503_from_default_retries`].
     pub exclude_503_from_default_retries: bool,
+    /// What the mesh does with a host nothing declares (Istio's meshConfig
+    /// `outboundTrafficPolicy.mode`, default `ALLOW_ANY`); see
+    /// [`mesh_core::snapshot::OutboundTrafficPolicy`].
+    pub outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy,
 }
 
 impl Default for CompileOptions {
@@ -64,6 +68,7 @@ impl Default for CompileOptions {
             domain: mesh_core::host::DEFAULT_DOMAIN.to_string(),
             client_namespace: None,
             exclude_503_from_default_retries: true,
+            outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy::AllowAny,
         }
     }
 }
@@ -100,6 +105,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     let settings = Settings {
         domain: Arc::from(options.domain.as_str()),
         exclude_503_from_default_retries: options.exclude_503_from_default_retries,
+        outbound_traffic_policy: options.outbound_traffic_policy,
     };
     let default_retries = settings.default_retries();
     let mut builder = SnapshotBuilder::new(settings);

@@ -23,9 +23,16 @@
 //!    hosts; Envoy answers with a 301 to `https://` + the request's host and path). The port
 //!    `:80` is dropped from the host.
 //! 3. **Routing** ([`crate::router`]): the host's VirtualService rules, first match wins. A host
-//!    with no VirtualService goes to the host itself under the mesh, and is a 404 (`NR`) under a
-//!    Gateway (a gateway is not an open proxy: Istio builds virtual hosts only from
-//!    VirtualServices). No matching rule is a 404 (`NR`); a `delegate` left in a snapshot is a
+//!    with no VirtualService is a 404 (`NR`) under a Gateway (a gateway is not an open proxy:
+//!    Istio builds virtual hosts only from VirtualServices). Under the mesh it goes to the host
+//!    itself when the mesh knows the service (a ServiceEntry, or endpoints registered in code:
+//!    Istio's per-service default route, with the default retries); a host nothing declares gets
+//!    the catch-all of the [`OutboundTrafficPolicy`] (Istio's `buildCatchAllVirtualHost` in
+//!    `pilot/pkg/networking/core/httproute.go`): `ALLOW_ANY` passes it through ([`Forward::passthrough`]:
+//!    no retries, no timeout, no DestinationRule, as Envoy's `PassthroughCluster` route),
+//!    `REGISTRY_ONLY` answers 502 (the `block_all` route's direct response). A request that
+//!    names no host at all (a relative URI and no `Host` header) is a 400, as Envoy answers an
+//!    HTTP/1.1 request without `Host`. No matching rule is a 404 (`NR`); a `delegate` left in a snapshot is a
 //!    404 too (mesh-config merges delegates into their roots, as Istio does).
 //! 4. **The action.** `redirect` → its status and `Location` ([`redirect_location`]);
 //!    `directResponse` → its status and body; `route` → one destination picked by weight with
@@ -50,7 +57,7 @@ use crate::route::{
 };
 use crate::router::{RouteDecision, redirect_location, rewrite_path};
 use crate::service::GatewayServer;
-use crate::snapshot::{Binding, Snapshot, VirtualHost};
+use crate::snapshot::{Binding, OutboundTrafficPolicy, Snapshot, VirtualHost};
 
 /// How a request reached a Gateway: the listener's port, whether the client spoke TLS to it, and
 /// the servers that admit the connection (all the port's servers for plain HTTP; the one its SNI
@@ -137,6 +144,10 @@ pub enum LocalReason {
     Redirect,
     /// The rule's `directResponse`.
     DirectResponse,
+    /// A host nothing declares, under `REGISTRY_ONLY`: 502 (Istio's `block_all` route).
+    BlockAll,
+    /// The request names no host (relative URI, no `Host` header): 400.
+    MissingHost,
 }
 
 impl LocalReason {
@@ -151,12 +162,21 @@ impl LocalReason {
             LocalReason::NoDestination => "noDestination",
             LocalReason::Redirect => "redirect",
             LocalReason::DirectResponse => "directResponse",
+            LocalReason::BlockAll => "blockAll",
+            LocalReason::MissingHost => "missingHost",
         }
     }
 
     /// Is this "no route" (404 with Envoy's flag `NR`)?
     pub fn is_no_route(self) -> bool {
-        !matches!(self, LocalReason::HttpsRedirect | LocalReason::Redirect | LocalReason::DirectResponse)
+        !matches!(
+            self,
+            LocalReason::HttpsRedirect
+                | LocalReason::Redirect
+                | LocalReason::DirectResponse
+                | LocalReason::BlockAll
+                | LocalReason::MissingHost
+        )
     }
 }
 
@@ -171,7 +191,7 @@ pub struct Local<'s> {
     pub status: u16,
     /// `Location` of a redirect.
     pub location: Option<String>,
-    /// Body of a direct response (the snapshot's bytes).
+    /// Body of a direct response (the snapshot's bytes; a fixed text for a missing host).
     pub body: Option<&'s Arc<[u8]>>,
     /// The virtual host that applied, if any.
     pub virtual_host: Option<&'s Arc<VirtualHost>>,
@@ -190,6 +210,12 @@ impl<'s> Local<'s> {
     /// Envoy's response flag for this answer: `NR` for no route, else none (`-`).
     pub fn flags(&self) -> &'static str {
         if self.reason.is_no_route() { "NR" } else { "-" }
+    }
+
+    /// Is this answered like a direct response (a status and maybe a body, no flag): a rule's
+    /// `directResponse`, the `REGISTRY_ONLY` 502, the 400 for a missing host?
+    pub fn is_direct(&self) -> bool {
+        matches!(self.reason, LocalReason::DirectResponse | LocalReason::BlockAll | LocalReason::MissingHost)
     }
 
     /// The response header edits that go with this answer (the rule's, for a redirect or a
@@ -231,6 +257,10 @@ pub struct Forward<'s> {
     pub retries: &'s RetryPolicy,
     /// The rule's rewrite, applied to this request.
     pub rewrite: Option<RewriteDecision<'s>>,
+    /// A host nothing declares, passed through under `ALLOW_ANY` (Envoy's `PassthroughCluster`):
+    /// no retries, no timeout, no DestinationRule; the layers below share one cluster for all
+    /// such hosts and keep no state per host.
+    pub passthrough: bool,
 }
 
 impl<'s> Forward<'s> {
@@ -287,6 +317,14 @@ impl Decision<'_> {
     }
 }
 
+/// The retry policy of a passthrough route: none (Envoy's default when a route sets no
+/// `retry_policy`, as Istio's `allow_any` route does not).
+static NO_RETRIES: std::sync::LazyLock<RetryPolicy> = std::sync::LazyLock::new(RetryPolicy::none);
+
+/// The body of the 400 for a request that names no host.
+static MISSING_HOST_BODY: std::sync::LazyLock<Arc<[u8]>> =
+    std::sync::LazyLock::new(|| Arc::from(&b"request names no host (no authority in its URI, no Host header)"[..]));
+
 /// The `https` URL of a plain request, for `httpsRedirect` (`:80` dropped from the authority).
 fn https_location(req: &RequestView<'_>) -> String {
     let authority = req.authority.strip_suffix(":80").unwrap_or(req.authority);
@@ -297,6 +335,24 @@ fn https_location(req: &RequestView<'_>) -> String {
 }
 
 impl Snapshot {
+    /// The host a request without a VirtualService goes to, if the mesh knows the service: the
+    /// host it resolved to, or the request's short name qualified in the client's namespace
+    /// (`reviews.bookinfo` → `reviews.bookinfo.svc.cluster.local`), as registered.
+    fn known_host<'a>(
+        &self,
+        host: &Cow<'a, str>,
+        req: &RequestView<'_>,
+        client: &ClientIdentity,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Option<Cow<'a, str>> {
+        if self.declares(host) || known(host) {
+            return Some(host.clone());
+        }
+        let written = normalize_host(req.authority);
+        let expanded = crate::router::expand(&written, &client.namespace, &self.settings().domain)?;
+        (expanded != **host && (self.declares(&expanded) || known(&expanded))).then_some(Cow::Owned(expanded))
+    }
+
     /// The retry policy of routes that set none: Istio's default, with or without 503 by the
     /// snapshot's [`crate::snapshot::Settings::exclude_503_from_default_retries`].
     pub fn default_retries(&self) -> &RetryPolicy {
@@ -305,7 +361,8 @@ impl Snapshot {
 
     /// Decide what happens to a request (see the module docs). `listener` is the Gateway
     /// listener it arrived on (`None` for the mesh, or a Gateway served without admission);
-    /// `draw` is a uniform random number for the weighted pick.
+    /// `draw` is a uniform random number for the weighted pick. The services the mesh knows are
+    /// the snapshot's (ServiceEntries); see [`Snapshot::decide_with`] for more.
     pub fn decide<'s>(
         &'s self,
         binding: &Binding,
@@ -314,6 +371,30 @@ impl Snapshot {
         client: &ClientIdentity,
         draw: u64,
     ) -> Decision<'s> {
+        self.decide_with(binding, listener, req, client, draw, &|_| false)
+    }
+
+    /// Does the snapshot declare a service for `host` (a ServiceEntry host, exact or wildcard)?
+    pub fn declares(&self, host: &str) -> bool {
+        !self.services(host).is_empty()
+    }
+
+    /// [`Snapshot::decide`], where `known` also names services the snapshot does not declare
+    /// (endpoints registered in code: mesh-tower's `Registry`). A host neither knows is handled
+    /// by the snapshot's [`OutboundTrafficPolicy`].
+    pub fn decide_with<'s>(
+        &'s self,
+        binding: &Binding,
+        listener: Option<&Listener>,
+        req: &RequestView<'_>,
+        client: &ClientIdentity,
+        draw: u64,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Decision<'s> {
+        if req.authority.is_empty() {
+            let body = Some(&*MISSING_HOST_BODY);
+            return Decision::Local(Local { body, ..Local::new(Cow::Borrowed(""), LocalReason::MissingHost, 400) });
+        }
         let mut view = *req;
         if let Some(l) = listener {
             view.listener_port = Some(l.port);
@@ -335,6 +416,26 @@ impl Snapshot {
                 return Decision::Local(Local::new(host, LocalReason::NoVirtualHost, 404));
             }
             RouteDecision::Default { host } => {
+                let host = match self.known_host(&host, req, client, known) {
+                    Some(known) => known,
+                    None if self.settings().outbound_traffic_policy == OutboundTrafficPolicy::RegistryOnly => {
+                        return Decision::Local(Local::new(host, LocalReason::BlockAll, 502));
+                    }
+                    None => {
+                        let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
+                        return Decision::Forward(Forward {
+                            host,
+                            virtual_host: None,
+                            rule: None,
+                            request_match: None,
+                            destination: Cow::Owned(destination),
+                            destination_index: 0,
+                            retries: &*NO_RETRIES,
+                            rewrite: None,
+                            passthrough: true,
+                        });
+                    }
+                };
                 let destination = Destination { host: Arc::from(&*host), subset: None, port: None };
                 return Decision::Forward(Forward {
                     host,
@@ -345,6 +446,7 @@ impl Snapshot {
                     destination_index: 0,
                     retries: self.default_retries(),
                     rewrite: None,
+                    passthrough: false,
                 });
             }
             RouteDecision::NoRoute { host, virtual_host } => {
@@ -387,6 +489,7 @@ impl Snapshot {
                     destination_index: index,
                     retries: &rule.retries,
                     rewrite,
+                    passthrough: false,
                 })
             }
         }

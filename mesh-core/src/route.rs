@@ -438,6 +438,12 @@ impl RetryPolicy {
         RetryPolicy { retry_on: RetryOn::istio_default_with_503(), ..RetryPolicy::istio_default() }
     }
 
+    /// No retry policy at all: what a route that sets none gets in Envoy (Istio's passthrough
+    /// route). Unlike [`RetryPolicy::disabled`] it is not `configured`.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy { configured: false, ..RetryPolicy::disabled() }
+    }
+
     /// Retries off (`attempts: 0`).
     pub fn disabled() -> RetryPolicy {
         RetryPolicy {

@@ -348,8 +348,8 @@ impl RouteDecision<'_> {
 }
 
 /// The Kubernetes expansion of a mesh host: `name` → `name.<ns>.svc.<domain>`, `name.ns` →
-/// `name.ns.svc.<domain>`, `name.ns.svc` → `name.ns.svc.<domain>`.
-fn expand(host: &str, namespace: &str, domain: &str) -> Option<String> {
+/// `name.ns.svc.<domain>`, `name.ns.svc` → `name.ns.svc.<domain>`; `None` for other names.
+pub(crate) fn expand(host: &str, namespace: &str, domain: &str) -> Option<String> {
     match host.bytes().filter(|b| *b == b'.').count() {
         0 => Some(format!("{host}.{namespace}.svc.{domain}")),
         1 => Some(format!("{host}.svc.{domain}")),

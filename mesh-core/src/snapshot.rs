@@ -98,11 +98,58 @@ pub struct Settings {
     /// default true, in `pilot/pkg/features`: a 503 may come from a request the upstream already
     /// acted on). `false` restores the old default, which retried 503.
     pub exclude_503_from_default_retries: bool,
+    /// What happens to a request for a host the mesh knows nothing about (Istio's meshConfig
+    /// `outboundTrafficPolicy.mode`; default `ALLOW_ANY`).
+    pub outbound_traffic_policy: OutboundTrafficPolicy,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { domain: Arc::from(DEFAULT_DOMAIN), exclude_503_from_default_retries: true }
+        Settings {
+            domain: Arc::from(DEFAULT_DOMAIN),
+            exclude_503_from_default_retries: true,
+            outbound_traffic_policy: OutboundTrafficPolicy::AllowAny,
+        }
+    }
+}
+
+/// Istio's `outboundTrafficPolicy.mode`: what the mesh does with a request for a host that no
+/// VirtualService routes and no service declares (no ServiceEntry, no registered endpoint).
+/// Istio builds a catch-all virtual host for them (istio/istio
+/// `pilot/pkg/networking/core/httproute.go`, `buildCatchAllVirtualHost`); meshwork decides the
+/// same in [`Snapshot::decide_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutboundTrafficPolicy {
+    /// `ALLOW_ANY` (Istio's default): pass the request through to the host it names (Envoy's
+    /// `PassthroughCluster`, route `allow_any`: no retries, no timeout, no DestinationRule). Such
+    /// requests share one cluster and their metric labels are bounded: they create no state per
+    /// host.
+    #[default]
+    AllowAny,
+    /// `REGISTRY_ONLY`: answer 502 without connecting (Envoy's direct response on the
+    /// `block_all` route).
+    RegistryOnly,
+}
+
+impl OutboundTrafficPolicy {
+    /// Istio's spelling (`ALLOW_ANY`, `REGISTRY_ONLY`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboundTrafficPolicy::AllowAny => "ALLOW_ANY",
+            OutboundTrafficPolicy::RegistryOnly => "REGISTRY_ONLY",
+        }
+    }
+}
+
+impl std::str::FromStr for OutboundTrafficPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ALLOW_ANY" => Ok(OutboundTrafficPolicy::AllowAny),
+            "REGISTRY_ONLY" => Ok(OutboundTrafficPolicy::RegistryOnly),
+            other => Err(format!("unknown outbound traffic policy `{other}` (expected ALLOW_ANY or REGISTRY_ONLY)")),
+        }
     }
 }
 

@@ -227,17 +227,76 @@ fn rewrite_and_local_reply_headers_are_part_of_the_value() {
 fn default_retries_leave_503_out_unless_asked() {
     let client = ClientIdentity::new("default", []);
     let none = Vec::new();
+    // `reviews` is a service the mesh knows (endpoints registered in code): its default route.
+    let known = |h: &str| h == "reviews.default.svc.cluster.local";
     let current = snapshot(Settings::default());
-    let Decision::Forward(f) = current.decide(&Binding::Mesh, None, &view("reviews", "/", &none), &client, 0) else {
+    let req = view("reviews", "/", &none);
+    let Decision::Forward(f) = current.decide_with(&Binding::Mesh, None, &req, &client, 0, &known) else {
         panic!("forwarded")
     };
+    assert!(!f.passthrough);
     assert_eq!(f.retries.attempts, 2);
     assert!(f.retries.retry_on.status_codes.is_empty(), "Istio's current default retries no status code");
     let legacy = snapshot(Settings { exclude_503_from_default_retries: false, ..Settings::default() });
-    let Decision::Forward(f) = legacy.decide(&Binding::Mesh, None, &view("reviews", "/", &none), &client, 0) else {
+    let Decision::Forward(f) = legacy.decide_with(&Binding::Mesh, None, &req, &client, 0, &known) else {
         panic!("forwarded")
     };
     assert_eq!(&*f.retries.retry_on.status_codes, &[503]);
+}
+
+#[test]
+fn hosts_nothing_declares_follow_the_outbound_traffic_policy() {
+    use mesh_core::LocalReason;
+    use mesh_core::snapshot::OutboundTrafficPolicy;
+    let client = ClientIdentity::new("default", []);
+    let none = Vec::new();
+    let nothing = |_: &str| false;
+    // ALLOW_ANY (the default): passed through to the host as named, with no retries (Istio's
+    // `allow_any` route sets no retry policy).
+    let allow = snapshot(Settings::default());
+    for host in ["unknown.example.com", "10.1.2.3:8080", "reviews"] {
+        let Decision::Forward(f) = allow.decide_with(&Binding::Mesh, None, &view(host, "/", &none), &client, 0, &nothing)
+        else {
+            panic!("{host}: forwarded")
+        };
+        assert!(f.passthrough, "{host}");
+        assert_eq!((f.retries.attempts, f.timeout()), (0, None), "{host}");
+    }
+    // REGISTRY_ONLY: 502 without connecting (the `block_all` route), no `NR` flag.
+    let only =
+        snapshot(Settings { outbound_traffic_policy: OutboundTrafficPolicy::RegistryOnly, ..Settings::default() });
+    let Decision::Local(l) = only.decide(&Binding::Mesh, None, &view("unknown.example.com", "/", &none), &client, 0)
+    else {
+        panic!("local")
+    };
+    assert_eq!((l.status, l.reason, l.flags()), (502, LocalReason::BlockAll, "-"));
+    // A known service is routed under either policy; so is a host a VirtualService routes.
+    let known = |h: &str| h == "reviews.default.svc.cluster.local";
+    for s in [&allow, &only] {
+        let Decision::Forward(f) = s.decide_with(&Binding::Mesh, None, &view("reviews:9080", "/", &none), &client, 0, &known)
+        else {
+            panic!("forwarded")
+        };
+        assert_eq!((&*f.destination.host, f.passthrough), ("reviews.default.svc.cluster.local", false));
+        let Decision::Forward(f) = s.decide(&Binding::Mesh, None, &view(A, "/old/x", &none), &client, 0) else {
+            panic!("a VirtualService host is routed")
+        };
+        assert!(!f.passthrough);
+    }
+    // `reviews.default` finds the registered `reviews.default.svc.cluster.local`.
+    let Decision::Forward(f) =
+        only.decide_with(&Binding::Mesh, None, &view("reviews.default", "/", &none), &client, 0, &known)
+    else {
+        panic!("forwarded")
+    };
+    assert_eq!(&*f.destination.host, "reviews.default.svc.cluster.local");
+    // No host at all: 400 under any binding.
+    for s in [&allow, &only] {
+        let Decision::Local(l) = s.decide(&Binding::Mesh, None, &view("", "/", &none), &client, 0) else {
+            panic!("local")
+        };
+        assert_eq!((l.status, l.reason), (400, LocalReason::MissingHost));
+    }
 }
 
 #[test]

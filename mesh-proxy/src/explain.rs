@@ -8,9 +8,11 @@
 //! `null` where it does not apply; durations print as seconds with an `s` suffix. Beyond the
 //! keys DESIGN.md lists: `flags` (Envoy's response flag of a local answer: `NR`, or `-`),
 //! `reason` (why the mesh answered itself: `hostNotExposed`, `httpsRedirect`, `noVirtualHost`,
-//! `noRule`, `delegate`, `noDestination`, `redirect`, `directResponse`, or `connectionClosed`
-//! for a Gateway connection that ends before any HTTP), and `port` (the Gateway listener port
-//! the request was decided on; `null` for the mesh). For a local answer, `headers.response`
+//! `noRule`, `delegate`, `noDestination`, `redirect`, `directResponse`, `blockAll` (a host
+//! nothing declares under `REGISTRY_ONLY`: 502), `missingHost` (400), or `connectionClosed`
+//! for a Gateway connection that ends before any HTTP), `port` (the Gateway listener port
+//! the request was decided on; `null` for the mesh), and `passthrough` (`true` for a host nothing
+//! declares, passed through under `ALLOW_ANY`: no retries, no DestinationRule). For a local answer, `headers.response`
 //! holds the edits applied to it (a redirect's or direct response's rule edits) and
 //! `headers.request` is empty.
 
@@ -186,7 +188,7 @@ pub fn decision_json(decision: &Decision<'_>, req: &RequestView<'_>, listener: O
         Decision::Local(local) => {
             let action = match local.reason {
                 LocalReason::Redirect | LocalReason::HttpsRedirect => "redirect",
-                LocalReason::DirectResponse => "directResponse",
+                _ if local.is_direct() => "directResponse",
                 _ => "noRoute",
             };
             out.insert("action".into(), json!(action));
@@ -220,6 +222,7 @@ pub fn decision_json(decision: &Decision<'_>, req: &RequestView<'_>, listener: O
             );
             out.insert("flags".into(), json!(local.flags()));
             out.insert("reason".into(), json!(local.reason.as_str()));
+            out.insert("passthrough".into(), json!(false));
         }
         Decision::Forward(f) => {
             out.insert("action".into(), json!("route"));
@@ -255,6 +258,7 @@ pub fn decision_json(decision: &Decision<'_>, req: &RequestView<'_>, listener: O
             out.insert("headers".into(), f.rule_headers().map_or(empty_headers, header_edits_json));
             out.insert("flags".into(), Value::Null);
             out.insert("reason".into(), Value::Null);
+            out.insert("passthrough".into(), json!(f.passthrough));
         }
     }
     out.insert("port".into(), json!(listener.map(|l| l.port)));
@@ -287,6 +291,7 @@ pub fn closed_json(host: &str, port: u16) -> Value {
     out.insert("mirrors".into(), json!([]));
     out.insert("headers".into(), header_edits_json(&HeaderEdits::default()));
     out.insert("reason".into(), json!("connectionClosed"));
+    out.insert("passthrough".into(), json!(false));
     out.insert("port".into(), json!(port));
     Value::Object(out)
 }
@@ -320,6 +325,11 @@ pub fn explain_text(
     };
     let Some(vh) = virtual_host else {
         let why = match &decision {
+            Decision::Forward(f) if f.passthrough => format!(
+                "=> no service declares this host: passed through to {} as named (outbound traffic policy \
+                 ALLOW_ANY: no retries, no DestinationRule)",
+                f.destination.host
+            ),
             Decision::Forward(f) => format!(
                 "no VirtualService for this host: the request goes to {} itself (the default retries apply)",
                 f.destination.host
@@ -333,6 +343,11 @@ pub fn explain_text(
                     l.status,
                     l.location.as_deref().unwrap_or("")
                 ),
+                LocalReason::BlockAll => format!(
+                    "=> no service declares this host and the outbound traffic policy is REGISTRY_ONLY: {}",
+                    l.status
+                ),
+                LocalReason::MissingHost => format!("=> the request names no host: {}", l.status),
                 _ => format!("=> no VirtualService bound to {binding} for this host: {} ({})", l.status, l.flags()),
             },
         };

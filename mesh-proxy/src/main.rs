@@ -87,11 +87,37 @@ enum Command {
         /// Worker threads (default: one per CPU; 1 runs everything on the calling thread).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
-        /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
-        /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`).
-        #[arg(long)]
-        default_retry_503: bool,
+        #[command(flatten)]
+        settings: MeshSettings,
     },
+}
+
+/// Mesh-wide settings Istio keeps in meshConfig and pilot's environment (the same flags for
+/// `mesh proxy` and `mesh explain`, so that both decide alike).
+#[derive(clap::Args, Debug, Clone)]
+struct MeshSettings {
+    /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
+    /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`). By default 503 is not retried unless a
+    /// route's `retryOn` says so.
+    #[arg(long)]
+    default_retry_503: bool,
+    /// What happens to a request for a host no VirtualService routes and no ServiceEntry
+    /// declares (Istio's meshConfig `outboundTrafficPolicy.mode`): ALLOW_ANY passes it through
+    /// to the host as named (no retries; one shared cluster, no state per host), REGISTRY_ONLY
+    /// answers 502.
+    #[arg(long, value_name = "MODE", default_value = "ALLOW_ANY")]
+    outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy,
+}
+
+impl MeshSettings {
+    /// Compile options for a client in `namespace` under these settings.
+    fn compile_options(&self, namespace: &str) -> mesh_config::CompileOptions {
+        mesh_config::CompileOptions {
+            exclude_503_from_default_retries: !self.default_retry_503,
+            outbound_traffic_policy: self.outbound_traffic_policy,
+            ..mesh_config::CompileOptions::for_namespace(namespace)
+        }
+    }
 }
 
 const PROXY_HELP: &str = "\
@@ -160,7 +186,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reload_interval_ms,
             access_log,
             threads,
-            default_retry_503,
+            settings,
         } => {
             // One thread: a current-thread runtime (no work-stealing machinery, as an nginx
             // worker); more: the multi-thread scheduler.
@@ -185,7 +211,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 locality,
                 reload_interval: std::time::Duration::from_millis(reload_interval_ms.max(10)),
                 access_log,
-                default_retry_503,
+                settings,
             }))
         }
     }
@@ -202,7 +228,7 @@ struct ProxyArgs {
     locality: Option<String>,
     reload_interval: std::time::Duration,
     access_log: bool,
-    default_retry_503: bool,
+    settings: MeshSettings,
 }
 
 async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
@@ -235,10 +261,7 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         Some(g) => Some(g.split_once('/').ok_or_else(|| anyhow::anyhow!("--gateway takes NAMESPACE/NAME, got {g:?}"))?),
         None => None,
     };
-    let compile = mesh_config::CompileOptions {
-        exclude_503_from_default_retries: !args.default_retry_503,
-        ..mesh_config::CompileOptions::for_namespace(&args.namespace)
-    };
+    let compile = args.settings.compile_options(&args.namespace);
     let source = mesh_proxy::reload::ConfigSource::with_options(args.files, compile, |b| {
         let mut b = b.workload("mesh-proxy").access_log(args.access_log);
         if let Some(l) = &args.locality {
@@ -437,11 +460,8 @@ struct ExplainArgs {
     /// Output format: `text` or `json`.
     #[arg(short = 'o', long = "output", default_value = "text")]
     output: String,
-    /// Retry 503 in the default retry policy, as Istio did before 1.24 (Istio's
-    /// `EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=false`). By default 503 is not retried unless a
-    /// route's `retryOn` says so.
-    #[arg(long)]
-    default_retry_503: bool,
+    #[command(flatten)]
+    settings: MeshSettings,
     /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, the URL's
     /// port is the Gateway port the request arrives on (without one: the port of the first
     /// server whose hosts admit the URL's host — TLS servers for `https`, plain ones for
@@ -454,8 +474,7 @@ struct ExplainArgs {
 
 fn explain(args: ExplainArgs) -> Result<ExitCode> {
     use mesh_proxy::explain;
-    let ExplainArgs { files, method, headers, source_labels, gateway, namespace, output, default_retry_503, url } =
-        args;
+    let ExplainArgs { files, method, headers, source_labels, gateway, namespace, output, settings, url } = args;
     let (namespace, output, url) = (namespace.as_str(), output.as_str(), url.as_str());
     for p in &files {
         if !p.exists() {
@@ -488,10 +507,7 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
     };
     let options = LoadOptions { default_namespace: namespace.to_string(), ..LoadOptions::default() };
     // The client's view: resources not exported to its namespace do not apply to it.
-    let mut store = ConfigStore::new(mesh_config::CompileOptions {
-        exclude_503_from_default_retries: !default_retry_503,
-        ..mesh_config::CompileOptions::for_namespace(namespace)
-    });
+    let mut store = ConfigStore::new(settings.compile_options(namespace));
     let report = store.apply(load_paths(&files, &options));
     for d in report.errors() {
         eprintln!("{d}");

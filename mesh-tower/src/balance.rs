@@ -65,7 +65,16 @@ pub(crate) fn cluster_of<B>(req: &mut Request<B>, clusters: &Clusters) -> Arc<Cl
         if let Some(c) = &ctx.cluster {
             return c.clone();
         }
+        if ctx.passthrough {
+            let cluster = clusters.passthrough();
+            ctx.cluster = Some(cluster.clone());
+            return cluster;
+        }
         let d = &ctx.destination;
+        // The request's port picks the service port when the service has it; every port it
+        // does not have shares one cluster (port 0: no endpoint serves it), so that ports a
+        // client makes up cannot make a cluster each.
+        let port = port.map(|p| if serves_port(&ctx.snapshot, clusters, &d.host, p) { p } else { 0 });
         let cluster = if d.port.is_none() && port.is_some() {
             let d = Destination { host: d.host.clone(), subset: d.subset.clone(), port };
             clusters.get(&ctx.snapshot, &d)
@@ -77,8 +86,20 @@ pub(crate) fn cluster_of<B>(req: &mut Request<B>, clusters: &Clusters) -> Arc<Cl
     }
     let view = RequestView::from_http(req.method(), req.uri(), req.headers());
     let host = mesh_core::request::split_authority(view.authority).0;
+    if !clusters.registry().contains(host) {
+        return clusters.passthrough();
+    }
+    let snapshot = Snapshot::empty();
+    let port = port.map(|p| if serves_port(&snapshot, clusters, host, p) { p } else { 0 });
     let d = Destination { host: Arc::from(host), subset: None, port };
-    clusters.get(&Snapshot::empty(), &d)
+    clusters.get(&snapshot, &d)
+}
+
+/// Does `host` have service port `port` (a ServiceEntry port, or an endpoint registered for it)?
+/// Endpoints registered for every port make any port the service's.
+fn serves_port(snapshot: &Snapshot, clusters: &Clusters, host: &str, port: u16) -> bool {
+    snapshot.services(host).iter().any(|s| s.ports.iter().any(|p| p.number == port))
+        || clusters.registry().serves_port(host, port)
 }
 
 /// Point the request at `address`, keeping the caller's authority in `Host`; `tls` makes the URI
@@ -190,6 +211,7 @@ where
         });
         let avoid = req.extensions().get::<Tried>().map_or(&[][..], |t| &t.0[..]);
         let Some(index) = cluster.pick(hash, avoid) else {
+            cluster.report_empty();
             tracing::debug!(target: "meshwork::balance", cluster = %cluster.destination().host, "no healthy upstream");
             return BalanceFuture::local(LocalReply::NoHealthyUpstream, cluster);
         };

@@ -218,7 +218,10 @@ impl<C: Clone> Layer<C> for MeshLayer {
         let s = MirrorLayer::new().layer(s);
         let s = ReplayLayer::new(m.replay_limit).layer(s);
         let s = FaultLayer::new().layer(s);
-        let s = RouteLayer::new(m.config.clone(), m.client.clone()).with_binding(m.binding.clone()).layer(s);
+        let s = RouteLayer::new(m.config.clone(), m.client.clone())
+            .with_binding(m.binding.clone())
+            .with_registry(m.registry.clone())
+            .layer(s);
         m.telemetry.layer(s)
     }
 }

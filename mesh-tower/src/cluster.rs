@@ -155,6 +155,11 @@ pub struct Cluster {
     /// The `Host` value of the first caller authority seen (`reviews:9080`), shared by later
     /// requests that name the cluster the same way instead of each copying it.
     host_header: arc_swap::ArcSwapOption<http::HeaderValue>,
+    /// Is this [`Clusters::passthrough`]?
+    passthrough: bool,
+    /// Why the cluster has no endpoints, if it has none (logged once, by [`Cluster::report_empty`]).
+    empty_reason: Option<String>,
+    reported_empty: std::sync::atomic::AtomicBool,
 }
 
 /// How to open connections to a cluster's endpoints, when its DestinationRule says
@@ -203,10 +208,32 @@ impl Cluster {
         &self.destination
     }
 
-    /// Does the registry know the service? Unknown services are passed through to the request's
-    /// own authority (Istio's `ALLOW_ANY` outbound policy).
+    /// Does the mesh know the service (endpoints in the registry, or a Kubernetes service name
+    /// `name.ns.svc.<domain>`, whose endpoints only the registry can give)? Other services are
+    /// passed through to the request's own authority.
     pub fn is_known(&self) -> bool {
         self.known
+    }
+
+    /// Log, once per cluster build, why a request found no endpoint to pick (a warning: a
+    /// registration or config mistake more often than an outage).
+    pub(crate) fn report_empty(&self) {
+        if let Some(why) = &self.empty_reason
+            && !self.reported_empty.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                target: "meshwork::cluster",
+                host = %self.destination.host,
+                subset = self.destination.subset.as_deref().unwrap_or(""),
+                port = self.destination.port.unwrap_or(0),
+                "no healthy upstream: {why}"
+            );
+        }
+    }
+
+    /// Is this the passthrough cluster ([`Clusters::passthrough`])?
+    pub fn is_passthrough(&self) -> bool {
+        self.passthrough
     }
 
     /// The endpoints, in balancer order.
@@ -450,7 +477,12 @@ struct ClustersInner {
     map: ArcSwap<ClusterMap>,
     write: Mutex<()>,
     epoch: Instant,
+    /// The one cluster of every passthrough request (see [`Clusters::passthrough`]).
+    passthrough: std::sync::OnceLock<Arc<Cluster>>,
 }
+
+/// The name of the passthrough cluster, as Istio names Envoy's (`PassthroughCluster`).
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
 impl Clusters {
     /// Clusters over `registry`, for a client in `client`'s namespace (DestinationRule choice).
@@ -464,6 +496,7 @@ impl Clusters {
                 map: ArcSwap::default(),
                 write: Mutex::default(),
                 epoch: Instant::now(),
+                passthrough: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -471,6 +504,23 @@ impl Clusters {
     /// The registry.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The cluster every request for a host nothing declares goes through under `ALLOW_ANY`
+    /// (Envoy's `PassthroughCluster`): no endpoints (the request keeps its own authority), no
+    /// DestinationRule, one set of counters. Such requests never create a cluster of their own,
+    /// so a client naming hosts at will cannot grow the mesh's state.
+    pub fn passthrough(&self) -> Arc<Cluster> {
+        self.inner
+            .passthrough
+            .get_or_init(|| {
+                let destination = Destination { host: Arc::from(PASSTHROUGH_CLUSTER), subset: None, port: None };
+                let mut cluster = self.build(&destination, None, self.inner.registry.version(), None);
+                cluster.known = false;
+                cluster.passthrough = true;
+                Arc::new(cluster)
+            })
+            .clone()
     }
 
     /// Every cluster built so far.
@@ -543,17 +593,33 @@ impl Clusters {
     ) -> Cluster {
         let parts =
             policy.as_ref().map(|p| p.resolve(destination.subset.as_deref(), destination.port)).unwrap_or_default();
-        let known = self.inner.registry.contains(&destination.host);
+        // A Kubernetes service name (`name.ns.svc.<domain>`) is the mesh's own: with nothing
+        // registered it has no endpoints (503 `UH`), rather than being dialled by DNS.
+        let known = self.inner.registry.contains(&destination.host) || service_namespace(&destination.host).is_some();
         let mut endpoints: Vec<Endpoint> = self.inner.registry.endpoints(&destination.host);
+        let mut empty_reason = endpoints.is_empty().then(|| "no endpoint is registered for the service".to_string());
         if let Some(subset) = &destination.subset {
             match policy.as_ref().and_then(|p| p.subset(subset)) {
                 Some(s) => endpoints.retain(|e| s.labels.matches(&e.labels)),
                 // A subset no DestinationRule defines has no endpoints (Istio answers 503).
-                None => endpoints.clear(),
+                None => {
+                    endpoints.clear();
+                    empty_reason = Some(format!("no DestinationRule for the host defines subset `{subset}`"));
+                }
+            }
+            if empty_reason.is_none() && endpoints.is_empty() {
+                empty_reason = Some(format!("no endpoint has the labels of subset `{subset}`"));
             }
         }
         if let Some(port) = destination.port {
             endpoints.retain(|e| e.service_port.is_none_or(|p| p == port));
+            if empty_reason.is_none() && endpoints.is_empty() {
+                empty_reason = Some(if port == 0 {
+                    "the request's port is not a port of the service".to_string()
+                } else {
+                    format!("no endpoint serves service port {port}")
+                });
+            }
         }
         let endpoints: Arc<[Endpoint]> = endpoints.into();
         let namespace: Arc<str> = Arc::from(service_namespace(&destination.host).unwrap_or("unknown"));
@@ -635,6 +701,9 @@ impl Clusters {
             checked_generation: AtomicU64::new(u64::MAX),
             epoch: self.inner.epoch,
             host_header: arc_swap::ArcSwapOption::empty(),
+            passthrough: false,
+            empty_reason,
+            reported_empty: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

@@ -2,7 +2,11 @@
 //!
 //! Services are keyed by FQDN (`reviews.default.svc.cluster.local`). Endpoints come from code
 //! ([`Registry::register`]) or from ServiceEntry / WorkloadEntry resources
-//! ([`Registry::sync_from_snapshot`]). A subset's endpoints are those whose labels contain the
+//! ([`Registry::sync_from_snapshot`]). Names given in code are qualified as hosts in config are
+//! (Istio's rule, [`mesh_core::host::qualify`]): a name without a dot is a Kubernetes short name in
+//! the registry's namespace (`default` unless [`Registry::in_namespace`] says otherwise), so
+//! `register("reviews", ..)` registers `reviews.default.svc.cluster.local`, the host a
+//! VirtualService's `reviews` names. A subset's endpoints are those whose labels contain the
 //! subset's labels. Reads are lock-free (one `ArcSwap` load); writes copy and swap.
 
 use std::collections::{BTreeMap, HashMap};
@@ -78,16 +82,51 @@ struct State {
 }
 
 /// Endpoints by service FQDN. Cheap to clone (shared).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     state: Arc<ArcSwap<State>>,
     write: Arc<Mutex<()>>,
+    /// The namespace short names are qualified in.
+    namespace: Arc<str>,
+    /// The cluster domain short names are qualified with.
+    domain: Arc<str>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            state: Arc::default(),
+            write: Arc::default(),
+            namespace: Arc::from("default"),
+            domain: Arc::from(mesh_core::host::DEFAULT_DOMAIN),
+        }
+    }
 }
 
 impl Registry {
-    /// An empty registry.
+    /// An empty registry; short names are qualified in namespace `default`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty registry whose short names are qualified in `namespace`
+    /// (`register("reviews", ..)` → `reviews.<namespace>.svc.cluster.local`).
+    ///
+    /// ```
+    /// use mesh_tower::{Endpoint, Registry};
+    /// let registry = Registry::in_namespace("bookinfo");
+    /// registry.register("reviews", Endpoint::new("127.0.0.1:9080", [("version", "v1")]));
+    /// assert_eq!(registry.endpoints("reviews.bookinfo.svc.cluster.local").len(), 1);
+    /// assert_eq!(registry.service_name("reviews"), "reviews.bookinfo.svc.cluster.local");
+    /// ```
+    pub fn in_namespace(namespace: &str) -> Self {
+        Registry { namespace: Arc::from(namespace), ..Self::default() }
+    }
+
+    /// The service a name given in code stands for: a short name qualified in the registry's
+    /// namespace, anything else as written (lower-cased).
+    pub fn service_name(&self, service: &str) -> String {
+        mesh_core::host::qualify(service, &self.namespace, &self.domain)
     }
 
     fn update(&self, f: impl FnOnce(&mut State)) {
@@ -99,8 +138,14 @@ impl Registry {
         self.state.store(Arc::new(next));
     }
 
-    /// Add an endpoint to a service (replacing one with the same address).
+    /// Add an endpoint to a service (replacing one with the same address). A short name is
+    /// qualified ([`Registry::service_name`]).
     pub fn register(&self, service: &str, endpoint: Endpoint) {
+        let qualified = self.service_name(service);
+        if qualified != service {
+            tracing::debug!(target: "meshwork::registry", name = service, service = %qualified, "short name qualified");
+        }
+        let service = qualified.as_str();
         self.update(|s| {
             let mut list: Vec<Endpoint> = s.manual.get(service).map(|l| l.to_vec()).unwrap_or_default();
             list.retain(|e| e.address != endpoint.address);
@@ -109,8 +154,10 @@ impl Registry {
         });
     }
 
-    /// Remove the endpoint at `address` from a service.
+    /// Remove the endpoint at `address` from a service (named as for [`Registry::register`]).
     pub fn deregister(&self, service: &str, address: &str) {
+        let service = self.service_name(service);
+        let service = service.as_str();
         self.update(|s| {
             if let Some(list) = s.manual.get(service) {
                 let kept: Vec<Endpoint> = list.iter().filter(|e| &*e.address != address).cloned().collect();
@@ -197,6 +244,16 @@ impl Registry {
     pub fn contains(&self, service: &str) -> bool {
         let s = self.state.load();
         s.manual.contains_key(service) || s.declared.contains_key(service)
+    }
+
+    /// Does the registry have an endpoint of `service` for `port` (or one for every port)?
+    pub fn serves_port(&self, service: &str, port: u16) -> bool {
+        let s = self.state.load();
+        s.manual
+            .get(service)
+            .into_iter()
+            .chain(s.declared.get(service))
+            .any(|l| l.iter().any(|e| e.service_port.is_none_or(|p| p == port)))
     }
 
     /// Bumped on every change (clusters rebuild their balancers when it moves).

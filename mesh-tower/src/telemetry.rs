@@ -64,6 +64,9 @@ const CLUSTER: &str = "Kubernetes";
 /// The most label sets whose metric handles are cached.
 const CACHE_LIMIT: usize = 4096;
 
+/// How many distinct request-named hosts become metric label values (see `Shared::intern`).
+const HOST_LIMIT: usize = 256;
+
 /// Who is calling: the source labels of every metric.
 #[derive(Debug, Clone)]
 struct Source {
@@ -121,6 +124,11 @@ pub(crate) struct Shared {
     hosts: ArcSwap<FxHashMap<Box<str>, Arc<str>>>,
     write: Mutex<()>,
     access_log: bool,
+    /// The label value past `HOST_LIMIT` hosts for passthrough requests (`PassthroughCluster`).
+    passthrough: Arc<str>,
+    /// The label value past `HOST_LIMIT` hosts for local answers, and for upstreams outside any
+    /// cluster (`unknown`).
+    unknown: Arc<str>,
 }
 
 /// What a finished request reports.
@@ -230,17 +238,22 @@ impl Shared {
 
     pub(crate) fn record(&self, f: Finished<'_>) {
         let (meta, service) = match f.upstream {
+            // A passthrough: the host as the caller named it (Istio's `destination_service` for
+            // `PassthroughCluster`), while fewer than `CACHE_LIMIT` are kept.
+            Some(u) if u.cluster.as_ref().is_some_and(|c| c.is_passthrough()) => {
+                (u.meta.clone(), Some(self.intern(local_host(&f), &self.passthrough)))
+            }
             Some(u) => (u.meta.clone(), u.cluster.as_ref().map(|c| c.destination().host.clone())),
             // Answered with no upstream after a route chose its service (fault abort, route
             // timeout): that service, as Istio reads it from the route's cluster.
             None if f.service.is_some() => (EndpointMeta::unknown(), f.service.cloned()),
             // Answered with no upstream and no routed service: the host as the caller named it.
-            None => (EndpointMeta::unknown(), self.intern(local_host(&f))),
+            None => (EndpointMeta::unknown(), Some(self.intern(local_host(&f), &self.unknown))),
         };
         let Some(service) = service else {
-            // An upstream outside any cluster (a custom client below the stack), or more hosts
-            // than the cache keeps: nothing stable to key the cache by.
-            let handles = self.register(&f, meta, Arc::from(local_host(&f)));
+            // An upstream outside any cluster (a custom client below the stack): its labels
+            // are all `unknown`.
+            let handles = self.register(&f, meta, self.unknown.clone());
             return self.update(&handles, &f);
         };
         let key = HandleKey {
@@ -268,24 +281,26 @@ impl Shared {
         self.update(&handles, &f);
     }
 
-    /// The shared copy of `host` (see `hosts`); `None` once `CACHE_LIMIT` hosts are kept.
-    fn intern(&self, host: &str) -> Option<Arc<str>> {
+    /// The shared copy of `host` (see `hosts`); `overflow` once `HOST_LIMIT` hosts are kept: a
+    /// label value taken from the request, so bounded — a client naming hosts at will cannot
+    /// grow the number of metric series past it.
+    fn intern(&self, host: &str, overflow: &Arc<str>) -> Arc<str> {
         if let Some(h) = self.hosts.load().get(host) {
-            return Some(h.clone());
+            return h.clone();
         }
         let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.hosts.load();
         if let Some(h) = current.get(host) {
-            return Some(h.clone());
+            return h.clone();
         }
-        if current.len() >= CACHE_LIMIT {
-            return None;
+        if current.len() >= HOST_LIMIT {
+            return overflow.clone();
         }
         let interned: Arc<str> = Arc::from(host);
         let mut next = FxHashMap::clone(&current);
         next.insert(Box::from(host), interned.clone());
         self.hosts.store(Arc::new(next));
-        Some(interned)
+        interned
     }
 
     fn update(&self, handles: &Handles, f: &Finished<'_>) {
@@ -402,6 +417,8 @@ impl TelemetryLayer {
                 hosts: ArcSwap::default(),
                 write: Mutex::new(()),
                 access_log,
+                passthrough: Arc::from(crate::cluster::PASSTHROUGH_CLUSTER),
+                unknown: Arc::from("unknown"),
             }),
         }
     }
@@ -414,6 +431,8 @@ impl TelemetryLayer {
                 hosts: ArcSwap::default(),
                 write: Mutex::new(()),
                 access_log,
+                passthrough: Arc::from(crate::cluster::PASSTHROUGH_CLUSTER),
+                unknown: Arc::from("unknown"),
             }),
         }
     }

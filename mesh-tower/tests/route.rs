@@ -132,13 +132,24 @@ async fn rewrites_and_rule_header_edits() {
 #[tokio::test]
 async fn hosts_without_virtual_service_go_to_themselves_and_swaps_apply_to_the_next_request() {
     let config: SharedSnapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-    let (mut svc, mut handle) = stack(config.clone());
+    // `reviews` has endpoints registered in code: the mesh knows it, and routes it by default.
+    let registry = mesh_tower::Registry::new();
+    registry.register("reviews", mesh_tower::Endpoint::new("127.0.0.1:9080", [("version", "v1")]));
+    let (mock, mut handle) = tower_test::mock::pair::<Request<String>, Response<String>>();
+    let mut svc =
+        RouteLayer::new(config.clone(), ClientIdentity::new("default", [])).with_registry(registry).layer(mock);
     let (seen, _, _) = send(&mut svc, &mut handle, get("http://reviews:9080/", &[])).await;
     let seen = seen.expect("forwarded");
     let ctx = seen.extensions().get::<RouteContext>().expect("context");
     assert_eq!(&*ctx.destination.host, "reviews.default.svc.cluster.local");
-    assert!(ctx.rule.is_none());
+    assert!(ctx.rule.is_none() && !ctx.passthrough);
     assert_eq!(ctx.retries().attempts, 2, "Istio's default retry policy");
+    // A host nothing declares is passed through, with no retries (Istio's `allow_any` route).
+    let (seen, _, _) = send(&mut svc, &mut handle, get("http://ratings:9080/", &[])).await;
+    let seen = seen.expect("forwarded");
+    let ctx = seen.extensions().get::<RouteContext>().expect("context");
+    assert!(ctx.passthrough);
+    assert_eq!(ctx.retries().attempts, 0, "no retries for a passthrough");
 
     config.store(Arc::new(snapshot(REVIEWS)));
     let (seen, _, _) = send(&mut svc, &mut handle, get("http://reviews:9080/", &[])).await;

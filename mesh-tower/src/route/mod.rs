@@ -13,7 +13,8 @@
 //!   for the layers below, calls the inner service, and applies the response header edits.
 //!
 //! A host with no VirtualService goes to the host itself (under a Gateway: 404), with the
-//! snapshot's default retry policy.
+//! snapshot's default retry policy when the mesh knows the service, or by the outbound traffic
+//! policy when it does not (passthrough with no retries, or 502).
 
 mod future;
 mod layer;
@@ -108,6 +109,9 @@ pub struct RouteContext {
     pub destination: Destination,
     /// Index of the destination in the rule's `route[]` (0 for the default route).
     pub destination_index: usize,
+    /// A host nothing declares, passed through (see [`mesh_core::Forward::passthrough`]): no
+    /// retries, no DestinationRule, one shared cluster.
+    pub passthrough: bool,
     /// The destination's cluster, once a layer below has looked it up for this try.
     pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
@@ -129,12 +133,26 @@ impl RouteContext {
         destination: Destination,
         destination_index: usize,
     ) -> Self {
-        RouteContext { snapshot, virtual_host: None, rule, destination, destination_index, cluster: None }
+        RouteContext {
+            snapshot,
+            virtual_host: None,
+            rule,
+            destination,
+            destination_index,
+            passthrough: false,
+            cluster: None,
+        }
     }
 
-    /// The retry policy that applies: the rule's, or the snapshot's default (Istio's).
+    /// The retry policy that applies: the rule's, or the snapshot's default (Istio's); none for
+    /// a passthrough.
     pub fn retries(&self) -> &RetryPolicy {
-        self.rule.as_ref().map_or_else(|| self.snapshot.default_retries(), |r| &r.retries)
+        static NONE: std::sync::LazyLock<RetryPolicy> = std::sync::LazyLock::new(RetryPolicy::none);
+        match &self.rule {
+            Some(r) => &r.retries,
+            None if self.passthrough => &NONE,
+            None => self.snapshot.default_retries(),
+        }
     }
 
     /// The header edits of the picked destination, if the rule routes.
@@ -153,12 +171,13 @@ pub struct Route<S> {
     config: SharedSnapshot,
     client: Arc<ClientIdentity>,
     binding: Binding,
+    registry: Option<crate::registry::Registry>,
 }
 
 impl<S> Route<S> {
     /// Route requests with `config`, as `client`, under `binding`, before calling `inner`.
     pub fn new(inner: S, config: SharedSnapshot, client: Arc<ClientIdentity>, binding: Binding) -> Self {
-        Route { inner, config, client, binding }
+        Route { inner, config, client, binding, registry: None }
     }
 
     /// The inner service.
@@ -196,7 +215,7 @@ fn local_reply(local: mesh_core::Local<'_>) -> LocalReply {
             LocalReply::Redirect { status: local.status, location: local.location.unwrap_or_default() }
         }
         // The snapshot's body, shared (a reference count, not a copy per request).
-        LocalReason::DirectResponse => {
+        _ if local.is_direct() => {
             LocalReply::Direct { status: local.status, body: local.body.map(|b| bytes::Bytes::from_owner(b.clone())) }
         }
         _ => LocalReply::NoRoute,
@@ -205,10 +224,17 @@ fn local_reply(local: mesh_core::Local<'_>) -> LocalReply {
 
 /// Apply the decision of [`Snapshot::decide`] to the request: a local reply, or the rewrite and
 /// request header edits done and the [`RouteContext`] for the layers below.
-fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, binding: &Binding) -> Routed {
+fn decide<B>(
+    req: &mut Request<B>,
+    snapshot: Snapshot,
+    client: &ClientIdentity,
+    binding: &Binding,
+    registry: Option<&crate::registry::Registry>,
+) -> Routed {
     let view = RequestView::from_http(req.method(), req.uri(), req.headers());
     let listener = req.extensions().get::<Listener>();
-    let forward = match snapshot.decide(binding, listener, &view, client, crate::rng::u64()) {
+    let known = |host: &str| registry.is_some_and(|r| r.contains(host));
+    let forward = match snapshot.decide_with(binding, listener, &view, client, crate::rng::u64(), &known) {
         Decision::Local(local) => {
             let rule = local.response_headers().and(local.rule.cloned());
             return Routed::Local(local_reply(local), rule);
@@ -248,8 +274,17 @@ fn decide<B>(req: &mut Request<B>, snapshot: Snapshot, client: &ClientIdentity, 
     let virtual_host = forward.virtual_host.cloned();
     let rule = forward.rule.cloned();
     let index = forward.destination_index;
+    let passthrough = forward.passthrough;
     let destination = forward.destination.into_owned();
-    Routed::Forward(RouteContext { snapshot, virtual_host, rule, destination, destination_index: index, cluster: None })
+    Routed::Forward(RouteContext {
+        snapshot,
+        virtual_host,
+        rule,
+        destination,
+        destination_index: index,
+        passthrough,
+        cluster: None,
+    })
 }
 
 /// Wall-clock time, for Envoy's `%START_TIME%` in header values: a date by definition, so not
@@ -301,7 +336,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let snapshot = Snapshot::clone(&self.config.load());
-        match decide(&mut req, snapshot, &self.client, &self.binding) {
+        match decide(&mut req, snapshot, &self.client, &self.binding, self.registry.as_ref()) {
             Routed::Local(reply, rule) => {
                 tracing::debug!(target: "meshwork::route", uri = %req.uri(), flags = %reply.response_flags(), "answered locally");
                 RouteFuture::local(reply, rule)
