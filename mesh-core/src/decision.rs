@@ -430,7 +430,7 @@ impl Snapshot {
                             request_match: None,
                             destination: Cow::Owned(destination),
                             destination_index: 0,
-                            retries: &*NO_RETRIES,
+                            retries: &NO_RETRIES,
                             rewrite: None,
                             passthrough: true,
                         });

@@ -255,7 +255,8 @@ fn hosts_nothing_declares_follow_the_outbound_traffic_policy() {
     // `allow_any` route sets no retry policy).
     let allow = snapshot(Settings::default());
     for host in ["unknown.example.com", "10.1.2.3:8080", "reviews"] {
-        let Decision::Forward(f) = allow.decide_with(&Binding::Mesh, None, &view(host, "/", &none), &client, 0, &nothing)
+        let Decision::Forward(f) =
+            allow.decide_with(&Binding::Mesh, None, &view(host, "/", &none), &client, 0, &nothing)
         else {
             panic!("{host}: forwarded")
         };
@@ -273,7 +274,8 @@ fn hosts_nothing_declares_follow_the_outbound_traffic_policy() {
     // A known service is routed under either policy; so is a host a VirtualService routes.
     let known = |h: &str| h == "reviews.default.svc.cluster.local";
     for s in [&allow, &only] {
-        let Decision::Forward(f) = s.decide_with(&Binding::Mesh, None, &view("reviews:9080", "/", &none), &client, 0, &known)
+        let Decision::Forward(f) =
+            s.decide_with(&Binding::Mesh, None, &view("reviews:9080", "/", &none), &client, 0, &known)
         else {
             panic!("forwarded")
         };

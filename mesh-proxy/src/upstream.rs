@@ -364,7 +364,15 @@ async fn send_after_wait(
 /// with Nagle off.
 pub(crate) async fn connect_tcp(address: &str, connect: Option<&UpstreamConnect>) -> std::io::Result<TcpStream> {
     let timeout = connect.and_then(|c| c.timeout).unwrap_or(CONNECT_TIMEOUT);
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(address)).await.map_err(|_| {
+    let connecting = async {
+        // A name that does not resolve is a failure to connect (Envoy's `UF`), not a reset.
+        let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address)
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::HostUnreachable, format!("{address}: {e}")))?
+            .collect();
+        TcpStream::connect(&addresses[..]).await
+    };
+    let tcp = tokio::time::timeout(timeout, connecting).await.map_err(|_| {
         std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {timeout:?}"))
     })??;
     let _ = tcp.set_nodelay(true);

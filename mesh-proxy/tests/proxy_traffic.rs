@@ -611,3 +611,126 @@ spec:
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The proxy's resident anonymous memory (Linux `/proc`: heap and stacks, not the pages of the
+/// binary's code, which grow as new code paths first run), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("RssAnon")
+}
+
+async fn cluster_hosts(client: &PlainClient, admin_addr: &str) -> Vec<String> {
+    let clusters: serde_json::Value =
+        serde_json::from_str(&admin(client, admin_addr, "/clusters").await).expect("clusters json");
+    clusters.as_array().expect("array").iter().map(|c| c["host"].as_str().unwrap_or("").to_string()).collect()
+}
+
+/// Send `count` requests, each naming a host of its own (`Host: 127.0.N.M:PORT`: an address
+/// nothing listens on, so no DNS and a fast refusal), as a client flooding the proxy with junk
+/// `Host` headers would; returns the statuses seen.
+async fn junk_host_flood(client: &PlainClient, listen: &str, from: usize, count: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for i in from..from + count {
+        let host = format!("127.0.{}.{}:9", 1 + i / 250, 1 + i % 250);
+        let (status, _, _) = get(client, listen, &host, "/", &[]).await;
+        statuses.push(status);
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_request_named_hosts_leaves_clusters_metrics_and_memory_bounded() {
+    let known = backend("known").await;
+    let dir = config_dir("junk-hosts");
+    std::fs::write(dir.join("se.yaml"), service_entry("known", "known.example.com", &[(known.port, "v1")]))
+        .expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let client = client();
+    let (status, body, _) = get(&client, proxy.listen(), "known.example.com", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "known"));
+    let clusters_before = cluster_hosts(&client, &proxy.admin).await;
+
+    // ALLOW_ANY: each junk host is passed through (and refused: 503 UF), on one shared cluster.
+    // Memory is read before any metrics scrape (rendering one is a large transient buffer).
+    assert_eq!(junk_host_flood(&client, proxy.listen(), 0, 1_000).await, [503]);
+    let rss_after_1000 = rss_kib(proxy.child.id());
+    assert_eq!(junk_host_flood(&client, proxy.listen(), 1_000, 2_000).await, [503]);
+    let rss_after_3000 = rss_kib(proxy.child.id());
+    let metrics_after_3000 = admin(&client, &proxy.admin, "/metrics").await.lines().count();
+    assert_eq!(junk_host_flood(&client, proxy.listen(), 3_000, 1_000).await, [503]);
+    let metrics = admin(&client, &proxy.admin, "/metrics").await;
+
+    assert_eq!(cluster_hosts(&client, &proxy.admin).await, clusters_before, "no cluster per request-named host");
+    assert_eq!(
+        metrics.lines().count(),
+        metrics_after_3000,
+        "past the bound, request-named hosts share one label value: no new series"
+    );
+    assert!(metrics.contains("destination_service=\"PassthroughCluster\""), "the overflow label value");
+    assert!(
+        metrics.lines().any(|l| l.starts_with("istio_requests_total")
+            && l.contains("destination_service=\"127.0.1.1\"")
+            && l.contains("response_flags=\"UF\"")),
+        "the first hosts keep their own label value; a refused connection is flagged UF"
+    );
+    // 2,000 more hosts may not grow the proxy by more than allocator noise (the unbounded
+    // version grew by ~33 MB per 2,000).
+    assert!(
+        rss_after_3000 < rss_after_1000 + 3 * 1024,
+        "RSS grew from {rss_after_1000} KiB to {rss_after_3000} KiB over 2,000 junk hosts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_only_answers_unknown_hosts_502_and_removed_config_drops_its_cluster() {
+    let (known, other) = (backend("known").await, backend("other").await);
+    let dir = config_dir("registry-only");
+    std::fs::write(dir.join("se.yaml"), service_entry("known", "known.example.com", &[(known.port, "v1")]))
+        .expect("write");
+    std::fs::write(dir.join("other.yaml"), service_entry("other", "other.example.com", &[(other.port, "v1")]))
+        .expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0", "--outbound-traffic-policy", "REGISTRY_ONLY"]);
+    let client = client();
+    assert_eq!(get(&client, proxy.listen(), "known.example.com", "/", &[]).await.1, "known");
+    assert_eq!(get(&client, proxy.listen(), "other.example.com", "/", &[]).await.1, "other");
+    for host in ["junk.example.com", "example.com", "127.0.0.1:9", "reviews"] {
+        let (status, _, _) = get(&client, proxy.listen(), host, "/", &[]).await;
+        assert_eq!(status, 502, "{host}: REGISTRY_ONLY answers without connecting");
+    }
+    let metrics = admin(&client, &proxy.admin, "/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("istio_requests_total")
+            && l.contains("destination_service=\"junk.example.com\"")
+            && l.contains("response_code=\"502\"")),
+        "the 502s are counted"
+    );
+    let hosts = cluster_hosts(&client, &proxy.admin).await;
+    assert!(hosts.iter().any(|h| h == "other.example.com"), "{hosts:?}");
+
+    // Remove one ServiceEntry: once two configurations have gone by without it, its idle
+    // cluster is gone too.
+    std::fs::remove_file(dir.join("other.yaml")).expect("remove");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _, _) = get(&client, proxy.listen(), "other.example.com", "/", &[]).await;
+        if status == 502 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the removal was never applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    write_atomically(&dir.join("se.yaml"), &service_entry("known", "known.example.com", &[(known.port, "v2")]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster_hosts(&client, &proxy.admin).await.iter().any(|h| h == "other.example.com") {
+        assert!(Instant::now() < deadline, "the removed service's cluster stayed");
+        get(&client, proxy.listen(), "known.example.com", "/", &[]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

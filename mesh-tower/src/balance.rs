@@ -202,6 +202,15 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let cluster = cluster_of(&mut req, &self.clusters);
         if !cluster.is_known() {
+            // Passed through to the authority the request names: a request in origin form (as a
+            // proxy receives it) takes it from `Host`.
+            if req.uri().authority().is_none()
+                && let Some(authority) = req.headers().get(http::header::HOST).and_then(|h| {
+                    http::uri::Authority::from_maybe_shared(bytes::Bytes::copy_from_slice(h.as_bytes())).ok()
+                })
+            {
+                set_endpoint(&mut req, &cluster, &authority, false);
+            }
             let upstream = Upstream { cluster: Some(cluster), address: None, meta: EndpointMeta::unknown() };
             return BalanceFuture::upstream(self.inner.call(req), upstream, None);
         }

@@ -83,7 +83,8 @@ impl Mesh {
     /// WorkloadEntries replace the previously declared ones in the registry.
     pub fn update(&self, snapshot: Snapshot) {
         self.registry.sync_from_snapshot(&snapshot);
-        self.config.store(Arc::new(snapshot));
+        let previous = self.config.swap(Arc::new(snapshot));
+        self.clusters.sweep(previous.generation());
     }
 
     /// The endpoint registry.

@@ -523,6 +523,39 @@ impl Clusters {
             .clone()
     }
 
+    /// Drop the clusters a configuration swap left idle: those no request has used since the
+    /// snapshot before `previous_generation`'s (not looked up under it or a later one), that no
+    /// request holds, and whose host the registry no longer has (a registered service keeps its
+    /// cluster — ejections and circuit-breaker counts — however long it is idle). Called by
+    /// [`crate::Mesh::update`]: clusters of removed config do not outlive it.
+    pub fn sweep(&self, previous_generation: u64) {
+        let _guard = self.inner.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.inner.map.load();
+        let keep = |c: &Arc<Cluster>| {
+            Arc::strong_count(c) > 1
+                || c.checked_generation.load(Ordering::Acquire) >= previous_generation
+                || self.inner.registry.contains(&c.destination.host)
+        };
+        if current.values().flatten().all(keep) {
+            return;
+        }
+        // Decided on the current map before anything is cloned (a clone counts as a holder).
+        let next: ClusterMap = current
+            .iter()
+            .filter_map(|(host, list)| {
+                let kept: Vec<Arc<Cluster>> = list.iter().filter(|c| keep(c)).cloned().collect();
+                (!kept.is_empty()).then(|| (host.clone(), kept))
+            })
+            .collect();
+        tracing::debug!(
+            target: "meshwork::cluster",
+            before = current.values().map(Vec::len).sum::<usize>(),
+            after = next.values().map(Vec::len).sum::<usize>(),
+            "idle clusters dropped"
+        );
+        self.inner.map.store(Arc::new(next));
+    }
+
     /// Every cluster built so far.
     pub fn all(&self) -> Vec<Arc<Cluster>> {
         self.inner.map.load().values().flatten().cloned().collect()

@@ -65,7 +65,7 @@ const CLUSTER: &str = "Kubernetes";
 const CACHE_LIMIT: usize = 4096;
 
 /// How many distinct request-named hosts become metric label values (see `Shared::intern`).
-const HOST_LIMIT: usize = 256;
+const HOST_LIMIT: usize = 100;
 
 /// Who is calling: the source labels of every metric.
 #[derive(Debug, Clone)]

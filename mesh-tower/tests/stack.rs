@@ -848,3 +848,72 @@ spec:
     assert_eq!((status, body.as_str()), (503, "down"));
     assert_eq!(parts.headers.get("x-why").and_then(|v| v.to_str().ok()), Some("maintenance"));
 }
+
+#[tokio::test]
+async fn short_names_register_as_the_virtual_service_names_them_and_an_empty_service_says_uh() {
+    let (v1, v2) = (fixed(200, "v1").await, fixed(200, "v2").await);
+    let config = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - match: [{headers: {end-user: {exact: nobody}}}]
+    route: [{destination: {host: reviews, subset: v3}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings}
+spec:
+  hosts: [ratings]
+  http:
+  - route: [{destination: {host: ratings}}]
+"#;
+    // The short name a new user writes, as the VirtualService writes it.
+    let registry = Registry::new();
+    registry.register("reviews", Endpoint::new(v1.address(), [("version", "v1")]));
+    registry.register("reviews", Endpoint::new(v2.address(), [("version", "v2")]));
+    let stack = stack(&mesh(config, registry));
+    assert_eq!(send(&stack, get("http://reviews:9080/", &[])).await.1, "v1");
+    assert_eq!(send(&stack, get("http://reviews:9080/", &[("end-user", "jason")])).await.1, "v2");
+    // A subset no endpoint has, and a service nothing is registered for: Envoy's answer for a
+    // cluster with no endpoints, at once, without a connection attempt or retries.
+    for (uri, user) in [("http://reviews:9080/", "nobody"), ("http://ratings:9080/", "")] {
+        let (status, body, parts) = send(&stack, get(uri, &[("end-user", user)])).await;
+        assert_eq!((status, body.as_str()), (503, "no healthy upstream"), "{uri}");
+        assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::NO_HEALTHY_UPSTREAM), "{uri}");
+    }
+    assert_eq!(v1.hits() + v2.hits(), 2);
+}
+
+#[tokio::test]
+async fn request_named_hosts_make_no_clusters_in_process() {
+    let origin = fixed(200, "origin").await;
+    let mesh = mesh("", Registry::new());
+    let stack = stack(&mesh);
+    // Hosts nothing declares (ALLOW_ANY): passed through to the authority as named.
+    let (status, body, _) = send(&stack, get(&format!("http://{}/", origin.address()), &[])).await;
+    assert_eq!((status, body.as_str()), (200, "origin"));
+    for i in 0..300 {
+        let (status, _, parts) =
+            send(&stack, get(&format!("http://127.0.{}.{}:9/", 1 + i / 250, 1 + i % 250), &[])).await;
+        assert_eq!(status, 503);
+        assert!(ResponseFlags::of_parts(&parts).contains(ResponseFlags::CONNECT_FAILURE));
+    }
+    let clusters = mesh.clusters().all();
+    assert!(clusters.is_empty(), "{:?}", clusters.iter().map(|c| c.destination().host.clone()).collect::<Vec<_>>());
+}
