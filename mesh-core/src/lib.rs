@@ -28,6 +28,7 @@ pub mod budget;
 pub mod cors;
 pub mod decision;
 pub mod header_format;
+pub mod hop;
 pub mod host;
 pub mod l4;
 pub mod locality;

@@ -12,8 +12,10 @@
 //! for every request cost ~1,400 instructions per request there (benches/RESULTS.md). When `stop` turns true the listener stops accepting, every
 //! connection finishes its in-flight requests (HTTP/2 gets GOAWAY), then `serve` returns.
 //!
-//! A WebSocket (any HTTP/1.1 `Upgrade`) is passed through: when the endpoint answers
-//! `101 Switching Protocols`, the two upgraded connections are joined and bytes copied both ways.
+//! Hop-by-hop headers are removed from requests and responses and upgrades are decided in one
+//! place, [`mesh_core::hop`]: a WebSocket upgrade is passed through (when the endpoint answers
+//! `101 Switching Protocols`, the two upgraded connections are joined and bytes copied both
+//! ways), `Upgrade: h2c` is ignored (served as HTTP/1.1), any other upgrade is refused with 403.
 //!
 //! # Gateway listeners
 //!
@@ -242,12 +244,14 @@ impl std::future::Future for Handle {
         };
         let response = match result {
             Ok(mut response) => {
+                let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
                 if let Some(client_upgrade) = upgrade.take()
-                    && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                    && switching
                 {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
                     tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
                 }
+                mesh_core::hop::strip_hop_by_hop(response.headers_mut(), switching);
                 response
             }
             Err(e) => {
@@ -266,11 +270,21 @@ fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<I
         let reply = LocalReply::Direct { status: 400, body: Some(bytes::Bytes::from_static(b"missing host header")) };
         return Handle::Ready { response: Some(local(reply)) };
     }
+    // Hop-by-hop headers and upgrades: one decision (mesh_core::hop), before routing.
+    let websocket = match mesh_core::hop::upgrade(req.headers()) {
+        mesh_core::hop::Upgrade::Refuse => {
+            let reply = LocalReply::Direct { status: 403, body: Some(bytes::Bytes::from_static(b"upgrade_failed")) };
+            return Handle::Ready { response: Some(local(reply)) };
+        }
+        mesh_core::hop::Upgrade::Websocket => true,
+        mesh_core::hop::Upgrade::None | mesh_core::hop::Upgrade::IgnoreH2c => false,
+    };
+    mesh_core::hop::strip_hop_by_hop(req.headers_mut(), websocket);
     admit(accepted, &mut req);
     if req.version() <= http::Version::HTTP_11 {
         req.extensions_mut().insert(accepted.affinity.clone());
     }
-    let upgrade = req.headers().contains_key(http::header::UPGRADE).then(|| hyper::upgrade::on(&mut req));
+    let upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     // Call the connection's stack without cloning it: every meshwork layer is ready when the
     // client below is, and [`UpstreamClient`] always is, so `poll_ready` answers at once (a stack
     // that is not ready is cloned and awaited, as `oneshot` would).

@@ -734,3 +734,106 @@ async fn registry_only_answers_unknown_hosts_502_and_removed_config_drops_its_cl
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// An HTTP/1.1 upstream written on raw sockets, that records each request head (as it arrived)
+/// and answers what a careless or hostile upstream would: `101` to any `Upgrade` (then echoes
+/// the bytes), otherwise `200 ok` with hop-by-hop headers of its own.
+async fn raw_recording_backend() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if stream.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    seen.lock().expect("lock").push(head.clone());
+                    if head.contains("\r\nupgrade:") {
+                        let _ = stream
+                            .write_all(
+                                b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+                            )
+                            .await;
+                        let (mut r, mut w) = stream.split();
+                        let _ = tokio::io::copy(&mut r, &mut w).await;
+                        return;
+                    }
+                    let response = "HTTP/1.1 200 OK\r\nConnection: keep-alive, x-internal\r\nx-internal: secret\r\n\
+                                    Keep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok";
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, heads)
+}
+
+/// Send raw bytes to the proxy on a new connection; the response head (lower-cased).
+async fn raw_request(listen: &str, request: &'static str) -> String {
+    let listen = listen.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&listen).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(request.as_bytes()).expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).expect("response head");
+            head.push(byte[0]);
+        }
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_headers_stay_on_their_hop_and_only_websocket_upgrades_pass() {
+    let (port, heads) = raw_recording_backend().await;
+    let dir = config_dir("hop-by-hop");
+    std::fs::write(dir.join("se.yaml"), service_entry("raw", "raw.example.com", &[(port, "v1")])).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+
+    // curl --http2 on a plain URL (and every Java 11+ client): an h2c upgrade. Served as plain
+    // HTTP/1.1; nothing of the upgrade reaches the upstream, which would otherwise answer 101
+    // and receive raw HTTP/2 that no routing rule sees.
+    let head = raw_request(
+        proxy.listen(),
+        "GET /a HTTP/1.1\r\nHost: raw.example.com\r\nConnection: Upgrade, HTTP2-Settings, x-secret\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nx-secret: 1\r\nTE: gzip\r\nx-kept: 1\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // The upstream's own hop-by-hop headers stay on its hop too.
+    assert!(!head.contains("x-internal") && !head.contains("keep-alive: timeout"), "{head}");
+    let upstream = heads.lock().expect("lock").last().cloned().expect("the upstream was called");
+    for gone in ["upgrade:", "http2-settings:", "x-secret:", "te: gzip", "connection: upgrade"] {
+        assert!(!upstream.contains(gone), "{gone} reached the upstream:\n{upstream}");
+    }
+    assert!(upstream.contains("x-kept: 1"), "{upstream}");
+
+    // Any other upgrade is refused, as Envoy refuses upgrades it is not configured for.
+    let calls = heads.lock().expect("lock").len();
+    let head = raw_request(
+        proxy.listen(),
+        "GET / HTTP/1.1\r\nHost: raw.example.com\r\nConnection: Upgrade\r\nUpgrade: TLS/1.2\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 403"), "{head}");
+    assert_eq!(heads.lock().expect("lock").len(), calls, "not forwarded");
+    let _ = std::fs::remove_dir_all(&dir);
+}
