@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
-        let table: &[(&[(&str, &str)], bool, &[&str])] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [&'a str]);
+        let table: &[Case<'_>] = &[
             // Nothing to do: untouched.
             (&[("host", "a"), ("te", "trailers")], false, &["host: a", "te: trailers"]),
             // RFC 9110 §7.6.1: Connection and what it names.
