@@ -17,6 +17,14 @@
 //! `101 Switching Protocols`, the two upgraded connections are joined and bytes copied both
 //! ways), `Upgrade: h2c` is ignored (served as HTTP/1.1), any other upgrade is refused with 403.
 //!
+//! A malformed HTTP/2 request (a pseudo-header missing or repeated, a connection-specific
+//! header, `te` other than `trailers`) resets its own stream; the connection's other requests go
+//! on (RFC 9113 §8.1.1). One exception comes from the h2 crate: a field value with a byte no
+//! header value may hold (CR, LF, NUL) fails its HPACK decoding and closes the connection
+//! (GOAWAY), where RFC 9113 §8.2.1 asks for a stream error — such a request is never forwarded
+//! either way (Envoy, too, closed the connection by default until
+//! `stream_error_on_invalid_http_message`; envoyproxy/envoy#20575).
+//!
 //! # Gateway listeners
 //!
 //! [`GatewayPort`] makes a listener serve one port of an Istio Gateway, as Envoy's listener for

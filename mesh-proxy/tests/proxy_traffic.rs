@@ -837,3 +837,101 @@ async fn hop_by_hop_headers_stay_on_their_hop_and_only_websocket_upgrades_pass()
     assert_eq!(heads.lock().expect("lock").len(), calls, "not forwarded");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An HTTP/2 frame: 9-byte header (length, type, flags, stream) and payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An HPACK header block of literal fields (never indexed, no Huffman): any bytes at all,
+/// as a hostile client would send them.
+fn hpack_literals(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.push(0x00);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out.push(value.len() as u8);
+        out.extend_from_slice(value.as_bytes());
+    }
+    out
+}
+
+/// Send `requests` (stream id, header fields) on one new HTTP/2 connection; read frames until
+/// `want` has all arrived, a GOAWAY arrives, or 5 s pass: the frames seen, (type, stream).
+async fn h2_exchange(listen: &str, requests: &[(u32, Vec<(&str, &str)>)], want: &[(u8, u32)]) -> Vec<(u8, u32)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(listen).await.expect("connect");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+    for (stream, fields) in requests {
+        out.extend(h2_frame(0x1, 0x5, *stream, &hpack_literals(fields))); // HEADERS, END_STREAM|END_HEADERS
+    }
+    tcp.write_all(&out).await.expect("write");
+    let mut frames: Vec<(u8, u32)> = Vec::new();
+    let read = async {
+        loop {
+            let mut header = [0u8; 9];
+            if tcp.read_exact(&mut header).await.is_err() {
+                break;
+            }
+            let len = (usize::from(header[0]) << 16) | (usize::from(header[1]) << 8) | usize::from(header[2]);
+            let (kind, flags) = (header[3], header[4]);
+            let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+            let mut payload = vec![0u8; len];
+            if tcp.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            if kind == 0x4 && flags & 0x1 == 0 {
+                let _ = tcp.write_all(&h2_frame(0x4, 0x1, 0, &[])).await; // ACK the server's SETTINGS
+            }
+            frames.push((kind, stream));
+            if kind == 0x7 || want.iter().all(|w| frames.contains(w)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_http2_request_resets_its_stream_not_the_connection() {
+    let web = backend("web").await;
+    let dir = config_dir("h2-malformed");
+    std::fs::write(dir.join("se.yaml"), service_entry("web", "web.example.com", &[(web.port, "v1")])).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0"]);
+    let valid = vec![(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "web.example.com")];
+
+    // Stream 1: no :path. Stream 3: a connection-specific header (RFC 9113 §8.2.2). Stream 5:
+    // `te` other than trailers. Each is a stream error (RFC 9113 §8.1.1): reset, and stream 7,
+    // well-formed, on the same connection, is answered.
+    let malformed: Vec<(u32, Vec<(&str, &str)>)> = vec![
+        (1, vec![(":method", "GET"), (":scheme", "http"), (":authority", "web.example.com")]),
+        (3, [&valid[..], &[("connection", "keep-alive")]].concat()),
+        (5, [&valid[..], &[("te", "gzip")]].concat()),
+    ];
+    let mut requests = malformed.clone();
+    requests.push((7, valid.clone()));
+    let want: Vec<(u8, u32)> = malformed.iter().map(|(s, _)| (0x3, *s)).chain([(0x1, 7)]).collect();
+    let frames = h2_exchange(proxy.listen(), &requests, &want).await;
+    assert!(!frames.iter().any(|(kind, _)| *kind == 0x7), "the connection was closed (GOAWAY): {frames:?}");
+    for w in &want {
+        assert!(frames.contains(w), "missing {w:?} (RST_STREAM = 3, HEADERS = 1): {frames:?}");
+    }
+    assert_eq!(web.hits(), 1, "only the well-formed request reached the upstream");
+
+    // A CR LF in a field value (request splitting towards an HTTP/1.1 upstream): never
+    // forwarded. (The h2 crate treats an invalid value as an HPACK decoding error and closes
+    // the connection, where RFC 9113 §8.2.1 asks for a stream error; see the server module docs.)
+    let bad: Vec<(u32, Vec<(&str, &str)>)> = vec![(1, [&valid[..], &[("x-bad", "a\r\nx-injected: 1")]].concat())];
+    h2_exchange(proxy.listen(), &bad, &[(0x1, 1)]).await;
+    assert_eq!(web.hits(), 1, "the request with CR LF did not reach the upstream");
+    let frames = h2_exchange(proxy.listen(), &[(1, valid.clone())], &[(0x1, 1)]).await;
+    assert!(frames.contains(&(0x1, 1)), "the proxy serves the next connection: {frames:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
