@@ -25,6 +25,45 @@ pub const ISTIO_DURATION_BUCKETS_MS: [f64; 19] = [
 /// Buckets for `istio_request_bytes` / `istio_response_bytes`: powers of ten, 1 B to 10 MB.
 pub const ISTIO_SIZE_BUCKETS_BYTES: [f64; 8] = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0];
 
+/// A Prometheus recorder that exports Istio's standard metrics as Istio's dashboards (Grafana's
+/// Istio dashboards, Kiali) query them: `istio_request_duration_milliseconds` and the byte sizes
+/// as histograms (`_bucket` series) with Istio's buckets, not summaries. Installs it as the
+/// process's global `metrics` recorder and, when called inside a tokio runtime, runs its upkeep
+/// every 5 s (the recorder keeps raw samples until upkeep folds them into buckets: without it
+/// memory grows with every request). Serve the handle's `render()` (or pass it to [`router`]).
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let prometheus = mesh_proxy::admin::install_prometheus_recorder()?;
+/// // ... requests through the mesh ...
+/// let text = prometheus.render(); // Prometheus text, for your /metrics
+/// # Ok(()) }
+/// ```
+pub fn install_prometheus_recorder() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    let handle = prometheus_builder()?.install_recorder()?;
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let upkeep = handle.clone();
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+    }
+    Ok(handle)
+}
+
+/// The builder [`install_prometheus_recorder`] uses (Istio's buckets), for a recorder of your
+/// own (`build_recorder()` for a local one in tests, more buckets, a global prefix...).
+pub fn prometheus_builder()
+-> Result<metrics_exporter_prometheus::PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_milliseconds".into()), &ISTIO_DURATION_BUCKETS_MS)?
+        .set_buckets_for_metric(Matcher::Suffix("_bytes".into()), &ISTIO_SIZE_BUCKETS_BYTES)
+}
+
 #[derive(Debug, Clone)]
 struct Admin {
     source: ConfigSource,

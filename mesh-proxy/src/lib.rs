@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod client;
 pub mod explain;
 pub mod gateway;
 pub mod l4;

@@ -431,44 +431,73 @@ fn http_connector_with(connect: Option<&UpstreamConnect>) -> HttpConnector {
 
 /// One TLS client: a setting, the name it sends, HTTP/2 or not, how it connects, its pool.
 #[derive(Debug)]
-struct TlsClient {
+struct TlsClient<B> {
     tls: Arc<ClientTls>,
     sni: Arc<str>,
     http2: bool,
     connect: Option<UpstreamConnect>,
-    client: Client<TlsConnector, Body>,
+    client: Client<TlsConnector, ReplayBody<B>>,
 }
 
 /// One plain pooled client for clusters with connect settings: the settings, HTTP/2 or not, its
 /// pool.
 #[derive(Debug)]
-struct ConnectClient {
+struct ConnectClient<B> {
     connect: UpstreamConnect,
     http2: bool,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpConnector, ReplayBody<B>>,
 }
 
-/// The proxy's upstream client (see the module docs). Cheap to clone (one shared `Arc`).
-#[derive(Debug, Clone)]
-pub struct UpstreamClient {
-    clients: Arc<Clients>,
+/// The client under the mesh stack (see the module docs), for request bodies of type `B` (the
+/// proxy's: hyper's `Incoming`; an in-process caller's: any `http_body::Body<Data = Bytes>`,
+/// e.g. `Full<Bytes>` or a `BoxBody`). Cheap to clone (one shared `Arc`).
+pub struct UpstreamClient<B = Incoming> {
+    clients: Arc<Clients<B>>,
+}
+
+impl<B> Clone for UpstreamClient<B> {
+    fn clone(&self) -> Self {
+        UpstreamClient { clients: self.clients.clone() }
+    }
+}
+
+impl<B> std::fmt::Debug for UpstreamClient<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamClient").finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
-struct Clients {
-    http1: Client<HttpConnector, Body>,
-    http2: Client<HttpConnector, Body>,
-    tls: RwLock<Vec<TlsClient>>,
-    connect: RwLock<Vec<ConnectClient>>,
+struct Clients<B> {
+    http1: Client<HttpConnector, ReplayBody<B>>,
+    http2: Client<HttpConnector, ReplayBody<B>>,
+    tls: RwLock<Vec<TlsClient<B>>>,
+    connect: RwLock<Vec<ConnectClient<B>>>,
 }
 
-impl Default for UpstreamClient {
+/// What a request body must be for [`UpstreamClient`] (hyper's client sends it from its own
+/// task): `Full<Bytes>`, `Empty<Bytes>`, `BoxBody<Bytes, E>` with `E` an error type
+/// (`Infallible`, `hyper::Error`, ...), hyper's `Incoming`.
+pub trait RequestBody: http_body::Body<Data = bytes::Bytes, Error = Self::BodyError> + Send + Unpin + 'static {
+    /// The body's error.
+    type BodyError: std::error::Error + Send + Sync + 'static;
+}
+
+impl<B> RequestBody for B
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type BodyError = B::Error;
+}
+
+impl<B: RequestBody> Default for UpstreamClient<B> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl UpstreamClient {
+impl<B: RequestBody> UpstreamClient<B> {
     /// A client with empty pools.
     pub fn new() -> Self {
         let http1 = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(http_connector());
@@ -482,8 +511,8 @@ impl UpstreamClient {
     }
 
     /// The pooled plain client for clusters with these connect settings.
-    fn connect_client(&self, connect: &UpstreamConnect, http2: bool) -> Client<HttpConnector, Body> {
-        let find = |clients: &[ConnectClient]| {
+    fn connect_client(&self, connect: &UpstreamConnect, http2: bool) -> Client<HttpConnector, ReplayBody<B>> {
+        let find = |clients: &[ConnectClient<B>]| {
             clients.iter().find(|c| c.connect == *connect && c.http2 == http2).map(|c| c.client.clone())
         };
         if let Some(client) = find(&self.clients.connect.read().unwrap_or_else(|p| p.into_inner())) {
@@ -507,8 +536,8 @@ impl UpstreamClient {
         sni: &str,
         http2: bool,
         connect: Option<&UpstreamConnect>,
-    ) -> Client<TlsConnector, Body> {
-        let find = |clients: &[TlsClient]| {
+    ) -> Client<TlsConnector, ReplayBody<B>> {
+        let find = |clients: &[TlsClient<B>]| {
             clients
                 .iter()
                 .find(|c| {
@@ -551,7 +580,7 @@ impl UpstreamClient {
 /// The SNI for a request: the DestinationRule's `sni`, else the host of `Host` / `:authority` —
 /// Istio's automatic SNI (`ENABLE_AUTO_SNI`, on by default; istio/istio#27847), which also makes
 /// the certificate check use that name unless `subjectAltNames` are given.
-fn sni_of(tls: &ClientTls, req: &http::Request<Body>) -> String {
+fn sni_of<T>(tls: &ClientTls, req: &http::Request<T>) -> String {
     if let Some(sni) = &tls.sni {
         return sni.to_string();
     }
@@ -564,7 +593,25 @@ fn sni_of(tls: &ClientTls, req: &http::Request<Body>) -> String {
     mesh_core::request::normalize_host(authority).into_owned()
 }
 
-impl tower::Service<http::Request<Body>> for UpstreamClient {
+/// The request as the proxy's own (body `Incoming`), when it is one: only those can use a
+/// [`ConnectionAffinity`] (one `TypeId` comparison, no copy).
+fn as_proxy_request<B: 'static>(
+    req: http::Request<ReplayBody<B>>,
+) -> Result<http::Request<Body>, http::Request<ReplayBody<B>>> {
+    let mut slot = Some(req);
+    if let Some(proxied) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<http::Request<Body>>>()
+        && let Some(req) = proxied.take()
+    {
+        return Ok(req);
+    }
+    match slot {
+        Some(req) => Err(req),
+        // Unreachable: taken only when the downcast succeeded, which returned.
+        None => Err(http::Request::new(ReplayBody::from_bytes(bytes::Bytes::new()))),
+    }
+}
+
+impl<B: RequestBody> tower::Service<http::Request<ReplayBody<B>>> for UpstreamClient<B> {
     type Response = http::Response<Incoming>;
     type Error = BoxError;
     type Future = UpstreamFuture;
@@ -573,11 +620,11 @@ impl tower::Service<http::Request<Body>> for UpstreamClient {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, req: http::Request<ReplayBody<B>>) -> Self::Future {
         let http2 = req.version() == http::Version::HTTP_2;
         // (The connect settings are looked up only off the common path, the downstream
         // connection's own HTTP/1.1 upstream connection.)
-        let connect = |req: &http::Request<Body>| req.extensions().get::<UpstreamConnect>().copied();
+        let connect = |req: &http::Request<ReplayBody<B>>| req.extensions().get::<UpstreamConnect>().copied();
         let pooled = match req.extensions().get::<UpstreamTls>() {
             Some(UpstreamTls(tls)) => {
                 let sni = sni_of(tls, &req);
@@ -590,7 +637,10 @@ impl tower::Service<http::Request<Body>> for UpstreamClient {
             None => match (req.extensions().get::<ConnectionAffinity>(), req.uri().authority()) {
                 (Some(affinity), Some(authority)) => {
                     let (affinity, authority) = (affinity.clone(), authority.clone());
-                    return UpstreamFuture::Own(Box::pin(send_with_affinity(affinity, authority, req)));
+                    match as_proxy_request(req) {
+                        Ok(req) => return UpstreamFuture::Own(Box::pin(send_with_affinity(affinity, authority, req))),
+                        Err(req) => self.clients.http1.request(req),
+                    }
                 }
                 _ => match connect(&req) {
                     Some(c) => self.connect_client(&c, false).request(req),

@@ -206,6 +206,17 @@ pub struct MeshLayer {
     mesh: Mesh,
 }
 
+impl MeshLayer {
+    /// Set each request's HTTP version to what its destination's service port speaks (HTTP/2
+    /// for `GRPC` and `HTTP2` ports; see [`crate::cluster::Cluster::http2`]), whatever the
+    /// mesh's own setting ([`MeshBuilder::upstream_protocol_by_port`]): for a client that
+    /// speaks both and should let the mesh choose.
+    pub fn upstream_protocol_by_port(mut self, on: bool) -> Self {
+        self.mesh.select_protocol = on;
+        self
+    }
+}
+
 impl<C: Clone> Layer<C> for MeshLayer {
     type Service = MeshService<C>;
 
