@@ -106,6 +106,12 @@ async fn weighted_routing_retries_faults_and_timeouts() {
         assert_eq!(get(&client, &listen, "ratings", "/flaky", &[]).await.0, 200, "a retry recovered the 503");
     }
     assert_eq!(ratings.hits() - before, 60, "each request took three tries");
+    let metrics = admin(&client, &proxy.admin, "/metrics").await;
+    let retries = metrics
+        .lines()
+        .find(|l| l.starts_with("envoy_cluster_upstream_rq_retry{") && l.contains("ratings.default.svc.cluster.local"))
+        .unwrap_or_else(|| panic!("no retry counter in:\n{metrics}"));
+    assert!(retries.ends_with(" 40"), "two retries for each of 20 requests: {retries}");
     // ...and stop after `attempts`: the last 503 goes back to the client.
     let (status, _, _) = get(&client, &listen, "ratings", "/status/503", &[]).await;
     assert_eq!(status, 503);
@@ -228,6 +234,23 @@ async fn outlier_ejection_and_connection_pool_overflow() {
     assert!(ok >= 1 && overflow >= 5, "{ok} served, {overflow} refused");
     let metrics = admin(&client, &proxy.admin, "/metrics").await;
     assert!(metrics.contains("response_flags=\"UO\""), "overflow is counted with flag UO");
+    // The counters operators look for, named as Istio exports Envoy's cluster stats.
+    let stat = |name: &str, cluster: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(&format!("cluster_name=\"{cluster}\"")))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        stat("envoy_cluster_upstream_rq_pending_overflow", "outbound|80||inventory.default.svc.cluster.local"),
+        Some(overflow as f64),
+        "{metrics}"
+    );
+    assert_eq!(
+        stat("envoy_cluster_outlier_detection_ejections_active", "outbound|80||checkout.default.svc.cluster.local"),
+        Some(1.0)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

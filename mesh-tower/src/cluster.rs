@@ -157,6 +157,9 @@ pub struct Cluster {
     host_header: arc_swap::ArcSwapOption<http::HeaderValue>,
     /// Is this [`Clusters::passthrough`]?
     passthrough: bool,
+    /// Istio's name for the cluster, `outbound|<port>|<subset>|<host>`: the `cluster_name` label
+    /// of the Envoy-named counters (see [`Cluster::stats_name`]).
+    stats_name: Arc<str>,
     /// Why the cluster has no endpoints, if it has none (logged once, by [`Cluster::report_empty`]).
     empty_reason: Option<String>,
     reported_empty: std::sync::atomic::AtomicBool,
@@ -229,6 +232,40 @@ impl Cluster {
                 "no healthy upstream: {why}"
             );
         }
+    }
+
+    /// The cluster's name in the counters operators look for when things go wrong, named as
+    /// Istio's sidecars export Envoy's cluster stats to Prometheus (`envoy_cluster_<stat>` with
+    /// label `cluster_name="outbound|9080|v1|reviews.default.svc.cluster.local"`), so existing
+    /// dashboards and alerts read them: `envoy_cluster_upstream_rq_retry` (retries),
+    /// `envoy_cluster_upstream_rq_retry_overflow` (retries refused by the budget or
+    /// `maxRetries`), `envoy_cluster_upstream_rq_pending_overflow` (requests refused by the
+    /// connection pool, 503 `UO`) and `envoy_cluster_outlier_detection_ejections_active`
+    /// (endpoints ejected now; `meshwork_outlier_ejections_total` counts ejections).
+    pub fn stats_name(&self) -> &Arc<str> {
+        &self.stats_name
+    }
+
+    /// Count a retry (`envoy_cluster_upstream_rq_retry`).
+    pub(crate) fn count_retry(&self) {
+        metrics::counter!("envoy_cluster_upstream_rq_retry", "cluster_name" => self.stats_name.clone()).increment(1);
+    }
+
+    /// Count a retry refused for want of a retry slot (`envoy_cluster_upstream_rq_retry_overflow`).
+    pub(crate) fn count_retry_overflow(&self) {
+        metrics::counter!("envoy_cluster_upstream_rq_retry_overflow", "cluster_name" => self.stats_name.clone())
+            .increment(1);
+    }
+
+    /// Count a request refused by the connection pool (`envoy_cluster_upstream_rq_pending_overflow`).
+    pub(crate) fn count_pending_overflow(&self) {
+        metrics::counter!("envoy_cluster_upstream_rq_pending_overflow", "cluster_name" => self.stats_name.clone())
+            .increment(1);
+    }
+
+    fn report_ejections_active(&self, detector: &OutlierDetector, now: Duration) {
+        metrics::gauge!("envoy_cluster_outlier_detection_ejections_active", "cluster_name" => self.stats_name.clone())
+            .set(detector.ejected_count(now) as f64);
     }
 
     /// Is this the passthrough cluster ([`Clusters::passthrough`])?
@@ -330,7 +367,9 @@ impl Cluster {
         let now = if self.outlier.is_some() { self.now() } else { Duration::ZERO };
         let detector = self.outlier.as_ref().map(|o| {
             let mut d = lock(o);
-            d.tick(now);
+            if !d.tick(now).is_empty() {
+                self.report_ejections_active(&d, now);
+            }
             d
         });
         let healthy = |i: usize| detector.as_ref().is_none_or(|d| d.eligible(i, now));
@@ -418,6 +457,7 @@ impl Cluster {
                 );
                 metrics::counter!("meshwork_outlier_ejections_total", "cluster" => self.destination.host.clone())
                     .increment(1);
+                self.report_ejections_active(&d, now);
             }
         }
     }
@@ -518,6 +558,7 @@ impl Clusters {
                 let mut cluster = self.build(&destination, None, self.inner.registry.version(), None);
                 cluster.known = false;
                 cluster.passthrough = true;
+                cluster.stats_name = Arc::from(PASSTHROUGH_CLUSTER);
                 Arc::new(cluster)
             })
             .clone()
@@ -655,6 +696,12 @@ impl Clusters {
             }
         }
         let endpoints: Arc<[Endpoint]> = endpoints.into();
+        // The service port for the stats name: the destination's, else the one port every
+        // endpoint serves (Istio's cluster names always carry the port).
+        let stats_port = destination.port.filter(|p| *p != 0).or_else(|| {
+            let first = endpoints.first()?.service_port?;
+            endpoints.iter().all(|e| e.service_port == Some(first)).then_some(first)
+        });
         let namespace: Arc<str> = Arc::from(service_namespace(&destination.host).unwrap_or("unknown"));
         let meta = endpoints.iter().map(|e| Arc::new(EndpointMeta::from_endpoint(e, &namespace))).collect();
         let same_endpoints = previous.is_some_and(|p| p.endpoints == endpoints);
@@ -735,6 +782,12 @@ impl Clusters {
             epoch: self.inner.epoch,
             host_header: arc_swap::ArcSwapOption::empty(),
             passthrough: false,
+            stats_name: Arc::from(format!(
+                "outbound|{}|{}|{}",
+                stats_port.map(|p| p.to_string()).unwrap_or_default(),
+                destination.subset.as_deref().unwrap_or(""),
+                destination.host
+            )),
             empty_reason,
             reported_empty: std::sync::atomic::AtomicBool::new(false),
         }

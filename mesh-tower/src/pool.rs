@@ -178,6 +178,7 @@ where
             Admission::Start => PoolFuture::Running { future: self.inner.call(req), slot: Some(PoolSlot { cluster }) },
             Admission::Overflow => {
                 tracing::debug!(target: "meshwork::pool", cluster = %cluster.destination().host, "connection pool overflow");
+                cluster.count_pending_overflow();
                 PoolFuture::Overflow { cluster: Some(cluster) }
             }
             Admission::Queue => {

@@ -240,9 +240,11 @@ where
                     if let Some(cluster) = upstream.and_then(|u| u.cluster.clone()) {
                         if !cluster.try_retry() {
                             tracing::debug!(target: "meshwork::retry", cluster = %cluster.destination().host, "not retried: retry budget exhausted");
+                            cluster.count_retry_overflow();
                             ResponseFlags::add_to(ResponseFlags::OVERFLOW, &mut response);
                             return Poll::Ready(Ok(response));
                         }
+                        cluster.count_retry();
                         *this.retry_slot = Some(cluster);
                     }
                     let upstream = response.body().endpoint().or_else(|| response.extensions().get::<Upstream>());
