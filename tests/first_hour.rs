@@ -90,7 +90,9 @@ async fn a_config_directory_becomes_a_routed_measured_reloading_client() {
     let text = prometheus.render();
     let bucket = text
         .lines()
-        .find(|l| l.starts_with("istio_request_duration_milliseconds_bucket") && l.contains("destination_version=\"v2\""))
+        .find(|l| {
+            l.starts_with("istio_request_duration_milliseconds_bucket") && l.contains("destination_version=\"v2\"")
+        })
         .unwrap_or_else(|| panic!("no duration buckets for v2 in:\n{text}"));
     for label in [
         "destination_app=\"reviews\"",

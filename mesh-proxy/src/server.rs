@@ -247,8 +247,11 @@ impl std::future::Future for Handle {
                 let response = response.take().unwrap_or_else(|| local(LocalReply::NoRoute));
                 return std::task::Poll::Ready(Ok(response));
             }
-            HandleProj::Now { future, upgrade } => (std::task::ready!(future.poll(cx)), upgrade),
-            HandleProj::Later { future, upgrade } => (std::task::ready!(future.poll(cx)), upgrade),
+            HandleProj::Now { future, upgrade } => (std::task::ready!(poll_guarded(future, cx)), upgrade),
+            HandleProj::Later { future, upgrade } => (std::task::ready!(poll_guarded(future, cx)), upgrade),
+        };
+        let Some(result) = result else {
+            return std::task::Poll::Ready(Ok(panicked()));
         };
         let response = match result {
             Ok(mut response) => {
@@ -306,15 +309,45 @@ fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<I
     match stack.poll_ready(&mut cx) {
         std::task::Poll::Ready(Ok(())) => {
             let current = addresses.enter();
-            let future = stack.call(req);
+            let called = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stack.call(req)));
             drop(current);
-            Handle::Now { future, upgrade }
+            match called {
+                Ok(future) => Handle::Now { future, upgrade },
+                Err(_) => Handle::Ready { response: Some(panicked()) },
+            }
         }
         _ => {
             req.extensions_mut().insert(addresses);
             Handle::Later { future: stack.clone().oneshot(req), upgrade }
         }
     }
+}
+
+/// Poll a request's future, catching a panic below the stack: `None` if it panicked (the
+/// request is answered 500, the connection and its other requests go on; see the module docs of
+/// `mesh_tower::request_id` for why not tower-http's `CatchPanic`).
+fn poll_guarded<F: std::future::Future>(
+    future: std::pin::Pin<&mut F>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<F::Output>> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(cx))) {
+        Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Some(out)),
+        Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("(no message)");
+            tracing::error!(target: "meshwork::proxy", panic = message, "a request panicked below the proxy: answered 500");
+            std::task::Poll::Ready(None)
+        }
+    }
+}
+
+/// The answer to a request whose handling panicked.
+fn panicked() -> ProxyResponse {
+    local(LocalReply::Direct { status: 500, body: Some(bytes::Bytes::from_static(b"internal error")) })
 }
 
 /// Join an upgraded client connection with the upgraded upstream one.
@@ -503,4 +536,24 @@ async fn serve_listener(
     tracing::info!(target: "meshwork::proxy", connections = connections.len(), "draining");
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_request_future_is_answered_500() {
+        let mut future = std::pin::pin!(async {
+            if std::hint::black_box(true) {
+                panic!("a bug below the stack");
+            }
+            7
+        });
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(matches!(poll_guarded(future.as_mut(), &mut cx), std::task::Poll::Ready(None)));
+        let mut fine = std::pin::pin!(async { 7 });
+        assert!(matches!(poll_guarded(fine.as_mut(), &mut cx), std::task::Poll::Ready(Some(7))));
+        assert_eq!(panicked().status(), 500);
+    }
 }

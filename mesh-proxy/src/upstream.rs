@@ -593,22 +593,10 @@ fn sni_of<T>(tls: &ClientTls, req: &http::Request<T>) -> String {
     mesh_core::request::normalize_host(authority).into_owned()
 }
 
-/// The request as the proxy's own (body `Incoming`), when it is one: only those can use a
-/// [`ConnectionAffinity`] (one `TypeId` comparison, no copy).
-fn as_proxy_request<B: 'static>(
-    req: http::Request<ReplayBody<B>>,
-) -> Result<http::Request<Body>, http::Request<ReplayBody<B>>> {
-    let mut slot = Some(req);
-    if let Some(proxied) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<http::Request<Body>>>()
-        && let Some(req) = proxied.take()
-    {
-        return Ok(req);
-    }
-    match slot {
-        Some(req) => Err(req),
-        // Unreachable: taken only when the downcast succeeded, which returned.
-        None => Err(http::Request::new(ReplayBody::from_bytes(bytes::Bytes::new()))),
-    }
+/// Take the request out of `slot` if it is the proxy's own (body `Incoming`): only those can use
+/// a [`ConnectionAffinity`] (one `TypeId` comparison, no copy).
+fn take_proxy_request<B: 'static>(slot: &mut Option<http::Request<ReplayBody<B>>>) -> Option<http::Request<Body>> {
+    (slot as &mut dyn std::any::Any).downcast_mut::<Option<http::Request<Body>>>()?.take()
 }
 
 impl<B: RequestBody> tower::Service<http::Request<ReplayBody<B>>> for UpstreamClient<B> {
@@ -637,9 +625,13 @@ impl<B: RequestBody> tower::Service<http::Request<ReplayBody<B>>> for UpstreamCl
             None => match (req.extensions().get::<ConnectionAffinity>(), req.uri().authority()) {
                 (Some(affinity), Some(authority)) => {
                     let (affinity, authority) = (affinity.clone(), authority.clone());
-                    match as_proxy_request(req) {
-                        Ok(req) => return UpstreamFuture::Own(Box::pin(send_with_affinity(affinity, authority, req))),
-                        Err(req) => self.clients.http1.request(req),
+                    let mut slot = Some(req);
+                    if let Some(req) = take_proxy_request(&mut slot) {
+                        return UpstreamFuture::Own(Box::pin(send_with_affinity(affinity, authority, req)));
+                    }
+                    match slot {
+                        Some(req) => self.clients.http1.request(req),
+                        None => return UpstreamFuture::Own(Box::pin(async { Err("request already taken".into()) })),
                     }
                 }
                 _ => match connect(&req) {

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use mesh_core::{Binding, ClientIdentity, Snapshot};
+use tower_http::request_id::SetRequestId;
+use tower_http::sensitive_headers::SetSensitiveRequestHeaders;
 use tower_layer::Layer;
 
 use crate::balance::{Balance, BalanceLayer};
@@ -13,14 +15,19 @@ use crate::mirror::{MirrorLayer, MirrorService};
 use crate::pool::{PoolAdmission, PoolLayer};
 use crate::registry::Registry;
 use crate::replay::{DEFAULT_REPLAY_LIMIT, ReplayLayer, ReplayService};
+use crate::request_id::{RequestIds, SENSITIVE_HEADERS};
 use crate::retry::{Retry, RetryLayer};
 use crate::route::{Route, RouteLayer, SharedSnapshot};
 use crate::telemetry::{Telemetry, TelemetryLayer};
 use crate::timeout::{Timeout, TimeoutLayer};
 
-/// The full stack around a client `C`, outermost first: telemetry, route, fault, replay, mirror,
-/// timeout, retry, per-try timeout, connection-pool admission, balance.
-pub type MeshService<C> =
+/// The full stack around a client `C`, outermost first: `x-request-id` and sensitive headers
+/// ([`crate::request_id`]), telemetry, route, fault, replay, mirror, timeout, retry, per-try
+/// timeout, connection-pool admission, balance.
+pub type MeshService<C> = SetRequestId<SetSensitiveRequestHeaders<MeshStack<C>>, RequestIds>;
+
+/// [`MeshService`] below the request-id and sensitive-header layers: telemetry first.
+pub type MeshStack<C> =
     Telemetry<Route<Fault<ReplayService<MirrorService<Timeout<Retry<Timeout<PoolAdmission<Balance<C>>>>>>>>>>;
 
 /// A service mesh inside the process: config, endpoints and per-destination state, shared by
@@ -234,6 +241,8 @@ impl<C: Clone> Layer<C> for MeshLayer {
             .with_binding(m.binding.clone())
             .with_registry(m.registry.clone())
             .layer(s);
-        m.telemetry.layer(s)
+        let s = m.telemetry.layer(s);
+        let s = SetSensitiveRequestHeaders::new(s, SENSITIVE_HEADERS);
+        SetRequestId::x_request_id(s, RequestIds)
     }
 }

@@ -34,6 +34,7 @@ pub mod mirror;
 pub mod pool;
 pub mod registry;
 pub mod replay;
+pub mod request_id;
 pub mod retry;
 mod rng;
 pub mod route;
@@ -41,7 +42,7 @@ pub mod telemetry;
 pub mod timeout;
 
 pub use body::MeshBody;
-pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService};
+pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService, MeshStack};
 pub use error::{LocalBody, LocalReply, ResponseFlags};
 pub use registry::{Endpoint, Registry};
 pub use replay::ReplayBody;

@@ -138,6 +138,8 @@ pub(crate) struct Finished<'a> {
     /// With no upstream: the service the route chose, when it chose one.
     pub(crate) service: Option<&'a Arc<str>>,
     pub(crate) authority: Option<&'a str>,
+    /// `x-request-id`, kept only for the access log.
+    pub(crate) request_id: Option<&'a http::HeaderValue>,
     pub(crate) status: u16,
     pub(crate) grpc_status: Option<u32>,
     pub(crate) flags: ResponseFlags,
@@ -312,6 +314,7 @@ impl Shared {
             tracing::info!(
                 target: "meshwork::access",
                 authority = f.authority.unwrap_or("-"),
+                request_id = f.request_id.and_then(|v| v.to_str().ok()).unwrap_or("-"),
                 response_code = f.status,
                 response_flags = %f.flags,
                 grpc_status = f.grpc_status,
@@ -500,6 +503,8 @@ pub(crate) struct Pending {
     pub(crate) shared: Arc<Shared>,
     pub(crate) start: Instant,
     pub(crate) authority: Option<RequestAuthority>,
+    /// `x-request-id` (only with the access log on).
+    pub(crate) request_id: Option<http::HeaderValue>,
     pub(crate) grpc: bool,
     pub(crate) request_bytes: u64,
 }
@@ -547,6 +552,7 @@ where
                     upstream: None,
                     service: None,
                     authority: pending.authority.as_ref().and_then(RequestAuthority::as_str),
+                    request_id: pending.request_id.as_ref(),
                     status: 0,
                     grpc_status: None,
                     flags: ResponseFlags::NONE,
@@ -596,7 +602,8 @@ where
         if !span.is_disabled() {
             span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
         }
-        let pending = Pending { shared: self.shared.clone(), start, authority, grpc, request_bytes };
+        let request_id = if self.shared.access_log { req.headers().get("x-request-id").cloned() } else { None };
+        let pending = Pending { shared: self.shared.clone(), start, authority, request_id, grpc, request_bytes };
         let future = {
             let _entered = span.enter();
             self.inner.call(req)

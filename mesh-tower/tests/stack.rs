@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mesh_tower::{Endpoint, Mesh, Registry, ResponseFlags};
+use mesh_tower::{Endpoint, Mesh, Registry, ReplayBody, ResponseFlags};
 use support::*;
+use tower::{Layer, ServiceExt};
 
 const REVIEWS: &str = "reviews.default.svc.cluster.local";
 
@@ -916,4 +917,39 @@ async fn request_named_hosts_make_no_clusters_in_process() {
     }
     let clusters = mesh.clusters().all();
     assert!(clusters.is_empty(), "{:?}", clusters.iter().map(|c| c.destination().host.clone()).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn every_request_carries_an_x_request_id_and_credentials_are_never_printed() {
+    let origin = fixed(200, "origin").await;
+    let mesh = mesh("", Registry::new());
+    let stack = stack(&mesh);
+    let uri = format!("http://{}/", origin.address());
+    // None given: one is made (a UUID v4, as Envoy makes them), a new one for each request.
+    send(&stack, get(&uri, &[("authorization", "Bearer secret-token")])).await;
+    send(&stack, get(&uri, &[])).await;
+    // One given: kept as it is (services pass theirs on).
+    send(&stack, get(&uri, &[("x-request-id", "from-the-caller")])).await;
+    let ids: Vec<String> = origin
+        .seen()
+        .iter()
+        .map(|s| s.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0].len(), 36, "{ids:?}");
+    assert_eq!(ids[0].as_bytes()[14], b'4', "version 4: {ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(ids[2], "from-the-caller");
+
+    // The layers below see credentials marked sensitive: a `{:?}` of the request hides them.
+    let client = tower::service_fn(|req: http::Request<ReplayBody<TestBody>>| async move {
+        let printed = format!("{:?}", req.headers());
+        assert!(!printed.contains("secret-token"), "{printed}");
+        assert!(req.headers()["authorization"].is_sensitive() && req.headers()["cookie"].is_sensitive());
+        Ok::<_, std::convert::Infallible>(http::Response::new(body("ok")))
+    });
+    let stack = mesh.layer().layer(client);
+    let request = get(&uri, &[("authorization", "Bearer secret-token"), ("cookie", "session=secret-token")]);
+    let response = stack.oneshot(request).await.expect("answered");
+    assert_eq!(response.status(), 200);
 }

@@ -30,6 +30,7 @@ impl Report {
             upstream: upstream.as_ref(),
             service: service.as_ref(),
             authority: pending.authority.as_ref().and_then(super::RequestAuthority::as_str),
+            request_id: pending.request_id.as_ref(),
             status,
             grpc_status,
             flags,
