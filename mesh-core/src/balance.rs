@@ -224,8 +224,17 @@ fn build_ring(keys: &[&str], weights: &[u32], minimum_ring_size: u64) -> Box<[(u
 }
 
 /// Envoy's weighted Maglev table.
+/// The smallest prime ≥ `n` (trial division: table sizes stay below a few million).
+fn next_prime(n: u64) -> u64 {
+    let is_prime = |k: u64| k >= 2 && (2..).take_while(|d| d * d <= k).all(|d| k % d != 0);
+    (n.max(2)..).find(|k| is_prime(*k)).unwrap_or(n)
+}
+
 fn build_maglev(keys: &[&str], weights: &[u32], table_size: u64) -> Box<[u32]> {
-    let m = table_size.max(keys.len() as u64).max(1);
+    // The probe sequence (offset + skip * n) mod m visits every slot only when m is prime: a
+    // table size made larger than the configured prime by many endpoints is moved up to the
+    // next prime, or filling the table could loop forever.
+    let m = next_prime(table_size.max(keys.len() as u64).max(1));
     let max_weight = u64::from(weights.iter().copied().max().unwrap_or(1));
     struct Entry {
         offset: u64,
@@ -307,6 +316,20 @@ mod tests {
         hash: Option<u64>,
     ) -> PickContext<'a> {
         PickContext { rng, hash, active, eligible }
+    }
+
+    #[test]
+    fn maglev_tables_smaller_than_the_endpoints_fill_without_looping() {
+        // tableSize 1 or 3 (accepted by Istio) with more endpoints: the table grows to a prime.
+        let keys: Vec<String> = (0..12).map(|i| format!("10.0.0.{i}:80")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for size in [1, 3, 7] {
+            let table = build_maglev(&keys, &[1; 12], size);
+            assert_eq!(table.len(), 13, "the next prime above 12 endpoints");
+            assert!(table.iter().all(|e| (*e as usize) < keys.len()));
+        }
+        assert_eq!(next_prime(65_537), 65_537);
+        assert_eq!(next_prime(12), 13);
     }
 
     #[test]
