@@ -247,7 +247,7 @@ where
             meta: cluster.meta(index),
         };
         cluster.started(index);
-        let span = tracing::debug_span!("meshwork.attempt", endpoint = %endpoint.address);
+        let span = tracing::debug_span!(target: "meshwork::balance", "meshwork.attempt", endpoint = %endpoint.address);
         let future = {
             let _entered = span.enter();
             self.inner.call(req)

@@ -252,6 +252,10 @@ where
                         this.tried.push(address);
                     }
                     *this.retries += 1;
+                    let span = tracing::Span::current();
+                    if !span.is_disabled() {
+                        span.record("retries", *this.retries);
+                    }
                     let base = policy.backoff.unwrap_or(DEFAULT_BACKOFF_BASE);
                     let wait = backoff(*this.retries, base, crate::rng::u64());
                     tracing::debug!(target: "meshwork::retry", retry = *this.retries, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");

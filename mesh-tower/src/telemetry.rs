@@ -592,10 +592,15 @@ where
         let request_bytes = headers_size(req.headers()) + body_size.exact().unwrap_or(body_size.lower());
         let authority = RequestAuthority::of(&req);
         let span = tracing::info_span!(
+            target: "meshwork::request",
             "meshwork.request",
             method = %req.method(),
             uri = %req.uri(),
             trace_id = tracing::field::Empty,
+            route = tracing::field::Empty,
+            destination = tracing::field::Empty,
+            subset = tracing::field::Empty,
+            retries = tracing::field::Empty,
             status = tracing::field::Empty,
             flags = tracing::field::Empty,
         );

@@ -342,6 +342,23 @@ where
                 RouteFuture::local(reply, rule)
             }
             Routed::Forward(ctx) => {
+                // The request span (telemetry's, entered around this call) says where it went.
+                let span = tracing::Span::current();
+                if !span.is_disabled() {
+                    if let Some(r) = &ctx.rule {
+                        span.record(
+                            "route",
+                            tracing::field::display(format_args!(
+                                "{}/{} http[{}]",
+                                r.origin.namespace, r.origin.name, r.origin.index
+                            )),
+                        );
+                    }
+                    span.record("destination", &*ctx.destination.host);
+                    if let Some(subset) = &ctx.destination.subset {
+                        span.record("subset", &**subset);
+                    }
+                }
                 let rule = ctx.rule.clone();
                 let index = ctx.destination_index;
                 req.extensions_mut().insert(ctx);
