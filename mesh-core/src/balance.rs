@@ -226,7 +226,7 @@ fn build_ring(keys: &[&str], weights: &[u32], minimum_ring_size: u64) -> Box<[(u
 /// Envoy's weighted Maglev table.
 /// The smallest prime ≥ `n` (trial division: table sizes stay below a few million).
 fn next_prime(n: u64) -> u64 {
-    let is_prime = |k: u64| k >= 2 && (2..).take_while(|d| d * d <= k).all(|d| k % d != 0);
+    let is_prime = |k: u64| k >= 2 && (2..).take_while(|d| d * d <= k).all(|d| !k.is_multiple_of(d));
     (n.max(2)..).find(|k| is_prime(*k)).unwrap_or(n)
 }
 
