@@ -1,5 +1,44 @@
-#![doc = include_str!("../README.md")]
+//! An embeddable service mesh for Rust: Istio's traffic management as a library inside your
+//! process, configured with the YAML Istio users already write.
+//!
+//! # Entry points
+//!
+//! - [`ConfigSource`]: a directory of Istio YAML applied to a mesh, validated (errors name the
+//!   file, line, resource and field), reloaded when the files change, the last good version of
+//!   each resource kept.
+//! - [`client`] / [`MeshClient`]: the ready client — routing, retries, timeouts, faults,
+//!   mirrors, circuit breaking, load balancing and Istio's metrics over pooled HTTP/1.1 and
+//!   HTTP/2 connections, TLS where a DestinationRule asks. It is also a tonic transport.
+//! - [`tower::Mesh`]: the same layers around a client of your own
+//!   ([`tower::Mesh::layer`]); [`tower::Registry`] says where services run.
+//! - [`proxy::admin`]: Prometheus with Istio's buckets
+//!   ([`proxy::admin::install_prometheus_recorder`]) and the admin routes (`/metrics`,
+//!   `/config_dump`, `/ready`) to mount in an axum app ([`proxy::admin::router`]).
+//! - [`config`]: loading and validation alone ([`config::ConfigStore`], [`config::load_path`]).
+//! - [`core`]: the decisions as plain values — [`core::Snapshot::decide`] answers what happens to
+//!   a request, as `mesh explain` prints it and `mesh proxy` serves it.
+//!
+//! The `mesh` binary (`cargo run -p mesh-proxy -- --help`) validates config (`mesh validate`),
+//! explains a request (`mesh explain`) and runs the same core as a proxy (`mesh proxy`). The
+//! repository's README walks through all of it with runnable examples.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), meshwork::tower::BoxError> {
+//! use http_body_util::Empty;
+//! use tower::ServiceExt;
+//!
+//! let source = meshwork::ConfigSource::new(vec!["istio/".into()], "default")?;
+//! let reviews: meshwork::MeshClient<Empty<bytes::Bytes>> = meshwork::client(source.mesh());
+//! let response = reviews.oneshot(http::Request::get("http://reviews:9080/").body(Empty::new())?).await?;
+//! # let _ = response; Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+/// The README's code blocks, compiled and run as doc tests (its links point into the
+/// repository, so it is not the rendered front page).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Compiled model and decisions (`mesh-core`).
 pub use mesh_core as core;

@@ -958,3 +958,61 @@ async fn a_malformed_http2_request_resets_its_stream_not_the_connection() {
     assert!(frames.contains(&(0x1, 1)), "the proxy serves the next connection: {frames:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ready_client_is_a_tonic_transport_with_the_whole_mesh() {
+    // Two Greeter endpoints behind a GRPC service port: the ready client speaks HTTP/2 to them
+    // (the port's protocol), picks an endpoint per call, and the
+    // VirtualService's gRPC fault applies — what a tonic `Channel` cannot get, since it dials
+    // its own address.
+    let (a, b) = (greeter_server().await, greeter_server().await);
+    let yaml = service_entry("greeter", "greeter.default.svc.cluster.local", &[(a, "v1"), (b, "v1")])
+        .replace("protocol: HTTP}", "protocol: GRPC}")
+        + r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: greeter}
+spec:
+  host: greeter
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: greeter}
+spec:
+  hosts: [greeter]
+  http:
+  - match: [{headers: {end-user: {exact: tester}}}]
+    fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 100}}}
+    route: [{destination: {host: greeter}}]
+  - route: [{destination: {host: greeter}}]
+"#;
+    let dir = config_dir("tonic-ready-client");
+    std::fs::write(dir.join("greeter.yaml"), yaml).expect("write");
+    let source = mesh_proxy::reload::ConfigSource::new(vec![dir.clone()], "default").expect("loads");
+    let transport = mesh_proxy::client::client::<tonic::body::Body>(source.mesh());
+    let call = |user: Option<&'static str>| {
+        let mut grpc = tonic::client::Grpc::with_origin(transport.clone(), "http://greeter".parse().expect("origin"));
+        async move {
+            grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut request = tonic::Request::new(HelloRequest { name: "mesh".into() });
+            if let Some(user) = user {
+                request.metadata_mut().insert("end-user", user.parse().expect("ascii"));
+            }
+            let codec = tonic_prost::ProstCodec::<HelloRequest, HelloReply>::default();
+            grpc.unary(request, http::uri::PathAndQuery::from_static(SAY_HELLO), codec)
+                .await
+                .map(|r| r.into_inner().message)
+        }
+    };
+    for _ in 0..4 {
+        assert_eq!(call(None).await.expect("the call succeeds"), "hello mesh");
+    }
+    let status = call(Some("tester")).await.expect_err("the fault aborts");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    let clusters = source.mesh().clusters().all();
+    let greeter =
+        clusters.iter().find(|c| &*c.destination().host == "greeter.default.svc.cluster.local").expect("cluster");
+    assert!(greeter.http2(), "HTTP/2 to the GRPC port");
+    let _ = std::fs::remove_dir_all(&dir);
+}
