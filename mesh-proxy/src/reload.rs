@@ -142,7 +142,7 @@ impl ConfigSource {
     pub fn reload(&self) -> ReloadStatus {
         let mut state = self.lock();
         state.fingerprint = fingerprint(&self.paths);
-        let loaded = load_paths(&self.paths, &self.options);
+        let loaded = load_paths(&self.paths[..], &self.options);
         let report = state.store.apply(loaded);
         for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
             tracing::warn!(target: "meshwork::config", "{d}");

@@ -44,7 +44,7 @@ pub mod timeout;
 pub use body::MeshBody;
 pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService, MeshStack};
 pub use error::{LocalBody, LocalReply, ResponseFlags};
-pub use registry::{Endpoint, Registry};
+pub use registry::{Endpoint, IntoAddress, Registry};
 pub use replay::ReplayBody;
 pub use route::{DownstreamAddresses, DownstreamScope, Listener, RouteContext, RouteLayer, SharedSnapshot};
 

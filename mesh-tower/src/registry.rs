@@ -34,11 +34,60 @@ pub struct Endpoint {
     pub locality: Option<Arc<str>>,
 }
 
+/// An endpoint's address, as [`Endpoint::new`] takes it: `"10.0.0.7:9080"`, a `String`, or the
+/// `SocketAddr` a listener was bound to.
+pub trait IntoAddress {
+    /// The `host:port` text.
+    fn into_address(self) -> Arc<str>;
+}
+
+impl IntoAddress for &str {
+    fn into_address(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl IntoAddress for String {
+    fn into_address(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl IntoAddress for &String {
+    fn into_address(self) -> Arc<str> {
+        Arc::from(self.as_str())
+    }
+}
+
+impl IntoAddress for Arc<str> {
+    fn into_address(self) -> Arc<str> {
+        self
+    }
+}
+
+impl IntoAddress for Box<str> {
+    fn into_address(self) -> Arc<str> {
+        Arc::from(self)
+    }
+}
+
+impl IntoAddress for std::net::SocketAddr {
+    fn into_address(self) -> Arc<str> {
+        Arc::from(self.to_string())
+    }
+}
+
 impl Endpoint {
     /// An endpoint at `address` with `labels`.
-    pub fn new<'a>(address: impl Into<Arc<str>>, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    ///
+    /// ```
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    /// let endpoint = mesh_tower::Endpoint::new(listener.local_addr().expect("address"), [("version", "v1")]);
+    /// assert!(endpoint.address.starts_with("127.0.0.1:"));
+    /// ```
+    pub fn new<'a>(address: impl IntoAddress, labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         Endpoint {
-            address: address.into(),
+            address: address.into_address(),
             labels: labels.into_iter().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect(),
             weight: 1,
             service_port: None,
