@@ -36,6 +36,8 @@
 //! an `info` event on target `meshwork::access` with Envoy's access-log fields.
 
 mod body;
+#[cfg(feature = "otel")]
+mod otel;
 mod trace;
 
 use std::future::Future;
@@ -583,14 +585,6 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let trace = propagate(req.headers_mut());
-        let grpc = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let body_size = req.body().size_hint();
-        let request_bytes = headers_size(req.headers()) + body_size.exact().unwrap_or(body_size.lower());
-        let authority = RequestAuthority::of(&req);
         let span = tracing::info_span!(
             target: "meshwork::request",
             "meshwork.request",
@@ -604,6 +598,18 @@ where
             status = tracing::field::Empty,
             flags = tracing::field::Empty,
         );
+        // With OpenTelemetry, the span joins the caller's trace and is the parent sent on.
+        #[cfg(feature = "otel")]
+        let trace = self::trace::propagate_with(req.headers_mut(), |incoming| otel::link(&span, incoming));
+        #[cfg(not(feature = "otel"))]
+        let trace = propagate(req.headers_mut());
+        let grpc = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let body_size = req.body().size_hint();
+        let request_bytes = headers_size(req.headers()) + body_size.exact().unwrap_or(body_size.lower());
+        let authority = RequestAuthority::of(&req);
         if !span.is_disabled() {
             span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
         }

@@ -116,14 +116,26 @@ fn nonzero64() -> u64 {
 /// Forward the request's trace as a child span, or start one; `tracestate` is left as it is.
 /// Returns the trace context now on the request.
 pub fn propagate(headers: &mut HeaderMap) -> TraceParent {
+    propagate_with(headers, |_| None)
+}
+
+/// [`propagate`], where `this_hop` may name this hop's span (an OpenTelemetry span that joined
+/// the incoming trace): its ids are sent on instead of new ones.
+pub(crate) fn propagate_with(
+    headers: &mut HeaderMap,
+    this_hop: impl FnOnce(Option<TraceParent>) -> Option<TraceParent>,
+) -> TraceParent {
     let incoming = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
-    let next = match incoming {
-        Some(parent) => parent.child(),
-        None => {
-            headers.remove(&TRACESTATE);
-            TraceParent::new_root()
-        }
+    let next = match this_hop(incoming) {
+        Some(own) => own,
+        None => match incoming {
+            Some(parent) => parent.child(),
+            None => TraceParent::new_root(),
+        },
     };
+    if incoming.is_none() {
+        headers.remove(&TRACESTATE);
+    }
     headers.insert(TRACEPARENT, next.to_header());
     next
 }
