@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mesh_config::{ConfigStore, LoadOptions, Severity, load_paths};
+use mesh_config::{ConfigStore, LoadOptions, load_paths};
 use mesh_core::ClientIdentity;
 use mesh_tower::{Mesh, Registry};
 
@@ -143,13 +143,8 @@ impl ConfigSource {
         let mut state = self.lock();
         state.fingerprint = fingerprint(&self.paths);
         let loaded = load_paths(&self.paths[..], &self.options);
+        // (The store logs each rejection once; this only counts them.)
         let report = state.store.apply(loaded);
-        for d in report.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
-            tracing::warn!(target: "meshwork::config", "{d}");
-        }
-        for f in &report.failed_files {
-            tracing::warn!(target: "meshwork::config", "{f}");
-        }
         let rejected = report.kept_last_good.len() + report.rejected.len() + report.failed_files.len();
         if rejected > 0 {
             metrics::counter!("meshwork_config_rejections_total").increment(rejected as u64);
