@@ -307,6 +307,7 @@ impl Ctx<'_> {
     fn note(&mut self, severity: Severity, path: String, message: String) {
         self.diagnostics.push(Diagnostic {
             severity,
+            code: None,
             file: self.r.file.clone(),
             line: self.r.line,
             resource: Some(self.r.id()),

@@ -5,15 +5,17 @@
 //! YAML files / dirs / strings
 //!   -> load       multi-document YAML -> typed resources, each with file + line
 //!   -> validate   Istio's validation rules -> diagnostics (error | warning | unsupported)
+//!   -> analyze    cross-resource checks (istioctl analyze's) -> coded warnings
 //!   -> compile    -> mesh_core::Snapshot (immutable, cheap to clone)
 //! ```
 //!
-//! [`ConfigStore`] ties the three together with Kubernetes admission semantics: a resource whose
+//! [`ConfigStore`] ties them together with Kubernetes admission semantics: a resource whose
 //! new version is invalid keeps its last good version, a new invalid resource is left out, and a
 //! file that is not YAML changes nothing.
 
 #![forbid(unsafe_code)]
 
+pub mod analyze;
 pub mod compile;
 mod de;
 mod delegate;
@@ -25,8 +27,9 @@ pub mod types;
 pub mod validate;
 mod yaml;
 
+pub use analyze::{analyze, duplicates};
 pub use compile::{CompileOptions, Compiled, compile};
-pub use diag::{Diagnostic, ResourceRef, Severity};
+pub use diag::{Code, Diagnostic, ResourceRef, Severity};
 pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_path, load_paths, load_str};
 pub use store::{ApplyReport, ConfigStore};
 pub use types::{Kind, Resource, Spec};

@@ -4,6 +4,10 @@
 //! - `networking.istio.io` resources of kinds meshwork reads, in `v1alpha3`, `v1beta1` or `v1`, are
 //!   parsed; other kinds (Deployments, Services, Gateway API routes, Istio kinds meshwork does not
 //!   handle) are skipped with a note, never an error.
+//! - A `kind` in `networking.istio.io` that Istio does not define (`VirtualSevice`), or an API
+//!   group one typo away from `networking.istio.io`, is a misspelling, not another kind: an error
+//!   ([`Code::UnknownKind`]) naming the closest kind, as
+//!   `kubectl apply` refuses it ("no matches for kind"), instead of a silent skip.
 //! - Text that is not YAML at all is a [`LoadError`]: it contributes nothing, so a reload keeps the
 //!   resources that file held before.
 //! - A document that is YAML but not a valid resource (a typo'd field, a string where a number
@@ -14,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::de::{self, DeError, UnknownField};
-use crate::diag::{Diagnostic, ResourceRef, Severity};
+use crate::diag::{Code, Diagnostic, ResourceRef, Severity};
 use crate::types::{Kind, ObjectMeta, Resource, Spec};
 use crate::yaml::{self, Limits, Node, Value, YamlError};
 
@@ -22,6 +26,19 @@ use crate::yaml::{self, Limits, Node, Value, YamlError};
 pub const GROUP: &str = "networking.istio.io";
 /// The versions of [`GROUP`] meshwork reads; Istio serves one schema under all of them.
 pub const VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
+/// Every kind Istio defines in [`GROUP`] (istio/istio `pkg/config/schema/gvk`): the five meshwork
+/// reads and the ones it skips.
+pub const ISTIO_KINDS: [&str; 9] = [
+    "VirtualService",
+    "DestinationRule",
+    "Gateway",
+    "ServiceEntry",
+    "WorkloadEntry",
+    "WorkloadGroup",
+    "Sidecar",
+    "EnvoyFilter",
+    "ProxyConfig",
+];
 
 /// How to load.
 #[derive(Debug, Clone)]
@@ -52,6 +69,9 @@ pub struct Skipped {
     pub kind: String,
     /// `metadata.name`, when present.
     pub name: Option<String>,
+    /// `metadata.namespace`, or the loader's default namespace (a Kubernetes `Service` skipped
+    /// here still tells the analysis which service names exist).
+    pub namespace: String,
 }
 
 /// What one load produced.
@@ -141,8 +161,9 @@ pub fn load_path(path: &Path, options: &LoadOptions) -> Loaded {
     out
 }
 
-/// Load several paths (files or directories) in order.
-pub fn load_paths<P: AsRef<Path>>(paths: &[P], options: &LoadOptions) -> Loaded {
+/// Load several paths (files or directories) in order: `load_paths(["istio/", "extra.yaml"], &options)`,
+/// or a `&[PathBuf]`, a `Vec<&str>`...
+pub fn load_paths<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>, options: &LoadOptions) -> Loaded {
     let mut out = Loaded::default();
     for p in paths {
         out.extend(load_path(p.as_ref(), options));
@@ -179,6 +200,7 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::
 fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOptions, out: &mut Loaded, depth: usize) {
     let diag = |line: u32, resource: Option<ResourceRef>, path: String, message: String| Diagnostic {
         severity: Severity::Error,
+        code: None,
         file: file.clone(),
         line,
         resource,
@@ -212,13 +234,28 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
     let kind = Kind::parse(&kind_text).filter(|_| group == GROUP);
     let meta_node = root.get("metadata");
+    let meta_str = |key: &str| meta_node.and_then(|m| m.get(key)).and_then(Node::as_str).filter(|s| !s.is_empty());
+    let skipped_namespace = meta_str("namespace").unwrap_or(&options.default_namespace).to_string();
+    if let Some((field, message)) = misspelt_type(group, &kind_text) {
+        let line = root.get(field).map_or(root.line, |n| n.line);
+        let resource = meta_str("name").map(|name| ResourceRef {
+            kind: Arc::from(kind_text.as_str()),
+            namespace: Arc::from(skipped_namespace.as_str()),
+            name: Arc::from(name),
+        });
+        let mut d = diag(line, resource, field.to_string(), message);
+        d.code = Some(Code::UnknownKind);
+        out.diagnostics.push(d);
+        return;
+    }
     let skip = |out: &mut Loaded| {
         out.skipped.push(Skipped {
             file: file.clone(),
             line: root.line,
             api_version: api_version.clone(),
             kind: kind_text.clone(),
-            name: meta_node.and_then(|m| m.get("name")).and_then(Node::as_str).map(str::to_string),
+            name: meta_str("name").map(str::to_string),
+            namespace: skipped_namespace.clone(),
         });
     };
     let Some(kind) = kind else {
@@ -311,9 +348,29 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
     });
 }
 
+/// A `kind` or API group that is a misspelling of Istio's networking types: the field to blame
+/// (`kind` or `apiVersion`) and the message, with the closest correct spelling.
+fn misspelt_type(group: &str, kind: &str) -> Option<(&'static str, String)> {
+    if group == GROUP {
+        if ISTIO_KINDS.contains(&kind) {
+            return None;
+        }
+        let mut message = format!("no kind {kind:?} in {GROUP}");
+        match de::closest(kind, &ISTIO_KINDS) {
+            Some(s) => message.push_str(&format!(" (did you mean {s:?}?)")),
+            None => message.push_str(&format!("; its kinds are {}", ISTIO_KINDS.join(", "))),
+        }
+        return Some(("kind", message));
+    }
+    // `networking.istio.oi/v1`: one typo away from the group, never another group's name.
+    let suggestion = de::closest(group, &[GROUP])?;
+    Some(("apiVersion", format!("no API group {group:?} (did you mean {suggestion:?}?); {kind} is not read")))
+}
+
 fn de_diag(e: DeError, file: &Option<Arc<str>>, resource: Option<ResourceRef>, fallback_line: u32) -> Diagnostic {
     Diagnostic {
         severity: Severity::Error,
+        code: None,
         file: file.clone(),
         line: e.line.unwrap_or(fallback_line),
         resource,

@@ -10,13 +10,17 @@
 //! - a resource that is gone from the files is removed.
 //!
 //! Every rejection is reported in the [`ApplyReport`], and the store always holds a compiled
-//! [`Snapshot`] of what is in force.
+//! [`Snapshot`] of what is in force. The report also carries the cross-resource findings of
+//! [`crate::analyze()`] over what is in force (references to absent subsets, Gateways and hosts,
+//! conflicting DestinationRules) and the resources defined twice in the load: warnings with a
+//! [`Code`](crate::Code), which reject nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use mesh_core::Snapshot;
 
+use crate::analyze::{analyze, duplicates};
 use crate::compile::{CompileOptions, compile};
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::load::{LoadError, Loaded, Skipped};
@@ -26,7 +30,8 @@ use crate::validate::validate;
 /// What one apply did.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyReport {
-    /// Every problem found (errors, warnings, unsupported fields), in input order.
+    /// Every problem found (errors, warnings, unsupported fields): load and validation in input
+    /// order, then duplicates, compilation notes and the cross-resource analysis.
     pub diagnostics: Vec<Diagnostic>,
     /// Resources whose new version was rejected; the last good version stays in force.
     pub kept_last_good: Vec<ResourceRef>,
@@ -110,9 +115,10 @@ impl ConfigStore {
         let mut report = ApplyReport {
             diagnostics: loaded.diagnostics.clone(),
             failed_files: loaded.failed.clone(),
-            skipped: loaded.skipped,
             ..ApplyReport::default()
         };
+        let skipped = loaded.skipped;
+        let twice = duplicates(&loaded.resources);
         let failed_files: BTreeSet<&str> = loaded.failed.iter().map(LoadError::file).collect();
         let mut broken: BTreeSet<ResourceRef> =
             loaded.diagnostics.iter().filter(|d| d.is_error()).filter_map(|d| d.resource.clone()).collect();
@@ -129,20 +135,7 @@ impl ConfigStore {
                 broken.insert(id);
                 continue;
             }
-            if let Some(previous) = incoming.get(&id) {
-                report.diagnostics.push(Diagnostic {
-                    severity: Severity::Warning,
-                    file: r.file.clone(),
-                    line: r.line,
-                    resource: Some(id.clone()),
-                    path: String::new(),
-                    message: format!(
-                        "defined again (first at {}:{}); the later definition wins",
-                        previous.file.as_deref().unwrap_or("<string>"),
-                        previous.line
-                    ),
-                });
-            } else {
+            if !incoming.contains_key(&id) {
                 order.push(id.clone());
             }
             broken.remove(&id);
@@ -182,8 +175,11 @@ impl ConfigStore {
             }
         }
 
+        report.diagnostics.extend(twice);
         let compiled = compile(&next, &self.options);
         report.diagnostics.extend(compiled.diagnostics);
+        report.diagnostics.extend(analyze(&next, &skipped, &self.options.domain));
+        report.skipped = skipped;
         self.resources = next;
         self.snapshot = compiled.snapshot;
         self.rejections = report.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();

@@ -38,6 +38,9 @@ enum Command {
         /// Treat warnings as errors (exit 1 when there are any).
         #[arg(long)]
         strict: bool,
+        /// Output format: `text` (one line per problem) or `json` (one object, for scripts).
+        #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+        output: String,
     },
     /// Say what the configuration does with one request: which VirtualService and rule apply
     /// (and why the others do not), where it goes, and with what timeout, retries and faults.
@@ -136,6 +139,9 @@ The JSON output (-o json) has every key always present, null where it does not a
 host, action (route | redirect | directResponse | noRoute), status, route, destinations,
 redirect, directResponse, rewrite, timeout, retries, fault, mirrors, headers.
 
+Problems in the configuration (errors and warnings, as `mesh validate` prints them) go to
+standard error; the request is explained with what is in force (invalid resources left out).
+
 Examples:
   mesh explain -f bookinfo/ http://reviews:9080/reviews/0
   mesh explain -f bookinfo/ -H 'end-user: jason' -o json http://reviews:9080/reviews/0
@@ -146,7 +152,21 @@ Each problem prints as one line:
   FILE:LINE: KIND NAMESPACE/NAME: field.path: message
 Warnings are prefixed `warning:`; fields meshwork reads but does not act on yet are
 prefixed `unsupported:`. Documents of other kinds (Deployments, Services, Gateway API
-routes) are skipped.
+routes) are skipped; a misspelt networking.istio.io kind is an error (MW0001).
+
+Checks across resources (as `istioctl analyze`) print their code before the kind:
+  FILE:LINE: CODE KIND NAMESPACE/NAME: field.path: warning: message
+  IST0101  a subset no DestinationRule defines, a Gateway or a destination host the
+           configuration does not hold (Istio's ReferencedResourceNotFound)
+  MW0002   a resource defined twice (both places named)
+  MW0003   DestinationRules for one host whose later settings are ignored when merged
+They are warnings: --strict fails on them.
+
+With -o json, one object:
+  {\"valid\": bool, \"diagnostics\": [{\"severity\", \"code\", \"file\", \"line\", \"kind\",
+   \"namespace\", \"name\", \"path\", \"message\"}]}
+(severity: error | warning | unsupported; code, file, kind, namespace, name may be null;
+files that cannot be read or parsed are errors with no resource).
 
 Exit status: 0 when every resource is valid (warnings allowed), 1 when any resource or
 file is invalid, 2 on usage errors (such as a path that does not exist).
@@ -172,7 +192,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Validate { paths, namespace, quiet, strict } => validate(&paths, namespace, quiet, strict),
+        Command::Validate { paths, namespace, quiet, strict, output } => {
+            validate(&paths, namespace, quiet, strict, output == "json")
+        }
         Command::Explain(args) => explain(args),
         Command::Proxy {
             files,
@@ -391,7 +413,7 @@ fn report_port_change(change: mesh_proxy::gateway::PortChange) {
     }
 }
 
-fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> Result<ExitCode> {
+fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool, json: bool) -> Result<ExitCode> {
     for p in paths {
         if !p.exists() {
             anyhow::bail!("{}: no such file or directory", p.display());
@@ -403,17 +425,31 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
     let mut store = ConfigStore::default();
     let report = store.apply(loaded);
 
-    for f in &report.failed_files {
-        println!("{f}");
+    if !json {
+        for f in &report.failed_files {
+            println!("{f}");
+        }
     }
     let mut errors = 0;
     let mut warnings = 0;
+    let mut shown = Vec::new();
     for d in &report.diagnostics {
         match d.severity {
             Severity::Error => errors += 1,
             Severity::Warning | Severity::Unsupported => warnings += 1,
         }
         if d.severity == Severity::Error || !quiet {
+            shown.push(d);
+        }
+    }
+    let failed = errors > 0 || !report.failed_files.is_empty() || (strict && warnings > 0);
+    if json {
+        let mut diagnostics: Vec<DiagnosticJson<'_>> =
+            report.failed_files.iter().map(DiagnosticJson::of_file).collect();
+        diagnostics.extend(shown.iter().map(|d| DiagnosticJson::of(d)));
+        println!("{}", serde_json::to_string_pretty(&ValidateJson { valid: !failed, diagnostics })?);
+    } else {
+        for d in shown {
             println!("{d}");
         }
     }
@@ -431,8 +467,70 @@ fn validate(paths: &[PathBuf], namespace: String, quiet: bool, strict: bool) -> 
     if documents == 0 && report.failed_files.is_empty() && errors == 0 {
         eprintln!("note: no resources found");
     }
-    let failed = errors > 0 || !report.failed_files.is_empty() || (strict && warnings > 0);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `mesh validate -o json`: the whole answer, for scripts.
+#[derive(serde::Serialize)]
+struct ValidateJson<'a> {
+    valid: bool,
+    diagnostics: Vec<DiagnosticJson<'a>>,
+}
+
+/// One problem in `mesh validate -o json` (every key present, null when unknown).
+#[derive(serde::Serialize)]
+struct DiagnosticJson<'a> {
+    severity: &'static str,
+    code: Option<&'static str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    kind: Option<&'a str>,
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+    path: &'a str,
+    message: String,
+}
+
+impl<'a> DiagnosticJson<'a> {
+    fn of(d: &'a mesh_config::Diagnostic) -> Self {
+        let r = d.resource.as_ref();
+        DiagnosticJson {
+            severity: match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Unsupported => "unsupported",
+            },
+            code: d.code.map(|c| c.as_str()),
+            file: d.file.as_deref(),
+            line: Some(d.line),
+            kind: r.map(|r| &*r.kind),
+            namespace: r.map(|r| &*r.namespace),
+            name: r.map(|r| &*r.name),
+            path: &d.path,
+            message: d.message.clone(),
+        }
+    }
+
+    /// A file that could not be read or parsed: an error with no resource.
+    fn of_file(e: &'a mesh_config::LoadError) -> Self {
+        let (line, message) = match e {
+            mesh_config::LoadError::Io { message, .. } => (None, message.clone()),
+            mesh_config::LoadError::Yaml { error, .. } => {
+                (Some(error.line), format!("not valid YAML: {}", error.message))
+            }
+        };
+        DiagnosticJson {
+            severity: "error",
+            code: None,
+            file: Some(e.file()),
+            line,
+            kind: None,
+            namespace: None,
+            name: None,
+            path: "",
+            message,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -509,11 +607,13 @@ fn explain(args: ExplainArgs) -> Result<ExitCode> {
     // The client's view: resources not exported to its namespace do not apply to it.
     let mut store = ConfigStore::new(settings.compile_options(namespace));
     let report = store.apply(load_paths(&files, &options));
-    for d in report.errors() {
-        eprintln!("{d}");
-    }
+    // What `mesh validate` would say (errors and warnings), so that an invalid, misspelt or
+    // duplicated config is never explained silently.
     for f in &report.failed_files {
         eprintln!("{f}");
+    }
+    for d in report.diagnostics.iter().filter(|d| d.severity != Severity::Unsupported) {
+        eprintln!("{d}");
     }
     let snapshot = store.snapshot();
     // A connection to a Gateway's TCP or TLS passthrough server: `tcp://ANY:PORT`,

@@ -318,3 +318,33 @@ fn default_retries_leave_503_out_and_the_old_default_is_a_flag() {
         "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,503"
     );
 }
+
+#[test]
+fn explain_prints_the_problems_of_the_config_it_loaded() {
+    let dir = std::env::temp_dir().join(format!("mesh-explain-diag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("reviews.yaml");
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v9}\n";
+    std::fs::write(&path, format!("{vs}---\n{vs}---\napiVersion: networking.istio.io/v1\nkind: DestinationRul\nmetadata:\n  name: reviews\nspec:\n  host: reviews\n"))
+        .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["explain", "-o", "json", "-f"])
+        .arg(&path)
+        .arg("http://reviews:9080/")
+        .output()
+        .expect("run mesh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    assert!(stderr.contains(&format!("{file}:22: MW0001 DestinationRul default/reviews: kind: ")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:11: MW0002 VirtualService default/reviews: warning: defined again (first at {file}:1)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("IST0101 VirtualService default/reviews: http[0].route[0].destination.subset: warning: referenced subset not found: \"v9\""), "{stderr}");
+    // The explanation itself is still on standard output, as JSON.
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["destinations"][0]["subset"], "v9");
+}

@@ -117,6 +117,7 @@ impl Ctx<'_> {
         let line = self.line_for(path);
         self.out.push(Diagnostic {
             severity,
+            code: None,
             file: self.resource.file.clone(),
             line,
             resource: Some(self.resource.id()),
