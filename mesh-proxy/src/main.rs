@@ -180,7 +180,13 @@ fn main() -> ExitCode {
     let default_filter = if matches!(cli.command, Command::Proxy { .. }) { "meshwork=info" } else { "off" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only for a terminal: logs redirected to a file or a collector stay plain text.
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -301,7 +307,9 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
     match gateway {
         None => {
             let addr = args.listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 15001)));
-            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
             writeln!(out, "listening on {}", listener.local_addr()?)?;
             plain = Some(listener);
         }
@@ -343,7 +351,9 @@ async fn proxy(args: ProxyArgs) -> Result<ExitCode> {
         }
     }
     if let Some(addr) = args.admin {
-        let admin = tokio::net::TcpListener::bind(addr).await?;
+        let admin = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot serve the admin endpoints on {addr}: {e}"))?;
         writeln!(out, "admin on {}", admin.local_addr()?)?;
         let router = mesh_proxy::admin::router(source.clone(), Some(prometheus));
         tokio::spawn(async move { axum::serve(admin, router).await });
