@@ -74,8 +74,9 @@ pub(crate) fn cluster_of<B>(req: &mut Request<B>, clusters: &Clusters) -> Arc<Cl
         // The request's port picks the service port when the service has it; every port it
         // does not have shares one cluster (port 0: no endpoint serves it), so that ports a
         // client makes up cannot make a cluster each.
+        let port = port.filter(|_| d.port.is_none());
         let port = port.map(|p| if serves_port(&ctx.snapshot, clusters, &d.host, p) { p } else { 0 });
-        let cluster = if d.port.is_none() && port.is_some() {
+        let cluster = if port.is_some() {
             let d = Destination { host: d.host.clone(), subset: d.subset.clone(), port };
             clusters.get(&ctx.snapshot, &d)
         } else {

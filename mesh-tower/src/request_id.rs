@@ -28,17 +28,32 @@ pub struct RequestIds;
 impl RequestIds {
     /// A new random id, formatted as a UUID v4 (`xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`).
     pub fn next_id() -> String {
+        String::from_utf8_lossy(&Self::next_bytes()).into_owned()
+    }
+
+    /// The id's 36 ASCII bytes, formatted on the stack (no allocation).
+    fn next_bytes() -> [u8; 36] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let bits = crate::rng::u128();
         // Version 4, variant 10 (RFC 9562 §5.4).
         let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-        let hex = format!("{bits:032x}");
-        format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+        let mut out = [b'-'; 36];
+        let mut nibble = 0;
+        for (i, slot) in out.iter_mut().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                continue;
+            }
+            *slot = DIGITS[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
+            nibble += 1;
+        }
+        out
     }
 }
 
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from(Self::next_id())).ok()?;
+        // One allocation: the value owns the array.
+        let value = http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(Self::next_bytes())).ok()?;
         Some(RequestId::new(value))
     }
 }

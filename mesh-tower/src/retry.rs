@@ -253,7 +253,7 @@ where
                     }
                     *this.retries += 1;
                     let span = tracing::Span::current();
-                    if !span.is_disabled() {
+                    if !span.is_disabled() && tracing::enabled!(target: "meshwork::route", tracing::Level::DEBUG) {
                         span.record("retries", *this.retries);
                     }
                     let base = policy.backoff.unwrap_or(DEFAULT_BACKOFF_BASE);

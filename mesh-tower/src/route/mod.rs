@@ -343,8 +343,11 @@ where
             }
             Routed::Forward(ctx) => {
                 // The request span (telemetry's, entered around this call) says where it went.
+                // Recorded only when asked for (`meshwork::route` at debug, or no filter, as an
+                // OpenTelemetry setup has): a formatting subscriber re-formats the span on every
+                // record, which costs more than the whole route decision.
                 let span = tracing::Span::current();
-                if !span.is_disabled() {
+                if !span.is_disabled() && tracing::enabled!(target: "meshwork::route", tracing::Level::DEBUG) {
                     if let Some(r) = &ctx.rule {
                         span.record(
                             "route",
