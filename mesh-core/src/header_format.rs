@@ -23,7 +23,7 @@
 //! reject the configuration).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A variable meshwork expands (see the module docs).
@@ -235,6 +235,9 @@ pub struct HeaderContext<'a> {
     pub request: Option<&'a http::HeaderMap>,
     /// Wall-clock time for `START_TIME` (mesh-core reads no clock; `None` expands to nothing).
     pub now: Option<SystemTime>,
+    /// The machine's host name for `HOSTNAME` (mesh-core reads no environment: the caller
+    /// passes it; `None` expands to nothing).
+    pub hostname: Option<&'a str>,
 }
 
 impl HeaderFormat {
@@ -285,7 +288,7 @@ fn render_var(v: &HeaderVar, ctx: &HeaderContext<'_>, headers: &http::HeaderMap,
                 (Err(_), AddressPart::Port) => out.push_str(up.rsplit_once(':').map_or("", |(_, p)| p)),
             }
         }
-        HeaderVar::Hostname => out.push_str(hostname()),
+        HeaderVar::Hostname => out.push_str(ctx.hostname.unwrap_or_default()),
         HeaderVar::Protocol => out.push_str(match ctx.version {
             Some(http::Version::HTTP_10) => "HTTP/1.0",
             Some(http::Version::HTTP_11) => "HTTP/1.1",
@@ -305,17 +308,6 @@ fn render_var(v: &HeaderVar, ctx: &HeaderContext<'_>, headers: &http::HeaderMap,
             }
         }
     }
-}
-
-fn hostname() -> &'static str {
-    static NAME: OnceLock<String> = OnceLock::new();
-    NAME.get_or_init(|| {
-        std::env::var("HOSTNAME")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
-            .unwrap_or_default()
-    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, Envoy's default `START_TIME` format.
@@ -364,8 +356,10 @@ mod tests {
             version: Some(http::Version::HTTP_11),
             request: None,
             now: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(951_782_400_005)),
+            hostname: Some("node-7"),
         };
         let r = |v: &str| render(v, &ctx, &headers);
+        assert_eq!(r("on %HOSTNAME%").as_deref(), Some("on node-7"));
         assert_eq!(r("%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%").as_deref(), Some("10.0.0.7"));
         assert_eq!(r("%DOWNSTREAM_REMOTE_ADDRESS%").as_deref(), Some("10.0.0.7:51234"));
         assert_eq!(r("port %DOWNSTREAM_LOCAL_PORT%!").as_deref(), Some("port 8080!"));

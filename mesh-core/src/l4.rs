@@ -22,9 +22,9 @@
 
 use std::sync::Arc;
 
-use crate::Binding;
 use crate::host::HostMap;
-use crate::route::WeightedDestinations;
+use crate::route::{Destination, WeightedDestinations};
+use crate::{Binding, Snapshot};
 
 /// One `tcp[].match[]` or `tls[].match[]` entry, as far as a Gateway reads it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,6 +86,24 @@ pub struct L4Route {
     /// The port of the server (a destination without a port, of a service with several, goes to
     /// this port).
     pub server_port: u16,
+}
+
+impl L4Route {
+    /// Where one connection goes: a destination picked by weight with `draw` (uniform over
+    /// `u64`), with its port — its own, else the service's only port, else the server's
+    /// (Istio's `GetDestinationCluster`). `None` when every weight is zero.
+    pub fn destination(&self, snapshot: &Snapshot, draw: u64) -> Option<Destination> {
+        let d = &self.destinations.pick(draw)?.destination;
+        if d.port.is_some() {
+            return Some(d.clone());
+        }
+        let mut ports = snapshot.services(&d.host).iter().flat_map(|s| s.ports.iter().map(|p| p.number));
+        let port = match (ports.next(), ports.next()) {
+            (Some(only), None) => only,
+            _ => self.server_port,
+        };
+        Some(Destination { port: Some(port), ..d.clone() })
+    }
 }
 
 /// Which rules an [`L4Route`] comes from.
@@ -286,5 +304,50 @@ mod tests {
         assert_eq!(to("b.example.org").as_deref(), Some("three"));
         assert_eq!(to("c.example.org"), None);
         assert!(server.route(None).is_none(), "no server name, no route");
+    }
+
+    fn service(host: &str, ports: &[u16]) -> crate::service::ServiceDecl {
+        use crate::service::{Resolution, ServiceDecl, ServicePort};
+        ServiceDecl {
+            namespace: Arc::from("default"),
+            name: Arc::from(host),
+            hosts: Box::new([Arc::from(host)]),
+            ports: ports
+                .iter()
+                .map(|p| ServicePort { number: *p, name: Arc::from("tcp"), protocol: Arc::from("TCP"), target_port: None })
+                .collect(),
+            resolution: Resolution::Static,
+            mesh_internal: true,
+            endpoints: Box::new([]),
+            workload_selector: None,
+        }
+    }
+
+    #[test]
+    fn a_connection_goes_to_its_destination_port_else_the_service_only_port_else_the_servers() {
+        let mut builder = crate::SnapshotBuilder::new(crate::snapshot::Settings::default());
+        builder.add_service(service("one.example.com", &[5000]));
+        builder.add_service(service("two.example.com", &[5000, 6000]));
+        let snapshot = builder.build();
+        let route = |to: RouteDestination| L4Route {
+            virtual_service: Arc::from("default/a"),
+            kind: L4Kind::Tcp,
+            rule: 0,
+            destinations: WeightedDestinations::new(vec![to]),
+            server_port: 31400,
+        };
+        let port = |to: RouteDestination| route(to).destination(&snapshot, 7).and_then(|d| d.port);
+        let mut explicit = dest("two.example.com", 0);
+        explicit.destination.port = Some(6000);
+        assert_eq!(port(explicit), Some(6000));
+        assert_eq!(port(dest("one.example.com", 0)), Some(5000));
+        assert_eq!(port(dest("two.example.com", 0)), Some(31400));
+        assert_eq!(port(dest("unknown.example.com", 0)), Some(31400));
+        // Every weight zero: nowhere.
+        let zero = L4Route {
+            destinations: WeightedDestinations::new(vec![dest("one.example.com", 0), dest("two.example.com", 0)]),
+            ..route(dest("one.example.com", 0))
+        };
+        assert_eq!(zero.destination(&snapshot, 7), None);
     }
 }

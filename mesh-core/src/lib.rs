@@ -36,6 +36,7 @@ pub mod matcher;
 pub mod outlier;
 pub mod policy;
 pub mod pool;
+pub mod protocol;
 pub mod request;
 pub mod retry;
 pub mod route;

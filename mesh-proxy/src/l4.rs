@@ -29,7 +29,6 @@ use std::time::Duration;
 use mesh_core::l4::{L4Route, L4Server};
 use mesh_core::outlier::Observation;
 use mesh_core::pool::{Admission, PoolLimits};
-use mesh_core::route::Destination;
 use mesh_core::{Binding, Snapshot};
 use mesh_tower::balance::Upstream;
 use mesh_tower::cluster::Cluster;
@@ -166,10 +165,9 @@ async fn forward<C>(
 ) where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let Some(picked) = route.destinations.pick(mesh_tower::random_u64()) else {
+    let Some(destination) = route.destination(snapshot, mesh_tower::random_u64()) else {
         return;
     };
-    let destination = destination_with_port(snapshot, &picked.destination, &route);
     let cluster = mesh.clusters().get(snapshot, &destination);
     let service = cluster.destination().host.clone();
     let telemetry = mesh.telemetry();
@@ -246,20 +244,6 @@ impl Drop for Active {
     fn drop(&mut self) {
         self.cluster.finished(self.endpoint, self.outcome);
     }
-}
-
-/// The destination with its port: its own, else the service's only port, else the server's
-/// (Istio's `GetDestinationCluster`).
-fn destination_with_port(snapshot: &Snapshot, d: &Destination, route: &L4Route) -> Destination {
-    if d.port.is_some() {
-        return d.clone();
-    }
-    let ports: Vec<u16> = snapshot.services(&d.host).iter().flat_map(|s| s.ports.iter().map(|p| p.number)).collect();
-    let port = match ports.as_slice() {
-        [only] => *only,
-        _ => route.server_port,
-    };
-    Destination { port: Some(port), ..d.clone() }
 }
 
 /// What a passthrough port needs to serve its HTTPS servers too.

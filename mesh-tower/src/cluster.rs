@@ -628,7 +628,7 @@ impl Clusters {
                     (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                     _ => false,
                 }
-                && c.http2 == upstream_http2(&c.parts, snapshot, destination)
+                && c.http2 == mesh_core::protocol::upstream_http2(&c.parts, snapshot, destination)
         };
         if let Some(c) = cached
             && fresh(c)
@@ -647,7 +647,7 @@ impl Clusters {
             return c.clone();
         }
         let mut cluster = self.build(destination, policy.cloned(), version, previous.map(|c| &**c));
-        cluster.http2 = upstream_http2(&cluster.parts, snapshot, destination);
+        cluster.http2 = mesh_core::protocol::upstream_http2(&cluster.parts, snapshot, destination);
         cluster.checked_generation = AtomicU64::new(generation);
         let cluster = Arc::new(cluster);
         let mut next = FxHashMap::clone(&map);
@@ -794,52 +794,9 @@ impl Clusters {
     }
 }
 
-/// HTTP/2 to the endpoints? Istio's `shouldH2Upgrade`: `useClientProtocol` keeps the client's
-/// version (no upgrade), `h2UpgradePolicy: UPGRADE` upgrades, otherwise the service port's
-/// protocol decides.
-fn upstream_http2(parts: &PolicyParts, snapshot: &Snapshot, destination: &Destination) -> bool {
-    let pool = parts.connection_pool.as_ref();
-    !pool.is_some_and(|p| p.use_client_protocol)
-        && (pool.is_some_and(|p| p.h2_upgrade) || port_speaks_http2(snapshot, destination))
-}
-
-/// Istio's protocol selection for the destination's service port (see [`Cluster::http2`]).
-fn port_speaks_http2(snapshot: &Snapshot, destination: &Destination) -> bool {
-    let port = snapshot
-        .services(&destination.host)
-        .iter()
-        .flat_map(|s| s.ports.iter())
-        .find(|p| destination.port.is_none_or(|d| d == p.number));
-    port.is_some_and(|p| speaks_http2(&p.protocol, &p.name))
-}
-
-/// Does a service port with this protocol (upper case, empty if unset) and name speak HTTP/2?
-/// Without a protocol, Istio's explicit selection by port name applies: `<protocol>[-<suffix>]`
-/// (istio.io, ops/configuration/traffic-management/protocol-selection) — `grpc-api` is gRPC,
-/// `grpcapi` is not.
-fn speaks_http2(protocol: &str, name: &str) -> bool {
-    match protocol {
-        "HTTP2" | "GRPC" | "GRPC-WEB" => true,
-        "" => matches!(name.split('-').next().map(str::to_ascii_lowercase).as_deref(), Some("http2" | "grpc")),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http2_by_protocol_or_port_name() {
-        assert!(speaks_http2("GRPC", "anything"));
-        assert!(speaks_http2("HTTP2", ""));
-        assert!(!speaks_http2("HTTP", "grpc"));
-        assert!(speaks_http2("", "grpc"));
-        assert!(speaks_http2("", "grpc-web"));
-        assert!(speaks_http2("", "http2-api"));
-        assert!(!speaks_http2("", "grpcapi"));
-        assert!(!speaks_http2("", "http-grpc"));
-    }
 
     fn snapshot(yaml: &str) -> Snapshot {
         let mut store = mesh_config::ConfigStore::default();

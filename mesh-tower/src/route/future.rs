@@ -58,6 +58,7 @@ fn apply_response<B: LocalBody>(ops: &mesh_core::route::HeaderOps, parts: &mut h
         version: Some(parts.version),
         request: Some(&request),
         now: Some(super::wall_clock()),
+        hostname: Some(super::hostname()),
         ..Default::default()
     };
     ops.apply_with(&mut parts.headers, &ctx);

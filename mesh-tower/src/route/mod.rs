@@ -258,6 +258,7 @@ fn decide<B>(
                 downstream_local: addresses.and_then(|a| a.local),
                 version: Some(req.version()),
                 now: Some(wall_clock()),
+                hostname: Some(hostname()),
                 ..Default::default()
             };
             if let Some(d) = dest_edits {
@@ -292,6 +293,19 @@ fn decide<B>(
 #[allow(clippy::disallowed_methods)]
 pub(crate) fn wall_clock() -> std::time::SystemTime {
     std::time::SystemTime::now()
+}
+
+/// The machine's host name, for Envoy's `%HOSTNAME%` in header values: `$HOSTNAME`, else the
+/// kernel's (read once; mesh-core reads no environment, so the layer passes it in).
+pub(crate) fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_string()))
+            .unwrap_or_default()
+    })
 }
 
 /// Replace the path (keeping the query) and/or the authority of a request.
