@@ -118,6 +118,20 @@ impl OutlierDetector {
         !self.is_ejected(endpoint, now) || self.in_panic(now)
     }
 
+    /// Every endpoint's [`eligible`](Self::eligible) verdict at `now` (the panic check made once,
+    /// not per endpoint), in endpoint order.
+    pub fn eligibility(&self, now: Duration) -> impl Iterator<Item = bool> + '_ {
+        let panic = self.in_panic(now);
+        (0..self.hosts.len()).map(move |i| panic || !self.is_ejected(i, now))
+    }
+
+    /// Until when the verdicts at `now` hold without a new observation: the earliest end of an
+    /// ejection in force (`None`: none is, they hold until something is observed). A caller may
+    /// keep [`eligibility`](Self::eligibility) read at `now` and reuse it until then.
+    pub fn stable_until(&self, now: Duration) -> Option<Duration> {
+        self.hosts.iter().filter_map(|h| h.ejected_until).filter(|until| now < *until).min()
+    }
+
     /// Record what an endpoint did; returns the ejection it caused, if any.
     pub fn observe(&mut self, endpoint: usize, observation: Observation, now: Duration) -> Option<Ejection> {
         let split = self.config.split_external_local_origin_errors;
@@ -231,6 +245,28 @@ mod tests {
     }
 
     const T0: Duration = Duration::from_secs(100);
+
+    #[test]
+    fn the_eligibility_view_holds_until_the_first_ejection_ends_and_honours_panic() {
+        let mut d = OutlierDetector::new(OutlierDetection { max_ejection_percent: 100, ..config() }, 3);
+        assert_eq!(d.stable_until(T0), None);
+        assert!(d.eligibility(T0).all(|e| e));
+        for _ in 0..3 {
+            d.observe(1, Observation::Status(500), T0);
+        }
+        assert_eq!(d.eligibility(T0).collect::<Vec<_>>(), [true, false, true]);
+        assert_eq!(d.stable_until(T0), Some(T0 + Duration::from_secs(30)));
+        // At the end of the ejection the view no longer holds; after it, the endpoint is back.
+        assert_eq!(d.stable_until(T0 + Duration::from_secs(30)), None);
+        assert!(d.eligibility(T0 + Duration::from_secs(30)).all(|e| e));
+        // Below minHealthPercent every endpoint is eligible again (panic), as `eligible` says.
+        let mut p = OutlierDetector::new(OutlierDetection { min_health_percent: 90, ..config() }, 3);
+        for _ in 0..3 {
+            p.observe(0, Observation::Status(500), T0);
+        }
+        assert!(p.eligibility(T0).all(|e| e));
+        assert!((0..3).all(|i| p.eligible(i, T0)));
+    }
 
     #[test]
     fn consecutive_5xx_eject_and_return_after_base_time() {

@@ -12,7 +12,7 @@
 //! resets circuit breakers or returns ejected endpoints early. Requests in flight keep the
 //! cluster they started with.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -132,7 +132,7 @@ pub struct Cluster {
     balancer: Arc<Balancer>,
     load_balancer: Option<LoadBalancer>,
     active: Box<[AtomicU64]>,
-    outlier: Option<Arc<Mutex<OutlierDetector>>>,
+    outlier: Option<Arc<Outlier>>,
     pool: Arc<PoolState>,
     released: Arc<Notify>,
     limits: PoolLimits,
@@ -187,6 +187,57 @@ pub struct UpstreamTls(pub Arc<ClientTls>);
 
 fn lock(m: &Mutex<OutlierDetector>) -> MutexGuard<'_, OutlierDetector> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A cluster's outlier detector and a lock-free copy of its verdicts for picks.
+///
+/// A pick reads which endpoints are eligible from `eligible` without locking the detector,
+/// while the copy is current: until `stable_until`, the earliest end of an ejection in force
+/// (verdicts change only when an ejection ends or a new observation ejects, and ejections are
+/// written under the lock, which refreshes the copy). The first pick after that moment locks,
+/// runs the detector's sweeps and refreshes the copy. Envoy's workers read ejections from their
+/// own copy of the host set the same way; the detector itself runs on the main thread.
+#[derive(Debug)]
+struct Outlier {
+    detector: Mutex<OutlierDetector>,
+    /// Nanoseconds since the clusters' epoch until which `eligible` holds (`u64::MAX`: until an
+    /// observation changes it).
+    stable_until: AtomicU64,
+    /// Is any endpoint ineligible? `false` (the common case): no per-endpoint reads.
+    any_ineligible: AtomicBool,
+    eligible: Box<[AtomicBool]>,
+}
+
+impl Outlier {
+    fn new(detector: OutlierDetector, endpoints: usize) -> Outlier {
+        Outlier {
+            detector: Mutex::new(detector),
+            stable_until: AtomicU64::new(u64::MAX),
+            any_ineligible: AtomicBool::new(false),
+            eligible: (0..endpoints).map(|_| AtomicBool::new(true)).collect(),
+        }
+    }
+
+    /// Copy the detector's verdicts at `now` (called with the detector locked).
+    fn refresh(&self, d: &OutlierDetector, now: Duration) {
+        let mut any = false;
+        for (slot, e) in self.eligible.iter().zip(d.eligibility(now)) {
+            slot.store(e, Ordering::Relaxed);
+            any |= !e;
+        }
+        self.any_ineligible.store(any, Ordering::Relaxed);
+        let until = d.stable_until(now).map_or(u64::MAX, |u| u64::try_from(u.as_nanos()).unwrap_or(u64::MAX));
+        self.stable_until.store(until, Ordering::Release);
+    }
+
+    /// Is the copy current at `now`?
+    fn current(&self, now: Duration) -> bool {
+        u64::try_from(now.as_nanos()).is_ok_and(|n| n < self.stable_until.load(Ordering::Acquire))
+    }
+
+    fn eligible(&self, i: usize) -> bool {
+        !self.any_ineligible.load(Ordering::Relaxed) || self.eligible.get(i).is_none_or(|e| e.load(Ordering::Relaxed))
+    }
 }
 
 impl Cluster {
@@ -365,14 +416,17 @@ impl Cluster {
     pub fn pick(&self, hash: Option<u64>, avoid: &[Arc<str>]) -> Option<usize> {
         // The clock is read only when outlier detection needs it.
         let now = if self.outlier.is_some() { self.now() } else { Duration::ZERO };
-        let detector = self.outlier.as_ref().map(|o| {
-            let mut d = lock(o);
+        if let Some(o) = &self.outlier
+            && !o.current(now)
+        {
+            let mut d = lock(&o.detector);
             if !d.tick(now).is_empty() {
                 self.report_ejections_active(&d, now);
             }
-            d
-        });
-        let healthy = |i: usize| detector.as_ref().is_none_or(|d| d.eligible(i, now));
+            o.refresh(&d, now);
+        }
+        let outlier = self.outlier.as_deref();
+        let healthy = |i: usize| outlier.is_none_or(|o| o.eligible(i));
         // Slow start: an endpoint still warming up passes with the chance of its weight factor.
         let clock = self.parts.warmup.map(|w| (w, Instant::now()));
         let warm = |i: usize| {
@@ -444,7 +498,12 @@ impl Cluster {
         }
         if let Some(o) = &self.outlier {
             let now = self.now();
-            let mut d = lock(o);
+            let mut d = lock(&o.detector);
+            // The sweeps due first (picks run them only when their copy expires), so that an
+            // ejection's length counts the ejections a sweep would have forgiven by now.
+            if !d.tick(now).is_empty() {
+                o.refresh(&d, now);
+            }
             if let Some(ejection) = d.observe(i, observation, now) {
                 tracing::info!(
                     target: "meshwork::outlier",
@@ -458,6 +517,7 @@ impl Cluster {
                 metrics::counter!("meshwork_outlier_ejections_total", "cluster" => self.destination.host.clone())
                     .increment(1);
                 self.report_ejections_active(&d, now);
+                o.refresh(&d, now);
             }
         }
     }
@@ -472,7 +532,7 @@ impl Cluster {
     /// Is endpoint `i` ejected now?
     pub fn is_ejected(&self, i: usize) -> bool {
         let now = self.now();
-        self.outlier.as_ref().is_some_and(|o| lock(o).is_ejected(i, now))
+        self.outlier.as_ref().is_some_and(|o| lock(&o.detector).is_ejected(i, now))
     }
 }
 
@@ -714,8 +774,8 @@ impl Clusters {
             }
         };
         let outlier = parts.outlier_detection.clone().map(|config| match previous.and_then(|p| p.outlier.as_ref()) {
-            Some(o) if same_endpoints && *lock(o).config() == config => o.clone(),
-            _ => Arc::new(Mutex::new(OutlierDetector::new(config, endpoints.len()))),
+            Some(o) if same_endpoints && *lock(&o.detector).config() == config => o.clone(),
+            _ => Arc::new(Outlier::new(OutlierDetector::new(config, endpoints.len()), endpoints.len())),
         });
         let active = (0..endpoints.len())
             .map(|i| {

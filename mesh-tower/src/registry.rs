@@ -10,6 +10,8 @@
 //! subset's labels. Reads are lock-free (one `ArcSwap` load); writes copy and swap.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -123,10 +125,11 @@ impl Endpoint {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Registered from code.
-    manual: HashMap<Arc<str>, Arc<[Endpoint]>>,
+    /// Registered from code. (Fx hashing: looked up on every request by the request's host; the
+    /// keys come from code and config only, so a request cannot choose colliding keys.)
+    manual: FxHashMap<Arc<str>, Arc<[Endpoint]>>,
     /// From ServiceEntries / WorkloadEntries.
-    declared: HashMap<Arc<str>, Arc<[Endpoint]>>,
+    declared: FxHashMap<Arc<str>, Arc<[Endpoint]>>,
     version: u64,
 }
 
