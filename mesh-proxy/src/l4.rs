@@ -34,7 +34,8 @@ use mesh_tower::balance::Upstream;
 use mesh_tower::cluster::Cluster;
 use mesh_tower::{Mesh, ResponseFlags};
 
-use crate::server::{GatewayPort, next_connection};
+use crate::accept::{GatewayPort, accept_tls, next_connection};
+use crate::connection::{self, serve_terminated_https};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -58,7 +59,7 @@ pub async fn serve_l4(
     mesh: Mesh,
     gateway: Binding,
     port: u16,
-    stack: Option<crate::server::Upstream>,
+    stack: Option<connection::Upstream>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut connections = JoinSet::new();
@@ -68,7 +69,7 @@ pub async fn serve_l4(
         Binding::Mesh => None,
     };
     // A passthrough port may also have HTTPS servers: connections for their names are served
-    // through the mesh stack (see [`crate::server::serve_terminated_https`]).
+    // through the mesh stack (see [`serve_terminated_https`]).
     let https = match (&tls_port, stack) {
         (Some(p), Some(stack)) => Some(Https { port: p.clone(), stack, stop: stop.clone() }),
         _ => None,
@@ -123,9 +124,7 @@ async fn accept(
             match (server.route(sni.as_deref()), https) {
                 (Some(route), _) => forward(client, hello, route.clone(), peer, &mesh, &snapshot).await,
                 // Not one of the passthrough names: the port's HTTPS servers, if any, terminate it.
-                (None, Some(h)) => {
-                    crate::server::serve_terminated_https(client, hello, peer, h.port, h.stack, h.stop).await
-                }
+                (None, Some(h)) => serve_terminated_https(client, hello, peer, h.port, h.stack, h.stop).await,
                 (None, None) => {
                     tracing::debug!(target: "meshwork::proxy", %peer, port, sni = sni.as_deref().unwrap_or(""), "no route for the connection: closed");
                 }
@@ -143,7 +142,7 @@ async fn accept(
             match tls_port {
                 Some(tls_port) if terminates => {
                     let local = client.local_addr().ok();
-                    if let Some((tls, _)) = crate::server::accept_tls(client, local, &tls_port, servers, peer).await {
+                    if let Some((tls, _)) = accept_tls(client, local, &tls_port, servers, peer).await {
                         forward(tls, Vec::new(), route.clone(), peer, &mesh, &snapshot).await;
                     }
                 }
@@ -250,64 +249,8 @@ impl Drop for Active {
 #[derive(Clone)]
 pub(crate) struct Https {
     port: GatewayPort,
-    stack: crate::server::Upstream,
+    stack: connection::Upstream,
     stop: watch::Receiver<bool>,
-}
-
-/// A stream whose first bytes were read already (a ClientHello): they are read again first.
-#[derive(Debug)]
-pub(crate) struct Prefixed<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    /// `prefix`, then what `inner` reads.
-    pub(crate) fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Prefixed { prefix, at: 0, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        if self.at < self.prefix.len() {
-            let n = (self.prefix.len() - self.at).min(buf.remaining());
-            let (at, end) = (self.at, self.at + n);
-            buf.put_slice(&self.prefix[at..end]);
-            self.at = end;
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// Read the client's first TLS bytes until its ClientHello is whole: the server name it asks for

@@ -29,6 +29,9 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
+mod connection;
+
 pub mod admin;
 pub mod client;
 pub mod explain;
