@@ -314,7 +314,12 @@ mod tests {
             hosts: Box::new([Arc::from(host)]),
             ports: ports
                 .iter()
-                .map(|p| ServicePort { number: *p, name: Arc::from("tcp"), protocol: Arc::from("TCP"), target_port: None })
+                .map(|p| ServicePort {
+                    number: *p,
+                    name: Arc::from("tcp"),
+                    protocol: Arc::from("TCP"),
+                    target_port: None,
+                })
                 .collect(),
             resolution: Resolution::Static,
             mesh_internal: true,

@@ -27,6 +27,7 @@ pub mod balance;
 pub mod budget;
 pub mod cors;
 pub mod decision;
+pub mod endpoint;
 pub mod header_format;
 pub mod hop;
 pub mod host;

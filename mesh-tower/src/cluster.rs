@@ -6,6 +6,13 @@
 //! the limits from the DestinationRule that applies (Istio's namespace precedence, subset policy
 //! over the top-level one, port-level over both — [`mesh_core::policy::DestinationPolicy::resolve`]).
 //!
+//! The cluster keeps only state; what it decides is mesh-core's: the endpoint pick
+//! ([`mesh_core::endpoint::EndpointPick`]: locality level, slow start, tried and ejected
+//! endpoints), whether the endpoints speak HTTP/2 ([`mesh_core::protocol::upstream_http2`]), the
+//! outlier detector's verdicts ([`mesh_core::outlier`], read without a lock on the pick path).
+//! HTTP requests (the balance layer) and `mesh proxy`'s TCP connections pick, start and finish
+//! through the same [`Cluster::pick`], [`Cluster::started`] and [`Cluster::finished`].
+//!
 //! [`Clusters`] caches them. A cluster is rebuilt when the registry changes or a new snapshot
 //! brings a different DestinationRule; the rebuilt cluster keeps the connection-pool counters and,
 //! when its endpoints are the same, the outlier detector and balancer, so a config swap never
@@ -17,8 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mesh_core::balance::{Balancer, PickContext};
+use mesh_core::balance::Balancer;
 use mesh_core::budget::ConcurrencyBudget;
+use mesh_core::endpoint::EndpointPick;
 use mesh_core::locality::{self, Locality};
 use mesh_core::outlier::{Observation, OutlierDetector};
 use mesh_core::policy::{ClientTls, DestinationPolicy, HashKey, LoadBalancer, PolicyParts, TlsMode};
@@ -427,61 +435,25 @@ impl Cluster {
         }
         let outlier = self.outlier.as_deref();
         let healthy = |i: usize| outlier.is_none_or(|o| o.eligible(i));
-        // Slow start: an endpoint still warming up passes with the chance of its weight factor.
-        let clock = self.parts.warmup.map(|w| (w, Instant::now()));
-        let warm = |i: usize| {
-            clock.is_none_or(|(w, at)| {
-                let age = self.joined.get(i).map_or(Duration::MAX, |j| at.saturating_duration_since(*j));
-                let factor = w.factor(age);
-                factor >= 1.0 || crate::rng::f64() < factor
+        let tried = |i: usize| !avoid.is_empty() && self.endpoints.get(i).is_some_and(|e| avoid.contains(&e.address));
+        let active = |i: usize| self.active.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
+        // Slow start: each endpoint's weight factor by how long it has been in the cluster.
+        let warmup = self.parts.warmup.map(|w| (w, Instant::now()));
+        let factor = |i: usize| {
+            warmup.map_or(1.0, |(w, at)| {
+                w.factor(self.joined.get(i).map_or(Duration::MAX, |j| at.saturating_duration_since(*j)))
             })
         };
-        let fresh_warm = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address) && warm(i);
-        let fresh = |i: usize| healthy(i) && !avoid.iter().any(|a| *a == self.endpoints[i].address);
-        let active = |i: usize| self.active.get(i).map_or(0, |a| a.load(Ordering::Relaxed));
-        let mut rng = crate::rng::ThreadRandom;
-        // Locality: the priority level this request goes to, by how healthy each level is.
-        if let Some(priorities) = &self.priorities {
-            // No allocation: at most five levels.
-            let mut counts = [(0u32, 0u32); locality::MAX_LEVELS];
-            for (i, p) in priorities.iter().enumerate() {
-                if let Some(c) = counts.get_mut(usize::from(*p)) {
-                    c.1 += 1;
-                    c.0 += u32::from(healthy(i));
-                }
-            }
-            let mut loads = [0u64; locality::MAX_LEVELS];
-            locality::priority_loads(&counts, &mut loads);
-            if let Some(level) = locality::choose(&loads, crate::rng::u64()) {
-                let at_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level);
-                let in_level_warm = |i: usize| at_level(i) && fresh_warm(i);
-                let in_level = |i: usize| at_level(i) && fresh(i);
-                for eligible in [&in_level_warm as &dyn Fn(usize) -> bool, &in_level] {
-                    let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible };
-                    if let Some(i) = self.balancer.pick(&mut ctx) {
-                        return Some(i);
-                    }
-                    if clock.is_none() {
-                        break;
-                    }
-                }
-            }
-        }
-        if clock.is_some() {
-            let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh_warm };
-            if let Some(i) = self.balancer.pick(&mut ctx) {
-                return Some(i);
-            }
-        }
-        let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &fresh };
-        if let Some(i) = self.balancer.pick(&mut ctx) {
-            return Some(i);
-        }
-        if avoid.is_empty() {
-            return None;
-        }
-        let mut ctx = PickContext { rng: &mut rng, hash, active: &active, eligible: &healthy };
-        self.balancer.pick(&mut ctx)
+        let pick = EndpointPick {
+            balancer: &self.balancer,
+            hash,
+            priorities: self.priorities.as_deref(),
+            healthy: &healthy,
+            tried: &tried,
+            warmup: warmup.is_some().then_some(&factor as &dyn Fn(usize) -> f64),
+            active: &active,
+        };
+        pick.pick(&mut crate::rng::ThreadRandom)
     }
 
     /// An endpoint starts a request.
