@@ -25,6 +25,34 @@
 //! either way (Envoy, too, closed the connection by default until
 //! `stream_error_on_invalid_http_message`; envoyproxy/envoy#20575).
 //!
+//! # One stack per connection
+//!
+//! Each connection gets its own clone of the mesh stack ([`Upstream`]), made once when the
+//! connection is accepted; cloning it per request would copy every layer's shared handles (one
+//! atomic increment each). hyper calls a connection's service with `&self` and tower's
+//! `Service::call` takes `&mut self`, so the stack sits in a `RefCell`, not a `Mutex`: the
+//! connection's service is `Send` but not `Sync` (the compiler keeps every other task away from
+//! it), and hyper calls it one request at a time, never from inside another call, so the borrow
+//! always succeeds. Were it ever to fail, the request is answered 503 rather than panicking.
+//!
+//! Before each call the stack's `poll_ready` is asked once with a no-op waker. That is sound
+//! because the answer is always `Ready`, which registers no waker: every meshwork layer forwards
+//! `poll_ready` to the one below and [`UpstreamClient`] is always ready. The invariant is checked
+//! by a unit test on the stack [`upstream`] builds and by a `debug_assert!` on every request in
+//! debug builds. Should a layer ever answer `Pending`, release builds still keep tower's contract:
+//! that stack is not polled again with the no-op waker; the request goes through a clone of the
+//! stack, readied and called with the task's own waker (`tower::ServiceExt::oneshot`).
+//!
+//! Connection-pool admission (Istio's `connectionPool`, Envoy's circuit breakers) is therefore
+//! not in `poll_ready`: it is in `call`, in mesh-tower's pool layer ([`mesh_tower::pool`], just
+//! above the balance layer that picks the endpoint). Which pool applies depends on the cluster,
+//! which is known only once the route layer has decided the request's destination — something
+//! `poll_ready`, which sees no request, cannot know. A request beyond `maxConnections` /
+//! `http2MaxRequests` waits inside its own future while fewer than `http1MaxPendingRequests`
+//! wait, and is otherwise answered 503 `UO`; the stack as a whole never applies backpressure to
+//! the connection. (Gateway TCP and TLS passthrough connections are admitted per connection in
+//! [`crate::l4`].)
+//!
 //! # Gateway listeners
 //!
 //! [`GatewayPort`] makes a listener serve one port of an Istio Gateway, as Envoy's listener for
