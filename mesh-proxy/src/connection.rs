@@ -4,9 +4,9 @@
 //! [`crate::server`]'s module docs; the listeners of [`crate::server`] and the TLS passthrough
 //! ports of [`crate::l4`] hand their connections to it.
 
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -158,27 +158,7 @@ impl std::future::Future for Handle {
     }
 }
 
-/// The service hyper calls for each request of one connection: the connection's own copy of the
-/// mesh stack, and how the connection was accepted. See "One stack per connection" in
-/// [`crate::server`]'s module docs for why the stack sits in a `RefCell` and is asked to be ready
-/// with a no-op waker.
-struct ConnectionService {
-    /// `Send` but not `Sync`: only the connection's task can reach it.
-    stack: RefCell<Upstream>,
-    accepted: Accepted,
-}
-
-impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
-    type Response = ProxyResponse;
-    type Error = Infallible;
-    type Future = Handle;
-
-    fn call(&self, req: http::Request<Incoming>) -> Handle {
-        handle(&self.stack, &self.accepted, req)
-    }
-}
-
-fn handle(stack: &RefCell<Upstream>, accepted: &Accepted, mut req: http::Request<Incoming>) -> Handle {
+fn handle(stack: &Mutex<Upstream>, accepted: &Accepted, mut req: http::Request<Incoming>) -> Handle {
     if request_host(&req).is_none() {
         // Nothing to route by: HTTP/1.1 requires Host (RFC 9112 §3.2), as Envoy answers it.
         let reply = LocalReply::Direct { status: 400, body: Some(bytes::Bytes::from_static(b"missing host header")) };
@@ -199,14 +179,10 @@ fn handle(stack: &RefCell<Upstream>, accepted: &Accepted, mut req: http::Request
         req.extensions_mut().insert(accepted.affinity.clone());
     }
     let upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-    // Call the connection's stack without cloning it or taking a lock (see "One stack per
-    // connection" in `server`'s module docs): hyper calls one request at a time and never from
-    // inside a call, so the borrow is free; were it not, the request is refused, not a panic.
+    // Call the connection's stack without cloning it (see "One stack per connection" in
+    // `server`'s module docs): the lock is never contended, and a poisoned one is taken as is.
     use tower::Service;
-    let Ok(mut stack) = stack.try_borrow_mut() else {
-        let reply = LocalReply::Direct { status: 503, body: Some(bytes::Bytes::from_static(b"connection busy")) };
-        return Handle::Ready { response: Some(local(reply)) };
-    };
+    let mut stack = stack.lock().unwrap_or_else(|p| p.into_inner());
     // Every layer forwards `poll_ready` to the client, which is always ready: the answer is
     // `Ready` and registers no waker (tested below for the stack `upstream()` builds). A stack
     // that is not ready is never polled again with this waker: it is cloned and the clone
@@ -308,8 +284,10 @@ pub(crate) async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = accepted.peer;
+    let accepted = Arc::new(accepted);
+    let stack = Arc::new(Mutex::new(stack));
     let affinity = accepted.affinity.clone();
-    let service = ConnectionService { stack: RefCell::new(stack), accepted };
+    let service = hyper::service::service_fn(move |req| handle(&stack, &accepted, req));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     // The connection and the upstream connections its requests open run in this one task; the
     // stop signal starts a graceful shutdown (answer what is in flight, then close).
