@@ -11,6 +11,8 @@
 //! - [`explain`]: `mesh explain`'s output — the JSON of a mesh-core decision — and the JSON of
 //!   compiled rules that `/config_dump` shows.
 //! - [`admin`]: `/metrics` (Prometheus text), `/config_dump`, `/clusters`, `/ready`, `/healthz`.
+//! - [`app`]: the `mesh` command line (`validate`, `explain`, `proxy`) as functions over these
+//!   pieces; the `mesh` binary parses its arguments and calls [`app::run`].
 //! - [`reload`]: the configuration source — files loaded, validated per resource, applied to the
 //!   mesh; reloads on change (polling the files' contents) and on demand (SIGHUP in the binary),
 //!   keeping the last good version of every rejected resource.
@@ -33,6 +35,7 @@ mod accept;
 mod connection;
 
 pub mod admin;
+pub mod app;
 pub mod client;
 pub mod explain;
 pub mod gateway;

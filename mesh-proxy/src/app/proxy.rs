@@ -1,0 +1,187 @@
+//! `mesh proxy`: the pieces of this crate wired into a running proxy — the configuration source
+//! ([`ConfigSource`]) and its mesh, the listener ([`crate::server::serve`]) or a Gateway's
+//! listeners ([`GatewayListeners`]), the admin server ([`crate::admin`]) with Istio's Prometheus
+//! buckets, reloads (polling the files, and SIGHUP), and a graceful stop on SIGTERM or Ctrl-C.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mesh_core::ClientIdentity;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{Error, ProxyArgs, UsageError};
+use crate::gateway::{GatewayListeners, PortChange};
+use crate::reload::ConfigSource;
+
+/// Where `mesh proxy` listens without `--listen` (and without `--gateway`).
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 15001);
+
+/// Run the proxy `args` describes on a runtime of its own (`--threads`: one thread is a
+/// current-thread runtime, more the multi-thread scheduler) until SIGTERM or Ctrl-C, then drain.
+/// See [`serve_proxy`].
+pub fn proxy(args: ProxyArgs, out: impl Write) -> Result<(), Error> {
+    let runtime = runtime(args.threads)?;
+    runtime.block_on(serve_proxy(args, out))
+}
+
+/// The runtime `mesh proxy --threads` asks for: `Some(1)` a current-thread runtime (no
+/// work-stealing machinery, as an nginx worker), else the multi-thread scheduler with `n` workers
+/// (default: one per CPU).
+pub fn runtime(threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut runtime = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    runtime.enable_all().build()
+}
+
+/// Run the proxy `args` describes inside the current tokio runtime until SIGTERM or Ctrl-C, then
+/// drain in-flight requests and return. Installs the process's global Prometheus recorder (so
+/// once per process). Writes `listening on ADDR` (as a Gateway, one line per port opened, now
+/// and after reloads: `listening on ADDR port=PORT protocol=PROTOCOL`) and `admin on ADDR` to
+/// `out`, flushed once the listeners are open.
+pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Error> {
+    // Istio's standard histograms are Prometheus histograms with Istio's default buckets (not
+    // summaries); the recorder keeps raw samples until upkeep folds them into the buckets, so it
+    // runs every few seconds whether or not anyone scrapes /metrics (otherwise memory grows with
+    // every request).
+    let prometheus = crate::admin::install_prometheus_recorder()?;
+    let reload_interval = Duration::from_millis(args.reload_interval_ms.max(10));
+    let gateway = match args.gateway.as_deref() {
+        Some(g) => Some(g.split_once('/').ok_or_else(|| UsageError::GatewayFlag(g.to_string()))?),
+        None => None,
+    };
+    let compile = args.settings.compile_options(&args.namespace);
+    let source = ConfigSource::with_options(args.files.clone(), compile, |b| {
+        let mut b = b.workload("mesh-proxy").access_log(args.access_log);
+        if let Some(l) = &args.locality {
+            b = b.client_identity(ClientIdentity::new(&args.namespace, []).with_locality(l));
+        }
+        match gateway {
+            Some((ns, name)) => b.gateway(ns, name),
+            None => b,
+        }
+    })?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut plain = None;
+    let mut gateway_listeners = None;
+    match gateway {
+        None => {
+            let address = args.listen.unwrap_or(DEFAULT_LISTEN);
+            let listener =
+                tokio::net::TcpListener::bind(address).await.map_err(|error| Error::Listen { address, error })?;
+            writeln!(out, "listening on {}", listener.local_addr()?)?;
+            plain = Some(listener);
+        }
+        Some((ns, name)) => {
+            if args.listen.is_some() {
+                return Err(UsageError::ListenWithGateway.into());
+            }
+            let stack = crate::server::upstream(source.mesh());
+            let mut listeners = GatewayListeners::new(
+                source.mesh().clone(),
+                ns,
+                name,
+                args.gateway_address,
+                port_map(&args.port_map)?,
+                stack,
+            );
+            if !listeners.declared() {
+                return Err(Error::GatewayNotDeclared { namespace: ns.to_string(), name: name.to_string() });
+            }
+            // The ports declared at start must open; later ones are retried on each reconcile.
+            for change in listeners.reconcile(&stopped).await {
+                if let PortChange::Failed { port, address, error } = change {
+                    return Err(Error::GatewayPort { port, address, error });
+                }
+                report_port_change(&mut out, change);
+            }
+            gateway_listeners = Some(listeners);
+        }
+    }
+    if let Some(address) = args.admin {
+        let admin = tokio::net::TcpListener::bind(address).await.map_err(|error| Error::Admin { address, error })?;
+        writeln!(out, "admin on {}", admin.local_addr()?)?;
+        let router = crate::admin::router(source.clone(), Some(prometheus));
+        tokio::spawn(async move { axum::serve(admin, router).await });
+    }
+    out.flush()?;
+
+    tokio::spawn(source.clone().watch(reload_interval));
+    let mut hangup = signal(SignalKind::hangup())?;
+    let reload_on_hangup = source.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let s = reload_on_hangup.clone();
+            let _ = tokio::task::spawn_blocking(move || s.reload()).await;
+        }
+    });
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!(target: "meshwork::proxy", "shutting down: draining in-flight requests");
+        let _ = stop.send(true);
+    });
+    if let Some(listener) = plain {
+        crate::server::serve(listener, crate::server::upstream(source.mesh()), stopped).await?;
+        return Ok(());
+    }
+    let Some(mut listeners) = gateway_listeners else { return Ok(()) };
+    let mut stopping = stopped.clone();
+    loop {
+        for change in listeners.reconcile(&stopped).await {
+            report_port_change(&mut out, change);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(reload_interval) => {}
+            _ = stopping.wait_for(|s| *s) => break,
+        }
+    }
+    listeners.shutdown().await?;
+    Ok(())
+}
+
+/// `--port-map PORT=ADDR` flags as a map.
+fn port_map(flags: &[String]) -> Result<HashMap<u16, SocketAddr>, UsageError> {
+    let mut map = HashMap::new();
+    for m in flags {
+        let (port, addr) = m.split_once('=').ok_or_else(|| UsageError::PortMap(m.clone()))?;
+        let port: u16 = port.parse().map_err(|_| UsageError::PortMapPort(port.to_string()))?;
+        let addr: SocketAddr = addr.parse().map_err(|_| UsageError::PortMapAddress(addr.to_string()))?;
+        map.insert(port, addr);
+    }
+    Ok(map)
+}
+
+/// Print (opened ports, on `out`, as the first ones) or log what a Gateway reconcile did.
+fn report_port_change(out: &mut impl Write, change: PortChange) {
+    match change {
+        PortChange::Opened { port, protocol, address } => {
+            let _ = writeln!(out, "listening on {address} port={port} protocol={protocol}");
+            let _ = out.flush();
+            tracing::info!(target: "meshwork::proxy", port, %protocol, %address, "gateway port opened");
+        }
+        PortChange::Closed { port } => {
+            tracing::info!(target: "meshwork::proxy", port, "gateway port closing (draining)")
+        }
+        PortChange::Failed { port, address, error } => {
+            tracing::warn!(target: "meshwork::proxy", port, %address, %error, "gateway port cannot be opened")
+        }
+        PortChange::Skipped { port, protocol } => tracing::warn!(
+            target: "meshwork::proxy",
+            port,
+            %protocol,
+            "gateway port not opened: meshwork serves HTTP, HTTPS, HTTP2 and GRPC servers"
+        ),
+    }
+}
