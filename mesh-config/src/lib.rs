@@ -1,5 +1,5 @@
-//! Istio's `networking.istio.io` configuration for meshwork: YAML in, a compiled
-//! [`mesh_core::Snapshot`] out.
+//! Istio's `networking.istio.io` configuration, and the Kubernetes Services, EndpointSlices and
+//! Pods behind it, for meshwork: YAML in, a compiled [`mesh_core::Snapshot`] out.
 //!
 //! ```text
 //! YAML files / dirs / strings
@@ -21,6 +21,7 @@ mod de;
 mod delegate;
 pub mod diag;
 pub mod duration;
+pub mod kube;
 pub mod load;
 pub mod store;
 pub mod types;

@@ -2,8 +2,11 @@
 //!
 //! - A stream may hold many `---`-separated documents; a Kubernetes `List` is opened up.
 //! - `networking.istio.io` resources of kinds meshwork reads, in `v1alpha3`, `v1beta1` or `v1`, are
-//!   parsed; other kinds (Deployments, Services, Gateway API routes, Istio kinds meshwork does not
-//!   handle) are skipped with a note, never an error.
+//!   parsed, and so are the Kubernetes kinds of service discovery (core `v1` Service, Pod,
+//!   Namespace, Node; `discovery.k8s.io/v1` EndpointSlice; see [`crate::types::kube`]), so a
+//!   directory of `kubectl get -o yaml` output is a configuration; other kinds (Deployments,
+//!   ConfigMaps, Gateway API routes, Istio kinds meshwork does not handle) are skipped with a
+//!   note, never an error.
 //! - A `kind` in `networking.istio.io` that Istio does not define (`VirtualSevice`), or an API
 //!   group one typo away from `networking.istio.io`, is a misspelling, not another kind: an error
 //!   ([`Code::UnknownKind`]) naming the closest kind, as
@@ -231,6 +234,10 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         }
         return;
     }
+    if let Some(kind) = Kind::kubernetes(&api_version, &kind_text) {
+        load_kubernetes(root, kind, &api_version, file, options, out);
+        return;
+    }
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
     let kind = Kind::parse(&kind_text).filter(|_| group == GROUP);
     let meta_node = root.get("metadata");
@@ -314,6 +321,8 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         Kind::Gateway => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::Gateway),
         Kind::ServiceEntry => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ServiceEntry),
         Kind::WorkloadEntry => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::WorkloadEntry),
+        // Read by `load_kubernetes`; never in `GROUP`.
+        Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice => return,
     };
     for u in unknown.into_inner() {
         let mut message = format!("unknown field {:?}", u.field);
@@ -345,6 +354,100 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         line: root.line,
         spec,
         spec_node: root.get("spec").map(|n| Arc::new(n.clone())),
+    });
+}
+
+/// A Kubernetes object of a kind meshwork reads ([`Kind::kubernetes`]). The whole document is
+/// typed (an EndpointSlice has no `spec`: its fields sit at the top), and the resource's YAML tree
+/// is the whole document, so validation paths read `spec.ports[0].port`, `endpoints[0]...`.
+/// Fields the types do not know are ignored, as Kubernetes clients ignore them; one close to a
+/// field meshwork reads (and no other Kubernetes field) is a warning: a misspelling whose value
+/// would otherwise be lost silently.
+fn load_kubernetes(
+    root: &Arc<Node>,
+    kind: Kind,
+    api_version: &str,
+    file: &Option<Arc<str>>,
+    options: &LoadOptions,
+    out: &mut Loaded,
+) {
+    use crate::types::kube;
+    let unknown = RefCell::new(Vec::new());
+    let path = de::Path::Root;
+    let parsed = match kind {
+        Kind::Service => de::from_node(root, path, &unknown).map(Spec::Service),
+        Kind::Pod => de::from_node(root, path, &unknown).map(Spec::Pod),
+        Kind::Namespace => de::from_node(root, path, &unknown).map(Spec::Namespace),
+        Kind::Node => de::from_node(root, path, &unknown).map(Spec::Node),
+        Kind::EndpointSlice => de::from_node(root, path, &unknown).map(Spec::EndpointSlice),
+        Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry => {
+            return;
+        }
+    };
+    let cluster_scoped = matches!(kind, Kind::Namespace | Kind::Node);
+    let meta_node = root.get("metadata");
+    let meta_str = |key: &str| meta_node.and_then(|m| m.get(key)).and_then(Node::as_str).unwrap_or("");
+    let namespace = match meta_str("namespace") {
+        _ if cluster_scoped => "",
+        "" => options.default_namespace.as_str(),
+        ns => ns,
+    };
+    let id = ResourceRef {
+        kind: Arc::from(kind.as_str()),
+        namespace: Arc::from(namespace),
+        name: Arc::from(meta_str("name")),
+    };
+    let diag = |severity: Severity, line: u32, path: String, message: String| Diagnostic {
+        severity,
+        code: None,
+        file: file.clone(),
+        line,
+        resource: Some(id.clone()),
+        path,
+        message,
+    };
+    for u in unknown.into_inner() {
+        let under_pod_spec = kind == Kind::Pod && (u.path.starts_with("spec.") || u.path.starts_with("status."));
+        if under_pod_spec || kube::KNOWN_UNREAD.contains(&u.field.as_str()) {
+            continue;
+        }
+        if let Some(s) = u.suggestion {
+            let message = format!("unknown field {:?} (did you mean {s:?}?): ignored", u.field);
+            out.diagnostics.push(diag(Severity::Warning, u.line, u.path, message));
+        }
+    }
+    let mut spec = match parsed {
+        Ok(spec) => spec,
+        Err(e) => {
+            out.diagnostics.push(de_diag(e, file, Some(id), root.line));
+            return;
+        }
+    };
+    let Some(metadata) = spec.kube_metadata_mut() else {
+        return;
+    };
+    if metadata.name.is_empty() {
+        out.diagnostics.push(diag(
+            Severity::Error,
+            root.line,
+            "metadata.name".into(),
+            "a resource needs a name".into(),
+        ));
+        return;
+    }
+    metadata.namespace = namespace.to_string();
+    let (labels, annotations) = (metadata.labels.clone(), metadata.annotations.clone());
+    out.resources.push(Resource {
+        kind,
+        api_version: Arc::from(api_version),
+        name: id.name,
+        namespace: id.namespace,
+        labels,
+        annotations,
+        file: file.clone(),
+        line: root.line,
+        spec,
+        spec_node: Some(root.clone()),
     });
 }
 

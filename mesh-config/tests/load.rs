@@ -59,8 +59,8 @@ fn validation_errors_point_at_the_line() {
 #[test]
 fn other_kinds_are_skipped_not_errors() {
     let text = r#"
-apiVersion: v1
-kind: Service
+apiVersion: apps/v1
+kind: Deployment
 metadata: {name: reviews}
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -79,7 +79,10 @@ spec:
 "#;
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    assert_eq!(loaded.skipped.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(), ["Service", "HTTPRoute", "Sidecar"]);
+    assert_eq!(
+        loaded.skipped.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(),
+        ["Deployment", "HTTPRoute", "Sidecar"]
+    );
     assert_eq!(loaded.resources.len(), 1);
     assert_eq!(loaded.resources[0].kind, Kind::DestinationRule);
     assert_eq!(&*loaded.resources[0].namespace, "bookinfo");

@@ -97,7 +97,15 @@ impl<'a> Index<'a> {
                         index.rules.entry(host).or_default().push(rule);
                     }
                 }
-                Spec::VirtualService(_) | Spec::WorkloadEntry(_) => {}
+                Spec::Service(_) => {
+                    index.kubernetes_services.insert(qualify(&r.name, &r.namespace, domain));
+                }
+                Spec::VirtualService(_)
+                | Spec::WorkloadEntry(_)
+                | Spec::Pod(_)
+                | Spec::Namespace(_)
+                | Spec::Node(_)
+                | Spec::EndpointSlice(_) => {}
             }
         }
         for s in skipped {

@@ -24,11 +24,13 @@
 //! - `http_route`: one `http[]` rule: matches, action, retries, faults, CORS, header edits;
 //! - `destination_rule`: traffic policies and subsets;
 //! - `gateway`: Gateway servers;
-//! - `service_entry`: ServiceEntries and WorkloadEntries.
+//! - `service_entry`: ServiceEntries and WorkloadEntries;
+//! - `kube`: Kubernetes Services, with endpoints from EndpointSlices and Pods.
 
 mod destination_rule;
 mod gateway;
 mod http_route;
+mod kube;
 mod service_entry;
 mod virtual_service;
 
@@ -152,12 +154,24 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             _ => None,
         })
         .collect();
+    // Kubernetes EndpointSlices, Pods and Nodes, for the endpoints of Kubernetes Services.
+    let kube_index = crate::kube::Index::from_resources(resources);
     for r in resources {
+        let kube_export_to;
         let export_to = match &r.spec {
             Spec::VirtualService(v) => &v.export_to[..],
             Spec::DestinationRule(d) => &d.export_to[..],
             Spec::ServiceEntry(s) => &s.export_to[..],
-            Spec::Gateway(_) | Spec::WorkloadEntry(_) => &[],
+            Spec::Service(s) => {
+                kube_export_to = s.export_to();
+                &kube_export_to[..]
+            }
+            Spec::Gateway(_)
+            | Spec::WorkloadEntry(_)
+            | Spec::Pod(_)
+            | Spec::Namespace(_)
+            | Spec::Node(_)
+            | Spec::EndpointSlice(_) => &[],
         };
         if !options.visible(&r.namespace, export_to) {
             continue;
@@ -180,6 +194,12 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
                 name: r.name.clone(),
                 endpoint: service_entry::endpoint(w),
             }),
+            Spec::Service(s) => {
+                for decl in c.kubernetes_service(s, &kube_index) {
+                    builder.add_service(decl);
+                }
+            }
+            Spec::Pod(_) | Spec::Namespace(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
         }
     }
     Compiled { snapshot: builder.build(), diagnostics }

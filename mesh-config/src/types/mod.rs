@@ -1,4 +1,5 @@
-//! Typed mirrors of Istio's `networking.istio.io` resources.
+//! Typed mirrors of Istio's `networking.istio.io` resources, and of the Kubernetes resources
+//! meshwork reads for service discovery ([`kube`]: Service, Pod, Namespace, Node, EndpointSlice).
 //!
 //! The same Rust types serve `v1alpha3`, `v1beta1` and `v1`: Istio serves one schema under all
 //! three versions. Field names and enum spellings are Istio's, so YAML written for Istio reads
@@ -6,6 +7,7 @@
 
 pub mod destination_rule;
 pub mod gateway;
+pub mod kube;
 pub mod service_entry;
 pub mod virtual_service;
 
@@ -23,7 +25,9 @@ pub use virtual_service::VirtualService;
 use crate::diag::ResourceRef;
 use crate::yaml::Node;
 
-/// The kinds of `networking.istio.io` resource meshwork reads.
+/// The kinds of resource meshwork reads: `networking.istio.io` kinds, and the Kubernetes kinds of
+/// service discovery (core `v1` Service, Pod, Namespace, Node; `discovery.k8s.io/v1`
+/// EndpointSlice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     /// Routing rules.
@@ -36,6 +40,16 @@ pub enum Kind {
     ServiceEntry,
     /// A workload (endpoint) added to the registry.
     WorkloadEntry,
+    /// A Kubernetes Service (core `v1`).
+    Service,
+    /// A Kubernetes Pod (core `v1`; metadata, IPs and node).
+    Pod,
+    /// A Kubernetes Namespace (core `v1`; labels).
+    Namespace,
+    /// A Kubernetes Node (core `v1`; labels, for locality).
+    Node,
+    /// A Kubernetes EndpointSlice (`discovery.k8s.io/v1`).
+    EndpointSlice,
 }
 
 impl Kind {
@@ -47,10 +61,47 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::ServiceEntry => "ServiceEntry",
             Kind::WorkloadEntry => "WorkloadEntry",
+            Kind::Service => "Service",
+            Kind::Pod => "Pod",
+            Kind::Namespace => "Namespace",
+            Kind::Node => "Node",
+            Kind::EndpointSlice => "EndpointSlice",
         }
     }
 
-    /// Parse a Kubernetes `kind` string.
+    /// The API group of the kind: `networking.istio.io`, `""` (core) or `discovery.k8s.io`.
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry => {
+                crate::load::GROUP
+            }
+            Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node => "",
+            Kind::EndpointSlice => kube::DISCOVERY_GROUP,
+        }
+    }
+
+    /// Is this one of the Kubernetes kinds (not an Istio kind)?
+    pub fn is_kubernetes(self) -> bool {
+        !matches!(
+            self,
+            Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry
+        )
+    }
+
+    /// The Kubernetes kind meshwork reads for an `apiVersion` and `kind` (`v1` `Service`,
+    /// `discovery.k8s.io/v1` `EndpointSlice`...); `None` for anything else.
+    pub fn kubernetes(api_version: &str, kind: &str) -> Option<Kind> {
+        match (api_version, kind) {
+            ("v1", "Service") => Some(Kind::Service),
+            ("v1", "Pod") => Some(Kind::Pod),
+            ("v1", "Namespace") => Some(Kind::Namespace),
+            ("v1", "Node") => Some(Kind::Node),
+            (kube::DISCOVERY_V1, "EndpointSlice") => Some(Kind::EndpointSlice),
+            _ => None,
+        }
+    }
+
+    /// Parse a `kind` string (Istio and Kubernetes kinds alike; the API group is not checked).
     pub fn parse(kind: &str) -> Option<Kind> {
         Some(match kind {
             "VirtualService" => Kind::VirtualService,
@@ -58,6 +109,11 @@ impl Kind {
             "Gateway" => Kind::Gateway,
             "ServiceEntry" => Kind::ServiceEntry,
             "WorkloadEntry" => Kind::WorkloadEntry,
+            "Service" => Kind::Service,
+            "Pod" => Kind::Pod,
+            "Namespace" => Kind::Namespace,
+            "Node" => Kind::Node,
+            "EndpointSlice" => Kind::EndpointSlice,
             _ => return None,
         })
     }
@@ -105,6 +161,50 @@ pub enum Spec {
     ServiceEntry(ServiceEntry),
     /// A WorkloadEntry.
     WorkloadEntry(WorkloadEntry),
+    /// A Kubernetes Service.
+    Service(kube::Service),
+    /// A Kubernetes Pod.
+    Pod(kube::Pod),
+    /// A Kubernetes Namespace.
+    Namespace(kube::Namespace),
+    /// A Kubernetes Node.
+    Node(kube::Node),
+    /// A Kubernetes EndpointSlice.
+    EndpointSlice(kube::EndpointSlice),
+}
+
+impl Spec {
+    /// The metadata of a Kubernetes object (`None` for the Istio kinds, whose metadata is on
+    /// [`Resource`]).
+    pub fn kube_metadata(&self) -> Option<&kube::Metadata> {
+        match self {
+            Spec::Service(s) => Some(&s.metadata),
+            Spec::Pod(p) => Some(&p.metadata),
+            Spec::Namespace(n) => Some(&n.metadata),
+            Spec::Node(n) => Some(&n.metadata),
+            Spec::EndpointSlice(e) => Some(&e.metadata),
+            Spec::VirtualService(_)
+            | Spec::DestinationRule(_)
+            | Spec::Gateway(_)
+            | Spec::ServiceEntry(_)
+            | Spec::WorkloadEntry(_) => None,
+        }
+    }
+
+    pub(crate) fn kube_metadata_mut(&mut self) -> Option<&mut kube::Metadata> {
+        match self {
+            Spec::Service(s) => Some(&mut s.metadata),
+            Spec::Pod(p) => Some(&mut p.metadata),
+            Spec::Namespace(n) => Some(&mut n.metadata),
+            Spec::Node(n) => Some(&mut n.metadata),
+            Spec::EndpointSlice(e) => Some(&mut e.metadata),
+            Spec::VirtualService(_)
+            | Spec::DestinationRule(_)
+            | Spec::Gateway(_)
+            | Spec::ServiceEntry(_)
+            | Spec::WorkloadEntry(_) => None,
+        }
+    }
 }
 
 /// A resource read from YAML, with where it came from.
@@ -126,9 +226,10 @@ pub struct Resource {
     pub file: Option<Arc<str>>,
     /// Line of the document's first key.
     pub line: u32,
-    /// The typed spec.
+    /// The typed spec (for a Kubernetes kind, the whole object: its metadata too).
     pub spec: Spec,
-    /// The spec's YAML tree, to give lines to validation messages.
+    /// The spec's YAML tree (a Kubernetes kind's whole document), to give lines to validation
+    /// messages.
     pub(crate) spec_node: Option<Arc<Node>>,
 }
 

@@ -4,11 +4,13 @@
 //! `agent/validation.go`) and the CEL rules of Istio's CRD schemas (durations of at least 1 ms,
 //! for instance). Each check cites the message Istio gives where one exists, so users who know
 //! Istio's errors recognise ours. Warnings are Istio's warnings; `unsupported` diagnostics mark
-//! fields meshwork reads but does not act on.
+//! fields meshwork reads but does not act on. The Kubernetes kinds (Service, Pod, Namespace,
+//! Node, EndpointSlice) are checked as the Kubernetes API server checks them (`kube`).
 
 mod common;
 mod destination_rule;
 mod gateway;
+mod kube;
 mod service_entry;
 mod virtual_service;
 
@@ -27,6 +29,11 @@ pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
         Spec::Gateway(gw) => gateway::validate(&mut ctx, gw),
         Spec::ServiceEntry(se) => service_entry::validate(&mut ctx, se),
         Spec::WorkloadEntry(we) => service_entry::validate_workload_entry(&mut ctx, we),
+        Spec::Service(s) => kube::validate_service(&mut ctx, s),
+        Spec::Pod(p) => kube::validate_pod(&mut ctx, p),
+        Spec::Namespace(n) => kube::validate_namespace(&mut ctx, n),
+        Spec::Node(n) => kube::validate_node(&mut ctx, n),
+        Spec::EndpointSlice(e) => kube::validate_endpoint_slice(&mut ctx, e),
     }
     ctx.out
 }

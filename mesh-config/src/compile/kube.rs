@@ -1,0 +1,106 @@
+//! Kubernetes Services compiled into [`mesh_core::service::ServiceDecl`]s, their endpoints built
+//! from EndpointSlices and Pods ([`crate::kube::endpoints`]), so that they reach the endpoint
+//! registry the way a ServiceEntry's endpoints do.
+//!
+//! A Service becomes a declaration with the host `<name>.<namespace>.svc.<domain>`, the
+//! Service's ports (protocol by Istio's `ConvertProtocol`, [`crate::kube::protocol`]),
+//! `resolution: STATIC` and one endpoint per address, its `ports` mapping each Service port name
+//! to the slice's port number — what a `MESH_INTERNAL` ServiceEntry listing those endpoints
+//! gives. Two cases differ from that:
+//!
+//! - An address that serves only some of the Service's ports (its slices list fewer ports, as
+//!   when a Pod lacks a named `targetPort`) goes into a second declaration of the same host with
+//!   only those ports, so it never receives traffic for a port it does not serve.
+//! - `type: ExternalName` becomes `resolution: DNS` with the external name as its one endpoint
+//!   and `MESH_EXTERNAL`, as Istio's `ConvertService` makes it an alias of that name.
+//!
+//! A headless Service (`clusterIP: None`) is, in Istio, a passthrough: clients resolve the name
+//! to Pod IPs themselves. meshwork balances over the same endpoints instead.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mesh_core::service::{EndpointDecl, Resolution, ServiceDecl, ServicePort};
+
+use super::{Ctx, arc};
+use crate::kube::{self, Index};
+use crate::types::kube::Service;
+
+impl Ctx<'_> {
+    pub(super) fn kubernetes_service(&mut self, s: &Service, index: &Index<'_>) -> Vec<ServiceDecl> {
+        let host: Arc<str> =
+            Arc::from(kube::hostname(&s.metadata.name, &self.r.namespace, self.domain).to_ascii_lowercase());
+        let ports: Vec<ServicePort> = s
+            .spec
+            .ports
+            .iter()
+            .filter_map(|p| {
+                Some(ServicePort {
+                    number: u16::try_from(p.port).ok().filter(|n| *n != 0)?,
+                    name: arc(p.name.as_deref().unwrap_or("")),
+                    protocol: arc(kube::protocol(p)),
+                    target_port: None,
+                })
+            })
+            .collect();
+        let decl = |ports: Vec<ServicePort>, endpoints: Vec<EndpointDecl>, resolution, mesh_internal| ServiceDecl {
+            namespace: self.r.namespace.clone(),
+            name: self.r.name.clone(),
+            hosts: Box::new([host.clone()]),
+            ports: ports.into_boxed_slice(),
+            resolution,
+            mesh_internal,
+            endpoints: endpoints.into_boxed_slice(),
+            workload_selector: None,
+        };
+        if s.is_external_name() {
+            let name = s.spec.external_name.as_deref().unwrap_or("").trim_end_matches('.');
+            let endpoint = EndpointDecl {
+                address: arc(name),
+                ports: BTreeMap::new(),
+                labels: BTreeMap::new(),
+                weight: 1,
+                locality: None,
+                network: None,
+            };
+            return vec![decl(ports, vec![endpoint], Resolution::Dns, false)];
+        }
+
+        // One endpoint per address, its ports by Service port name.
+        let mut by_address: Vec<EndpointDecl> = Vec::new();
+        let mut position: BTreeMap<String, usize> = BTreeMap::new();
+        for e in kube::endpoints(s, index) {
+            let i = *position.entry(e.address.clone()).or_insert_with(|| {
+                by_address.push(EndpointDecl {
+                    address: arc(&e.address),
+                    ports: BTreeMap::new(),
+                    labels: e.labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
+                    weight: 1,
+                    locality: e.locality.as_deref().map(arc),
+                    network: None,
+                });
+                by_address.len() - 1
+            });
+            if let Some(decl) = by_address.get_mut(i) {
+                decl.ports.entry(arc(&e.port_name)).or_insert(e.port);
+            }
+        }
+        // Addresses serving every port in the main declaration; the others grouped by the ports
+        // they serve.
+        let mut full = Vec::new();
+        let mut partial: BTreeMap<Vec<Arc<str>>, Vec<EndpointDecl>> = BTreeMap::new();
+        for e in by_address {
+            if ports.iter().all(|p| e.ports.contains_key(&p.name)) {
+                full.push(e);
+            } else {
+                partial.entry(e.ports.keys().cloned().collect()).or_default().push(e);
+            }
+        }
+        let mut out = vec![decl(ports.clone(), full, Resolution::Static, true)];
+        for (names, endpoints) in partial {
+            let some: Vec<ServicePort> = ports.iter().filter(|p| names.contains(&p.name)).cloned().collect();
+            out.push(decl(some, endpoints, Resolution::Static, true));
+        }
+        out
+    }
+}

@@ -1,0 +1,316 @@
+//! Typed mirrors of the Kubernetes resources meshwork reads for service discovery: core `v1`
+//! [`Service`], [`Pod`] (metadata, IPs, node and service account), [`Namespace`] and [`Node`]
+//! (labels), and `discovery.k8s.io/v1` [`EndpointSlice`].
+//!
+//! Only the fields Istio's Kubernetes registry reads are typed (istio/istio
+//! `pilot/pkg/serviceregistry/kube/conversion.go`, `controller/endpointslice.go`,
+//! `controller/endpoint_builder.go`); the rest of each object is accepted and ignored, so the
+//! output of `kubectl get -o yaml` (status, managed fields, container specs...) reads unchanged.
+//! Field names are the Kubernetes API's (<https://kubernetes.io/docs/reference/kubernetes-api/>).
+//! Unlike the Istio kinds, a field these types do not know is not an error: Kubernetes objects
+//! carry many fields meshwork has no use for, and newer API servers add more. A field one typo
+//! away from one meshwork reads (`adressType`) is a warning.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The API group of EndpointSlice.
+pub const DISCOVERY_GROUP: &str = "discovery.k8s.io";
+/// The `apiVersion` of the EndpointSlices meshwork reads (`v1beta1` was removed in Kubernetes
+/// 1.25).
+pub const DISCOVERY_V1: &str = "discovery.k8s.io/v1";
+
+/// `kubernetes.io/service-name`: the label naming the Service an EndpointSlice belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// `multicluster.kubernetes.io/service-name`: the label of slices made for a multi-cluster
+/// (MCS) ServiceImport, which Istio's endpoint controller does not read.
+pub const MCS_SERVICE_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
+/// `networking.istio.io/exportTo`: the annotation that limits where a Service is visible.
+pub const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
+
+/// The `metadata` of a Kubernetes object, as far as meshwork reads it. The loader fills in
+/// `namespace` with its default namespace when the document gives none, so an object is
+/// self-contained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Metadata {
+    /// `name`.
+    pub name: String,
+    /// `namespace` (the loader's default namespace when the document gives none; empty for
+    /// cluster-scoped kinds: Namespace, Node).
+    pub namespace: String,
+    /// `labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `annotations`.
+    pub annotations: BTreeMap<String, String>,
+    /// `resourceVersion`, as the API server gave it (opaque).
+    pub resource_version: Option<String>,
+    /// `creationTimestamp` (RFC 3339), as the API server gave it.
+    pub creation_timestamp: Option<String>,
+    /// `uid`.
+    pub uid: Option<String>,
+}
+
+/// A core `v1` Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// `spec`.
+    pub spec: ServiceSpec,
+}
+
+impl Service {
+    /// The namespaces the Service is visible to, from its `networking.istio.io/exportTo`
+    /// annotation (comma-separated, as Istio's `ConvertService` reads it); empty: everywhere.
+    pub fn export_to(&self) -> Vec<String> {
+        self.metadata
+            .annotations
+            .get(EXPORT_TO_ANNOTATION)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Is this an `ExternalName` Service with a name to alias?
+    pub fn is_external_name(&self) -> bool {
+        self.spec.type_.as_deref() == Some("ExternalName")
+            && self.spec.external_name.as_deref().is_some_and(|n| !n.is_empty())
+    }
+
+    /// Is this a headless Service (`clusterIP: None`)?
+    pub fn is_headless(&self) -> bool {
+        self.spec.cluster_ip.as_deref() == Some("None")
+    }
+}
+
+/// A Service's `spec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceSpec {
+    /// `ports`.
+    pub ports: Vec<ServicePort>,
+    /// `selector`: the labels of the Pods behind the Service.
+    pub selector: BTreeMap<String, String>,
+    /// `clusterIP` (`None` for a headless Service).
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    /// `clusterIPs` (dual stack).
+    #[serde(rename = "clusterIPs")]
+    pub cluster_ips: Vec<String>,
+    /// `type`: `ClusterIP` (the default), `NodePort`, `LoadBalancer` or `ExternalName`.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// `externalName`, for `type: ExternalName`.
+    pub external_name: Option<String>,
+    /// `publishNotReadyAddresses`.
+    pub publish_not_ready_addresses: Option<bool>,
+}
+
+/// `spec.ports[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServicePort {
+    /// `name` (required when the Service has more than one port); EndpointSlice ports refer to
+    /// it.
+    pub name: Option<String>,
+    /// `port`: the Service's port.
+    pub port: i64,
+    /// `targetPort`: a number or the name of a container port.
+    pub target_port: Option<IntOrString>,
+    /// `protocol`: `TCP` (the default), `UDP` or `SCTP`.
+    pub protocol: Option<String>,
+    /// `appProtocol`: the application protocol (`http`, `kubernetes.io/h2c`, ...).
+    pub app_protocol: Option<String>,
+    /// `nodePort`.
+    pub node_port: Option<i64>,
+}
+
+/// Kubernetes' `IntOrString` (`targetPort: 8080` or `targetPort: http`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    /// A number.
+    Int(i64),
+    /// A name.
+    String(String),
+}
+
+/// A core `v1` Pod: its metadata, where it runs, and its IPs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Pod {
+    /// `metadata` (the labels are the endpoint's labels).
+    pub metadata: Metadata,
+    /// `spec` (node and service account only).
+    pub spec: PodSpec,
+    /// `status` (IPs only).
+    pub status: PodStatus,
+}
+
+/// The part of a Pod's `spec` meshwork reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSpec {
+    /// `nodeName`: the Node it was scheduled to (its locality, when the Pod has no locality
+    /// label).
+    pub node_name: Option<String>,
+    /// `serviceAccountName`.
+    pub service_account_name: Option<String>,
+}
+
+/// The part of a Pod's `status` meshwork reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodStatus {
+    /// `podIP`.
+    #[serde(rename = "podIP")]
+    pub pod_ip: Option<String>,
+    /// `podIPs` (dual stack).
+    #[serde(rename = "podIPs")]
+    pub pod_ips: Vec<PodIp>,
+}
+
+/// `status.podIPs[]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PodIp {
+    /// `ip`.
+    pub ip: String,
+}
+
+impl Pod {
+    /// Every IP of the Pod (`podIP`, then the others of `podIPs`).
+    pub fn ips(&self) -> impl Iterator<Item = &str> {
+        let first = self.status.pod_ip.as_deref().filter(|ip| !ip.is_empty());
+        first.into_iter().chain(self.status.pod_ips.iter().map(|p| p.ip.as_str()).filter(move |ip| Some(*ip) != first))
+    }
+}
+
+/// A core `v1` Namespace (labels only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Namespace {
+    /// `metadata`.
+    pub metadata: Metadata,
+}
+
+/// A core `v1` Node (labels only: `topology.kubernetes.io/region`, `.../zone`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Node {
+    /// `metadata`.
+    pub metadata: Metadata,
+}
+
+/// A `discovery.k8s.io/v1` EndpointSlice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointSlice {
+    /// `metadata` (the `kubernetes.io/service-name` label names the Service).
+    pub metadata: Metadata,
+    /// `addressType`: `IPv4`, `IPv6` or `FQDN`.
+    pub address_type: Option<String>,
+    /// `endpoints`.
+    pub endpoints: Vec<SliceEndpoint>,
+    /// `ports`: every endpoint of the slice serves all of them.
+    pub ports: Vec<SlicePort>,
+}
+
+impl EndpointSlice {
+    /// The Service the slice belongs to (its `kubernetes.io/service-name` label).
+    pub fn service_name(&self) -> Option<&str> {
+        self.metadata.labels.get(SERVICE_NAME_LABEL).map(String::as_str).filter(|n| !n.is_empty())
+    }
+}
+
+/// `endpoints[]` of an EndpointSlice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SliceEndpoint {
+    /// `addresses`: one endpoint, its addresses (Kubernetes consumers use the first).
+    pub addresses: Vec<String>,
+    /// `conditions`.
+    pub conditions: Conditions,
+    /// `targetRef`: the object behind the endpoint, usually a Pod.
+    pub target_ref: Option<ObjectReference>,
+    /// `nodeName`.
+    pub node_name: Option<String>,
+    /// `zone`.
+    pub zone: Option<String>,
+    /// `hostname`.
+    pub hostname: Option<String>,
+}
+
+/// `endpoints[].conditions`; absent means unknown, which consumers read as `true` for `ready`
+/// and `serving` and as `false` for `terminating`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Conditions {
+    /// `ready`.
+    pub ready: Option<bool>,
+    /// `serving`.
+    pub serving: Option<bool>,
+    /// `terminating`.
+    pub terminating: Option<bool>,
+}
+
+/// `endpoints[].targetRef`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectReference {
+    /// `kind` (`Pod`).
+    pub kind: Option<String>,
+    /// `namespace`.
+    pub namespace: Option<String>,
+    /// `name`.
+    pub name: Option<String>,
+    /// `uid`.
+    pub uid: Option<String>,
+}
+
+/// `ports[]` of an EndpointSlice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SlicePort {
+    /// `name`: the Service port's name (empty for the single unnamed port).
+    pub name: Option<String>,
+    /// `port`: where traffic for that Service port goes on these endpoints.
+    pub port: Option<i64>,
+    /// `protocol`: `TCP` (the default), `UDP` or `SCTP`.
+    pub protocol: Option<String>,
+    /// `appProtocol`.
+    pub app_protocol: Option<String>,
+}
+
+/// Kubernetes field names that exist in the kinds above but that meshwork does not read: never
+/// reported as unknown, even when one is close to a field meshwork reads.
+pub(crate) const KNOWN_UNREAD: &[&str] = &[
+    // ObjectMeta
+    "generateName",
+    "selfLink",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    // ServiceSpec
+    "externalIPs",
+    "sessionAffinity",
+    "sessionAffinityConfig",
+    "loadBalancerIP",
+    "loadBalancerSourceRanges",
+    "loadBalancerClass",
+    "externalTrafficPolicy",
+    "internalTrafficPolicy",
+    "healthCheckNodePort",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "allocateLoadBalancerNodePorts",
+    "trafficDistribution",
+    // EndpointSlice endpoint
+    "hints",
+    "deprecatedTopology",
+];
