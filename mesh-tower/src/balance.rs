@@ -35,31 +35,13 @@ use crate::cluster::{Cluster, Clusters, EndpointMeta};
 use crate::error::LocalReply;
 use crate::route::RouteContext;
 
-/// The cluster a request is bound for, put in its extensions by the layer that resolved it.
-#[derive(Debug, Clone)]
-pub struct ClusterHandle(pub Arc<Cluster>);
+#[doc(no_inline)]
+pub use crate::context::{Tried, Upstream};
 
-/// Endpoints earlier tries of this request went to (set by the retry layer).
-#[derive(Debug, Clone, Default)]
-pub struct Tried(pub Vec<Arc<str>>);
-
-/// Which endpoint served a response (in the response's extensions).
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// The cluster.
-    pub cluster: Option<Arc<Cluster>>,
-    /// The endpoint's address (`None` when the request was passed through).
-    pub address: Option<Arc<str>>,
-    /// The endpoint's telemetry labels.
-    pub meta: Arc<EndpointMeta>,
-}
-
-/// Resolve the cluster of a request: from its extensions, else from its route (looked up once
-/// per try: the first layer to ask keeps it in the route context), else from its authority.
+/// Resolve the cluster of a request: from its route (looked up once per request: the first
+/// layer to ask keeps it in the route context, which the retry layer carries to later tries),
+/// else from its authority.
 pub(crate) fn cluster_of<B>(req: &mut Request<B>, clusters: &Clusters) -> Arc<Cluster> {
-    if let Some(c) = req.extensions().get::<ClusterHandle>() {
-        return c.0.clone();
-    }
     let port = req.uri().port_u16();
     if let Some(ctx) = req.extensions_mut().get_mut::<RouteContext>() {
         if let Some(c) = &ctx.cluster {

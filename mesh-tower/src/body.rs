@@ -91,9 +91,10 @@ pin_project_lite::pin_project! {
         /// carried here rather than in the response's extensions, which would cost two
         /// allocations per response).
         /// `deadline` is the route's timeout, when it has one (see the module docs).
-        Upstream { #[pin] body: B, upstream: Option<crate::balance::Upstream>, deadline: Option<Pin<Box<Sleep>>> },
-        /// A body meshwork produced.
-        Local { #[pin] body: Full<Bytes> },
+        Upstream { #[pin] body: B, upstream: Option<crate::context::Upstream>, deadline: Option<Pin<Box<Sleep>>> },
+        /// A body meshwork produced, and the cluster it answered for when a layer below route
+        /// refused or failed the request (pool overflow, no healthy upstream, a failed try).
+        Local { #[pin] body: Full<Bytes>, upstream: Option<crate::context::Upstream> },
         /// An upstream body the route's timeout cut off (it ended with [`BodyError::timeout`]).
         TimedOut,
     }
@@ -106,15 +107,23 @@ impl<B> MeshBody<B> {
     }
 
     /// Wrap an upstream body, recording the endpoint that sent it.
-    pub fn from_endpoint(body: B, upstream: crate::balance::Upstream) -> Self {
+    pub fn from_endpoint(body: B, upstream: crate::context::Upstream) -> Self {
         MeshBody::Upstream { body, upstream: Some(upstream), deadline: None }
     }
 
-    /// The endpoint that sent this body, if it came from one.
-    pub fn endpoint(&self) -> Option<&crate::balance::Upstream> {
+    /// Record the endpoint (or the cluster) that answered, for the layers above (telemetry, retry).
+    pub fn set_endpoint(&mut self, endpoint: crate::context::Upstream) {
         match self {
-            MeshBody::Upstream { upstream, .. } => upstream.as_ref(),
-            MeshBody::Local { .. } | MeshBody::TimedOut => None,
+            MeshBody::Upstream { upstream, .. } | MeshBody::Local { upstream, .. } => *upstream = Some(endpoint),
+            MeshBody::TimedOut => {}
+        }
+    }
+
+    /// The endpoint that answered, if a layer recorded it (see [`crate::context`]).
+    pub fn endpoint(&self) -> Option<&crate::context::Upstream> {
+        match self {
+            MeshBody::Upstream { upstream, .. } | MeshBody::Local { upstream, .. } => upstream.as_ref(),
+            MeshBody::TimedOut => None,
         }
     }
 
@@ -133,12 +142,12 @@ impl<B> MeshBody<B> {
 
     /// A local body.
     pub fn local(bytes: impl Into<Bytes>) -> Self {
-        MeshBody::Local { body: Full::new(bytes.into()) }
+        MeshBody::Local { body: Full::new(bytes.into()), upstream: None }
     }
 
     /// An empty local body.
     pub fn empty() -> Self {
-        MeshBody::Local { body: Full::new(Bytes::new()) }
+        MeshBody::Local { body: Full::new(Bytes::new()), upstream: None }
     }
 }
 
@@ -166,7 +175,7 @@ where
                     }
                 }
             }
-            MeshBodyProj::Local { body } => {
+            MeshBodyProj::Local { body, .. } => {
                 return match body.poll_frame(cx) {
                     Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
                     Poll::Ready(Some(Err(never))) => match never {},
@@ -186,7 +195,7 @@ where
     fn is_end_stream(&self) -> bool {
         match self {
             MeshBody::Upstream { body, .. } => body.is_end_stream(),
-            MeshBody::Local { body } => body.is_end_stream(),
+            MeshBody::Local { body, .. } => body.is_end_stream(),
             MeshBody::TimedOut => true,
         }
     }
@@ -194,7 +203,7 @@ where
     fn size_hint(&self) -> SizeHint {
         match self {
             MeshBody::Upstream { body, .. } => body.size_hint(),
-            MeshBody::Local { body } => body.size_hint(),
+            MeshBody::Local { body, .. } => body.size_hint(),
             MeshBody::TimedOut => SizeHint::with_exact(0),
         }
     }

@@ -171,14 +171,8 @@ impl LocalReply {
     }
 }
 
-/// Marks a response meshwork produced itself (in its extensions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Local;
-
-/// Marks a local response that stands for a failed try (connect failure, reset, per-try timeout),
-/// so the retry layer and outlier detection can classify it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailedTry(pub TryOutcome);
+#[doc(no_inline)]
+pub use crate::context::{FailedTry, Local};
 
 /// Envoy's response flags of a response, as a set (in the response's extensions).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -289,9 +283,15 @@ pub trait LocalBody: Sized {
     /// A complete body with these bytes.
     fn local(bytes: Bytes) -> Self;
 
-    /// The endpoint that sent this body, when the body records it ([`MeshBody`] does).
-    fn endpoint(&self) -> Option<&crate::balance::Upstream> {
+    /// The endpoint (or cluster) that answered, when the body records it ([`MeshBody`] does;
+    /// see [`crate::context`]).
+    fn endpoint(&self) -> Option<&crate::context::Upstream> {
         None
+    }
+
+    /// Record the endpoint (or cluster) that answered; a body that cannot carry it drops it.
+    fn set_endpoint(&mut self, endpoint: crate::context::Upstream) {
+        drop(endpoint);
     }
 
     /// Bound the rest of this body by the route's timeout, which Envoy applies until the response
@@ -312,8 +312,12 @@ impl<B> LocalBody for MeshBody<B> {
         MeshBody::local(bytes)
     }
 
-    fn endpoint(&self) -> Option<&crate::balance::Upstream> {
+    fn endpoint(&self) -> Option<&crate::context::Upstream> {
         MeshBody::endpoint(self)
+    }
+
+    fn set_endpoint(&mut self, endpoint: crate::context::Upstream) {
+        MeshBody::set_endpoint(self, endpoint);
     }
 
     fn set_deadline(&mut self, deadline: std::pin::Pin<Box<tokio::time::Sleep>>) {

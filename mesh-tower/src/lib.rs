@@ -28,6 +28,7 @@ pub mod balance;
 pub mod body;
 mod builder;
 pub mod cluster;
+pub mod context;
 pub mod error;
 pub mod fault;
 pub mod mirror;
@@ -43,10 +44,11 @@ pub mod timeout;
 
 pub use body::MeshBody;
 pub use builder::{Mesh, MeshBuilder, MeshLayer, MeshService, MeshStack};
+pub use context::RouteContext;
 pub use error::{LocalBody, LocalReply, ResponseFlags};
 pub use registry::{Endpoint, IntoAddress, Registry};
 pub use replay::ReplayBody;
-pub use route::{DownstreamAddresses, DownstreamScope, Listener, RouteContext, RouteLayer, SharedSnapshot};
+pub use route::{DownstreamAddresses, DownstreamScope, Listener, RouteLayer, SharedSnapshot};
 
 /// A uniform random `u64` from the generator the request path draws from (this thread's wyrand,
 /// seeded from the OS): for weighted picks made outside the stack, such as a proxy's TCP routes.

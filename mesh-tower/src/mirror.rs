@@ -20,9 +20,8 @@ use tower_service::Service;
 use crate::replay::Replay;
 use crate::route::RouteContext;
 
-/// Marks a mirror's copy (in its request extensions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mirrored;
+#[doc(no_inline)]
+pub use crate::context::Mirrored;
 
 /// Applies [`MirrorService`].
 #[derive(Debug, Clone, Copy, Default)]

@@ -135,13 +135,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             PoolFutureProj::Overflow { cluster } => {
-                let mut response = LocalReply::Overflow.into_response();
+                let mut response: Response<B> = LocalReply::Overflow.into_response();
                 if let Some(c) = cluster.take() {
-                    response.extensions_mut().insert(crate::balance::Upstream {
-                        meta: crate::cluster::EndpointMeta::unknown(),
-                        address: None,
-                        cluster: Some(c),
-                    });
+                    response.body_mut().set_endpoint(crate::context::Upstream::cluster_only(c));
                 }
                 Poll::Ready(Ok(response))
             }

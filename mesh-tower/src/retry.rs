@@ -35,8 +35,8 @@ use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::balance::{Tried, Upstream};
 use crate::cluster::Cluster;
+use crate::context::Tried;
 use crate::error::{FailedTry, Local, LocalBody, ResponseFlags};
 use crate::mirror::Mirrored;
 use crate::replay::Replay;
@@ -236,7 +236,7 @@ where
                         tracing::debug!(target: "meshwork::retry", "not retried: the request body cannot be sent again");
                         return Poll::Ready(Ok(response));
                     };
-                    let upstream = response.body().endpoint().or_else(|| response.extensions().get::<Upstream>());
+                    let upstream = response.body().endpoint();
                     if let Some(cluster) = upstream.and_then(|u| u.cluster.clone()) {
                         if !cluster.try_retry() {
                             tracing::debug!(target: "meshwork::retry", cluster = %cluster.destination().host, "not retried: retry budget exhausted");
@@ -247,7 +247,7 @@ where
                         cluster.count_retry();
                         *this.retry_slot = Some(cluster);
                     }
-                    let upstream = response.body().endpoint().or_else(|| response.extensions().get::<Upstream>());
+                    let upstream = response.body().endpoint();
                     if let Some(address) = upstream.and_then(|u| u.address.clone()) {
                         this.tried.push(address);
                     }
@@ -280,7 +280,12 @@ where
                     let Some((head, body)) = this.template.as_ref() else { return Poll::Pending };
                     let Some(body) = body.replay() else { return Poll::Pending };
                     let mut req = head.request(body);
-                    if let Some(route) = this.route.as_ref() {
+                    if let Some(route) = this.route.as_mut() {
+                        // Later tries go to the cluster the first one resolved (once per request:
+                        // the cluster whose retry budget this try holds).
+                        if route.cluster.is_none() {
+                            route.cluster.clone_from(this.retry_slot);
+                        }
                         req.extensions_mut().insert(route.clone());
                     }
                     req.extensions_mut().insert(Tried(this.tried.clone()));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::matcher::{Re2, StringMatcher};
 
+mod construct;
 mod retry_policy;
 
 pub use retry_policy::{RetryOn, RetryPolicy};

@@ -7,9 +7,9 @@ use http::Response;
 use mesh_core::outlier::Observation;
 use mesh_core::retry::TryOutcome;
 
-use super::Upstream;
 use crate::body::MeshBody;
-use crate::cluster::{Cluster, EndpointMeta};
+use crate::cluster::Cluster;
+use crate::context::Upstream;
 use crate::error::{LocalReply, classify_error};
 
 pin_project_lite::pin_project! {
@@ -90,12 +90,8 @@ where
         match self.project() {
             BalanceFutureProj::Local { reply } => {
                 let Some((reply, cluster)) = reply.take() else { return Poll::Pending };
-                let mut response = reply.into_response();
-                response.extensions_mut().insert(Upstream {
-                    cluster: Some(cluster),
-                    address: None,
-                    meta: EndpointMeta::unknown(),
-                });
+                let mut response: Response<MeshBody<B>> = reply.into_response();
+                response.body_mut().set_endpoint(Upstream::cluster_only(cluster));
                 Poll::Ready(Ok(response))
             }
             BalanceFutureProj::Upstream { future, upstream, guard, span } => {
@@ -133,7 +129,7 @@ where
                     }
                 };
                 if let Some(u) = upstream {
-                    response.extensions_mut().insert(u);
+                    response.body_mut().set_endpoint(u);
                 }
                 Poll::Ready(Ok(response))
             }

@@ -6,8 +6,7 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use mesh_core::route::{HttpRule, RouteAction};
 
-use super::DestinationService;
-use crate::balance::Upstream;
+use crate::context::DestinationService;
 use crate::error::{LocalBody, LocalReply};
 
 pin_project_lite::pin_project! {
@@ -50,7 +49,7 @@ fn apply_response<B: LocalBody>(ops: &mesh_core::route::HeaderOps, parts: &mut h
         ops.apply(&mut parts.headers);
         return;
     }
-    let upstream = body.endpoint().or_else(|| parts.extensions.get::<Upstream>()).and_then(|u| u.address.clone());
+    let upstream = body.endpoint().and_then(|u| u.address.clone());
     // No request headers are kept for the response: `REQ(...)` expands to nothing here.
     let request = http::HeaderMap::new();
     let ctx = mesh_core::header_format::HeaderContext {
@@ -93,7 +92,7 @@ where
                         apply_response(&d.headers.response, &mut parts, &body);
                         // Answered below without an endpoint (fault abort, route timeout): the
                         // request still went to this destination's service, for telemetry.
-                        if body.endpoint().is_none() && parts.extensions.get::<Upstream>().is_none() {
+                        if body.endpoint().is_none() {
                             parts.extensions.insert(DestinationService(d.destination.host.clone()));
                         }
                     }

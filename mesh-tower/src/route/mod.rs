@@ -24,26 +24,18 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use mesh_core::route::{Destination, HeaderEdits, HttpRule, RetryPolicy, RouteAction};
+use mesh_core::route::HttpRule;
 use mesh_core::{Binding, ClientIdentity, Decision, LocalReason, RequestView, Snapshot};
 use tower_service::Service;
 
 pub use self::future::RouteFuture;
 pub use self::layer::RouteLayer;
+#[doc(no_inline)]
+pub use crate::context::{DestinationService, RouteContext};
 use crate::error::LocalReply;
 
 /// The shared, swappable configuration: writers `store` a new snapshot, every request `load`s it.
 pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
-
-/// The service a rule routed to, in the extensions of a response the mesh answered itself below
-/// the route layer (a fault abort, a route timeout): no endpoint answered, but the route had
-/// chosen its destination, and Istio labels such a request with that service (its stats read the
-/// destination service from the route's cluster, and fall back to the `Host` header only when
-/// there is none, as for redirects, direct responses and requests with no route: istio/proxy
-/// `source/extensions/filters/http/istio_stats/istio_stats.cc`, `populatePeerInfo`; Envoy sets
-/// the upstream cluster info when the route is resolved, before any filter aborts).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DestinationService(pub Arc<str>);
 
 /// The addresses of the connection a request came in on, for Envoy's `%DOWNSTREAM_...%`
 /// variables in header values: put it in the request's extensions, or make the stack's `call`
@@ -92,75 +84,6 @@ impl DownstreamAddresses {
 
     fn current() -> Option<DownstreamAddresses> {
         CURRENT_DOWNSTREAM.with(std::cell::Cell::get)
-    }
-}
-
-/// What the route layer decided, for the layers below it (in the request's extensions).
-#[derive(Debug, Clone)]
-pub struct RouteContext {
-    /// The snapshot the decision was made with (layers below read policies from the same one).
-    pub snapshot: Snapshot,
-    /// The VirtualService host entry that matched (`None`: no VirtualService, the request goes
-    /// to `destination.host`, the host it resolved to).
-    pub virtual_host: Option<Arc<mesh_core::snapshot::VirtualHost>>,
-    /// The matching rule, or `None` when the host has no VirtualService.
-    pub rule: Option<Arc<HttpRule>>,
-    /// The destination picked.
-    pub destination: Destination,
-    /// Index of the destination in the rule's `route[]` (0 for the default route).
-    pub destination_index: usize,
-    /// A host nothing declares, passed through (see [`mesh_core::Forward::passthrough`]): no
-    /// retries, no DestinationRule, one shared cluster.
-    pub passthrough: bool,
-    /// The destination's cluster, once a layer below has looked it up for this try.
-    pub(crate) cluster: Option<Arc<crate::cluster::Cluster>>,
-}
-
-impl RouteContext {
-    /// A decision made outside the route layer (or in a test of a layer below it): `destination`
-    /// of `rule` (`None`: the default route to the destination's host), index
-    /// `destination_index` in its `route[]`, decided with `snapshot`.
-    ///
-    /// ```
-    /// use mesh_core::route::Destination;
-    /// let destination = Destination { host: "reviews.default.svc.cluster.local".into(), subset: None, port: None };
-    /// let ctx = mesh_tower::RouteContext::new(mesh_core::Snapshot::empty(), None, destination, 0);
-    /// assert_eq!(ctx.retries().attempts, 2, "Istio's default policy");
-    /// ```
-    pub fn new(
-        snapshot: Snapshot,
-        rule: Option<Arc<HttpRule>>,
-        destination: Destination,
-        destination_index: usize,
-    ) -> Self {
-        RouteContext {
-            snapshot,
-            virtual_host: None,
-            rule,
-            destination,
-            destination_index,
-            passthrough: false,
-            cluster: None,
-        }
-    }
-
-    /// The retry policy that applies: the rule's, or the snapshot's default (Istio's); none for
-    /// a passthrough.
-    pub fn retries(&self) -> &RetryPolicy {
-        static NONE: std::sync::LazyLock<RetryPolicy> = std::sync::LazyLock::new(RetryPolicy::none);
-        match &self.rule {
-            Some(r) => &r.retries,
-            None if self.passthrough => &NONE,
-            None => self.snapshot.default_retries(),
-        }
-    }
-
-    /// The header edits of the picked destination, if the rule routes.
-    pub fn destination_headers(&self) -> Option<&HeaderEdits> {
-        match self.rule.as_deref().map(|r| &r.action) {
-            Some(RouteAction::Route(w)) => w.destinations().get(self.destination_index).map(|d| &d.headers),
-            _ => None,
-        }
     }
 }
 

@@ -6,9 +6,8 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 
 use super::{Finished, Pending};
-use crate::balance::Upstream;
+use crate::context::{DestinationService, Upstream};
 use crate::error::ResponseFlags;
-use crate::route::DestinationService;
 
 /// What is reported when the body ends.
 #[derive(Debug)]
@@ -81,7 +80,7 @@ impl<B: Body> TelemetryBody<B> {
     {
         let (parts, body) = response.into_parts();
         let header_bytes = super::headers_size(&parts.headers);
-        let upstream = body.endpoint().or_else(|| parts.extensions.get::<Upstream>()).cloned();
+        let upstream = body.endpoint().cloned();
         let report = Report {
             service: match upstream {
                 Some(_) => None,
