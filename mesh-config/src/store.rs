@@ -14,7 +14,19 @@
 //! [`crate::analyze()`] over what is in force (references to absent subsets, Gateways and hosts,
 //! conflicting DestinationRules) and the resources defined twice in the load: warnings with a
 //! [`Code`](crate::Code), which reject nothing.
+//!
+//! Between applies the store keeps what a last good version needs and no more: the compiled
+//! snapshot, and per resource its identity, metadata, file and line and its spec's YAML tree
+//! packed into a few flat buffers (`packed`; tens of bytes per VirtualService rule where the
+//! typed spec and its positioned tree took kilobytes). An apply unpacks a resource only when its
+//! old version is needed again (its new version is rejected, its file did not parse, or its new
+//! version differs in more than lines and must be compared with the typed old one), and reads it
+//! with the loader's own deserializer, so the old version compiles and is reported exactly as
+//! before.
 
+mod packed;
+
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -22,10 +34,13 @@ use mesh_core::Snapshot;
 
 use crate::analyze::{analyze, duplicates};
 use crate::compile::{CompileOptions, compile};
+use crate::de;
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::load::{LoadError, Loaded, Skipped};
-use crate::types::Resource;
+use crate::types::{Kind, Resource, Spec};
 use crate::validate::validate;
+use crate::yaml::{Node, Value};
+use packed::PackedTree;
 
 /// What one apply did.
 #[derive(Debug, Clone, Default)]
@@ -61,12 +76,131 @@ impl ApplyReport {
     }
 }
 
+/// A resource in force, as the store keeps it between applies.
+#[derive(Debug, Clone)]
+enum Kept {
+    /// An Istio kind: the resource without its spec, and the spec's YAML tree packed (`None`
+    /// when the document had no `spec`). The spec is read again from the tree when needed.
+    Packed { shell: Shell, tree: Option<PackedTree> },
+    /// Other kinds (their typed form is not read from the `spec` alone): kept as loaded.
+    Whole(Box<Resource>),
+}
+
+/// A resource's identity and metadata.
+#[derive(Debug, Clone)]
+struct Shell {
+    kind: Kind,
+    api_version: Arc<str>,
+    name: Arc<str>,
+    namespace: Arc<str>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    file: Option<Arc<str>>,
+    line: u32,
+}
+
+impl Kept {
+    fn keep(r: Resource) -> Kept {
+        if !matches!(
+            r.kind,
+            Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry
+        ) {
+            return Kept::Whole(Box::new(r));
+        }
+        let tree = r.spec_node.as_deref().map(PackedTree::pack);
+        let shell = Shell {
+            kind: r.kind,
+            api_version: r.api_version,
+            name: r.name,
+            namespace: r.namespace,
+            labels: r.labels,
+            annotations: r.annotations,
+            file: r.file,
+            line: r.line,
+        };
+        Kept::Packed { shell, tree }
+    }
+
+    fn id(&self) -> ResourceRef {
+        match self {
+            Kept::Whole(r) => r.id(),
+            Kept::Packed { shell, .. } => ResourceRef {
+                kind: Arc::from(shell.kind.as_str()),
+                namespace: shell.namespace.clone(),
+                name: shell.name.clone(),
+            },
+        }
+    }
+
+    fn file(&self) -> Option<&str> {
+        match self {
+            Kept::Whole(r) => r.file.as_deref(),
+            Kept::Packed { shell, .. } => shell.file.as_deref(),
+        }
+    }
+
+    /// The resource as it was loaded (`None` only if the kept form cannot be read back, which
+    /// the packing's tests rule out).
+    fn resource(&self) -> Option<Resource> {
+        let (shell, tree) = match self {
+            Kept::Whole(r) => return Some((**r).clone()),
+            Kept::Packed { shell, tree } => (shell, tree),
+        };
+        let node = match tree {
+            Some(t) => Some(t.unpack()?),
+            None => None,
+        };
+        let null = Node { line: shell.line, value: Value::Null };
+        let spec_node = node.as_ref().unwrap_or(&null);
+        let unknown = RefCell::new(Vec::new());
+        let path = de::Path::Root;
+        let spec = match shell.kind {
+            Kind::VirtualService => de::from_node(spec_node, path, &unknown).map(Spec::VirtualService),
+            Kind::DestinationRule => de::from_node(spec_node, path, &unknown).map(Spec::DestinationRule),
+            Kind::Gateway => de::from_node(spec_node, path, &unknown).map(Spec::Gateway),
+            Kind::ServiceEntry => de::from_node(spec_node, path, &unknown).map(Spec::ServiceEntry),
+            Kind::WorkloadEntry => de::from_node(spec_node, path, &unknown).map(Spec::WorkloadEntry),
+            _ => return None,
+        }
+        .ok()?;
+        Some(Resource {
+            kind: shell.kind,
+            api_version: shell.api_version.clone(),
+            name: shell.name.clone(),
+            namespace: shell.namespace.clone(),
+            labels: shell.labels.clone(),
+            annotations: shell.annotations.clone(),
+            file: shell.file.clone(),
+            line: shell.line,
+            spec,
+            spec_node: node.map(Arc::new),
+        })
+    }
+
+    /// Is `new` (of the same id) the same resource, as `Resource`'s `==` says?
+    fn same_as(&self, new: &Resource) -> bool {
+        let Kept::Packed { shell, tree } = self else {
+            return matches!(self, Kept::Whole(old) if **old == *new);
+        };
+        if shell.api_version != new.api_version || shell.labels != new.labels || shell.annotations != new.annotations {
+            return false;
+        }
+        // The same tree gives the same spec; another tree may still give it (`80` or `"80"`).
+        let same_tree = match (tree, new.spec_node.as_deref()) {
+            (Some(old), Some(node)) => old.same_content(&PackedTree::pack(node)),
+            (None, None) => true,
+            _ => false,
+        };
+        same_tree || self.resource().is_some_and(|old| old == *new)
+    }
+}
+
 /// The resources in force and their compiled snapshot.
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
     options: CompileOptions,
     /// In force, in the order first seen (Istio's "oldest wins" stands in for creation time).
-    resources: Vec<Resource>,
+    kept: Vec<Kept>,
     snapshot: Snapshot,
     rejections: Vec<Diagnostic>,
     generation: u64,
@@ -81,13 +215,7 @@ impl Default for ConfigStore {
 impl ConfigStore {
     /// An empty store.
     pub fn new(options: CompileOptions) -> Self {
-        ConfigStore {
-            options,
-            resources: Vec::new(),
-            snapshot: Snapshot::empty(),
-            rejections: Vec::new(),
-            generation: 0,
-        }
+        ConfigStore { options, kept: Vec::new(), snapshot: Snapshot::empty(), rejections: Vec::new(), generation: 0 }
     }
 
     /// The snapshot of what is in force.
@@ -95,9 +223,20 @@ impl ConfigStore {
         &self.snapshot
     }
 
-    /// The resources in force.
-    pub fn resources(&self) -> &[Resource] {
-        &self.resources
+    /// The resources in force, read back from what the store keeps (see the module docs: each
+    /// call reads every spec again).
+    pub fn resources(&self) -> Vec<Resource> {
+        self.kept.iter().filter_map(Kept::resource).collect()
+    }
+
+    /// How many resources are in force.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// No resource in force?
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
     }
 
     /// Error diagnostics of the last apply (for `/config_dump`).
@@ -144,18 +283,18 @@ impl ConfigStore {
 
         let mut next: Vec<Resource> = Vec::new();
         let mut placed: BTreeSet<ResourceRef> = BTreeSet::new();
-        for old in &self.resources {
+        for old in &self.kept {
             let id = old.id();
             if let Some(new) = incoming.remove(&id) {
-                if new != *old {
+                if !old.same_as(&new) {
                     report.updated += 1;
                 }
                 next.push(new);
             } else if broken.contains(&id) {
                 report.kept_last_good.push(id.clone());
-                next.push(old.clone());
-            } else if old.file.as_deref().is_some_and(|f| failed_files.contains(f)) {
-                next.push(old.clone());
+                next.extend(old.resource());
+            } else if old.file().is_some_and(|f| failed_files.contains(f)) {
+                next.extend(old.resource());
             } else {
                 report.removed += 1;
                 continue;
@@ -180,7 +319,7 @@ impl ConfigStore {
         report.diagnostics.extend(compiled.diagnostics);
         report.diagnostics.extend(analyze(&next, &skipped, &self.options.domain));
         report.skipped = skipped;
-        self.resources = next;
+        self.kept = next.into_iter().map(Kept::keep).collect();
         self.snapshot = compiled.snapshot;
         self.rejections = report.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         self.generation += 1;
@@ -195,6 +334,59 @@ impl ConfigStore {
 
     /// Resource ids in force, as `Kind namespace/name`.
     pub fn ids(&self) -> Vec<Arc<str>> {
-        self.resources.iter().map(|r| Arc::from(r.id().to_string().as_str())).collect()
+        self.kept.iter().map(|r| Arc::from(r.id().to_string().as_str())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{LoadOptions, load_str};
+
+    const VS: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop, labels: {app: reviews}}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /a}}, {headers: {x-v: {exact: \"2\"}}}]
+    route: [{destination: {host: reviews, subset: v2, port: {number: 80}}}]
+  - route: [{destination: {host: reviews}}]
+    timeout: 1s
+";
+
+    fn load(text: &str) -> Loaded {
+        load_str(text, Some("vs.yaml"), &LoadOptions::default()).expect("yaml")
+    }
+
+    #[test]
+    fn kept_resources_read_back_as_loaded() {
+        let mut store = ConfigStore::default();
+        let loaded = load(VS);
+        let original = loaded.resources.clone();
+        store.apply(loaded);
+        let back = store.resources();
+        assert_eq!(back, original);
+        assert_eq!(back[0].spec_node, original[0].spec_node, "the tree, lines included");
+        assert_eq!((store.len(), store.is_empty()), (1, false));
+    }
+
+    #[test]
+    fn moved_lines_are_no_update_and_last_good_keeps_its_lines() {
+        let mut store = ConfigStore::default();
+        store.apply(load(VS));
+        let moved = format!("\n\n{}", VS.replace("subset: v2", "subset: \"v2\""));
+        let report = store.apply(load(&moved));
+        assert_eq!((report.updated, report.has_rejections()), (0, false), "same content on other lines, quoted");
+        let report = store.apply(load(&VS.replace("timeout: 1s", "timeout: 1s\n    subset: x")));
+        assert_eq!(report.updated, 0);
+        assert_eq!(report.kept_last_good.len(), 1, "{:?}", report.diagnostics);
+        // The DestinationRule with subset v2 is missing: the analysis names the kept version's
+        // line, which is that of the load before (two lines down).
+        let missing =
+            (report.diagnostics.iter()).find(|d| d.code.is_some() && d.path.ends_with("subset")).expect("analysed");
+        assert_eq!(missing.line, 10, "{missing}");
+        let report = store.apply(load(&VS.replace("timeout: 1s", "timeout: 2s")));
+        assert_eq!((report.updated, report.has_rejections()), (1, false));
     }
 }

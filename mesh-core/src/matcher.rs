@@ -19,11 +19,18 @@ use std::sync::Arc;
 use regex_syntax::ast::{self, Ast, ClassPerlKind, ClassSetItem};
 
 /// A compiled RE2-compatible regular expression that matches whole strings.
+///
+/// One pointer wide (the pattern, the compiled regex and its literal prefix live behind one
+/// `Arc`), so that the string matchers of a compiled rule stay small whatever kind they are.
 #[derive(Clone)]
 pub struct Re2 {
-    source: Arc<str>,
+    inner: Arc<Re2Inner>,
+}
+
+struct Re2Inner {
+    source: Box<str>,
     regex: regex::Regex,
-    literal_prefix: Option<Arc<str>>,
+    literal_prefix: Option<Box<str>>,
 }
 
 /// Why a pattern is not acceptable RE2.
@@ -51,13 +58,13 @@ impl Re2 {
             .build()
             .map_err(|e| Re2Error { pattern: pattern.to_string(), message: e.to_string() })?;
         let literal_prefix = literal_prefix(&anchored);
-        Ok(Re2 { source: Arc::from(pattern), regex, literal_prefix })
+        Ok(Re2 { inner: Arc::new(Re2Inner { source: Box::from(pattern), regex, literal_prefix }) })
     }
 
     /// A literal every match starts with (`/api/` for `/api/v[0-9]+`), when there is one: route
     /// indexes file the regex under it instead of testing it against every path.
     pub fn literal_prefix(&self) -> Option<&str> {
-        self.literal_prefix.as_deref()
+        self.inner.literal_prefix.as_deref()
     }
 
     /// Compile `pattern` with RE2 semantics but *not* anchored: for substitutions such as
@@ -72,36 +79,36 @@ impl Re2 {
 
     /// True when the whole of `text` matches.
     pub fn is_match(&self, text: &str) -> bool {
-        self.regex.is_match(text)
+        self.inner.regex.is_match(text)
     }
 
     /// The pattern as written in the config.
     pub fn as_str(&self) -> &str {
-        &self.source
+        &self.inner.source
     }
 
     /// The underlying anchored regex (for capture-group rewrites).
     pub fn regex(&self) -> &regex::Regex {
-        &self.regex
+        &self.inner.regex
     }
 }
 
 impl fmt::Debug for Re2 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Re2({:?})", &*self.source)
+        write!(f, "Re2({:?})", &*self.inner.source)
     }
 }
 
 impl PartialEq for Re2 {
     fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
+        self.inner.source == other.inner.source
     }
 }
 
 impl Eq for Re2 {}
 
 /// The longest literal all matches of `pattern` begin with, if non-empty.
-fn literal_prefix(pattern: &str) -> Option<Arc<str>> {
+fn literal_prefix(pattern: &str) -> Option<Box<str>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
@@ -116,7 +123,7 @@ fn literal_prefix(pattern: &str) -> Option<Arc<str>> {
         prefix = &prefix[..prefix.len() - 1];
     }
     let text = std::str::from_utf8(prefix).ok()?;
-    (!text.is_empty()).then(|| Arc::from(text))
+    (!text.is_empty()).then(|| Box::from(text))
 }
 
 /// Rewrite an RE2 pattern into `regex` syntax with RE2's meaning (see the module docs).

@@ -13,6 +13,27 @@ use super::{Ctx, arc, duration, opt_arc, port16};
 use crate::diag::Severity;
 use crate::types::virtual_service as vs;
 
+/// One shared `Arc<str>` per distinct string while a VirtualService compiles: destination hosts
+/// and header names repeat from rule to rule, and each rule would otherwise hold copies of its own.
+#[derive(Debug, Default)]
+pub(super) struct Strings(std::collections::HashSet<Arc<str>>);
+
+impl Strings {
+    pub(super) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(s) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.0.insert(shared.clone());
+        shared
+    }
+
+    fn destination(&mut self, mut d: route::Destination) -> route::Destination {
+        d.host = self.get(&d.host);
+        d
+    }
+}
+
 fn percentage(p: &Option<vs::Percent>, deprecated: Option<i64>) -> route::Percentage {
     match (p, deprecated) {
         (Some(p), _) => route::Percentage(p.value.clamp(0.0, 100.0)),
@@ -47,6 +68,7 @@ impl Ctx<'_> {
         lowercase: bool,
         star_means_present: bool,
         path: &str,
+        strings: &mut Strings,
     ) -> Box<[(Arc<str>, route::HeaderCondition)]> {
         let mut out = Vec::new();
         for (name, m) in map {
@@ -60,12 +82,18 @@ impl Ctx<'_> {
                     None => route::HeaderCondition::Present,
                 }
             };
-            out.push((arc(&key), cond));
+            out.push((strings.get(&key), cond));
         }
         out.into_boxed_slice()
     }
 
-    pub(super) fn request_match(&mut self, index: usize, m: &vs::HttpMatchRequest, path: &str) -> route::RequestMatch {
+    pub(super) fn request_match(
+        &mut self,
+        index: usize,
+        m: &vs::HttpMatchRequest,
+        path: &str,
+        strings: &mut Strings,
+    ) -> route::RequestMatch {
         let uri = m.uri.as_ref().and_then(|u| self.string_match(u, &format!("{path}.uri")));
         let scheme = m.scheme.as_ref().and_then(|u| self.string_match(u, &format!("{path}.scheme")));
         let method = m.method.as_ref().and_then(|u| self.string_match(u, &format!("{path}.method")));
@@ -77,9 +105,15 @@ impl Ctx<'_> {
             scheme,
             method,
             authority,
-            headers: self.conditions(&m.headers, true, false, &format!("{path}.headers")),
-            without_headers: self.conditions(&m.without_headers, true, true, &format!("{path}.withoutHeaders")),
-            query_params: self.conditions(&m.query_params, false, false, &format!("{path}.queryParams")),
+            headers: self.conditions(&m.headers, true, false, &format!("{path}.headers"), strings),
+            without_headers: self.conditions(
+                &m.without_headers,
+                true,
+                true,
+                &format!("{path}.withoutHeaders"),
+                strings,
+            ),
+            query_params: self.conditions(&m.query_params, false, false, &format!("{path}.queryParams"), strings),
             ignore_uri_case: m.ignore_uri_case,
             port: m.port.and_then(port16),
             source_labels: m.source_labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
@@ -189,7 +223,7 @@ impl Ctx<'_> {
         }))
     }
 
-    fn action(&mut self, h: &vs::HttpRoute) -> RouteAction {
+    fn action(&mut self, h: &vs::HttpRoute, strings: &mut Strings) -> RouteAction {
         if let Some(r) = &h.redirect {
             let port = match (r.port, r.derive_port) {
                 (Some(p), _) => port16(p).map_or(route::RedirectPort::Keep, route::RedirectPort::Fixed),
@@ -229,7 +263,7 @@ impl Ctx<'_> {
             .filter_map(|rd| {
                 let dest = rd.destination.as_ref()?;
                 Some(route::RouteDestination {
-                    destination: self.destination(dest),
+                    destination: strings.destination(self.destination(dest)),
                     weight: u32::try_from(rd.weight).unwrap_or(0),
                     headers: Self::header_edits(&rd.headers),
                 })
@@ -238,20 +272,26 @@ impl Ctx<'_> {
         RouteAction::Route(route::WeightedDestinations::new(destinations))
     }
 
-    pub(super) fn http_rule(&mut self, index: usize, h: &vs::HttpRoute, matches: Vec<route::RequestMatch>) -> HttpRule {
+    pub(super) fn http_rule(
+        &mut self,
+        index: usize,
+        h: &vs::HttpRoute,
+        matches: Vec<route::RequestMatch>,
+        strings: &mut Strings,
+    ) -> HttpRule {
         let path = format!("http[{index}]");
         let mut mirrors: Vec<route::Mirror> = Vec::new();
         if let Some(m) = &h.mirror {
             let deprecated = h.mirror_percent.or(h.mirror_percent_proto).map(i64::from);
             mirrors.push(route::Mirror {
-                destination: self.destination(m),
+                destination: strings.destination(self.destination(m)),
                 percentage: percentage(&h.mirror_percentage, deprecated),
             });
         }
         for m in &h.mirrors {
             if let Some(d) = &m.destination {
                 mirrors.push(route::Mirror {
-                    destination: self.destination(d),
+                    destination: strings.destination(self.destination(d)),
                     percentage: percentage(&m.percentage, None),
                 });
             }
@@ -269,7 +309,7 @@ impl Ctx<'_> {
             origin: RuleOrigin { namespace: self.r.namespace.clone(), name: self.r.name.clone(), index },
             name: opt_arc(&h.name),
             matches: matches.into_boxed_slice(),
-            action: self.action(h),
+            action: self.action(h, strings),
             rewrite,
             timeout: duration(&h.timeout).filter(|d| !d.is_zero()),
             retries: self.retries(&h.retries),

@@ -10,6 +10,7 @@ use mesh_core::l4;
 use mesh_core::route::{self, HttpRule};
 use mesh_core::snapshot::{Binding, SnapshotBuilder};
 
+use super::http_route::Strings;
 use super::{Ctx, exported_to, port16};
 use crate::diag::Severity;
 use crate::types::virtual_service as vs;
@@ -143,8 +144,9 @@ impl Ctx<'_> {
             builder.add_l4_virtual_service(self.l4_virtual_service(v, &own, &ns));
         }
         let owner = format!("{}/{}", self.r.namespace, self.r.name);
+        let mut strings = Strings::default();
         for binding in bindings {
-            let rules = self.binding_rules(&http, &binding, &own, &ns, None);
+            let rules = self.binding_rules(&http, &binding, &own, &ns, None, &mut strings);
             // Rules restricted to some of a Gateway's ports, per port set.
             let mut restricted: Vec<(Vec<u16>, Vec<Arc<HttpRule>>)> = Vec::new();
             for (i, host) in v.hosts.iter().enumerate() {
@@ -173,7 +175,7 @@ impl Ctx<'_> {
                         None => self.bind(builder, &binding, &name, &owner, &rules),
                         Some(ports) => {
                             if !restricted.iter().any(|(p, _)| *p == ports) {
-                                let r = self.binding_rules(&http, &binding, &own, &ns, Some(&ports));
+                                let r = self.binding_rules(&http, &binding, &own, &ns, Some(&ports), &mut strings);
                                 restricted.push((ports.clone(), r));
                             }
                             if let Some((_, r)) = restricted.iter().find(|(p, _)| *p == ports) {
@@ -242,6 +244,7 @@ impl Ctx<'_> {
         own: &[Binding],
         ns: &str,
         ports: Option<&[u16]>,
+        strings: &mut Strings,
     ) -> Vec<Arc<HttpRule>> {
         let mut rules = Vec::new();
         for (i, h) in http {
@@ -273,9 +276,11 @@ impl Ctx<'_> {
                     None => continue,
                 },
             };
-            let matches =
-                kept.iter().map(|(j, m)| self.request_match(*j, m, &format!("http[{i}].match[{j}]"))).collect();
-            rules.push(Arc::new(self.http_rule(i, h, matches)));
+            let matches = kept
+                .iter()
+                .map(|(j, m)| self.request_match(*j, m, &format!("http[{i}].match[{j}]"), strings))
+                .collect();
+            rules.push(Arc::new(self.http_rule(i, h, matches, strings)));
         }
         rules
     }
