@@ -447,8 +447,50 @@ fn load_kubernetes(
         file: file.clone(),
         line: root.line,
         spec,
-        spec_node: Some(root.clone()),
+        spec_node: Some(Arc::new(kept_for_lines(root, kind))),
     });
+}
+
+/// The part of a Kubernetes document that validation messages point into: `kubectl get -o yaml`
+/// output also holds managed fields, last-applied annotations and whole container specs, which
+/// a store of thousands of Pods should not keep.
+fn kept_for_lines(root: &Node, kind: Kind) -> Node {
+    let keep: &[&str] = match kind {
+        Kind::Service => &["metadata", "spec"],
+        Kind::Pod => &["metadata", "status"],
+        Kind::EndpointSlice => &["metadata", "addressType", "endpoints", "ports"],
+        _ => &["metadata"],
+    };
+    let pruned = only(root, keep);
+    let Value::Map(entries) = pruned.value else {
+        return pruned;
+    };
+    let entries = entries
+        .into_iter()
+        .map(|(k, v)| match k.name.as_str() {
+            "metadata" => {
+                let v = only(&v, &["name", "namespace", "labels"]);
+                (k, v)
+            }
+            "status" => {
+                let v = only(&v, &["podIP", "podIPs"]);
+                (k, v)
+            }
+            _ => (k, v),
+        })
+        .collect();
+    Node { line: pruned.line, value: Value::Map(entries) }
+}
+
+/// A mapping node with only these keys (any other node as it is).
+fn only(node: &Node, keys: &[&str]) -> Node {
+    match &node.value {
+        Value::Map(entries) => Node {
+            line: node.line,
+            value: Value::Map(entries.iter().filter(|(k, _)| keys.contains(&k.name.as_str())).cloned().collect()),
+        },
+        _ => node.clone(),
+    }
 }
 
 /// A `kind` or API group that is a misspelling of Istio's networking types: the field to blame

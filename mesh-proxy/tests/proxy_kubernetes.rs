@@ -222,3 +222,27 @@ async fn the_v2_subset_of_a_kubernetes_service_in_process() {
     let seen = tally(answers);
     assert_eq!(seen.keys().collect::<Vec<_>>(), ["v2a HTTP/1.1", "v2b HTTP/1.1"], "only the ready v2 Pods: {seen:?}");
 }
+
+#[test]
+fn mesh_validate_reads_kubectl_output() {
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/kubernetes");
+    let run = |dir: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .arg("validate")
+            .arg(testdata.join(dir))
+            .output()
+            .expect("mesh validate runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, stdout) = run("bookinfo");
+    assert_eq!(code, Some(0), "{stdout}");
+    let (code, stdout) = run("invalid");
+    assert_eq!(code, Some(1), "{stdout}");
+    for want in [
+        "invalid/objects.yaml:10: Service bookinfo/Reviews_v2: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive",
+        "invalid/objects.yaml:22: EndpointSlice bookinfo/reviews-ipv5: addressType: Unsupported value: \"IPv5\"",
+        "invalid/objects.yaml:55: Pod bookinfo/reviews-v2-84d8b7c6f9-j2h5k: status.podIP: Invalid value: \"10.244.2.x\"",
+    ] {
+        assert!(stdout.contains(want), "{want}\n{stdout}");
+    }
+}
