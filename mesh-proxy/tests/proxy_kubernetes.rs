@@ -154,6 +154,8 @@ items:
     std::fs::write(dir.join("pods.yaml"), list(pods)).expect("write");
     std::fs::write(dir.join("endpointslices.yaml"), list(slices)).expect("write");
     std::fs::write(dir.join("routes.yaml"), ROUTES).expect("write");
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-a\n  labels: {topology.kubernetes.io/region: us-east1, topology.kubernetes.io/zone: us-east1-b}\n";
+    std::fs::write(dir.join("nodes.yaml"), node).expect("write");
     dir
 }
 
@@ -210,6 +212,13 @@ async fn the_v2_subset_of_a_kubernetes_service_in_process() {
             .all(|e| e.starts_with("127.0.0.11:") || e.starts_with("127.0.0.12:") || e.starts_with("127.0.0.13:"))
     );
 
+    let localities: Vec<String> = registry
+        .endpoints("reviews.bookinfo.svc.cluster.local")
+        .iter()
+        .map(|e| e.locality.as_deref().unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(localities, ["us-east1/us-east1-b/"; 3], "the locality of the Pods' Node, for locality load balancing");
+
     let mesh_client = mesh_proxy::client::client::<Empty<Bytes>>(source.mesh());
     let mut answers = Vec::new();
     for _ in 0..40 {
@@ -244,5 +253,66 @@ fn mesh_validate_reads_kubectl_output() {
         "invalid/objects.yaml:55: Pod bookinfo/reviews-v2-84d8b7c6f9-j2h5k: status.podIP: Invalid value: \"10.244.2.x\"",
     ] {
         assert!(stdout.contains(want), "{want}\n{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locality_failover_prefers_the_pods_near_the_proxy() {
+    // ratings-east's locality comes from its Node's topology labels, ratings-west's from its
+    // `istio-locality` label; locality load balancing applies with outlier detection, as in Istio.
+    let east = pod_server("127.0.0.21", "east").await;
+    let west = pod_server("127.0.0.22", "west").await;
+    let dir = config_dir("kubernetes-locality");
+    let pods = [pod("ratings-east", "127.0.0.21", "v1"), pod("ratings-west", "127.0.0.22", "v1")]
+        .concat()
+        .replace(
+            "app: reviews, version: v1, pod-template-hash: 5b7f9c8d6c}\n    name: ratings-west",
+            "app: ratings, istio-locality: us-west1.us-west1-a}\n    name: ratings-west",
+        )
+        .replace("nodeName: node-a", "nodeName: node-east");
+    let slices = [
+        slice("ratings-1", "ratings", "http", east, &[("127.0.0.21", Some("ratings-east"), true)]),
+        slice("ratings-2", "ratings", "http", west, &[("127.0.0.22", Some("ratings-west"), true)]),
+    ]
+    .concat();
+    let config = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: ratings, namespace: bookinfo}}
+spec:
+  ports: [{{name: http, port: 9080}}]
+  selector: {{app: ratings}}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-east
+  labels: {{topology.kubernetes.io/region: us-east1, topology.kubernetes.io/zone: us-east1-b}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: ratings, namespace: bookinfo}}
+spec:
+  host: ratings
+  trafficPolicy:
+    outlierDetection: {{consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}}
+---
+apiVersion: v1
+kind: List
+items:
+{pods}{slices}"#
+    );
+    std::fs::write(dir.join("ratings.yaml"), config).expect("write");
+    for (locality, want) in [("us-east1/us-east1-b", "east HTTP/1.1"), ("us-west1/us-west1-a", "west HTTP/1.1")] {
+        let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0", "-n", "bookinfo", "--locality", locality]);
+        let client = client();
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            let (status, body, _) = get(&client, proxy.listen(), "ratings:9080", "/", &[]).await;
+            assert_eq!(status, 200, "{body}");
+            answers.push(body);
+        }
+        let seen = tally(answers);
+        assert_eq!(seen.keys().collect::<Vec<_>>(), [want], "a proxy in {locality}: {seen:?}");
     }
 }
