@@ -191,13 +191,13 @@ async fn the_v2_subset_of_a_kubernetes_service_through_mesh_proxy() {
     // subset, with the Pod's labels, on the next reload.
     let late = format!("apiVersion: v1\nkind: List\nitems:\n{}", pod("reviews-v2-zzz", "127.0.0.15", "v2"));
     std::fs::write(dir.join("late-pod.yaml"), late).expect("write");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let (_, body, _) = get(&client, proxy.listen(), "reviews.bookinfo.svc.cluster.local", "/", &[]).await;
         if body == "pod-unknown HTTP/1.1" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the late Pod's address never got traffic");
+        assert!(tokio::time::Instant::now() < deadline, "the late Pod's address never got traffic");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
