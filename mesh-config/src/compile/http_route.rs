@@ -3,7 +3,7 @@
 //! rewrite, timeout, retries (Istio's default policy when none is set), fault injection, mirrors,
 //! CORS policy and header edits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mesh_core::matcher::{Re2, StringMatcher};
@@ -13,19 +13,38 @@ use super::{Ctx, arc, duration, opt_arc, port16};
 use crate::diag::Severity;
 use crate::types::virtual_service as vs;
 
-/// One shared `Arc<str>` per distinct string while a VirtualService compiles: destination hosts
-/// and header names repeat from rule to rule, and each rule would otherwise hold copies of its own.
+/// What a VirtualService's rules may share while it compiles: one `Arc<str>` per distinct string
+/// (destination hosts and header names repeat from rule to rule) and one weighted table per
+/// distinct `route` (many rules route alike); each rule would otherwise hold copies of its own.
 #[derive(Debug, Default)]
-pub(super) struct Strings(std::collections::HashSet<Arc<str>>);
+pub(super) struct Strings {
+    strings: std::collections::HashSet<Arc<str>>,
+    /// Tables by their hosts, subsets, ports and weights; equal tables share one.
+    routes: HashMap<String, Vec<route::WeightedDestinations>>,
+}
 
 impl Strings {
     pub(super) fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.0.get(s) {
+        if let Some(shared) = self.strings.get(s) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(s);
-        self.0.insert(shared.clone());
+        self.strings.insert(shared.clone());
         shared
+    }
+
+    fn route(&mut self, table: route::WeightedDestinations) -> route::WeightedDestinations {
+        let mut key = String::new();
+        for d in table.destinations() {
+            let dest = &d.destination;
+            key.push_str(&format!("{}|{:?}|{:?}|{};", dest.host, dest.subset, dest.port, d.weight));
+        }
+        let same = self.routes.entry(key).or_default();
+        if let Some(shared) = same.iter().find(|t| **t == table) {
+            return shared.clone();
+        }
+        same.push(table.clone());
+        table
     }
 
     fn destination(&mut self, mut d: route::Destination) -> route::Destination {
@@ -269,7 +288,7 @@ impl Ctx<'_> {
                 })
             })
             .collect();
-        RouteAction::Route(route::WeightedDestinations::new(destinations))
+        RouteAction::Route(strings.route(route::WeightedDestinations::new(destinations)))
     }
 
     pub(super) fn http_rule(

@@ -137,12 +137,27 @@ pub struct RouteDestination {
 
 /// Destinations with their weights as a cumulative table: a pick is one binary search.
 ///
-/// A destination gets `weight / sum(weights)` of requests; weight 0 gets none.
-#[derive(Debug, Clone, PartialEq)]
+/// A destination gets `weight / sum(weights)` of requests; weight 0 gets none. The table is
+/// shared: a clone is one reference count, and rules that route alike can hold one table.
+#[derive(Clone, PartialEq)]
 pub struct WeightedDestinations {
+    table: Arc<Weighted>,
+}
+
+#[derive(PartialEq)]
+struct Weighted {
     destinations: Box<[RouteDestination]>,
     /// `cumulative[i]` = sum of weights `0..=i`.
     cumulative: Box<[u64]>,
+}
+
+impl std::fmt::Debug for WeightedDestinations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeightedDestinations")
+            .field("destinations", &self.table.destinations)
+            .field("cumulative", &self.table.cumulative)
+            .finish()
+    }
 }
 
 impl WeightedDestinations {
@@ -160,22 +175,22 @@ impl WeightedDestinations {
                 sum
             })
             .collect();
-        WeightedDestinations { destinations: destinations.into_boxed_slice(), cumulative }
+        WeightedDestinations { table: Arc::new(Weighted { destinations: destinations.into_boxed_slice(), cumulative }) }
     }
 
     /// All destinations, in config order.
     pub fn destinations(&self) -> &[RouteDestination] {
-        &self.destinations
+        &self.table.destinations
     }
 
     /// Sum of the weights.
     pub fn total(&self) -> u64 {
-        self.cumulative.last().copied().unwrap_or(0)
+        self.table.cumulative.last().copied().unwrap_or(0)
     }
 
     /// The destination for a uniform random value `r` (taken modulo `total()`).
     pub fn pick(&self, r: u64) -> Option<&RouteDestination> {
-        self.pick_index(r).map(|i| &self.destinations[i])
+        self.pick_index(r).map(|i| &self.table.destinations[i])
     }
 
     /// The index of the destination for a uniform random value `r` (taken modulo `total()`);
@@ -186,7 +201,7 @@ impl WeightedDestinations {
             return None;
         }
         let r = r % total;
-        Some(self.cumulative.partition_point(|&c| c <= r)).filter(|i| *i < self.destinations.len())
+        Some(self.table.cumulative.partition_point(|&c| c <= r)).filter(|i| *i < self.table.destinations.len())
     }
 }
 
