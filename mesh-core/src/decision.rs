@@ -41,7 +41,14 @@
 //!    config passes Istio's validation). The rule's response header edits go with local answers
 //!    as with forwarded ones (Envoy's router applies the route's `response_headers_to_add` to a
 //!    direct response and a redirect).
-//! 5. **Retries.** A rule's own policy, or the snapshot's default ([`Snapshot::default_retries`]):
+//! 5. **CORS.** A rule that forwards and has a `corsPolicy` is asked about the request's `Origin`
+//!    ([`crate::cors`], Envoy's CORS filter as Istio configures it): a preflight it answers is a
+//!    [`Local`] with [`LocalReason::CorsPreflight`] (200, the headers in [`Local::cors_headers`],
+//!    no rule header edits: the filter answers before the router); a request from an allowed
+//!    origin is forwarded with [`Forward::cors_headers`], set on every response to it after the
+//!    rule's response header edits. Nothing is read for a rule without a policy, and a request
+//!    without `Origin` costs one header lookup and no allocation.
+//! 6. **Retries.** A rule's own policy, or the snapshot's default ([`Snapshot::default_retries`]):
 //!    Istio's current default retries `connect-failure,refused-stream,unavailable,cancelled` and
 //!    no status codes (`EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY`, default true, in
 //!    `pilot/pkg/features`; `pilot/pkg/networking/core/route/retry/retry.go`).
@@ -50,6 +57,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cors::{CorsHeaders, CorsOutcome};
 use crate::host::is_subset_of;
 use crate::request::{ClientIdentity, RequestView, normalize_host, split_authority};
 use crate::route::{
@@ -148,6 +156,9 @@ pub enum LocalReason {
     BlockAll,
     /// The request names no host (relative URI, no `Host` header): 400.
     MissingHost,
+    /// A CORS preflight answered by the rule's `corsPolicy` (Envoy's CORS filter): 200 with the
+    /// headers in [`Local::cors_headers`].
+    CorsPreflight,
 }
 
 impl LocalReason {
@@ -164,6 +175,7 @@ impl LocalReason {
             LocalReason::DirectResponse => "directResponse",
             LocalReason::BlockAll => "blockAll",
             LocalReason::MissingHost => "missingHost",
+            LocalReason::CorsPreflight => "corsPreflight",
         }
     }
 
@@ -176,6 +188,7 @@ impl LocalReason {
                 | LocalReason::DirectResponse
                 | LocalReason::BlockAll
                 | LocalReason::MissingHost
+                | LocalReason::CorsPreflight
         )
     }
 }
@@ -199,12 +212,24 @@ pub struct Local<'s> {
     pub rule: Option<&'s Arc<HttpRule>>,
     /// The `match[]` entry that matched.
     pub request_match: Option<&'s RequestMatch>,
+    /// The headers of a CORS preflight answer ([`LocalReason::CorsPreflight`]); `None` otherwise.
+    pub cors_headers: Option<CorsHeaders>,
 }
 
 impl<'s> Local<'s> {
     /// A local answer for `host` with nothing else known yet (no location, body or rule).
     fn new(host: Cow<'s, str>, reason: LocalReason, status: u16) -> Self {
-        Local { host, reason, status, location: None, body: None, virtual_host: None, rule: None, request_match: None }
+        Local {
+            host,
+            reason,
+            status,
+            location: None,
+            body: None,
+            virtual_host: None,
+            rule: None,
+            request_match: None,
+            cors_headers: None,
+        }
     }
 
     /// Envoy's response flag for this answer: `NR` for no route, else none (`-`).
@@ -213,9 +238,13 @@ impl<'s> Local<'s> {
     }
 
     /// Is this answered like a direct response (a status and maybe a body, no flag): a rule's
-    /// `directResponse`, the `REGISTRY_ONLY` 502, the 400 for a missing host?
+    /// `directResponse`, the `REGISTRY_ONLY` 502, the 400 for a missing host, a CORS preflight
+    /// answer (200, no body, its [`Local::cors_headers`])?
     pub fn is_direct(&self) -> bool {
-        matches!(self.reason, LocalReason::DirectResponse | LocalReason::BlockAll | LocalReason::MissingHost)
+        matches!(
+            self.reason,
+            LocalReason::DirectResponse | LocalReason::BlockAll | LocalReason::MissingHost | LocalReason::CorsPreflight
+        )
     }
 
     /// The response header edits that go with this answer (the rule's, for a redirect or a
@@ -261,6 +290,10 @@ pub struct Forward<'s> {
     /// no retries, no timeout, no DestinationRule; the layers below share one cluster for all
     /// such hosts and keep no state per host.
     pub passthrough: bool,
+    /// The headers the rule's `corsPolicy` sets on every response to this request (its origin is
+    /// allowed), after the rule's response header edits; `None` when CORS adds nothing (no
+    /// policy, no `Origin`, an origin not allowed).
+    pub cors_headers: Option<CorsHeaders>,
 }
 
 impl<'s> Forward<'s> {
@@ -433,6 +466,7 @@ impl Snapshot {
                             retries: &NO_RETRIES,
                             rewrite: None,
                             passthrough: true,
+                            cors_headers: None,
                         });
                     }
                 };
@@ -447,6 +481,7 @@ impl Snapshot {
                     retries: self.default_retries(),
                     rewrite: None,
                     passthrough: false,
+                    cors_headers: None,
                 });
             }
             RouteDecision::NoRoute { host, virtual_host } => {
@@ -473,6 +508,18 @@ impl Snapshot {
             }
             RouteAction::Delegate { .. } => Decision::Local(local(host, LocalReason::Delegate, 404)),
             RouteAction::Route(w) => {
+                // Envoy's CORS filter runs before the router: a preflight it answers never reaches
+                // the weighted pick.
+                let cors_headers = match rule.cors.as_deref().map(|c| c.evaluate_headers(view.method, view.headers)) {
+                    None | Some(CorsOutcome::None) => None,
+                    Some(CorsOutcome::Response(h)) => Some(h),
+                    Some(CorsOutcome::Preflight(h)) => {
+                        return Decision::Local(Local {
+                            cors_headers: Some(h),
+                            ..local(host, LocalReason::CorsPreflight, 200)
+                        });
+                    }
+                };
                 let Some(index) = w.pick_index(draw) else {
                     return Decision::Local(local(host, LocalReason::NoDestination, 404));
                 };
@@ -490,6 +537,7 @@ impl Snapshot {
                     retries: &rule.retries,
                     rewrite,
                     passthrough: false,
+                    cors_headers,
                 })
             }
         }

@@ -45,6 +45,7 @@ pub mod router;
 pub mod service;
 pub mod snapshot;
 
+pub use cors::CorsHeaders;
 pub use decision::{Decision, Forward, Listener, Local, LocalReason};
 pub use request::{ClientIdentity, RequestView};
 pub use router::RouteDecision;

@@ -9,8 +9,14 @@
 //! keys DESIGN.md lists: `flags` (Envoy's response flag of a local answer: `NR`, or `-`),
 //! `reason` (why the mesh answered itself: `hostNotExposed`, `httpsRedirect`, `noVirtualHost`,
 //! `noRule`, `delegate`, `noDestination`, `redirect`, `directResponse`, `blockAll` (a host
-//! nothing declares under `REGISTRY_ONLY`: 502), `missingHost` (400), or `connectionClosed`
-//! for a Gateway connection that ends before any HTTP), `port` (the Gateway listener port
+//! nothing declares under `REGISTRY_ONLY`: 502), `missingHost` (400), `corsPreflight` (a CORS
+//! preflight the rule's `corsPolicy` answers: `action` `directResponse`, status 200, no body),
+//! or `connectionClosed` for a Gateway connection that ends before any HTTP), `cors` (what the
+//! rule's `corsPolicy` does to this request, `null` when nothing — no policy, no `Origin`, an
+//! origin not allowed, an unmatched preflight forwarded: `{"preflight": true, "status": 200,
+//! "headers": {name: value}}` for a preflight answered with those headers,
+//! `{"preflight": false, "status": null, "headers": {...}}` for a forwarded request whose every
+//! response gets those headers, set after the rule's response edits), `port` (the Gateway listener port
 //! the request was decided on; `null` for the mesh), and `passthrough` (`true` for a host nothing
 //! declares, passed through under `ALLOW_ANY`: no retries, no DestinationRule). For a local answer, `headers.response`
 //! holds the edits applied to it (a redirect's or direct response's rule edits) and
@@ -26,7 +32,7 @@ use mesh_core::route::{
     WeightedDestinations,
 };
 use mesh_core::router::{RuleTrace, trace_rules};
-use mesh_core::{Binding, ClientIdentity, RequestView, Snapshot};
+use mesh_core::{Binding, ClientIdentity, CorsHeaders, RequestView, Snapshot};
 use serde_json::{Map, Value, json};
 
 /// Seconds with an `s` suffix, trailing zeros trimmed: `0.5s`, `7s`, `0.025s`.
@@ -128,6 +134,47 @@ pub fn destinations_json(w: &WeightedDestinations) -> Value {
     )
 }
 
+/// CORS headers as `{name: value}`.
+pub fn cors_headers_json(headers: &CorsHeaders) -> Value {
+    Value::Object(headers.iter().map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("")))).collect())
+}
+
+/// The `cors` key of a decision: `{"preflight", "status", "headers"}`, or `null` when CORS does
+/// nothing to the request.
+pub fn cors_json(decision: &Decision<'_>) -> Value {
+    match decision {
+        Decision::Local(l) if l.reason == LocalReason::CorsPreflight => json!({
+            "preflight": true,
+            "status": l.status,
+            "headers": l.cors_headers.as_ref().map_or_else(|| json!({}), cors_headers_json),
+        }),
+        Decision::Forward(f) => match &f.cors_headers {
+            Some(h) => json!({"preflight": false, "status": null, "headers": cors_headers_json(h)}),
+            None => Value::Null,
+        },
+        Decision::Local(_) => Value::Null,
+    }
+}
+
+/// A compiled `corsPolicy` as `/config_dump` shows it (`null` when the rule has none).
+pub fn cors_policy_json(policy: Option<&mesh_core::route::CorsPolicy>) -> Value {
+    let Some(p) = policy else { return Value::Null };
+    let list = |items: &[std::sync::Arc<str>]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    json!({
+        "allowOrigins": p.allow_origins.iter().map(|m| match m {
+            mesh_core::matcher::StringMatcher::Exact(s) => json!({"exact": &**s}),
+            mesh_core::matcher::StringMatcher::Prefix(s) => json!({"prefix": &**s}),
+            mesh_core::matcher::StringMatcher::Regex(r) => json!({"regex": r.as_str()}),
+        }).collect::<Vec<_>>(),
+        "allowMethods": list(&p.allow_methods),
+        "allowHeaders": list(&p.allow_headers),
+        "exposeHeaders": list(&p.expose_headers),
+        "maxAge": p.max_age.map(format_duration),
+        "allowCredentials": p.allow_credentials,
+        "unmatchedPreflights": if p.forward_unmatched_preflights { "FORWARD" } else { "IGNORE" },
+    })
+}
+
 /// Where a rule came from: `{"kind", "namespace", "name", "rule", "ruleName", "match"}`.
 pub fn rule_origin_json(rule: &HttpRule, request_match: Option<&RequestMatch>) -> Value {
     json!({
@@ -175,6 +222,7 @@ pub fn rule_json(rule: &HttpRule) -> Value {
         "fault": fault_json(rule.fault.as_ref()),
         "mirrors": mirrors_json(&rule.mirrors),
         "headers": header_edits_json(&rule.headers),
+        "cors": cors_policy_json(rule.cors.as_deref()),
     })
 }
 
@@ -261,6 +309,7 @@ pub fn decision_json(decision: &Decision<'_>, req: &RequestView<'_>, listener: O
             out.insert("passthrough".into(), json!(f.passthrough));
         }
     }
+    out.insert("cors".into(), cors_json(decision));
     out.insert("port".into(), json!(listener.map(|l| l.port)));
     Value::Object(out)
 }
@@ -284,7 +333,9 @@ pub fn closed_json(host: &str, port: u16) -> Value {
     let mut out = Map::new();
     out.insert("host".into(), json!(host));
     out.insert("action".into(), json!("noRoute"));
-    for key in ["status", "route", "redirect", "directResponse", "rewrite", "timeout", "retries", "fault", "flags"] {
+    for key in
+        ["status", "route", "redirect", "directResponse", "rewrite", "timeout", "retries", "fault", "flags", "cors"]
+    {
         out.insert(key.into(), Value::Null);
     }
     out.insert("destinations".into(), json!([]));
@@ -389,6 +440,9 @@ pub fn explain_text(
                 json["redirect"]["location"].as_str().unwrap_or("")
             );
         }
+        Some("directResponse") if json["reason"] == "corsPreflight" => {
+            let _ = writeln!(out, "=> answer the CORS preflight {}", json["directResponse"]["status"]);
+        }
         Some("directResponse") => {
             let _ = writeln!(out, "=> respond {}", json["directResponse"]["status"]);
         }
@@ -408,7 +462,7 @@ pub fn explain_text(
         }
     }
     let mut extras: BTreeMap<&str, String> = BTreeMap::new();
-    for key in ["timeout", "retries", "fault", "rewrite"] {
+    for key in ["timeout", "retries", "fault", "rewrite", "cors"] {
         if !json[key].is_null() {
             extras.insert(key, json[key].to_string());
         }
@@ -458,7 +512,7 @@ pub fn explain_l4_json(snapshot: &Snapshot, binding: &Binding, port: u16, sni: O
             out.insert("destinations".into(), json!([]));
         }
     }
-    for key in ["redirect", "directResponse", "rewrite", "timeout", "retries", "fault"] {
+    for key in ["redirect", "directResponse", "rewrite", "timeout", "retries", "fault", "cors"] {
         out.insert(key.into(), Value::Null);
     }
     out.insert("mirrors".into(), json!([]));

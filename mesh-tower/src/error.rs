@@ -10,6 +10,7 @@
 //! | no healthy endpoint | 503 | `UH` |
 //! | connect failure / reset before a response | 503 | `UF` / `UC` |
 //! | route timeout, per-try timeout | 504 | `UT` |
+//! | CORS preflight answered by the rule's `corsPolicy` | 200 | `-` |
 //!
 //! Layers add flags to upstream responses too (`DI` after an injected delay, `URX` when retries
 //! ran out), through the [`ResponseFlags`] extension.
@@ -69,6 +70,12 @@ pub enum LocalReply {
     Timeout,
     /// The per-try timeout fired: 504, flag `UT` (retried when the policy allows).
     PerTryTimeout,
+    /// A CORS preflight answered by the rule's `corsPolicy` (Envoy's CORS filter): 200, no body,
+    /// no flag, these `access-control-*` headers.
+    CorsPreflight {
+        /// The headers of the answer (see [`mesh_core::cors`]).
+        headers: mesh_core::CorsHeaders,
+    },
 }
 
 impl LocalReply {
@@ -77,7 +84,9 @@ impl LocalReply {
         match self {
             LocalReply::NoRoute => ResponseFlags::NO_ROUTE,
             LocalReply::FaultAbort { .. } => ResponseFlags::FAULT_ABORT,
-            LocalReply::Redirect { .. } | LocalReply::Direct { .. } => ResponseFlags::NONE,
+            LocalReply::Redirect { .. } | LocalReply::Direct { .. } | LocalReply::CorsPreflight { .. } => {
+                ResponseFlags::NONE
+            }
             LocalReply::Overflow => ResponseFlags::OVERFLOW,
             LocalReply::NoHealthyUpstream => ResponseFlags::NO_HEALTHY_UPSTREAM,
             LocalReply::UpstreamFailure { outcome: TryOutcome::ConnectFailure } => ResponseFlags::CONNECT_FAILURE,
@@ -126,6 +135,7 @@ impl LocalReply {
                 ),
             ),
             LocalReply::Timeout | LocalReply::PerTryTimeout => (504, Bytes::from_static(b"upstream request timeout")),
+            LocalReply::CorsPreflight { .. } => (200, Bytes::new()),
         }
     }
 
@@ -153,6 +163,8 @@ impl LocalReply {
                 headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
                 headers.insert(GRPC_STATUS, HeaderValue::from(*code));
             }
+            // The filter's reply is its headers only (Envoy's `encodeHeaders(..., end_stream)`).
+            LocalReply::CorsPreflight { headers: cors } => cors.apply(headers),
             _ => {
                 if !body.is_empty() {
                     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::Response;
+use mesh_core::CorsHeaders;
 use mesh_core::route::{HttpRule, RouteAction};
 
 use crate::context::DestinationService;
@@ -11,14 +12,16 @@ use crate::error::{LocalBody, LocalReply};
 
 pin_project_lite::pin_project! {
     /// Response future of [`super::Route`]: a local reply, or the inner call whose response gets
-    /// the rule's response header edits.
+    /// the rule's response header edits, then the CORS headers of a request from an allowed
+    /// origin.
     #[project = RouteFutureProj]
     #[allow(missing_docs)] // pin-project-lite does not take docs on variant fields
     pub enum RouteFuture<F> {
         /// Answered by meshwork (with the response header edits of the rule that answered).
         Local { reply: Option<LocalReply>, rule: Option<Arc<HttpRule>> },
-        /// Waiting for the inner service; response header edits applied when it answers.
-        Inner { #[pin] future: F, rule: Option<Arc<HttpRule>>, index: usize },
+        /// Waiting for the inner service; response header edits (then CORS headers) applied when
+        /// it answers.
+        Inner { #[pin] future: F, rule: Option<Arc<HttpRule>>, index: usize, cors: Option<CorsHeaders> },
     }
 }
 
@@ -36,8 +39,8 @@ impl<F> RouteFuture<F> {
         RouteFuture::Local { reply: Some(reply), rule }
     }
 
-    pub(super) fn inner(future: F, rule: Option<Arc<HttpRule>>, index: usize) -> Self {
-        RouteFuture::Inner { future, rule, index }
+    pub(super) fn inner(future: F, rule: Option<Arc<HttpRule>>, index: usize, cors: Option<CorsHeaders>) -> Self {
+        RouteFuture::Inner { future, rule, index, cors }
     }
 }
 
@@ -82,7 +85,7 @@ where
                 apply_response(&rule.headers.response, &mut parts, &body);
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }
-            RouteFutureProj::Inner { future, rule, index } => {
+            RouteFutureProj::Inner { future, rule, index, cors } => {
                 let response = ready!(future.poll(cx))?;
                 let (mut parts, body) = response.into_parts();
                 if let Some(rule) = rule.as_deref() {
@@ -97,6 +100,11 @@ where
                         }
                     }
                     apply_response(&rule.headers.response, &mut parts, &body);
+                }
+                // Envoy's CORS encodeHeaders, after the router's edits: its values win. Local
+                // replies from below (fault abort, 503, 504) get them too.
+                if let Some(cors) = cors.take() {
+                    cors.apply(&mut parts.headers);
                 }
                 Poll::Ready(Ok(Response::from_parts(parts, body)))
             }

@@ -7,10 +7,17 @@
 //!   Gateway admission from the [`Listener`] in the extensions, `httpsRedirect`, the rule, the
 //!   weighted pick, the rewrite) — nothing about the decision is finished here;
 //! - answers local decisions (redirects, direct responses, "no route": 404, flag `NR`) with the
-//!   rule's response header edits, as Envoy applies them to its own replies;
+//!   rule's response header edits, as Envoy applies them to its own replies, and CORS preflights
+//!   the rule's `corsPolicy` answers ([`LocalReply::CorsPreflight`]: 200 with its
+//!   `access-control-*` headers, no rule edits: Envoy's CORS filter answers before the router);
 //! - otherwise applies the rewrite (path, authority) and request header edits (destination level,
 //!   then rule level), records the decision as a [`RouteContext`] in the request's extensions
-//!   for the layers below, calls the inner service, and applies the response header edits.
+//!   for the layers below, calls the inner service, and applies the response header edits, then
+//!   the CORS headers of a request from an allowed origin
+//!   ([`mesh_core::decision::Forward::cors_headers`]) — on the upstream's response and on local
+//!   replies made below (fault abort, 503, 504) alike, as Envoy's CORS `encodeHeaders` runs on
+//!   both, after the router's edits. A request without `Origin`, or a rule without a policy,
+//!   costs nothing here (mesh-core looks the header up only when the rule has a policy).
 //!
 //! A host with no VirtualService goes to the host itself (under a Gateway: 404), with the
 //! snapshot's default retry policy when the mesh knows the service, or by the outbound traffic
@@ -128,12 +135,13 @@ pub use mesh_core::decision::Listener;
 /// Outcome of routing, before the inner call.
 enum Routed {
     Local(LocalReply, Option<Arc<HttpRule>>),
-    Forward(RouteContext),
+    Forward(RouteContext, Option<mesh_core::CorsHeaders>),
 }
 
 /// The reply for a local decision.
 fn local_reply(local: mesh_core::Local<'_>) -> LocalReply {
     match local.reason {
+        LocalReason::CorsPreflight => LocalReply::CorsPreflight { headers: local.cors_headers.unwrap_or_default() },
         LocalReason::Redirect | LocalReason::HttpsRedirect => {
             LocalReply::Redirect { status: local.status, location: local.location.unwrap_or_default() }
         }
@@ -199,8 +207,9 @@ fn decide<B>(
     let rule = forward.rule.cloned();
     let index = forward.destination_index;
     let passthrough = forward.passthrough;
+    let cors = forward.cors_headers;
     let destination = forward.destination.into_owned();
-    Routed::Forward(RouteContext {
+    let ctx = RouteContext {
         snapshot,
         virtual_host,
         rule,
@@ -208,7 +217,8 @@ fn decide<B>(
         destination_index: index,
         passthrough,
         cluster: None,
-    })
+    };
+    Routed::Forward(ctx, cors)
 }
 
 /// Wall-clock time, for Envoy's `%START_TIME%` in header values: a date by definition, so not
@@ -278,7 +288,7 @@ where
                 tracing::debug!(target: "meshwork::route", uri = %req.uri(), flags = %reply.response_flags(), "answered locally");
                 RouteFuture::local(reply, rule)
             }
-            Routed::Forward(ctx) => {
+            Routed::Forward(ctx, cors) => {
                 // The request span (telemetry's, entered around this call) says where it went.
                 // Recorded only when asked for (`meshwork::route` at debug, or no filter, as an
                 // OpenTelemetry setup has): a formatting subscriber re-formats the span on every
@@ -302,7 +312,7 @@ where
                 let rule = ctx.rule.clone();
                 let index = ctx.destination_index;
                 req.extensions_mut().insert(ctx);
-                RouteFuture::inner(self.inner.call(req), rule, index)
+                RouteFuture::inner(self.inner.call(req), rule, index, cors)
             }
         }
     }
