@@ -58,6 +58,12 @@ spec:
     corsPolicy:
       allowOrigins: [{prefix: "https://app."}]
       allowCredentials: true
+  - match: [{uri: {prefix: /slow}}]
+    timeout: 0.1s
+    route: [{destination: {host: web.example.com}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://app.example"}]
+      exposeHeaders: [x-trace]
   - match: [{uri: {prefix: /moved}}]
     redirect: {uri: /api}
     corsPolicy:
@@ -208,6 +214,16 @@ async fn cors_policies_through_the_proxy_agree_with_explain() {
             false,
             None,
             map(&[("access-control-allow-origin", APP), ("access-control-allow-credentials", "true")]),
+        ),
+        // And the route timeout's 504 (the upstream was called, too slow).
+        (
+            "GET",
+            "/slow",
+            vec![("origin", APP)],
+            504,
+            true,
+            None,
+            map(&[("access-control-allow-origin", APP), ("access-control-expose-headers", "x-trace")]),
         ),
         // Routes that do not forward get no CORS processing.
         ("OPTIONS", "/moved", preflight(APP), 301, false, Some("redirect"), map(&[])),
