@@ -64,6 +64,11 @@ spec:
     corsPolicy:
       allowOrigins: [{exact: "https://app.example"}]
       exposeHeaders: [x-trace]
+  - match: [{uri: {prefix: /both}}]
+    route: [{destination: {host: web.example.com}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://app.example"}]
+      allowOrigin: ["https://evil.example"]
   - match: [{uri: {prefix: /moved}}]
     redirect: {uri: /api}
     corsPolicy:
@@ -225,6 +230,9 @@ async fn cors_policies_through_the_proxy_agree_with_explain() {
             None,
             map(&[("access-control-allow-origin", APP), ("access-control-expose-headers", "x-trace")]),
         ),
+        // The deprecated allowOrigin counts only without allowOrigins (Istio's translation).
+        ("GET", "/both", vec![("origin", APP)], 200, true, None, map(&[("access-control-allow-origin", APP)])),
+        ("GET", "/both", vec![("origin", EVIL)], 200, true, None, map(&[])),
         // Routes that do not forward get no CORS processing.
         ("OPTIONS", "/moved", preflight(APP), 301, false, Some("redirect"), map(&[])),
         ("OPTIONS", "/nowhere", preflight(APP), 404, false, Some("noRule"), map(&[])),

@@ -229,7 +229,11 @@ impl Ctx<'_> {
         let c = c.as_ref()?;
         let mut origins: Vec<StringMatcher> =
             c.allow_origins.iter().filter_map(|o| this.string_match(o, &format!("{path}.allowOrigins"))).collect();
-        origins.extend(c.allow_origin.iter().map(|o| StringMatcher::Exact(arc(o))));
+        // The deprecated exact `allowOrigin` only when `allowOrigins` is absent, as Istio's
+        // `TranslateCORSPolicy` (pilot/pkg/networking/core/route/route.go) takes them.
+        if c.allow_origins.is_empty() {
+            origins.extend(c.allow_origin.iter().map(|o| StringMatcher::Exact(arc(o))));
+        }
         let list = |v: &Vec<String>| -> Box<[Arc<str>]> { v.iter().map(|s| arc(s)).collect() };
         Some(Arc::new(route::CorsPolicy {
             allow_origins: origins.into_boxed_slice(),
