@@ -133,11 +133,17 @@ struct State {
     version: u64,
 }
 
-/// Endpoints by service FQDN. Cheap to clone (shared).
+/// Endpoints by service FQDN. Cheap to clone (one shared `Arc`: a stack cloned per request, as
+/// tower's `oneshot` does, writes one reference count, not one per field).
 #[derive(Debug, Clone)]
 pub struct Registry {
-    state: Arc<ArcSwap<State>>,
-    write: Arc<Mutex<()>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: ArcSwap<State>,
+    write: Mutex<()>,
     /// The namespace short names are qualified in.
     namespace: Arc<str>,
     /// The cluster domain short names are qualified with.
@@ -146,12 +152,7 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry {
-            state: Arc::default(),
-            write: Arc::default(),
-            namespace: Arc::from("default"),
-            domain: Arc::from(mesh_core::host::DEFAULT_DOMAIN),
-        }
+        Registry::with_namespace(Arc::from("default"))
     }
 }
 
@@ -172,22 +173,33 @@ impl Registry {
     /// assert_eq!(registry.service_name("reviews"), "reviews.bookinfo.svc.cluster.local");
     /// ```
     pub fn in_namespace(namespace: &str) -> Self {
-        Registry { namespace: Arc::from(namespace), ..Self::default() }
+        Registry::with_namespace(Arc::from(namespace))
+    }
+
+    fn with_namespace(namespace: Arc<str>) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                state: ArcSwap::default(),
+                write: Mutex::default(),
+                namespace,
+                domain: Arc::from(mesh_core::host::DEFAULT_DOMAIN),
+            }),
+        }
     }
 
     /// The service a name given in code stands for: a short name qualified in the registry's
     /// namespace, anything else as written (lower-cased).
     pub fn service_name(&self, service: &str) -> String {
-        mesh_core::host::qualify(service, &self.namespace, &self.domain)
+        mesh_core::host::qualify(service, &self.inner.namespace, &self.inner.domain)
     }
 
     fn update(&self, f: impl FnOnce(&mut State)) {
-        let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.state.load();
+        let _guard = self.inner.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.inner.state.load();
         let mut next =
             State { manual: current.manual.clone(), declared: current.declared.clone(), version: current.version + 1 };
         f(&mut next);
-        self.state.store(Arc::new(next));
+        self.inner.state.store(Arc::new(next));
     }
 
     /// Add an endpoint to a service (replacing one with the same address). A short name is
@@ -283,7 +295,7 @@ impl Registry {
 
     /// Every endpoint of a service (code-registered first).
     pub fn endpoints(&self, service: &str) -> Vec<Endpoint> {
-        let s = self.state.load();
+        let s = self.inner.state.load();
         s.manual.get(service).into_iter().chain(s.declared.get(service)).flat_map(|l| l.iter().cloned()).collect()
     }
 
@@ -294,13 +306,13 @@ impl Registry {
 
     /// Does the registry know the service?
     pub fn contains(&self, service: &str) -> bool {
-        let s = self.state.load();
+        let s = self.inner.state.load();
         s.manual.contains_key(service) || s.declared.contains_key(service)
     }
 
     /// Does the registry have an endpoint of `service` for `port` (or one for every port)?
     pub fn serves_port(&self, service: &str, port: u16) -> bool {
-        let s = self.state.load();
+        let s = self.inner.state.load();
         s.manual
             .get(service)
             .into_iter()
@@ -310,7 +322,7 @@ impl Registry {
 
     /// Bumped on every change (clusters rebuild their balancers when it moves).
     pub fn version(&self) -> u64 {
-        self.state.load().version
+        self.inner.state.load().version
     }
 }
 

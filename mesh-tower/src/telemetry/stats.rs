@@ -206,47 +206,59 @@ impl Shared {
     }
 
     pub(crate) fn record(&self, f: Finished<'_>) {
-        let (meta, service) = match f.upstream {
+        // Borrowed, not cloned: on the common path (a cached label set) no reference count is
+        // written here (each would be a write to a line every thread answering requests of the
+        // destination shares).
+        let unknown_meta;
+        let interned;
+        let (meta, service): (&Arc<EndpointMeta>, Option<&Arc<str>>) = match f.upstream {
             // A passthrough: the host as the caller named it (Istio's `destination_service` for
             // `PassthroughCluster`), while fewer than `CACHE_LIMIT` are kept.
             Some(u) if u.cluster.as_ref().is_some_and(|c| c.is_passthrough()) => {
-                (u.meta.clone(), Some(self.intern(local_host(&f), &self.passthrough)))
+                interned = self.intern(local_host(&f), &self.passthrough);
+                (&u.meta, Some(&interned))
             }
-            Some(u) => (u.meta.clone(), u.cluster.as_ref().map(|c| c.destination().host.clone())),
+            Some(u) => (&u.meta, u.cluster.as_ref().map(|c| &c.destination().host)),
             // Answered with no upstream after a route chose its service (fault abort, route
             // timeout): that service, as Istio reads it from the route's cluster.
-            None if f.service.is_some() => (EndpointMeta::unknown(), f.service.cloned()),
+            None if f.service.is_some() => {
+                unknown_meta = EndpointMeta::unknown();
+                (&unknown_meta, f.service)
+            }
             // Answered with no upstream and no routed service: the host as the caller named it.
-            None => (EndpointMeta::unknown(), Some(self.intern(local_host(&f), &self.unknown))),
+            None => {
+                unknown_meta = EndpointMeta::unknown();
+                interned = self.intern(local_host(&f), &self.unknown);
+                (&unknown_meta, Some(&interned))
+            }
         };
         let Some(service) = service else {
             // An upstream outside any cluster (a custom client below the stack): its labels
             // are all `unknown`.
-            let handles = self.register(&f, meta, self.unknown.clone());
+            let handles = self.register(&f, meta.clone(), self.unknown.clone());
             return self.update(&handles, &f);
         };
         let key = HandleKey {
-            meta: Arc::as_ptr(&meta) as *const u8 as usize,
-            service: Arc::as_ptr(&service) as *const u8 as usize,
+            meta: Arc::as_ptr(meta) as *const u8 as usize,
+            service: Arc::as_ptr(service) as *const u8 as usize,
             status: f.status,
             grpc: f.grpc_status.map_or(-1, |c| c.min(i16::MAX as u32) as i16),
             flags: f.flags,
             grpc_protocol: f.grpc,
         };
-        let handles = match self.cache.load().get(&key) {
-            Some(h) => h.clone(),
-            None => {
-                let handles = self.register(&f, meta, service);
-                let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let current = self.cache.load();
-                if current.len() < CACHE_LIMIT {
-                    let mut next = FxHashMap::clone(&current);
-                    next.insert(key, handles.clone());
-                    self.cache.store(Arc::new(next));
-                }
-                handles
+        if let Some(handles) = self.cache.load().get(&key) {
+            return self.update(handles, &f);
+        }
+        let handles = self.register(&f, meta.clone(), service.clone());
+        {
+            let _guard = self.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let current = self.cache.load();
+            if current.len() < CACHE_LIMIT {
+                let mut next = FxHashMap::clone(&current);
+                next.insert(key, handles.clone());
+                self.cache.store(Arc::new(next));
             }
-        };
+        }
         self.update(&handles, &f);
     }
 
