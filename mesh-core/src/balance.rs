@@ -175,6 +175,65 @@ impl Balancer {
         }
     }
 
+    /// Does slow start apply to this policy? Envoy supports it for ROUND_ROBIN and LEAST_REQUEST
+    /// only, and Istio sets `slowStartConfig` only in those two cases (istio/istio
+    /// `pilot/pkg/networking/core/cluster_traffic_policy.go`, `applyRoundRobinLoadBalancer`,
+    /// `applyLeastRequestLoadBalancer`; RANDOM and consistent hashing get none).
+    pub fn slow_start_applies(&self) -> bool {
+        matches!(self.kind, Kind::RoundRobin | Kind::LeastRequest)
+    }
+
+    /// Pick an eligible endpoint with each endpoint's weight scaled by `factor(i)` (slow start:
+    /// Envoy multiplies a warming endpoint's load-balancing weight by its time factor, so an
+    /// endpoint at factor 0.25 beside a warm one of the same weight gets 0.25 / 1.25 = 20 % of
+    /// the requests). ROUND_ROBIN draws by the scaled weights (Envoy's EDF scheduler gives the
+    /// same shares); LEAST_REQUEST draws two candidates by the scaled weights and keeps the one
+    /// with fewer active requests per unit of scaled weight. Other policies ignore `factor`
+    /// (see [`Balancer::slow_start_applies`]).
+    pub fn pick_scaled(&self, ctx: &mut PickContext<'_>, factor: &dyn Fn(usize) -> f64) -> Option<usize> {
+        if !self.slow_start_applies() || self.weights.len() < 2 {
+            return self.pick(ctx);
+        }
+        let weight = |i: usize| f64::from(self.weights[i]) * factor(i).clamp(0.0, 1.0);
+        let a = self.scaled_draw(ctx, &weight, None)?;
+        if matches!(self.kind, Kind::RoundRobin) {
+            return Some(a);
+        }
+        let Some(b) = self.scaled_draw(ctx, &weight, Some(a)) else { return Some(a) };
+        let load = |i: usize, other: usize| (ctx.active)(i) as f64 * weight(other);
+        Some(if load(b, a) < load(a, b) { b } else { a })
+    }
+
+    /// One eligible endpoint (other than `except`) drawn in proportion to `weight`; uniformly
+    /// when every eligible weight is 0.
+    fn scaled_draw(
+        &self,
+        ctx: &mut PickContext<'_>,
+        weight: &dyn Fn(usize) -> f64,
+        except: Option<usize>,
+    ) -> Option<usize> {
+        let candidate = |i: usize| Some(i) != except && (ctx.eligible)(i);
+        let n = self.weights.len();
+        let total: f64 = (0..n).filter(|&i| candidate(i)).map(weight).sum();
+        let unit = (ctx.rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        if total <= 0.0 {
+            let count = (0..n).filter(|&i| candidate(i)).count();
+            let k = (unit * count as f64) as usize;
+            return (0..n).filter(|&i| candidate(i)).nth(k.min(count.saturating_sub(1)));
+        }
+        let mut r = unit * total;
+        let mut last = None;
+        for i in (0..n).filter(|&i| candidate(i)) {
+            let w = weight(i);
+            if r < w {
+                return Some(i);
+            }
+            r -= w;
+            last = Some(i);
+        }
+        last
+    }
+
     fn random_eligible(&self, ctx: &mut PickContext<'_>) -> Option<usize> {
         for _ in 0..8 {
             let i = self.weighted_index(ctx.rng.next_u64());

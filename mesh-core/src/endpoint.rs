@@ -9,18 +9,16 @@
 //!    [`crate::locality`]): a priority level is chosen by how healthy each level is
 //!    ([`locality::priority_loads`], Envoy's priority load with the 1.4 overprovisioning
 //!    factor), and the balancer picks within it.
-//! 2. **Slow start** (`warmupDurationSecs`): an endpoint still warming up passes with the chance
-//!    of its weight factor ([`crate::policy::Warmup::factor`]); when no warm endpoint passes, the
-//!    warming ones are taken as they are (Envoy's slow start scales weights, it never empties the
-//!    set).
+//! 2. **Slow start** (`warmup` / `warmupDurationSecs`): an endpoint still warming up has its
+//!    weight scaled by its factor ([`crate::policy::Warmup::factor`]), as Envoy scales it, under
+//!    ROUND_ROBIN and LEAST_REQUEST only (see [`Balancer::pick_scaled`]; Istio configures slow
+//!    start for no other policy).
 //! 3. **Retries avoid the endpoints already tried** (Envoy's `previous_hosts` retry predicate,
 //!    which Istio sets on every route): skipped while another healthy endpoint remains, taken
 //!    again when none does.
 //! 4. **Ejected endpoints are never picked** ([`EndpointPick::healthy`] is the outlier
 //!    detector's verdict, which already accounts for panic mode).
 //!
-//! A slow-start draw is made once per endpoint and pick (from one seed drawn per pick), so the
-//! balancer sees a consistent eligible set while it walks.
 
 use crate::balance::{Balancer, PickContext, RandomSource};
 use crate::locality;
@@ -54,29 +52,11 @@ impl std::fmt::Debug for EndpointPick<'_> {
     }
 }
 
-/// A uniform `f64` in `0.0..1.0` for endpoint `i` from a pick's seed (SplitMix64 finaliser).
-fn unit(seed: u64, i: usize) -> f64 {
-    let mut z = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
 impl EndpointPick<'_> {
     /// The endpoint for this request, or `None` when no healthy endpoint is left.
     pub fn pick(&self, rng: &mut dyn RandomSource) -> Option<usize> {
         let healthy = self.healthy;
-        let seed = if self.warmup.is_some() { rng.next_u64() } else { 0 };
-        let warm = |i: usize| {
-            self.warmup.is_none_or(|factor| {
-                let f = factor(i);
-                f >= 1.0 || unit(seed, i) < f
-            })
-        };
         let fresh = |i: usize| healthy(i) && !(self.tried)(i);
-        let fresh_warm = |i: usize| fresh(i) && warm(i);
-        let slow_start = self.warmup.is_some();
         if let Some(priorities) = self.priorities {
             // No allocation: at most five levels.
             let mut counts = [(0u32, 0u32); locality::MAX_LEVELS];
@@ -90,20 +70,10 @@ impl EndpointPick<'_> {
             locality::priority_loads(&counts, &mut loads);
             if let Some(level) = locality::choose(&loads, rng.next_u64()) {
                 let at_level = |i: usize| priorities.get(i).is_some_and(|p| usize::from(*p) == level);
-                let in_level_warm = |i: usize| at_level(i) && fresh_warm(i);
-                let in_level = |i: usize| at_level(i) && fresh(i);
-                for eligible in [&in_level_warm as &dyn Fn(usize) -> bool, &in_level] {
-                    if let Some(i) = self.balance(rng, eligible) {
-                        return Some(i);
-                    }
-                    if !slow_start {
-                        break;
-                    }
+                if let Some(i) = self.balance(rng, &|i: usize| at_level(i) && fresh(i)) {
+                    return Some(i);
                 }
             }
-        }
-        if slow_start && let Some(i) = self.balance(rng, &fresh_warm) {
-            return Some(i);
         }
         if let Some(i) = self.balance(rng, &fresh) {
             return Some(i);
@@ -112,6 +82,10 @@ impl EndpointPick<'_> {
     }
 
     fn balance(&self, rng: &mut dyn RandomSource, eligible: &dyn Fn(usize) -> bool) -> Option<usize> {
-        self.balancer.pick(&mut PickContext { rng, hash: self.hash, active: self.active, eligible })
+        let mut ctx = PickContext { rng, hash: self.hash, active: self.active, eligible };
+        match self.warmup {
+            Some(factor) => self.balancer.pick_scaled(&mut ctx, factor),
+            None => self.balancer.pick(&mut ctx),
+        }
     }
 }
