@@ -30,11 +30,11 @@ fn rule(i: usize, m: RequestMatch) -> Arc<HttpRule> {
         }])),
         rewrite: None,
         timeout: None,
-        retries: RetryPolicy::istio_default(),
+        retries: Arc::new(RetryPolicy::istio_default()),
         fault: None,
         mirrors: Box::new([]),
         cors: None,
-        headers: HeaderEdits::default(),
+        headers: Arc::default(),
     })
 }
 

@@ -304,7 +304,7 @@ impl<'s> Forward<'s> {
 
     /// The rule's fault injection.
     pub fn fault(&self) -> Option<&'s Fault> {
-        self.rule.and_then(|r| r.fault.as_ref())
+        self.rule.and_then(|r| r.fault.as_deref())
     }
 
     /// The rule's mirrors.
@@ -327,7 +327,7 @@ impl<'s> Forward<'s> {
 
     /// The rule's header edits.
     pub fn rule_headers(&self) -> Option<&'s HeaderEdits> {
-        self.rule.map(|r| &r.headers)
+        self.rule.map(|r| &*r.headers)
     }
 }
 

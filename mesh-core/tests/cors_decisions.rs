@@ -47,11 +47,11 @@ fn rule(index: usize, prefix: &str, action: RouteAction, cors: Option<CorsPolicy
         action,
         rewrite: None,
         timeout: None,
-        retries: RetryPolicy::istio_default(),
+        retries: Arc::new(RetryPolicy::istio_default()),
         fault: None,
         mirrors: Box::new([]),
         cors: cors.map(Arc::new),
-        headers: HeaderEdits { request: HeaderOps::default(), response },
+        headers: Arc::new(HeaderEdits { request: HeaderOps::default(), response }),
     })
 }
 

@@ -34,11 +34,11 @@ fn rule(index: usize, uri_prefix: Option<&str>, action: RouteAction) -> Arc<Http
         action,
         rewrite: None,
         timeout: None,
-        retries: RetryPolicy::istio_default(),
+        retries: Arc::new(RetryPolicy::istio_default()),
         fault: None,
         mirrors: Box::new([]),
         cors: None,
-        headers: HeaderEdits::default(),
+        headers: Arc::default(),
     })
 }
 
@@ -80,8 +80,11 @@ const A: &str = "a.example.com";
 fn snapshot(settings: Settings) -> Snapshot {
     let mut b = SnapshotBuilder::new(settings);
     let mut rewrite = rule(2, Some("/old"), RouteAction::Route(WeightedDestinations::new(vec![dest(A, "v1", 100)])));
-    Arc::make_mut(&mut rewrite).rewrite =
-        Some(Rewrite { uri: Some(Arc::from("/new")), uri_regex: None, authority: Some(Arc::from("b.internal")) });
+    Arc::make_mut(&mut rewrite).rewrite = Some(Box::new(Rewrite {
+        uri: Some(Arc::from("/new")),
+        uri_regex: None,
+        authority: Some(Arc::from("b.internal")),
+    }));
     let mut redirect = rule(
         3,
         Some("/moved"),
@@ -94,13 +97,13 @@ fn snapshot(settings: Settings) -> Snapshot {
             code: 301,
         }),
     );
-    Arc::make_mut(&mut redirect).headers = response_set("x-redirected", "yes");
+    Arc::make_mut(&mut redirect).headers = Arc::new(response_set("x-redirected", "yes"));
     let mut direct = rule(
         4,
         Some("/down"),
         RouteAction::DirectResponse(DirectResponse { status: 503, body: Some(Arc::from(&b"down"[..])) }),
     );
-    Arc::make_mut(&mut direct).headers = response_set("x-direct", "1");
+    Arc::make_mut(&mut direct).headers = Arc::new(response_set("x-direct", "1"));
     let rules = vec![
         rule(
             0,

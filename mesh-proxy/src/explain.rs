@@ -219,7 +219,7 @@ pub fn rule_json(rule: &HttpRule) -> Value {
         "directResponse": direct,
         "timeout": rule.timeout.map(format_duration),
         "retries": retries_json(&rule.retries),
-        "fault": fault_json(rule.fault.as_ref()),
+        "fault": fault_json(rule.fault.as_deref()),
         "mirrors": mirrors_json(&rule.mirrors),
         "headers": header_edits_json(&rule.headers),
         "cors": cors_policy_json(rule.cors.as_deref()),

@@ -206,7 +206,8 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let fault = req.extensions().get::<RouteContext>().and_then(|c| c.rule.as_ref()).and_then(|r| r.fault.as_ref());
+        let fault =
+            req.extensions().get::<RouteContext>().and_then(|c| c.rule.as_ref()).and_then(|r| r.fault.as_deref());
         let (delay, abort) = match fault {
             Some(f) => {
                 let (d, a) = f.decide(crate::rng::f64(), crate::rng::f64());

@@ -48,7 +48,7 @@ fn reply(status: u16) -> Response<String> {
 #[tokio::test]
 async fn route_puts_its_decision_in_a_route_context() {
     let mut rule = HttpRule::forward(Destination::new(REVIEWS).subset("v2"));
-    rule.retries.attempts = 5;
+    Arc::make_mut(&mut rule.retries).attempts = 5;
     let mut builder = SnapshotBuilder::new(Settings::default());
     builder.add_routes(Binding::Mesh, REVIEWS, "default/reviews", vec![Arc::new(rule)]).expect("no conflict");
     let shared = Arc::new(arc_swap::ArcSwap::from_pointee(builder.build()));
@@ -66,7 +66,7 @@ async fn route_puts_its_decision_in_a_route_context() {
 #[tokio::test]
 async fn fault_aborts_as_its_context_says() {
     let mut rule = forward();
-    rule.fault = Some(Fault { delay: None, abort: Some((AbortStatus::Http(418), Percentage::ALL)) });
+    rule.fault = Some(Box::new(Fault { delay: None, abort: Some((AbortStatus::Http(418), Percentage::ALL)) }));
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<String>>();
     let svc = mesh_tower::fault::FaultLayer::new().layer(mock);
     let response = svc.oneshot(request_with(context(rule))).await.expect("response");
@@ -91,7 +91,7 @@ async fn the_route_timeout_comes_from_the_context() {
 #[tokio::test(start_paused = true)]
 async fn the_per_try_timeout_is_a_failed_try() {
     let mut rule = forward();
-    rule.retries.per_try_timeout = Some(Duration::from_millis(100));
+    Arc::make_mut(&mut rule.retries).per_try_timeout = Some(Duration::from_millis(100));
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<String>>();
     let svc = mesh_tower::timeout::TimeoutLayer::per_try().layer(mock);
     let call = tokio::spawn(svc.oneshot(request_with(context(rule))));
@@ -104,8 +104,8 @@ async fn the_per_try_timeout_is_a_failed_try() {
 #[tokio::test(start_paused = true)]
 async fn retry_follows_the_contexts_policy_and_carries_it_to_every_try() {
     let mut rule = forward();
-    rule.retries.attempts = 1;
-    rule.retries.retry_on = RetryOn::parse("5xx").expect("retryOn");
+    Arc::make_mut(&mut rule.retries).attempts = 1;
+    Arc::make_mut(&mut rule.retries).retry_on = RetryOn::parse("5xx").expect("retryOn");
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<String>>();
     let svc = mesh_tower::retry::RetryLayer::new().layer(mock);
     let call = tokio::spawn(svc.oneshot(request_with(context(rule))));
@@ -227,8 +227,8 @@ async fn a_request_resolves_its_cluster_once_and_its_retries_keep_it() {
     registry.register(REVIEWS, Endpoint::new("127.0.0.1:9", []));
     let clusters = Clusters::new(registry.clone(), &ClientIdentity::new("default", []));
     let mut rule = forward();
-    rule.retries.attempts = 1;
-    rule.retries.retry_on = RetryOn::parse("5xx").expect("retryOn");
+    Arc::make_mut(&mut rule.retries).attempts = 1;
+    Arc::make_mut(&mut rule.retries).retry_on = RetryOn::parse("5xx").expect("retryOn");
     let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<String>>();
     let stack = mesh_tower::retry::RetryLayer::new()
         .layer(mesh_tower::balance::BalanceLayer::new(clusters.clone()).layer(mock));

@@ -21,6 +21,10 @@ pub(super) struct Strings {
     strings: std::collections::HashSet<Arc<str>>,
     /// Tables by their hosts, subsets, ports and weights; equal tables share one.
     routes: HashMap<String, Vec<route::WeightedDestinations>>,
+    /// Retry policies; equal policies (most rules use the default) share one.
+    retries: Vec<Arc<RetryPolicy>>,
+    /// The empty header edits every rule without edits shares.
+    no_headers: Option<Arc<route::HeaderEdits>>,
 }
 
 impl Strings {
@@ -45,6 +49,26 @@ impl Strings {
         }
         same.push(table.clone());
         table
+    }
+
+    /// One shared copy of an equal retry policy. A VirtualService has few distinct ones, so a
+    /// linear scan is enough.
+    fn retries(&mut self, policy: RetryPolicy) -> Arc<RetryPolicy> {
+        if let Some(shared) = self.retries.iter().find(|p| ***p == policy) {
+            return shared.clone();
+        }
+        let shared = Arc::new(policy);
+        if self.retries.len() < 16 {
+            self.retries.push(shared.clone());
+        }
+        shared
+    }
+
+    fn headers(&mut self, edits: route::HeaderEdits) -> Arc<route::HeaderEdits> {
+        if !edits.is_empty() {
+            return Arc::new(edits);
+        }
+        self.no_headers.get_or_insert_with(|| Arc::new(edits)).clone()
     }
 
     fn destination(&mut self, mut d: route::Destination) -> route::Destination {
@@ -319,13 +343,15 @@ impl Ctx<'_> {
                 });
             }
         }
-        let rewrite = h.rewrite.as_ref().map(|rw| route::Rewrite {
-            uri: opt_arc(&rw.uri),
-            uri_regex: rw
-                .uri_regex_rewrite
-                .as_ref()
-                .and_then(|rr| route::RegexRewrite::new(&rr.pattern, &rr.rewrite).ok()),
-            authority: opt_arc(&rw.authority),
+        let rewrite = h.rewrite.as_ref().map(|rw| {
+            Box::new(route::Rewrite {
+                uri: opt_arc(&rw.uri),
+                uri_regex: rw
+                    .uri_regex_rewrite
+                    .as_ref()
+                    .and_then(|rr| route::RegexRewrite::new(&rr.pattern, &rr.rewrite).ok()),
+                authority: opt_arc(&rw.authority),
+            })
         });
         let cors = Self::cors(&h.cors_policy, self, &format!("{path}.corsPolicy"));
         HttpRule {
@@ -335,11 +361,11 @@ impl Ctx<'_> {
             action: self.action(h, strings),
             rewrite,
             timeout: duration(&h.timeout).filter(|d| !d.is_zero()),
-            retries: self.retries(&h.retries),
-            fault: Self::fault(&h.fault),
+            retries: strings.retries(self.retries(&h.retries)),
+            fault: Self::fault(&h.fault).map(Box::new),
             mirrors: mirrors.into_boxed_slice(),
             cors,
-            headers: Self::header_edits(&h.headers),
+            headers: strings.headers(Self::header_edits(&h.headers)),
         }
     }
 }

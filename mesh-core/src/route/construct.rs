@@ -52,11 +52,11 @@ impl HttpRule {
             action: RouteAction::Route(WeightedDestinations::new(routes)),
             rewrite: None,
             timeout: None,
-            retries: RetryPolicy::istio_default(),
+            retries: Arc::new(RetryPolicy::istio_default()),
             fault: None,
             mirrors: Box::new([]),
             cors: None,
-            headers: HeaderEdits::default(),
+            headers: Arc::default(),
         }
     }
 }

@@ -11,8 +11,12 @@ use std::time::Duration;
 use crate::matcher::{Re2, StringMatcher};
 
 mod construct;
+mod fault;
+mod headers;
 mod retry_policy;
 
+pub use fault::{AbortStatus, Fault, GRPC_STATUS_NAMES, Mirror, Percentage, grpc_status_code};
+pub use headers::{FormattedHeader, HeaderEdits, HeaderOps};
 pub use retry_policy::{RetryOn, RetryPolicy};
 
 /// Which VirtualService (and which rule of it) a compiled rule came from.
@@ -37,20 +41,23 @@ pub struct HttpRule {
     pub matches: Box<[RequestMatch]>,
     /// What to do with a matching request.
     pub action: RouteAction,
-    /// Path / authority rewrite before forwarding.
-    pub rewrite: Option<Rewrite>,
+    /// Path / authority rewrite before forwarding (boxed: most rules have none, and the
+    /// compiled rule stays small).
+    pub rewrite: Option<Box<Rewrite>>,
     /// Overall timeout; `None` means no timeout (Istio's default).
     pub timeout: Option<Duration>,
-    /// Retry policy; Istio's default when the rule sets none.
-    pub retries: RetryPolicy,
-    /// Fault injection.
-    pub fault: Option<Fault>,
+    /// Retry policy; Istio's default when the rule sets none. Shared: the rules of one
+    /// VirtualService that retry alike (most use the default) hold one policy.
+    pub retries: Arc<RetryPolicy>,
+    /// Fault injection (boxed: rare).
+    pub fault: Option<Box<Fault>>,
     /// Mirrors, each with its percentage.
     pub mirrors: Box<[Mirror]>,
     /// CORS policy.
     pub cors: Option<Arc<CorsPolicy>>,
-    /// Header edits for every destination of the rule.
-    pub headers: HeaderEdits,
+    /// Header edits for every destination of the rule. Shared: rules without edits hold one
+    /// empty set.
+    pub headers: Arc<HeaderEdits>,
 }
 
 /// One `match[]` entry: all present conditions must hold.
@@ -313,186 +320,6 @@ impl PartialEq for RegexRewrite {
     }
 }
 
-/// A percentage in 0..=100, as configured.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct Percentage(pub f64);
-
-impl Percentage {
-    /// Everything.
-    pub const ALL: Percentage = Percentage(100.0);
-
-    /// Does a uniform random `r` in `0.0..1.0` fall within this percentage?
-    pub fn hit(self, r: f64) -> bool {
-        r * 100.0 < self.0
-    }
-}
-
-/// gRPC status names in code order (`OK` is 0, `UNAVAILABLE` 14), as gRPC defines them
-/// (<https://grpc.github.io/grpc/core/md_doc_statuscodes.html>); Istio's `fault.abort.grpcStatus`
-/// takes one of these names.
-pub const GRPC_STATUS_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
-/// The code of a gRPC status name (`UNAVAILABLE` → 14; any case; a number stands for itself).
-pub fn grpc_status_code(name: &str) -> Option<u32> {
-    GRPC_STATUS_NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).map(|i| i as u32).or_else(|| name.parse().ok())
-}
-
-/// How a fault abort answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AbortStatus {
-    /// An HTTP status.
-    Http(u16),
-    /// A gRPC status name (`UNAVAILABLE`).
-    Grpc(Arc<str>),
-}
-
-/// A compiled `fault`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fault {
-    /// Fixed delay and the share of requests delayed.
-    pub delay: Option<(Duration, Percentage)>,
-    /// Abort status and the share of requests aborted.
-    pub abort: Option<(AbortStatus, Percentage)>,
-}
-
-impl Fault {
-    /// What to inject for one request, given two uniform randoms in `0.0..1.0` (one per fault kind).
-    pub fn decide(&self, r_delay: f64, r_abort: f64) -> (Option<Duration>, Option<&AbortStatus>) {
-        let delay = self.delay.filter(|(_, p)| p.hit(r_delay)).map(|(d, _)| d);
-        let abort = self.abort.as_ref().filter(|(_, p)| p.hit(r_abort)).map(|(s, _)| s);
-        (delay, abort)
-    }
-}
-
-/// One mirror.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mirror {
-    /// Where copies go.
-    pub destination: Destination,
-    /// Share of requests copied.
-    pub percentage: Percentage,
-}
-
-impl Mirror {
-    /// Is this request copied, given a uniform random in `0.0..1.0`?
-    pub fn selected(&self, r: f64) -> bool {
-        self.percentage.hit(r)
-    }
-}
-
-/// Header edits for requests and responses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HeaderEdits {
-    /// Request edits.
-    pub request: HeaderOps,
-    /// Response edits.
-    pub response: HeaderOps,
-}
-
-impl HeaderEdits {
-    /// No edits at all?
-    pub fn is_empty(&self) -> bool {
-        self.request.is_empty() && self.response.is_empty()
-    }
-}
-
-/// `set` / `add` / `remove`, with names and values parsed once at compile time.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HeaderOps {
-    /// Overwrite (or add).
-    pub set: Box<[(http::HeaderName, http::HeaderValue)]>,
-    /// Append (or add).
-    pub add: Box<[(http::HeaderName, http::HeaderValue)]>,
-    /// Remove.
-    pub remove: Box<[http::HeaderName]>,
-    /// `set` and `add` entries whose values hold Envoy `%VARIABLES%`, expanded per request
-    /// ([`crate::header_format`]); `append` for `add`.
-    pub formatted: Box<[FormattedHeader]>,
-}
-
-/// A `set` or `add` entry whose value is expanded per request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormattedHeader {
-    /// The header.
-    pub name: http::HeaderName,
-    /// The value.
-    pub format: crate::header_format::HeaderFormat,
-    /// `add` (append) rather than `set` (overwrite).
-    pub append: bool,
-}
-
-impl HeaderOps {
-    /// No operations?
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty() && self.formatted.is_empty()
-    }
-
-    /// Apply to a header map as Envoy does: removals first, then `set` (overwrite) and `add`
-    /// (append); values with variables are expanded with nothing known about the connection
-    /// (see [`HeaderOps::apply_with`]).
-    #[inline]
-    pub fn apply(&self, headers: &mut http::HeaderMap) {
-        if !self.is_empty() {
-            self.apply_with(headers, &crate::header_format::HeaderContext::default());
-        }
-    }
-
-    /// [`HeaderOps::apply`], expanding `%VARIABLES%` from `ctx` (an empty expansion adds
-    /// nothing, as in Envoy).
-    pub fn apply_with(&self, headers: &mut http::HeaderMap, ctx: &crate::header_format::HeaderContext<'_>) {
-        for name in self.remove.iter() {
-            headers.remove(name);
-        }
-        for (name, value) in self.set.iter() {
-            headers.insert(name.clone(), value.clone());
-        }
-        for (name, value) in self.add.iter() {
-            headers.append(name.clone(), value.clone());
-        }
-        for f in self.formatted.iter() {
-            let Some(value) = f.format.render(ctx, headers) else { continue };
-            if f.append {
-                headers.append(f.name.clone(), value);
-            } else {
-                headers.insert(f.name.clone(), value);
-            }
-        }
-    }
-}
-
-impl HeaderEdits {
-    /// Apply request edits of a destination and then of its rule (the rule's win on conflicts,
-    /// as Envoy applies the less specific level last).
-    pub fn apply_request(destination: &HeaderEdits, rule: &HeaderEdits, headers: &mut http::HeaderMap) {
-        destination.request.apply(headers);
-        rule.request.apply(headers);
-    }
-
-    /// Apply response edits, in the same order.
-    pub fn apply_response(destination: &HeaderEdits, rule: &HeaderEdits, headers: &mut http::HeaderMap) {
-        destination.response.apply(headers);
-        rule.response.apply(headers);
-    }
-}
-
 /// A compiled `corsPolicy`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CorsPolicy {
@@ -559,45 +386,5 @@ mod tests {
             RetryOn::istio_default().to_istio_string(),
             "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
         );
-    }
-}
-
-#[cfg(test)]
-mod fault_tests {
-    use super::*;
-
-    #[test]
-    fn header_edits_remove_then_set_then_add() {
-        let name = |n: &str| http::HeaderName::from_bytes(n.as_bytes()).expect("name");
-        let value = |v: &str| http::HeaderValue::from_str(v).expect("value");
-        let ops = HeaderOps {
-            set: Box::new([(name("x-set"), value("new"))]),
-            add: Box::new([(name("x-add"), value("two"))]),
-            remove: Box::new([name("x-gone")]),
-            formatted: Box::new([]),
-        };
-        let mut h = http::HeaderMap::new();
-        h.insert("x-set", value("old"));
-        h.insert("x-add", value("one"));
-        h.insert("x-gone", value("bye"));
-        ops.apply(&mut h);
-        assert_eq!(h.get("x-set"), Some(&value("new")));
-        assert_eq!(h.get_all("x-add").iter().count(), 2);
-        assert!(h.get("x-gone").is_none());
-    }
-
-    #[test]
-    fn faults_and_mirrors_by_percentage() {
-        let f = Fault {
-            delay: Some((Duration::from_secs(7), Percentage(100.0))),
-            abort: Some((AbortStatus::Http(500), Percentage(10.0))),
-        };
-        assert_eq!(f.decide(0.999, 0.5), (Some(Duration::from_secs(7)), None));
-        assert_eq!(f.decide(0.0, 0.05).1, Some(&AbortStatus::Http(500)));
-        let m = Mirror {
-            destination: Destination { host: Arc::from("h"), subset: None, port: None },
-            percentage: Percentage(0.0),
-        };
-        assert!(!m.selected(0.0), "0% mirrors nothing");
     }
 }
