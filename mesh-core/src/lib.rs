@@ -13,6 +13,10 @@
 //! - [`request`], [`router`]: what a request looks like to routing, and routing it.
 //! - [`decision`]: the whole answer to a request as one value ([`Snapshot::decide`]), which
 //!   every front end (the route layer, `mesh explain`, `mesh proxy`) applies or prints.
+//! - Inbound: [`spiffe`] (workload identities), [`authn`] (PeerAuthentication: the effective
+//!   mTLS mode of a workload's port), [`normalize`] (path normalization before authorization),
+//!   [`authz`] (the AuthorizationPolicy decision, [`authz::AuthzDecision`]), [`workload`] (the
+//!   workload they apply to) and [`security`] (all of it compiled, in the [`Snapshot`]).
 //!
 //! ## Glossary
 //! - *binding*: where a VirtualService applies — the mesh, or a Gateway.
@@ -23,6 +27,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authn;
+pub mod authz;
 pub mod balance;
 pub mod budget;
 pub mod cors;
@@ -34,6 +40,7 @@ pub mod host;
 pub mod l4;
 pub mod locality;
 pub mod matcher;
+pub mod normalize;
 pub mod outlier;
 pub mod policy;
 pub mod pool;
@@ -42,9 +49,13 @@ pub mod request;
 pub mod retry;
 pub mod route;
 pub mod router;
+pub mod security;
 pub mod service;
 pub mod snapshot;
+pub mod spiffe;
+pub mod workload;
 
+pub use authz::{AuthzDecision, AuthzRequest};
 pub use cors::CorsHeaders;
 pub use decision::{Decision, Forward, Listener, Local, LocalReason};
 pub use request::{ClientIdentity, RequestView};

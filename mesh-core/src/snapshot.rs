@@ -19,6 +19,7 @@ use crate::l4::{L4Server, L4VirtualService};
 use crate::policy::DestinationPolicy;
 use crate::route::{HttpRule, RetryPolicy};
 use crate::router::RuleIndex;
+use crate::security::Security;
 use crate::service::{GatewayDecl, ServiceDecl, WorkloadDecl};
 
 /// Where VirtualServices apply: the mesh, or a Gateway.
@@ -175,6 +176,8 @@ struct Inner {
     gateways: BTreeMap<(Arc<str>, Arc<str>), Arc<GatewayDecl>>,
     l4_services: Vec<Arc<L4VirtualService>>,
     l4_servers: BTreeMap<(Binding, u16), L4Server>,
+    /// PeerAuthentications and AuthorizationPolicies (the inbound side).
+    security: Arc<Security>,
     rule_count: usize,
     /// See [`Snapshot::generation`].
     generation: u64,
@@ -318,6 +321,21 @@ impl Snapshot {
         self.inner.l4_servers.iter().map(|((b, p), s)| (b, *p, s))
     }
 
+    /// The inbound side: mesh security settings, PeerAuthentications, AuthorizationPolicies.
+    pub fn security(&self) -> &Security {
+        &self.inner.security
+    }
+
+    /// The authorization decision for `request` arriving at `workload`
+    /// ([`Security::authorize`]).
+    pub fn authorize(
+        &self,
+        workload: &crate::workload::Workload,
+        request: &crate::authz::AuthzRequest,
+    ) -> crate::authz::AuthzDecision {
+        self.inner.security.authorize(workload, request)
+    }
+
     /// Total number of compiled HTTP rules, over all bindings.
     pub fn rule_count(&self) -> usize {
         self.inner.rule_count
@@ -431,6 +449,11 @@ impl SnapshotBuilder {
     /// hold on a Gateway server routes it).
     pub fn add_l4_virtual_service(&mut self, service: L4VirtualService) {
         self.inner.l4_services.push(Arc::new(service));
+    }
+
+    /// Set the inbound policies (replacing any set before).
+    pub fn set_security(&mut self, security: Security) {
+        self.inner.security = Arc::new(security);
     }
 
     /// Add a Gateway.
