@@ -25,6 +25,9 @@
 //! before.
 
 mod packed;
+pub mod source;
+
+pub use source::{Origin, Scope, SourceEvent, SourceObject, Sources};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -321,15 +324,25 @@ impl ConfigStore {
         report.skipped = skipped;
         self.kept = next.into_iter().map(Kept::keep).collect();
         self.snapshot = compiled.snapshot;
+        // Each rejection is logged when it first appears, not again on every apply while it
+        // stays (a watch applies often; a bad object must not flood the log).
+        let before: BTreeSet<String> = self.rejections.iter().map(ToString::to_string).collect();
         self.rejections = report.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         self.generation += 1;
         for d in report.diagnostics.iter().filter(|d| d.is_error()) {
-            tracing::warn!(target: "meshwork::config", "{d}");
+            if !before.contains(&d.to_string()) {
+                tracing::warn!(target: "meshwork::config", "{d}");
+            }
         }
         for f in &report.failed_files {
             tracing::warn!(target: "meshwork::config", "{f}; the file changes nothing");
         }
         report
+    }
+
+    /// The kind, namespace and name of each resource in force, in the order first seen.
+    pub fn resource_refs(&self) -> Vec<ResourceRef> {
+        self.kept.iter().map(Kept::id).collect()
     }
 
     /// Resource ids in force, as `Kind namespace/name`.

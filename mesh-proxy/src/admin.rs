@@ -3,9 +3,9 @@
 //! | path | answer |
 //! |---|---|
 //! | `/metrics` | Prometheus text: Istio's standard metrics and meshwork's own |
-//! | `/config_dump` | JSON: generation, resources in force, every rejection, routes per binding, TCP and TLS passthrough ports, clusters |
+//! | `/config_dump` | JSON: generation, resources in force (each with its origin and, when its newest version was rejected, the diagnostics), every rejection, routes per binding, TCP and TLS passthrough ports, clusters |
 //! | `/clusters` | JSON: each cluster's endpoints with labels, active requests and ejection state |
-//! | `/ready` | 200 once the first configuration is applied |
+//! | `/ready` | 200 once the first configuration is applied and every attached source (the Kubernetes API) has listed each watched kind once; 503 naming what is pending until then |
 //! | `/healthz` | 200 while the process runs |
 
 use axum::Json;
@@ -76,7 +76,7 @@ pub fn router(source: ConfigSource, prometheus: Option<PrometheusHandle>) -> axu
         .route("/metrics", get(metrics))
         .route("/config_dump", get(config_dump))
         .route("/clusters", get(clusters))
-        .route("/ready", get(|| async { "ready\n" }))
+        .route("/ready", get(ready))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(Admin { source, prometheus })
 }
@@ -89,6 +89,50 @@ async fn metrics(State(admin): State<Admin>) -> (http::StatusCode, String) {
         }
         None => (http::StatusCode::NOT_FOUND, "no metrics recorder installed\n".into()),
     }
+}
+
+async fn ready(State(admin): State<Admin>) -> (http::StatusCode, String) {
+    if admin.source.is_ready() {
+        return (http::StatusCode::OK, "ready\n".into());
+    }
+    let pending: Vec<String> = admin.source.pending().iter().map(ToString::to_string).collect();
+    (
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: waiting for the first list of {}\n", pending.join(", ")),
+    )
+}
+
+/// `/config_dump`'s `resources`: each resource in force with its origin —
+/// `{"kind", "namespace", "name", "source": "file", "file", "line"}` or
+/// `{"kind", "namespace", "name", "source": "kubernetes", "resourceVersion"}` — and, when a newer
+/// version was rejected (the last good one is in force), `"rejected": [diagnostic lines]`.
+fn resources_json(source: &ConfigSource) -> Vec<Value> {
+    let rejected = source.rejected();
+    source
+        .origins()
+        .into_iter()
+        .map(|r| {
+            let mut o = json!({"kind": &*r.id.kind, "namespace": &*r.id.namespace, "name": &*r.id.name});
+            let origin = match r.origin {
+                Some(mesh_config::store::Origin::File { file, line }) => {
+                    json!({"source": "file", "file": &*file, "line": line})
+                }
+                Some(mesh_config::store::Origin::Kubernetes { resource_version, .. }) => {
+                    json!({"source": "kubernetes", "resourceVersion": resource_version.as_deref()})
+                }
+                None => json!({"source": null}),
+            };
+            if let (Some(o), Value::Object(origin)) = (o.as_object_mut(), origin) {
+                o.extend(origin);
+                let lines: Vec<String> =
+                    (rejected.iter()).filter(|d| d.resource.as_ref() == Some(&r.id)).map(ToString::to_string).collect();
+                if !lines.is_empty() {
+                    o.insert("rejected".into(), Value::from(lines));
+                }
+            }
+            o
+        })
+        .collect()
 }
 
 async fn config_dump(State(admin): State<Admin>) -> Json<Value> {
@@ -127,7 +171,7 @@ async fn config_dump(State(admin): State<Admin>) -> Json<Value> {
         .collect();
     Json(json!({
         "generation": status.generation,
-        "resources": admin.source.resources(),
+        "resources": resources_json(&admin.source),
         "rejections": status.rejections,
         "routes": bindings,
         "l4Servers": l4,

@@ -1,23 +1,36 @@
-//! The configuration source of a proxy: files → validated resources → the mesh's snapshot.
+//! The configuration source of a proxy: files and other sources → validated resources → the
+//! mesh's snapshot.
 //!
-//! Each reload reads every file again and applies them to a [`ConfigStore`] with Kubernetes
-//! admission semantics, per resource: a resource whose new version is invalid keeps its last
-//! good version, a new invalid resource is left out, a file that does not parse changes nothing.
-//! Every rejection is logged (`warn`, target `meshwork::config`), counted
-//! (`meshwork_config_rejections_total`) and listed in `/config_dump`. The new snapshot is swapped
-//! in atomically ([`Mesh::update`]): requests in flight finish with the old one.
+//! Files and the objects of other sources (the Kubernetes API: [`ConfigSource::attach`], or
+//! [`ConfigSource::kubernetes`] with the `kubernetes` feature) meet in one
+//! [`Sources`](mesh_config::store::Sources) — the config-source seam — and every change applies
+//! the whole of it to one [`ConfigStore`] with Kubernetes admission semantics, per resource: a
+//! resource whose new version is invalid keeps its last good version, a new invalid resource is
+//! left out, a file that does not parse changes nothing. Every rejection is logged once when it
+//! appears (`warn`, target `meshwork::config`), counted (`meshwork_config_rejections_total`) and
+//! listed in `/config_dump`, where each resource also shows its [`Origin`]. The new snapshot is
+//! swapped in atomically ([`Mesh::update`]): requests in flight finish with the old one.
 //!
-//! [`ConfigSource::watch`] polls the files' contents (so editors' rename-on-save and Kubernetes
-//! ConfigMap symlink swaps are seen) and reloads when they change.
+//! [`ConfigSource::watch`] polls the contents of the files the loader reads (`*.yaml` and
+//! `*.yml`, not hidden, below each directory; so editors' rename-on-save and Kubernetes ConfigMap
+//! symlink swaps are seen, and a log file written beside the configuration is not) and reloads
+//! when they change.
+//!
+//! Readiness: a source attached with a list of [`Scope`]s makes the config source not
+//! [ready](ConfigSource::is_ready) until each scope's first list has been applied
+//! ([`SourceEvent::Replace`]).
 
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mesh_config::{ConfigStore, LoadOptions, load_paths};
+use mesh_config::store::{Origin, Scope, SourceEvent, Sources};
+use mesh_config::{ConfigStore, LoadOptions, ResourceRef, load_paths};
 use mesh_core::ClientIdentity;
 use mesh_tower::{Mesh, Registry};
+use tokio::sync::{mpsc, watch};
 
 /// What the last reload did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -38,6 +51,7 @@ pub struct ReloadStatus {
 #[derive(Debug)]
 struct State {
     store: ConfigStore,
+    sources: Sources,
     fingerprint: u64,
     status: ReloadStatus,
 }
@@ -49,6 +63,8 @@ pub struct ConfigSource {
     options: Arc<LoadOptions>,
     mesh: Mesh,
     state: Arc<Mutex<State>>,
+    /// Scopes of attached sources not listed yet.
+    pending: Arc<watch::Sender<BTreeSet<Scope>>>,
 }
 
 /// Why a config source could not start.
@@ -59,24 +75,56 @@ pub enum SourceError {
     Missing(PathBuf),
 }
 
-fn fingerprint(paths: &[PathBuf]) -> u64 {
-    let mut files: Vec<PathBuf> = Vec::new();
+/// The files under `paths` that the loader reads (`mesh_config::load_path`'s rule: a named file
+/// always; below a directory, `*.yaml` and `*.yml`, recursively, skipping hidden entries such as
+/// a ConfigMap mount's `..data` folders).
+fn config_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or("");
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                if depth < 32 {
+                    walk(&path, out, depth + 1);
+                }
+            } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            if let Ok(entries) = std::fs::read_dir(p) {
-                files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
-            }
+            walk(p, &mut files, 0);
         } else {
             files.push(p.clone());
         }
     }
     files.sort();
+    files
+}
+
+fn fingerprint(paths: &[PathBuf]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files {
+    for f in config_files(paths) {
         f.hash(&mut h);
         std::fs::read(&f).unwrap_or_default().hash(&mut h);
     }
     h.finish()
+}
+
+/// One resource in force and where it came from (`/config_dump`'s `resources`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceOrigin {
+    /// Kind, namespace and name.
+    pub id: ResourceRef,
+    /// Its source (`None` only if no source holds it any more, which an apply rules out).
+    pub origin: Option<Origin>,
 }
 
 impl ConfigSource {
@@ -117,9 +165,14 @@ impl ConfigSource {
         // `exportTo`).
         let store =
             ConfigStore::new(mesh_config::CompileOptions { client_namespace: Some(namespace.to_string()), ..compile });
-        let state = State { store, fingerprint: 0, status: ReloadStatus::default() };
-        let source =
-            ConfigSource { paths: paths.into(), options: Arc::new(options), mesh, state: Arc::new(Mutex::new(state)) };
+        let state = State { store, sources: Sources::new(), fingerprint: 0, status: ReloadStatus::default() };
+        let source = ConfigSource {
+            paths: paths.into(),
+            options: Arc::new(options),
+            mesh,
+            state: Arc::new(Mutex::new(state)),
+            pending: Arc::new(watch::Sender::new(BTreeSet::new())),
+        };
         source.reload();
         Ok(source)
     }
@@ -138,11 +191,77 @@ impl ConfigSource {
         self.lock().status.clone()
     }
 
-    /// Read the files again and apply them now.
+    /// Read the files again and apply them now (with what the other sources hold).
     pub fn reload(&self) -> ReloadStatus {
         let mut state = self.lock();
         state.fingerprint = fingerprint(&self.paths);
         let loaded = load_paths(&self.paths[..], &self.options);
+        state.sources.set_files(loaded);
+        self.apply_locked(&mut state)
+    }
+
+    /// Take changes from another source and apply them now (one apply for the lot; nothing is
+    /// applied when nothing changed). A [`SourceEvent::Replace`] marks its scope listed.
+    pub fn apply_events(&self, events: impl IntoIterator<Item = SourceEvent>) -> ReloadStatus {
+        let mut state = self.lock();
+        let mut changed = false;
+        let mut listed = Vec::new();
+        for event in events {
+            if let SourceEvent::Replace { scope, .. } = &event {
+                listed.push(scope.clone());
+            }
+            changed |= state.sources.apply(event);
+        }
+        let status =
+            if changed || state.status.generation == 0 { self.apply_locked(&mut state) } else { state.status.clone() };
+        drop(state);
+        if !listed.is_empty() {
+            self.pending.send_if_modified(|pending| {
+                let before = pending.len();
+                for scope in &listed {
+                    pending.remove(scope);
+                }
+                pending.len() != before
+            });
+        }
+        status
+    }
+
+    /// Feed the changes `events` brings into this source, from a task of the current tokio
+    /// runtime, until the sender is dropped. Until a [`SourceEvent::Replace`] of each of
+    /// `scopes` has been applied, the source is not [ready](ConfigSource::is_ready). Changes
+    /// that arrive together are applied at once.
+    pub fn attach(&self, scopes: impl IntoIterator<Item = Scope>, mut events: mpsc::Receiver<SourceEvent>) {
+        self.pending.send_modify(|pending| pending.extend(scopes));
+        let source = self.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while events.recv_many(&mut batch, 4096).await > 0 {
+                let source = source.clone();
+                let events = std::mem::take(&mut batch);
+                let _ = tokio::task::spawn_blocking(move || source.apply_events(events)).await;
+            }
+        });
+    }
+
+    /// Has every attached source listed each of its scopes once (and is that applied)?
+    pub fn is_ready(&self) -> bool {
+        self.pending.borrow().is_empty()
+    }
+
+    /// The scopes not listed yet.
+    pub fn pending(&self) -> Vec<Scope> {
+        self.pending.borrow().iter().cloned().collect()
+    }
+
+    /// Wait until [`ConfigSource::is_ready`].
+    pub async fn ready(&self) {
+        let mut pending = self.pending.subscribe();
+        let _ = pending.wait_for(BTreeSet::is_empty).await;
+    }
+
+    fn apply_locked(&self, state: &mut State) -> ReloadStatus {
+        let loaded = state.sources.merged();
         // (The store logs each rejection once; this only counts them.)
         let report = state.store.apply(loaded);
         let rejected = report.kept_last_good.len() + report.rejected.len() + report.failed_files.len();
@@ -190,5 +309,49 @@ impl ConfigSource {
     /// The store's resources as `kind namespace/name` lines (for `/config_dump`).
     pub fn resources(&self) -> Vec<String> {
         self.lock().store.ids().iter().map(ToString::to_string).collect()
+    }
+
+    /// The resources in force, each with its origin (a file and line, or the Kubernetes object
+    /// and its resourceVersion).
+    pub fn origins(&self) -> Vec<ResourceOrigin> {
+        let state = self.lock();
+        (state.store.resource_refs().into_iter())
+            .map(|id| {
+                let origin = state.sources.origin(&id);
+                ResourceOrigin { id, origin }
+            })
+            .collect()
+    }
+
+    /// The error diagnostics in force (each rejected resource's, with its kind, namespace and
+    /// name).
+    pub fn rejected(&self) -> Vec<mesh_config::Diagnostic> {
+        self.lock().store.rejections().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_files_the_loader_reads_are_fingerprinted() {
+        let dir = std::env::temp_dir().join(format!("meshwork-fp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("..data")).expect("dir");
+        std::fs::write(dir.join("vs.yaml"), "a: 1\n").expect("write");
+        let paths = vec![dir.clone()];
+        let before = fingerprint(&paths);
+        std::fs::write(dir.join("proxy.log"), "a line\n").expect("write");
+        std::fs::write(dir.join("notes.json"), "{}").expect("write");
+        std::fs::write(dir.join("..data").join("old.yaml"), "b: 2\n").expect("write");
+        assert_eq!(fingerprint(&paths), before, "a log file, a .json and hidden folders change nothing");
+        std::fs::write(dir.join("vs.yaml"), "a: 2\n").expect("write");
+        assert_ne!(fingerprint(&paths), before);
+        std::fs::create_dir_all(dir.join("sub")).expect("dir");
+        let nested = fingerprint(&paths);
+        std::fs::write(dir.join("sub").join("dr.yml"), "c: 3\n").expect("write");
+        assert_ne!(fingerprint(&paths), nested, "nested .yml files are loaded, so they count");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,0 +1,283 @@
+//! The config-source seam: every way configuration arrives (files, the Kubernetes API, later an
+//! xDS stream) yields **objects**, each with its [`Origin`], as upserts, deletes and whole
+//! replacements after a (re)list; [`Sources`] holds what each source holds now and merges it
+//! into the one [`Loaded`] that [`ConfigStore::apply`](super::ConfigStore::apply) makes the
+//! desired state. Nothing downstream of the store knows where a resource came from except
+//! [`Sources::origin`], which `/config_dump` shows.
+//!
+//! - **Files** are one unit: each reload reads them all again ([`Sources::set_files`]); a file
+//!   that does not parse changes nothing (the store keeps what it held).
+//! - **Objects** (one API object each: a Kubernetes Service, an Istio VirtualService read from
+//!   the API server...) come and go one at a time ([`SourceEvent::Upsert`],
+//!   [`SourceEvent::Delete`]) or, after a list, per [`Scope`] ([`SourceEvent::Replace`]: what
+//!   the list did not name is gone, so deletions missed while a watch was away disappear). An
+//!   object that did not decode carries its diagnostics in its [`Loaded`] and no resource: the
+//!   store then keeps its last good version, or leaves it out.
+//!
+//! An object of the same kind, namespace and name as a file's resource wins over the file's
+//! (it comes later in the merge, and the store takes the later of duplicates).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, ResourceRef, Severity};
+use crate::load::Loaded;
+
+/// Where a resource in force came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file (or a string, `file` `<string>`), at a line.
+    File {
+        /// The file.
+        file: Arc<str>,
+        /// Line of the document.
+        line: u32,
+    },
+    /// The Kubernetes API server.
+    Kubernetes {
+        /// `kind`.
+        kind: Arc<str>,
+        /// `metadata.namespace` (empty for cluster-scoped kinds).
+        namespace: Arc<str>,
+        /// `metadata.name`.
+        name: Arc<str>,
+        /// `metadata.resourceVersion` of the version last received.
+        resource_version: Option<Arc<str>>,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { file, line } => write!(f, "{file}:{line}"),
+            Origin::Kubernetes { kind, namespace, name, resource_version } => {
+                write!(f, "kubernetes {kind} {namespace}/{name}")?;
+                match resource_version {
+                    Some(rv) => write!(f, " resourceVersion {rv}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Which objects one list covers: a kind, in one namespace or in all (`None`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope {
+    /// The kind (`Service`, `VirtualService`...).
+    pub kind: Arc<str>,
+    /// The namespace listed, or `None` for all namespaces (and for cluster-scoped kinds).
+    pub namespace: Option<Arc<str>>,
+}
+
+impl Scope {
+    fn covers(&self, key: &ResourceRef) -> bool {
+        self.kind == key.kind && self.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} in {ns}", self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+/// One object as a source holds it: what loading it gave (its resource, or only diagnostics
+/// when it did not decode), and where it came from.
+#[derive(Debug, Clone)]
+pub struct SourceObject {
+    /// Where it came from.
+    pub origin: Origin,
+    /// Its load: one resource, or none and error diagnostics.
+    pub loaded: Loaded,
+}
+
+impl SourceObject {
+    /// An object that could not be read at all: one error naming it, no resource (the store
+    /// keeps its last good version).
+    pub fn undecodable(key: &ResourceRef, origin: Origin, message: String) -> SourceObject {
+        let diagnostic = Diagnostic {
+            severity: Severity::Error,
+            code: None,
+            file: None,
+            line: 0,
+            resource: Some(key.clone()),
+            path: String::new(),
+            message,
+        };
+        SourceObject { origin, loaded: Loaded { diagnostics: vec![diagnostic], ..Loaded::default() } }
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
+            Origin::File { .. } => None,
+        }
+    }
+}
+
+/// A change from a source.
+#[derive(Debug, Clone)]
+pub enum SourceEvent {
+    /// An object was added or changed.
+    Upsert {
+        /// Its kind, namespace and name.
+        key: ResourceRef,
+        /// The object.
+        object: SourceObject,
+    },
+    /// An object was deleted.
+    Delete {
+        /// Its kind, namespace and name.
+        key: ResourceRef,
+    },
+    /// A list of `scope` finished: these are all its objects; any other held in the scope is
+    /// gone.
+    Replace {
+        /// What the list covered.
+        scope: Scope,
+        /// Every object it returned.
+        objects: Vec<(ResourceRef, SourceObject)>,
+    },
+}
+
+/// What every source holds now (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    files: Loaded,
+    objects: BTreeMap<ResourceRef, SourceObject>,
+}
+
+impl Sources {
+    /// No files, no objects.
+    pub fn new() -> Self {
+        Sources::default()
+    }
+
+    /// The files, as read now.
+    pub fn set_files(&mut self, loaded: Loaded) {
+        self.files = loaded;
+    }
+
+    /// Take one change. Returns whether anything changed (an upsert of the resourceVersion
+    /// already held changes nothing).
+    pub fn apply(&mut self, event: SourceEvent) -> bool {
+        match event {
+            SourceEvent::Upsert { key, object } => {
+                let same = self.objects.get(&key).is_some_and(|old| {
+                    old.resource_version().is_some() && old.resource_version() == object.resource_version()
+                });
+                if same {
+                    return false;
+                }
+                self.objects.insert(key, object);
+                true
+            }
+            SourceEvent::Delete { key } => self.objects.remove(&key).is_some(),
+            SourceEvent::Replace { scope, objects } => {
+                let before = self.objects.len();
+                self.objects.retain(|k, _| !scope.covers(k));
+                let mut changed = self.objects.len() != before || !objects.is_empty();
+                for (key, object) in objects {
+                    if scope.covers(&key) {
+                        self.objects.insert(key, object);
+                    } else {
+                        changed = true;
+                        tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
+                    }
+                }
+                changed
+            }
+        }
+    }
+
+    /// How many objects the sources other than files hold.
+    pub fn objects(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Everything, as one load: the files' resources, then every object's (in kind, namespace,
+    /// name order).
+    pub fn merged(&self) -> Loaded {
+        let mut out = self.files.clone();
+        for object in self.objects.values() {
+            out.resources.extend(object.loaded.resources.iter().cloned());
+            out.diagnostics.extend(object.loaded.diagnostics.iter().cloned());
+            out.skipped.extend(object.loaded.skipped.iter().cloned());
+            out.failed.extend(object.loaded.failed.iter().cloned());
+        }
+        out
+    }
+
+    /// Where the resource `id` comes from: an object of that kind, namespace and name, else the
+    /// file that holds it (its last occurrence), else `None`.
+    pub fn origin(&self, id: &ResourceRef) -> Option<Origin> {
+        if let Some(object) = self.objects.get(id) {
+            return Some(object.origin.clone());
+        }
+        (self.files.resources.iter().rev())
+            .find(|r| r.id() == *id)
+            .map(|r| Origin::File { file: r.file.clone().unwrap_or_else(|| Arc::from("<string>")), line: r.line })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{LoadOptions, load_str};
+
+    fn object(kind: &str, ns: &str, name: &str, rv: &str, text: &str) -> (ResourceRef, SourceObject) {
+        let key = ResourceRef { kind: kind.into(), namespace: ns.into(), name: name.into() };
+        let origin = Origin::Kubernetes {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            resource_version: Some(rv.into()),
+        };
+        let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
+        (key, SourceObject { origin, loaded })
+    }
+
+    fn vs(name: &str, ns: &str) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{hosts: [{name}], http: [{{route: [{{destination: {{host: {name}}}}}]}}]}}\n"
+        )
+    }
+
+    #[test]
+    fn upserts_deletes_and_replaces_per_scope() {
+        let mut sources = Sources::new();
+        let (a, oa) = object("VirtualService", "x", "a", "1", &vs("a", "x"));
+        let (b, ob) = object("VirtualService", "y", "b", "2", &vs("b", "y"));
+        assert!(sources.apply(SourceEvent::Upsert { key: a.clone(), object: oa.clone() }));
+        assert!(!sources.apply(SourceEvent::Upsert { key: a.clone(), object: oa }), "same resourceVersion");
+        assert!(sources.apply(SourceEvent::Upsert { key: b.clone(), object: ob }));
+        assert_eq!(sources.merged().resources.len(), 2);
+        // A relist of namespace x that no longer names `a`: `a` is gone, `b` (namespace y) stays.
+        let scope = Scope { kind: "VirtualService".into(), namespace: Some("x".into()) };
+        assert!(sources.apply(SourceEvent::Replace { scope, objects: vec![] }));
+        assert_eq!(sources.origin(&a), None);
+        assert!(
+            matches!(sources.origin(&b), Some(Origin::Kubernetes { resource_version: Some(rv), .. }) if &*rv == "2")
+        );
+        assert!(sources.apply(SourceEvent::Delete { key: b }));
+        assert_eq!(sources.objects(), 0);
+    }
+
+    #[test]
+    fn an_object_wins_over_a_file_of_the_same_name() {
+        let mut sources = Sources::new();
+        sources.set_files(load_str(&vs("a", "x"), Some("a.yaml"), &LoadOptions::default()).expect("yaml"));
+        let (a, oa) = object("VirtualService", "x", "a", "7", &vs("a", "x"));
+        assert!(matches!(sources.origin(&a), Some(Origin::File { line: 1, .. })));
+        sources.apply(SourceEvent::Upsert { key: a.clone(), object: oa });
+        assert!(matches!(sources.origin(&a), Some(Origin::Kubernetes { .. })));
+        let merged = sources.merged();
+        assert_eq!(merged.resources.len(), 2, "both reach the store, which takes the later");
+        assert_eq!(merged.resources[1].file, None);
+    }
+}
