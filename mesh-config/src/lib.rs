@@ -1,5 +1,6 @@
-//! Istio's `networking.istio.io` configuration, and the Kubernetes Services, EndpointSlices and
-//! Pods behind it, for meshwork: YAML in, a compiled [`mesh_core::Snapshot`] out.
+//! Istio's `networking.istio.io` and `security.istio.io` configuration, the Kubernetes Services,
+//! EndpointSlices and Pods behind it, and meshConfig settings ([`meshconfig`]), for meshwork: YAML
+//! in, a compiled [`mesh_core::Snapshot`] out.
 //!
 //! ```text
 //! YAML files / dirs / strings
@@ -23,6 +24,7 @@ pub mod diag;
 pub mod duration;
 pub mod kube;
 pub mod load;
+pub mod meshconfig;
 pub mod store;
 pub mod types;
 pub mod validate;
@@ -32,6 +34,7 @@ pub use analyze::{analyze, duplicates};
 pub use compile::{CompileOptions, Compiled, compile};
 pub use diag::{Code, Diagnostic, ResourceRef, Severity};
 pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_path, load_paths, load_str};
+pub use meshconfig::{MeshConfig, load_mesh_config, parse_mesh_config};
 pub use store::{ApplyReport, ConfigStore};
 pub use types::{Kind, Resource, Spec};
 pub use validate::validate;

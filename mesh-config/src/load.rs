@@ -1,8 +1,9 @@
 //! Loading: YAML text, files and directories into typed [`Resource`]s.
 //!
 //! - A stream may hold many `---`-separated documents; a Kubernetes `List` is opened up.
-//! - `networking.istio.io` resources of kinds meshwork reads, in `v1alpha3`, `v1beta1` or `v1`, are
-//!   parsed, and so are the Kubernetes kinds of service discovery (core `v1` Service, Pod,
+//! - `networking.istio.io` resources of kinds meshwork reads, in `v1alpha3`, `v1beta1` or `v1`, and
+//!   `security.istio.io` ones (PeerAuthentication, AuthorizationPolicy, RequestAuthentication) in
+//!   `v1beta1` or `v1`, are parsed, and so are the Kubernetes kinds of service discovery (core `v1` Service, Pod,
 //!   Namespace, Node; `discovery.k8s.io/v1` EndpointSlice; see [`crate::types::kube`]), so a
 //!   directory of `kubectl get -o yaml` output is a configuration; other kinds (Deployments,
 //!   ConfigMaps, Gateway API routes, Istio kinds meshwork does not handle) are skipped with a
@@ -29,6 +30,12 @@ use crate::yaml::{self, Limits, Node, Value, YamlError};
 pub const GROUP: &str = "networking.istio.io";
 /// The versions of [`GROUP`] meshwork reads; Istio serves one schema under all of them.
 pub const VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
+/// The API group of Istio's security policies.
+pub const SECURITY_GROUP: &str = "security.istio.io";
+/// The versions of [`SECURITY_GROUP`] meshwork reads (one schema under both).
+pub const SECURITY_VERSIONS: [&str; 2] = ["v1beta1", "v1"];
+/// Every kind Istio defines in [`SECURITY_GROUP`]; meshwork reads them all.
+pub const SECURITY_KINDS: [&str; 3] = ["PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication"];
 /// Every kind Istio defines in [`GROUP`] (istio/istio `pkg/config/schema/gvk`): the five meshwork
 /// reads and the ones it skips.
 pub const ISTIO_KINDS: [&str; 9] = [
@@ -239,7 +246,7 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         return;
     }
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
-    let kind = Kind::parse(&kind_text).filter(|_| group == GROUP);
+    let kind = Kind::parse(&kind_text).filter(|k| !k.is_kubernetes() && k.group() == group);
     let meta_node = root.get("metadata");
     let meta_str = |key: &str| meta_node.and_then(|m| m.get(key)).and_then(Node::as_str).filter(|s| !s.is_empty());
     let skipped_namespace = meta_str("namespace").unwrap_or(&options.default_namespace).to_string();
@@ -293,12 +300,18 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         out.diagnostics.push(diag(root.line, Some(id), "metadata.name".into(), "a resource needs a name".into()));
         return;
     }
-    if !VERSIONS.contains(&version) {
+    let served = if kind.is_security() { &SECURITY_VERSIONS[..] } else { &VERSIONS[..] };
+    if !served.contains(&version) {
+        let use_ = if kind.is_security() {
+            format!("{SECURITY_GROUP}/v1 or v1beta1")
+        } else {
+            format!("{GROUP}/v1, v1beta1 or v1alpha3")
+        };
         out.diagnostics.push(diag(
             root.get("apiVersion").map_or(root.line, |n| n.line),
             Some(id),
             String::new(),
-            format!("apiVersion {api_version:?} is not served; use {GROUP}/v1, v1beta1 or v1alpha3"),
+            format!("apiVersion {api_version:?} is not served; use {use_}"),
         ));
         return;
     }
@@ -321,6 +334,11 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         Kind::Gateway => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::Gateway),
         Kind::ServiceEntry => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ServiceEntry),
         Kind::WorkloadEntry => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::WorkloadEntry),
+        Kind::PeerAuthentication => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::PeerAuthentication),
+        Kind::AuthorizationPolicy => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::AuthorizationPolicy),
+        Kind::RequestAuthentication => {
+            de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::RequestAuthentication)
+        }
         // Read by `load_kubernetes`; never in `GROUP`.
         Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice => return,
     };
@@ -380,7 +398,14 @@ fn load_kubernetes(
         Kind::Namespace => de::from_node(root, path, &unknown).map(Spec::Namespace),
         Kind::Node => de::from_node(root, path, &unknown).map(Spec::Node),
         Kind::EndpointSlice => de::from_node(root, path, &unknown).map(Spec::EndpointSlice),
-        Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry => {
+        Kind::VirtualService
+        | Kind::DestinationRule
+        | Kind::Gateway
+        | Kind::ServiceEntry
+        | Kind::WorkloadEntry
+        | Kind::PeerAuthentication
+        | Kind::AuthorizationPolicy
+        | Kind::RequestAuthentication => {
             return;
         }
     };
@@ -493,22 +518,27 @@ fn only(node: &Node, keys: &[&str]) -> Node {
     }
 }
 
-/// A `kind` or API group that is a misspelling of Istio's networking types: the field to blame
-/// (`kind` or `apiVersion`) and the message, with the closest correct spelling.
+/// A `kind` or API group that is a misspelling of Istio's networking or security types: the field
+/// to blame (`kind` or `apiVersion`) and the message, with the closest correct spelling.
 fn misspelt_type(group: &str, kind: &str) -> Option<(&'static str, String)> {
-    if group == GROUP {
-        if ISTIO_KINDS.contains(&kind) {
+    let kinds: &'static [&'static str] = match group {
+        GROUP => &ISTIO_KINDS,
+        SECURITY_GROUP => &SECURITY_KINDS,
+        _ => &[],
+    };
+    if !kinds.is_empty() {
+        if kinds.contains(&kind) {
             return None;
         }
-        let mut message = format!("no kind {kind:?} in {GROUP}");
-        match de::closest(kind, &ISTIO_KINDS) {
+        let mut message = format!("no kind {kind:?} in {group}");
+        match de::closest(kind, kinds) {
             Some(s) => message.push_str(&format!(" (did you mean {s:?}?)")),
-            None => message.push_str(&format!("; its kinds are {}", ISTIO_KINDS.join(", "))),
+            None => message.push_str(&format!("; its kinds are {}", kinds.join(", "))),
         }
         return Some(("kind", message));
     }
     // `networking.istio.oi/v1`: one typo away from the group, never another group's name.
-    let suggestion = de::closest(group, &[GROUP])?;
+    let suggestion = de::closest(group, &[GROUP, SECURITY_GROUP])?;
     Some(("apiVersion", format!("no API group {group:?} (did you mean {suggestion:?}?); {kind} is not read")))
 }
 

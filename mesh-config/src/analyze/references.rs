@@ -105,7 +105,10 @@ impl<'a> Index<'a> {
                 | Spec::Pod(_)
                 | Spec::Namespace(_)
                 | Spec::Node(_)
-                | Spec::EndpointSlice(_) => {}
+                | Spec::EndpointSlice(_)
+                | Spec::PeerAuthentication(_)
+                | Spec::AuthorizationPolicy(_)
+                | Spec::RequestAuthentication(_) => {}
             }
         }
         for s in skipped {

@@ -25,12 +25,16 @@
 //! - `destination_rule`: traffic policies and subsets;
 //! - `gateway`: Gateway servers;
 //! - `service_entry`: ServiceEntries and WorkloadEntries;
-//! - `kube`: Kubernetes Services, with endpoints from EndpointSlices and Pods.
+//! - `kube`: Kubernetes Services, with endpoints from EndpointSlices and Pods;
+//! - `security`: PeerAuthentications and AuthorizationPolicies, with the meshConfig settings of
+//!   [`CompileOptions::mesh`], into [`mesh_core::security::Security`] (RequestAuthentications are
+//!   validated but not compiled yet: JWT verification comes with the inbound layer).
 
 mod destination_rule;
 mod gateway;
 mod http_route;
 mod kube;
+mod security;
 mod service_entry;
 mod virtual_service;
 
@@ -72,6 +76,9 @@ pub struct CompileOptions {
     /// `outboundTrafficPolicy.mode`, default `ALLOW_ANY`); see
     /// [`mesh_core::snapshot::OutboundTrafficPolicy`].
     pub outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy,
+    /// meshConfig settings (root namespace, trust domain and aliases, path normalization; see
+    /// [`crate::meshconfig`]).
+    pub mesh: crate::meshconfig::MeshConfig,
 }
 
 impl Default for CompileOptions {
@@ -81,6 +88,7 @@ impl Default for CompileOptions {
             client_namespace: None,
             exclude_503_from_default_retries: true,
             outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy::AllowAny,
+            mesh: crate::meshconfig::MeshConfig::default(),
         }
     }
 }
@@ -156,6 +164,8 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
         .collect();
     // Kubernetes EndpointSlices, Pods and Nodes, for the endpoints of Kubernetes Services.
     let kube_index = crate::kube::Index::from_resources(resources);
+    let mut peer_authentications = Vec::new();
+    let mut authorization_policies = Vec::new();
     for r in resources {
         let kube_export_to;
         let export_to = match &r.spec {
@@ -171,7 +181,10 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             | Spec::Pod(_)
             | Spec::Namespace(_)
             | Spec::Node(_)
-            | Spec::EndpointSlice(_) => &[],
+            | Spec::EndpointSlice(_)
+            | Spec::PeerAuthentication(_)
+            | Spec::AuthorizationPolicy(_)
+            | Spec::RequestAuthentication(_) => &[],
         };
         if !options.visible(&r.namespace, export_to) {
             continue;
@@ -199,9 +212,20 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
                     builder.add_service(decl);
                 }
             }
-            Spec::Pod(_) | Spec::Namespace(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
+            Spec::PeerAuthentication(p) => peer_authentications.push(security::peer_authentication(r, p)),
+            Spec::AuthorizationPolicy(a) => authorization_policies.extend(security::authorization_policy(r, a)),
+            Spec::Pod(_)
+            | Spec::Namespace(_)
+            | Spec::Node(_)
+            | Spec::EndpointSlice(_)
+            | Spec::RequestAuthentication(_) => {}
         }
     }
+    builder.set_security(mesh_core::security::Security::new(
+        options.mesh.security(),
+        peer_authentications,
+        authorization_policies,
+    ));
     Compiled { snapshot: builder.build(), diagnostics }
 }
 

@@ -1,4 +1,5 @@
-//! Typed mirrors of Istio's `networking.istio.io` resources, and of the Kubernetes resources
+//! Typed mirrors of Istio's `networking.istio.io` and `security.istio.io` ([`security`]) resources,
+//! and of the Kubernetes resources
 //! meshwork reads for service discovery ([`kube`]: Service, Pod, Namespace, Node, EndpointSlice).
 //!
 //! The same Rust types serve `v1alpha3`, `v1beta1` and `v1`: Istio serves one schema under all
@@ -8,6 +9,7 @@
 pub mod destination_rule;
 pub mod gateway;
 pub mod kube;
+pub mod security;
 pub mod service_entry;
 pub mod virtual_service;
 
@@ -19,6 +21,7 @@ use serde::Deserialize;
 
 pub use destination_rule::DestinationRule;
 pub use gateway::Gateway;
+pub use security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 pub use service_entry::{ServiceEntry, WorkloadEntry};
 pub use virtual_service::VirtualService;
 
@@ -50,6 +53,12 @@ pub enum Kind {
     Node,
     /// A Kubernetes EndpointSlice (`discovery.k8s.io/v1`).
     EndpointSlice,
+    /// Mutual TLS settings of workloads (`security.istio.io`).
+    PeerAuthentication,
+    /// Access control of workloads (`security.istio.io`).
+    AuthorizationPolicy,
+    /// JWT validation of workloads' requests (`security.istio.io`).
+    RequestAuthentication,
 }
 
 impl Kind {
@@ -66,10 +75,14 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::Node => "Node",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::PeerAuthentication => "PeerAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RequestAuthentication => "RequestAuthentication",
         }
     }
 
-    /// The API group of the kind: `networking.istio.io`, `""` (core) or `discovery.k8s.io`.
+    /// The API group of the kind: `networking.istio.io`, `security.istio.io`, `""` (core) or
+    /// `discovery.k8s.io`.
     pub fn group(self) -> &'static str {
         match self {
             Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry => {
@@ -77,15 +90,20 @@ impl Kind {
             }
             Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node => "",
             Kind::EndpointSlice => kube::DISCOVERY_GROUP,
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
+                crate::load::SECURITY_GROUP
+            }
         }
     }
 
     /// Is this one of the Kubernetes kinds (not an Istio kind)?
     pub fn is_kubernetes(self) -> bool {
-        !matches!(
-            self,
-            Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry
-        )
+        matches!(self, Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice)
+    }
+
+    /// Is this one of the `security.istio.io` kinds?
+    pub fn is_security(self) -> bool {
+        matches!(self, Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication)
     }
 
     /// The Kubernetes kind meshwork reads for an `apiVersion` and `kind` (`v1` `Service`,
@@ -114,6 +132,9 @@ impl Kind {
             "Namespace" => Kind::Namespace,
             "Node" => Kind::Node,
             "EndpointSlice" => Kind::EndpointSlice,
+            "PeerAuthentication" => Kind::PeerAuthentication,
+            "AuthorizationPolicy" => Kind::AuthorizationPolicy,
+            "RequestAuthentication" => Kind::RequestAuthentication,
             _ => return None,
         })
     }
@@ -171,6 +192,12 @@ pub enum Spec {
     Node(kube::Node),
     /// A Kubernetes EndpointSlice.
     EndpointSlice(kube::EndpointSlice),
+    /// A PeerAuthentication.
+    PeerAuthentication(PeerAuthentication),
+    /// An AuthorizationPolicy.
+    AuthorizationPolicy(AuthorizationPolicy),
+    /// A RequestAuthentication.
+    RequestAuthentication(RequestAuthentication),
 }
 
 impl Spec {
@@ -187,7 +214,10 @@ impl Spec {
             | Spec::DestinationRule(_)
             | Spec::Gateway(_)
             | Spec::ServiceEntry(_)
-            | Spec::WorkloadEntry(_) => None,
+            | Spec::WorkloadEntry(_)
+            | Spec::PeerAuthentication(_)
+            | Spec::AuthorizationPolicy(_)
+            | Spec::RequestAuthentication(_) => None,
         }
     }
 
@@ -202,7 +232,10 @@ impl Spec {
             | Spec::DestinationRule(_)
             | Spec::Gateway(_)
             | Spec::ServiceEntry(_)
-            | Spec::WorkloadEntry(_) => None,
+            | Spec::WorkloadEntry(_)
+            | Spec::PeerAuthentication(_)
+            | Spec::AuthorizationPolicy(_)
+            | Spec::RequestAuthentication(_) => None,
         }
     }
 }

@@ -5,16 +5,21 @@
 //! for instance). Each check cites the message Istio gives where one exists, so users who know
 //! Istio's errors recognise ours. Warnings are Istio's warnings; `unsupported` diagnostics mark
 //! fields meshwork reads but does not act on. The Kubernetes kinds (Service, Pod, Namespace,
-//! Node, EndpointSlice) are checked as the Kubernetes API server checks them (`kube`).
+//! Node, EndpointSlice) are checked as the Kubernetes API server checks them (`kube`); the
+//! `security.istio.io` kinds as Istio's webhook and CRD schemas check them (`security`).
 
 mod common;
 mod destination_rule;
 mod gateway;
 mod kube;
+mod security;
 mod service_entry;
 mod virtual_service;
 
 use std::fmt;
+
+pub(crate) use common::is_dns1123_label;
+pub(crate) use security::{parse_go_bool, parse_port_key};
 
 use crate::diag::{Diagnostic, Severity};
 use crate::types::{Resource, Spec};
@@ -34,6 +39,9 @@ pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
         Spec::Namespace(n) => kube::validate_namespace(&mut ctx, n),
         Spec::Node(n) => kube::validate_node(&mut ctx, n),
         Spec::EndpointSlice(e) => kube::validate_endpoint_slice(&mut ctx, e),
+        Spec::PeerAuthentication(p) => security::validate_peer_authentication(&mut ctx, p),
+        Spec::AuthorizationPolicy(a) => security::validate_authorization_policy(&mut ctx, a),
+        Spec::RequestAuthentication(r) => security::validate_request_authentication(&mut ctx, r),
     }
     ctx.out
 }
