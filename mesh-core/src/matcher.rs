@@ -252,6 +252,12 @@ pub enum StringMatcher {
     Exact(Arc<str>),
     /// The value starts with this (a plain string prefix, not a path-segment prefix).
     Prefix(Arc<str>),
+    /// A path-segment prefix, as the Gateway API's `PathPrefix` (and Envoy's
+    /// `path_separated_prefix`, which Istio uses for routes with Gateway API semantics,
+    /// `pilot/pkg/networking/core/route/route.go`): the path equals it or continues with `/`
+    /// after it, so `/v2` matches `/v2`, `/v2/` and `/v2/x` but not `/v2x`. It never ends with
+    /// `/` (the root `/` is a plain [`StringMatcher::Prefix`]).
+    PathPrefix(Arc<str>),
     /// The whole value matches this RE2 expression.
     Regex(Re2),
 }
@@ -262,6 +268,9 @@ impl StringMatcher {
         match self {
             StringMatcher::Exact(s) => value == &**s,
             StringMatcher::Prefix(s) => value.starts_with(&**s),
+            StringMatcher::PathPrefix(s) => {
+                value.starts_with(&**s) && matches!(value.as_bytes().get(s.len()), None | Some(b'/'))
+            }
             StringMatcher::Regex(re) => re.is_match(value),
         }
     }
@@ -274,6 +283,11 @@ impl StringMatcher {
             StringMatcher::Prefix(s) => {
                 value.len() >= s.len() && value.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
             }
+            StringMatcher::PathPrefix(s) => {
+                value.len() >= s.len()
+                    && value.as_bytes()[..s.len()].eq_ignore_ascii_case(s.as_bytes())
+                    && matches!(value.as_bytes().get(s.len()), None | Some(b'/'))
+            }
             StringMatcher::Regex(re) => re.is_match(value),
         }
     }
@@ -284,6 +298,7 @@ impl fmt::Display for StringMatcher {
         match self {
             StringMatcher::Exact(s) => write!(f, "exact {s:?}"),
             StringMatcher::Prefix(s) => write!(f, "prefix {s:?}"),
+            StringMatcher::PathPrefix(s) => write!(f, "path prefix {s:?}"),
             StringMatcher::Regex(re) => write!(f, "regex {:?}", re.as_str()),
         }
     }
@@ -292,6 +307,19 @@ impl fmt::Display for StringMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_prefix_matches_whole_segments() {
+        let m = StringMatcher::PathPrefix(Arc::from("/v2"));
+        for yes in ["/v2", "/v2/", "/v2/example", "/v2//x"] {
+            assert!(m.matches(yes), "{yes}");
+        }
+        for no in ["/v2example", "/v", "/", "/foo/v2/example", "/V2"] {
+            assert!(!m.matches(no), "{no}");
+        }
+        assert!(m.matches_ignore_case("/V2/x"));
+        assert!(!m.matches_ignore_case("/V2x"));
+    }
 
     fn re(p: &str) -> Re2 {
         Re2::new(p).expect("valid pattern")

@@ -262,6 +262,17 @@ pub fn rewrite_path(rewrite: &Rewrite, path: &str, request_match: Option<&Reques
             Some(StringMatcher::Prefix(prefix)) if path.len() >= prefix.len() => {
                 format!("{uri}{}", &path[prefix.len()..])
             }
+            // A segment prefix (Gateway API `ReplacePrefixMatch`, as Istio builds it): `/` removes
+            // the prefix and keeps one `/` (`^<prefix>(/?)(.*)` → `/\2`); any other replacement
+            // takes the prefix's place.
+            Some(StringMatcher::PathPrefix(prefix)) if path.len() >= prefix.len() => {
+                let rest = &path[prefix.len()..];
+                if &**uri == "/" {
+                    format!("/{}", rest.strip_prefix('/').unwrap_or(rest))
+                } else {
+                    format!("{uri}{rest}")
+                }
+            }
             _ => uri.to_string(),
         });
     }
@@ -298,7 +309,7 @@ pub fn redirect_location(redirect: &Redirect, req: &RequestView<'_>, request_mat
         },
         (None, Some(prefix)) => {
             let matched = match request_match.and_then(|m| m.uri.as_ref()) {
-                Some(StringMatcher::Prefix(p)) => p.len().min(req.path.len()),
+                Some(StringMatcher::Prefix(p) | StringMatcher::PathPrefix(p)) => p.len().min(req.path.len()),
                 _ => 0,
             };
             (format!("{prefix}{}", &req.path[matched..]), req.query.map(str::to_string))
@@ -358,4 +369,36 @@ pub fn trace_rules(vh: &VirtualHost, req: &RequestView<'_>, client: &ClientIdent
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment_prefix(p: &str) -> RequestMatch {
+        RequestMatch { uri: Some(StringMatcher::PathPrefix(Arc::from(p))), ..RequestMatch::default() }
+    }
+
+    fn rewrite(uri: &str) -> Rewrite {
+        Rewrite { uri: Some(Arc::from(uri)), uri_regex: None, authority: None }
+    }
+
+    /// Gateway API `ReplacePrefixMatch` over a `PathPrefix` match, as Istio builds it (the spec's
+    /// table in `HTTPPathModifier`: prefix `/foo`, replacement `/xyz` or `/`).
+    #[test]
+    fn segment_prefix_rewrites() {
+        let m = segment_prefix("/foo");
+        let cases = [
+            ("/xyz", "/foo/bar", "/xyz/bar"),
+            ("/xyz", "/foo", "/xyz"),
+            ("/xyz", "/foo/", "/xyz/"),
+            ("/", "/foo/bar", "/bar"),
+            ("/", "/foo", "/"),
+            ("/", "/foo/", "/"),
+            ("/", "/foo//bar", "//bar"),
+        ];
+        for (uri, path, want) in cases {
+            assert_eq!(rewrite_path(&rewrite(uri), path, Some(&m)).as_deref(), Some(want), "{uri} on {path}");
+        }
+    }
 }

@@ -164,6 +164,7 @@ pub fn cors_policy_json(policy: Option<&mesh_core::route::CorsPolicy>) -> Value 
         "allowOrigins": p.allow_origins.iter().map(|m| match m {
             mesh_core::matcher::StringMatcher::Exact(s) => json!({"exact": &**s}),
             mesh_core::matcher::StringMatcher::Prefix(s) => json!({"prefix": &**s}),
+            mesh_core::matcher::StringMatcher::PathPrefix(s) => json!({"pathPrefix": &**s}),
             mesh_core::matcher::StringMatcher::Regex(r) => json!({"regex": r.as_str()}),
         }).collect::<Vec<_>>(),
         "allowMethods": list(&p.allow_methods),

@@ -203,7 +203,9 @@ impl RuleIndex {
                         exact_path.entry(Box::from(&**p)).or_default().push(ord);
                         continue;
                     }
-                    (Some(StringMatcher::Prefix(p)), false) => {
+                    // A segment prefix's candidates are the plain prefix's; the full check
+                    // rejects `/v2x` for `/v2`.
+                    (Some(StringMatcher::Prefix(p) | StringMatcher::PathPrefix(p)), false) => {
                         prefixes.insert(p.as_bytes(), ord);
                         continue;
                     }
