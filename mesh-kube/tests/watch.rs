@@ -1,0 +1,205 @@
+//! The Kubernetes source against a loopback API server that speaks the list/watch protocol
+//! (`support/apiserver.rs`), through the real kube-rs client: what reaches the per-resource
+//! store after lists in pages, watch events, bookmarks, an invalid update, dropped watches, an
+//! outage, a 410 relist, a forbidden Node list, and `list_once`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use mesh_config::store::{Origin, Scope, SourceEvent, Sources};
+use mesh_config::{CompileOptions, ConfigStore, ResourceRef};
+use mesh_kube::{Backoff, KubeSource, WatchOptions};
+use serde_json::{Value, json};
+use support::apiserver::ApiServer;
+use tokio::sync::mpsc;
+
+/// What a consumer of the source holds: the seam and the store over it.
+struct Mirror {
+    sources: Sources,
+    store: ConfigStore,
+    pending: BTreeSet<Scope>,
+    events: mpsc::Receiver<SourceEvent>,
+}
+
+impl Mirror {
+    fn new(source: KubeSource) -> Mirror {
+        let (scopes, events) = source.into_parts();
+        Mirror {
+            sources: Sources::new(),
+            store: ConfigStore::new(CompileOptions::for_namespace("shop")),
+            pending: scopes.into_iter().collect(),
+            events,
+        }
+    }
+
+    /// Take events until `done` holds (a 20 s guard against a hang, not a timing assertion).
+    async fn until(&mut self, what: &str, done: impl Fn(&Mirror) -> bool) {
+        let guard = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            let event = tokio::time::timeout_at(guard, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("never: {what}"))
+                .expect("the watches run");
+            if let SourceEvent::Replace { scope, .. } = &event {
+                self.pending.remove(scope);
+            }
+            if self.sources.apply(event) {
+                self.store.apply(self.sources.merged());
+            }
+        }
+    }
+
+    fn has(&self, kind: &str, name: &str) -> bool {
+        self.store.resource_refs().iter().any(|r| &*r.kind == kind && &*r.name == name)
+    }
+
+    fn origin(&self, kind: &str, ns: &str, name: &str) -> Option<Origin> {
+        self.sources.origin(&ResourceRef { kind: kind.into(), namespace: ns.into(), name: name.into() })
+    }
+
+    fn version_of(&self, kind: &str, ns: &str, name: &str) -> Option<String> {
+        match self.origin(kind, ns, name) {
+            Some(Origin::Kubernetes { resource_version, .. }) => resource_version.map(|v| v.to_string()),
+            _ => None,
+        }
+    }
+}
+
+fn virtual_service(name: &str, subset: &str) -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"hosts": [name], "http": [{"route": [{"destination": {"host": name, "subset": subset}}]}]}})
+}
+
+fn service(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"ports": [{"name": "http", "port": 9080}], "selector": {"app": name}}})
+}
+
+fn pod(name: &str, ns: &str, ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": {"app": "reviews"}},
+           "spec": {"nodeName": "node-a"}, "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
+}
+
+async fn client(server: &ApiServer) -> (kube::Client, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mesh-kube-{}-{}", std::process::id(), server.addr().port()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = server.kubeconfig(&dir);
+    (mesh_kube::client(Some(&kubeconfig)).await.expect("a client from the kubeconfig"), kubeconfig)
+}
+
+fn fast() -> WatchOptions {
+    WatchOptions {
+        backoff: Backoff::Exponential { initial: Duration::from_millis(50), max: Duration::from_millis(400) },
+        ..WatchOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_in_pages_then_follows_watch_events_and_faults() {
+    let server = ApiServer::start().await;
+    server.bookmark_every(Duration::from_millis(100));
+    server.forbid("nodes");
+    server.apply(service("reviews"));
+    server.apply(virtual_service("reviews", "v1"));
+    // More Pods than one page (the watcher lists 500 at a time): the list is read in pages.
+    for i in 0..1100 {
+        server.apply(pod(&format!("bulk-{i}"), "bulk", &format!("10.1.{}.{}", i / 250, i % 250)));
+    }
+    let (client, _) = client(&server).await;
+    let mut mirror = Mirror::new(KubeSource::start(client, &fast()));
+    mirror.until("every kind listed", |m| m.pending.is_empty()).await;
+    assert_eq!(mirror.sources.objects(), 1102, "the Service, the VirtualService, 1,100 Pods; Nodes forbidden");
+    let requests = server.requests();
+    assert!(requests.iter().any(|r| r.starts_with("/api/v1/pods?") && r.contains("continue=")), "{requests:?}");
+    assert!(requests.iter().any(|r| r.contains("watch=true") && r.contains("allowWatchBookmarks=true")));
+    assert!(requests.iter().any(|r| r.starts_with("/api/v1/nodes?")), "Nodes were asked for, and refused");
+
+    // A watch event changes the VirtualService; an invalid version keeps the last good one,
+    // whose origin still names the object and the resourceVersion last received.
+    let rv = server.apply(virtual_service("reviews", "v2"));
+    mirror
+        .until("the new version", |m| m.version_of("VirtualService", "shop", "reviews") == Some(rv.to_string()))
+        .await;
+    let mut bad = virtual_service("reviews", "v3");
+    bad["spec"]["http"][0]["timeout"] = json!("soon");
+    let bad_rv = server.apply(bad);
+    mirror
+        .until("the invalid version", |m| m.version_of("VirtualService", "shop", "reviews") == Some(bad_rv.to_string()))
+        .await;
+    let rejection = mirror.store.rejections().iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert!(rejection.contains("VirtualService shop/reviews: http[0].timeout"), "{rejection}");
+    assert!(mirror.has("VirtualService", "reviews"), "the last good version stays in force");
+
+    // Dropped watches resume from the last resourceVersion: nothing relisted, nothing lost.
+    let lists_before = server.requests().iter().filter(|r| !r.contains("watch=")).count();
+    server.drop_watches();
+    server.apply(virtual_service("ratings", "v1"));
+    mirror.until("an object created across the drop", |m| m.has("VirtualService", "ratings")).await;
+    let lists_after = server.requests().iter().filter(|r| !r.contains("watch=")).count();
+    assert_eq!(lists_before, lists_after, "a resumed watch, not a relist");
+
+    // The API server goes away; while it is down, objects are deleted and created and its
+    // history compacted. Back on the same port, the watches get 410 Gone, relist, and converge:
+    // the deletion made while away disappears.
+    server.stop().await;
+    server.delete("VirtualService", "shop", "ratings");
+    server.delete("Pod", "bulk", "bulk-7");
+    server.apply(pod("late", "shop", "10.2.0.1"));
+    server.compact();
+    server.restart().await;
+    mirror
+        .until("converged after the outage", |m| {
+            !m.has("VirtualService", "ratings") && !m.has("Pod", "bulk-7") && m.has("Pod", "late")
+        })
+        .await;
+    let relists = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("/apis/networking.istio.io/v1/virtualservices?") && !r.contains("watch="))
+        .count();
+    assert!(server.gone() > 0, "watches from before the compaction were answered 410 Gone");
+    assert!(relists >= 2, "the 410 made the watcher list again: {relists}");
+    assert_eq!(
+        mirror.sources.objects(),
+        1102 - 1 + 1,
+        "the ratings VS and bulk-7 gone, `late` added (and reviews kept)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_namespace_lists_only_those_namespaces() {
+    let server = ApiServer::start().await;
+    server.apply(pod("a", "shop", "10.0.0.1"));
+    server.apply(pod("b", "other", "10.0.0.2"));
+    let (client, _) = client(&server).await;
+    let options = WatchOptions { namespaces: vec!["shop".into()], ..fast() };
+    let source = KubeSource::start(client, &options);
+    assert!(source.scopes().iter().all(|s| s.namespace.as_deref() == Some("shop")), "no cluster-scoped kind");
+    let mut mirror = Mirror::new(source);
+    mirror.until("listed", |m| m.pending.is_empty()).await;
+    assert!(mirror.has("Pod", "a") && !mirror.has("Pod", "b"));
+    assert!(server.requests().iter().all(|r| r.starts_with("/api/v1/namespaces/shop/") || r.starts_with("/apis/")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_once_reports_a_bad_object_by_kind_and_name() {
+    let server = ApiServer::start().await;
+    server.apply(service("reviews"));
+    let mut bad = virtual_service("reviews", "v1");
+    bad["spec"]["http"][0]["route"][0]["weight"] = json!(-5);
+    server.apply(bad);
+    let (client, _) = client(&server).await;
+    let (events, notes) = mesh_kube::list_once(&client, &WatchOptions::default()).await.expect("lists");
+    assert!(notes.is_empty(), "{notes:?}");
+    let mut sources = Sources::new();
+    for e in events {
+        sources.apply(e);
+    }
+    let mut store = ConfigStore::default();
+    let report = store.apply(sources.merged());
+    let lines: Vec<String> = report.errors().map(ToString::to_string).collect();
+    assert!(lines.iter().any(|l| l.contains("VirtualService shop/reviews: http[0].route[0].weight")), "{lines:?}");
+}
