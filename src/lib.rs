@@ -14,6 +14,9 @@
 //! - [`proxy::admin`]: Prometheus with Istio's buckets
 //!   ([`proxy::admin::install_prometheus_recorder`]) and the admin routes (`/metrics`,
 //!   `/config_dump`, `/ready`) to mount in an axum app ([`proxy::admin::router`]).
+//! - `kubernetes` (cargo feature `kubernetes`): the Kubernetes API as a config and endpoint
+//!   source, in one line: `ConfigSource::new(vec![], "default")?.kubernetes(client, &options)`,
+//!   then `source.ready().await`.
 //! - [`config`]: loading and validation alone ([`config::ConfigStore`], [`config::load_path`]).
 //! - [`core`]: the decisions as plain values — [`core::Snapshot::decide`] answers what happens to
 //!   a request, as `mesh explain` prints it and `mesh proxy` serves it.
@@ -58,5 +61,18 @@ pub use mesh_proxy as proxy;
 pub use mesh_proxy::client::{MeshClient, MeshResponse, MeshResponseBody, client};
 
 /// A configuration directory applied to a mesh, reloading when its files change, keeping the
-/// last good version of each resource (see [`proxy::reload`]).
+/// last good version of each resource (see [`proxy::reload`]); with the `kubernetes` feature,
+/// also fed by the Kubernetes API ([`ConfigSource::kubernetes`](proxy::reload::ConfigSource)).
 pub use mesh_proxy::reload::ConfigSource;
+
+/// Kubernetes as the config and endpoint source (`mesh-kube`, with the `kubernetes` feature):
+/// kube-rs watches of Istio's resources, Services, EndpointSlices and Pods.
+///
+/// ```ignore
+/// // In an async fn; `source.mesh()` routes as the cluster's Istio config says.
+/// let client = meshwork::kubernetes::client(None).await?; // kubeconfig, $KUBECONFIG or in-cluster
+/// let source = meshwork::ConfigSource::new(vec![], "default")?.kubernetes(client, &Default::default());
+/// source.ready().await; // every watched kind listed once
+/// ```
+#[cfg(feature = "kubernetes")]
+pub use mesh_kube as kubernetes;

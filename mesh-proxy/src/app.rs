@@ -31,7 +31,7 @@ mod validate;
 
 use std::io::Write;
 
-pub use cli::{Cli, Command, ExplainArgs, MeshSettings, ProxyArgs, ValidateArgs};
+pub use cli::{Cli, Command, ExplainArgs, KubernetesArgs, MeshSettings, ProxyArgs, ValidateArgs};
 pub use error::{Error, UsageError};
 pub use explain::explain;
 pub use proxy::{DEFAULT_LISTEN, proxy, runtime, serve_proxy};

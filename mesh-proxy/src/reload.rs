@@ -330,6 +330,30 @@ impl ConfigSource {
     }
 }
 
+#[cfg(feature = "kubernetes")]
+impl ConfigSource {
+    /// Also take configuration from the Kubernetes cluster `client` reaches: Istio's
+    /// networking resources, Services, EndpointSlices, Pods (and, watching all namespaces,
+    /// Namespaces and Nodes), watched as [`mesh_kube::watch`] describes, merged with the
+    /// files (an object wins over a file's resource of the same kind, namespace and name). The
+    /// source is not [ready](ConfigSource::is_ready) until each watched kind has listed once.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mesh_proxy::reload::ConfigSource;
+    /// let client = mesh_kube::client(None).await?; // kubeconfig, $KUBECONFIG or in-cluster
+    /// let source = ConfigSource::new(vec![], "default")?.kubernetes(client, &Default::default());
+    /// source.ready().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn kubernetes(self, client: kube::Client, options: &mesh_kube::WatchOptions) -> Self {
+        let (scopes, events) = mesh_kube::KubeSource::start(client, options).into_parts();
+        self.attach(scopes, events);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,8 +37,11 @@ pub enum Command {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ValidateArgs {
     /// Files or directories (directories are searched for *.yaml / *.yml).
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "kubernetes", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The Kubernetes cluster to read (with `--kubernetes`: one list of each kind, no watch).
+    #[command(flatten)]
+    pub kube: KubernetesArgs,
     /// Namespace for resources that do not set metadata.namespace.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -57,8 +60,11 @@ pub struct ValidateArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProxyArgs {
     /// Configuration files or directories (repeatable).
-    #[arg(short = 'f', long = "file", required = true, value_name = "PATH")]
+    #[arg(short = 'f', long = "file", required_unless_present = "kubernetes", value_name = "PATH")]
     pub files: Vec<PathBuf>,
+    /// The Kubernetes cluster to watch (with `--kubernetes`), merged with the files.
+    #[command(flatten)]
+    pub kube: KubernetesArgs,
     /// Address to accept HTTP/1.1 and HTTP/2 (h2c) on (default 127.0.0.1:15001). With
     /// `--gateway`, the Gateway's servers say where to listen instead.
     #[arg(long)]
@@ -97,6 +103,23 @@ pub struct ProxyArgs {
     /// Mesh-wide settings.
     #[command(flatten)]
     pub settings: MeshSettings,
+}
+
+/// Where configuration comes from besides files: a Kubernetes cluster's API server.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KubernetesArgs {
+    /// Read Istio's networking resources, Services, EndpointSlices and Pods (and, watching
+    /// all namespaces, Namespaces and Nodes) from the Kubernetes API server, as Istiod does.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service
+    /// account).
+    #[arg(long, value_name = "FILE", requires = "kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (repeatable; a namespaced Role suffices). Default: all
+    /// namespaces (a ClusterRole).
+    #[arg(long = "watch-namespace", value_name = "NS", requires = "kubernetes")]
+    pub watch_namespaces: Vec<String>,
 }
 
 /// `mesh explain`: the configuration and the request to explain ([`crate::app::explain()`]).
@@ -167,6 +190,11 @@ impl MeshSettings {
 }
 
 const PROXY_HELP: &str = "\
+With --kubernetes, configuration also comes from the cluster (kubeconfig, $KUBECONFIG or the
+in-cluster service account): /ready answers 503 until every watched kind has listed once; an
+API server that goes away leaves the last state in force while the watches reconnect.
+  mesh proxy --kubernetes --watch-namespace bookinfo --listen 0.0.0.0:8080 --admin 0.0.0.0:15000
+
 On start it prints `listening on ADDR` (and `admin on ADDR`) to standard output; as a
 Gateway, one line per port: `listening on ADDR port=PORT protocol=PROTOCOL`.
 
@@ -218,6 +246,11 @@ files that cannot be read or parsed are errors with no resource).
 Exit status: 0 when every resource is valid (warnings allowed), 1 when any resource or
 file is invalid, 2 on usage errors (such as a path that does not exist).
 
+With --kubernetes (one list of each kind from the cluster, no watch: what `istioctl
+analyze` does for a live cluster), resources read from the API server print without a file:
+  KIND NAMESPACE/NAME: field.path: message
+
 Examples:
+  mesh validate --kubernetes --watch-namespace bookinfo
   mesh validate samples/bookinfo/networking/
   mesh validate -n bookinfo reviews.yaml ratings.yaml";

@@ -66,6 +66,10 @@ pub enum Error {
     /// JSON output could not be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// The Kubernetes client could not be built, or a list failed (`--kubernetes`).
+    #[cfg(feature = "kubernetes")]
+    #[error(transparent)]
+    Kubernetes(#[from] mesh_kube::Error),
     /// Reading, writing, the runtime or a signal handler failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -114,6 +118,9 @@ pub enum UsageError {
     /// `--listen` with `--gateway`.
     #[error("--listen does not apply with --gateway: the Gateway's servers say where to listen (see --port-map)")]
     ListenWithGateway,
+    /// `--kubernetes` in a build without the `kubernetes` feature.
+    #[error("--kubernetes: this mesh was built without the `kubernetes` feature")]
+    KubernetesDisabled,
     /// `--port-map` is not `PORT=ADDR`.
     #[error("--port-map takes PORT=ADDR, got {0:?}")]
     PortMap(String),

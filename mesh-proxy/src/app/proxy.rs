@@ -69,6 +69,9 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
             None => b,
         }
     })?;
+    if args.kube.kubernetes {
+        watch_cluster(&source, &args.kube).await?;
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut plain = None;
     let mut gateway_listeners = None;
@@ -149,6 +152,20 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
     }
     listeners.shutdown().await?;
     Ok(())
+}
+
+/// `--kubernetes`: watch the cluster into `source` (`/ready` waits for the first lists).
+#[cfg(feature = "kubernetes")]
+async fn watch_cluster(source: &ConfigSource, kube: &super::KubernetesArgs) -> Result<(), Error> {
+    let client = mesh_kube::client(kube.kubeconfig.as_deref()).await?;
+    let options = mesh_kube::WatchOptions { namespaces: kube.watch_namespaces.clone(), ..Default::default() };
+    let _ = source.clone().kubernetes(client, &options);
+    Ok(())
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn watch_cluster(_: &ConfigSource, _: &super::KubernetesArgs) -> Result<(), Error> {
+    Err(UsageError::KubernetesDisabled.into())
 }
 
 /// `--port-map PORT=ADDR` flags as a map.

@@ -1,5 +1,8 @@
 //! `mesh validate`: Istio networking YAML checked as Istio's admission would, every problem on one
-//! line (or as one JSON object), and a summary.
+//! line (or as one JSON object), and a summary. With `--kubernetes`, the cluster's resources too:
+//! one list of each kind (no watch), each object decoded and validated alone; a problem in an
+//! object read from the API server prints as `KIND NAMESPACE/NAME: field.path: message` (no
+//! file, no line).
 
 use std::io::Write;
 
@@ -10,7 +13,7 @@ use super::{Error, Outcome, UsageError, ValidateArgs};
 /// Check the files `args` names; the problems go to `out` (text or JSON), the summary to `err`.
 /// [`Outcome::Invalid`] when a resource or a file is invalid (or, with `--strict`, any warning).
 pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write) -> Result<Outcome, Error> {
-    let ValidateArgs { paths, namespace, quiet, strict, output } = args;
+    let ValidateArgs { paths, kube, namespace, quiet, strict, output } = args;
     let (quiet, strict, json) = (*quiet, *strict, output == "json");
     for p in paths {
         if !p.exists() {
@@ -18,7 +21,16 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         }
     }
     let options = LoadOptions { default_namespace: namespace.clone(), ..LoadOptions::default() };
-    let loaded = load_paths(paths, &options);
+    let loaded = if kube.kubernetes {
+        let mut sources = mesh_config::store::Sources::new();
+        sources.set_files(load_paths(paths, &options));
+        for note in list_cluster(kube, &mut sources)? {
+            writeln!(err, "note: {note}")?;
+        }
+        sources.merged()
+    } else {
+        load_paths(paths, &options)
+    };
     let documents = loaded.resources.len() + loaded.skipped.len();
     let mut store = ConfigStore::default();
     let report = store.apply(loaded);
@@ -48,7 +60,7 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         writeln!(out, "{}", serde_json::to_string_pretty(&ValidateJson { valid: !failed, diagnostics })?)?;
     } else {
         for d in shown {
-            writeln!(out, "{d}")?;
+            writeln!(out, "{}", line(d))?;
         }
     }
     out.flush()?;
@@ -68,6 +80,37 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         writeln!(err, "note: no resources found")?;
     }
     Ok(if failed { Outcome::Invalid } else { Outcome::Success })
+}
+
+/// One problem as a line: `FILE:LINE: KIND NAMESPACE/NAME: field.path: message`, or without
+/// `FILE:LINE: ` for an object read from the API server (it has no file).
+fn line(d: &mesh_config::Diagnostic) -> String {
+    let text = d.to_string();
+    match (&d.file, text.split_once(": ")) {
+        (None, Some((_, rest))) if d.resource.is_some() => rest.to_string(),
+        _ => text,
+    }
+}
+
+/// List the cluster once into `sources`; notes on kinds that could not be read (optional
+/// ones, forbidden or not served).
+#[cfg(feature = "kubernetes")]
+fn list_cluster(kube: &super::KubernetesArgs, sources: &mut mesh_config::store::Sources) -> Result<Vec<String>, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let options = mesh_kube::WatchOptions { namespaces: kube.watch_namespaces.clone(), ..Default::default() };
+    let (events, notes) = runtime.block_on(async {
+        let client = mesh_kube::client(kube.kubeconfig.as_deref()).await?;
+        mesh_kube::list_once(&client, &options).await
+    })?;
+    for event in events {
+        sources.apply(event);
+    }
+    Ok(notes)
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn list_cluster(_: &super::KubernetesArgs, _: &mut mesh_config::store::Sources) -> Result<Vec<String>, Error> {
+    Err(UsageError::KubernetesDisabled.into())
 }
 
 /// `mesh validate -o json`: the whole answer, for scripts.

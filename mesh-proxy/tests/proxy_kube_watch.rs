@@ -1,0 +1,321 @@
+//! `mesh proxy --kubernetes` against a loopback API server that speaks the list/watch protocol
+//! (mesh-kube's test harness: resourceVersions, pages, chunked watch streams, bookmarks, 410
+//! Gone, dropped connections, restarts), with real HTTP servers for the Pods on 127.0.0.x:
+//! readiness, routing that follows VirtualService changes, endpoints that follow EndpointSlice
+//! and Pod changes, an invalid update that keeps the last good version, an outage with a 410
+//! relist that converges without a failed request, deletions, `/config_dump`'s origins, and
+//! `mesh validate --kubernetes`.
+
+#[path = "../../mesh-kube/tests/support/apiserver.rs"]
+mod apiserver;
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use apiserver::ApiServer;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use support::{PlainClient, admin, client, config_dir, get};
+
+/// An HTTP server on `ip`:0 that answers its name.
+async fn pod_server(ip: &str, name: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind a loopback address");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| async move {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from(
+                            name,
+                        ))))
+                    });
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    port
+}
+
+fn pod(name: &str, ip: &str, version: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": "bookinfo", "labels": {"app": "reviews", "version": version}},
+           "spec": {"nodeName": "node-a", "containers": [{"name": "reviews", "image": "reviews"}]},
+           "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}})
+}
+
+/// An EndpointSlice of `reviews` with (address, port, pod, ready) endpoints on port `http`.
+fn slice(name: &str, endpoints: &[(&str, u16, &str, bool)]) -> Value {
+    // One slice names one port; each address here has its own server port, so one slice
+    // per port, as the API server would hold for pods with different target ports.
+    let port = endpoints.first().map_or(0, |e| e.1);
+    let endpoints: Vec<Value> = endpoints
+        .iter()
+        .map(|(ip, _, pod, ready)| {
+            json!({"addresses": [ip], "conditions": {"ready": ready},
+                   "targetRef": {"kind": "Pod", "name": pod, "namespace": "bookinfo"}})
+        })
+        .collect();
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+           "metadata": {"name": name, "namespace": "bookinfo",
+                        "labels": {"kubernetes.io/service-name": "reviews"}},
+           "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+           "endpoints": endpoints})
+}
+
+fn virtual_service(subset: &str) -> Value {
+    json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+           "metadata": {"name": "reviews", "namespace": "bookinfo"},
+           "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": subset}}]}]}})
+}
+
+struct Proxy {
+    child: Child,
+    listen: String,
+    admin: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_proxy(kubeconfig: &std::path::Path, files: &std::path::Path) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["proxy", "--kubernetes", "--kubeconfig"])
+        .arg(kubeconfig)
+        .arg("-f")
+        .arg(files)
+        .args(["-n", "bookinfo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mesh proxy starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut listen, mut admin) = (String::new(), String::new());
+    while admin.is_empty() {
+        let line = lines.next().expect("the proxy prints its addresses").expect("utf-8");
+        if let Some(a) = line.strip_prefix("listening on ") {
+            listen = a.to_string();
+        } else if let Some(a) = line.strip_prefix("admin on ") {
+            admin = a.to_string();
+        }
+    }
+    Proxy { child, listen, admin }
+}
+
+async fn status_of(client: &PlainClient, admin: &str, path: &str) -> u16 {
+    let response = client.get(format!("http://{admin}{path}").parse().expect("uri")).await.expect("admin answers");
+    response.status().as_u16()
+}
+
+/// The distinct answers of `n` requests for reviews.
+async fn answers(client: &PlainClient, proxy: &Proxy, n: usize) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for _ in 0..n {
+        let (status, body, _) = get(client, &proxy.listen, "reviews.bookinfo.svc.cluster.local:9080", "/", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        seen.insert(body);
+    }
+    seen
+}
+
+/// Poll until `check` holds (a 20 s guard against a hang; not a timing assertion).
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let guard = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < guard, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn dump(client: &PlainClient, proxy: &Proxy) -> Value {
+    serde_json::from_str(&admin(client, &proxy.admin, "/config_dump").await).expect("config_dump is JSON")
+}
+
+fn resource<'a>(dump: &'a Value, kind: &str, name: &str) -> Option<&'a Value> {
+    dump["resources"].as_array()?.iter().find(|r| r["kind"] == kind && r["name"] == name)
+}
+
+/// Has the proxy applied version `rv` of the object?
+async fn applied(client: &PlainClient, proxy: &Proxy, kind: &str, name: &str, rv: u64) -> bool {
+    let dump = dump(client, proxy).await;
+    resource(&dump, kind, name).is_some_and(|r| r["resourceVersion"].as_str() == Some(rv.to_string().as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_proxy_follows_the_cluster() {
+    let v1 = pod_server("127.0.0.41", "v1").await;
+    let v2 = pod_server("127.0.0.42", "v2").await;
+    let not_ready = pod_server("127.0.0.43", "not-ready").await;
+    let late = pod_server("127.0.0.44", "v2-late").await;
+
+    let server = ApiServer::start().await;
+    server.bookmark_every(Duration::from_millis(100));
+    server.apply(json!({"apiVersion": "v1", "kind": "Service",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"ports": [{"name": "http", "port": 9080}], "selector": {"app": "reviews"}}}));
+    server.apply(pod("reviews-v1", "127.0.0.41", "v1"));
+    server.apply(pod("reviews-v2", "127.0.0.42", "v2"));
+    server.apply(pod("reviews-v2-starting", "127.0.0.43", "v2"));
+    server.apply(slice("reviews-1", &[("127.0.0.41", v1, "reviews-v1", true)]));
+    server.apply(slice("reviews-2", &[("127.0.0.42", v2, "reviews-v2", true)]));
+    server.apply(slice("reviews-3", &[("127.0.0.43", not_ready, "reviews-v2-starting", false)]));
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                                                {"name": "v2", "labels": {"version": "v2"}}]}}));
+    server.apply(virtual_service("v1"));
+
+    // A file beside the cluster: merged, and shown with its own origin.
+    let files = config_dir("kube-watch");
+    let entry = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: external, namespace: bookinfo}\nspec:\n  hosts: [api.example.com]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: DNS\n";
+    std::fs::write(files.join("entry.yaml"), entry).expect("write");
+    let kubeconfig = server.kubeconfig(&files);
+
+    // The API server is down when the proxy starts: /ready says 503 until every kind has
+    // listed once.
+    server.stop().await;
+    let proxy = start_proxy(&kubeconfig, &files);
+    let client = client();
+    assert_eq!(status_of(&client, &proxy.admin, "/ready").await, 503);
+    let not_ready_text = admin(&client, &proxy.admin, "/ready").await;
+    assert!(not_ready_text.contains("VirtualService") && not_ready_text.contains("EndpointSlice"), "{not_ready_text}");
+    server.restart().await;
+    until("/ready", || async { status_of(&client, &proxy.admin, "/ready").await == 200 }).await;
+
+    // Routing as the cluster's VirtualService says; the not-ready address gets nothing.
+    assert_eq!(answers(&client, &proxy, 20).await, BTreeSet::from(["v1".to_string()]));
+    let d = dump(&client, &proxy).await;
+    let vs = resource(&d, "VirtualService", "reviews").expect("the VirtualService is in force");
+    assert_eq!((vs["source"].as_str(), vs["namespace"].as_str()), (Some("kubernetes"), Some("bookinfo")), "{vs}");
+    assert!(vs["resourceVersion"].is_string(), "{vs}");
+    let se = resource(&d, "ServiceEntry", "external").expect("the file's ServiceEntry is in force");
+    assert_eq!((se["source"].as_str(), se["line"].as_u64()), (Some("file"), Some(1)), "{se}");
+    assert!(se["file"].as_str().is_some_and(|f| f.ends_with("entry.yaml")), "{se}");
+
+    // Routing follows a VirtualService change.
+    server.apply(virtual_service("v2"));
+    until("the v2 route", || async { answers(&client, &proxy, 4).await == BTreeSet::from(["v2".to_string()]) }).await;
+    assert_eq!(answers(&client, &proxy, 20).await, BTreeSet::from(["v2".to_string()]), "never the not-ready v2 Pod");
+
+    // An address whose Pod is not known yet stays out, even once its slice is applied...
+    let rv = server.apply(slice("reviews-4", &[("127.0.0.44", late, "reviews-v2-late", true)]));
+    until("the slice applied", || applied(&client, &proxy, "EndpointSlice", "reviews-4", rv)).await;
+    assert_eq!(answers(&client, &proxy, 20).await, BTreeSet::from(["v2".to_string()]));
+    // ...and joins its subset when the Pod arrives.
+    server.apply(pod("reviews-v2-late", "127.0.0.44", "v2"));
+    until("the late Pod's address gets traffic", || async { answers(&client, &proxy, 4).await.contains("v2-late") })
+        .await;
+
+    // An invalid update keeps the last good version, and says why in /config_dump.
+    let mut bad = virtual_service("v1");
+    bad["spec"]["http"][0]["timeout"] = json!("soon");
+    let bad_rv = server.apply(bad);
+    until("the invalid version seen", || applied(&client, &proxy, "VirtualService", "reviews", bad_rv)).await;
+    let d = dump(&client, &proxy).await;
+    let vs = resource(&d, "VirtualService", "reviews").expect("still in force");
+    assert!(vs["rejected"].to_string().contains("http[0].timeout"), "{vs}");
+    assert!(answers(&client, &proxy, 10).await.iter().all(|a| a.starts_with("v2")), "the last good route (v2)");
+
+    // The API server goes away; while it is down the route is fixed, the late Pod's slice is
+    // deleted, and history is compacted. Requests flow all along; once the server is back
+    // the watches get 410 Gone, relist and converge.
+    let failures = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let load = {
+        let (failures, sent, running) = (failures.clone(), sent.clone(), running.clone());
+        let listen = proxy.listen.clone();
+        tokio::spawn(async move {
+            let client = support::client();
+            while running.load(Ordering::Relaxed) {
+                let (status, _, _) = get(&client, &listen, "reviews.bookinfo.svc.cluster.local:9080", "/", &[]).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+                if status != 200 {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    server.stop().await;
+    let rv = server.apply(virtual_service("v1"));
+    server.delete("EndpointSlice", "bookinfo", "reviews-4");
+    server.compact();
+    tokio::time::sleep(Duration::from_millis(200)).await; // let requests flow while it is down
+    server.restart().await;
+    until("converged after the outage", || async {
+        applied(&client, &proxy, "VirtualService", "reviews", rv).await
+            && resource(&dump(&client, &proxy).await, "EndpointSlice", "reviews-4").is_none()
+    })
+    .await;
+    running.store(false, Ordering::Relaxed);
+    load.await.expect("load");
+    assert!(server.gone() > 0, "the watches came back to a compacted history: 410 Gone");
+    let sent = sent.load(Ordering::Relaxed);
+    assert!(sent > 10, "requests flowed through the outage and the relist: {sent}");
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "of {sent} requests during the outage");
+    assert_eq!(answers(&client, &proxy, 20).await, BTreeSet::from(["v1".to_string()]));
+
+    // Deletions remove: without the VirtualService, the Service's ready endpoints share the
+    // traffic (v1, v2 and the late Pod is gone with its slice).
+    server.delete("VirtualService", "bookinfo", "reviews");
+    until("the VirtualService removed", || async {
+        resource(&dump(&client, &proxy).await, "VirtualService", "reviews").is_none()
+    })
+    .await;
+    until("the default route", || async {
+        answers(&client, &proxy, 20).await == BTreeSet::from(["v1".to_string(), "v2".to_string()])
+    })
+    .await;
+    let requests = server.requests();
+    assert!(requests.iter().any(|r| r.contains("watch=true") && r.contains("allowWatchBookmarks=true")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_validate_kubernetes_reports_a_bad_resource_by_kind_and_name() {
+    let server = ApiServer::start().await;
+    server.apply(virtual_service("v1"));
+    let mut bad = virtual_service("v1");
+    bad["metadata"]["name"] = json!("ratings");
+    bad["spec"]["http"][0]["route"][0]["weight"] = json!(-5);
+    server.apply(bad);
+    let dir = config_dir("kube-validate");
+    let kubeconfig = server.kubeconfig(&dir);
+    let run = |args: Vec<String>| async move {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_mesh")).args(args).output().expect("mesh validate runs")
+        })
+        .await
+        .expect("join")
+    };
+    let kubeconfig = kubeconfig.display().to_string();
+    let out = run(vec!["validate".into(), "--kubernetes".into(), "--kubeconfig".into(), kubeconfig.clone()]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("VirtualService bookinfo/ratings: http[0].route[0].weight: ")),
+        "{stdout}"
+    );
+    // The same cluster without the bad one, in one namespace: valid.
+    server.delete("VirtualService", "bookinfo", "ratings");
+    let out = run(vec![
+        "validate".into(),
+        "--kubernetes".into(),
+        "--kubeconfig".into(),
+        kubeconfig,
+        "--watch-namespace".into(),
+        "bookinfo".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(server.requests().iter().all(|r| !r.contains("watch=")), "one list, no watch");
+}
