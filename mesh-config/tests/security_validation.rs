@@ -224,6 +224,16 @@ spec:
 }
 
 #[test]
+fn null_rule_is_refused() {
+    let text = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: n\n  namespace: foo\nspec:\n  rules:\n  - ~\n";
+    let (_, diags) = diagnostics(text, "n.yaml");
+    assert_eq!(
+        errors(&diags),
+        ["n.yaml:8: AuthorizationPolicy foo/n: rules[0]: `rule` must not be nil, found at rule 0"]
+    );
+}
+
+#[test]
 fn security_kinds_and_versions() {
     let doc = |api: &str, kind: &str| format!("apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: x\nspec: {{}}\n");
     for (api, kind) in [

@@ -121,6 +121,12 @@ impl Ctx<'_> {
         self.push(Severity::Unsupported, path, format!("{what}: read, but not acted on by meshwork yet"));
     }
 
+    /// An `unsupported` diagnostic worded in full (for parts meshwork handles in a way of its own,
+    /// which "read, but not acted on" would misdescribe).
+    pub(crate) fn unsupported_because(&mut self, path: &P, message: String) {
+        self.push(Severity::Unsupported, path, message);
+    }
+
     /// Report `result`'s error, if any, as an error at `path`.
     pub(crate) fn check(&mut self, path: &P, result: Result<(), String>) {
         if let Err(message) = result {

@@ -23,10 +23,11 @@ use crate::types::security::*;
 
 /// Not enforced yet: what the decision functions compute but no listener or layer applies.
 const NOT_ENFORCED_AUTHZ: &str =
-    "authorization is decided (mesh_core::authz) but not enforced yet: no inbound layer applies it";
+    "authorization enforcement (the decision is computed by mesh_core::authz; no inbound layer applies it yet)";
 const NOT_ENFORCED_PEER: &str =
-    "the effective mTLS mode is decided (mesh_core::authn) but not enforced yet: no mTLS listener applies it";
-const NOT_ENFORCED_JWT: &str = "JWT verification (RequestAuthentication) is not performed yet";
+    "mTLS enforcement (the effective mode is computed by mesh_core::authn; no listener applies it yet)";
+const TARGET_REFS: &str = "targetRefs attach a policy to waypoints and Kubernetes Gateways, which meshwork does not run: its workloads ignore the policy, as Istio's sidecars do";
+const NOT_ENFORCED_JWT: &str = "JWT verification";
 
 fn check_selector(ctx: &mut Ctx<'_>, path: &P, selector: Option<&WorkloadSelector>) {
     let Some(selector) = selector else { return };
@@ -125,10 +126,7 @@ fn check_attachment(
     check_selector(ctx, &root.f("selector"), selector);
     if let Some(r) = target_ref {
         check_target_ref(ctx, &root.f("targetRef"), r);
-        ctx.unsupported(
-            &root.f("targetRef"),
-            "targetRef (attachment to waypoints and Kubernetes Gateways; meshwork workloads ignore the policy, as sidecars do)",
-        );
+        ctx.unsupported_because(&root.f("targetRef"), TARGET_REFS.replace("targetRefs", "targetRef"));
     }
     if target_refs.len() > 16 {
         ctx.error(&root.f("targetRefs"), "at most 16 targetRefs may be set");
@@ -137,10 +135,7 @@ fn check_attachment(
         check_target_ref(ctx, &root.f("targetRefs").i(i), r);
     }
     if !target_refs.is_empty() {
-        ctx.unsupported(
-            &root.f("targetRefs"),
-            "targetRefs (attachment to waypoints and Kubernetes Gateways; meshwork workloads ignore the policy, as sidecars do)",
-        );
+        ctx.unsupported_because(&root.f("targetRefs"), TARGET_REFS.to_string());
     }
 }
 
@@ -237,9 +232,9 @@ pub(super) fn validate_authorization_policy(ctx: &mut Ctx<'_>, ap: &Authorizatio
             }
         }
         let provider = ap.provider.as_ref().map_or("", |p| p.name.as_str());
-        ctx.unsupported(
+        ctx.unsupported_because(
             &root.f("action"),
-            &format!(
+            format!(
                 "CUSTOM action (provider {provider:?}): meshwork has no extension providers; as Istio does with a provider it cannot find, the policy's rules deny the requests they match"
             ),
         );
@@ -253,7 +248,18 @@ pub(super) fn validate_authorization_policy(ctx: &mut Ctx<'_>, ap: &Authorizatio
             "DENY action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request",
         );
     }
+    // A null entry reads as an empty rule (which matches everything): Istio refuses it.
+    let null_rules: Vec<usize> = match ctx.resource.spec_node.as_deref().and_then(|n| n.get("rules")) {
+        Some(crate::yaml::Node { value: crate::yaml::Value::Seq(items), .. }) => {
+            items.iter().enumerate().filter(|(_, n)| n.is_null()).map(|(i, _)| i).collect()
+        }
+        _ => Vec::new(),
+    };
     for (i, rule) in ap.rules.iter().enumerate() {
+        if null_rules.contains(&i) {
+            ctx.error(&root.f("rules").i(i), format!("`rule` must not be nil, found at rule {i}"));
+            continue;
+        }
         check_rule(ctx, &root.f("rules").i(i), i, rule, action);
     }
     if let Some(v) = ctx.resource.annotations.get("istio.io/dry-run")
@@ -404,9 +410,12 @@ fn check_rule(ctx: &mut Ctx<'_>, rp: &P, i: usize, rule: &Rule, action: Action) 
             ctx.error(&cp.f("notValues"), format!("invalid `notValue` for `key` {}: {e}", c.key));
         }
         if c.key.starts_with("experimental.envoy.filters.") {
-            ctx.unsupported(
+            ctx.unsupported_because(
                 &cp.f("key"),
-                &format!("condition {} (Envoy filter metadata meshwork does not have: its values never match)", c.key),
+                format!(
+                    "condition {}: meshwork has no Envoy filter metadata, so its values never match (and its notValues always do)",
+                    c.key
+                ),
             );
         }
     }

@@ -66,12 +66,16 @@ impl AuthzPolicies {
             len += 1;
             let cx = RuleContext { action: spec.action, namespace: &spec.namespace, bundle };
             let rules = spec.rules.iter().map(|r| CompiledRule::compile(r, &cx)).collect();
+            let rule_ids = (0..spec.rules.len())
+                .map(|i| format!("ns[{}]-policy[{}]-rule[{i}]", spec.namespace, spec.name).into_boxed_str())
+                .collect();
             let policy = Arc::new(CompiledPolicy {
                 namespace: spec.namespace.clone(),
                 name: spec.name.clone(),
                 action: spec.action,
                 dry_run: spec.dry_run,
                 rules,
+                rule_ids,
             });
             let entry = Entry { order, selector: spec.selector.clone(), policy };
             let ns = by_namespace.entry(spec.namespace.clone()).or_default();
@@ -136,6 +140,10 @@ struct RuleRef {
 }
 
 impl RuleRef {
+    fn id(&self) -> &str {
+        self.policy.rule_ids.get(self.rule).map_or("", |s| s)
+    }
+
     fn matched(&self) -> MatchedRule {
         MatchedRule {
             namespace: self.policy.namespace.clone(),
@@ -167,7 +175,7 @@ pub struct WorkloadAuthz {
 
 impl WorkloadAuthz {
     fn new(policies: impl IntoIterator<Item = Arc<CompiledPolicy>>) -> WorkloadAuthz {
-        let mut lists: [Vec<(String, RuleRef)>; 6] = Default::default();
+        let mut lists: [Vec<RuleRef>; 6] = Default::default();
         let mut w = WorkloadAuthz::default();
         for p in policies {
             let slot = match (p.action, p.dry_run) {
@@ -191,13 +199,12 @@ impl WorkloadAuthz {
                 }
             };
             for rule in 0..p.rules.len() {
-                let id = format!("ns[{}]-policy[{}]-rule[{rule}]", p.namespace, p.name);
-                lists[slot].push((id, RuleRef { policy: p.clone(), rule }));
+                lists[slot].push(RuleRef { policy: p.clone(), rule });
             }
         }
-        let sorted = |mut v: Vec<(String, RuleRef)>| -> Box<[RuleRef]> {
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            v.into_iter().map(|(_, r)| r).collect()
+        let sorted = |mut v: Vec<RuleRef>| -> Box<[RuleRef]> {
+            v.sort_by(|a, b| a.id().cmp(b.id()));
+            v.into_boxed_slice()
         };
         let [custom, deny, allow, audit, dry_deny, dry_allow] = lists;
         w.custom = sorted(custom);

@@ -499,4 +499,7 @@ pub(crate) struct CompiledPolicy {
     pub(crate) action: Action,
     pub(crate) dry_run: bool,
     pub(crate) rules: Box<[CompiledRule]>,
+    /// Envoy's policy id of each rule (`ns[NS]-policy[NAME]-rule[N]`), whose order is Envoy's
+    /// evaluation order.
+    pub(crate) rule_ids: Box<[Box<str>]>,
 }
