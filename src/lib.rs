@@ -68,7 +68,7 @@ pub use mesh_proxy::reload::ConfigSource;
 /// Kubernetes as the config and endpoint source (`mesh-kube`, with the `kubernetes` feature):
 /// kube-rs watches of Istio's resources, Services, EndpointSlices and Pods.
 ///
-/// ```ignore
+/// ```text
 /// // In an async fn; `source.mesh()` routes as the cluster's Istio config says.
 /// let client = meshwork::kubernetes::client(None).await?; // kubeconfig, $KUBECONFIG or in-cluster
 /// let source = meshwork::ConfigSource::new(vec![], "default")?.kubernetes(client, &Default::default());

@@ -89,12 +89,18 @@ impl Drop for Proxy {
 }
 
 fn start_proxy(kubeconfig: &std::path::Path, files: &std::path::Path) -> Proxy {
+    let files = files.display().to_string();
+    mesh_proxy_with(kubeconfig, &["-f", &files, "-n", "bookinfo", "--listen", "127.0.0.1:0"])
+}
+
+/// `mesh proxy --kubernetes --kubeconfig FILE ARGS... --admin 127.0.0.1:0`, once it has said
+/// where it listens (the first `listening on` address).
+fn mesh_proxy_with(kubeconfig: &std::path::Path, args: &[&str]) -> Proxy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args(["proxy", "--kubernetes", "--kubeconfig"])
         .arg(kubeconfig)
-        .arg("-f")
-        .arg(files)
-        .args(["-n", "bookinfo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(args)
+        .args(["--admin", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -104,7 +110,7 @@ fn start_proxy(kubeconfig: &std::path::Path, files: &std::path::Path) -> Proxy {
     while admin.is_empty() {
         let line = lines.next().expect("the proxy prints its addresses").expect("utf-8");
         if let Some(a) = line.strip_prefix("listening on ") {
-            listen = a.to_string();
+            listen = a.split_whitespace().next().unwrap_or("").to_string();
         } else if let Some(a) = line.strip_prefix("admin on ") {
             admin = a.to_string();
         }
@@ -318,4 +324,84 @@ async fn mesh_validate_kubernetes_reports_a_bad_resource_by_kind_and_name() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(server.requests().iter().all(|r| !r.contains("watch=")), "one list, no watch");
+}
+
+/// The in-process one-liner: `ConfigSource::new(...)?.kubernetes(client, &options)`, then
+/// `ready().await`, and the mesh client routes as the cluster says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_source_from_the_cluster() {
+    use http_body_util::{BodyExt, Empty};
+    use tower::ServiceExt;
+
+    let v1 = pod_server("127.0.0.51", "v1").await;
+    let v2 = pod_server("127.0.0.52", "v2").await;
+    let server = ApiServer::start().await;
+    server.apply(json!({"apiVersion": "v1", "kind": "Service",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"ports": [{"name": "http", "port": 9080}]}}));
+    server.apply(pod("reviews-v1", "127.0.0.51", "v1"));
+    server.apply(pod("reviews-v2", "127.0.0.52", "v2"));
+    server.apply(slice("reviews-1", &[("127.0.0.51", v1, "reviews-v1", true)]));
+    server.apply(slice("reviews-2", &[("127.0.0.52", v2, "reviews-v2", true)]));
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                                                {"name": "v2", "labels": {"version": "v2"}}]}}));
+    server.apply(virtual_service("v2"));
+    let dir = config_dir("kube-in-process");
+    let client = mesh_kube::client(Some(&server.kubeconfig(&dir))).await.expect("client");
+    let options = mesh_kube::WatchOptions {
+        namespaces: vec!["bookinfo".into()],
+        backoff: mesh_kube::Backoff::Exponential { initial: Duration::from_millis(50), max: Duration::from_millis(500) },
+        ..Default::default()
+    };
+
+    let source = mesh_proxy::reload::ConfigSource::new(vec![], "bookinfo").expect("source").kubernetes(client, &options);
+    assert!(!source.pending().is_empty(), "not ready before the first lists");
+    tokio::time::timeout(Duration::from_secs(20), source.ready()).await.expect("ready");
+    assert!(source.is_ready());
+
+    let mesh_client = mesh_proxy::client::client::<Empty<Bytes>>(source.mesh());
+    let ask = || async {
+        let request = http::Request::get("http://reviews:9080/").body(Empty::new()).expect("request");
+        let response = mesh_client.clone().oneshot(request).await.expect("the mesh answers");
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    for _ in 0..10 {
+        assert_eq!(ask().await, "v2");
+    }
+    server.apply(virtual_service("v1"));
+    until("the v1 route", || async { ask().await == "v1" }).await;
+}
+
+/// `mesh proxy --kubernetes --gateway NS/NAME`: the Gateway lives in the cluster, so the proxy
+/// opens its ports once the first lists are in, and routes by the VirtualServices bound to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingress_gateway_from_the_cluster() {
+    let v1 = pod_server("127.0.0.61", "v1").await;
+    let server = ApiServer::start().await;
+    server.apply(json!({"apiVersion": "v1", "kind": "Service",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"ports": [{"name": "http", "port": 9080}]}}));
+    server.apply(pod("reviews-v1", "127.0.0.61", "v1"));
+    server.apply(slice("reviews-1", &[("127.0.0.61", v1, "reviews-v1", true)]));
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                        "metadata": {"name": "bookinfo-gateway", "namespace": "bookinfo"},
+                        "spec": {"selector": {"istio": "ingressgateway"},
+                                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}));
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                        "metadata": {"name": "bookinfo", "namespace": "bookinfo"},
+                        "spec": {"hosts": ["bookinfo.example.com"], "gateways": ["bookinfo-gateway"],
+                                 "http": [{"route": [{"destination": {"host": "reviews", "port": {"number": 9080}}}]}]}}));
+    let dir = config_dir("kube-gateway");
+    let kubeconfig = server.kubeconfig(&dir);
+    let proxy = mesh_proxy_with(
+        &kubeconfig,
+        &["-n", "bookinfo", "--gateway", "bookinfo/bookinfo-gateway", "--port-map", "80=127.0.0.1:0"],
+    );
+    let client = client();
+    assert_eq!(status_of(&client, &proxy.admin, "/ready").await, 200);
+    let (status, body, _) = get(&client, &proxy.listen, "bookinfo.example.com", "/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v1"));
 }

@@ -71,6 +71,12 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
     })?;
     if args.kube.kubernetes {
         watch_cluster(&source, &args.kube).await?;
+        if gateway.is_some() {
+            // The Gateway's servers say which ports to open: wait for the cluster's first
+            // lists (the Gateway may live there) before opening them.
+            tracing::info!(target: "meshwork::proxy", "waiting for the first lists of the cluster");
+            source.ready().await;
+        }
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut plain = None;
