@@ -22,6 +22,7 @@ mod de;
 mod delegate;
 pub mod diag;
 pub mod duration;
+pub mod gateway_api;
 pub mod kube;
 pub mod load;
 pub mod meshconfig;

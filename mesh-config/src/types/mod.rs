@@ -8,6 +8,7 @@
 
 pub mod destination_rule;
 pub mod gateway;
+pub mod gateway_api;
 pub mod kube;
 pub mod security;
 pub mod service_entry;

@@ -1,0 +1,452 @@
+//! The Kubernetes Gateway API (`gateway.networking.k8s.io`) compiled into the same snapshot as
+//! Istio's kinds: Gateways become gateway bindings with one server per listener, HTTPRoutes
+//! become rules under the hosts they attach to, and the status a controller would write
+//! (conditions, `attachedRoutes`) is computed alongside.
+//!
+//! Semantics follow the Gateway API spec (<https://gateway-api.sigs.k8s.io/reference/spec/>) as
+//! Istio implements it (`pilot/pkg/config/kube/gateway/conversion.go`):
+//!
+//! - **Classes.** A Gateway is served when its `gatewayClassName` is the class meshwork serves
+//!   (`istio` unless configured otherwise); others are left to their controllers and get no status.
+//! - **Attachment** of a route's `parentRefs[]` entry to a Gateway: the listeners named by
+//!   `sectionName` and/or `port` (all when neither), of those the ones whose `allowedRoutes` admit
+//!   the route's kind (HTTP and HTTPS listeners take HTTPRoute and GRPCRoute when `kinds` is
+//!   empty) and namespace (`Same` by default, `All`, `Selector` over the Namespace's labels), and
+//!   of those the ones whose `hostname` intersects the route's `hostnames`
+//!   ([`intersect_hostnames`]). The parent's `Accepted` condition says why not:
+//!   `NoMatchingParent` (no such Gateway, or no listener with that name or port),
+//!   `NotAllowedByListeners`, `NoMatchingListenerHostname`. Each listener counts the routes
+//!   attached to it (`attachedRoutes`).
+//! - **References.** A backend is a core `Service` (else `InvalidKind`) that exists (else
+//!   `BackendNotFound`), in the route's namespace or in one whose ReferenceGrant lets routes of
+//!   the route's kind and namespace refer to it (else `RefNotPermitted`); the route's
+//!   `ResolvedRefs` condition carries the first problem, and the rule keeps the unresolved
+//!   backend's share ([`rules::UNRESOLVED_HOST`]).
+//! - **Rules** and their order: [`rules`]. Each host a route serves under a Gateway gets the
+//!   route's rules, merged with the other routes' for the same host and sorted by the spec's
+//!   precedence.
+//!
+//! Not yet here (issue 18): reading these kinds through the loader and the store (this module
+//! takes typed objects), GRPCRoute, the mesh (GAMMA) binding, CORS filters, listener TLS from
+//! Secrets, and a per-listener binding (a route attached to one listener of a Gateway is served
+//! on every listener of that Gateway that admits the host).
+
+pub mod hostname;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mesh_core::policy::LabelSelector as CoreSelector;
+use mesh_core::route::RetryPolicy;
+use mesh_core::service::{GatewayDecl, GatewayServer};
+use mesh_core::snapshot::{Binding, SnapshotBuilder};
+use serde::Serialize;
+
+pub use hostname::intersect_hostnames;
+pub use rules::{BackendProblem, Backends};
+
+use crate::types::gateway_api::{
+    BackendObjectRef, GROUP, Gateway, GatewayClass, HttpRoute, Listener, ParentRef, ReferenceGrant,
+};
+
+/// One Gateway API object with the metadata the semantics read.
+#[derive(Debug, Clone)]
+pub struct Object<T> {
+    /// Namespace (empty for cluster-scoped kinds).
+    pub namespace: Arc<str>,
+    /// Name.
+    pub name: Arc<str>,
+    /// `metadata.creationTimestamp` (RFC 3339, so that text order is time order); route
+    /// precedence prefers the older route.
+    pub created: String,
+    /// `metadata.generation` (reported as `observedGeneration`).
+    pub generation: i64,
+    /// The spec.
+    pub spec: T,
+}
+
+/// A Service as the Gateway API sees it: its ports.
+#[derive(Debug, Clone)]
+pub struct ServiceRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Port numbers.
+    pub ports: Vec<u32>,
+}
+
+/// Everything the Gateway API semantics read.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    /// GatewayClasses.
+    pub classes: Vec<Object<GatewayClass>>,
+    /// Gateways.
+    pub gateways: Vec<Object<Gateway>>,
+    /// HTTPRoutes.
+    pub http_routes: Vec<Object<HttpRoute>>,
+    /// ReferenceGrants.
+    pub grants: Vec<Object<ReferenceGrant>>,
+    /// Services backends may name.
+    pub services: Vec<ServiceRef>,
+    /// Namespace labels (for `allowedRoutes.namespaces.from: Selector`).
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The GatewayClass name served (`istio`).
+    pub class: String,
+    /// The cluster domain backends' hosts end with (`cluster.local`).
+    pub domain: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { class: "istio".into(), domain: "cluster.local".into() }
+    }
+}
+
+/// A status condition, as the API writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Condition {
+    /// `Accepted`, `ResolvedRefs`, `Programmed`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `True` or `False`.
+    pub status: &'static str,
+    /// The spec's reason.
+    pub reason: &'static str,
+    /// Detail.
+    pub message: String,
+}
+
+impl Condition {
+    fn new(kind: &'static str, ok: bool, reason: &'static str, message: impl Into<String>) -> Self {
+        Condition { kind, status: if ok { "True" } else { "False" }, reason, message: message.into() }
+    }
+}
+
+/// A listener's status.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Routes attached.
+    pub attached_routes: u32,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// A Gateway's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayStatus {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+    /// Listeners.
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// A route's status for one parent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentStatus {
+    /// The parentRef as written, defaults filled in.
+    pub parent_ref: ParentRefStatus,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// `parentRef` in a status.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParentRefStatus {
+    /// Group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Section name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section_name: Option<String>,
+    /// Port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+}
+
+/// A route's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteStatus {
+    /// `HTTPRoute`.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// One entry per parentRef served by meshwork.
+    pub parents: Vec<ParentStatus>,
+}
+
+/// What [`compile`] reports.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// Gateways of the served class.
+    pub gateways: Vec<GatewayStatus>,
+    /// Routes.
+    pub routes: Vec<RouteStatus>,
+}
+
+impl Status {
+    /// The status of a route's parents, by namespace and name.
+    pub fn route(&self, namespace: &str, name: &str) -> Option<&RouteStatus> {
+        self.routes.iter().find(|r| r.namespace == namespace && r.name == name)
+    }
+
+    /// The status of a Gateway.
+    pub fn gateway(&self, namespace: &str, name: &str) -> Option<&GatewayStatus> {
+        self.gateways.iter().find(|g| g.namespace == namespace && g.name == name)
+    }
+}
+
+/// Listener attachment counts by (gateway namespace, gateway name, listener index).
+type Attached = BTreeMap<(Arc<str>, Arc<str>, usize), u32>;
+/// Rules by (gateway namespace, gateway name, host), before sorting.
+type HostRules = BTreeMap<(Arc<str>, Arc<str>, String), Vec<rules::Ordered>>;
+
+struct World<'a> {
+    input: &'a Input,
+    options: &'a Options,
+}
+
+impl Backends for World<'_> {
+    fn resolve(&self, route_ns: &str, b: &BackendObjectRef) -> Result<Arc<str>, BackendProblem> {
+        let group = b.group.as_deref().unwrap_or("");
+        let kind = b.kind.as_deref().unwrap_or("Service");
+        if !(group.is_empty() || group == "core") || kind != "Service" {
+            return Err(BackendProblem::InvalidKind);
+        }
+        let ns = b.namespace.as_deref().unwrap_or(route_ns);
+        if ns != route_ns && !self.granted(route_ns, "HTTPRoute", ns, "", "Service", &b.name) {
+            return Err(BackendProblem::NotPermitted);
+        }
+        if !self.input.services.iter().any(|s| s.namespace == ns && s.name == b.name) {
+            return Err(BackendProblem::NotFound);
+        }
+        Ok(Arc::from(format!("{}.{}.svc.{}", b.name, ns, self.options.domain)))
+    }
+}
+
+impl World<'_> {
+    /// Does a ReferenceGrant in `to_ns` let `from_kind` objects in `from_ns` refer to `name`?
+    fn granted(&self, from_ns: &str, from_kind: &str, to_ns: &str, to_group: &str, to_kind: &str, name: &str) -> bool {
+        self.input.grants.iter().filter(|g| &*g.namespace == to_ns).any(|g| {
+            g.spec.from.iter().any(|f| f.group == GROUP && f.kind == from_kind && f.namespace == from_ns)
+                && g.spec
+                    .to
+                    .iter()
+                    .any(|t| t.group == to_group && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == name))
+        })
+    }
+
+    fn class_served(&self, gateway: &Gateway) -> bool {
+        gateway.gateway_class_name == self.options.class
+    }
+
+    fn allows(&self, gw_ns: &str, listener: &Listener, route_ns: &str, route_kind: &str) -> bool {
+        let allowed = listener.allowed_routes.as_ref();
+        let kinds_ok = match allowed.map(|a| &a.kinds[..]).filter(|k| !k.is_empty()) {
+            Some(kinds) => kinds.iter().any(|k| k.group.as_deref().unwrap_or(GROUP) == GROUP && k.kind == route_kind),
+            None => matches!(listener.protocol.as_str(), "HTTP" | "HTTPS") && route_kind == "HTTPRoute",
+        };
+        let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
+        let ns_ok = match namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
+            "All" => true,
+            "Selector" => {
+                let labels = self.input.namespace_labels.get(route_ns).cloned().unwrap_or_default();
+                namespaces.and_then(|n| n.selector.as_ref()).is_some_and(|s| s.matches(&labels))
+            }
+            _ => gw_ns == route_ns,
+        };
+        kinds_ok && ns_ok
+    }
+}
+
+/// Compile the Gateway API objects of `input` into `builder` (gateway bindings and their rules)
+/// and compute their status.
+pub fn compile(
+    input: &Input,
+    options: &Options,
+    default_retries: &Arc<RetryPolicy>,
+    builder: &mut SnapshotBuilder,
+) -> Status {
+    let world = World { input, options };
+    let mut status = Status::default();
+    // Listener attachment counts and, per (gateway, host), the rules in precedence order.
+    let mut attached = Attached::new();
+    let mut hosts = HostRules::new();
+
+    let mut routes: Vec<&Object<HttpRoute>> = input.http_routes.iter().collect();
+    routes.sort_by(|a, b| (&a.created, &a.namespace, &a.name).cmp(&(&b.created, &b.namespace, &b.name)));
+    for route in routes {
+        let converted =
+            rules::convert(&route.namespace, &route.name, &route.created, &route.spec, &world, default_retries);
+        let resolved = match converted.backend_problem {
+            None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+            Some(p) => Condition::new("ResolvedRefs", false, p.reason(), "a backend reference does not resolve"),
+        };
+        let mut parents = Vec::new();
+        for parent in &route.spec.parent_refs {
+            let group = parent.group.as_deref().unwrap_or(GROUP);
+            let kind = parent.kind.as_deref().unwrap_or("Gateway");
+            let ns = parent.namespace.as_deref().unwrap_or(&route.namespace);
+            let parent_ref = ParentRefStatus {
+                group: group.to_string(),
+                kind: kind.to_string(),
+                namespace: ns.to_string(),
+                name: parent.name.clone(),
+                section_name: parent.section_name.clone(),
+                port: parent.port,
+            };
+            if group != GROUP || kind != "Gateway" {
+                // Service parents (the mesh) are the next step; not reported as served yet.
+                continue;
+            }
+            let gateway = input.gateways.iter().find(|g| &*g.namespace == ns && *g.name == parent.name);
+            if let Some(g) = gateway
+                && !world.class_served(&g.spec)
+            {
+                continue;
+            }
+            let accepted = match gateway {
+                None => Condition::new("Accepted", false, "NoMatchingParent", "no such Gateway"),
+                Some(g) => attach(&world, g, parent, route, &converted, &mut attached, &mut hosts),
+            };
+            parents.push(ParentStatus { parent_ref, conditions: vec![accepted, resolved.clone()] });
+        }
+        if !parents.is_empty() {
+            status.routes.push(RouteStatus {
+                kind: "HTTPRoute",
+                namespace: route.namespace.to_string(),
+                name: route.name.to_string(),
+                parents,
+            });
+        }
+    }
+
+    for g in input.gateways.iter().filter(|g| world.class_served(&g.spec)) {
+        let servers = g
+            .spec
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                Some(GatewayServer {
+                    port: u16::try_from(l.port).ok()?,
+                    port_name: Arc::from(l.name.as_str()),
+                    protocol: Arc::from(l.protocol.to_ascii_uppercase().as_str()),
+                    hosts: Box::new([(Arc::from("*"), Arc::from(l.hostname.as_deref().unwrap_or("*")))]),
+                    tls: None,
+                })
+            })
+            .collect();
+        builder.add_gateway(GatewayDecl {
+            namespace: g.namespace.clone(),
+            name: g.name.clone(),
+            servers,
+            selector: CoreSelector(Box::new([])),
+        });
+        let listeners = g
+            .spec
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ListenerStatus {
+                name: l.name.clone(),
+                attached_routes: attached.get(&(g.namespace.clone(), g.name.clone(), i)).copied().unwrap_or(0),
+                conditions: vec![
+                    Condition::new("Accepted", true, "Accepted", "listener accepted"),
+                    Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
+                    Condition::new("Programmed", true, "Programmed", "listener programmed"),
+                ],
+            })
+            .collect();
+        status.gateways.push(GatewayStatus {
+            namespace: g.namespace.to_string(),
+            name: g.name.to_string(),
+            conditions: vec![
+                Condition::new("Accepted", true, "Accepted", "served by meshwork"),
+                Condition::new("Programmed", true, "Programmed", "served by meshwork"),
+            ],
+            listeners,
+        });
+    }
+
+    for ((gw_ns, gw_name, host), mut ordered) in hosts {
+        ordered.sort_by(|a, b| a.key.cmp(&b.key));
+        let owner = format!("gateway-api/{gw_ns}/{gw_name}");
+        let rules = ordered.into_iter().map(|o| o.rule).collect();
+        // Under a Gateway binding several owners merge; this cannot conflict.
+        let _ = builder.add_routes(Binding::gateway(&gw_ns, &gw_name), &host, &owner, rules);
+    }
+    status
+}
+
+/// Attach `route` to the listeners of `g` that `parent` selects; the parent's `Accepted`.
+fn attach(
+    world: &World<'_>,
+    g: &Object<Gateway>,
+    parent: &ParentRef,
+    route: &Object<HttpRoute>,
+    converted: &rules::Converted,
+    attached: &mut Attached,
+    hosts: &mut HostRules,
+) -> Condition {
+    let selected: Vec<(usize, &Listener)> = g
+        .spec
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| parent.section_name.as_deref().is_none_or(|s| s == l.name))
+        .filter(|(_, l)| parent.port.is_none_or(|p| p == l.port))
+        .collect();
+    if selected.is_empty() {
+        return Condition::new("Accepted", false, "NoMatchingParent", "no listener matches the sectionName or port");
+    }
+    let allowed: Vec<&(usize, &Listener)> =
+        selected.iter().filter(|(_, l)| world.allows(&g.namespace, l, &route.namespace, "HTTPRoute")).collect();
+    if allowed.is_empty() {
+        return Condition::new("Accepted", false, "NotAllowedByListeners", "no listener allows this route");
+    }
+    let mut any = false;
+    for (i, l) in allowed {
+        let names = intersect_hostnames(l.hostname.as_deref(), &route.spec.hostnames);
+        if names.is_empty() {
+            continue;
+        }
+        any = true;
+        *attached.entry((g.namespace.clone(), g.name.clone(), *i)).or_default() += 1;
+        for host in names {
+            let slot = hosts.entry((g.namespace.clone(), g.name.clone(), host)).or_default();
+            for o in &converted.rules {
+                // The same route attached through two listeners with the same host adds its rules once.
+                if !slot.iter().any(|s| s.key == o.key) {
+                    slot.push(o.clone());
+                }
+            }
+        }
+    }
+    if any {
+        Condition::new("Accepted", true, "Accepted", "route accepted")
+    } else {
+        Condition::new("Accepted", false, "NoMatchingListenerHostname", "no listener hostname intersects the route's")
+    }
+}

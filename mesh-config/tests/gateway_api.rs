@@ -1,0 +1,356 @@
+//! The Gateway API semantics against the upstream conformance cases (routing decisions and route
+//! conditions), from the repository's copy of `kubernetes-sigs/gateway-api`'s manifests and the
+//! expectations transcribed from its Go tests (`testdata/conformance/gateway-api/`).
+//!
+//! This checks the compiled decision (which backend, which local status, which redirect) for
+//! every north-south case whose manifests use only what `mesh_config::gateway_api` reads today;
+//! the end-to-end run through `mesh proxy` with echo backends comes with the loader wiring.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mesh_config::gateway_api::{self, Input, Object, Options, ServiceRef};
+use mesh_config::types::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use mesh_core::decision::{Decision, Listener};
+use mesh_core::request::{ClientIdentity, RequestView};
+use mesh_core::route::RetryPolicy;
+use mesh_core::snapshot::{Binding, Settings, SnapshotBuilder};
+use serde::Deserialize;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/gateway-api")
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    kind: String,
+    #[serde(default)]
+    metadata: Meta,
+    #[serde(default)]
+    spec: serde_json::Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Meta {
+    name: String,
+    namespace: Option<String>,
+    creation_timestamp: Option<String>,
+    generation: Option<i64>,
+    labels: BTreeMap<String, String>,
+}
+
+fn object<T: serde::de::DeserializeOwned>(e: &Envelope, order: usize) -> Object<T> {
+    Object {
+        namespace: Arc::from(e.metadata.namespace.as_deref().unwrap_or("default")),
+        name: Arc::from(e.metadata.name.as_str()),
+        // Applied in file order, as the conformance suite applies them.
+        created: e.metadata.creation_timestamp.clone().unwrap_or_else(|| format!("2026-01-01T00:00:{order:02}Z")),
+        generation: e.metadata.generation.unwrap_or(1),
+        spec: serde_json::from_value(e.spec.clone()).expect("spec decodes"),
+    }
+}
+
+fn read(input: &mut Input, file: &Path, order: &mut usize) {
+    let text = std::fs::read_to_string(file).expect("manifest").replace("{GATEWAY_CLASS_NAME}", "istio");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("yaml");
+    for doc in docs {
+        if doc.is_null() {
+            continue;
+        }
+        let e: Envelope = serde_json::from_value(doc).expect("envelope");
+        *order += 1;
+        match e.kind.as_str() {
+            "GatewayClass" => input.classes.push(object::<GatewayClass>(&e, *order)),
+            "Gateway" => input.gateways.push(object::<Gateway>(&e, *order)),
+            "HTTPRoute" => input.http_routes.push(object::<HttpRoute>(&e, *order)),
+            "ReferenceGrant" => input.grants.push(object::<ReferenceGrant>(&e, *order)),
+            "Namespace" => {
+                input.namespace_labels.insert(e.metadata.name.clone(), e.metadata.labels.clone());
+            }
+            "Service" => {
+                let ports = e.spec["ports"]
+                    .as_array()
+                    .map(|p| p.iter().filter_map(|p| p["port"].as_u64()).map(|p| p as u32).collect())
+                    .unwrap_or_default();
+                input.services.push(ServiceRef {
+                    namespace: e.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+                    name: e.metadata.name.clone(),
+                    ports,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Expect {
+    test: String,
+    source: Source,
+    subtests: Vec<Subtest>,
+}
+
+#[derive(Deserialize)]
+struct Source {
+    manifests: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Subtest {
+    gateway: Option<NsName>,
+    routes_must_be_accepted: Vec<NsName>,
+    route_conditions: Vec<RouteCondition>,
+    cases: Vec<Case>,
+    mutation: Option<serde_json::Value>,
+    precondition: Option<Precondition>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Precondition {
+    delete: Option<Deleted>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Deleted {
+    kind: String,
+    name: String,
+    namespace: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NsName {
+    name: String,
+    namespace: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RouteCondition {
+    route: String,
+    route_namespace: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    status: String,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Case {
+    gateway_port: Option<u16>,
+    tls: Option<serde_json::Value>,
+    request: Request,
+    response: Option<Response>,
+    backend: Option<String>,
+    namespace: Option<String>,
+    redirect_request: Option<Redirect>,
+    expected_request: Option<ExpectedRequest>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ExpectedRequest {
+    host: Option<String>,
+    path: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Request {
+    host: Option<String>,
+    method: Option<String>,
+    path: String,
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Response {
+    status_code: Option<u16>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Redirect {
+    scheme: Option<String>,
+    host: Option<String>,
+    port: Option<String>,
+    path: Option<String>,
+}
+
+/// The tests whose manifests and cases this module's semantics cover today: route conditions,
+/// `routesMustBeAccepted`, and per case the status, the backend, the path and host the backend
+/// would see, and a redirect's Location (header edits and mirrors are checked end to end once
+/// the proxy reads these kinds). The others wait for what they need (named in the module docs of
+/// `mesh_config::gateway_api`).
+const COVERED: &[&str] = &[
+    "httproute-simple-same-namespace",
+    "httproute-matching",
+    "httproute-matching-across-routes",
+    "httproute-exact-path-matching",
+    "httproute-header-matching",
+    "httproute-method-matching",
+    "httproute-hostname-intersection",
+    "httproute-303-redirect",
+    "httproute-308-redirect",
+    "httproute-redirect-host-and-status",
+    "httproute-redirect-scheme",
+    "httproute-cross-namespace",
+    "httproute-invalid-cross-namespace-parent-ref",
+    "httproute-invalid-parentref-not-matching-section-name",
+    "httproute-invalid-nonexistent-backendref",
+    "httproute-invalid-backendref-unknown-kind",
+    "httproute-reference-grant",
+    "httproute-rewrite-path",
+    "httproute-request-header-modifier",
+];
+
+struct Headers(Vec<(String, String)>);
+
+#[test]
+fn conformance_routing_and_conditions() {
+    let mut checked = 0;
+    for name in COVERED {
+        let expect_path = dir().join("tests").join(format!("{name}.expect.yaml"));
+        let expect: Expect =
+            serde_saphyr::from_str(&std::fs::read_to_string(&expect_path).expect("expect file")).expect("expect yaml");
+        let mut input = Input::default();
+        let mut order = 0;
+        read(&mut input, &dir().join("base/manifests.yaml"), &mut order);
+        for m in &expect.source.manifests {
+            read(&mut input, &dir().join("tests").join(m), &mut order);
+        }
+        for sub in expect.subtests.iter().filter(|s| s.mutation.is_none()) {
+            // A precondition deletes one object before the subtest's requests.
+            let mut input = input.clone();
+            if let Some(d) = sub.precondition.as_ref().and_then(|p| p.delete.as_ref()) {
+                let gone = |ns: &str, name: &str| ns == d.namespace && name == d.name;
+                match d.kind.as_str() {
+                    "ReferenceGrant" => input.grants.retain(|g| !gone(&g.namespace, &g.name)),
+                    "HTTPRoute" => input.http_routes.retain(|r| !gone(&r.namespace, &r.name)),
+                    other => panic!("{}: precondition on {other}", expect.test),
+                }
+            }
+            let mut builder = SnapshotBuilder::new(Settings::default());
+            let status = gateway_api::compile(
+                &input,
+                &Options::default(),
+                &Arc::new(RetryPolicy::istio_default()),
+                &mut builder,
+            );
+            let snapshot = builder.build();
+            let Some(gw) = &sub.gateway else { continue };
+            let parent_of = |ns: &str, route: &str| {
+                let r =
+                    status.route(ns, route).unwrap_or_else(|| panic!("{}: no status for {ns}/{route}", expect.test));
+                r.parents
+                    .iter()
+                    .find(|p| p.parent_ref.name == gw.name && p.parent_ref.namespace == gw.namespace)
+                    .unwrap_or_else(|| panic!("{}: {ns}/{route} has no parent {}", expect.test, gw.name))
+                    .clone()
+            };
+            for r in &sub.routes_must_be_accepted {
+                let accepted = parent_of(&r.namespace, &r.name).conditions.into_iter().find(|c| c.kind == "Accepted");
+                assert_eq!(accepted.map(|c| c.status), Some("True"), "{}: {} accepted", expect.test, r.name);
+            }
+            for c in &sub.route_conditions {
+                let ns = c
+                    .route_namespace
+                    .as_deref()
+                    .or_else(|| {
+                        sub.routes_must_be_accepted.iter().find(|r| r.name == c.route).map(|r| r.namespace.as_str())
+                    })
+                    .unwrap_or(&gw.namespace);
+                let parent = parent_of(ns, &c.route);
+                let cond = parent.conditions.iter().find(|x| x.kind == c.kind).expect("condition");
+                assert_eq!(cond.status, c.status, "{}: {} {}", expect.test, c.route, c.kind);
+                if let Some(reason) = &c.reason {
+                    assert_eq!(cond.reason, reason, "{}: {} {} reason", expect.test, c.route, c.kind);
+                }
+            }
+            let binding = Binding::gateway(&gw.namespace, &gw.name);
+            let servers: Vec<_> =
+                snapshot.gateway(&gw.namespace, &gw.name).map(|g| g.servers.to_vec()).unwrap_or_default();
+            for case in sub.cases.iter().filter(|c| c.tls.is_none()) {
+                let port = case.gateway_port.unwrap_or(80);
+                let on_port: Vec<_> = servers.iter().filter(|s| s.port == port).cloned().collect();
+                let listener = Listener::plain(port, on_port);
+                let (path, query) = match case.request.path.split_once('?') {
+                    Some((p, q)) => (p, Some(q)),
+                    None => (case.request.path.as_str(), None),
+                };
+                let headers =
+                    Headers(case.request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect());
+                let host = case.request.host.clone().unwrap_or_else(|| "gateway.example".into());
+                let view = RequestView {
+                    method: case.request.method.as_deref().unwrap_or("GET"),
+                    scheme: "http",
+                    authority: &host,
+                    path,
+                    query,
+                    headers: &headers.0,
+                    listener_port: Some(port),
+                };
+                let d = snapshot.decide(&binding, Some(&listener), &view, &ClientIdentity::default(), 0);
+                let want_status = case.response.as_ref().and_then(|r| r.status_code).unwrap_or(200);
+                let what = format!("{}: {} {}{}", expect.test, host, case.request.path, "");
+                match (&d, want_status) {
+                    (Decision::Forward(f), 200) => {
+                        let backend = case.backend.as_deref().expect("backend");
+                        let ns = case.namespace.as_deref().unwrap_or(&gw.namespace);
+                        assert_eq!(&*f.destination.host, format!("{backend}.{ns}.svc.cluster.local"), "{what}");
+                        if let Some(want) = case.expected_request.as_ref() {
+                            let rewritten = f.rewrite.as_ref();
+                            if let Some(p) = &want.path {
+                                let seen = rewritten.and_then(|r| r.path.clone()).unwrap_or_else(|| path.to_string());
+                                let seen = match query {
+                                    Some(q) => format!("{seen}?{q}"),
+                                    None => seen,
+                                };
+                                assert_eq!(&seen, p, "{what}: path the backend sees");
+                            }
+                            if let Some(h) = &want.host {
+                                let seen = rewritten.and_then(|r| r.authority).unwrap_or(&host);
+                                assert_eq!(seen, h, "{what}: host the backend sees");
+                            }
+                        }
+                    }
+                    (Decision::Local(l), status) if status != 200 => {
+                        assert_eq!(l.status, status, "{what}");
+                        if let Some(r) = &case.redirect_request {
+                            let location = l.location.as_deref().expect("Location");
+                            let url = location.to_string();
+                            if let Some(s) = &r.scheme {
+                                assert!(url.starts_with(&format!("{s}://")), "{what}: {url}");
+                            }
+                            if let Some(h) = &r.host {
+                                assert!(url.contains(&format!("://{h}")), "{what}: {url}");
+                            }
+                            if let Some(p) = r.port.as_deref().filter(|p| !p.is_empty()) {
+                                assert!(url.contains(&format!(":{p}/")), "{what}: {url}");
+                            }
+                            if let Some(p) = &r.path {
+                                let after_host = url.splitn(4, '/').nth(3).map(|rest| format!("/{rest}"));
+                                assert_eq!(
+                                    after_host.as_deref().map(|x| x.split('?').next().unwrap_or(x)),
+                                    Some(p.as_str()),
+                                    "{what}"
+                                );
+                            }
+                        }
+                    }
+                    (other, status) => panic!("{what}: wanted {status}, decided {other:?}"),
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 60, "every covered case ran ({checked})");
+}
