@@ -542,3 +542,66 @@ spec:
     assert!(!check(&snap, &details, &http("GET", "/details/0")).0, "plaintext has no principal");
     assert!(!check(&snap, &ratings, &http("GET", "/ratings/0")).0);
 }
+
+#[test]
+fn request_authentication_rules_per_workload() {
+    // authz-jwt's RequestAuthentication, plus one in the root namespace for every workload and a
+    // waypoint-attached one (ignored, as sidecars ignore it).
+    let snap = snapshot(
+        r#"apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: jwt-example
+  namespace: foo
+spec:
+  selector:
+    matchLabels:
+      app: httpbin
+  jwtRules:
+  - issuer: "testing@secure.istio.io"
+    jwksUri: "https://raw.githubusercontent.com/istio/istio/master/security/tools/jwt/samples/jwks.json"
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: mesh-wide
+  namespace: istio-system
+spec:
+  jwtRules:
+  - issuer: "https://accounts.example.com"
+    fromHeaders:
+    - name: X-Jwt
+    spaceDelimitedClaims: ["roles"]
+    forwardOriginalToken: true
+    timeout: 2s
+    presence: REQUIRED
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: waypoint
+  namespace: foo
+spec:
+  targetRefs:
+  - kind: Service
+    group: ""
+    name: httpbin
+  jwtRules:
+  - issuer: "never"
+"#,
+    );
+    let rules = snap.security().jwt_rules(&httpbin());
+    let issuers: Vec<&str> = rules.iter().map(|r| &*r.issuer).collect();
+    assert_eq!(issuers, ["https://accounts.example.com", "testing@secure.istio.io"]);
+    use mesh_core::request_authn::{JwksSource, TokenLocation};
+    let mesh = &rules[0];
+    assert_eq!(&*mesh.locations, [TokenLocation::Header { name: "x-jwt".into(), prefix: "".into() }]);
+    assert_eq!(mesh.space_delimited_claims.iter().map(|c| &**c).collect::<Vec<_>>(), ["permission", "roles", "scope"]);
+    assert!(mesh.forward_original_token && mesh.required);
+    assert_eq!(mesh.timeout, std::time::Duration::from_secs(2));
+    assert_eq!(mesh.jwks, JwksSource::Discovery);
+    assert!(matches!(&rules[1].jwks, JwksSource::Uri(u) if u.ends_with("jwks.json")));
+    assert_eq!(rules[1].locations.len(), 2, "Envoy's default locations");
+    let other = snap.security().jwt_rules(&Workload::new("foo", [("app", "other")]));
+    assert_eq!(other.len(), 1);
+}

@@ -15,7 +15,8 @@
 //!   every front end (the route layer, `mesh explain`, `mesh proxy`) applies or prints.
 //! - Inbound: [`spiffe`] (workload identities), [`authn`] (PeerAuthentication: the effective
 //!   mTLS mode of a workload's port), [`normalize`] (path normalization before authorization),
-//!   [`authz`] (the AuthorizationPolicy decision, [`authz::AuthzDecision`]), [`workload`] (the
+//!   [`authz`] (the AuthorizationPolicy decision, [`authz::AuthzDecision`]), [`request_authn`]
+//!   (the RequestAuthentication JWT rules of a workload), [`workload`] (the
 //!   workload they apply to) and [`security`] (all of it compiled, in the [`Snapshot`]).
 //!
 //! ## Glossary
@@ -46,6 +47,7 @@ pub mod policy;
 pub mod pool;
 pub mod protocol;
 pub mod request;
+pub mod request_authn;
 pub mod retry;
 pub mod route;
 pub mod router;

@@ -1,5 +1,6 @@
 //! The inbound side of a [`Snapshot`](crate::Snapshot): the mesh's security settings,
-//! PeerAuthentications and AuthorizationPolicies, compiled once per configuration.
+//! PeerAuthentications, AuthorizationPolicies and RequestAuthentications, compiled once per
+//! configuration.
 //!
 //! The settings are Istio's meshConfig names: `rootNamespace` (default `istio-system`),
 //! `trustDomain` (`cluster.local`), `trustDomainAliases`, `pathNormalization.normalization`
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use crate::authn::{EffectiveMtls, PeerAuthentications, PeerAuthn};
 use crate::authz::{AuthzDecision, AuthzPolicies, AuthzRequest, PolicySpec, TrustDomainBundle};
 use crate::normalize::PathNormalization;
+use crate::request_authn::{JwtRule, RequestAuthentications, RequestAuthn};
 use crate::snapshot::ROOT_NAMESPACE;
 use crate::workload::Workload;
 
@@ -40,6 +42,7 @@ pub struct Security {
     mesh: MeshSecurity,
     peer_authentications: PeerAuthentications,
     authorization: AuthzPolicies,
+    request_authentications: RequestAuthentications,
 }
 
 impl Security {
@@ -62,7 +65,24 @@ impl Security {
     ) -> Security {
         let peer_authentications = PeerAuthentications::new(&mesh.root_namespace, peer_authentications);
         let authorization = AuthzPolicies::new(&mesh.root_namespace, &mesh.trust_domains, authorization_policies);
-        Security { mesh, peer_authentications, authorization }
+        let request_authentications = RequestAuthentications::new(&mesh.root_namespace, []);
+        Security { mesh, peer_authentications, authorization, request_authentications }
+    }
+
+    /// With these RequestAuthentications (in configuration order).
+    pub fn with_request_authentications(mut self, policies: impl IntoIterator<Item = RequestAuthn>) -> Security {
+        self.request_authentications = RequestAuthentications::new(&self.mesh.root_namespace, policies);
+        self
+    }
+
+    /// Every RequestAuthentication.
+    pub fn request_authentications(&self) -> &RequestAuthentications {
+        &self.request_authentications
+    }
+
+    /// The JWT rules that apply to `workload`.
+    pub fn jwt_rules(&self, workload: &Workload) -> Vec<Arc<JwtRule>> {
+        self.request_authentications.jwt_rules(workload)
     }
 
     /// The mesh settings.

@@ -26,9 +26,9 @@
 //! - `gateway`: Gateway servers;
 //! - `service_entry`: ServiceEntries and WorkloadEntries;
 //! - `kube`: Kubernetes Services, with endpoints from EndpointSlices and Pods;
-//! - `security`: PeerAuthentications and AuthorizationPolicies, with the meshConfig settings of
-//!   [`CompileOptions::mesh`], into [`mesh_core::security::Security`] (RequestAuthentications are
-//!   validated but not compiled yet: JWT verification comes with the inbound layer).
+//! - `security`: PeerAuthentications, AuthorizationPolicies and RequestAuthentications (their JWT
+//!   rules, with Istio's defaults), with the meshConfig settings of [`CompileOptions::mesh`], into
+//!   [`mesh_core::security::Security`].
 
 mod destination_rule;
 mod gateway;
@@ -166,6 +166,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     let kube_index = crate::kube::Index::from_resources(resources);
     let mut peer_authentications = Vec::new();
     let mut authorization_policies = Vec::new();
+    let mut request_authentications = Vec::new();
     for r in resources {
         let kube_export_to;
         let export_to = match &r.spec {
@@ -214,18 +215,14 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             }
             Spec::PeerAuthentication(p) => peer_authentications.push(security::peer_authentication(r, p)),
             Spec::AuthorizationPolicy(a) => authorization_policies.extend(security::authorization_policy(r, a)),
-            Spec::Pod(_)
-            | Spec::Namespace(_)
-            | Spec::Node(_)
-            | Spec::EndpointSlice(_)
-            | Spec::RequestAuthentication(_) => {}
+            Spec::RequestAuthentication(q) => request_authentications.extend(security::request_authentication(r, q)),
+            Spec::Pod(_) | Spec::Namespace(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
         }
     }
-    builder.set_security(mesh_core::security::Security::new(
-        options.mesh.security(),
-        peer_authentications,
-        authorization_policies,
-    ));
+    builder.set_security(
+        mesh_core::security::Security::new(options.mesh.security(), peer_authentications, authorization_policies)
+            .with_request_authentications(request_authentications),
+    );
     Compiled { snapshot: builder.build(), diagnostics }
 }
 

@@ -115,3 +115,46 @@ fn operation(o: &sec::Operation) -> authz::OperationSpec {
         not_paths: o.not_paths.clone(),
     }
 }
+
+/// A RequestAuthentication's JWT rules; `None` for one attached by `targetRefs`.
+pub(super) fn request_authentication(
+    r: &Resource,
+    ra: &sec::RequestAuthentication,
+) -> Option<mesh_core::request_authn::RequestAuthn> {
+    use mesh_core::request_authn::{JwtRule, JwtRuleSpec, RequestAuthn};
+    if ra.target_ref.is_some() || !ra.target_refs.is_empty() {
+        return None;
+    }
+    let rules = ra
+        .jwt_rules
+        .iter()
+        .map(|j| {
+            let spec = JwtRuleSpec {
+                issuer: j.issuer.clone(),
+                audiences: j.audiences.clone(),
+                jwks_uri: j.jwks_uri.clone(),
+                jwks: j.jwks.clone(),
+                from_headers: j.from_headers.iter().map(|h| (h.name.clone(), h.prefix.clone())).collect(),
+                from_params: j.from_params.clone(),
+                from_cookies: j.from_cookies.clone(),
+                forward_original_token: j.forward_original_token,
+                output_payload_to_header: j.output_payload_to_header.clone(),
+                output_claim_to_headers: j
+                    .output_claim_to_headers
+                    .iter()
+                    .map(|c| (c.header.clone(), c.claim.clone()))
+                    .collect(),
+                timeout: j.timeout.as_deref().and_then(|t| crate::duration::parse_duration(t).ok()),
+                space_delimited_claims: j.space_delimited_claims.clone(),
+                required: j.presence == Some(sec::JwtPresence::REQUIRED),
+            };
+            Arc::new(JwtRule::new(&r.namespace, &r.name, &spec))
+        })
+        .collect();
+    Some(RequestAuthn {
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        selector: selector(ra.selector.as_ref()),
+        rules,
+    })
+}
