@@ -17,7 +17,8 @@
 //!   mTLS mode of a workload's port), [`normalize`] (path normalization before authorization),
 //!   [`authz`] (the AuthorizationPolicy decision, [`authz::AuthzDecision`]), [`request_authn`]
 //!   (the RequestAuthentication JWT rules of a workload), [`workload`] (the
-//!   workload they apply to) and [`security`] (all of it compiled, in the [`Snapshot`]).
+//!   workload they apply to), [`security`] (all of it compiled, in the [`Snapshot`]) and
+//!   [`inbound`] (the whole inbound answer to one request: mTLS, path, JWT, authorization).
 //!
 //! ## Glossary
 //! - *binding*: where a VirtualService applies — the mesh, or a Gateway.
@@ -38,6 +39,7 @@ pub mod endpoint;
 pub mod header_format;
 pub mod hop;
 pub mod host;
+pub mod inbound;
 pub mod l4;
 pub mod locality;
 pub mod matcher;

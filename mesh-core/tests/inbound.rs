@@ -188,3 +188,127 @@ fn peer_authentication_precedence() {
     assert_eq!(mode(&set, &a, 80), Strict);
     assert_eq!(mode(&set, &Workload::new("istio-system", [("app", "a")]), 80), Disable);
 }
+
+mod whole_inbound {
+    use std::sync::Arc;
+
+    use mesh_core::authn::{MtlsMode, PeerAuthn};
+    use mesh_core::authz::*;
+    use mesh_core::inbound::{InboundRequest, JwtOutcome, RejectReason, Verdict};
+    use mesh_core::normalize::PathNormalization;
+    use mesh_core::policy::LabelSelector;
+    use mesh_core::request_authn::{JwtRule, JwtRuleSpec, RequestAuthn};
+    use mesh_core::security::{MeshSecurity, Security};
+    use mesh_core::workload::Workload;
+
+    fn security(mode: MtlsMode, normalization: PathNormalization, required_jwt: bool) -> Security {
+        let peer = PeerAuthn {
+            namespace: "foo".into(),
+            name: "default".into(),
+            selector: LabelSelector::default(),
+            mode: Some(mode),
+            port_level: [(9000, Some(MtlsMode::Permissive))].into_iter().collect(),
+        };
+        // portLevelMtls only counts with a selector: this one is ignored on purpose.
+        let mut deny = PolicySpec::new("foo", "deny-admin", Action::Deny);
+        deny.rules = vec![RuleSpec {
+            to: vec![OperationSpec { paths: vec!["/admin".into()], ..Default::default() }],
+            ..Default::default()
+        }];
+        let mut allow = PolicySpec::new("foo", "allow-sleep", Action::Allow);
+        allow.rules = vec![RuleSpec {
+            from: vec![SourceSpec {
+                principals: vec!["cluster.local/ns/default/sa/sleep".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        let mesh = MeshSecurity { path_normalization: normalization, ..MeshSecurity::default() };
+        let jwt = RequestAuthn {
+            namespace: "foo".into(),
+            name: "jwt".into(),
+            selector: LabelSelector::default(),
+            rules: vec![Arc::new(JwtRule::new(
+                "foo",
+                "jwt",
+                &JwtRuleSpec { issuer: "iss".into(), required: required_jwt, ..Default::default() },
+            ))],
+        };
+        Security::new(mesh, [peer], [deny, allow]).with_request_authentications([jwt])
+    }
+
+    fn request(mtls: bool, path: &str) -> InboundRequest {
+        InboundRequest {
+            mtls,
+            jwt: JwtOutcome::Missing,
+            attributes: AuthzRequest {
+                peer: Some(Arc::from("spiffe://cluster.local/ns/default/sa/sleep")),
+                destination_port: 8000,
+                http: Some(HttpAttributes {
+                    method: "GET".into(),
+                    host: "httpbin".into(),
+                    path: path.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn steps_in_order() {
+        let w = Workload::new("foo", [("app", "httpbin")]);
+        let strict = security(MtlsMode::Strict, PathNormalization::Base, false);
+        let d = strict.inbound(&w, &request(false, "/"));
+        assert_eq!((d.verdict, d.status, d.reject), (Verdict::Reject, None, Some(RejectReason::PlaintextOnStrict)));
+        assert_eq!(d.mtls, MtlsMode::Strict);
+        let d = strict.inbound(&w, &request(true, "/ok?x=1"));
+        assert_eq!((d.verdict, d.status), (Verdict::Allow, None));
+        assert_eq!(d.policy.map(|p| p.name.to_string()), Some("allow-sleep".into()));
+        assert_eq!((d.normalized_path.as_deref(), d.forwarded_path.as_deref()), (Some("/ok"), Some("/ok?x=1")));
+
+        let permissive = security(MtlsMode::Permissive, PathNormalization::Base, false);
+        // Plaintext: the claimed peer is not an identity; the ALLOW on a principal refuses it.
+        let d = permissive.inbound(&w, &request(false, "/ok"));
+        assert_eq!((d.verdict, d.status, d.policy), (Verdict::Deny, Some(403), None));
+        // The path is normalized before authorization: the DENY catches /x/../admin.
+        let d = permissive.inbound(&w, &request(true, "/x/../admin"));
+        assert_eq!((d.verdict, d.status), (Verdict::Deny, Some(403)));
+        assert_eq!(d.policy.map(|p| p.name.to_string()), Some("deny-admin".into()));
+        let d = permissive.inbound(&w, &request(true, "/%00"));
+        assert_eq!((d.verdict, d.status, d.reject), (Verdict::Reject, Some(400), Some(RejectReason::BadPath)));
+        // TCP: a denial closes the connection (no status).
+        let mut tcp = request(false, "/");
+        tcp.attributes.http = None;
+        let d = permissive.inbound(&w, &tcp);
+        assert_eq!((d.verdict, d.status, d.normalized_path), (Verdict::Deny, None, None));
+
+        let disable = security(MtlsMode::Disable, PathNormalization::Base, false);
+        let d = disable.inbound(&w, &request(true, "/"));
+        assert_eq!(d.reject, Some(RejectReason::MtlsOnDisabled));
+    }
+
+    #[test]
+    fn jwt_outcomes() {
+        let w = Workload::new("foo", [("app", "httpbin")]);
+        let optional = security(MtlsMode::Permissive, PathNormalization::Base, false);
+        let required = security(MtlsMode::Permissive, PathNormalization::Base, true);
+        let with = |jwt| InboundRequest { jwt, ..request(true, "/ok") };
+        assert_eq!(optional.inbound(&w, &with(JwtOutcome::Missing)).verdict, Verdict::Allow);
+        let d = optional.inbound(&w, &with(JwtOutcome::Invalid));
+        assert_eq!((d.verdict, d.status, d.reject), (Verdict::Reject, Some(401), Some(RejectReason::InvalidToken)));
+        let d = optional.inbound(&w, &with(JwtOutcome::AudienceNotAllowed));
+        assert_eq!((d.status, d.reject), (Some(403), Some(RejectReason::AudienceNotAllowed)));
+        let d = required.inbound(&w, &with(JwtOutcome::Missing));
+        assert_eq!((d.status, d.reject), (Some(401), Some(RejectReason::MissingToken)));
+        assert_eq!(required.inbound(&w, &with(JwtOutcome::Valid)).verdict, Verdict::Allow);
+        // A CORS preflight skips JWT (Istio sets bypass_cors_preflight).
+        let mut preflight = with(JwtOutcome::Invalid);
+        if let Some(h) = preflight.attributes.http.as_mut() {
+            h.method = "OPTIONS".into();
+            h.headers.insert("origin", "https://a.example".parse().expect("value"));
+            h.headers.insert("access-control-request-method", "GET".parse().expect("value"));
+        }
+        assert_eq!(optional.inbound(&w, &preflight).verdict, Verdict::Allow);
+    }
+}
