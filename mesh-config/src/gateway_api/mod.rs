@@ -26,10 +26,14 @@
 //!   route's rules, merged with the other routes' for the same host and sorted by the spec's
 //!   precedence.
 //!
+//! - **Ports.** A Gateway's listeners on several ports: a route serves only on the ports of the
+//!   listeners it attached to (its rules carry the port as a match condition), as Istio binds a
+//!   route to those listeners' servers.
+//!
 //! Not yet here (issue 18): reading these kinds through the loader and the store (this module
-//! takes typed objects), GRPCRoute, the mesh (GAMMA) binding, CORS filters, listener TLS from
-//! Secrets, and a per-listener binding (a route attached to one listener of a Gateway is served
-//! on every listener of that Gateway that admits the host).
+//! takes typed objects), GRPCRoute, the mesh (GAMMA) binding, listener TLS from Secrets,
+//! per-backend filters other than header modifiers (Istio refuses them too), and an exact 500 for
+//! an unresolved backend's share beside resolved ones.
 
 pub mod hostname;
 pub mod rules;
@@ -221,7 +225,7 @@ impl Status {
 /// Listener attachment counts by (gateway namespace, gateway name, listener index).
 type Attached = BTreeMap<(Arc<str>, Arc<str>, usize), u32>;
 /// Rules by (gateway namespace, gateway name, host), before sorting.
-type HostRules = BTreeMap<(Arc<str>, Arc<str>, String), Vec<rules::Ordered>>;
+type HostRules = BTreeMap<(Arc<str>, Arc<str>, String), Vec<(Option<u16>, rules::Ordered)>>;
 
 struct World<'a> {
     input: &'a Input,
@@ -391,9 +395,9 @@ pub fn compile(
     }
 
     for ((gw_ns, gw_name, host), mut ordered) in hosts {
-        ordered.sort_by(|a, b| a.key.cmp(&b.key));
+        ordered.sort_by(|a, b| a.1.key.cmp(&b.1.key));
         let owner = format!("gateway-api/{gw_ns}/{gw_name}");
-        let rules = ordered.into_iter().map(|o| o.rule).collect();
+        let rules = ordered.into_iter().map(|(_, o)| o.rule).collect();
         // Under a Gateway binding several owners merge; this cannot conflict.
         let _ = builder.add_routes(Binding::gateway(&gw_ns, &gw_name), &host, &owner, rules);
     }
@@ -426,6 +430,11 @@ fn attach(
     if allowed.is_empty() {
         return Condition::new("Accepted", false, "NotAllowedByListeners", "no listener allows this route");
     }
+    // A Gateway with listeners on several ports serves a route only on the ports of the
+    // listeners it attached to (Istio binds the route to those listeners' servers): its rules
+    // carry the port as a match condition there.
+    let first_port = g.spec.listeners.first().map(|l| l.port);
+    let several_ports = g.spec.listeners.iter().any(|l| Some(l.port) != first_port);
     let mut any = false;
     for (i, l) in allowed {
         let names = intersect_hostnames(l.hostname.as_deref(), &route.spec.hostnames);
@@ -434,13 +443,26 @@ fn attach(
         }
         any = true;
         *attached.entry((g.namespace.clone(), g.name.clone(), *i)).or_default() += 1;
+        let port = u16::try_from(l.port).ok().filter(|_| several_ports);
         for host in names {
             let slot = hosts.entry((g.namespace.clone(), g.name.clone(), host)).or_default();
             for o in &converted.rules {
-                // The same route attached through two listeners with the same host adds its rules once.
-                if !slot.iter().any(|s| s.key == o.key) {
-                    slot.push(o.clone());
+                // The same route attached through two listeners with the same host and port adds
+                // its rules once.
+                if slot.iter().any(|(p, s)| *p == port && s.key == o.key) {
+                    continue;
                 }
+                let mut ordered = o.clone();
+                if port.is_some() {
+                    let mut rule = (*o.rule).clone();
+                    let mut matches = rule.matches.to_vec();
+                    for m in &mut matches {
+                        m.port = port;
+                    }
+                    rule.matches = matches.into_boxed_slice();
+                    ordered.rule = Arc::new(rule);
+                }
+                slot.push((port, ordered));
             }
         }
     }

@@ -31,15 +31,15 @@ use std::time::Duration;
 
 use mesh_core::matcher::{Re2, StringMatcher};
 use mesh_core::route::{
-    self, DirectResponse, HeaderCondition, HeaderEdits, HeaderOps, HttpRule, Mirror, Percentage, Redirect,
+    self, CorsPolicy, DirectResponse, HeaderCondition, HeaderEdits, HeaderOps, HttpRule, Mirror, Percentage, Redirect,
     RedirectPort, RequestMatch, RetryOn, RetryPolicy, Rewrite, RouteAction, RouteDestination, RuleOrigin,
     WeightedDestinations,
 };
 
 use crate::duration::parse_duration;
 use crate::types::gateway_api::{
-    BackendObjectRef, HttpBackendRef, HttpHeaderFilter, HttpHeaderMatch, HttpPathModifier, HttpRequestMirrorFilter,
-    HttpRoute, HttpRouteMatch, HttpRouteRule,
+    BackendObjectRef, HttpBackendRef, HttpCorsFilter, HttpHeaderFilter, HttpHeaderMatch, HttpPathModifier,
+    HttpRequestMirrorFilter, HttpRoute, HttpRouteMatch, HttpRouteRule,
 };
 
 /// Why a backend reference does not resolve (the route's `ResolvedRefs` condition reason).
@@ -275,6 +275,7 @@ fn rule(
     let mut redirect = None;
     let mut rewrite = None;
     let mut mirrors = Vec::new();
+    let mut cors = None;
     for f in &r.filters {
         match f.kind.as_str() {
             "RequestHeaderModifier" => headers.request = header_ops(f.request_header_modifier.as_ref()),
@@ -313,7 +314,8 @@ fn rule(
                     mirrors.extend(mirror(ns, m, backends, problem));
                 }
             }
-            // CORS, ExtensionRef and others: reported by validation, not applied yet.
+            "CORS" => cors = f.cors.as_ref().map(|c| Arc::new(cors_policy(c))),
+            // ExtensionRef and others: reported by validation, not applied.
             _ => {}
         }
     }
@@ -352,8 +354,52 @@ fn rule(
         retries,
         fault: None,
         mirrors: mirrors.into_boxed_slice(),
-        cors: None,
+        cors,
         headers: Arc::new(headers),
+    }
+}
+
+/// The `CORS` filter as Istio's `createCorsFilter` translates it: an origin `*` is any origin of
+/// the form `scheme://host[:port]`, an origin without `*` exact, one trailing `*` a prefix, other
+/// wildcards a regex; `maxAge` (5 s when absent, the CRD's default) only when positive;
+/// preflights that do not match are answered without CORS headers (`IGNORE`).
+fn cors_policy(c: &HttpCorsFilter) -> CorsPolicy {
+    let origins = c
+        .allow_origins
+        .iter()
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| {
+            if o == "*" {
+                return Re2::new(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+$").ok().map(StringMatcher::Regex);
+            }
+            if !o.contains('*') {
+                return Some(StringMatcher::Exact(Arc::from(o.as_str())));
+            }
+            if o.matches('*').count() == 1
+                && let Some(prefix) = o.strip_suffix('*')
+            {
+                return Some(StringMatcher::Prefix(Arc::from(prefix)));
+            }
+            let pattern: String = o
+                .chars()
+                .map(|ch| match ch {
+                    '*' => ".*".to_string(),
+                    c if c.is_ascii_punctuation() && !matches!(c, '-' | '_' | ':' | '/') => format!("\\{c}"),
+                    c => c.to_string(),
+                })
+                .collect();
+            Re2::new(&format!("^{pattern}$")).ok().map(StringMatcher::Regex)
+        })
+        .collect();
+    let list = |items: &[String]| items.iter().map(|s| Arc::from(s.as_str())).collect();
+    CorsPolicy {
+        allow_origins: origins,
+        allow_methods: list(&c.allow_methods),
+        allow_headers: list(&c.allow_headers),
+        expose_headers: list(&c.expose_headers),
+        max_age: Some(c.max_age.unwrap_or(5)).filter(|s| *s > 0).map(|s| Duration::from_secs(s as u64)),
+        allow_credentials: c.allow_credentials.filter(|b| *b),
+        forward_unmatched_preflights: false,
     }
 }
 
