@@ -325,3 +325,32 @@ pub async fn list_once(
     }
     Ok((events, notes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff as _;
+
+    #[test]
+    fn exponential_backoff_doubles_to_its_cap_and_resets() {
+        let (initial, max) = (Duration::from_millis(50), Duration::from_millis(300));
+        let mut b = Exponential { initial, max, next: initial };
+        let delays: Vec<u128> = (&mut b).take(5).map(|d| d.as_millis()).collect();
+        assert_eq!(delays, [50, 100, 200, 300, 300]);
+        b.reset();
+        assert_eq!(b.next().map(|d| d.as_millis()), Some(50));
+    }
+
+    #[test]
+    fn plan_per_namespace_leaves_out_cluster_scoped_kinds() {
+        let all = WatchOptions::default().plan();
+        let kinds: Vec<&str> = all.iter().map(|(k, _)| k.resource.kind.as_str()).collect();
+        assert!(kinds.contains(&"Node") && kinds.contains(&"Namespace"), "{kinds:?}");
+        assert!(all.iter().all(|(_, s)| s.namespace.is_none()));
+        let some = WatchOptions { namespaces: vec!["a".into(), "b".into()], ..WatchOptions::default() }.plan();
+        assert_eq!(some.len(), 2 * 8, "8 namespaced kinds in each namespace");
+        assert!(some.iter().all(|(k, s)| !k.cluster_scoped && s.namespace.is_some()));
+        let no_nodes = WatchOptions { nodes: false, ..WatchOptions::default() }.plan();
+        assert!(no_nodes.iter().all(|(k, _)| k.resource.kind != "Node"));
+    }
+}

@@ -203,3 +203,35 @@ async fn list_once_reports_a_bad_object_by_kind_and_name() {
     let lines: Vec<String> = report.errors().map(ToString::to_string).collect();
     assert!(lines.iter().any(|l| l.contains("VirtualService shop/reviews: http[0].route[0].weight")), "{lines:?}");
 }
+
+/// Istio's kinds are optional (a 404 when the CRDs are not installed lists them as empty);
+/// Services, Pods and EndpointSlices are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_istio_crds_is_ready_with_its_services() {
+    let server = ApiServer::start().await;
+    for plural in ["virtualservices", "destinationrules", "gateways", "serviceentries", "workloadentries"] {
+        server.unserve(plural);
+    }
+    server.apply(service("reviews"));
+    let (kube, _) = client(&server).await;
+    let mut mirror = Mirror::new(KubeSource::start(kube, &fast()));
+    mirror.until("every kind listed (Istio's as empty)", |m| m.pending.is_empty()).await;
+    assert!(mirror.has("Service", "reviews"));
+    // A required kind that is forbidden holds readiness back: no partial endpoints.
+    let server = ApiServer::start().await;
+    server.forbid("endpointslices");
+    let (kube, _) = client(&server).await;
+    let mut mirror = Mirror::new(KubeSource::start(kube, &fast()));
+    mirror.until("the other kinds listed", |m| m.pending.len() == 1).await;
+    // The slice list is retried (with backoff), and the source stays not ready.
+    let guard = tokio::time::Instant::now() + Duration::from_secs(20);
+    while server.requests().iter().filter(|r| r.starts_with("/apis/discovery.k8s.io/v1/endpointslices?")).count() < 3 {
+        assert!(tokio::time::Instant::now() < guard, "the forbidden list is retried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    while let Ok(event) = mirror.events.try_recv() {
+        assert!(!matches!(event, SourceEvent::Replace { .. }), "no list of a forbidden required kind: {event:?}");
+    }
+    let waiting: Vec<String> = mirror.pending.iter().map(ToString::to_string).collect();
+    assert_eq!(waiting, ["EndpointSlice"]);
+}

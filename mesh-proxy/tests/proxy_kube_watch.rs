@@ -352,11 +352,15 @@ async fn in_process_source_from_the_cluster() {
     let client = mesh_kube::client(Some(&server.kubeconfig(&dir))).await.expect("client");
     let options = mesh_kube::WatchOptions {
         namespaces: vec!["bookinfo".into()],
-        backoff: mesh_kube::Backoff::Exponential { initial: Duration::from_millis(50), max: Duration::from_millis(500) },
+        backoff: mesh_kube::Backoff::Exponential {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        },
         ..Default::default()
     };
 
-    let source = mesh_proxy::reload::ConfigSource::new(vec![], "bookinfo").expect("source").kubernetes(client, &options);
+    let source =
+        mesh_proxy::reload::ConfigSource::new(vec![], "bookinfo").expect("source").kubernetes(client, &options);
     assert!(!source.pending().is_empty(), "not ready before the first lists");
     tokio::time::timeout(Duration::from_secs(20), source.ready()).await.expect("ready");
     assert!(source.is_ready());

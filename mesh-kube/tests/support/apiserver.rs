@@ -5,7 +5,7 @@
 //!   endpointslices; `networking.istio.io/v1` virtualservices, destinationrules, gateways,
 //!   serviceentries, workloadentries — all namespaces (`/api/v1/pods`) or one
 //!   (`/api/v1/namespaces/NS/pods`). Anything else is a 404 `Status`; [`ApiServer::forbid`]
-//!   makes a collection answer 403.
+//!   makes a collection answer 403, [`ApiServer::unserve`] 404 (a CRD not installed).
 //! - **List**: items in namespace/name order with the list's `metadata.resourceVersion`, in
 //!   pages (`limit`, `continue`), items without `apiVersion`/`kind` (as the API server sends
 //!   them in lists).
@@ -68,6 +68,7 @@ struct Inner {
     objects: BTreeMap<(String, String, String), Value>,
     history: Vec<Arc<Record>>,
     forbidden: BTreeSet<String>,
+    unserved: BTreeSet<String>,
     requests: Vec<String>,
     /// 410 Gone answers sent.
     gone: usize,
@@ -177,6 +178,11 @@ impl ApiServer {
     /// Make a collection (its plural: `nodes`) answer 403 Forbidden.
     pub fn forbid(&self, plural: &str) {
         self.shared.inner.lock().expect("lock").forbidden.insert(plural.to_string());
+    }
+
+    /// Make a collection (its plural) answer 404, as for a CRD that is not installed.
+    pub fn unserve(&self, plural: &str) {
+        self.shared.inner.lock().expect("lock").unserved.insert(plural.to_string());
     }
 
     /// Create or replace an object: it gets the next
@@ -312,6 +318,9 @@ fn handle(shared: &Arc<Shared>, req: http::Request<hyper::body::Incoming>) -> ht
     else {
         return reply(404, status(404, "NotFound", "the server could not find the requested resource"));
     };
+    if shared.inner.lock().expect("lock").unserved.contains(plural) {
+        return reply(404, status(404, "NotFound", "the server could not find the requested resource"));
+    }
     if shared.inner.lock().expect("lock").forbidden.contains(plural) {
         let message = format!("{plural} is forbidden: User \"system:serviceaccount:test:mesh\" cannot list resource");
         return reply(403, status(403, "Forbidden", &message));
@@ -320,31 +329,45 @@ fn handle(shared: &Arc<Shared>, req: http::Request<hyper::body::Incoming>) -> ht
     if is_watch {
         return watch_response(shared, collection, namespace, kind, api_version, &query);
     }
-    // List, in pages.
+    // List, in pages: the continue token is the last key returned and the list's
+    // resourceVersion, so each page costs its own size.
     let inner = shared.inner.lock().expect("lock");
-    let items: Vec<Value> = inner
-        .objects
-        .iter()
-        .filter(|((c, ns, _), _)| *c == collection && namespace.as_ref().is_none_or(|n| n == ns))
-        .map(|(_, v)| {
-            let mut v = v.clone();
-            if let Some(map) = v.as_object_mut() {
-                map.remove("apiVersion");
-                map.remove("kind");
-            }
-            v
-        })
-        .collect();
-    let (offset, rv) = match query.get("continue").and_then(|c| c.split_once(':')) {
-        Some((o, rv)) => (o.parse().unwrap_or(0), rv.parse().unwrap_or(inner.rv)),
-        None => (0usize, inner.rv),
+    let (after, rv) = match query.get("continue").and_then(|c| c.rsplit_once('@')) {
+        Some((key, rv)) => {
+            (key.split_once('/').map(|(ns, n)| (ns.to_string(), n.to_string())), rv.parse().unwrap_or(inner.rv))
+        }
+        None => (None, inner.rv),
     };
     let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
-    let page: Vec<Value> = items.iter().skip(offset).take(limit).cloned().collect();
-    let next = offset.saturating_add(page.len());
+    let start = match &after {
+        Some((ns, name)) => std::ops::Bound::Excluded((collection.clone(), ns.clone(), name.clone())),
+        None => std::ops::Bound::Included((collection.clone(), String::new(), String::new())),
+    };
+    let mut page = Vec::new();
+    let mut last = None;
+    let mut more = false;
+    for ((c, ns, name), v) in inner.objects.range((start, std::ops::Bound::Unbounded)) {
+        if *c != collection {
+            break;
+        }
+        if namespace.as_ref().is_some_and(|n| n != ns) {
+            continue;
+        }
+        if page.len() == limit {
+            more = true;
+            break;
+        }
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("apiVersion");
+            map.remove("kind");
+        }
+        page.push(v);
+        last = Some(format!("{ns}/{name}"));
+    }
     let mut metadata = json!({"resourceVersion": rv.to_string()});
-    if next < items.len() {
-        metadata["continue"] = Value::from(format!("{next}:{rv}"));
+    if let (true, Some(last)) = (more, last) {
+        metadata["continue"] = Value::from(format!("{last}@{rv}"));
     }
     reply(200, json!({"kind": format!("{kind}List"), "apiVersion": api_version, "metadata": metadata, "items": page}))
 }
