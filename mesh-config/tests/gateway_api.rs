@@ -53,7 +53,11 @@ fn object<T: serde::de::DeserializeOwned>(e: &Envelope, order: usize) -> Object<
 }
 
 fn read(input: &mut Input, file: &Path, order: &mut usize) {
-    let text = std::fs::read_to_string(file).expect("manifest").replace("{GATEWAY_CLASS_NAME}", "istio");
+    read_str(input, &std::fs::read_to_string(file).expect("manifest"), order);
+}
+
+fn read_str(input: &mut Input, text: &str, order: &mut usize) {
+    let text = text.replace("{GATEWAY_CLASS_NAME}", "istio");
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("yaml");
     for doc in docs {
         if doc.is_null() {
@@ -109,6 +113,16 @@ struct Subtest {
     cases: Vec<Case>,
     mutation: Option<serde_json::Value>,
     precondition: Option<Precondition>,
+    client: Option<Client>,
+}
+
+/// A mesh test's client pod.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Client {
+    app: String,
+    version: String,
+    namespace: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -238,6 +252,20 @@ const COVERED: &[&str] = &[
     "httproute-rewrite-path",
     "httproute-simple-same-namespace",
     "httproute-weight",
+    "mesh/httproute-303-redirect",
+    "mesh/httproute-308-redirect",
+    "mesh/httproute-matching",
+    "mesh/httproute-query-param-matching",
+    "mesh/httproute-redirect-host-and-status",
+    "mesh/httproute-redirect-port",
+    "mesh/httproute-request-header-modifier",
+    "mesh/httproute-rewrite-path",
+    "mesh/httproute-simple-same-namespace",
+    "mesh/httproute-weight",
+    "mesh/mesh-basic",
+    "mesh/mesh-frontend",
+    "mesh/mesh-frontend-hostname",
+    "mesh/mesh-split",
 ];
 
 /// Tests a decision cannot show, with why: what they check happens after the decision.
@@ -259,10 +287,13 @@ const NOT_SUPPORTED: &[(&str, &str)] = &[
 /// Every upstream north-south test is in exactly one list: a new one cannot be skipped silently.
 #[test]
 fn every_conformance_test_is_accounted_for() {
-    let mut names: Vec<String> = std::fs::read_dir(dir().join("tests"))
-        .expect("tests dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".expect.yaml").map(str::to_string))
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for (sub, prefix) in [("tests", ""), ("tests/mesh", "mesh/")] {
+        names.extend(std::fs::read_dir(dir().join(sub)).expect("tests dir").filter_map(|e| {
+            let file = e.ok()?.file_name().into_string().ok()?;
+            file.strip_suffix(".expect.yaml").map(|n| format!("{prefix}{n}"))
+        }));
+    }
     names.sort();
     for n in &names {
         let lists = usize::from(COVERED.contains(&n.as_str()))
@@ -285,12 +316,15 @@ fn conformance_routing_and_conditions() {
 fn check(name: &str) -> usize {
     let mut checked = 0;
     {
+        // `mesh/...` tests run on the mesh base manifests, from a client pod, on the mesh binding.
+        let is_mesh = name.starts_with("mesh/");
         let expect_path = dir().join("tests").join(format!("{name}.expect.yaml"));
         let expect: Expect =
             serde_saphyr::from_str(&std::fs::read_to_string(&expect_path).expect("expect file")).expect("expect yaml");
         let mut input = Input::default();
         let mut order = 0;
-        read(&mut input, &dir().join("base/manifests.yaml"), &mut order);
+        let base = if is_mesh { "mesh-base/manifests.yaml" } else { "base/manifests.yaml" };
+        read(&mut input, &dir().join(base), &mut order);
         for m in &expect.source.manifests {
             read(&mut input, &dir().join("tests").join(m), &mut order);
         }
@@ -313,7 +347,20 @@ fn check(name: &str) -> usize {
                 &mut builder,
             );
             let snapshot = builder.build();
-            let Some(gw) = &sub.gateway else { continue };
+            let from_client =
+                sub.client.as_ref().map(|c| NsName { name: String::new(), namespace: c.namespace.clone() });
+            let Some(gw) = sub.gateway.as_ref().or(from_client.as_ref()) else { continue };
+            let client = match &sub.client {
+                Some(c) => ClientIdentity {
+                    namespace: Arc::from(c.namespace.as_str()),
+                    labels: [("app", &c.app), ("version", &c.version)]
+                        .into_iter()
+                        .map(|(k, v)| (Arc::from(k), Arc::from(v.as_str())))
+                        .collect(),
+                    locality: None,
+                },
+                None => ClientIdentity::default(),
+            };
             let parent_of = |ns: &str, route: &str| {
                 let r =
                     status.route(ns, route).unwrap_or_else(|| panic!("{}: no status for {ns}/{route}", expect.test));
@@ -362,20 +409,26 @@ fn check(name: &str) -> usize {
                     assert_eq!(cond.reason, reason, "{}: {} {} reason", expect.test, c.route, c.kind);
                 }
             }
-            let binding = Binding::gateway(&gw.namespace, &gw.name);
+            let binding = if is_mesh { Binding::Mesh } else { Binding::gateway(&gw.namespace, &gw.name) };
             let servers: Vec<_> =
                 snapshot.gateway(&gw.namespace, &gw.name).map(|g| g.servers.to_vec()).unwrap_or_default();
-            for case in sub.cases.iter().filter(|c| c.tls.is_none()) {
+            // TLS cases need a handshake (end to end); a pod-IP host is a placeholder the suite
+            // fills at run time.
+            let decidable = |c: &&Case| c.tls.is_none() && !c.request.host.as_deref().unwrap_or("").contains('<');
+            for case in sub.cases.iter().filter(decidable) {
                 let port = case.gateway_port.unwrap_or(80);
                 let on_port: Vec<_> = servers.iter().filter(|s| s.port == port).cloned().collect();
-                let listener = Listener::plain(port, on_port);
-                let (path, query) = match case.request.path.split_once('?') {
+                let listener = (!is_mesh).then(|| Listener::plain(port, on_port));
+                // A request without a path asks for `/`.
+                let full_path = if case.request.path.is_empty() { "/" } else { case.request.path.as_str() };
+                let (path, query) = match full_path.split_once('?') {
                     Some((p, q)) => (p, Some(q)),
-                    None => (case.request.path.as_str(), None),
+                    None => (full_path, None),
                 };
                 let headers =
                     Headers(case.request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect());
-                let host = case.request.host.clone().unwrap_or_else(|| "gateway.example".into());
+                let default_host = if is_mesh { "echo" } else { "gateway.example" };
+                let host = case.request.host.clone().unwrap_or_else(|| default_host.into());
                 let view = RequestView {
                     method: case.request.method.as_deref().unwrap_or("GET"),
                     scheme: "http",
@@ -383,9 +436,9 @@ fn check(name: &str) -> usize {
                     path,
                     query,
                     headers: &headers.0,
-                    listener_port: Some(port),
+                    listener_port: (!is_mesh).then_some(port),
                 };
-                let d = snapshot.decide(&binding, Some(&listener), &view, &ClientIdentity::default(), 0);
+                let d = snapshot.decide(&binding, listener.as_ref(), &view, &client, 0);
                 let response = case.response.as_ref();
                 let want_status =
                     response.and_then(|r| r.status_code.or(r.status_codes.first().copied())).unwrap_or(200);
@@ -448,4 +501,84 @@ fn check(name: &str) -> usize {
         }
     }
     checked
+}
+
+/// GEP-1294 consumer and producer routes: a route in the client's namespace replaces the
+/// Service's own routes for that namespace's clients only (a request it does not match is a
+/// 404 for them, as with Istio's namespace-local VirtualService), and other clients keep the
+/// producer's routes.
+#[test]
+fn consumer_routes_replace_producer_routes_for_their_namespace() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: mesh}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-v1, namespace: mesh}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: echo-v2, namespace: mesh}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: producer, namespace: mesh}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo}]
+  rules:
+  - backendRefs: [{name: echo-v1, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: consumer, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo, namespace: mesh}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs: [{name: echo-v2, namespace: mesh, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: shop-to-mesh, namespace: mesh}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]
+  to: [{group: "", kind: Service}]
+"#;
+    let mut input = Input::default();
+    read_str(&mut input, yaml, &mut 0);
+    let mut builder = SnapshotBuilder::new(Settings::default());
+    let status =
+        gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
+    let snapshot = builder.build();
+    for route in ["producer", "consumer"] {
+        let ns = if route == "producer" { "mesh" } else { "shop" };
+        let parent = &status.route(ns, route).expect("status").parents[0];
+        assert!(parent.conditions.iter().all(|c| c.status == "True"), "{route}: {:?}", parent.conditions);
+    }
+    let none = Vec::new();
+    let decide = |client_ns: &str, path: &str| {
+        let client = ClientIdentity { namespace: Arc::from(client_ns), ..ClientIdentity::default() };
+        let view = RequestView {
+            method: "GET",
+            scheme: "http",
+            authority: "echo.mesh",
+            path,
+            query: None,
+            headers: &none,
+            listener_port: None,
+        };
+        match snapshot.decide(&Binding::Mesh, None, &view, &client, 0) {
+            Decision::Forward(f) => f.destination.host.to_string(),
+            Decision::Local(l) => l.status.to_string(),
+        }
+    };
+    assert_eq!(decide("shop", "/api/x"), "echo-v2.mesh.svc.cluster.local", "the consumer route");
+    assert_eq!(decide("shop", "/other"), "404", "consumer clients are off the producer's routes");
+    assert_eq!(decide("mesh", "/api/x"), "echo-v1.mesh.svc.cluster.local", "other clients: the producer route");
+    assert_eq!(decide("default", "/other"), "echo-v1.mesh.svc.cluster.local");
 }
