@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mesh_config::gateway_api::{self, Input, Object, Options, ServiceRef};
-use mesh_config::types::gateway_api::{Gateway, GatewayClass, HttpRoute, ReferenceGrant};
+use mesh_config::types::gateway_api::{Gateway, GatewayClass, GrpcRoute, HttpRoute, ReferenceGrant};
 use mesh_core::decision::{Decision, Listener};
 use mesh_core::request::{ClientIdentity, RequestView};
 use mesh_core::route::RetryPolicy;
@@ -69,6 +69,7 @@ fn read_str(input: &mut Input, text: &str, order: &mut usize) {
             "GatewayClass" => input.classes.push(object::<GatewayClass>(&e, *order)),
             "Gateway" => input.gateways.push(object::<Gateway>(&e, *order)),
             "HTTPRoute" => input.http_routes.push(object::<HttpRoute>(&e, *order)),
+            "GRPCRoute" => input.grpc_routes.push(object::<GrpcRoute>(&e, *order)),
             "ReferenceGrant" => input.grants.push(object::<ReferenceGrant>(&e, *order)),
             "Namespace" => {
                 input.namespace_labels.insert(e.metadata.name.clone(), e.metadata.labels.clone());
@@ -581,4 +582,83 @@ spec:
     assert_eq!(decide("shop", "/other"), "404", "consumer clients are off the producer's routes");
     assert_eq!(decide("mesh", "/api/x"), "echo-v1.mesh.svc.cluster.local", "other clients: the producer route");
     assert_eq!(decide("default", "/other"), "echo-v1.mesh.svc.cluster.local");
+}
+
+/// GRPCRoute matches as Istio converts them (`createGRPCURIMatch`): service and method exact,
+/// service only, method only, regular expressions; headers; the listener takes GRPCRoutes by
+/// default; a more specific match wins over an older, broader route.
+#[test]
+fn grpc_route_matches() {
+    let yaml = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: broad, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{method: {service: helloworld.Greeter}}]
+    backendRefs: [{name: greeter, port: 50051}]
+  - matches: [{method: {type: RegularExpression, service: "echo\\..*"}}]
+    backendRefs: [{name: echo, port: 50051}]
+  - backendRefs: [{name: fallback, port: 50051}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: narrow, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches:
+    - method: {service: helloworld.Greeter, method: SayHello}
+      headers: [{name: x-canary, value: "yes"}]
+    backendRefs: [{name: canary, port: 50051}]
+  - matches: [{method: {method: Ping}}]
+    backendRefs: [{name: ping, port: 50051}]
+"#;
+    let mut input = Input::default();
+    read_str(&mut input, yaml, &mut 0);
+    for svc in ["greeter", "echo", "fallback", "canary", "ping"] {
+        input.services.push(ServiceRef { namespace: "infra".into(), name: svc.into(), ports: vec![50051] });
+    }
+    let mut builder = SnapshotBuilder::new(Settings::default());
+    let status =
+        gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
+    let snapshot = builder.build();
+    for name in ["broad", "narrow"] {
+        let route = status.route("infra", name).expect("status");
+        assert_eq!(route.kind, "GRPCRoute");
+        assert!(route.parents[0].conditions.iter().all(|c| c.status == "True"), "{name}: {:?}", route.parents);
+    }
+    let servers = snapshot.gateway("infra", "gw").map(|g| g.servers.to_vec()).unwrap_or_default();
+    let listener = Listener::plain(80, servers);
+    let decide = |path: &str, canary: bool| {
+        let headers = if canary { vec![("x-canary".to_string(), "yes".to_string())] } else { Vec::new() };
+        let view = RequestView {
+            method: "POST",
+            scheme: "http",
+            authority: "grpc.example.com",
+            path,
+            query: None,
+            headers: &headers,
+            listener_port: Some(80),
+        };
+        match snapshot.decide(&Binding::gateway("infra", "gw"), Some(&listener), &view, &ClientIdentity::default(), 0) {
+            Decision::Forward(f) => f.destination.host.split('.').next().unwrap_or("").to_string(),
+            Decision::Local(l) => l.status.to_string(),
+        }
+    };
+    assert_eq!(decide("/helloworld.Greeter/SayHello", true), "canary", "service+method+header beats service only");
+    assert_eq!(decide("/helloworld.Greeter/SayHello", false), "greeter");
+    assert_eq!(decide("/helloworld.Greeter/SayGoodbye", true), "greeter");
+    assert_eq!(decide("/echo.Echo/Say", false), "echo", "a service regex");
+    assert_eq!(decide("/other.Svc/Ping", false), "ping", "a method in any service");
+    assert_eq!(decide("/other.Svc/Call", false), "fallback", "no method match: the rule without matches");
+    assert_eq!(decide("/helloworld.GreeterX/SayHello", false), "fallback", "a service is a whole segment");
 }

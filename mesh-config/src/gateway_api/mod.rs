@@ -39,7 +39,7 @@
 //!   no route did. A VirtualService already routing the host wins, with a warning.
 //!
 //! Not yet here (issue 18): reading these kinds through the loader and the store (this module
-//! takes typed objects), GRPCRoute, listener TLS from Secrets,
+//! takes typed objects), listener TLS from Secrets,
 //! per-backend filters other than header modifiers (Istio refuses them too), and an exact 500 for
 //! an unresolved backend's share beside resolved ones.
 
@@ -59,7 +59,7 @@ pub use hostname::intersect_hostnames;
 pub use rules::{BackendProblem, Backends};
 
 use crate::types::gateway_api::{
-    BackendObjectRef, GROUP, Gateway, GatewayClass, HttpRoute, Listener, ParentRef, ReferenceGrant,
+    BackendObjectRef, GROUP, Gateway, GatewayClass, GrpcRoute, HttpRoute, Listener, ParentRef, ReferenceGrant,
 };
 
 /// One Gateway API object with the metadata the semantics read.
@@ -98,6 +98,8 @@ pub struct Input {
     pub gateways: Vec<Object<Gateway>>,
     /// HTTPRoutes.
     pub http_routes: Vec<Object<HttpRoute>>,
+    /// GRPCRoutes.
+    pub grpc_routes: Vec<Object<GrpcRoute>>,
     /// ReferenceGrants.
     pub grants: Vec<Object<ReferenceGrant>>,
     /// Services backends may name.
@@ -199,7 +201,7 @@ pub struct ParentRefStatus {
 /// A route's status.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteStatus {
-    /// `HTTPRoute`.
+    /// `HTTPRoute` or `GRPCRoute`.
     pub kind: &'static str,
     /// Namespace.
     pub namespace: String,
@@ -241,14 +243,14 @@ struct World<'a> {
 }
 
 impl Backends for World<'_> {
-    fn resolve(&self, route_ns: &str, b: &BackendObjectRef) -> Result<Arc<str>, BackendProblem> {
+    fn resolve(&self, route_kind: &str, route_ns: &str, b: &BackendObjectRef) -> Result<Arc<str>, BackendProblem> {
         let group = b.group.as_deref().unwrap_or("");
         let kind = b.kind.as_deref().unwrap_or("Service");
         if !(group.is_empty() || group == "core") || kind != "Service" {
             return Err(BackendProblem::InvalidKind);
         }
         let ns = b.namespace.as_deref().unwrap_or(route_ns);
-        if ns != route_ns && !self.granted(route_ns, "HTTPRoute", ns, "", "Service", &b.name) {
+        if ns != route_ns && !self.granted(route_ns, route_kind, ns, "", "Service", &b.name) {
             return Err(BackendProblem::NotPermitted);
         }
         if !self.input.services.iter().any(|s| s.namespace == ns && s.name == b.name) {
@@ -278,7 +280,10 @@ impl World<'_> {
         let allowed = listener.allowed_routes.as_ref();
         let kinds_ok = match allowed.map(|a| &a.kinds[..]).filter(|k| !k.is_empty()) {
             Some(kinds) => kinds.iter().any(|k| k.group.as_deref().unwrap_or(GROUP) == GROUP && k.kind == route_kind),
-            None => matches!(listener.protocol.as_str(), "HTTP" | "HTTPS") && route_kind == "HTTPRoute",
+            None => {
+                matches!(listener.protocol.as_str(), "HTTP" | "HTTPS")
+                    && matches!(route_kind, "HTTPRoute" | "GRPCRoute")
+            }
         };
         let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
         let ns_ok = match namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same") {
@@ -308,20 +313,41 @@ pub fn compile(
     let mut hosts = HostRules::new();
     let mut mesh = MeshRules::new();
 
-    let mut routes: Vec<&Object<HttpRoute>> = input.http_routes.iter().collect();
-    routes.sort_by(|a, b| (&a.created, &a.namespace, &a.name).cmp(&(&b.created, &b.namespace, &b.name)));
-    for route in routes {
-        let converted =
-            rules::convert(&route.namespace, &route.name, &route.created, &route.spec, &world, default_retries);
+    // Every route, oldest first (precedence's tie-break, and the order rules merge in).
+    let mut routes: Vec<RouteIn<'_>> = input
+        .http_routes
+        .iter()
+        .map(|r| RouteIn {
+            kind: "HTTPRoute",
+            namespace: &r.namespace,
+            name: &r.name,
+            created: &r.created,
+            parent_refs: &r.spec.parent_refs,
+            hostnames: &r.spec.hostnames,
+            converted: rules::convert(&r.namespace, &r.name, &r.created, &r.spec, &world, default_retries),
+        })
+        .chain(input.grpc_routes.iter().map(|r| RouteIn {
+            kind: "GRPCRoute",
+            namespace: &r.namespace,
+            name: &r.name,
+            created: &r.created,
+            parent_refs: &r.spec.parent_refs,
+            hostnames: &r.spec.hostnames,
+            converted: rules::convert_grpc(&r.namespace, &r.name, &r.created, &r.spec, &world, default_retries),
+        }))
+        .collect();
+    routes.sort_by(|a, b| (a.created, a.namespace, a.name).cmp(&(b.created, b.namespace, b.name)));
+    for route in &routes {
+        let converted = &route.converted;
         let resolved = match converted.backend_problem {
             None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
             Some(p) => Condition::new("ResolvedRefs", false, p.reason(), "a backend reference does not resolve"),
         };
         let mut parents = Vec::new();
-        for parent in &route.spec.parent_refs {
+        for parent in route.parent_refs {
             let group = parent.group.as_deref().unwrap_or(GROUP);
             let kind = parent.kind.as_deref().unwrap_or("Gateway");
-            let ns = parent.namespace.as_deref().unwrap_or(&route.namespace);
+            let ns = parent.namespace.as_deref().unwrap_or(route.namespace);
             let parent_ref = ParentRefStatus {
                 group: group.to_string(),
                 kind: kind.to_string(),
@@ -331,7 +357,7 @@ pub fn compile(
                 port: parent.port,
             };
             if (group.is_empty() || group == "core") && kind == "Service" {
-                let accepted = attach_mesh(&world, parent, ns, route, &converted, &mut mesh);
+                let accepted = attach_mesh(&world, parent, ns, route, &mut mesh);
                 parents.push(ParentStatus { parent_ref, conditions: vec![accepted, resolved.clone()] });
                 continue;
             }
@@ -347,13 +373,13 @@ pub fn compile(
             }
             let accepted = match gateway {
                 None => Condition::new("Accepted", false, "NoMatchingParent", "no such Gateway"),
-                Some(g) => attach(&world, g, parent, route, &converted, &mut attached, &mut hosts),
+                Some(g) => attach(&world, g, parent, route, &mut attached, &mut hosts),
             };
             parents.push(ParentStatus { parent_ref, conditions: vec![accepted, resolved.clone()] });
         }
         if !parents.is_empty() {
             status.routes.push(RouteStatus {
-                kind: "HTTPRoute",
+                kind: route.kind,
                 namespace: route.namespace.to_string(),
                 name: route.name.to_string(),
                 parents,
@@ -459,6 +485,17 @@ pub fn compile(
     status
 }
 
+/// A route of either kind, converted, with what attachment reads.
+struct RouteIn<'a> {
+    kind: &'static str,
+    namespace: &'a Arc<str>,
+    name: &'a Arc<str>,
+    created: &'a String,
+    parent_refs: &'a [ParentRef],
+    hostnames: &'a [String],
+    converted: rules::Converted,
+}
+
 /// Whether a mesh route is its Service's (producer) or a client namespace's (consumer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tier {
@@ -494,10 +531,10 @@ fn attach_mesh(
     world: &World<'_>,
     parent: &ParentRef,
     ns: &str,
-    route: &Object<HttpRoute>,
-    converted: &rules::Converted,
+    route: &RouteIn<'_>,
     mesh: &mut MeshRules,
 ) -> Condition {
+    let converted = &route.converted;
     let Some(service) = world.input.services.iter().find(|s| s.namespace == ns && s.name == parent.name) else {
         return Condition::new("Accepted", false, "NoMatchingParent", "no such Service");
     };
@@ -507,7 +544,7 @@ fn attach_mesh(
         return Condition::new("Accepted", false, "NoMatchingParent", "the Service has no such port");
     }
     let host = format!("{}.{}.svc.{}", service.name, service.namespace, world.options.domain);
-    let consumer = (*route.namespace != *ns).then(|| route.namespace.clone());
+    let consumer = (**route.namespace != *ns).then(|| route.namespace.clone());
     let tier = if consumer.is_some() { Tier::Consumer } else { Tier::Producer };
     let port = parent.port.and_then(|p| u16::try_from(p).ok());
     let slot = mesh.entry(host).or_default();
@@ -529,11 +566,11 @@ fn attach(
     world: &World<'_>,
     g: &Object<Gateway>,
     parent: &ParentRef,
-    route: &Object<HttpRoute>,
-    converted: &rules::Converted,
+    route: &RouteIn<'_>,
     attached: &mut Attached,
     hosts: &mut HostRules,
 ) -> Condition {
+    let converted = &route.converted;
     let selected: Vec<(usize, &Listener)> = g
         .spec
         .listeners
@@ -546,7 +583,7 @@ fn attach(
         return Condition::new("Accepted", false, "NoMatchingParent", "no listener matches the sectionName or port");
     }
     let allowed: Vec<&(usize, &Listener)> =
-        selected.iter().filter(|(_, l)| world.allows(&g.namespace, l, &route.namespace, "HTTPRoute")).collect();
+        selected.iter().filter(|(_, l)| world.allows(&g.namespace, l, route.namespace, route.kind)).collect();
     if allowed.is_empty() {
         return Condition::new("Accepted", false, "NotAllowedByListeners", "no listener allows this route");
     }
@@ -557,7 +594,7 @@ fn attach(
     let several_ports = g.spec.listeners.iter().any(|l| Some(l.port) != first_port);
     let mut any = false;
     for (i, l) in allowed {
-        let names = intersect_hostnames(l.hostname.as_deref(), &route.spec.hostnames);
+        let names = intersect_hostnames(l.hostname.as_deref(), route.hostnames);
         if names.is_empty() {
             continue;
         }

@@ -38,8 +38,8 @@ use mesh_core::route::{
 
 use crate::duration::parse_duration;
 use crate::types::gateway_api::{
-    BackendObjectRef, HttpBackendRef, HttpCorsFilter, HttpHeaderFilter, HttpHeaderMatch, HttpPathModifier,
-    HttpRequestMirrorFilter, HttpRoute, HttpRouteMatch, HttpRouteRule,
+    BackendObjectRef, GrpcRoute, GrpcRouteMatch, GrpcRouteRule, HttpBackendRef, HttpCorsFilter, HttpHeaderFilter,
+    HttpHeaderMatch, HttpPathModifier, HttpRequestMirrorFilter, HttpRoute, HttpRouteMatch, HttpRouteRule,
 };
 
 /// Why a backend reference does not resolve (the route's `ResolvedRefs` condition reason).
@@ -66,9 +66,14 @@ impl BackendProblem {
 
 /// What the converter needs to know about the world: which backends resolve.
 pub trait Backends {
-    /// The fully qualified host of `backend` referred to from a route in `route_namespace`, or
-    /// why it does not resolve.
-    fn resolve(&self, route_namespace: &str, backend: &BackendObjectRef) -> Result<Arc<str>, BackendProblem>;
+    /// The fully qualified host of `backend` referred to from a route of `route_kind`
+    /// (`HTTPRoute`, `GRPCRoute`) in `route_namespace`, or why it does not resolve.
+    fn resolve(
+        &self,
+        route_kind: &str,
+        route_namespace: &str,
+        backend: &BackendObjectRef,
+    ) -> Result<Arc<str>, BackendProblem>;
 }
 
 /// One compiled rule with the keys that order it.
@@ -122,7 +127,8 @@ pub(crate) fn convert(
             Some(m) if !m.is_empty() => m,
             _ => &default_match,
         };
-        let template = rule(namespace, name, index, r, backends, default_retries, &mut out.backend_problem);
+        let template =
+            rule("HTTPRoute", namespace, name, index, r, backends, default_retries, &mut out.backend_problem);
         for (entry, m) in matches.iter().enumerate() {
             let Some(request_match) = request_match(entry, m) else { continue };
             let key = sort_key(&request_match, created, namespace, name, index, entry);
@@ -132,6 +138,66 @@ pub(crate) fn convert(
         }
     }
     out
+}
+
+/// Convert every rule of a GRPCRoute, as Istio's `convertGRPCRoute`: a method match becomes a
+/// path match (`createGRPCURIMatch`: service and method → exact `/service/method`; service only →
+/// the `/service` segment prefix; method only → regex `/[^/]+/method`; `RegularExpression` →
+/// regex `/service/method` with `[^/]+` or `.+` for a missing part), headers as for HTTP;
+/// header modifiers and mirrors apply, and no timeout or retry field exists.
+pub(crate) fn convert_grpc(
+    namespace: &Arc<str>,
+    name: &Arc<str>,
+    created: &str,
+    route: &GrpcRoute,
+    backends: &dyn Backends,
+    default_retries: &Arc<RetryPolicy>,
+) -> Converted {
+    let mut out = Converted::default();
+    let default_rules = [GrpcRouteRule::default()];
+    let rules: &[GrpcRouteRule] = if route.rules.is_empty() { &default_rules } else { &route.rules };
+    for (index, r) in rules.iter().enumerate() {
+        let as_http = HttpRouteRule {
+            name: r.name.clone(),
+            filters: r.filters.clone(),
+            backend_refs: r.backend_refs.clone(),
+            ..HttpRouteRule::default()
+        };
+        let template =
+            rule("GRPCRoute", namespace, name, index, &as_http, backends, default_retries, &mut out.backend_problem);
+        let default_match = [GrpcRouteMatch::default()];
+        let matches: &[GrpcRouteMatch] = if r.matches.is_empty() { &default_match } else { &r.matches };
+        for (entry, m) in matches.iter().enumerate() {
+            let Some(request_match) = grpc_match(entry, m) else { continue };
+            let key = sort_key(&request_match, created, namespace, name, index, entry);
+            let mut compiled = template.clone();
+            compiled.matches = Box::new([request_match]);
+            out.rules.push(Ordered { key, rule: Arc::new(compiled) });
+        }
+    }
+    out
+}
+
+fn grpc_match(index: usize, m: &GrpcRouteMatch) -> Option<RequestMatch> {
+    let uri = match &m.method {
+        None => None,
+        Some(method) => {
+            let regex = method.kind.as_deref() == Some("RegularExpression");
+            let (svc, meth) = (method.service.as_deref(), method.method.as_deref());
+            Some(match (regex, svc, meth) {
+                (_, None, None) => return None,
+                (false, Some(s), None) => StringMatcher::PathPrefix(Arc::from(format!("/{s}"))),
+                (false, Some(s), Some(me)) => StringMatcher::Exact(Arc::from(format!("/{s}/{me}"))),
+                (_, None, Some(me)) => StringMatcher::Regex(Re2::new(&format!("/[^/]+/{me}")).ok()?),
+                (true, Some(s), None) => StringMatcher::Regex(Re2::new(&format!("/{s}/.+")).ok()?),
+                (true, Some(s), Some(me)) => StringMatcher::Regex(Re2::new(&format!("/{s}/{me}")).ok()?),
+            })
+        }
+    };
+    let as_http = HttpRouteMatch { headers: m.headers.clone(), ..HttpRouteMatch::default() };
+    let mut out = request_match(index, &as_http)?;
+    out.uri = uri;
+    Some(out)
 }
 
 fn sort_key(m: &RequestMatch, created: &str, ns: &Arc<str>, name: &Arc<str>, rule: usize, entry: usize) -> SortKey {
@@ -219,12 +285,13 @@ fn header_ops(filter: Option<&HttpHeaderFilter>) -> HeaderOps {
 }
 
 fn mirror(
+    kind: &str,
     ns: &str,
     f: &HttpRequestMirrorFilter,
     backends: &dyn Backends,
     problem: &mut Option<BackendProblem>,
 ) -> Option<Mirror> {
-    let host = match backends.resolve(ns, &f.backend_ref) {
+    let host = match backends.resolve(kind, ns, &f.backend_ref) {
         Ok(h) => h,
         Err(p) => {
             problem.get_or_insert(p);
@@ -261,8 +328,10 @@ fn duration(text: &Option<String>) -> Option<Duration> {
     text.as_deref().and_then(|t| parse_duration(t).ok()).filter(|d| !d.is_zero())
 }
 
-/// The compiled rule for `r`, without its match entries.
+/// The compiled rule for `r` of a route of `kind`, without its match entries.
+#[allow(clippy::too_many_arguments)]
 fn rule(
+    kind: &str,
     ns: &Arc<str>,
     name: &Arc<str>,
     index: usize,
@@ -311,7 +380,7 @@ fn rule(
             }
             "RequestMirror" => {
                 if let Some(m) = &f.request_mirror {
-                    mirrors.extend(mirror(ns, m, backends, problem));
+                    mirrors.extend(mirror(kind, ns, m, backends, problem));
                 }
             }
             "CORS" => cors = f.cors.as_ref().map(|c| Arc::new(cors_policy(c))),
@@ -321,7 +390,7 @@ fn rule(
     }
     let action = match redirect {
         Some(r) => RouteAction::Redirect(r),
-        None => destinations(ns, r, backends, problem),
+        None => destinations(kind, ns, r, backends, problem),
     };
     let timeout = duration(&r.timeouts.as_ref().and_then(|t| t.request.clone()));
     let backend_timeout = duration(&r.timeouts.as_ref().and_then(|t| t.backend_request.clone()));
@@ -424,6 +493,7 @@ fn path_modifier(p: Option<&HttpPathModifier>, rewrite: bool) -> (Option<Arc<str
 }
 
 fn destinations(
+    kind: &str,
     ns: &str,
     r: &HttpRouteRule,
     backends: &dyn Backends,
@@ -436,7 +506,7 @@ fn destinations(
     let mut out = Vec::new();
     for b in weighted {
         let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(u32::MAX);
-        let host = match backends.resolve(ns, &backend_object(b)) {
+        let host = match backends.resolve(kind, ns, &backend_object(b)) {
             Ok(h) => h,
             Err(p) => {
                 problem.get_or_insert(p);
