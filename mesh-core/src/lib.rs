@@ -18,7 +18,8 @@
 //!   [`authz`] (the AuthorizationPolicy decision, [`authz::AuthzDecision`]), [`request_authn`]
 //!   (the RequestAuthentication JWT rules of a workload), [`workload`] (the
 //!   workload they apply to), [`security`] (all of it compiled, in the [`Snapshot`]) and
-//!   [`inbound`] (the whole inbound answer to one request: mTLS, path, JWT, authorization).
+//!   [`inbound`] (the whole inbound answer to one request: mTLS, path, JWT, authorization);
+//!   `jwt` (feature `jwt`, default) verifies RequestAuthentication tokens.
 //!
 //! ## Glossary
 //! - *binding*: where a VirtualService applies — the mesh, or a Gateway.
@@ -40,6 +41,8 @@ pub mod header_format;
 pub mod hop;
 pub mod host;
 pub mod inbound;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod l4;
 pub mod locality;
 pub mod matcher;
