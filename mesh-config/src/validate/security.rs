@@ -12,8 +12,8 @@
 //! `targetRef`/`targetRefs` (attachments to Services, ServiceEntries, Gateways and GatewayClasses
 //! are for waypoints and Kubernetes Gateways; a sidecar ignores such a policy, and so does
 //! meshwork), `experimental.envoy.filters.*` conditions (no Envoy filter metadata: they never
-//! match), and the enforcement that later steps bring (mTLS listeners, the inbound authorization
-//! layer, JWT verification).
+//! match), and the enforcement that later steps bring (mTLS listeners, the inbound layer that
+//! applies `mesh_core::inbound`'s decision and `mesh_core::jwt`'s verification).
 
 use std::collections::BTreeSet;
 
@@ -27,7 +27,8 @@ const NOT_ENFORCED_AUTHZ: &str =
 const NOT_ENFORCED_PEER: &str =
     "mTLS enforcement (the effective mode is computed by mesh_core::authn; no listener applies it yet)";
 const TARGET_REFS: &str = "targetRefs attach a policy to waypoints and Kubernetes Gateways, which meshwork does not run: its workloads ignore the policy, as Istio's sidecars do";
-const NOT_ENFORCED_JWT: &str = "JWT verification";
+const NOT_ENFORCED_JWT: &str =
+    "JWT enforcement (tokens are verified by mesh_core::jwt; no inbound layer applies it yet)";
 
 fn check_selector(ctx: &mut Ctx<'_>, path: &P, selector: Option<&WorkloadSelector>) {
     let Some(selector) = selector else { return };
