@@ -45,6 +45,7 @@
 
 pub mod hostname;
 pub mod rules;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
