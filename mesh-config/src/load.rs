@@ -34,6 +34,10 @@ pub const VERSIONS: [&str; 3] = ["v1alpha3", "v1beta1", "v1"];
 pub const SECURITY_GROUP: &str = "security.istio.io";
 /// The versions of [`SECURITY_GROUP`] meshwork reads (one schema under both).
 pub const SECURITY_VERSIONS: [&str; 2] = ["v1beta1", "v1"];
+
+/// The versions of `gateway.networking.k8s.io` meshwork reads (one schema: `v1` and the older
+/// versions that serve the same fields; `v1alpha2` for GRPCRoute and ReferenceGrant).
+pub const GATEWAY_API_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha2"];
 /// Every kind Istio defines in [`SECURITY_GROUP`]; meshwork reads them all.
 pub const SECURITY_KINDS: [&str; 3] = ["PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication"];
 /// Every kind Istio defines in [`GROUP`] (istio/istio `pkg/config/schema/gvk`): the five meshwork
@@ -246,7 +250,36 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         return;
     }
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
-    let kind = Kind::parse(&kind_text).filter(|k| !k.is_kubernetes() && k.group() == group);
+    let kind = if group == crate::types::gateway_api::GROUP {
+        let kind = Kind::gateway_api(&kind_text);
+        if kind.is_none() {
+            // TLSRoute, TCPRoute, UDPRoute, BackendTLSPolicy, ...: reported by name, never
+            // dropped silently.
+            let name = root.get("metadata").and_then(|m| m.get("name")).and_then(Node::as_str).unwrap_or("");
+            let namespace = root
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Node::as_str)
+                .unwrap_or(&options.default_namespace);
+            out.diagnostics.push(Diagnostic {
+                severity: Severity::Unsupported,
+                code: None,
+                file: file.clone(),
+                line: root.line,
+                resource: Some(ResourceRef {
+                    kind: Arc::from(kind_text.as_str()),
+                    namespace: Arc::from(namespace),
+                    name: Arc::from(name),
+                }),
+                path: String::new(),
+                message: format!("the Gateway API kind {kind_text} is read but not served by meshwork"),
+            });
+            return;
+        }
+        kind
+    } else {
+        Kind::parse(&kind_text).filter(|k| !k.is_kubernetes() && !k.is_gateway_api() && k.group() == group)
+    };
     let meta_node = root.get("metadata");
     let meta_str = |key: &str| meta_node.and_then(|m| m.get(key)).and_then(Node::as_str).filter(|s| !s.is_empty());
     let skipped_namespace = meta_str("namespace").unwrap_or(&options.default_namespace).to_string();
@@ -300,10 +333,18 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         out.diagnostics.push(diag(root.line, Some(id), "metadata.name".into(), "a resource needs a name".into()));
         return;
     }
-    let served = if kind.is_security() { &SECURITY_VERSIONS[..] } else { &VERSIONS[..] };
+    let served = if kind.is_security() {
+        &SECURITY_VERSIONS[..]
+    } else if kind.is_gateway_api() {
+        &GATEWAY_API_VERSIONS[..]
+    } else {
+        &VERSIONS[..]
+    };
     if !served.contains(&version) {
         let use_ = if kind.is_security() {
             format!("{SECURITY_GROUP}/v1 or v1beta1")
+        } else if kind.is_gateway_api() {
+            format!("{}/v1, v1beta1 or v1alpha2", crate::types::gateway_api::GROUP)
         } else {
             format!("{GROUP}/v1, v1beta1 or v1alpha3")
         };
@@ -339,6 +380,11 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         Kind::RequestAuthentication => {
             de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::RequestAuthentication)
         }
+        Kind::GatewayClass => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::GatewayClass),
+        Kind::KubeGateway => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::KubeGateway),
+        Kind::HttpRoute => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::HttpRoute),
+        Kind::GrpcRoute => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::GrpcRoute),
+        Kind::ReferenceGrant => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ReferenceGrant),
         // Read by `load_kubernetes`; never in `GROUP`.
         Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice => return,
     };
@@ -405,7 +451,12 @@ fn load_kubernetes(
         | Kind::WorkloadEntry
         | Kind::PeerAuthentication
         | Kind::AuthorizationPolicy
-        | Kind::RequestAuthentication => {
+        | Kind::RequestAuthentication
+        | Kind::GatewayClass
+        | Kind::KubeGateway
+        | Kind::HttpRoute
+        | Kind::GrpcRoute
+        | Kind::ReferenceGrant => {
             return;
         }
     };

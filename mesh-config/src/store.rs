@@ -205,6 +205,8 @@ pub struct ConfigStore {
     /// In force, in the order first seen (Istio's "oldest wins" stands in for creation time).
     kept: Vec<Kept>,
     snapshot: Snapshot,
+    /// The Gateway API status of the last compile.
+    gateway_api: crate::gateway_api::Status,
     rejections: Vec<Diagnostic>,
     generation: u64,
 }
@@ -218,7 +220,20 @@ impl Default for ConfigStore {
 impl ConfigStore {
     /// An empty store.
     pub fn new(options: CompileOptions) -> Self {
-        ConfigStore { options, kept: Vec::new(), snapshot: Snapshot::empty(), rejections: Vec::new(), generation: 0 }
+        ConfigStore {
+            options,
+            kept: Vec::new(),
+            snapshot: Snapshot::empty(),
+            gateway_api: crate::gateway_api::Status::default(),
+            rejections: Vec::new(),
+            generation: 0,
+        }
+    }
+
+    /// The status of the Gateway API objects in force (Gateway and listener conditions,
+    /// `attachedRoutes`, route parent conditions), as of the last apply.
+    pub fn compiled_gateway_api(&self) -> &crate::gateway_api::Status {
+        &self.gateway_api
     }
 
     /// The snapshot of what is in force.
@@ -324,6 +339,7 @@ impl ConfigStore {
         report.skipped = skipped;
         self.kept = next.into_iter().map(Kept::keep).collect();
         self.snapshot = compiled.snapshot;
+        self.gateway_api = compiled.gateway_api;
         // Each rejection is logged when it first appears, not again on every apply while it
         // stays (a watch applies often; a bad object must not flood the log).
         let before: BTreeSet<String> = self.rejections.iter().map(ToString::to_string).collect();

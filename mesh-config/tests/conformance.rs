@@ -34,8 +34,15 @@ fn every_istio_sample_validates() {
     for file in &files {
         let loaded = load_path(file, &LoadOptions::default());
         assert!(loaded.failed.is_empty(), "{}: {:?}", file.display(), loaded.failed);
-        let load_errors: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+        // Gateway API kinds meshwork does not serve (TCPRoute, TLSRoute) are reported by name.
+        let load_errors: Vec<String> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity != Severity::Unsupported)
+            .map(ToString::to_string)
+            .collect();
         assert!(load_errors.is_empty(), "{}", load_errors.join("\n"));
+        unsupported += loaded.diagnostics.len();
         for r in &loaded.resources {
             resources += 1;
             let diags = validate(r);

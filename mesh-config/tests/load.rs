@@ -79,13 +79,11 @@ spec:
 "#;
     let loaded = load_str(text, None, &LoadOptions::default()).expect("yaml");
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    assert_eq!(
-        loaded.skipped.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(),
-        ["Deployment", "HTTPRoute", "Sidecar"]
-    );
-    assert_eq!(loaded.resources.len(), 1);
-    assert_eq!(loaded.resources[0].kind, Kind::DestinationRule);
-    assert_eq!(&*loaded.resources[0].namespace, "bookinfo");
+    assert_eq!(loaded.skipped.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(), ["Deployment", "Sidecar"]);
+    // The Gateway API's HTTPRoute is a kind meshwork reads.
+    let kinds: Vec<Kind> = loaded.resources.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [Kind::HttpRoute, Kind::DestinationRule]);
+    assert_eq!(&*loaded.resources[1].namespace, "bookinfo");
 }
 
 #[test]

@@ -73,7 +73,9 @@ impl<'a> Index<'a> {
         };
         for r in resources {
             match &r.spec {
-                Spec::Gateway(_) => {
+                // An Istio Gateway, or a Gateway API Gateway of the same namespace and name (as
+                // in Istio, a VirtualService may name either).
+                Spec::Gateway(_) | Spec::KubeGateway(_) => {
                     index.gateways.insert((r.namespace.to_string(), r.name.to_string()));
                 }
                 Spec::ServiceEntry(s) => {
@@ -108,7 +110,11 @@ impl<'a> Index<'a> {
                 | Spec::EndpointSlice(_)
                 | Spec::PeerAuthentication(_)
                 | Spec::AuthorizationPolicy(_)
-                | Spec::RequestAuthentication(_) => {}
+                | Spec::RequestAuthentication(_)
+                | Spec::GatewayClass(_)
+                | Spec::HttpRoute(_)
+                | Spec::GrpcRoute(_)
+                | Spec::ReferenceGrant(_) => {}
             }
         }
         for s in skipped {

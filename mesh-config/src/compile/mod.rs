@@ -79,6 +79,9 @@ pub struct CompileOptions {
     /// meshConfig settings (root namespace, trust domain and aliases, path normalization; see
     /// [`crate::meshconfig`]).
     pub mesh: crate::meshconfig::MeshConfig,
+    /// The Gateway API GatewayClass whose Gateways meshwork serves (`istio`, as Istio's
+    /// controller; others are left to their controllers).
+    pub gateway_class: String,
 }
 
 impl Default for CompileOptions {
@@ -89,6 +92,7 @@ impl Default for CompileOptions {
             exclude_503_from_default_retries: true,
             outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy::AllowAny,
             mesh: crate::meshconfig::MeshConfig::default(),
+            gateway_class: "istio".to_string(),
         }
     }
 }
@@ -117,6 +121,8 @@ pub struct Compiled {
     pub snapshot: Snapshot,
     /// Conflicts and anything left out.
     pub diagnostics: Vec<Diagnostic>,
+    /// The status of the Gateway API objects (what a controller would write).
+    pub gateway_api: crate::gateway_api::Status,
 }
 
 /// Compile resources, in order (earlier VirtualServices win host conflicts under the mesh, as the
@@ -167,6 +173,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     let mut peer_authentications = Vec::new();
     let mut authorization_policies = Vec::new();
     let mut request_authentications = Vec::new();
+    let mut gateway_api = crate::gateway_api::Input::default();
     for r in resources {
         let kube_export_to;
         let export_to = match &r.spec {
@@ -185,7 +192,12 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             | Spec::EndpointSlice(_)
             | Spec::PeerAuthentication(_)
             | Spec::AuthorizationPolicy(_)
-            | Spec::RequestAuthentication(_) => &[],
+            | Spec::RequestAuthentication(_)
+            | Spec::GatewayClass(_)
+            | Spec::KubeGateway(_)
+            | Spec::HttpRoute(_)
+            | Spec::GrpcRoute(_)
+            | Spec::ReferenceGrant(_) => &[],
         };
         if !options.visible(&r.namespace, export_to) {
             continue;
@@ -216,14 +228,49 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             Spec::PeerAuthentication(p) => peer_authentications.push(security::peer_authentication(r, p)),
             Spec::AuthorizationPolicy(a) => authorization_policies.extend(security::authorization_policy(r, a)),
             Spec::RequestAuthentication(q) => request_authentications.extend(security::request_authentication(r, q)),
-            Spec::Pod(_) | Spec::Namespace(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
+            Spec::GatewayClass(c) => gateway_api.classes.push(gateway_api_object(r, c)),
+            Spec::KubeGateway(g) => gateway_api.gateways.push(gateway_api_object(r, g)),
+            Spec::HttpRoute(h) => gateway_api.http_routes.push(gateway_api_object(r, h)),
+            Spec::GrpcRoute(g) => gateway_api.grpc_routes.push(gateway_api_object(r, g)),
+            Spec::ReferenceGrant(g) => gateway_api.grants.push(gateway_api_object(r, g)),
+            Spec::Pod(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
+            Spec::Namespace(n) => {
+                gateway_api.namespace_labels.insert(r.name.to_string(), n.metadata.labels.clone());
+            }
+        }
+        if let Spec::Service(s) = &r.spec {
+            gateway_api.services.push(crate::gateway_api::ServiceRef {
+                namespace: r.namespace.to_string(),
+                name: r.name.to_string(),
+                ports: s.spec.ports.iter().filter_map(|p| u32::try_from(p.port).ok()).collect(),
+            });
         }
     }
+    // The Gateway API after Istio's kinds: a VirtualService that routes a host the mesh's
+    // HTTPRoutes also route keeps it (with a warning), as Istio prefers its own API there.
+    let status = crate::gateway_api::compile(
+        &gateway_api,
+        &crate::gateway_api::Options { class: options.gateway_class.clone(), domain: options.domain.clone() },
+        &Arc::new(default_retries.clone()),
+        &mut builder,
+    );
     builder.set_security(
         mesh_core::security::Security::new(options.mesh.security(), peer_authentications, authorization_policies)
             .with_request_authentications(request_authentications),
     );
-    Compiled { snapshot: builder.build(), diagnostics }
+    Compiled { snapshot: builder.build(), diagnostics, gateway_api: status }
+}
+
+/// A Gateway API object with the metadata its semantics read. Files carry no creation time, so
+/// routes of equal precedence fall back to the spec's next tie-break (namespace, then name).
+fn gateway_api_object<T: Clone>(r: &Resource, spec: &T) -> crate::gateway_api::Object<T> {
+    crate::gateway_api::Object {
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        created: String::new(),
+        generation: 1,
+        spec: spec.clone(),
+    }
 }
 
 /// Each Gateway's server hosts, as `(namespace or "*", host, port)`.

@@ -60,6 +60,16 @@ pub enum Kind {
     AuthorizationPolicy,
     /// JWT validation of workloads' requests (`security.istio.io`).
     RequestAuthentication,
+    /// A Gateway API GatewayClass (`gateway.networking.k8s.io`).
+    GatewayClass,
+    /// A Gateway API Gateway (`gateway.networking.k8s.io`; not Istio's `Gateway`).
+    KubeGateway,
+    /// A Gateway API HTTPRoute.
+    HttpRoute,
+    /// A Gateway API GRPCRoute.
+    GrpcRoute,
+    /// A Gateway API ReferenceGrant.
+    ReferenceGrant,
 }
 
 impl Kind {
@@ -79,6 +89,13 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::GatewayClass => "GatewayClass",
+            // Qualified, as `kubectl` names it, so that it never shares an identity with an
+            // Istio Gateway of the same namespace and name.
+            Kind::KubeGateway => "Gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
         }
     }
 
@@ -94,7 +111,28 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 crate::load::SECURITY_GROUP
             }
+            Kind::GatewayClass | Kind::KubeGateway | Kind::HttpRoute | Kind::GrpcRoute | Kind::ReferenceGrant => {
+                gateway_api::GROUP
+            }
         }
+    }
+
+    /// Is this one of the Gateway API kinds?
+    pub fn is_gateway_api(self) -> bool {
+        self.group() == gateway_api::GROUP
+    }
+
+    /// The Gateway API kind for a `kind` of the `gateway.networking.k8s.io` group; `None` for
+    /// the kinds meshwork does not serve (TLSRoute, TCPRoute, UDPRoute, ...).
+    pub fn gateway_api(kind: &str) -> Option<Kind> {
+        Some(match kind {
+            "GatewayClass" => Kind::GatewayClass,
+            "Gateway" => Kind::KubeGateway,
+            "HTTPRoute" => Kind::HttpRoute,
+            "GRPCRoute" => Kind::GrpcRoute,
+            "ReferenceGrant" => Kind::ReferenceGrant,
+            _ => return None,
+        })
     }
 
     /// Is this one of the Kubernetes kinds (not an Istio kind)?
@@ -136,6 +174,11 @@ impl Kind {
             "PeerAuthentication" => Kind::PeerAuthentication,
             "AuthorizationPolicy" => Kind::AuthorizationPolicy,
             "RequestAuthentication" => Kind::RequestAuthentication,
+            "GatewayClass" => Kind::GatewayClass,
+            "Gateway.gateway.networking.k8s.io" => Kind::KubeGateway,
+            "HTTPRoute" => Kind::HttpRoute,
+            "GRPCRoute" => Kind::GrpcRoute,
+            "ReferenceGrant" => Kind::ReferenceGrant,
             _ => return None,
         })
     }
@@ -199,6 +242,16 @@ pub enum Spec {
     AuthorizationPolicy(AuthorizationPolicy),
     /// A RequestAuthentication.
     RequestAuthentication(RequestAuthentication),
+    /// A Gateway API GatewayClass.
+    GatewayClass(gateway_api::GatewayClass),
+    /// A Gateway API Gateway.
+    KubeGateway(gateway_api::Gateway),
+    /// A Gateway API HTTPRoute.
+    HttpRoute(gateway_api::HttpRoute),
+    /// A Gateway API GRPCRoute.
+    GrpcRoute(gateway_api::GrpcRoute),
+    /// A Gateway API ReferenceGrant.
+    ReferenceGrant(gateway_api::ReferenceGrant),
 }
 
 impl Spec {
@@ -218,7 +271,12 @@ impl Spec {
             | Spec::WorkloadEntry(_)
             | Spec::PeerAuthentication(_)
             | Spec::AuthorizationPolicy(_)
-            | Spec::RequestAuthentication(_) => None,
+            | Spec::RequestAuthentication(_)
+            | Spec::GatewayClass(_)
+            | Spec::KubeGateway(_)
+            | Spec::HttpRoute(_)
+            | Spec::GrpcRoute(_)
+            | Spec::ReferenceGrant(_) => None,
         }
     }
 
@@ -236,7 +294,12 @@ impl Spec {
             | Spec::WorkloadEntry(_)
             | Spec::PeerAuthentication(_)
             | Spec::AuthorizationPolicy(_)
-            | Spec::RequestAuthentication(_) => None,
+            | Spec::RequestAuthentication(_)
+            | Spec::GatewayClass(_)
+            | Spec::KubeGateway(_)
+            | Spec::HttpRoute(_)
+            | Spec::GrpcRoute(_)
+            | Spec::ReferenceGrant(_) => None,
         }
     }
 }

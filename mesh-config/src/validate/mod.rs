@@ -6,7 +6,8 @@
 //! Istio's errors recognise ours. Warnings are Istio's warnings; `unsupported` diagnostics mark
 //! fields meshwork reads but does not act on. The Kubernetes kinds (Service, Pod, Namespace,
 //! Node, EndpointSlice) are checked as the Kubernetes API server checks them (`kube`); the
-//! `security.istio.io` kinds as Istio's webhook and CRD schemas check them (`security`).
+//! `security.istio.io` kinds as Istio's webhook and CRD schemas check them (`security`); the
+//! Gateway API kinds as their CRDs do ([`crate::gateway_api::validate`]).
 
 mod common;
 mod destination_rule;
@@ -42,6 +43,15 @@ pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
         Spec::PeerAuthentication(p) => security::validate_peer_authentication(&mut ctx, p),
         Spec::AuthorizationPolicy(a) => security::validate_authorization_policy(&mut ctx, a),
         Spec::RequestAuthentication(r) => security::validate_request_authentication(&mut ctx, r),
+        Spec::GatewayClass(c) => {
+            if c.controller_name.is_empty() {
+                ctx.error(&P::root().f("controllerName"), "Required value");
+            }
+        }
+        Spec::KubeGateway(g) => ctx.findings(crate::gateway_api::validate::gateway(g)),
+        Spec::HttpRoute(r) => ctx.findings(crate::gateway_api::validate::http_route(r)),
+        Spec::GrpcRoute(r) => ctx.findings(crate::gateway_api::validate::grpc_route(r)),
+        Spec::ReferenceGrant(g) => ctx.findings(crate::gateway_api::validate::reference_grant(g)),
     }
     ctx.out
 }
@@ -60,6 +70,24 @@ enum Seg {
 impl P {
     pub(crate) fn root() -> P {
         P(Vec::new())
+    }
+
+    /// A path written as text (`rules[0].filters[1].cors`).
+    fn parse(text: &str) -> P {
+        let mut segs = Vec::new();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+            if !name.is_empty() {
+                segs.push(Seg::Key(name.to_string()));
+            }
+            while let Some((index, after)) = rest.split_once(']') {
+                if let Ok(i) = index.parse() {
+                    segs.push(Seg::Index(i));
+                }
+                rest = after.strip_prefix('[').unwrap_or(after);
+            }
+        }
+        P(segs)
     }
     /// A field.
     pub(crate) fn f(&self, name: &'static str) -> P {
@@ -125,6 +153,19 @@ impl Ctx<'_> {
     /// which "read, but not acted on" would misdescribe).
     pub(crate) fn unsupported_because(&mut self, path: &P, message: String) {
         self.push(Severity::Unsupported, path, message);
+    }
+
+    /// Report Gateway API findings as errors (the API server refuses such objects); messages
+    /// starting with `unsupported` as `unsupported`.
+    fn findings(&mut self, findings: Vec<crate::gateway_api::validate::Finding>) {
+        for f in findings {
+            let path = P::parse(&f.path);
+            if f.message.starts_with("unsupported") {
+                self.unsupported_because(&path, f.message);
+            } else {
+                self.error(&path, f.message);
+            }
+        }
     }
 
     /// Report `result`'s error, if any, as an error at `path`.
