@@ -52,6 +52,8 @@ pub struct ReloadStatus {
 struct State {
     store: ConfigStore,
     sources: Sources,
+    /// Changes taken but not applied yet (held until every attached scope has listed).
+    held: bool,
     fingerprint: u64,
     status: ReloadStatus,
 }
@@ -165,7 +167,8 @@ impl ConfigSource {
         // `exportTo`).
         let store =
             ConfigStore::new(mesh_config::CompileOptions { client_namespace: Some(namespace.to_string()), ..compile });
-        let state = State { store, sources: Sources::new(), fingerprint: 0, status: ReloadStatus::default() };
+        let state =
+            State { store, sources: Sources::new(), held: false, fingerprint: 0, status: ReloadStatus::default() };
         let source = ConfigSource {
             paths: paths.into(),
             options: Arc::new(options),
@@ -197,11 +200,15 @@ impl ConfigSource {
         state.fingerprint = fingerprint(&self.paths);
         let loaded = load_paths(&self.paths[..], &self.options);
         state.sources.set_files(loaded);
+        state.held = false;
         self.apply_locked(&mut state)
     }
 
-    /// Take changes from another source and apply them now (one apply for the lot; nothing is
-    /// applied when nothing changed). A [`SourceEvent::Replace`] marks its scope listed.
+    /// Take changes from another source and apply them (one apply for the lot; nothing is
+    /// applied when nothing changed). A [`SourceEvent::Replace`] marks its scope listed. While
+    /// some attached scope has not listed yet, the changes are held and applied at once when the
+    /// last one lists (Istio's informers sync before istiod serves): the first load is one
+    /// apply, not one per kind. A file reload meanwhile applies what is held so far.
     pub fn apply_events(&self, events: impl IntoIterator<Item = SourceEvent>) -> ReloadStatus {
         let mut state = self.lock();
         let mut changed = false;
@@ -212,9 +219,19 @@ impl ConfigSource {
             }
             changed |= state.sources.apply(event);
         }
-        let status =
-            if changed || state.status.generation == 0 { self.apply_locked(&mut state) } else { state.status.clone() };
-        drop(state);
+        state.held |= changed;
+        let still_pending = {
+            let pending = self.pending.borrow();
+            pending.iter().any(|scope| !listed.contains(scope))
+        };
+        let status = if state.held && !still_pending {
+            state.held = false;
+            self.apply_locked(&mut state)
+        } else {
+            state.status.clone()
+        };
+        // Published after the apply (ready means applied) and before the lock is released (so
+        // that the next call sees it).
         if !listed.is_empty() {
             self.pending.send_if_modified(|pending| {
                 let before = pending.len();
@@ -224,6 +241,7 @@ impl ConfigSource {
                 pending.len() != before
             });
         }
+        drop(state);
         status
     }
 
@@ -357,6 +375,62 @@ impl ConfigSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh_config::store::{Origin, SourceObject};
+
+    fn vs_object(name: &str, subset: &str, rv: &str) -> (ResourceRef, SourceObject) {
+        let text = format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, namespace: default}}\nspec: {{hosts: [{name}], http: [{{route: [{{destination: {{host: {name}, subset: {subset}}}}}]}}]}}\n"
+        );
+        let key = ResourceRef { kind: "VirtualService".into(), namespace: "default".into(), name: name.into() };
+        let origin = Origin::Kubernetes {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            resource_version: Some(rv.into()),
+        };
+        let loaded = mesh_config::load_str(&text, None, &LoadOptions::default()).expect("yaml");
+        (key, SourceObject { origin, loaded })
+    }
+
+    fn vs_event(name: &str, subset: &str, rv: &str) -> SourceEvent {
+        let (key, object) = vs_object(name, subset, rv);
+        SourceEvent::Upsert { key, object }
+    }
+
+    fn scope(kind: &str) -> Scope {
+        Scope { kind: kind.into(), namespace: None }
+    }
+
+    #[tokio::test]
+    async fn changes_are_held_until_every_scope_has_listed_then_applied_at_once() {
+        let source = ConfigSource::new(vec![], "default").expect("source");
+        let (tx, rx) = mpsc::channel(16);
+        source.attach([scope("VirtualService"), scope("Service")], rx);
+        assert!(!source.is_ready());
+        let generation = source.status().generation;
+        // (applied directly, as the attach task would)
+        let objects = vec![vs_object("a", "v1", "1")];
+        source.apply_events([SourceEvent::Replace { scope: scope("VirtualService"), objects }]);
+        assert_eq!(source.status().generation, generation, "held: Services have not listed yet");
+        assert_eq!(source.pending(), [scope("Service")]);
+        source.apply_events([SourceEvent::Replace { scope: scope("Service"), objects: vec![] }]);
+        assert!(source.is_ready());
+        assert_eq!(source.status().generation, generation + 1, "one apply for the first load");
+        assert_eq!(source.resources(), ["VirtualService default/a"]);
+        // After ready, each batch applies; an upsert of the version held changes nothing.
+        tx.send(vs_event("a", "v2", "2")).await.expect("send");
+        source.ready().await;
+        let guard = tokio::time::Instant::now() + Duration::from_secs(10);
+        while source.status().generation < generation + 2 {
+            assert!(tokio::time::Instant::now() < guard, "the attached event is applied");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(source.apply_events([vs_event("a", "v2", "2")]).generation, generation + 2);
+        let origins = source.origins();
+        assert!(
+            matches!(&origins[0].origin, Some(Origin::Kubernetes { resource_version: Some(rv), .. }) if &**rv == "2")
+        );
+    }
 
     #[test]
     fn only_files_the_loader_reads_are_fingerprinted() {
