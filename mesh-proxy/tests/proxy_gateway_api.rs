@@ -1,0 +1,131 @@
+//! `mesh proxy --gateway NS/NAME` serving a Kubernetes Gateway API Gateway (issue 18), end to
+//! end: the Gateway's listener, an HTTPRoute's matches in the spec's precedence, its filters
+//! (request and response header modifiers, URLRewrite, RequestRedirect), and backends that are
+//! Kubernetes Services with EndpointSlices, all read from files as `kubectl apply` takes them;
+//! echo servers on loopback answer with what they saw.
+
+mod support;
+
+use bytes::Bytes;
+use support::*;
+
+/// An HTTP server answering `name path host x-added` (what the backend saw).
+async fn echo(name: &'static str) -> u16 {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
+                    let header =
+                        |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+                    let seen = format!("{name} {} {} {}", req.uri().path(), header("host"), header("x-added"));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(Bytes::from(seen))))
+                });
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    port
+}
+
+fn service_with_slice(name: &str, port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  ports: [{{name: http, port: 8080}}]
+  selector: {{app: {name}}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-abcde
+  namespace: infra
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints:
+- addresses: [127.0.0.1]
+  conditions: {{ready: true}}
+---
+"#
+    )
+}
+
+const GATEWAY: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    hostname: "*.example.com"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [shop.example.com]
+  rules:
+  - backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /v2}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-added, value: "yes"}]}
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {add: [{name: x-answered-by, value: v2-route}]}
+    backendRefs: [{name: v2, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: internal.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}
+    backendRefs: [{name: v1, port: 8080}]
+  - matches: [{path: {type: Exact, value: /moved}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {hostname: www.example.com, statusCode: 301}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_api_gateway_served_end_to_end() {
+    let v1 = echo("v1").await;
+    let v2 = echo("v2").await;
+    let dir = config_dir("gateway-api-e2e");
+    let config = format!("{}{}{GATEWAY}", service_with_slice("v1", v1), service_with_slice("v2", v2));
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--gateway", "infra/gw", "--port-map", "80=127.0.0.1:0"]);
+    let addr = proxy.port(80).to_string();
+    let client = client();
+
+    // The catch-all rule is listed first, but the /v2 prefix is more specific and wins.
+    let (status, body, headers) = get(&client, &addr, "shop.example.com", "/v2/items", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v2 /v2/items shop.example.com yes"));
+    assert_eq!(headers.get("x-answered-by").map(|v| v.as_bytes()), Some(&b"v2-route"[..]));
+
+    // A segment prefix: /v2x is not under /v2.
+    let (status, body, _) = get(&client, &addr, "shop.example.com", "/v2x", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v1 /v2x shop.example.com -"));
+
+    // URLRewrite: the prefix and the host the backend sees.
+    let (status, body, _) = get(&client, &addr, "shop.example.com", "/old/page", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v1 /new/page internal.example.com -"));
+
+    // RequestRedirect: 301 with the new host and the request's path.
+    let (status, _, headers) = get(&client, &addr, "shop.example.com", "/moved", &[]).await;
+    assert_eq!(status, 301);
+    assert_eq!(headers.get("location").and_then(|v| v.to_str().ok()), Some("http://www.example.com/moved"));
+
+    // A host the route does not claim (the listener admits it): no route, 404.
+    let (status, _, _) = get(&client, &addr, "other.example.com", "/", &[]).await;
+    assert_eq!(status, 404);
+    // A host the listener does not admit: 404 as well (Envoy has no virtual host for it).
+    let (status, _, _) = get(&client, &addr, "shop.example.org", "/", &[]).await;
+    assert_eq!(status, 404);
+}
