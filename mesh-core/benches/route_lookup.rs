@@ -20,7 +20,12 @@ const HOST: &str = "svc.default.svc.cluster.local";
 
 fn rule(i: usize, m: RequestMatch) -> Arc<HttpRule> {
     Arc::new(HttpRule {
-        origin: RuleOrigin { namespace: Arc::from("default"), name: Arc::from("vs"), index: i },
+        origin: RuleOrigin {
+            kind: Default::default(),
+            namespace: Arc::from("default"),
+            name: Arc::from("vs"),
+            index: i,
+        },
         name: None,
         matches: Box::new([m]),
         action: RouteAction::Route(WeightedDestinations::new(vec![RouteDestination {

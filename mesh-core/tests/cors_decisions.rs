@@ -41,7 +41,7 @@ fn rule(index: usize, prefix: &str, action: RouteAction, cors: Option<CorsPolicy
         ..HeaderOps::default()
     };
     Arc::new(HttpRule {
-        origin: RuleOrigin { namespace: Arc::from("default"), name: Arc::from("vs"), index },
+        origin: RuleOrigin { kind: Default::default(), namespace: Arc::from("default"), name: Arc::from("vs"), index },
         name: None,
         matches: Box::new([RequestMatch { uri: Some(StringMatcher::Prefix(Arc::from(prefix))), ..Default::default() }]),
         action,

@@ -28,7 +28,7 @@ fn rule(index: usize, uri_prefix: Option<&str>, action: RouteAction) -> Arc<Http
         .into_iter()
         .collect();
     Arc::new(HttpRule {
-        origin: RuleOrigin { namespace: Arc::from("default"), name: Arc::from("vs"), index },
+        origin: RuleOrigin { kind: Default::default(), namespace: Arc::from("default"), name: Arc::from("vs"), index },
         name: None,
         matches: matches.into_boxed_slice(),
         action,

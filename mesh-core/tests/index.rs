@@ -45,7 +45,12 @@ fn rule(i: usize, matches: Vec<RequestMatch>) -> Arc<HttpRule> {
     let matches: Vec<RequestMatch> =
         matches.into_iter().enumerate().map(|(j, m)| RequestMatch { index: j, ..m }).collect();
     Arc::new(HttpRule {
-        origin: RuleOrigin { namespace: Arc::from("default"), name: Arc::from("vs"), index: i },
+        origin: RuleOrigin {
+            kind: Default::default(),
+            namespace: Arc::from("default"),
+            name: Arc::from("vs"),
+            index: i,
+        },
         name: None,
         matches: matches.into_boxed_slice(),
         action: RouteAction::Route(WeightedDestinations::new(vec![RouteDestination {

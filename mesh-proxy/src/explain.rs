@@ -179,7 +179,7 @@ pub fn cors_policy_json(policy: Option<&mesh_core::route::CorsPolicy>) -> Value 
 /// Where a rule came from: `{"kind", "namespace", "name", "rule", "ruleName", "match"}`.
 pub fn rule_origin_json(rule: &HttpRule, request_match: Option<&RequestMatch>) -> Value {
     json!({
-        "kind": "VirtualService",
+        "kind": rule.origin.kind.as_str(),
         "namespace": &*rule.origin.namespace,
         "name": &*rule.origin.name,
         "rule": rule.origin.index,
@@ -211,7 +211,9 @@ pub fn rule_json(rule: &HttpRule) -> Value {
         }
     };
     json!({
+        // The resource's namespace/name, whatever its kind (the key predates the Gateway API).
         "virtualService": format!("{}/{}", rule.origin.namespace, rule.origin.name),
+        "kind": rule.origin.kind.as_str(),
         "rule": rule.origin.index,
         "name": rule.name.as_deref(),
         "action": action,
@@ -410,7 +412,8 @@ pub fn explain_text(
     for (i, trace) in trace_rules(vh, req, client) {
         let rule = &vh.rules[i];
         let name = rule.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
-        let origin = format!("{}/{} http[{}]{name}", rule.origin.namespace, rule.origin.name, rule.origin.index);
+        let o = &rule.origin;
+        let origin = format!("{}/{} {}[{}]{name}", o.namespace, o.name, o.kind.rules_field(), o.index);
         match trace {
             RuleTrace::CatchAll => {
                 let _ = writeln!(out, "  {origin}: matches (no match conditions)");

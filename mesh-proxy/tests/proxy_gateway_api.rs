@@ -128,4 +128,24 @@ async fn a_gateway_api_gateway_served_end_to_end() {
     // A host the listener does not admit: 404 as well (Envoy has no virtual host for it).
     let (status, _, _) = get(&client, &addr, "shop.example.org", "/", &[]).await;
     assert_eq!(status, 404);
+
+    // `mesh explain` on the same files says what the proxy did, naming the HTTPRoute's rule.
+    let explain = |url: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["explain", "-o", "json", "--gateway", "infra/gw", "-f"])
+            .arg(&dir)
+            .arg(url)
+            .output()
+            .expect("mesh explain runs");
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let v = explain("http://shop.example.com:80/v2/items");
+    assert_eq!(v["action"], "route", "{v}");
+    assert_eq!((v["route"]["kind"].as_str(), v["route"]["name"].as_str()), (Some("HTTPRoute"), Some("web")));
+    assert_eq!(v["route"]["rule"], 1, "rules[1] of the HTTPRoute");
+    assert_eq!(v["destinations"][0]["host"], "v2.infra.svc.cluster.local");
+    let v = explain("http://shop.example.com:80/moved");
+    assert_eq!(v["action"], "redirect", "{v}");
+    assert_eq!(v["redirect"]["status"], 301);
+    assert_eq!(v["redirect"]["location"], "http://www.example.com/moved");
 }

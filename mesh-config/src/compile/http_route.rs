@@ -355,7 +355,12 @@ impl Ctx<'_> {
         });
         let cors = Self::cors(&h.cors_policy, self, &format!("{path}.corsPolicy"));
         HttpRule {
-            origin: RuleOrigin { namespace: self.r.namespace.clone(), name: self.r.name.clone(), index },
+            origin: RuleOrigin {
+                kind: Default::default(),
+                namespace: self.r.namespace.clone(),
+                name: self.r.name.clone(),
+                index,
+            },
             name: opt_arc(&h.name),
             matches: matches.into_boxed_slice(),
             action: self.action(h, strings),

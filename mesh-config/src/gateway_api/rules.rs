@@ -32,7 +32,7 @@ use std::time::Duration;
 use mesh_core::matcher::{Re2, StringMatcher};
 use mesh_core::route::{
     self, CorsPolicy, DirectResponse, HeaderCondition, HeaderEdits, HeaderOps, HttpRule, Mirror, Percentage, Redirect,
-    RedirectPort, RequestMatch, RetryOn, RetryPolicy, Rewrite, RouteAction, RouteDestination, RuleOrigin,
+    RedirectPort, RequestMatch, RetryOn, RetryPolicy, Rewrite, RouteAction, RouteDestination, RouteKind, RuleOrigin,
     WeightedDestinations,
 };
 
@@ -414,7 +414,12 @@ fn rule(
         None => (default_retries.clone(), backend_timeout.or(timeout)),
     };
     HttpRule {
-        origin: RuleOrigin { namespace: ns.clone(), name: name.clone(), index },
+        origin: RuleOrigin {
+            kind: if kind == "GRPCRoute" { RouteKind::GrpcRoute } else { RouteKind::HttpRoute },
+            namespace: ns.clone(),
+            name: name.clone(),
+            index,
+        },
         name: r.name.as_deref().map(Arc::from),
         matches: Box::new([]),
         action,

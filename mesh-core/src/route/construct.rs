@@ -46,7 +46,12 @@ impl HttpRule {
     pub fn forward(destination: Destination) -> Self {
         let routes = vec![RouteDestination { destination, weight: 100, headers: HeaderEdits::default() }];
         HttpRule {
-            origin: RuleOrigin { namespace: Arc::from("default"), name: Arc::from("in-code"), index: 0 },
+            origin: RuleOrigin {
+                kind: Default::default(),
+                namespace: Arc::from("default"),
+                name: Arc::from("in-code"),
+                index: 0,
+            },
             name: None,
             matches: Box::new([]),
             action: RouteAction::Route(WeightedDestinations::new(routes)),

@@ -19,15 +19,48 @@ pub use fault::{AbortStatus, Fault, GRPC_STATUS_NAMES, Mirror, Percentage, grpc_
 pub use headers::{FormattedHeader, HeaderEdits, HeaderOps};
 pub use retry_policy::{RetryOn, RetryPolicy};
 
-/// Which VirtualService (and which rule of it) a compiled rule came from.
+/// Which resource (and which rule of it) a compiled rule came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RuleOrigin {
-    /// Namespace of the VirtualService.
+    /// The kind of the resource.
+    pub kind: RouteKind,
+    /// Namespace of the resource.
     pub namespace: Arc<str>,
-    /// Name of the VirtualService.
+    /// Name of the resource.
     pub name: Arc<str>,
-    /// Index of the rule in `http[]`.
+    /// Index of the rule in `http[]` (VirtualService) or `rules[]` (HTTPRoute, GRPCRoute).
     pub index: usize,
+}
+
+/// The kinds of resource compiled rules come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RouteKind {
+    /// Istio's VirtualService (`http[]`).
+    #[default]
+    VirtualService,
+    /// A Gateway API HTTPRoute (`rules[]`).
+    HttpRoute,
+    /// A Gateway API GRPCRoute (`rules[]`).
+    GrpcRoute,
+}
+
+impl RouteKind {
+    /// The Kubernetes kind: `VirtualService`, `HTTPRoute`, `GRPCRoute`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::VirtualService => "VirtualService",
+            RouteKind::HttpRoute => "HTTPRoute",
+            RouteKind::GrpcRoute => "GRPCRoute",
+        }
+    }
+
+    /// The field that lists the rules: `http` or `rules`.
+    pub fn rules_field(self) -> &'static str {
+        match self {
+            RouteKind::VirtualService => "http",
+            RouteKind::HttpRoute | RouteKind::GrpcRoute => "rules",
+        }
+    }
 }
 
 /// One compiled `http[]` rule.
