@@ -149,3 +149,58 @@ async fn a_gateway_api_gateway_served_end_to_end() {
     assert_eq!(v["redirect"]["status"], 301);
     assert_eq!(v["redirect"]["location"], "http://www.example.com/moved");
 }
+
+/// `mesh validate --status`: the status a controller would write, for the upstream conformance
+/// case of a route whose parent Gateway does not allow its namespace, and for the listener it
+/// did not attach to.
+#[test]
+fn validate_prints_gateway_api_status() {
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/gateway-api");
+    let dir = config_dir("gateway-api-status");
+    for (from, to) in [
+        ("base/manifests.yaml", "base.yaml"),
+        ("tests/httproute-invalid-cross-namespace-parent-ref.yaml", "route.yaml"),
+        ("tests/httproute-simple-same-namespace.yaml", "simple.yaml"),
+    ] {
+        let text =
+            std::fs::read_to_string(corpus.join(from)).expect("manifest").replace("{GATEWAY_CLASS_NAME}", "istio");
+        std::fs::write(dir.join(to), text).expect("write");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["validate", "--status", "-o", "json"])
+        .arg(&dir)
+        .output()
+        .expect("mesh validate runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["valid"], true, "{v}");
+    let route = |name: &str| {
+        v["routes"].as_array().expect("routes").iter().find(|r| r["name"] == name).cloned().expect("route status")
+    };
+    let refused = route("invalid-cross-namespace-parent-ref");
+    assert_eq!(refused["kind"], "HTTPRoute");
+    assert_eq!(refused["parents"][0]["parentRef"]["name"], "same-namespace");
+    let accepted = &refused["parents"][0]["conditions"][0];
+    assert_eq!((accepted["type"].as_str(), accepted["status"].as_str()), (Some("Accepted"), Some("False")));
+    assert_eq!(accepted["reason"], "NotAllowedByListeners");
+    let simple = route("gateway-conformance-infra-test");
+    assert_eq!(simple["parents"][0]["conditions"][0]["status"], "True", "{simple}");
+    let gateway = v["gateways"]
+        .as_array()
+        .expect("gateways")
+        .iter()
+        .find(|g| g["name"] == "same-namespace")
+        .cloned()
+        .expect("gateway status");
+    assert_eq!(gateway["listeners"][0]["attachedRoutes"], 1, "only the accepted route counts: {gateway}");
+
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["validate", "--status"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("HTTPRoute gateway-conformance-web-backend/invalid-cross-namespace-parent-ref -> Gateway gateway-conformance-infra/same-namespace: Accepted=False (NotAllowedByListeners)"),
+        "{text}"
+    );
+}

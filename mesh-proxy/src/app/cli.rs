@@ -54,6 +54,11 @@ pub struct ValidateArgs {
     /// Output format: `text` (one line per problem) or `json` (one object, for scripts).
     #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
+    /// Also print the Gateway API status a controller would write: Gateway and listener
+    /// conditions with `attachedRoutes`, and each route's conditions per parent (with `-o json`
+    /// the keys `gateways` and `routes`).
+    #[arg(long)]
+    pub status: bool,
 }
 
 /// `mesh proxy`: what to load, where to listen, how to run ([`crate::app::proxy()`]).

@@ -13,7 +13,7 @@ use super::{Error, Outcome, UsageError, ValidateArgs};
 /// Check the files `args` names; the problems go to `out` (text or JSON), the summary to `err`.
 /// [`Outcome::Invalid`] when a resource or a file is invalid (or, with `--strict`, any warning).
 pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write) -> Result<Outcome, Error> {
-    let ValidateArgs { paths, kube, namespace, quiet, strict, output } = args;
+    let ValidateArgs { paths, kube, namespace, quiet, strict, output, status } = args;
     let (quiet, strict, json) = (*quiet, *strict, output == "json");
     for p in paths {
         if !p.exists() {
@@ -57,10 +57,14 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         let mut diagnostics: Vec<DiagnosticJson<'_>> =
             report.failed_files.iter().map(DiagnosticJson::of_file).collect();
         diagnostics.extend(shown.iter().map(|d| DiagnosticJson::of(d)));
-        writeln!(out, "{}", serde_json::to_string_pretty(&ValidateJson { valid: !failed, diagnostics })?)?;
+        let gateway_api = status.then(|| store.compiled_gateway_api());
+        writeln!(out, "{}", serde_json::to_string_pretty(&ValidateJson { valid: !failed, diagnostics, gateway_api })?)?;
     } else {
         for d in shown {
             writeln!(out, "{}", line(d))?;
+        }
+        if *status {
+            status_lines(store.compiled_gateway_api(), out)?;
         }
     }
     out.flush()?;
@@ -80,6 +84,42 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         writeln!(err, "note: no resources found")?;
     }
     Ok(if failed { Outcome::Invalid } else { Outcome::Success })
+}
+
+/// The Gateway API status as text: one line per Gateway, listener and route parent.
+fn status_lines(status: &mesh_config::gateway_api::Status, out: &mut impl Write) -> Result<(), Error> {
+    let conditions = |c: &[mesh_config::gateway_api::Condition]| {
+        c.iter().map(|c| format!("{}={} ({})", c.kind, c.status, c.reason)).collect::<Vec<_>>().join(", ")
+    };
+    for g in &status.gateways {
+        writeln!(out, "Gateway {}/{}: {}", g.namespace, g.name, conditions(&g.conditions))?;
+        for l in &g.listeners {
+            writeln!(
+                out,
+                "  listener {}: attachedRoutes={}, {}",
+                l.name,
+                l.attached_routes,
+                conditions(&l.conditions)
+            )?;
+        }
+    }
+    for r in &status.routes {
+        for p in &r.parents {
+            let section = p.parent_ref.section_name.as_deref().map(|s| format!(" section {s}")).unwrap_or_default();
+            writeln!(
+                out,
+                "{} {}/{} -> {} {}/{}{section}: {}",
+                r.kind,
+                r.namespace,
+                r.name,
+                p.parent_ref.kind,
+                p.parent_ref.namespace,
+                p.parent_ref.name,
+                conditions(&p.conditions)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// One problem as a line: `FILE:LINE: KIND NAMESPACE/NAME: field.path: message`, or without
@@ -118,6 +158,9 @@ fn list_cluster(_: &super::KubernetesArgs, _: &mut mesh_config::store::Sources) 
 struct ValidateJson<'a> {
     valid: bool,
     diagnostics: Vec<DiagnosticJson<'a>>,
+    /// With `--status`: the keys `gateways` and `routes`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    gateway_api: Option<&'a mesh_config::gateway_api::Status>,
 }
 
 /// One problem in `mesh validate -o json` (every key present, null when unknown).
