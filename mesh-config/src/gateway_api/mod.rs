@@ -45,6 +45,7 @@
 
 pub mod hostname;
 pub mod rules;
+mod status;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -54,10 +55,10 @@ use mesh_core::policy::LabelSelector as CoreSelector;
 use mesh_core::route::RetryPolicy;
 use mesh_core::service::{GatewayDecl, GatewayServer};
 use mesh_core::snapshot::{Binding, SnapshotBuilder};
-use serde::Serialize;
 
 pub use hostname::intersect_hostnames;
 pub use rules::{BackendProblem, Backends};
+pub use status::{Condition, GatewayStatus, ListenerStatus, ParentRefStatus, ParentStatus, RouteStatus, Status};
 
 use crate::types::gateway_api::{
     BackendObjectRef, GROUP, Gateway, GatewayClass, GrpcRoute, HttpRoute, Listener, ParentRef, ReferenceGrant,
@@ -121,115 +122,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options { class: "istio".into(), domain: "cluster.local".into() }
-    }
-}
-
-/// A status condition, as the API writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Condition {
-    /// `Accepted`, `ResolvedRefs`, `Programmed`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// `True` or `False`.
-    pub status: &'static str,
-    /// The spec's reason.
-    pub reason: &'static str,
-    /// Detail.
-    pub message: String,
-}
-
-impl Condition {
-    fn new(kind: &'static str, ok: bool, reason: &'static str, message: impl Into<String>) -> Self {
-        Condition { kind, status: if ok { "True" } else { "False" }, reason, message: message.into() }
-    }
-}
-
-/// A listener's status.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListenerStatus {
-    /// Listener name.
-    pub name: String,
-    /// Routes attached.
-    pub attached_routes: u32,
-    /// Conditions.
-    pub conditions: Vec<Condition>,
-}
-
-/// A Gateway's status.
-#[derive(Debug, Clone, Serialize)]
-pub struct GatewayStatus {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Conditions.
-    pub conditions: Vec<Condition>,
-    /// Listeners.
-    pub listeners: Vec<ListenerStatus>,
-}
-
-/// A route's status for one parent.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParentStatus {
-    /// The parentRef as written, defaults filled in.
-    pub parent_ref: ParentRefStatus,
-    /// Conditions.
-    pub conditions: Vec<Condition>,
-}
-
-/// `parentRef` in a status.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParentRefStatus {
-    /// Group.
-    pub group: String,
-    /// Kind.
-    pub kind: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Section name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub section_name: Option<String>,
-    /// Port.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u32>,
-}
-
-/// A route's status.
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteStatus {
-    /// `HTTPRoute` or `GRPCRoute`.
-    pub kind: &'static str,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// One entry per parentRef served by meshwork.
-    pub parents: Vec<ParentStatus>,
-}
-
-/// What [`compile`] reports.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Status {
-    /// Gateways of the served class.
-    pub gateways: Vec<GatewayStatus>,
-    /// Routes.
-    pub routes: Vec<RouteStatus>,
-}
-
-impl Status {
-    /// The status of a route's parents, by namespace and name.
-    pub fn route(&self, namespace: &str, name: &str) -> Option<&RouteStatus> {
-        self.routes.iter().find(|r| r.namespace == namespace && r.name == name)
-    }
-
-    /// The status of a Gateway.
-    pub fn gateway(&self, namespace: &str, name: &str) -> Option<&GatewayStatus> {
-        self.gateways.iter().find(|g| g.namespace == namespace && g.name == name)
     }
 }
 
