@@ -1,4 +1,4 @@
-//! The watches: one kube-rs [`watcher`] per kind (and per namespace with
+//! The watches: one kube-rs [`watcher()`] per kind (and per namespace with
 //! [`WatchOptions::namespaces`]), each turned into [`SourceEvent`]s.
 //!
 //! How a watch behaves, and where that comes from:
@@ -29,6 +29,11 @@
 //!   once; Nodes then stop (Istio: the node watch is optional), the others keep retrying with
 //!   the backoff. On a required kind (Services, Pods, EndpointSlices) the source stays not ready
 //!   and retries: routing to Kubernetes services without them would be wrong.
+//! - **A bad object** (one that does not decode, or whose new version fails validation) is one
+//!   object's [`SourceObject`] with error diagnostics: the store keeps its last good version (or
+//!   leaves it out) and logs the problem once, when it first appears (not again on each apply
+//!   while it stays); `/config_dump` shows it beside the resource. The other objects of the list
+//!   are unaffected.
 //! - **Memory**: per scope, the watcher's state, the list being read, and the last error's
 //!   text. The store holds one entry per object the API server has; nothing an object names
 //!   adds state beyond its own entry.

@@ -3,7 +3,7 @@
 //!
 //! Files and the objects of other sources (the Kubernetes API: [`ConfigSource::attach`], or
 //! [`ConfigSource::kubernetes`] with the `kubernetes` feature) meet in one
-//! [`Sources`](mesh_config::store::Sources) — the config-source seam — and every change applies
+//! [`Sources`] — the config-source seam — and every change applies
 //! the whole of it to one [`ConfigStore`] with Kubernetes admission semantics, per resource: a
 //! resource whose new version is invalid keeps its last good version, a new invalid resource is
 //! left out, a file that does not parse changes nothing. Every rejection is logged once when it
