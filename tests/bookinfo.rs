@@ -8,7 +8,7 @@ mod walkthrough;
 
 use std::time::Duration;
 
-use walkthrough::{STEPS, Seen, Traffic, config_through, run_traffic};
+use walkthrough::{Api, STEPS, Seen, Traffic, api_config_through, config_through, run_traffic};
 
 fn group<'a>(groups: &'a [(&'static str, Seen)], who: &str) -> &'a Seen {
     &groups.iter().find(|(w, _)| *w == who).unwrap_or_else(|| panic!("no {who} traffic")).1
@@ -90,4 +90,37 @@ async fn the_ratings_delay_makes_jason_hit_productpages_own_timeout() {
     let others = group(&g, "anonymous");
     all(others, |s| &s.stars, "no stars");
     assert!(others.latencies.iter().all(|l| *l < Duration::from_secs(1)), "{:?}", others.latencies);
+}
+
+/// The walkthrough with Istio's Bookinfo Gateway API samples (`--api gateway-api`): HTTPRoutes
+/// whose parent is the reviews Service send all traffic to v1, then v3, then split it 50/50 and
+/// 90/10 across the per-version Services.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_api_walkthrough_routes_and_shifts_as_istio_does() {
+    let bookinfo = services::start_all(None).await.expect("services");
+    let steps = Api::GatewayApi.steps();
+    let step = |i: usize| {
+        bookinfo.apply(api_config_through(Api::GatewayApi, i).expect("config"));
+        run_traffic(&bookinfo, steps[i].traffic)
+    };
+    let g = step(0).await.expect("traffic");
+    for who in ["anonymous", "jason"] {
+        all(group(&g, who), |s| &s.versions, "reviews-v1");
+        all(group(&g, who), |s| &s.statuses, "200");
+    }
+    let g = step(1).await.expect("traffic");
+    for who in ["anonymous", "jason"] {
+        all(group(&g, who), |s| &s.stars, "red stars");
+    }
+    for (i, version, share) in [(2, "v3", 0.5), (3, "v2", 0.1)] {
+        let g = step(i).await.expect("traffic");
+        let seen = group(&g, "anonymous");
+        assert!(
+            (seen.share(version) - share).abs() <= 0.05,
+            "{}: {version} share {}",
+            steps[i].name,
+            seen.share(version)
+        );
+        assert!((seen.share("v1") - (1.0 - share)).abs() <= 0.05, "{}: v1 share {}", steps[i].name, seen.share("v1"));
+    }
 }

@@ -7,6 +7,9 @@
 //! `kubectl apply` would. After each step, traffic is sent as readers would and a table shows
 //! what they saw.
 //!
+//! `--api gateway-api` runs the walkthrough with the Kubernetes Gateway API instead: the
+//! HTTPRoutes of Istio's `samples/bookinfo/gateway-api/` (`examples/bookinfo/config/gateway-api/`).
+//!
 //! `--serve 127.0.0.1:9080 [--step N]` keeps productpage up with step N's config (default 3:
 //! jason sees black stars, everyone else red) so you can open it in a browser and sign in as
 //! `jason`.
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use services::start_all;
-use walkthrough::{STEPS, Seen, config_through, run_traffic};
+use walkthrough::{Api, STEPS, Seen, api_config_through, config_through, run_traffic};
 
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
@@ -47,6 +50,11 @@ async fn main() -> Result<()> {
         return Ok(());
     }
 
+    let api = match args.iter().position(|a| a == "--api").map(|i| args.get(i + 1).map(String::as_str)) {
+        None | Some(Some("istio")) => Api::Istio,
+        Some(Some("gateway-api")) => Api::GatewayApi,
+        Some(other) => anyhow::bail!("--api takes istio or gateway-api, not {other:?}"),
+    };
     let started = tokio::time::Instant::now();
     let bookinfo = start_all(None).await?;
     println!(
@@ -66,8 +74,8 @@ async fn main() -> Result<()> {
         "p99"
     );
     println!("{}", "-".repeat(170));
-    for (i, step) in STEPS.iter().enumerate() {
-        bookinfo.apply(config_through(i)?);
+    for (i, step) in api.steps().iter().enumerate() {
+        bookinfo.apply(api_config_through(api, i)?);
         let groups = run_traffic(&bookinfo, step.traffic).await?;
         for (g, (who, seen)) in groups.iter().enumerate() {
             let (name, files, expected) =

@@ -101,12 +101,13 @@ async fn start(
     let listener = bind(addr).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });
-    registry.register(
-        &format!("{service}.default.svc.cluster.local"),
-        Endpoint::new(local.to_string(), [("app", app), ("version", version)])
-            .with_workload(format!("{app}-{version}"))
-            .with_service_port(port),
-    );
+    let endpoint = Endpoint::new(local.to_string(), [("app", app), ("version", version)])
+        .with_workload(format!("{app}-{version}"))
+        .with_service_port(port);
+    registry.register(&format!("{service}.default.svc.cluster.local"), endpoint.clone());
+    // Also as the per-version Service of `bookinfo-versions.yaml` (`reviews-v2`), the backends
+    // the Gateway API routes name.
+    registry.register(&format!("{service}-{version}.default.svc.cluster.local"), endpoint);
     Ok(local)
 }
 

@@ -90,6 +90,61 @@ pub const STEPS: &[Step] = &[
     },
 ];
 
+/// The same walkthrough with the Gateway API (`--api gateway-api`): the HTTPRoutes of Istio's
+/// `samples/bookinfo/gateway-api/` on the mesh binding (parent: the Service), backends the
+/// per-version Services of `bookinfo-versions.yaml`.
+pub const GATEWAY_API_STEPS: &[Step] = &[
+    Step {
+        name: "1 route all to v1",
+        files: &["route-all-v1.yaml"],
+        traffic: Traffic::Readers { anonymous: 200, jason: 50 },
+        expected: "no stars for anyone",
+    },
+    Step {
+        name: "2 reviews to v3",
+        files: &["route-reviews-v3.yaml"],
+        traffic: Traffic::Readers { anonymous: 200, jason: 50 },
+        expected: "red stars for everyone",
+    },
+    Step {
+        name: "3 shift 50/50 v1/v3",
+        files: &["route-reviews-50-v3.yaml"],
+        traffic: Traffic::Readers { anonymous: 1000, jason: 0 },
+        expected: "v1 50 %, v3 50 %",
+    },
+    Step {
+        name: "4 shift 90/10 v1/v2",
+        files: &["route-reviews-90-10.yaml"],
+        traffic: Traffic::Readers { anonymous: 1000, jason: 0 },
+        expected: "v1 90 %, v2 10 %",
+    },
+    Step {
+        name: "5 back to v1",
+        files: &["route-reviews-v1.yaml"],
+        traffic: Traffic::Readers { anonymous: 200, jason: 50 },
+        expected: "no stars for anyone",
+    },
+];
+
+/// Which API the walkthrough's files use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Istio's VirtualServices and DestinationRules.
+    Istio,
+    /// The Kubernetes Gateway API's HTTPRoutes.
+    GatewayApi,
+}
+
+impl Api {
+    /// The steps of the walkthrough with this API.
+    pub fn steps(self) -> &'static [Step] {
+        match self {
+            Api::Istio => STEPS,
+            Api::GatewayApi => GATEWAY_API_STEPS,
+        }
+    }
+}
+
 /// What one group of requests saw.
 #[derive(Debug, Default, Clone)]
 pub struct Seen {
@@ -237,15 +292,32 @@ fn kubectl_apply_order(resources: Vec<Resource>) -> Vec<Resource> {
 
 /// The snapshot after applying the files of steps `0..=step`, in order.
 pub fn config_through(step: usize) -> Result<Snapshot> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bookinfo/config");
-    let files: Vec<PathBuf> = STEPS[..=step].iter().flat_map(|s| s.files.iter().map(|f| dir.join(f))).collect();
+    api_config_through(Api::Istio, step)
+}
+
+/// The snapshot after applying the files of `api`'s steps `0..=step`, in order (for the Gateway
+/// API, after the Services the routes name).
+pub fn api_config_through(api: Api, step: usize) -> Result<Snapshot> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bookinfo/config");
+    let dir = match api {
+        Api::Istio => base,
+        Api::GatewayApi => base.join("gateway-api"),
+    };
+    let services: &[&str] =
+        if api == Api::GatewayApi { &["bookinfo-services.yaml", "bookinfo-versions.yaml"] } else { &[] };
+    let steps = api.steps();
+    let files: Vec<PathBuf> = services
+        .iter()
+        .map(|f| dir.join(f))
+        .chain(steps[..=step].iter().flat_map(|s| s.files.iter().map(|f| dir.join(f))))
+        .collect();
     let mut loaded = load_paths(&files, &LoadOptions::default());
     anyhow::ensure!(loaded.failed.is_empty(), "unreadable config: {:?}", loaded.failed);
     loaded.resources = kubectl_apply_order(loaded.resources);
     let mut store = ConfigStore::default();
     let report = store.apply(loaded);
     if let Some(e) = report.errors().next() {
-        anyhow::bail!("step {}: {e}", STEPS[step].name);
+        anyhow::bail!("step {}: {e}", steps[step].name);
     }
     Ok(store.snapshot().clone())
 }
