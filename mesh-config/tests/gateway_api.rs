@@ -915,3 +915,63 @@ fn gateway_api_through_the_loader_and_the_store() {
     assert_eq!(d.severity, Severity::Unsupported);
     assert!(d.message.contains("TLSRoute"), "{}", d.message);
 }
+
+/// A rule with one resolved and one unresolved backend: the unresolved one's share is answered
+/// 500 by the decision (the spec's rule), the other share is forwarded; the route's
+/// ResolvedRefs says why.
+#[test]
+fn an_unresolved_backend_share_is_a_500() {
+    let yaml = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: real, namespace: infra}
+spec: {ports: [{port: 8080}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: half, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: real, port: 8080}, {name: missing, port: 8080}]
+"#;
+    let mut input = Input::default();
+    read_str(&mut input, yaml, &mut 0);
+    let mut builder = SnapshotBuilder::new(Settings::default());
+    let status =
+        gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
+    let snapshot = builder.build();
+    let resolved = &status.route("infra", "half").expect("status").parents[0].conditions[1];
+    assert_eq!((resolved.status, resolved.reason), ("False", "BackendNotFound"));
+    let servers = snapshot.gateway("infra", "gw").map(|g| g.servers.to_vec()).unwrap_or_default();
+    let listener = Listener::plain(80, servers);
+    let none = Vec::new();
+    let mut answers = std::collections::BTreeMap::new();
+    for draw in 0..100 {
+        let view = RequestView {
+            method: "GET",
+            scheme: "http",
+            authority: "a.example",
+            path: "/",
+            query: None,
+            headers: &none,
+            listener_port: Some(80),
+        };
+        let d =
+            snapshot.decide(&Binding::gateway("infra", "gw"), Some(&listener), &view, &ClientIdentity::default(), draw);
+        let what = match d {
+            Decision::Forward(f) => f.destination.host.to_string(),
+            Decision::Local(l) => format!("{} {}", l.status, l.reason.as_str()),
+        };
+        *answers.entry(what).or_insert(0) += 1;
+    }
+    assert_eq!(answers.get("real.infra.svc.cluster.local"), Some(&50), "{answers:?}");
+    assert_eq!(answers.get("500 backendNotFound"), Some(&50), "{answers:?}");
+}

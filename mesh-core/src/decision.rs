@@ -159,6 +159,9 @@ pub enum LocalReason {
     /// A CORS preflight answered by the rule's `corsPolicy` (Envoy's CORS filter): 200 with the
     /// headers in [`Local::cors_headers`].
     CorsPreflight,
+    /// The weighted pick chose a destination whose backend does not resolve
+    /// ([`crate::route::UNRESOLVED_BACKEND`]): 500, as the Gateway API spec says.
+    BackendNotFound,
 }
 
 impl LocalReason {
@@ -176,6 +179,7 @@ impl LocalReason {
             LocalReason::BlockAll => "blockAll",
             LocalReason::MissingHost => "missingHost",
             LocalReason::CorsPreflight => "corsPreflight",
+            LocalReason::BackendNotFound => "backendNotFound",
         }
     }
 
@@ -189,6 +193,7 @@ impl LocalReason {
                 | LocalReason::BlockAll
                 | LocalReason::MissingHost
                 | LocalReason::CorsPreflight
+                | LocalReason::BackendNotFound
         )
     }
 }
@@ -243,7 +248,11 @@ impl<'s> Local<'s> {
     pub fn is_direct(&self) -> bool {
         matches!(
             self.reason,
-            LocalReason::DirectResponse | LocalReason::BlockAll | LocalReason::MissingHost | LocalReason::CorsPreflight
+            LocalReason::DirectResponse
+                | LocalReason::BlockAll
+                | LocalReason::MissingHost
+                | LocalReason::CorsPreflight
+                | LocalReason::BackendNotFound
         )
     }
 
@@ -523,6 +532,9 @@ impl Snapshot {
                 let Some(index) = w.pick_index(draw) else {
                     return Decision::Local(local(host, LocalReason::NoDestination, 404));
                 };
+                if &*w.destinations()[index].destination.host == crate::route::UNRESOLVED_BACKEND {
+                    return Decision::Local(local(host, LocalReason::BackendNotFound, 500));
+                }
                 let rewrite = rule.rewrite.as_ref().map(|rw| RewriteDecision {
                     path: rewrite_path(rw, view.path, request_match),
                     authority: rw.authority.as_deref(),

@@ -21,7 +21,7 @@
 //!   `BackendNotFound`), in the route's namespace or in one whose ReferenceGrant lets routes of
 //!   the route's kind and namespace refer to it (else `RefNotPermitted`); the route's
 //!   `ResolvedRefs` condition carries the first problem, and the rule keeps the unresolved
-//!   backend's share ([`rules::UNRESOLVED_HOST`]).
+//!   backend's share, which the decision answers with 500 ([`rules::UNRESOLVED_HOST`]).
 //! - **Rules** and their order: [`rules`]. Each host a route serves under a Gateway gets the
 //!   route's rules, merged with the other routes' for the same host and sorted by the spec's
 //!   precedence.
@@ -38,10 +38,12 @@
 //!   VirtualService), and when only consumer routes exist other clients reach the Service as if
 //!   no route did. A VirtualService already routing the host wins, with a warning.
 //!
-//! Not yet here (issue 18): reading these kinds through the loader and the store (this module
-//! takes typed objects), listener TLS from Secrets,
-//! per-backend filters other than header modifiers (Istio refuses them too), and an exact 500 for
-//! an unresolved backend's share beside resolved ones.
+//! The loader reads these kinds like any other (`Kind::HttpRoute`, ...), `compile` runs this
+//! module after Istio's kinds, and the store keeps the [`Status`].
+//!
+//! Not yet here (issue 18): listener TLS from `kubernetes.io/tls` Secrets, creation timestamps
+//! (files carry none, so routes of equal precedence are ordered by namespace and name), and
+//! per-backend filters other than header modifiers (Istio refuses them too).
 
 pub mod hostname;
 pub mod rules;

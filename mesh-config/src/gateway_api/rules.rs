@@ -538,8 +538,7 @@ fn destinations(
     RouteAction::Route(WeightedDestinations::new(out))
 }
 
-/// The host an unresolved backend's share is sent to when other backends of the rule resolve: a
-/// name no registry serves (`.invalid` is reserved, RFC 6761), so those requests fail. The spec
-/// wants exactly 500 for that share; today the request fails as an unknown host does (a rule
-/// whose backends are all unresolved answers 500 itself).
-pub const UNRESOLVED_HOST: &str = "unresolved-backend.invalid";
+/// The host an unresolved backend's share is sent to when other backends of the rule resolve:
+/// mesh-core's [`mesh_core::route::UNRESOLVED_BACKEND`], which the decision answers with 500 (a
+/// rule whose backends are all unresolved is a direct 500 response).
+pub const UNRESOLVED_HOST: &str = mesh_core::route::UNRESOLVED_BACKEND;

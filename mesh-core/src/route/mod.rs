@@ -19,6 +19,15 @@ pub use fault::{AbortStatus, Fault, GRPC_STATUS_NAMES, Mirror, Percentage, grpc_
 pub use headers::{FormattedHeader, HeaderEdits, HeaderOps};
 pub use retry_policy::{RetryOn, RetryPolicy};
 
+/// The host of a destination whose backend does not resolve (a Gateway API `backendRef` to a
+/// missing Service, a kind that is not a Service, or another namespace without a
+/// ReferenceGrant). The spec wants a 500 for the requests that destination's weight sends there,
+/// while the rule's other destinations keep their shares; the decision answers it
+/// ([`crate::decision::LocalReason::BackendNotFound`]), as Envoy answers a route to a cluster
+/// that does not exist (Istio sets `cluster_not_found_response_code: INTERNAL_SERVER_ERROR`).
+/// `.invalid` is reserved (RFC 6761): no registry or resolver can serve it.
+pub const UNRESOLVED_BACKEND: &str = "unresolved-backend.invalid";
+
 /// Which resource (and which rule of it) a compiled rule came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RuleOrigin {
