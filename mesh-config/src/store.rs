@@ -27,7 +27,7 @@
 mod packed;
 pub mod source;
 
-pub use source::{Origin, Scope, SourceEvent, SourceObject, Sources};
+pub use source::{Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -342,12 +342,13 @@ impl ConfigStore {
         self.gateway_api = compiled.gateway_api;
         // Each rejection is logged when it first appears, not again on every apply while it
         // stays (a watch applies often; a bad object must not flood the log).
-        let before: BTreeSet<String> = self.rejections.iter().map(ToString::to_string).collect();
+        let before: BTreeSet<String> = self.rejections.iter().map(diagnostic_line).collect();
         self.rejections = report.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
         self.generation += 1;
         for d in report.diagnostics.iter().filter(|d| d.is_error()) {
-            if !before.contains(&d.to_string()) {
-                tracing::warn!(target: "meshwork::config", "{d}");
+            let line = diagnostic_line(d);
+            if !before.contains(&line) {
+                tracing::warn!(target: "meshwork::config", "{line}");
             }
         }
         for f in &report.failed_files {

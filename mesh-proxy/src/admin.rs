@@ -124,8 +124,10 @@ fn resources_json(source: &ConfigSource) -> Vec<Value> {
             };
             if let (Some(o), Value::Object(origin)) = (o.as_object_mut(), origin) {
                 o.extend(origin);
-                let lines: Vec<String> =
-                    (rejected.iter()).filter(|d| d.resource.as_ref() == Some(&r.id)).map(ToString::to_string).collect();
+                let lines: Vec<String> = (rejected.iter())
+                    .filter(|d| d.resource.as_ref() == Some(&r.id))
+                    .map(mesh_config::store::diagnostic_line)
+                    .collect();
                 if !lines.is_empty() {
                     o.insert("rejected".into(), Value::from(lines));
                 }

@@ -286,7 +286,8 @@ impl ConfigSource {
         if rejected > 0 {
             metrics::counter!("meshwork_config_rejections_total").increment(rejected as u64);
         }
-        let mut rejections: Vec<String> = state.store.rejections().iter().map(ToString::to_string).collect();
+        let mut rejections: Vec<String> =
+            state.store.rejections().iter().map(mesh_config::store::diagnostic_line).collect();
         rejections.extend(report.failed_files.iter().map(ToString::to_string));
         state.status = ReloadStatus {
             generation: state.store.generation(),

@@ -62,6 +62,18 @@ impl fmt::Display for Origin {
     }
 }
 
+/// One diagnostic as a line: `FILE:LINE: KIND NAMESPACE/NAME: field.path: message` as
+/// [`Diagnostic`]'s `Display` writes it, or without `FILE:LINE: ` when it has no file but names
+/// a resource — an object read from an API server, whose kind, namespace and name say where it
+/// is (`mesh validate --kubernetes`, logs, `/config_dump`).
+pub fn diagnostic_line(d: &Diagnostic) -> String {
+    let text = d.to_string();
+    match (&d.file, text.split_once(": ")) {
+        (None, Some((_, rest))) if d.resource.is_some() => rest.to_string(),
+        _ => text,
+    }
+}
+
 /// Which objects one list covers: a kind, in one namespace or in all (`None`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Scope {
@@ -266,6 +278,19 @@ mod tests {
         );
         assert!(sources.apply(SourceEvent::Delete { key: b }));
         assert_eq!(sources.objects(), 0);
+    }
+
+    #[test]
+    fn an_api_objects_diagnostic_has_no_file_and_line() {
+        let bad = vs("a", "x").replace("http: [", "http: [{timeout: soon}, ");
+        let (_, object) = object("VirtualService", "x", "a", "1", &bad);
+        let mut store = crate::ConfigStore::default();
+        let report = store.apply(object.loaded);
+        let lines: Vec<String> = report.errors().map(diagnostic_line).collect();
+        assert!(lines.iter().any(|l| l.starts_with("VirtualService x/a: http[0]")), "{lines:?}");
+        let from_file = load_str(&bad, Some("a.yaml"), &LoadOptions::default()).expect("yaml");
+        let report = store.apply(from_file);
+        assert!(report.errors().map(diagnostic_line).all(|l| l.starts_with("a.yaml:")));
     }
 
     #[test]

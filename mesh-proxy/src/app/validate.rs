@@ -61,7 +61,7 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         writeln!(out, "{}", serde_json::to_string_pretty(&ValidateJson { valid: !failed, diagnostics, gateway_api })?)?;
     } else {
         for d in shown {
-            writeln!(out, "{}", line(d))?;
+            writeln!(out, "{}", mesh_config::store::diagnostic_line(d))?;
         }
         if *status {
             status_lines(store.compiled_gateway_api(), out)?;
@@ -120,16 +120,6 @@ fn status_lines(status: &mesh_config::gateway_api::Status, out: &mut impl Write)
         }
     }
     Ok(())
-}
-
-/// One problem as a line: `FILE:LINE: KIND NAMESPACE/NAME: field.path: message`, or without
-/// `FILE:LINE: ` for an object read from the API server (it has no file).
-fn line(d: &mesh_config::Diagnostic) -> String {
-    let text = d.to_string();
-    match (&d.file, text.split_once(": ")) {
-        (None, Some((_, rest))) if d.resource.is_some() => rest.to_string(),
-        _ => text,
-    }
 }
 
 /// List the cluster once into `sources`; notes on kinds that could not be read (optional
