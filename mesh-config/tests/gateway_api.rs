@@ -975,3 +975,55 @@ spec:
     assert_eq!(answers.get("real.infra.svc.cluster.local"), Some(&50), "{answers:?}");
     assert_eq!(answers.get("500 backendNotFound"), Some(&50), "{answers:?}");
 }
+
+/// A VirtualService and an HTTPRoute both routing one host for the mesh: the VirtualService is
+/// used, and the compile warns that the HTTPRoute is not.
+#[test]
+fn a_virtual_service_shadows_an_http_route_with_a_warning() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec: {ports: [{port: 9080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v2, namespace: default}
+spec: {ports: [{port: 9080}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews, subset: v1}}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  rules: [{backendRefs: [{name: reviews-v2, port: 9080}]}]
+"#;
+    let loaded = mesh_config::load_str(yaml, Some("both.yaml"), &mesh_config::LoadOptions::default()).expect("yaml");
+    let compiled = mesh_config::compile(&loaded.resources, &mesh_config::CompileOptions::default());
+    let warning = compiled.diagnostics.iter().find(|d| d.message.contains("reviews.default.svc.cluster.local"));
+    assert!(warning.is_some_and(|d| d.severity == mesh_config::Severity::Warning), "{:?}", compiled.diagnostics);
+    let none = Vec::new();
+    let view = RequestView {
+        method: "GET",
+        scheme: "http",
+        authority: "reviews:9080",
+        path: "/",
+        query: None,
+        headers: &none,
+        listener_port: None,
+    };
+    let client = ClientIdentity { namespace: Arc::from("default"), ..ClientIdentity::default() };
+    match compiled.snapshot.decide(&Binding::Mesh, None, &view, &client, 0) {
+        Decision::Forward(f) => {
+            assert_eq!(f.destination.subset.as_deref(), Some("v1"), "the VirtualService routes: {f:?}")
+        }
+        Decision::Local(l) => panic!("{l:?}"),
+    }
+}

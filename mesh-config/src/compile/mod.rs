@@ -254,6 +254,19 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
         &Arc::new(default_retries.clone()),
         &mut builder,
     );
+    for host in &status.shadowed_hosts {
+        diagnostics.push(Diagnostic {
+            severity: crate::diag::Severity::Warning,
+            code: None,
+            file: None,
+            line: 0,
+            resource: None,
+            path: String::new(),
+            message: format!(
+                "host {host}: a VirtualService and HTTPRoutes both route it for the mesh; the VirtualService is used and the HTTPRoutes are not"
+            ),
+        });
+    }
     builder.set_security(
         mesh_core::security::Security::new(options.mesh.security(), peer_authentications, authorization_policies)
             .with_request_authentications(request_authentications),

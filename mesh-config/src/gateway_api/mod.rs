@@ -369,12 +369,8 @@ pub fn compile(
                 rules.push(Arc::new(fallback));
             }
         }
-        if let Err(conflict) = builder.add_routes(Binding::Mesh, &host, "gateway-api/mesh", rules) {
-            tracing::warn!(
-                host = %conflict.host,
-                kept = %conflict.kept,
-                "an HTTPRoute and a VirtualService both route this host; the VirtualService is kept"
-            );
+        if builder.add_routes(Binding::Mesh, &host, "gateway-api/mesh", rules).is_err() {
+            status.shadowed_hosts.push(host);
         }
     }
     status

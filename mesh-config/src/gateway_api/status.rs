@@ -100,6 +100,10 @@ pub struct Status {
     pub gateways: Vec<GatewayStatus>,
     /// Routes.
     pub routes: Vec<RouteStatus>,
+    /// Mesh hosts that a VirtualService routes and HTTPRoutes claim too (the VirtualService is
+    /// kept); `mesh validate` warns about each.
+    #[serde(skip)]
+    pub shadowed_hosts: Vec<String>,
 }
 
 impl Status {
