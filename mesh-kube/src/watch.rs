@@ -1,9 +1,11 @@
 //! The watches: one kube-rs [`watcher()`] per kind (and per namespace with
 //! [`WatchOptions::namespaces`]), each turned into [`SourceEvent`]s.
 //!
-//! How a watch behaves, and where that comes from:
+//! How a watch behaves, and where that comes from (kube-rs 5.0.0, `kube-runtime/src/watcher.rs`
+//! and `utils/stream_backoff.rs`; the `DynamicObject` watch as in kube-rs's
+//! `examples/dynamic_watcher.rs`; Istio at `86c9f01`, 2026-08-22):
 //!
-//! - **List, then watch** (kube-rs `kube-runtime/src/watcher.rs`, `step_trampolined`): the
+//! - **List, then watch** (`step_trampolined`): the
 //!   watcher lists in pages of 500 (`limit`/`continue`), emitting `Init`, one `InitApply` per
 //!   object and `InitDone`; then watches from the list's resourceVersion. The objects of one list
 //!   are buffered here and sent as one [`SourceEvent::Replace`] of the scope at `InitDone`, so
