@@ -13,6 +13,7 @@ mod common;
 mod destination_rule;
 mod gateway;
 mod kube;
+mod request_authn;
 mod security;
 mod service_entry;
 mod virtual_service;
@@ -42,7 +43,7 @@ pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
         Spec::EndpointSlice(e) => kube::validate_endpoint_slice(&mut ctx, e),
         Spec::PeerAuthentication(p) => security::validate_peer_authentication(&mut ctx, p),
         Spec::AuthorizationPolicy(a) => security::validate_authorization_policy(&mut ctx, a),
-        Spec::RequestAuthentication(r) => security::validate_request_authentication(&mut ctx, r),
+        Spec::RequestAuthentication(r) => request_authn::validate_request_authentication(&mut ctx, r),
         Spec::GatewayClass(c) => {
             if c.controller_name.is_empty() {
                 ctx.error(&P::root().f("controllerName"), "Required value");
