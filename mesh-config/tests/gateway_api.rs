@@ -310,6 +310,45 @@ fn every_conformance_test_is_accounted_for() {
     assert_eq!(names.len(), COVERED.len() + END_TO_END_ONLY.len() + NOT_SUPPORTED.len());
 }
 
+/// Compile `input` with the default options: the status and the snapshot.
+fn compiled(input: &Input) -> (gateway_api::Status, mesh_core::Snapshot) {
+    let mut builder = SnapshotBuilder::new(Settings::default());
+    let status =
+        gateway_api::compile(input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
+    (status, builder.build())
+}
+
+/// What the snapshot decides for `GET host path` (`headers` lower case) on `binding` and, for a
+/// Gateway, its listener on `port`: the destination's Service name, or the local status.
+fn decide_short(
+    s: &mesh_core::Snapshot,
+    binding: &Binding,
+    client: &ClientIdentity,
+    (host, path, port): (&str, &str, u16),
+    headers: &Vec<(String, String)>,
+    draw: u64,
+) -> String {
+    let listener = match binding {
+        Binding::Mesh => None,
+        Binding::Gateway { namespace, name } => s
+            .gateway(namespace, name)
+            .map(|g| Listener::plain(port, g.servers.iter().filter(|x| x.port == port).cloned().collect::<Vec<_>>())),
+    };
+    let view = RequestView {
+        method: "GET",
+        scheme: "http",
+        authority: host,
+        path,
+        query: None,
+        headers,
+        listener_port: listener.as_ref().map(|_| port),
+    };
+    match s.decide(binding, listener.as_ref(), &view, client, draw) {
+        Decision::Forward(f) => f.destination.host.split('.').next().unwrap_or("").to_string(),
+        Decision::Local(l) => l.status.to_string(),
+    }
+}
+
 struct Headers(Vec<(String, String)>);
 
 #[test]
@@ -557,10 +596,7 @@ spec:
 "#;
     let mut input = Input::default();
     read_str(&mut input, yaml, &mut 0);
-    let mut builder = SnapshotBuilder::new(Settings::default());
-    let status =
-        gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
-    let snapshot = builder.build();
+    let (status, snapshot) = compiled(&input);
     for route in ["producer", "consumer"] {
         let ns = if route == "producer" { "mesh" } else { "shop" };
         let parent = &status.route(ns, route).expect("status").parents[0];
@@ -569,24 +605,12 @@ spec:
     let none = Vec::new();
     let decide = |client_ns: &str, path: &str| {
         let client = ClientIdentity { namespace: Arc::from(client_ns), ..ClientIdentity::default() };
-        let view = RequestView {
-            method: "GET",
-            scheme: "http",
-            authority: "echo.mesh",
-            path,
-            query: None,
-            headers: &none,
-            listener_port: None,
-        };
-        match snapshot.decide(&Binding::Mesh, None, &view, &client, 0) {
-            Decision::Forward(f) => f.destination.host.to_string(),
-            Decision::Local(l) => l.status.to_string(),
-        }
+        decide_short(&snapshot, &Binding::Mesh, &client, ("echo.mesh", path, 80), &none, 0)
     };
-    assert_eq!(decide("shop", "/api/x"), "echo-v2.mesh.svc.cluster.local", "the consumer route");
+    assert_eq!(decide("shop", "/api/x"), "echo-v2", "the consumer route");
     assert_eq!(decide("shop", "/other"), "404", "consumer clients are off the producer's routes");
-    assert_eq!(decide("mesh", "/api/x"), "echo-v1.mesh.svc.cluster.local", "other clients: the producer route");
-    assert_eq!(decide("default", "/other"), "echo-v1.mesh.svc.cluster.local");
+    assert_eq!(decide("mesh", "/api/x"), "echo-v1", "other clients: the producer route");
+    assert_eq!(decide("default", "/other"), "echo-v1");
 }
 
 /// GRPCRoute matches as Istio converts them (`createGRPCURIMatch`): service and method exact,
@@ -632,32 +656,16 @@ spec:
     for svc in ["greeter", "echo", "fallback", "canary", "ping"] {
         input.services.push(ServiceRef { namespace: "infra".into(), name: svc.into(), ports: vec![50051] });
     }
-    let mut builder = SnapshotBuilder::new(Settings::default());
-    let status =
-        gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
-    let snapshot = builder.build();
+    let (status, snapshot) = compiled(&input);
     for name in ["broad", "narrow"] {
         let route = status.route("infra", name).expect("status");
         assert_eq!(route.kind, "GRPCRoute");
         assert!(route.parents[0].conditions.iter().all(|c| c.status == "True"), "{name}: {:?}", route.parents);
     }
-    let servers = snapshot.gateway("infra", "gw").map(|g| g.servers.to_vec()).unwrap_or_default();
-    let listener = Listener::plain(80, servers);
     let decide = |path: &str, canary: bool| {
         let headers = if canary { vec![("x-canary".to_string(), "yes".to_string())] } else { Vec::new() };
-        let view = RequestView {
-            method: "POST",
-            scheme: "http",
-            authority: "grpc.example.com",
-            path,
-            query: None,
-            headers: &headers,
-            listener_port: Some(80),
-        };
-        match snapshot.decide(&Binding::gateway("infra", "gw"), Some(&listener), &view, &ClientIdentity::default(), 0) {
-            Decision::Forward(f) => f.destination.host.split('.').next().unwrap_or("").to_string(),
-            Decision::Local(l) => l.status.to_string(),
-        }
+        let gw = Binding::gateway("infra", "gw");
+        decide_short(&snapshot, &gw, &ClientIdentity::default(), ("grpc.example.com", path, 80), &headers, 0)
     };
     assert_eq!(decide("/helloworld.Greeter/SayHello", true), "canary", "service+method+header beats service only");
     assert_eq!(decide("/helloworld.Greeter/SayHello", false), "greeter");
@@ -684,34 +692,18 @@ fn bookinfo_gateway_api_samples() {
         {
             read(&mut input, &samples.join(f), &mut order);
         }
-        let mut builder = SnapshotBuilder::new(Settings::default());
-        let status =
-            gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
+        let (status, snapshot) = compiled(&input);
         for r in &status.routes {
             for p in &r.parents {
                 assert!(p.conditions.iter().all(|c| c.status == "True"), "{}: {:?}", r.name, p.conditions);
             }
         }
-        builder.build()
+        snapshot
     };
     let none = Vec::new();
     let client = ClientIdentity { namespace: Arc::from("default"), ..ClientIdentity::default() };
     let decide = |s: &mesh_core::Snapshot, binding: &Binding, host: &str, path: &str, draw: u64| {
-        let listener = s.gateway("default", "bookinfo-gateway").map(|g| Listener::plain(80, g.servers.to_vec()));
-        let view = RequestView {
-            method: "GET",
-            scheme: "http",
-            authority: host,
-            path,
-            query: None,
-            headers: &none,
-            listener_port: Some(80).filter(|_| *binding != Binding::Mesh),
-        };
-        let listener = listener.filter(|_| *binding != Binding::Mesh);
-        match s.decide(binding, listener.as_ref(), &view, &client, draw) {
-            Decision::Forward(f) => f.destination.host.split('.').next().unwrap_or("").to_string(),
-            Decision::Local(l) => l.status.to_string(),
-        }
+        decide_short(s, binding, &client, (host, path, 80), &none, draw)
     };
     let gw = Binding::gateway("default", "bookinfo-gateway");
     let ingress = build(&[]);
@@ -944,10 +936,7 @@ spec:
 "#;
     let mut input = Input::default();
     read_str(&mut input, yaml, &mut 0);
-    let mut builder = SnapshotBuilder::new(Settings::default());
-    let status =
-        gateway_api::compile(&input, &Options::default(), &Arc::new(RetryPolicy::istio_default()), &mut builder);
-    let snapshot = builder.build();
+    let (status, snapshot) = compiled(&input);
     let resolved = &status.route("infra", "half").expect("status").parents[0].conditions[1];
     assert_eq!((resolved.status, resolved.reason), ("False", "BackendNotFound"));
     let servers = snapshot.gateway("infra", "gw").map(|g| g.servers.to_vec()).unwrap_or_default();
