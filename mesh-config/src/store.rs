@@ -173,6 +173,8 @@ impl Kept {
             namespace: shell.namespace.clone(),
             labels: shell.labels.clone(),
             annotations: shell.annotations.clone(),
+            // Istio's kinds, packed: their creation time is not kept (nothing reads it yet).
+            creation_timestamp: None,
             file: shell.file.clone(),
             line: shell.line,
             spec,

@@ -1016,3 +1016,31 @@ spec:
         Decision::Local(l) => panic!("{l:?}"),
     }
 }
+
+/// Routes of equal precedence: the older one wins (`metadata.creationTimestamp`, as
+/// `kubectl get -o yaml` prints it and the API server sends it), whatever the names say; without
+/// timestamps, namespace and name decide.
+#[test]
+fn the_older_route_wins_a_tie() {
+    let route = |name: &str, created: Option<&str>, backend: &str| {
+        let ts = created.map(|c| format!(", creationTimestamp: \"{c}\"")).unwrap_or_default();
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: infra{ts}}}\nspec:\n  parentRefs: [{{name: gw}}]\n  rules: [{{backendRefs: [{{name: {backend}, port: 80}}]}}]\n---\n"
+        )
+    };
+    let base = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\nspec:\n  gatewayClassName: istio\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: one, namespace: infra}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: two, namespace: infra}\nspec: {ports: [{port: 80}]}\n---\n";
+    let winner = |yaml: String| {
+        let loaded = mesh_config::load_str(&yaml, None, &mesh_config::LoadOptions::default()).expect("yaml");
+        let compiled = mesh_config::compile(&loaded.resources, &mesh_config::CompileOptions::default());
+        let gw = Binding::gateway("infra", "gw");
+        decide_short(&compiled.snapshot, &gw, &ClientIdentity::default(), ("x.example", "/", 80), &Vec::new(), 0)
+    };
+    let older_b = format!(
+        "{base}{}{}",
+        route("a", Some("2026-03-01T10:00:00Z"), "one"),
+        route("b", Some("2026-01-15T08:30:00Z"), "two")
+    );
+    assert_eq!(winner(older_b), "two", "b is older");
+    let no_times = format!("{base}{}{}", route("b", None, "two"), route("a", None, "one"));
+    assert_eq!(winner(no_times), "one", "no timestamps: a before b");
+}

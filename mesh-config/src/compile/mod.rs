@@ -274,13 +274,14 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     Compiled { snapshot: builder.build(), diagnostics, gateway_api: status }
 }
 
-/// A Gateway API object with the metadata its semantics read. Files carry no creation time, so
-/// routes of equal precedence fall back to the spec's next tie-break (namespace, then name).
+/// A Gateway API object with the metadata its semantics read. An object without a creation
+/// time (a hand-written file) sorts as the oldest, and routes of equal precedence and time fall
+/// back to the spec's next tie-break (namespace, then name).
 fn gateway_api_object<T: Clone>(r: &Resource, spec: &T) -> crate::gateway_api::Object<T> {
     crate::gateway_api::Object {
         namespace: r.namespace.clone(),
         name: r.name.clone(),
-        created: String::new(),
+        created: r.creation_timestamp.as_deref().unwrap_or("").to_string(),
         generation: 1,
         spec: spec.clone(),
     }

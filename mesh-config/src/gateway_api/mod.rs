@@ -41,9 +41,11 @@
 //! The loader reads these kinds like any other (`Kind::HttpRoute`, ...), `compile` runs this
 //! module after Istio's kinds, and the store keeps the [`Status`].
 //!
-//! Not yet here (issue 18): listener TLS from `kubernetes.io/tls` Secrets, creation timestamps
-//! (files carry none, so routes of equal precedence are ordered by namespace and name), and
-//! per-backend filters other than header modifiers (Istio refuses them too).
+//! Route age is `metadata.creationTimestamp` (the API server's; hand-written files usually have
+//! none and sort first, then by namespace and name).
+//!
+//! Not yet here (issue 18): listener TLS from `kubernetes.io/tls` Secrets, and per-backend
+//! filters other than header modifiers (Istio refuses them too).
 
 pub mod hostname;
 pub mod rules;

@@ -204,7 +204,7 @@ pub(crate) struct ObjectMeta {
     uid: serde::de::IgnoredAny,
     resource_version: serde::de::IgnoredAny,
     generation: serde::de::IgnoredAny,
-    creation_timestamp: serde::de::IgnoredAny,
+    pub(crate) creation_timestamp: Option<String>,
     deletion_timestamp: serde::de::IgnoredAny,
     deletion_grace_period_seconds: serde::de::IgnoredAny,
     owner_references: serde::de::IgnoredAny,
@@ -319,6 +319,10 @@ pub struct Resource {
     pub labels: BTreeMap<String, String>,
     /// `metadata.annotations`.
     pub annotations: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp` (RFC 3339), when the object has one (objects from the API
+    /// server and `kubectl get -o yaml` output do; hand-written files usually do not). The
+    /// Gateway API orders routes of equal precedence by it, oldest first.
+    pub creation_timestamp: Option<Arc<str>>,
     /// File it was read from (`None` for strings).
     pub file: Option<Arc<str>>,
     /// Line of the document's first key.
