@@ -204,3 +204,39 @@ fn validate_prints_gateway_api_status() {
         "{text}"
     );
 }
+
+/// The mesh (GAMMA) through `mesh proxy` without `--gateway`: an HTTPRoute whose parent is the
+/// `echo` Service routes requests for that Service by path to per-version Services, and a
+/// request for another Service is not touched by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mesh_http_route_served_by_the_proxy() {
+    let v1 = echo("v1").await;
+    let v2 = echo("v2").await;
+    let dir = config_dir("gateway-api-mesh");
+    let route = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: echo-split, namespace: infra}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /v2}}]
+    backendRefs: [{name: v2, port: 8080}]
+  - backendRefs: [{name: v1, port: 8080}]
+"#;
+    let config = format!(
+        "{}{}{}{route}",
+        service_with_slice("v1", v1),
+        service_with_slice("v2", v2),
+        service_with_slice("echo", v1)
+    );
+    std::fs::write(dir.join("config.yaml"), config).expect("write");
+    let proxy = start_proxy(&dir, &["--listen", "127.0.0.1:0", "-n", "infra"]);
+    let client = client();
+    let (status, body, _) = get(&client, proxy.listen(), "echo:8080", "/v2/x", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v2 /v2/x echo:8080 -"));
+    let (status, body, _) = get(&client, proxy.listen(), "echo.infra.svc.cluster.local:8080", "/other", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v1 /other echo.infra.svc.cluster.local:8080 -"));
+    // v2 itself has no route: requests for it reach it unchanged.
+    let (status, body, _) = get(&client, proxy.listen(), "v2:8080", "/other", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "v2 /other v2:8080 -"));
+}
