@@ -1,25 +1,36 @@
 //! The kinds meshwork reads from the API server, as kube-rs [`ApiResource`]s.
+//!
+//! Each kind is read in one version, `v1`, with no fallback to `v1beta1` or `v1alpha2` (a kind
+//! not served as `v1` reads as none): see [`kinds`] ("Versions") for what that means for the
+//! Gateway API's GRPCRoute and ReferenceGrant on older clusters.
 
 use kube::core::ApiResource;
+use mesh_config::Kind;
 
 /// One kind to watch.
 #[derive(Debug, Clone)]
 pub struct WatchedKind {
     /// Group, version, kind and plural, as the API server names them.
     pub resource: ApiResource,
-    /// Cluster-scoped (Namespace, Node): watched across the cluster, never per namespace.
+    /// The kind as meshwork's store names it ([`Kind::as_str`]): the API kind, except the
+    /// Gateway API's Gateway, `Gateway.gateway.networking.k8s.io`, so that it never shares an
+    /// identity (or a list's [`Scope`](mesh_config::store::Scope)) with Istio's Gateway.
+    pub kind: Kind,
+    /// Cluster-scoped (Namespace, Node, GatewayClass): watched across the cluster, never per
+    /// namespace.
     pub cluster_scoped: bool,
     /// A label selector the watch sends (EndpointSlices: not those of multi-cluster services).
     pub label_selector: Option<&'static str>,
     /// A field selector the watch sends (Pods: not the failed ones).
     pub field_selector: Option<&'static str>,
     /// A kind that may be missing or forbidden without harm: a 403 or 404 lists it as empty
-    /// (logged once) instead of holding readiness back. Nodes (only locality reads them) and
-    /// Istio's kinds (a cluster without Istio's CRDs has none).
+    /// (logged once) instead of holding readiness back. Nodes (only locality reads them),
+    /// Istio's kinds (a cluster without Istio's CRDs has none) and the Gateway API's (a cluster
+    /// without its CRDs has none).
     pub optional: bool,
 }
 
-fn kind(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     ApiResource {
         group: group.to_string(),
@@ -30,9 +41,13 @@ fn kind(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-/// The kinds to watch: Istio's networking kinds (`networking.istio.io/v1`), Services, Pods,
-/// EndpointSlices, and with `namespaces_and_nodes` the cluster-scoped Namespaces and Nodes (a
-/// namespaced Role cannot grant those).
+/// The kinds to watch: Istio's networking kinds (`networking.istio.io/v1`) and security kinds
+/// (`security.istio.io/v1`: PeerAuthentication, AuthorizationPolicy, RequestAuthentication),
+/// the Gateway API's Gateway, HTTPRoute, GRPCRoute and ReferenceGrant
+/// (`gateway.networking.k8s.io/v1`), Services, Pods, EndpointSlices, and with `cluster_wide`
+/// the cluster-scoped Namespaces, GatewayClasses and (with `nodes`) Nodes — a namespaced Role
+/// cannot grant those. Istio's and the Gateway API's kinds are optional (see [`WatchedKind`]);
+/// each is read in `v1` only (below).
 ///
 /// The selectors are Istio's: EndpointSlices without `multicluster.kubernetes.io/service-name`
 /// (`endpointSliceSelector`, `pilot/pkg/serviceregistry/kube/controller/endpointslice.go`), Pods
@@ -40,31 +55,56 @@ fn kind(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
 /// whole, not with `metadata_watcher`: an endpoint needs the Pod's `status.podIP(s)` and
 /// `spec.nodeName` beside its labels, and Istio's pod client reads whole Pods too (with
 /// `StripPodUnusedFields`; mesh-config keeps only the fields it reads).
-pub fn kinds(namespaces_and_nodes: bool, nodes: bool) -> Vec<WatchedKind> {
-    let plain = |resource, optional| WatchedKind {
-        resource,
-        cluster_scoped: false,
-        label_selector: None,
-        field_selector: None,
-        optional,
+///
+/// # Versions
+///
+/// Each kind is watched in one version, `v1`: Istio's kinds (`networking.istio.io`,
+/// `security.istio.io`) and the Gateway API's (`gateway.networking.k8s.io`). There is no
+/// fallback to another version (one watch per kind, of one [`ApiResource`]): a cluster that
+/// serves a kind only as `v1beta1` or `v1alpha2` answers the `v1` list with 404, which reads as
+/// "none", logged once, like any optional kind that is not installed. GRPCRoute is `v1` from
+/// Gateway API v1.1; ReferenceGrant only from its promotion in January 2026
+/// (kubernetes-sigs/gateway-api#4458, v1.5) — on a cluster with an older Gateway API release its
+/// ReferenceGrants are not seen, so cross-namespace backends are refused (`RefNotPermitted`).
+/// Install a release that serves them as `v1`, or give them to meshwork as files (`-f`).
+pub fn kinds(cluster_wide: bool, nodes: bool) -> Vec<WatchedKind> {
+    // The API kind is `kind.as_str()` except for the Gateway API's Gateway.
+    let plain = |kind: Kind, version: &str, plural: &str, optional: bool| {
+        let api_kind = if kind == Kind::KubeGateway { "Gateway" } else { kind.as_str() };
+        WatchedKind {
+            resource: resource(kind.group(), version, api_kind, plural),
+            kind,
+            cluster_scoped: false,
+            label_selector: None,
+            field_selector: None,
+            optional,
+        }
     };
     let mut out = vec![
-        plain(kind("networking.istio.io", "v1", "VirtualService", "virtualservices"), true),
-        plain(kind("networking.istio.io", "v1", "DestinationRule", "destinationrules"), true),
-        plain(kind("networking.istio.io", "v1", "Gateway", "gateways"), true),
-        plain(kind("networking.istio.io", "v1", "ServiceEntry", "serviceentries"), true),
-        plain(kind("networking.istio.io", "v1", "WorkloadEntry", "workloadentries"), true),
-        plain(kind("", "v1", "Service", "services"), false),
-        WatchedKind { field_selector: Some("status.phase!=Failed"), ..plain(kind("", "v1", "Pod", "pods"), false) },
+        plain(Kind::VirtualService, "v1", "virtualservices", true),
+        plain(Kind::DestinationRule, "v1", "destinationrules", true),
+        plain(Kind::Gateway, "v1", "gateways", true),
+        plain(Kind::ServiceEntry, "v1", "serviceentries", true),
+        plain(Kind::WorkloadEntry, "v1", "workloadentries", true),
+        plain(Kind::PeerAuthentication, "v1", "peerauthentications", true),
+        plain(Kind::AuthorizationPolicy, "v1", "authorizationpolicies", true),
+        plain(Kind::RequestAuthentication, "v1", "requestauthentications", true),
+        plain(Kind::KubeGateway, "v1", "gateways", true),
+        plain(Kind::HttpRoute, "v1", "httproutes", true),
+        plain(Kind::GrpcRoute, "v1", "grpcroutes", true),
+        plain(Kind::ReferenceGrant, "v1", "referencegrants", true),
+        plain(Kind::Service, "v1", "services", false),
+        WatchedKind { field_selector: Some("status.phase!=Failed"), ..plain(Kind::Pod, "v1", "pods", false) },
         WatchedKind {
             label_selector: Some("!multicluster.kubernetes.io/service-name"),
-            ..plain(kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"), false)
+            ..plain(Kind::EndpointSlice, "v1", "endpointslices", false)
         },
     ];
-    if namespaces_and_nodes {
-        out.push(WatchedKind { cluster_scoped: true, ..plain(kind("", "v1", "Namespace", "namespaces"), true) });
+    if cluster_wide {
+        out.push(WatchedKind { cluster_scoped: true, ..plain(Kind::Namespace, "v1", "namespaces", true) });
+        out.push(WatchedKind { cluster_scoped: true, ..plain(Kind::GatewayClass, "v1", "gatewayclasses", true) });
         if nodes {
-            out.push(WatchedKind { cluster_scoped: true, ..plain(kind("", "v1", "Node", "nodes"), true) });
+            out.push(WatchedKind { cluster_scoped: true, ..plain(Kind::Node, "v1", "nodes", true) });
         }
     }
     out

@@ -9,13 +9,16 @@
 
 use std::sync::Arc;
 
-use kube::core::{ApiResource, DynamicObject};
+use kube::core::DynamicObject;
 use mesh_config::store::{Origin, SourceObject};
 use mesh_config::{LoadOptions, ResourceRef, load_str};
 
-/// The kind, namespace (empty for cluster-scoped kinds) and name of an object of `kind`.
-pub fn object_key(kind: &ApiResource, object: &DynamicObject, cluster_scoped: bool) -> ResourceRef {
-    let namespace = if cluster_scoped { "" } else { object.metadata.namespace.as_deref().unwrap_or("") };
+use crate::kinds::WatchedKind;
+
+/// The kind (as meshwork names it: [`WatchedKind::kind`]), namespace (empty for cluster-scoped
+/// kinds) and name of an object of `kind`.
+pub fn object_key(kind: &WatchedKind, object: &DynamicObject) -> ResourceRef {
+    let namespace = if kind.cluster_scoped { "" } else { object.metadata.namespace.as_deref().unwrap_or("") };
     ResourceRef {
         kind: Arc::from(kind.kind.as_str()),
         namespace: Arc::from(namespace),
@@ -25,8 +28,8 @@ pub fn object_key(kind: &ApiResource, object: &DynamicObject, cluster_scoped: bo
 
 /// Decode `object` (of `kind`) as mesh-config reads it: its resource, or the diagnostics that
 /// keep it out (validation happens in the store), with its [`Origin`].
-pub fn decode(kind: &ApiResource, object: &DynamicObject, cluster_scoped: bool) -> (ResourceRef, SourceObject) {
-    let key = object_key(kind, object, cluster_scoped);
+pub fn decode(kind: &WatchedKind, object: &DynamicObject) -> (ResourceRef, SourceObject) {
+    let key = object_key(kind, object);
     let origin = Origin::Kubernetes {
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
@@ -41,8 +44,8 @@ pub fn decode(kind: &ApiResource, object: &DynamicObject, cluster_scoped: bool) 
         }
     };
     if let Some(map) = value.as_object_mut() {
-        map.insert("apiVersion".into(), kind.api_version.clone().into());
-        map.insert("kind".into(), kind.kind.clone().into());
+        map.insert("apiVersion".into(), kind.resource.api_version.clone().into());
+        map.insert("kind".into(), kind.resource.kind.clone().into());
     }
     // Compact: an API object's diagnostics are named by kind, namespace, name and field path,
     // not by line, and the YAML scanner reads a third fewer bytes than pretty JSON.

@@ -27,10 +27,12 @@
 //!   without error), or [`Backoff::Exponential`] when set. A failure is logged once until a list
 //!   succeeds again.
 //! - **403 or 404 on an optional kind** (Nodes, which a namespaced Role cannot grant and only
-//!   locality reads; Istio's kinds when the CRDs are absent) lists it as empty once, logged
-//!   once; Nodes then stop (Istio: the node watch is optional), the others keep retrying with
-//!   the backoff. On a required kind (Services, Pods, EndpointSlices) the source stays not ready
-//!   and retries: routing to Kubernetes services without them would be wrong.
+//!   locality reads; Istio's networking and security kinds, or the Gateway API's, when their
+//!   CRDs are absent — or not served in `v1`, see [`kinds`](crate::kinds())) lists it as empty
+//!   once, logged once; Nodes then stop (Istio: the node watch is optional), the others keep
+//!   retrying with the backoff, so CRDs installed later are read without a restart. On a
+//!   required kind (Services, Pods, EndpointSlices) the source stays not ready and retries:
+//!   routing to Kubernetes services without them would be wrong.
 //! - **A bad object** (one that does not decode, or whose new version fails validation) is one
 //!   object's [`SourceObject`] with error diagnostics: the store keeps its last good version (or
 //!   leaves it out) and logs the problem once, when it first appears (not again on each apply
@@ -95,7 +97,7 @@ impl WatchOptions {
     pub fn plan(&self) -> Vec<(WatchedKind, Scope)> {
         let mut out = Vec::new();
         for kind in kinds(self.namespaces.is_empty(), self.nodes) {
-            let name: std::sync::Arc<str> = kind.resource.kind.as_str().into();
+            let name: std::sync::Arc<str> = kind.kind.as_str().into();
             if kind.cluster_scoped || self.namespaces.is_empty() {
                 out.push((kind, Scope { kind: name, namespace: None }));
             } else {
@@ -227,7 +229,7 @@ async fn run(
                 None
             }
             Ok(Event::InitApply(object)) => {
-                let decoded = decode(&kind.resource, &object, kind.cluster_scoped);
+                let decoded = decode(&kind, &object);
                 match &mut listing {
                     Some(list) => {
                         list.push(decoded);
@@ -244,12 +246,10 @@ async fn run(
                 Some(SourceEvent::Replace { scope: scope.clone(), objects })
             }
             Ok(Event::Apply(object)) => {
-                let (key, object) = decode(&kind.resource, &object, kind.cluster_scoped);
+                let (key, object) = decode(&kind, &object);
                 Some(SourceEvent::Upsert { key, object })
             }
-            Ok(Event::Delete(object)) => {
-                Some(SourceEvent::Delete { key: object_key(&kind.resource, &object, kind.cluster_scoped) })
-            }
+            Ok(Event::Delete(object)) => Some(SourceEvent::Delete { key: object_key(&kind, &object) }),
             Err(error) => {
                 let code = status_code(&error);
                 let message = error.to_string();
@@ -260,7 +260,7 @@ async fn run(
                     last_error = Some(message);
                 }
                 if kind.optional && matches!(code, Some(403 | 404)) {
-                    let nodes = kind.resource.kind == "Node";
+                    let nodes = kind.kind == mesh_config::Kind::Node;
                     if !listed_once {
                         listed_once = true;
                         tracing::warn!(
@@ -315,7 +315,7 @@ pub async fn list_once(
         loop {
             match api.list(&params).await {
                 Ok(list) => {
-                    objects.extend(list.items.iter().map(|o| decode(&kind.resource, o, kind.cluster_scoped)));
+                    objects.extend(list.items.iter().map(|o| decode(&kind, o)));
                     match list.metadata.continue_.filter(|c| !c.is_empty()) {
                         Some(token) => params.continue_token = Some(token),
                         None => break,
@@ -351,13 +351,20 @@ mod tests {
     #[test]
     fn plan_per_namespace_leaves_out_cluster_scoped_kinds() {
         let all = WatchOptions::default().plan();
-        let kinds: Vec<&str> = all.iter().map(|(k, _)| k.resource.kind.as_str()).collect();
-        assert!(kinds.contains(&"Node") && kinds.contains(&"Namespace"), "{kinds:?}");
+        let kinds: Vec<&str> = all.iter().map(|(k, _)| k.kind.as_str()).collect();
+        for cluster_scoped in ["Node", "Namespace", "GatewayClass"] {
+            assert!(kinds.contains(&cluster_scoped), "{kinds:?}");
+        }
         assert!(all.iter().all(|(_, s)| s.namespace.is_none()));
+        // Istio's Gateway and the Gateway API's are two scopes: a list of one never replaces
+        // the other's objects.
+        let gateways: Vec<String> =
+            all.iter().filter(|(k, _)| k.resource.plural == "gateways").map(|(_, s)| s.to_string()).collect();
+        assert_eq!(gateways, ["Gateway", "Gateway.gateway.networking.k8s.io"]);
         let some = WatchOptions { namespaces: vec!["a".into(), "b".into()], ..WatchOptions::default() }.plan();
-        assert_eq!(some.len(), 2 * 8, "8 namespaced kinds in each namespace");
+        assert_eq!(some.len(), 2 * 15, "15 namespaced kinds in each namespace");
         assert!(some.iter().all(|(k, s)| !k.cluster_scoped && s.namespace.is_some()));
         let no_nodes = WatchOptions { nodes: false, ..WatchOptions::default() }.plan();
-        assert!(no_nodes.iter().all(|(k, _)| k.resource.kind != "Node"));
+        assert!(no_nodes.iter().all(|(k, _)| k.kind != mesh_config::Kind::Node));
     }
 }

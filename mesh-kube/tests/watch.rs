@@ -1,7 +1,8 @@
 //! The Kubernetes source against a loopback API server that speaks the list/watch protocol
 //! (`support/apiserver.rs`), through the real kube-rs client: what reaches the per-resource
 //! store after lists in pages, watch events, bookmarks, an invalid update, dropped watches, an
-//! outage, a 410 relist, a forbidden Node list, and `list_once`.
+//! outage, a 410 relist, a forbidden Node list, `list_once`, and the Gateway API's and Istio's
+//! security kinds (served, updated, or absent from the cluster).
 
 mod support;
 
@@ -234,4 +235,108 @@ async fn a_cluster_without_istio_crds_is_ready_with_its_services() {
     }
     let waiting: Vec<String> = mirror.pending.iter().map(ToString::to_string).collect();
     assert_eq!(waiting, ["EndpointSlice"]);
+}
+
+fn kube_gateway(name: &str) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"gatewayClassName": "istio",
+                    "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})
+}
+
+fn http_route(name: &str, gateway: &str, backend: &str) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"parentRefs": [{"name": gateway}], "hostnames": ["reviews.example.com"],
+                    "rules": [{"backendRefs": [{"name": backend, "port": 9080}]}]}})
+}
+
+/// The condition `kind` of the route `shop/name` on its first parent, as the compile decided it:
+/// `(status, reason)`.
+fn route_condition(mirror: &Mirror, name: &str, kind: &str) -> Option<(&'static str, &'static str)> {
+    let route = mirror.store.compiled_gateway_api().route("shop", name)?;
+    let parent = route.parents.first()?;
+    parent.conditions.iter().find(|c| c.kind == kind).map(|c| (c.status, c.reason))
+}
+
+/// A Gateway API Gateway and HTTPRoute in the API server reach the store and are compiled (the
+/// snapshot serves the Gateway, the route attaches to it and resolves its backend); an update
+/// of the route is followed; Istio's security kinds are read too; and an Istio Gateway of the
+/// same namespace and name is a different object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_and_security_kinds_are_watched() {
+    let server = ApiServer::start().await;
+    server.apply(service("reviews"));
+    server.apply(kube_gateway("web"));
+    server.apply(http_route("reviews", "web", "reviews"));
+    let mut istio_gateway = json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"istio": "ingressgateway"},
+                 "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}});
+    server.apply(istio_gateway.clone());
+    server.apply(json!({"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+        "metadata": {"name": "default", "namespace": "shop"}, "spec": {"mtls": {"mode": "STRICT"}}}));
+    server.apply(json!({"apiVersion": "security.istio.io/v1", "kind": "AuthorizationPolicy",
+        "metadata": {"name": "deny-all", "namespace": "shop"}, "spec": {}}));
+    let (kube, _) = client(&server).await;
+    let mut mirror = Mirror::new(KubeSource::start(kube, &fast()));
+    mirror.until("every kind listed", |m| m.pending.is_empty()).await;
+    assert_eq!(mirror.sources.objects(), 6, "the Service, both Gateways, the route, two policies");
+    assert!(mirror.has("Gateway.gateway.networking.k8s.io", "web") && mirror.has("Gateway", "web"));
+    assert!(mirror.has("HTTPRoute", "reviews"));
+    assert!(mirror.has("PeerAuthentication", "default") && mirror.has("AuthorizationPolicy", "deny-all"));
+    assert!(matches!(
+        mirror.origin("Gateway.gateway.networking.k8s.io", "shop", "web"),
+        Some(Origin::Kubernetes { kind, .. }) if &*kind == "Gateway.gateway.networking.k8s.io"
+    ));
+    assert!(mirror.store.snapshot().gateway("shop", "web").is_some(), "the Gateway API Gateway is served");
+    assert_eq!(route_condition(&mirror, "reviews", "Accepted"), Some(("True", "Accepted")));
+    assert_eq!(route_condition(&mirror, "reviews", "ResolvedRefs"), Some(("True", "ResolvedRefs")));
+    let requests = server.requests();
+    for path in ["/apis/gateway.networking.k8s.io/v1/httproutes?", "/apis/gateway.networking.k8s.io/v1/gatewayclasses?"]
+    {
+        assert!(requests.iter().any(|r| r.starts_with(path)), "{path} listed: {requests:?}");
+    }
+
+    // The route now names a backend that does not exist: the store takes the new version and
+    // the compile says so.
+    let rv = server.apply(http_route("reviews", "web", "details"));
+    mirror.until("the route's update", |m| m.version_of("HTTPRoute", "shop", "reviews") == Some(rv.to_string())).await;
+    assert_eq!(route_condition(&mirror, "reviews", "ResolvedRefs"), Some(("False", "BackendNotFound")));
+
+    // Deleting Istio's Gateway leaves the Gateway API's of the same name.
+    server.delete("Gateway", "shop", "web");
+    mirror.until("Istio's Gateway deleted", |m| !m.has("Gateway", "web")).await;
+    assert!(mirror.has("Gateway.gateway.networking.k8s.io", "web"));
+    istio_gateway["metadata"]["name"] = json!("other");
+    server.apply(istio_gateway);
+    mirror.until("another Istio Gateway", |m| m.has("Gateway", "other")).await;
+    assert!(mirror.store.snapshot().gateway("shop", "web").is_some());
+}
+
+/// A cluster without the Gateway API (its group answers 404) and whose RBAC forbids Istio's
+/// security kinds (403) is ready with the rest; each absent kind is asked for again later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_the_gateway_api_is_ready() {
+    let server = ApiServer::start().await;
+    server.unserve_group("gateway.networking.k8s.io");
+    for plural in ["peerauthentications", "authorizationpolicies", "requestauthentications"] {
+        server.forbid(plural);
+    }
+    server.apply(service("reviews"));
+    server.apply(virtual_service("reviews", "v1"));
+    let (kube, _) = client(&server).await;
+    let mut mirror = Mirror::new(KubeSource::start(kube, &fast()));
+    mirror.until("every kind listed (the absent ones as empty)", |m| m.pending.is_empty()).await;
+    assert!(mirror.has("Service", "reviews") && mirror.has("VirtualService", "reviews"));
+    assert_eq!(mirror.sources.objects(), 2);
+    // Retried slowly (the backoff), so that CRDs installed later are read.
+    let guard = tokio::time::Instant::now() + Duration::from_secs(20);
+    let asked = |path: &str| server.requests().iter().filter(|r| r.starts_with(path)).count();
+    while asked("/apis/gateway.networking.k8s.io/v1/httproutes?") < 2
+        || asked("/apis/security.istio.io/v1/authorizationpolicies?") < 2
+    {
+        assert!(tokio::time::Instant::now() < guard, "the absent kinds are asked for again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

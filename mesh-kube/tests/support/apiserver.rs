@@ -3,9 +3,15 @@
 //!
 //! - Collections: core `v1` services, pods, namespaces, nodes; `discovery.k8s.io/v1`
 //!   endpointslices; `networking.istio.io/v1` virtualservices, destinationrules, gateways,
-//!   serviceentries, workloadentries — all namespaces (`/api/v1/pods`) or one
-//!   (`/api/v1/namespaces/NS/pods`). Anything else is a 404 `Status`; [`ApiServer::forbid`]
-//!   makes a collection answer 403, [`ApiServer::unserve`] 404 (a CRD not installed).
+//!   serviceentries, workloadentries; `security.istio.io/v1` peerauthentications,
+//!   authorizationpolicies, requestauthentications; `gateway.networking.k8s.io/v1`
+//!   gatewayclasses (cluster-scoped), gateways, httproutes, grpcroutes, referencegrants — all
+//!   namespaces (`/api/v1/pods`) or one (`/api/v1/namespaces/NS/pods`). Anything else is a 404
+//!   `Status`; [`ApiServer::forbid`] makes a collection answer 403, [`ApiServer::unserve`] 404
+//!   (a CRD not installed), [`ApiServer::unserve_group`] 404 for a whole API group. A kind is
+//!   found by `apiVersion` and `kind` ([`ApiServer::apply`]), so Istio's Gateway and the
+//!   Gateway API's are two collections; [`ApiServer::delete`] takes the kind as meshwork names
+//!   it (`Gateway.gateway.networking.k8s.io` for the Gateway API's).
 //! - **List**: items in namespace/name order with the list's `metadata.resourceVersion`, in
 //!   pages (`limit`, `continue`), items without `apiVersion`/`kind` (as the API server sends
 //!   them in lists).
@@ -39,7 +45,7 @@ use tokio::task::JoinHandle;
 type Body = BoxBody<Bytes, Infallible>;
 
 /// The collections served: (path prefix, plural, kind, apiVersion, cluster-scoped).
-const COLLECTIONS: [(&str, &str, &str, &str, bool); 10] = [
+const COLLECTIONS: [(&str, &str, &str, &str, bool); 18] = [
     ("api/v1", "services", "Service", "v1", false),
     ("api/v1", "pods", "Pod", "v1", false),
     ("api/v1", "namespaces", "Namespace", "v1", true),
@@ -50,6 +56,14 @@ const COLLECTIONS: [(&str, &str, &str, &str, bool); 10] = [
     ("apis/networking.istio.io/v1", "gateways", "Gateway", "networking.istio.io/v1", false),
     ("apis/networking.istio.io/v1", "serviceentries", "ServiceEntry", "networking.istio.io/v1", false),
     ("apis/networking.istio.io/v1", "workloadentries", "WorkloadEntry", "networking.istio.io/v1", false),
+    ("apis/security.istio.io/v1", "peerauthentications", "PeerAuthentication", "security.istio.io/v1", false),
+    ("apis/security.istio.io/v1", "authorizationpolicies", "AuthorizationPolicy", "security.istio.io/v1", false),
+    ("apis/security.istio.io/v1", "requestauthentications", "RequestAuthentication", "security.istio.io/v1", false),
+    ("apis/gateway.networking.k8s.io/v1", "gatewayclasses", "GatewayClass", "gateway.networking.k8s.io/v1", true),
+    ("apis/gateway.networking.k8s.io/v1", "gateways", "Gateway", "gateway.networking.k8s.io/v1", false),
+    ("apis/gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", "gateway.networking.k8s.io/v1", false),
+    ("apis/gateway.networking.k8s.io/v1", "grpcroutes", "GRPCRoute", "gateway.networking.k8s.io/v1", false),
+    ("apis/gateway.networking.k8s.io/v1", "referencegrants", "ReferenceGrant", "gateway.networking.k8s.io/v1", false),
 ];
 
 #[derive(Debug)]
@@ -69,6 +83,7 @@ struct Inner {
     history: Vec<Arc<Record>>,
     forbidden: BTreeSet<String>,
     unserved: BTreeSet<String>,
+    unserved_groups: BTreeSet<String>,
     requests: Vec<String>,
     /// 410 Gone answers sent.
     gone: usize,
@@ -185,11 +200,18 @@ impl ApiServer {
         self.shared.inner.lock().expect("lock").unserved.insert(plural.to_string());
     }
 
+    /// Make every collection of an API group (`gateway.networking.k8s.io`) answer 404, as a
+    /// cluster without that group's CRDs does.
+    pub fn unserve_group(&self, group: &str) {
+        self.shared.inner.lock().expect("lock").unserved_groups.insert(group.to_string());
+    }
+
     /// Create or replace an object: it gets the next
     /// resourceVersion and an `ADDED` or `MODIFIED` event. Returns the resourceVersion.
     pub fn apply(&self, object: Value) -> u64 {
         let kind = object["kind"].as_str().expect("kind").to_string();
-        let (collection, cluster) = collection_of(&kind);
+        let api_version = object["apiVersion"].as_str().unwrap_or("");
+        let (collection, cluster) = collection_of(api_version, &kind);
         let namespace = if cluster {
             String::new()
         } else {
@@ -213,7 +235,10 @@ impl ApiServer {
 
     /// Delete an object: a `DELETED` event at the next resourceVersion.
     pub fn delete(&self, kind: &str, namespace: &str, name: &str) {
-        let (collection, cluster) = collection_of(kind);
+        let (collection, cluster) = match kind.split_once('.') {
+            Some((kind, group)) => collection_of(&format!("{group}/v1"), kind),
+            None => collection_of("", kind),
+        };
         let namespace = if cluster { String::new() } else { namespace.to_string() };
         let mut inner = self.shared.inner.lock().expect("lock");
         let Some(mut object) = inner.objects.remove(&(collection.clone(), namespace.clone(), name.to_string())) else {
@@ -263,9 +288,11 @@ impl ApiServer {
     }
 }
 
-fn collection_of(kind: &str) -> (String, bool) {
-    let (prefix, plural, _, _, cluster) =
-        COLLECTIONS.iter().find(|c| c.2 == kind).unwrap_or_else(|| panic!("no collection for kind {kind}"));
+/// The collection of `kind` in `api_version`, or (with no such pair) the first of `kind`.
+fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
+    let (prefix, plural, _, _, cluster) = (COLLECTIONS.iter().find(|c| c.2 == kind && c.3 == api_version))
+        .or_else(|| COLLECTIONS.iter().find(|c| c.2 == kind))
+        .unwrap_or_else(|| panic!("no collection for kind {kind}"));
     (format!("{prefix}/{plural}"), *cluster)
 }
 
@@ -318,7 +345,12 @@ fn handle(shared: &Arc<Shared>, req: http::Request<hyper::body::Incoming>) -> ht
     else {
         return reply(404, status(404, "NotFound", "the server could not find the requested resource"));
     };
-    if shared.inner.lock().expect("lock").unserved.contains(plural) {
+    let group = collection.strip_prefix("apis/").and_then(|g| g.split('/').next()).unwrap_or("");
+    let unserved = {
+        let inner = shared.inner.lock().expect("lock");
+        inner.unserved.contains(plural) || inner.unserved_groups.contains(group)
+    };
+    if unserved {
         return reply(404, status(404, "NotFound", "the server could not find the requested resource"));
     }
     if shared.inner.lock().expect("lock").forbidden.contains(plural) {
