@@ -386,7 +386,7 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
         Kind::GrpcRoute => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::GrpcRoute),
         Kind::ReferenceGrant => de::from_node(spec_node, de::Path::Root, &unknown).map(Spec::ReferenceGrant),
         // Read by `load_kubernetes`; never in `GROUP`.
-        Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice => return,
+        Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice | Kind::Secret => return,
     };
     for u in unknown.into_inner() {
         let mut message = format!("unknown field {:?}", u.field);
@@ -443,6 +443,7 @@ fn load_kubernetes(
         Kind::Service => de::from_node(root, path, &unknown).map(Spec::Service),
         Kind::Pod => de::from_node(root, path, &unknown).map(Spec::Pod),
         Kind::Namespace => de::from_node(root, path, &unknown).map(Spec::Namespace),
+        Kind::Secret => de::from_node(root, path, &unknown).map(Spec::Secret),
         Kind::Node => de::from_node(root, path, &unknown).map(Spec::Node),
         Kind::EndpointSlice => de::from_node(root, path, &unknown).map(Spec::EndpointSlice),
         Kind::VirtualService

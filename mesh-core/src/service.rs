@@ -125,4 +125,29 @@ pub struct ServerTls {
     pub ca_certificates: Option<Arc<str>>,
     /// Accepted client SANs.
     pub subject_alt_names: Box<[Arc<str>]>,
+    /// The certificate chain and private key given inline (a Kubernetes `kubernetes.io/tls`
+    /// Secret named by a Gateway API listener's `certificateRefs`): used instead of the files.
+    pub credential: Option<Arc<PemCredential>>,
+}
+
+/// A certificate chain and its private key, PEM-encoded, held in memory. `Debug` never prints
+/// the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemCredential {
+    /// Where it came from (`Secret ns/name`), for messages.
+    pub source: Arc<str>,
+    /// The certificate chain (PEM).
+    pub certificate_chain: Box<[u8]>,
+    /// The private key (PEM).
+    pub private_key: Box<[u8]>,
+}
+
+impl std::fmt::Debug for PemCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemCredential")
+            .field("source", &self.source)
+            .field("certificate_chain", &format_args!("{} bytes", self.certificate_chain.len()))
+            .field("private_key", &format_args!("<redacted>"))
+            .finish()
+    }
 }

@@ -70,6 +70,7 @@ fn https_redirect() -> Option<ServerTls> {
         private_key: None,
         ca_certificates: None,
         subject_alt_names: Box::new([]),
+        credential: None,
     })
 }
 

@@ -76,6 +76,20 @@ pub fn load_private_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> 
     PrivateKeyDer::from_pem_file(Path::new(path)).map_err(|e| file_error(path, "private key", e))
 }
 
+/// The certificate chain and key of an inline credential (PEM in memory).
+fn credential(
+    c: &mesh_core::service::PemCredential,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(&c.certificate_chain)
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(&c.source, "tls.crt", e))?;
+    if chain.is_empty() {
+        return Err(file_error(&c.source, "tls.crt", "no PEM certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&c.private_key).map_err(|e| file_error(&c.source, "tls.key", e))?;
+    Ok((chain, key))
+}
+
 fn load_roots(path: &str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in load_certificates(path)? {
@@ -111,14 +125,21 @@ pub fn server_config(tls: &ServerTls) -> Result<ServerConfig, TlsError> {
             )));
         }
     };
-    let cert = tls
-        .server_certificate
-        .as_deref()
-        .ok_or_else(|| TlsError::Setting(format!("tls.mode {mode} needs tls.serverCertificate")))?;
-    let key =
-        tls.private_key.as_deref().ok_or_else(|| TlsError::Setting(format!("tls.mode {mode} needs tls.privateKey")))?;
-    let chain = load_certificates(cert)?;
-    let key = load_private_key(key)?;
+    let (chain, key) = match &tls.credential {
+        // Inline (a Gateway API listener's Secret).
+        Some(c) => credential(c)?,
+        None => {
+            let cert = tls
+                .server_certificate
+                .as_deref()
+                .ok_or_else(|| TlsError::Setting(format!("tls.mode {mode} needs tls.serverCertificate")))?;
+            let key = tls
+                .private_key
+                .as_deref()
+                .ok_or_else(|| TlsError::Setting(format!("tls.mode {mode} needs tls.privateKey")))?;
+            (load_certificates(cert)?, load_private_key(key)?)
+        }
+    };
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Rustls { context: "server TLS versions", source })?;
@@ -351,6 +372,7 @@ mod tests {
             private_key: Some("/nonexistent/key.pem".into()),
             ca_certificates: None,
             subject_alt_names: Box::new([]),
+            credential: None,
         };
         let err = server_config(&tls).expect_err("no such file");
         assert!(err.to_string().starts_with("/nonexistent/cert.pem: certificate:"), "{err}");

@@ -240,3 +240,91 @@ spec:
     let (status, body, _) = get(&client, proxy.listen(), "v2:8080", "/other", &[]).await;
     assert_eq!((status, body.as_str()), (200, "v2 /other v2:8080 -"));
 }
+
+/// An HTTPS listener whose certificate is a `kubernetes.io/tls` Secret (`certificateRefs`): the
+/// proxy terminates TLS with it and routes the HTTPRoute; a listener whose Secret is missing is
+/// not programmed (its port is not opened), and `mesh validate --status` says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_listener_with_its_certificate_from_a_secret() {
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::ServerName;
+    let web = echo("secure-web").await;
+    let cert = rcgen::generate_simple_self_signed(vec!["secure.example.com".to_string()]).expect("certificate");
+    let indent = |pem: String| pem.lines().map(|l| format!("    {l}\n")).collect::<String>();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: secure-cert, namespace: infra}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}  tls.key: |\n{}---\n",
+        indent(cert.cert.pem()),
+        indent(cert.signing_key.serialize_pem())
+    );
+    let gateway = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: secure, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: secure.example.com
+    tls: {certificateRefs: [{name: secure-cert}]}
+  - name: broken
+    port: 8443
+    protocol: HTTPS
+    tls: {certificateRefs: [{name: no-such-secret}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: secure, namespace: infra}
+spec:
+  parentRefs: [{name: secure}]
+  rules: [{backendRefs: [{name: web, port: 8080}]}]
+"#;
+    let dir = config_dir("gateway-api-https");
+    std::fs::write(dir.join("config.yaml"), format!("{secret}{}{gateway}", service_with_slice("web", web)))
+        .expect("write");
+    let proxy = start_proxy(
+        &dir,
+        &["--gateway", "infra/secure", "--port-map", "443=127.0.0.1:0", "--port-map", "8443=127.0.0.1:0"],
+    );
+    assert_eq!(proxy.listeners.len(), 1, "only the programmed listener opens: {:?}", proxy.listeners);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).expect("root");
+    let mut config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(proxy.port(443)).await.expect("connect");
+    let name = ServerName::try_from("secure.example.com".to_string()).expect("name");
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("the handshake verifies the Secret's certificate");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.expect("http");
+    tokio::spawn(conn);
+    let req = http::Request::get("/hello")
+        .header("host", "secure.example.com")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(req).await.expect("response");
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"secure-web /hello secure.example.com -");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["validate", "--status"])
+        .arg(&dir)
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "listener broken: attachedRoutes=1, Accepted=True (Accepted), ResolvedRefs=False (InvalidCertificateRef)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("listener https: attachedRoutes=1, Accepted=True (Accepted), ResolvedRefs=True (ResolvedRefs), Programmed=True"), "{text}");
+}

@@ -106,6 +106,7 @@ impl<'a> Index<'a> {
                 | Spec::WorkloadEntry(_)
                 | Spec::Pod(_)
                 | Spec::Namespace(_)
+                | Spec::Secret(_)
                 | Spec::Node(_)
                 | Spec::EndpointSlice(_)
                 | Spec::PeerAuthentication(_)

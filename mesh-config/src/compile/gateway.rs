@@ -36,6 +36,7 @@ impl Ctx<'_> {
                         private_key: opt_arc(&t.private_key),
                         ca_certificates: opt_arc(&t.ca_certificates),
                         subject_alt_names: t.subject_alt_names.iter().map(|s| arc(s)).collect(),
+                        credential: None,
                     }),
                 })
             })

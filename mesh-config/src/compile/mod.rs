@@ -188,6 +188,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             | Spec::WorkloadEntry(_)
             | Spec::Pod(_)
             | Spec::Namespace(_)
+            | Spec::Secret(_)
             | Spec::Node(_)
             | Spec::EndpointSlice(_)
             | Spec::PeerAuthentication(_)
@@ -234,6 +235,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             Spec::GrpcRoute(g) => gateway_api.grpc_routes.push(gateway_api_object(r, g)),
             Spec::ReferenceGrant(g) => gateway_api.grants.push(gateway_api_object(r, g)),
             Spec::Pod(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
+            Spec::Secret(s) => gateway_api.secrets.push(s.clone()),
             Spec::Namespace(n) => {
                 gateway_api.namespace_labels.insert(r.name.to_string(), n.metadata.labels.clone());
             }

@@ -44,8 +44,14 @@
 //! Route age is `metadata.creationTimestamp` (the API server's; hand-written files usually have
 //! none and sort first, then by namespace and name).
 //!
-//! Not yet here (issue 18): listener TLS from `kubernetes.io/tls` Secrets, and per-backend
-//! filters other than header modifiers (Istio refuses them too).
+//! - **Listener TLS.** An `HTTPS` listener terminates TLS with the `kubernetes.io/tls` Secret of
+//!   its first `certificateRefs` entry (the Gateway's namespace, or another with a
+//!   ReferenceGrant from Gateways); one that does not resolve leaves the listener unprogrammed
+//!   (`ResolvedRefs: InvalidCertificateRef` or `RefNotPermitted`, `Programmed: Invalid`) and
+//!   its port closed. `Passthrough` listeners are declared but no TLSRoute serves them.
+//!
+//! Not yet here (issue 18): per-backend filters other than header modifiers (Istio refuses them
+//! too), and TLSRoute/TCPRoute.
 
 pub mod hostname;
 pub mod rules;
@@ -57,7 +63,7 @@ use std::sync::Arc;
 
 use mesh_core::policy::LabelSelector as CoreSelector;
 use mesh_core::route::RetryPolicy;
-use mesh_core::service::{GatewayDecl, GatewayServer};
+use mesh_core::service::{GatewayDecl, GatewayServer, PemCredential, ServerTls};
 use mesh_core::snapshot::{Binding, SnapshotBuilder};
 
 pub use hostname::intersect_hostnames;
@@ -110,6 +116,8 @@ pub struct Input {
     pub grants: Vec<Object<ReferenceGrant>>,
     /// Services backends may name.
     pub services: Vec<ServiceRef>,
+    /// Secrets (a listener's `certificateRefs`).
+    pub secrets: Vec<crate::types::kube::Secret>,
     /// Namespace labels (for `allowedRoutes.namespaces.from: Selector`).
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -167,6 +175,47 @@ impl World<'_> {
                     .iter()
                     .any(|t| t.group == to_group && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == name))
         })
+    }
+
+    /// A listener's TLS: `None` for plain protocols; for `HTTPS` (and `TLS` terminating it) the
+    /// certificate of the first `certificateRefs` entry, a `kubernetes.io/tls` Secret in the
+    /// Gateway's namespace or, with a ReferenceGrant, another. `Err` is the listener's
+    /// `ResolvedRefs` reason and message (`InvalidCertificateRef`, `RefNotPermitted`).
+    fn listener_tls(&self, g: &Object<Gateway>, l: &Listener) -> Result<Option<ServerTls>, (&'static str, String)> {
+        let Some(tls) = &l.tls else { return Ok(None) };
+        if tls.mode.as_deref() == Some("Passthrough") {
+            return Ok(Some(ServerTls { mode: Some(Arc::from("PASSTHROUGH")), ..plain_tls() }));
+        }
+        let Some(r) = tls.certificate_refs.first() else {
+            return Err(("InvalidCertificateRef", "no certificateRefs".into()));
+        };
+        let (group, kind) = (r.group.as_deref().unwrap_or(""), r.kind.as_deref().unwrap_or("Secret"));
+        if !group.is_empty() || kind != "Secret" {
+            return Err(("InvalidCertificateRef", format!("{group}/{kind} is not a Secret")));
+        }
+        let ns = r.namespace.as_deref().unwrap_or(&g.namespace);
+        if ns != &*g.namespace && !self.granted(&g.namespace, "Gateway", ns, "", "Secret", &r.name) {
+            return Err(("RefNotPermitted", format!("no ReferenceGrant lets the Gateway use Secret {ns}/{}", r.name)));
+        }
+        let secret = self
+            .input
+            .secrets
+            .iter()
+            .find(|s| s.metadata.namespace == ns && s.metadata.name == r.name)
+            .ok_or_else(|| ("InvalidCertificateRef", format!("Secret {ns}/{} not found", r.name)))?;
+        let pair = (secret.value("tls.crt"), secret.value("tls.key"));
+        let (Ok(certificate_chain), Ok(private_key)) = pair else {
+            return Err(("InvalidCertificateRef", format!("Secret {ns}/{} holds no tls.crt and tls.key", r.name)));
+        };
+        Ok(Some(ServerTls {
+            mode: Some(Arc::from("SIMPLE")),
+            credential: Some(Arc::new(PemCredential {
+                source: Arc::from(format!("Secret {ns}/{}", r.name)),
+                certificate_chain: certificate_chain.into_boxed_slice(),
+                private_key: private_key.into_boxed_slice(),
+            })),
+            ..plain_tls()
+        }))
     }
 
     fn class_served(&self, gateway: &Gateway) -> bool {
@@ -285,17 +334,22 @@ pub fn compile(
     }
 
     for g in input.gateways.iter().filter(|g| world.class_served(&g.spec)) {
+        // Each listener's TLS (HTTPS: its certificateRefs' Secret); a listener whose certificate
+        // does not resolve is not programmed (no server: its port does not serve plain text).
+        let tls: Vec<Result<Option<ServerTls>, (&'static str, String)>> =
+            g.spec.listeners.iter().map(|l| world.listener_tls(g, l)).collect();
         let servers = g
             .spec
             .listeners
             .iter()
-            .filter_map(|l| {
+            .zip(&tls)
+            .filter_map(|(l, tls)| {
                 Some(GatewayServer {
                     port: u16::try_from(l.port).ok()?,
                     port_name: Arc::from(l.name.as_str()),
                     protocol: Arc::from(l.protocol.to_ascii_uppercase().as_str()),
                     hosts: Box::new([(Arc::from("*"), Arc::from(l.hostname.as_deref().unwrap_or("*")))]),
-                    tls: None,
+                    tls: tls.as_ref().ok()?.clone(),
                 })
             })
             .collect();
@@ -309,15 +363,28 @@ pub fn compile(
             .spec
             .listeners
             .iter()
+            .zip(&tls)
             .enumerate()
-            .map(|(i, l)| ListenerStatus {
-                name: l.name.clone(),
-                attached_routes: attached.get(&(g.namespace.clone(), g.name.clone(), i)).copied().unwrap_or(0),
-                conditions: vec![
-                    Condition::new("Accepted", true, "Accepted", "listener accepted"),
-                    Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
-                    Condition::new("Programmed", true, "Programmed", "listener programmed"),
-                ],
+            .map(|(i, (l, tls))| {
+                let (refs, programmed) = match tls {
+                    Ok(_) => (
+                        Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
+                        Condition::new("Programmed", true, "Programmed", "listener programmed"),
+                    ),
+                    Err((reason, message)) => (
+                        Condition::new("ResolvedRefs", false, reason, message.clone()),
+                        Condition::new("Programmed", false, "Invalid", "the listener's certificate does not resolve"),
+                    ),
+                };
+                ListenerStatus {
+                    name: l.name.clone(),
+                    attached_routes: attached.get(&(g.namespace.clone(), g.name.clone(), i)).copied().unwrap_or(0),
+                    conditions: vec![
+                        Condition::new("Accepted", true, "Accepted", "listener accepted"),
+                        refs,
+                        programmed,
+                    ],
+                }
             })
             .collect();
         status.gateways.push(GatewayStatus {
@@ -376,6 +443,19 @@ pub fn compile(
         }
     }
     status
+}
+
+/// A `ServerTls` with nothing set.
+fn plain_tls() -> ServerTls {
+    ServerTls {
+        https_redirect: false,
+        mode: None,
+        server_certificate: None,
+        private_key: None,
+        ca_certificates: None,
+        subject_alt_names: Box::new([]),
+        credential: None,
+    }
 }
 
 /// A route of either kind, converted, with what attachment reads.

@@ -196,6 +196,81 @@ pub struct Namespace {
     pub metadata: Metadata,
 }
 
+/// A core `v1` Secret. meshwork reads `kubernetes.io/tls` Secrets: the certificate and key a
+/// Gateway API listener's `certificateRefs` name. `Debug` prints the keys of `data`, never the
+/// values.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Secret {
+    /// `metadata`.
+    pub metadata: Metadata,
+    /// `type` (`kubernetes.io/tls`, `Opaque`, ...).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// `data`: base64-encoded values.
+    pub data: BTreeMap<String, String>,
+    /// `stringData`: plain values (write-only in the API; files may carry it).
+    pub string_data: BTreeMap<String, String>,
+    /// `immutable` (not read).
+    pub immutable: Option<bool>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("metadata", &self.metadata)
+            .field("type", &self.kind)
+            .field("data", &self.data.keys().chain(self.string_data.keys()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Secret {
+    /// The value of `key`: `stringData` as written, or `data` base64-decoded. `Err` says why
+    /// not (absent, not base64).
+    pub fn value(&self, key: &str) -> Result<Vec<u8>, String> {
+        if let Some(v) = self.string_data.get(key) {
+            return Ok(v.as_bytes().to_vec());
+        }
+        let encoded = self.data.get(key).ok_or_else(|| format!("no {key} in data"))?;
+        base64_decode(encoded).ok_or_else(|| format!("data.{key} is not base64"))
+    }
+}
+
+/// Standard base64 (RFC 4648, with or without padding; whitespace ignored), as Kubernetes
+/// encodes `data`.
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    let mut padding = false;
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                padding = true;
+                continue;
+            }
+            _ => return None,
+        };
+        if padding {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits must be zero padding of the last group (2 or 4 bits), never 6.
+    (bits != 6).then_some(out)
+}
+
 /// A core `v1` Node (labels only: `topology.kubernetes.io/region`, `.../zone`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -314,3 +389,27 @@ pub(crate) const KNOWN_UNREAD: &[&str] = &[
     "hints",
     "deprecatedTopology",
 ];
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn base64_as_kubernetes_writes_it() {
+        assert_eq!(base64_decode("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64_decode("aGVsbG8").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64_decode("aGVs\nbG8=").as_deref(), Some(&b"hello"[..]));
+        assert_eq!(base64_decode("").as_deref(), Some(&b""[..]));
+        assert!(base64_decode("aGVsbG8*").is_none());
+        assert!(base64_decode("a").is_none());
+    }
+
+    #[test]
+    fn secret_debug_never_prints_values() {
+        let mut s = Secret::default();
+        s.data.insert("tls.key".into(), "c2VjcmV0".into());
+        let shown = format!("{s:?}");
+        assert!(shown.contains("tls.key") && !shown.contains("c2VjcmV0"), "{shown}");
+        assert_eq!(s.value("tls.key").as_deref(), Ok(&b"secret"[..]));
+    }
+}

@@ -60,6 +60,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// JWT validation of workloads' requests (`security.istio.io`).
     RequestAuthentication,
+    /// A Kubernetes Secret (core `v1`; `kubernetes.io/tls` ones are read).
+    Secret,
     /// A Gateway API GatewayClass (`gateway.networking.k8s.io`).
     GatewayClass,
     /// A Gateway API Gateway (`gateway.networking.k8s.io`; not Istio's `Gateway`).
@@ -89,6 +91,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::Secret => "Secret",
             Kind::GatewayClass => "GatewayClass",
             // Qualified, as `kubectl` names it, so that it never shares an identity with an
             // Istio Gateway of the same namespace and name.
@@ -106,7 +109,7 @@ impl Kind {
             Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry => {
                 crate::load::GROUP
             }
-            Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node => "",
+            Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::Secret => "",
             Kind::EndpointSlice => kube::DISCOVERY_GROUP,
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 crate::load::SECURITY_GROUP
@@ -137,7 +140,7 @@ impl Kind {
 
     /// Is this one of the Kubernetes kinds (not an Istio kind)?
     pub fn is_kubernetes(self) -> bool {
-        matches!(self, Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice)
+        matches!(self, Kind::Service | Kind::Pod | Kind::Namespace | Kind::Node | Kind::EndpointSlice | Kind::Secret)
     }
 
     /// Is this one of the `security.istio.io` kinds?
@@ -153,6 +156,7 @@ impl Kind {
             ("v1", "Pod") => Some(Kind::Pod),
             ("v1", "Namespace") => Some(Kind::Namespace),
             ("v1", "Node") => Some(Kind::Node),
+            ("v1", "Secret") => Some(Kind::Secret),
             (kube::DISCOVERY_V1, "EndpointSlice") => Some(Kind::EndpointSlice),
             _ => None,
         }
@@ -171,6 +175,7 @@ impl Kind {
             "Namespace" => Kind::Namespace,
             "Node" => Kind::Node,
             "EndpointSlice" => Kind::EndpointSlice,
+            "Secret" => Kind::Secret,
             "PeerAuthentication" => Kind::PeerAuthentication,
             "AuthorizationPolicy" => Kind::AuthorizationPolicy,
             "RequestAuthentication" => Kind::RequestAuthentication,
@@ -242,6 +247,8 @@ pub enum Spec {
     AuthorizationPolicy(AuthorizationPolicy),
     /// A RequestAuthentication.
     RequestAuthentication(RequestAuthentication),
+    /// A Kubernetes Secret.
+    Secret(kube::Secret),
     /// A Gateway API GatewayClass.
     GatewayClass(gateway_api::GatewayClass),
     /// A Gateway API Gateway.
@@ -262,6 +269,7 @@ impl Spec {
             Spec::Service(s) => Some(&s.metadata),
             Spec::Pod(p) => Some(&p.metadata),
             Spec::Namespace(n) => Some(&n.metadata),
+            Spec::Secret(s) => Some(&s.metadata),
             Spec::Node(n) => Some(&n.metadata),
             Spec::EndpointSlice(e) => Some(&e.metadata),
             Spec::VirtualService(_)
@@ -285,6 +293,7 @@ impl Spec {
             Spec::Service(s) => Some(&mut s.metadata),
             Spec::Pod(p) => Some(&mut p.metadata),
             Spec::Namespace(n) => Some(&mut n.metadata),
+            Spec::Secret(s) => Some(&mut s.metadata),
             Spec::Node(n) => Some(&mut n.metadata),
             Spec::EndpointSlice(e) => Some(&mut e.metadata),
             Spec::VirtualService(_)

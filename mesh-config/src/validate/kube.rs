@@ -17,7 +17,8 @@ use std::net::IpAddr;
 use super::common::{is_dns1123_label, validate_labels};
 use super::{Ctx, P};
 use crate::types::kube::{
-    EndpointSlice, IntOrString, MCS_SERVICE_NAME_LABEL, Metadata, Namespace, Node, Pod, SERVICE_NAME_LABEL, Service,
+    EndpointSlice, IntOrString, MCS_SERVICE_NAME_LABEL, Metadata, Namespace, Node, Pod, SERVICE_NAME_LABEL, Secret,
+    Service,
 };
 
 /// Kinds of object name, as `ValidateObjectMeta` is given them.
@@ -137,6 +138,19 @@ pub(super) fn validate_pod(ctx: &mut Ctx<'_>, pod: &Pod) {
 
 pub(super) fn validate_namespace(ctx: &mut Ctx<'_>, ns: &Namespace) {
     metadata(ctx, &ns.metadata, NameRule::Dns1123Label);
+}
+
+/// A Secret: its name; a `kubernetes.io/tls` one must hold `tls.crt` and `tls.key` (as the API
+/// server requires of that type), readable.
+pub(super) fn validate_secret(ctx: &mut Ctx<'_>, secret: &Secret) {
+    metadata(ctx, &secret.metadata, NameRule::Dns1123Subdomain);
+    if secret.kind.as_deref() == Some("kubernetes.io/tls") {
+        for key in ["tls.crt", "tls.key"] {
+            if let Err(message) = secret.value(key) {
+                ctx.error(&P::root().f("data").k(key), message);
+            }
+        }
+    }
 }
 
 pub(super) fn validate_node(ctx: &mut Ctx<'_>, node: &Node) {

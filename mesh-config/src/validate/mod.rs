@@ -39,6 +39,7 @@ pub fn validate(resource: &Resource) -> Vec<Diagnostic> {
         Spec::Service(s) => kube::validate_service(&mut ctx, s),
         Spec::Pod(p) => kube::validate_pod(&mut ctx, p),
         Spec::Namespace(n) => kube::validate_namespace(&mut ctx, n),
+        Spec::Secret(s) => kube::validate_secret(&mut ctx, s),
         Spec::Node(n) => kube::validate_node(&mut ctx, n),
         Spec::EndpointSlice(e) => kube::validate_endpoint_slice(&mut ctx, e),
         Spec::PeerAuthentication(p) => security::validate_peer_authentication(&mut ctx, p),
