@@ -140,11 +140,23 @@ impl Default for Options {
 /// Listener attachment counts by (gateway namespace, gateway name, listener index).
 type Attached = BTreeMap<(Arc<str>, Arc<str>, usize), u32>;
 /// Rules by (gateway namespace, gateway name, host), before sorting.
-type HostRules = BTreeMap<(Arc<str>, Arc<str>, String), Vec<(Option<u16>, rules::Ordered)>>;
+type HostRules = BTreeMap<(Arc<str>, Arc<str>, String), HostSlot>;
+
+/// One host's rules under a Gateway, and which (port, match) pairs it holds already, so that a
+/// route attached through several listeners adds each rule once (a set, not a scan: a Gateway
+/// may carry thousands of routes for one host).
+#[derive(Default)]
+struct HostSlot {
+    rules: Vec<(Option<u16>, rules::Ordered)>,
+    seen: std::collections::HashSet<(Option<u16>, rules::SortKey)>,
+}
 
 struct World<'a> {
     input: &'a Input,
     options: &'a Options,
+    /// Services and Gateways by (namespace, name): looked up per backend and per parentRef.
+    services: std::collections::HashMap<(&'a str, &'a str), &'a ServiceRef>,
+    gateways: std::collections::HashMap<(&'a str, &'a str), &'a Object<Gateway>>,
 }
 
 impl Backends for World<'_> {
@@ -158,7 +170,7 @@ impl Backends for World<'_> {
         if ns != route_ns && !self.granted(route_ns, route_kind, ns, "", "Service", &b.name) {
             return Err(BackendProblem::NotPermitted);
         }
-        if !self.input.services.iter().any(|s| s.namespace == ns && s.name == b.name) {
+        if !self.services.contains_key(&(ns, b.name.as_str())) {
             return Err(BackendProblem::NotFound);
         }
         Ok(Arc::from(format!("{}.{}.svc.{}", b.name, ns, self.options.domain)))
@@ -252,7 +264,12 @@ pub fn compile(
     default_retries: &Arc<RetryPolicy>,
     builder: &mut SnapshotBuilder,
 ) -> Status {
-    let world = World { input, options };
+    let world = World {
+        input,
+        options,
+        services: input.services.iter().map(|s| ((s.namespace.as_str(), s.name.as_str()), s)).collect(),
+        gateways: input.gateways.iter().map(|g| ((&*g.namespace, &*g.name), g)).collect(),
+    };
     let mut status = Status::default();
     // Listener attachment counts and, per (gateway, host), the rules in precedence order.
     let mut attached = Attached::new();
@@ -311,7 +328,7 @@ pub fn compile(
                 // Other parents belong to other controllers.
                 continue;
             }
-            let gateway = input.gateways.iter().find(|g| &*g.namespace == ns && *g.name == parent.name);
+            let gateway = world.gateways.get(&(ns, parent.name.as_str())).copied();
             if let Some(g) = gateway
                 && !world.class_served(&g.spec)
             {
@@ -398,7 +415,8 @@ pub fn compile(
         });
     }
 
-    for ((gw_ns, gw_name, host), mut ordered) in hosts {
+    for ((gw_ns, gw_name, host), slot) in hosts {
+        let mut ordered = slot.rules;
         ordered.sort_by(|a, b| a.1.key.cmp(&b.1.key));
         let owner = format!("gateway-api/{gw_ns}/{gw_name}");
         let rules = ordered.into_iter().map(|(_, o)| o.rule).collect();
@@ -508,7 +526,7 @@ fn attach_mesh(
     mesh: &mut MeshRules,
 ) -> Condition {
     let converted = &route.converted;
-    let Some(service) = world.input.services.iter().find(|s| s.namespace == ns && s.name == parent.name) else {
+    let Some(service) = world.services.get(&(ns, parent.name.as_str())) else {
         return Condition::new("Accepted", false, "NoMatchingParent", "no such Service");
     };
     if let Some(p) = parent.port
@@ -579,7 +597,7 @@ fn attach(
             for o in &converted.rules {
                 // The same route attached through two listeners with the same host and port adds
                 // its rules once.
-                if slot.iter().any(|(p, s)| *p == port && s.key == o.key) {
+                if !slot.seen.insert((port, o.key.clone())) {
                     continue;
                 }
                 let mut ordered = o.clone();
@@ -592,7 +610,7 @@ fn attach(
                     rule.matches = matches.into_boxed_slice();
                     ordered.rule = Arc::new(rule);
                 }
-                slot.push((port, ordered));
+                slot.rules.push((port, ordered));
             }
         }
     }

@@ -84,7 +84,7 @@ pub(crate) struct Ordered {
 }
 
 /// Precedence of one match: smaller sorts first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct SortKey {
     /// 0 exact, 1 prefix, 2 regex, 3 none.
     path_rank: u8,
