@@ -328,3 +328,32 @@ spec:
     );
     assert!(text.contains("listener https: attachedRoutes=1, Accepted=True (Accepted), ResolvedRefs=True (ResolvedRefs), Programmed=True"), "{text}");
 }
+
+/// `--gateway-class` chooses which Gateways are served (Istio's `istio` by default), for
+/// `mesh explain` as for `mesh proxy`; a `--mesh-config` file that cannot be read is an error
+/// naming the flag.
+#[test]
+fn gateway_class_and_mesh_config_flags() {
+    let dir = config_dir("gateway-api-class");
+    let config = format!("{}{GATEWAY}", service_with_slice("v1", 1));
+    std::fs::write(dir.join("config.yaml"), config.replace("gatewayClassName: istio", "gatewayClassName: edge"))
+        .expect("write");
+    let explain = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["explain", "-o", "json", "--gateway", "infra/gw", "-f"])
+            .arg(&dir)
+            .args(extra)
+            .arg("http://shop.example.com:80/")
+            .output()
+            .expect("mesh explain runs")
+    };
+    let out = explain(&[]);
+    assert!(!out.status.success(), "class edge is not istio's: the Gateway is not served");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("infra/gw"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = explain(&["--gateway-class", "edge"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["destinations"][0]["host"], "v1.infra.svc.cluster.local", "{v}");
+    let out = explain(&["--gateway-class", "edge", "--mesh-config", "/nonexistent/mesh.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mesh-config"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -181,16 +181,40 @@ pub struct MeshSettings {
     /// answers 502.
     #[arg(long, value_name = "MODE", default_value = "ALLOW_ANY")]
     pub outbound_traffic_policy: mesh_core::snapshot::OutboundTrafficPolicy,
+    /// The Gateway API GatewayClass whose Gateways are served (Istio's controller serves
+    /// `istio`); Gateways of other classes are left to their controllers.
+    #[arg(long, value_name = "NAME", default_value = "istio")]
+    pub gateway_class: String,
+    /// A meshConfig file (Istio's field names: `rootNamespace`, `trustDomain`,
+    /// `trustDomainAliases`, `pathNormalization`), for the security policies' decisions.
+    #[arg(long, value_name = "FILE")]
+    pub mesh_config: Option<std::path::PathBuf>,
 }
 
 impl MeshSettings {
-    /// Compile options for a client in `namespace` under these settings.
-    pub fn compile_options(&self, namespace: &str) -> mesh_config::CompileOptions {
-        mesh_config::CompileOptions {
+    /// Compile options for a client in `namespace` under these settings. `Err` when the
+    /// `--mesh-config` file cannot be read or holds an error.
+    pub fn compile_options(&self, namespace: &str) -> Result<mesh_config::CompileOptions, super::Error> {
+        let mesh = match &self.mesh_config {
+            None => mesh_config::MeshConfig::default(),
+            Some(path) => {
+                let file = mesh_config::load_mesh_config(path).map_err(super::Error::MeshConfig)?;
+                if let Some(e) = file.diagnostics.iter().find(|d| d.is_error()) {
+                    return Err(super::Error::MeshConfigInvalid(e.to_string()));
+                }
+                for d in &file.diagnostics {
+                    tracing::warn!(target: "meshwork::proxy", "{d}");
+                }
+                file.config
+            }
+        };
+        Ok(mesh_config::CompileOptions {
             exclude_503_from_default_retries: !self.default_retry_503,
             outbound_traffic_policy: self.outbound_traffic_policy,
+            gateway_class: self.gateway_class.clone(),
+            mesh,
             ..mesh_config::CompileOptions::for_namespace(namespace)
-        }
+        })
     }
 }
 

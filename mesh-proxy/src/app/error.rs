@@ -63,6 +63,12 @@ pub enum Error {
     /// The Prometheus recorder could not be installed (one is installed already).
     #[error(transparent)]
     Metrics(#[from] metrics_exporter_prometheus::BuildError),
+    /// The `--mesh-config` file could not be read or parsed.
+    #[error("--mesh-config: {0}")]
+    MeshConfig(mesh_config::LoadError),
+    /// The `--mesh-config` file holds an error.
+    #[error("--mesh-config: {0}")]
+    MeshConfigInvalid(String),
     /// JSON output could not be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),

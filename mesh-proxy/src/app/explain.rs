@@ -45,7 +45,7 @@ pub fn explain(args: &ExplainArgs, out: &mut impl Write, err: &mut impl Write) -
     };
     let options = LoadOptions { default_namespace: namespace.to_string(), ..LoadOptions::default() };
     // The client's view: resources not exported to its namespace do not apply to it.
-    let mut store = ConfigStore::new(settings.compile_options(namespace));
+    let mut store = ConfigStore::new(settings.compile_options(namespace)?);
     let report = store.apply(load_paths(files, &options));
     // What `mesh validate` would say (errors and warnings), so that an invalid, misspelt or
     // duplicated config is never explained silently.

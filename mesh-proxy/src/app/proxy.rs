@@ -58,7 +58,7 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
         Some(g) => Some(g.split_once('/').ok_or_else(|| UsageError::GatewayFlag(g.to_string()))?),
         None => None,
     };
-    let compile = args.settings.compile_options(&args.namespace);
+    let compile = args.settings.compile_options(&args.namespace)?;
     let source = ConfigSource::with_options(args.files.clone(), compile, |b| {
         let mut b = b.workload("mesh-proxy").access_log(args.access_log);
         if let Some(l) = &args.locality {
