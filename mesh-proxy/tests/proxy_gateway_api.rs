@@ -353,6 +353,19 @@ fn gateway_class_and_mesh_config_flags() {
     let out = explain(&["--gateway-class", "edge"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["destinations"][0]["host"], "v1.infra.svc.cluster.local", "{v}");
+    let status = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["validate", "--status", "-o", "json"])
+            .args(extra)
+            .arg(&dir)
+            .output()
+            .expect("mesh validate runs");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")["gateways"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(status(&[]), 0, "no Gateway of class istio");
+    assert_eq!(status(&["--gateway-class", "edge"]), 1);
     let out = explain(&["--gateway-class", "edge", "--mesh-config", "/nonexistent/mesh.yaml"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--mesh-config"), "{}", String::from_utf8_lossy(&out.stderr));

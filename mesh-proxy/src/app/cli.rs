@@ -59,6 +59,9 @@ pub struct ValidateArgs {
     /// the keys `gateways` and `routes`).
     #[arg(long)]
     pub status: bool,
+    /// The Gateway API GatewayClass whose Gateways are served (and given a status).
+    #[arg(long, value_name = "NAME", default_value = "istio")]
+    pub gateway_class: String,
 }
 
 /// `mesh proxy`: what to load, where to listen, how to run ([`crate::app::proxy()`]).

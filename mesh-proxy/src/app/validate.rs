@@ -13,7 +13,7 @@ use super::{Error, Outcome, UsageError, ValidateArgs};
 /// Check the files `args` names; the problems go to `out` (text or JSON), the summary to `err`.
 /// [`Outcome::Invalid`] when a resource or a file is invalid (or, with `--strict`, any warning).
 pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write) -> Result<Outcome, Error> {
-    let ValidateArgs { paths, kube, namespace, quiet, strict, output, status } = args;
+    let ValidateArgs { paths, kube, namespace, quiet, strict, output, status, gateway_class } = args;
     let (quiet, strict, json) = (*quiet, *strict, output == "json");
     for p in paths {
         if !p.exists() {
@@ -32,7 +32,10 @@ pub fn validate(args: &ValidateArgs, out: &mut impl Write, err: &mut impl Write)
         load_paths(paths, &options)
     };
     let documents = loaded.resources.len() + loaded.skipped.len();
-    let mut store = ConfigStore::default();
+    let mut store = ConfigStore::new(mesh_config::CompileOptions {
+        gateway_class: gateway_class.clone(),
+        ..mesh_config::CompileOptions::default()
+    });
     let report = store.apply(loaded);
 
     if !json {
