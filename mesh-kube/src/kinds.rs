@@ -21,14 +21,19 @@ pub struct WatchedKind {
     pub cluster_scoped: bool,
     /// A label selector the watch sends (EndpointSlices: not those of multi-cluster services).
     pub label_selector: Option<&'static str>,
-    /// A field selector the watch sends (Pods: not the failed ones).
+    /// A field selector the watch sends (Pods: not the failed ones; Secrets: only
+    /// `kubernetes.io/tls` ones).
     pub field_selector: Option<&'static str>,
     /// A kind that may be missing or forbidden without harm: a 403 or 404 lists it as empty
     /// (logged once) instead of holding readiness back. Nodes (only locality reads them),
-    /// Istio's kinds (a cluster without Istio's CRDs has none) and the Gateway API's (a cluster
-    /// without its CRDs has none).
+    /// Istio's kinds (a cluster without Istio's CRDs has none), the Gateway API's (a cluster
+    /// without its CRDs has none) and Secrets (a cluster admin may withhold them: HTTPS
+    /// listeners then stay unprogrammed).
     pub optional: bool,
 }
+
+/// The field selector of the Secret watch: only the certificates of HTTPS listeners.
+pub(crate) const TLS_SECRETS: &str = "type=kubernetes.io/tls";
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
@@ -44,10 +49,11 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
 /// The kinds to watch: Istio's networking kinds (`networking.istio.io/v1`) and security kinds
 /// (`security.istio.io/v1`: PeerAuthentication, AuthorizationPolicy, RequestAuthentication),
 /// the Gateway API's Gateway, HTTPRoute, GRPCRoute and ReferenceGrant
-/// (`gateway.networking.k8s.io/v1`), Services, Pods, EndpointSlices, and with `cluster_wide`
+/// (`gateway.networking.k8s.io/v1`), `kubernetes.io/tls` Secrets (the certificates of the
+/// Gateway API's HTTPS listeners), Services, Pods, EndpointSlices, and with `cluster_wide`
 /// the cluster-scoped Namespaces, GatewayClasses and (with `nodes`) Nodes — a namespaced Role
-/// cannot grant those. Istio's and the Gateway API's kinds are optional (see [`WatchedKind`]);
-/// each is read in `v1` only (below).
+/// cannot grant those. Istio's and the Gateway API's kinds and Secrets are optional (see
+/// [`WatchedKind`]); each is read in `v1` only (below).
 ///
 /// The selectors are Istio's: EndpointSlices without `multicluster.kubernetes.io/service-name`
 /// (`endpointSliceSelector`, `pilot/pkg/serviceregistry/kube/controller/endpointslice.go`), Pods
@@ -55,6 +61,16 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
 /// whole, not with `metadata_watcher`: an endpoint needs the Pod's `status.podIP(s)` and
 /// `spec.nodeName` beside its labels, and Istio's pod client reads whole Pods too (with
 /// `StripPodUnusedFields`; mesh-config keeps only the fields it reads).
+///
+/// Secrets are listed with `fieldSelector=type=kubernetes.io/tls` (the API server supports the
+/// `type` field selector for Secrets), so the API server never sends the others: a Gateway API
+/// listener's `certificateRefs` name a TLS Secret, and nothing else meshwork reads is a Secret.
+/// Istio's credentials controller (`pilot/pkg/credentials/kube/secrets.go`) watches Secrets
+/// too, leaving out by field selector only Helm releases and service-account tokens; meshwork
+/// asks for the TLS type alone. A 403 (the role withholds `secrets`) reads as none.
+/// Of each Secret only its name, namespace, labels, `type`, `tls.crt` and `tls.key` are handed
+/// on ([`decode`](crate::decode())): not its annotations (`kubectl apply`'s
+/// `last-applied-configuration` would repeat the key) nor other keys.
 ///
 /// # Versions
 ///
@@ -93,6 +109,7 @@ pub fn kinds(cluster_wide: bool, nodes: bool) -> Vec<WatchedKind> {
         plain(Kind::HttpRoute, "v1", "httproutes", true),
         plain(Kind::GrpcRoute, "v1", "grpcroutes", true),
         plain(Kind::ReferenceGrant, "v1", "referencegrants", true),
+        WatchedKind { field_selector: Some(TLS_SECRETS), ..plain(Kind::Secret, "v1", "secrets", true) },
         plain(Kind::Service, "v1", "services", false),
         WatchedKind { field_selector: Some("status.phase!=Failed"), ..plain(Kind::Pod, "v1", "pods", false) },
         WatchedKind {

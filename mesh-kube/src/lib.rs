@@ -1,8 +1,8 @@
 //! meshwork's Kubernetes source: the VirtualServices, DestinationRules, Gateways, ServiceEntries
 //! and WorkloadEntries in the API server, Istio's PeerAuthentications, AuthorizationPolicies and
 //! RequestAuthentications, the Gateway API's GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes
-//! and ReferenceGrants ([`kinds()`]: which versions), and the Services, EndpointSlices, Pods,
-//! Namespaces and Nodes behind them, watched with kube-rs and fed, object by object, into the same
+//! and ReferenceGrants ([`kinds()`]: which versions), the `kubernetes.io/tls` Secrets their HTTPS
+//! listeners name, and the Services, EndpointSlices, Pods, Namespaces and Nodes behind them, watched with kube-rs and fed, object by object, into the same
 //! per-resource store the files feed ([`mesh_config::store::Sources`], the config-source seam).
 //!
 //! ```text

@@ -28,7 +28,8 @@
 //!   succeeds again.
 //! - **403 or 404 on an optional kind** (Nodes, which a namespaced Role cannot grant and only
 //!   locality reads; Istio's networking and security kinds, or the Gateway API's, when their
-//!   CRDs are absent — or not served in `v1`, see [`kinds`](crate::kinds())) lists it as empty
+//!   CRDs are absent — or not served in `v1`, see [`kinds`](crate::kinds()); Secrets, which a
+//!   cluster admin may withhold: HTTPS listeners then stay unprogrammed) lists it as empty
 //!   once, logged once; Nodes then stop (Istio: the node watch is optional), the others keep
 //!   retrying with the backoff, so CRDs installed later are read without a restart. On a
 //!   required kind (Services, Pods, EndpointSlices) the source stays not ready and retries:
@@ -38,6 +39,9 @@
 //!   leaves it out) and logs the problem once, when it first appears (not again on each apply
 //!   while it stays); `/config_dump` shows it beside the resource. The other objects of the list
 //!   are unaffected.
+//! - **Secrets** are never logged: the logs here name the scope and the error (an API
+//!   `Status` or a transport error), never an object, and a Secret reaches mesh-config cut down
+//!   to its TLS keys ([`decode`](crate::decode())), whose `Debug` redacts them.
 //! - **Memory**: per scope, the watcher's state, the list being read, and the last error's
 //!   text. The store holds one entry per object the API server has; nothing an object names
 //!   adds state beyond its own entry.
@@ -268,10 +272,12 @@ async fn run(
                             %scope,
                             code,
                             "{}",
-                            if nodes {
-                                "Nodes cannot be read: locality from Node labels is off"
-                            } else {
-                                "kind not served or not allowed: read as empty, retrying slowly"
+                            match kind.kind {
+                                mesh_config::Kind::Node => "Nodes cannot be read: locality from Node labels is off",
+                                mesh_config::Kind::Secret => {
+                                    "TLS Secrets cannot be read: HTTPS listeners stay unprogrammed; retrying slowly"
+                                }
+                                _ => "kind not served or not allowed: read as empty, retrying slowly",
                             }
                         );
                         if tx.send(SourceEvent::Replace { scope: scope.clone(), objects: Vec::new() }).await.is_err() {
@@ -362,7 +368,10 @@ mod tests {
             all.iter().filter(|(k, _)| k.resource.plural == "gateways").map(|(_, s)| s.to_string()).collect();
         assert_eq!(gateways, ["Gateway", "Gateway.gateway.networking.k8s.io"]);
         let some = WatchOptions { namespaces: vec!["a".into(), "b".into()], ..WatchOptions::default() }.plan();
-        assert_eq!(some.len(), 2 * 15, "15 namespaced kinds in each namespace");
+        assert_eq!(some.len(), 2 * 16, "16 namespaced kinds in each namespace");
+        let secrets: Vec<_> = some.iter().filter(|(k, _)| k.kind == mesh_config::Kind::Secret).collect();
+        assert_eq!(secrets.len(), 2, "Secrets in each watched namespace");
+        assert!(secrets.iter().all(|(k, _)| k.optional && k.field_selector == Some("type=kubernetes.io/tls")));
         assert!(some.iter().all(|(k, s)| !k.cluster_scoped && s.namespace.is_some()));
         let no_nodes = WatchOptions { nodes: false, ..WatchOptions::default() }.plan();
         assert!(no_nodes.iter().all(|(k, _)| k.kind != mesh_config::Kind::Node));

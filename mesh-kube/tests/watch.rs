@@ -1,8 +1,9 @@
 //! The Kubernetes source against a loopback API server that speaks the list/watch protocol
 //! (`support/apiserver.rs`), through the real kube-rs client: what reaches the per-resource
 //! store after lists in pages, watch events, bookmarks, an invalid update, dropped watches, an
-//! outage, a 410 relist, a forbidden Node list, `list_once`, and the Gateway API's and Istio's
-//! security kinds (served, updated, or absent from the cluster).
+//! outage, a 410 relist, a forbidden Node list, `list_once`, the Gateway API's and Istio's
+//! security kinds (served, updated, or absent from the cluster), and the TLS Secrets of HTTPS
+//! listeners (only those, by field selector; forbidden).
 
 mod support;
 
@@ -337,6 +338,155 @@ async fn a_cluster_without_the_gateway_api_is_ready() {
         || asked("/apis/security.istio.io/v1/authorizationpolicies?") < 2
     {
         assert!(tokio::time::Instant::now() < guard, "the absent kinds are asked for again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Standard base64 (the encoding of a Secret's `data`).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB-not-checked-here\n-----END CERTIFICATE-----\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nS3CR3T-KEY-MATERIAL\n-----END PRIVATE KEY-----\n";
+
+fn secret(name: &str, kind: &str, data: &[(&str, &str)]) -> Value {
+    let data: serde_json::Map<String, Value> =
+        data.iter().map(|(k, v)| (k.to_string(), base64(v.as_bytes()).into())).collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "type": kind, "data": data,
+           "metadata": {"name": name, "namespace": "shop",
+                        // What `kubectl apply` leaves: the whole Secret again, key included.
+                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration":
+                                        format!("{{\"stringData\":{{\"tls.key\":{:?}}}}}", KEY)}}})
+}
+
+fn https_gateway(name: &str, certificates: &[&str]) -> Value {
+    let listeners: Vec<Value> = certificates
+        .iter()
+        .enumerate()
+        .map(|(i, cert)| {
+            json!({"name": format!("https-{cert}"), "port": 443 + i, "protocol": "HTTPS",
+                   "tls": {"mode": "Terminate", "certificateRefs": [{"name": cert}]}})
+        })
+        .collect();
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"gatewayClassName": "istio", "listeners": listeners}})
+}
+
+/// The condition `kind` of the listener `listener` of the Gateway `shop/gateway`: `(status, reason)`.
+fn listener_condition(
+    mirror: &Mirror,
+    gateway: &str,
+    listener: &str,
+    kind: &str,
+) -> Option<(&'static str, &'static str)> {
+    let status = mirror.store.compiled_gateway_api().gateway("shop", gateway)?;
+    let listener = status.listeners.iter().find(|l| l.name == listener)?;
+    listener.conditions.iter().find(|c| c.kind == kind).map(|c| (c.status, c.reason))
+}
+
+/// Is the Gateway `shop/name` served with a TLS server whose certificate came from `secret`?
+fn served_with_certificate(mirror: &Mirror, name: &str, secret: &str) -> bool {
+    let snapshot = mirror.store.snapshot();
+    let Some(gateway) = snapshot.gateway("shop", name) else { return false };
+    gateway.servers.iter().any(|s| {
+        s.tls
+            .as_ref()
+            .and_then(|t| t.credential.as_ref())
+            .is_some_and(|c| *c.source == format!("Secret shop/{secret}") && &*c.certificate_chain == CERT.as_bytes())
+    })
+}
+
+/// A `kubernetes.io/tls` Secret in the API server reaches the store and an HTTPS listener naming
+/// it is programmed with its certificate; the watch asks only for TLS Secrets (the field
+/// selector, which the fake API server applies), so an Opaque Secret is neither sent nor
+/// stored and a listener naming it stays unresolved; what is stored holds the TLS keys only
+/// (not the `last-applied-configuration` annotation); a deleted Secret unprograms its listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_secrets_are_watched_for_https_listeners() {
+    let server = ApiServer::start().await;
+    server.apply(secret("web-cert", "kubernetes.io/tls", &[("tls.crt", CERT), ("tls.key", KEY), ("ca.crt", CERT)]));
+    server.apply(secret("db-password", "Opaque", &[("tls.crt", CERT), ("tls.key", KEY)]));
+    server.apply(https_gateway("web", &["web-cert", "db-password"]));
+    let (kube, _) = client(&server).await;
+    let mut mirror = Mirror::new(KubeSource::start(kube, &fast()));
+    mirror.until("every kind listed", |m| m.pending.is_empty()).await;
+    assert!(mirror.has("Secret", "web-cert"), "the TLS Secret is stored");
+    assert!(!mirror.has("Secret", "db-password"), "the Opaque Secret is not");
+    assert_eq!(mirror.sources.objects(), 2, "the Gateway and the TLS Secret");
+    let requests = server.requests();
+    let secret_requests: Vec<&String> = requests.iter().filter(|r| r.starts_with("/api/v1/secrets?")).collect();
+    assert!(!secret_requests.is_empty(), "{requests:?}");
+    assert!(
+        secret_requests.iter().all(|r| r.contains("fieldSelector=type%3Dkubernetes.io%2Ftls")),
+        "every Secret list and watch sends the selector: {secret_requests:?}"
+    );
+    assert_eq!(listener_condition(&mirror, "web", "https-web-cert", "ResolvedRefs"), Some(("True", "ResolvedRefs")));
+    assert_eq!(
+        listener_condition(&mirror, "web", "https-db-password", "ResolvedRefs"),
+        Some(("False", "InvalidCertificateRef"))
+    );
+    assert!(served_with_certificate(&mirror, "web", "web-cert"));
+    // Neither the key nor the annotation repeating it is held, printed or in a diagnostic.
+    let held = format!("{:?} {:?}", mirror.sources.merged(), mirror.store.snapshot().gateway("shop", "web"));
+    for needle in ["S3CR3T", &base64(KEY.as_bytes()), "last-applied", &base64(CERT.as_bytes())] {
+        assert!(!held.contains(needle), "{needle:?} printed: {held}");
+    }
+
+    // A Secret created later is followed by the watch (an Opaque one is not sent at all).
+    server.apply(secret("late", "Opaque", &[("password", "hunter2")]));
+    server.apply(secret("web-cert-2", "kubernetes.io/tls", &[("tls.crt", CERT), ("tls.key", KEY)]));
+    server.apply(https_gateway("web", &["web-cert-2"]));
+    mirror.until("the new Secret and Gateway", |m| served_with_certificate(m, "web", "web-cert-2")).await;
+    assert!(!mirror.has("Secret", "late"));
+    assert_eq!(listener_condition(&mirror, "web", "https-web-cert-2", "ResolvedRefs"), Some(("True", "ResolvedRefs")));
+    // Deleting the Secret unprograms the listener.
+    server.delete("Secret", "shop", "web-cert-2");
+    mirror.until("the Secret deleted", |m| !m.has("Secret", "web-cert-2")).await;
+    assert_eq!(
+        listener_condition(&mirror, "web", "https-web-cert-2", "ResolvedRefs"),
+        Some(("False", "InvalidCertificateRef"))
+    );
+    assert!(!served_with_certificate(&mirror, "web", "web-cert-2"));
+}
+
+/// A role without `secrets` (403) is ready with the rest: HTTPS listeners stay unprogrammed,
+/// and the Secrets are asked for again later. `--watch-namespace` watches them per namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_secrets_leave_https_listeners_unprogrammed() {
+    let server = ApiServer::start().await;
+    server.forbid("secrets");
+    server.apply(secret("web-cert", "kubernetes.io/tls", &[("tls.crt", CERT), ("tls.key", KEY)]));
+    server.apply(https_gateway("web", &["web-cert"]));
+    server.apply(service("reviews"));
+    let (kube, _) = client(&server).await;
+    let options = WatchOptions { namespaces: vec!["shop".into()], ..fast() };
+    let source = KubeSource::start(kube, &options);
+    assert!(source.scopes().iter().any(|s| &*s.kind == "Secret" && s.namespace.as_deref() == Some("shop")));
+    let mut mirror = Mirror::new(source);
+    mirror.until("every kind listed (Secrets as empty)", |m| m.pending.is_empty()).await;
+    assert!(mirror.has("Service", "reviews") && !mirror.has("Secret", "web-cert"));
+    assert_eq!(
+        listener_condition(&mirror, "web", "https-web-cert", "ResolvedRefs"),
+        Some(("False", "InvalidCertificateRef"))
+    );
+    let guard = tokio::time::Instant::now() + Duration::from_secs(20);
+    let asked = || server.requests().iter().filter(|r| r.starts_with("/api/v1/namespaces/shop/secrets?")).count();
+    while asked() < 2 {
+        assert!(tokio::time::Instant::now() < guard, "the forbidden Secrets are asked for again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

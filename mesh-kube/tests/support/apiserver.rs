@@ -1,7 +1,7 @@
 //! A loopback Kubernetes API server for tests: the list/watch protocol as the real one speaks
 //! it, for a real kube-rs client (`server: http://127.0.0.1:PORT` in a kubeconfig).
 //!
-//! - Collections: core `v1` services, pods, namespaces, nodes; `discovery.k8s.io/v1`
+//! - Collections: core `v1` services, pods, secrets, namespaces, nodes; `discovery.k8s.io/v1`
 //!   endpointslices; `networking.istio.io/v1` virtualservices, destinationrules, gateways,
 //!   serviceentries, workloadentries; `security.istio.io/v1` peerauthentications,
 //!   authorizationpolicies, requestauthentications; `gateway.networking.k8s.io/v1`
@@ -23,8 +23,11 @@
 //! - Faults: [`ApiServer::drop_watches`] ends every watch stream; [`ApiServer::stop`] closes
 //!   the port and every connection; [`ApiServer::start`] opens the same port again.
 //!
-//! Label and field selectors are accepted and not applied (the tests hold no object they would
-//! leave out). [`ApiServer::requests`] lists the requests seen, for asserting on the protocol.
+//! Label selectors are accepted and not applied (the tests hold no object they would leave out).
+//! Of field selectors only terms on `type` are applied (`type=V`, `type==V`, `type!=V`, as the
+//! API server supports for Secrets; an object without `type` has the type `Opaque`), to lists
+//! and watches alike; other terms (`status.phase!=Failed`) are accepted and not applied.
+//! [`ApiServer::requests`] lists the requests seen, for asserting on the protocol.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -45,9 +48,10 @@ use tokio::task::JoinHandle;
 type Body = BoxBody<Bytes, Infallible>;
 
 /// The collections served: (path prefix, plural, kind, apiVersion, cluster-scoped).
-const COLLECTIONS: [(&str, &str, &str, &str, bool); 18] = [
+const COLLECTIONS: [(&str, &str, &str, &str, bool); 19] = [
     ("api/v1", "services", "Service", "v1", false),
     ("api/v1", "pods", "Pod", "v1", false),
+    ("api/v1", "secrets", "Secret", "v1", false),
     ("api/v1", "namespaces", "Namespace", "v1", true),
     ("api/v1", "nodes", "Node", "v1", true),
     ("apis/discovery.k8s.io/v1", "endpointslices", "EndpointSlice", "discovery.k8s.io/v1", false),
@@ -71,6 +75,8 @@ struct Record {
     rv: u64,
     collection: String,
     namespace: String,
+    /// The object's `type` (Secrets), for field selectors.
+    object_type: String,
     line: Bytes,
 }
 
@@ -251,9 +257,10 @@ impl ApiServer {
     }
 
     fn record(&self, inner: &mut Inner, rv: u64, collection: String, namespace: String, kind: &str, object: Value) {
+        let object_type = type_of(&object).to_string();
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("json");
         line.push(b'\n');
-        let record = Arc::new(Record { rv, collection, namespace, line: Bytes::from(line) });
+        let record = Arc::new(Record { rv, collection, namespace, object_type, line: Bytes::from(line) });
         inner.history.push(record.clone());
         let _ = self.shared.events.send(record);
     }
@@ -294,6 +301,31 @@ fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
         .or_else(|| COLLECTIONS.iter().find(|c| c.2 == kind))
         .unwrap_or_else(|| panic!("no collection for kind {kind}"));
     (format!("{prefix}/{plural}"), *cluster)
+}
+
+/// An object's `type` for field selectors (`Opaque` when absent, as the API server defaults a
+/// Secret's).
+fn type_of(object: &Value) -> &str {
+    object["type"].as_str().unwrap_or("Opaque")
+}
+
+/// The `type` terms of a `fieldSelector`: (value, equal?) each; other terms are left out.
+fn type_terms(query: &BTreeMap<String, String>) -> Vec<(String, bool)> {
+    let Some(selector) = query.get("fieldSelector") else { return Vec::new() };
+    selector
+        .split(',')
+        .filter_map(|term| {
+            if let Some(v) = term.strip_prefix("type!=") {
+                Some((v.to_string(), false))
+            } else {
+                term.strip_prefix("type==").or_else(|| term.strip_prefix("type=")).map(|v| (v.to_string(), true))
+            }
+        })
+        .collect()
+}
+
+fn selected(terms: &[(String, bool)], object_type: &str) -> bool {
+    terms.iter().all(|(v, equal)| (v == object_type) == *equal)
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
@@ -375,6 +407,7 @@ fn handle(shared: &Arc<Shared>, req: http::Request<hyper::body::Incoming>) -> ht
         Some((ns, name)) => std::ops::Bound::Excluded((collection.clone(), ns.clone(), name.clone())),
         None => std::ops::Bound::Included((collection.clone(), String::new(), String::new())),
     };
+    let terms = type_terms(&query);
     let mut page = Vec::new();
     let mut last = None;
     let mut more = false;
@@ -382,7 +415,7 @@ fn handle(shared: &Arc<Shared>, req: http::Request<hyper::body::Incoming>) -> ht
         if *c != collection {
             break;
         }
-        if namespace.as_ref().is_some_and(|n| n != ns) {
+        if namespace.as_ref().is_some_and(|n| n != ns) || !selected(&terms, type_of(v)) {
             continue;
         }
         if page.len() == limit {
@@ -438,7 +471,12 @@ fn watch_response(
     let matches = {
         let namespace = namespace.clone();
         let collection = collection.clone();
-        move |r: &Record| r.collection == collection && namespace.as_ref().is_none_or(|n| *n == r.namespace)
+        let terms = type_terms(query);
+        move |r: &Record| {
+            r.collection == collection
+                && namespace.as_ref().is_none_or(|n| *n == r.namespace)
+                && selected(&terms, &r.object_type)
+        }
     };
     let (backlog, mut live, gone) = {
         let inner = shared.inner.lock().expect("lock");
