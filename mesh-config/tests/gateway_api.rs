@@ -1044,3 +1044,38 @@ fn the_older_route_wins_a_tie() {
     let no_times = format!("{base}{}{}", route("b", None, "two"), route("a", None, "one"));
     assert_eq!(winner(no_times), "one", "no timestamps: a before b");
 }
+
+/// Listener conditions: a TCP listener is not served (`UnsupportedProtocol`), HTTP and HTTPS on
+/// one port conflict (`ProtocolConflict`) and neither is programmed nor given a server; a plain
+/// HTTP listener elsewhere is.
+#[test]
+fn listener_conditions() {
+    let yaml = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: web, port: 80, protocol: HTTP}
+  - {name: tcp, port: 9000, protocol: TCP}
+  - {name: plain, port: 8443, protocol: HTTP}
+  - {name: secure, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: c}]}}
+"#;
+    let mut input = Input::default();
+    read_str(&mut input, yaml, &mut 0);
+    let (status, snapshot) = compiled(&input);
+    let gw = status.gateway("infra", "gw").expect("status");
+    let condition = |listener: &str, kind: &str| {
+        let l = gw.listeners.iter().find(|l| l.name == listener).expect("listener");
+        let c = l.conditions.iter().find(|c| c.kind == kind).expect("condition");
+        (c.status, c.reason)
+    };
+    assert_eq!(condition("web", "Programmed"), ("True", "Programmed"));
+    assert_eq!(condition("tcp", "Accepted"), ("False", "UnsupportedProtocol"));
+    assert_eq!(condition("plain", "Conflicted"), ("True", "ProtocolConflict"));
+    assert_eq!(condition("secure", "Conflicted"), ("True", "ProtocolConflict"));
+    assert_eq!(condition("secure", "Programmed"), ("False", "Invalid"));
+    let ports: Vec<u16> = snapshot.gateway("infra", "gw").expect("gateway").servers.iter().map(|s| s.port).collect();
+    assert_eq!(ports, [80], "only the programmed listener gets a server");
+}

@@ -322,11 +322,11 @@ spec:
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
-            "listener broken: attachedRoutes=1, Accepted=True (Accepted), ResolvedRefs=False (InvalidCertificateRef)"
+            "listener broken: attachedRoutes=1, Accepted=True (Accepted), Conflicted=False (NoConflicts), ResolvedRefs=False (InvalidCertificateRef)"
         ),
         "{text}"
     );
-    assert!(text.contains("listener https: attachedRoutes=1, Accepted=True (Accepted), ResolvedRefs=True (ResolvedRefs), Programmed=True"), "{text}");
+    assert!(text.contains("listener https: attachedRoutes=1, Accepted=True (Accepted), Conflicted=False (NoConflicts), ResolvedRefs=True (ResolvedRefs), Programmed=True"), "{text}");
 }
 
 /// `--gateway-class` chooses which Gateways are served (Istio's `istio` by default), for

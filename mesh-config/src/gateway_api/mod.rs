@@ -355,12 +355,25 @@ pub fn compile(
         // does not resolve is not programmed (no server: its port does not serve plain text).
         let tls: Vec<Result<Option<ServerTls>, (&'static str, String)>> =
             g.spec.listeners.iter().map(|l| world.listener_tls(g, l)).collect();
+        // HTTP and HTTPS listeners are served; two of them on one port with different
+        // protocols conflict (one port cannot be both), and neither is programmed.
+        let served = |l: &Listener| matches!(l.protocol.as_str(), "HTTP" | "HTTPS");
+        let conflicted: Vec<bool> = g
+            .spec
+            .listeners
+            .iter()
+            .map(|l| {
+                served(l) && g.spec.listeners.iter().any(|o| served(o) && o.port == l.port && o.protocol != l.protocol)
+            })
+            .collect();
         let servers = g
             .spec
             .listeners
             .iter()
             .zip(&tls)
-            .filter_map(|(l, tls)| {
+            .zip(&conflicted)
+            .filter(|((l, _), conflicted)| served(l) && !**conflicted)
+            .filter_map(|((l, tls), _)| {
                 Some(GatewayServer {
                     port: u16::try_from(l.port).ok()?,
                     port_name: Arc::from(l.name.as_str()),
@@ -383,24 +396,40 @@ pub fn compile(
             .zip(&tls)
             .enumerate()
             .map(|(i, (l, tls))| {
-                let (refs, programmed) = match tls {
-                    Ok(_) => (
-                        Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
-                        Condition::new("Programmed", true, "Programmed", "listener programmed"),
-                    ),
-                    Err((reason, message)) => (
-                        Condition::new("ResolvedRefs", false, reason, message.clone()),
-                        Condition::new("Programmed", false, "Invalid", "the listener's certificate does not resolve"),
-                    ),
+                let accepted = if served(l) {
+                    Condition::new("Accepted", true, "Accepted", "listener accepted")
+                } else {
+                    let message = format!("meshwork serves HTTP and HTTPS listeners, not {}", l.protocol);
+                    Condition::new("Accepted", false, "UnsupportedProtocol", message)
+                };
+                let conflict = if conflicted[i] {
+                    Condition::new(
+                        "Conflicted",
+                        true,
+                        "ProtocolConflict",
+                        "another listener uses this port with another protocol",
+                    )
+                } else {
+                    Condition::new("Conflicted", false, "NoConflicts", "no conflicts")
+                };
+                let refs = match tls {
+                    Ok(_) => Condition::new("ResolvedRefs", true, "ResolvedRefs", "references resolved"),
+                    Err((reason, message)) => Condition::new("ResolvedRefs", false, reason, message.clone()),
+                };
+                let programmed = match (served(l), conflicted[i], tls) {
+                    (true, false, Ok(_)) => Condition::new("Programmed", true, "Programmed", "listener programmed"),
+                    (false, _, _) => Condition::new("Programmed", false, "Invalid", "the protocol is not served"),
+                    (_, true, _) => {
+                        Condition::new("Programmed", false, "Invalid", "the listener conflicts with another")
+                    }
+                    (_, _, Err(_)) => {
+                        Condition::new("Programmed", false, "Invalid", "the listener's certificate does not resolve")
+                    }
                 };
                 ListenerStatus {
                     name: l.name.clone(),
                     attached_routes: attached.get(&(g.namespace.clone(), g.name.clone(), i)).copied().unwrap_or(0),
-                    conditions: vec![
-                        Condition::new("Accepted", true, "Accepted", "listener accepted"),
-                        refs,
-                        programmed,
-                    ],
+                    conditions: vec![accepted, conflict, refs, programmed],
                 }
             })
             .collect();

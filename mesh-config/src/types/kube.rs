@@ -197,8 +197,8 @@ pub struct Namespace {
 }
 
 /// A core `v1` Secret. meshwork reads `kubernetes.io/tls` Secrets: the certificate and key a
-/// Gateway API listener's `certificateRefs` name. `Debug` prints the keys of `data`, never the
-/// values.
+/// Gateway API listener's `certificateRefs` name. `Debug` prints its name and the keys of
+/// `data`, never values or annotations.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Secret {
@@ -217,8 +217,11 @@ pub struct Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the whole metadata: `kubectl apply` keeps the object, data included, in an
+        // annotation (`kubectl.kubernetes.io/last-applied-configuration`).
         f.debug_struct("Secret")
-            .field("metadata", &self.metadata)
+            .field("namespace", &self.metadata.namespace)
+            .field("name", &self.metadata.name)
             .field("type", &self.kind)
             .field("data", &self.data.keys().chain(self.string_data.keys()).collect::<Vec<_>>())
             .finish_non_exhaustive()
@@ -408,6 +411,7 @@ mod secret_tests {
     fn secret_debug_never_prints_values() {
         let mut s = Secret::default();
         s.data.insert("tls.key".into(), "c2VjcmV0".into());
+        s.metadata.annotations.insert("kubectl.kubernetes.io/last-applied-configuration".into(), "c2VjcmV0".into());
         let shown = format!("{s:?}");
         assert!(shown.contains("tls.key") && !shown.contains("c2VjcmV0"), "{shown}");
         assert_eq!(s.value("tls.key").as_deref(), Ok(&b"secret"[..]));
