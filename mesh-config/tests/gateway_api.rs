@@ -814,6 +814,11 @@ fn validation_accepts_real_manifests_and_refuses_invalid_specs() {
             "AllowOrigins cannot contain '*' alongside other origins",
         ),
         ("hostnames: ['Foo.example.com']", "hostnames[0]", "\"Foo.example.com\" is not a valid host name"),
+        (
+            "rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: \"a\\u0001b\"}]}}]}]",
+            "rules[0].filters[0].requestHeaderModifier.set[0].value",
+            "header \"x-a\" value contains invalid characters",
+        ),
     ];
     for (yaml, path, message) in cases {
         let findings = validate::http_route(&route(yaml));

@@ -167,6 +167,14 @@ pub(super) fn filters(out: &mut Out, path: &str, filters: &[HttpRouteFilter]) {
                             format!("{:?} is not a valid header name", item.name),
                         );
                     }
+                    // Istio's conversion refuses such a filter (`isValidHeaderValue`): tab, or
+                    // visible characters and spaces, no DEL.
+                    if !item.value.bytes().all(|c| c == b'\t' || (c >= 0x20 && c != 0x7f)) {
+                        out.push(
+                            format!("{p}.{field}.{list}[{j}].value"),
+                            format!("header {:?} value contains invalid characters", item.name),
+                        );
+                    }
                 }
             }
         }
