@@ -30,7 +30,7 @@ pub mod source;
 pub use source::{Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use mesh_core::Snapshot;
@@ -124,17 +124,6 @@ impl Kept {
         Kept::Packed { shell, tree }
     }
 
-    fn id(&self) -> ResourceRef {
-        match self {
-            Kept::Whole(r) => r.id(),
-            Kept::Packed { shell, .. } => ResourceRef {
-                kind: Arc::from(shell.kind.as_str()),
-                namespace: shell.namespace.clone(),
-                name: shell.name.clone(),
-            },
-        }
-    }
-
     fn file(&self) -> Option<&str> {
         match self {
             Kept::Whole(r) => r.file.as_deref(),
@@ -182,6 +171,40 @@ impl Kept {
         })
     }
 
+    /// Is `new` (of the same id) this very resource, down to what validation reads and reports
+    /// (file, line, the tree with its lines)? Then its validation gives what it gave this one,
+    /// and this kept form serves for it as well.
+    fn unchanged(&self, new: &Resource) -> bool {
+        match self {
+            Kept::Whole(old) => {
+                old.file == new.file
+                    && old.line == new.line
+                    && old.creation_timestamp == new.creation_timestamp
+                    && match (&old.spec_node, &new.spec_node) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                        (None, None) => true,
+                        _ => false,
+                    }
+                    && **old == *new
+            }
+            Kept::Packed { shell, tree } => {
+                // The same tree, lines included, gives the same spec (the loader reads the spec
+                // from it) and the same validation messages at the same lines.
+                shell.kind == new.kind
+                    && shell.file == new.file
+                    && shell.line == new.line
+                    && shell.api_version == new.api_version
+                    && shell.labels == new.labels
+                    && shell.annotations == new.annotations
+                    && match (tree, new.spec_node.as_deref()) {
+                        (Some(old), Some(node)) => *old == PackedTree::pack(node),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            }
+        }
+    }
+
     /// Is `new` (of the same id) the same resource, as `Resource`'s `==` says?
     fn same_as(&self, new: &Resource) -> bool {
         let Kept::Packed { shell, tree } = self else {
@@ -200,12 +223,28 @@ impl Kept {
     }
 }
 
+/// A resource in force, its id, and what validating it gave (warnings only: it is valid).
+#[derive(Debug, Clone)]
+struct Entry {
+    id: ResourceRef,
+    kept: Kept,
+    validation: Vec<Diagnostic>,
+}
+
+/// A valid new version in an apply, with what validating it gave.
+struct Incoming {
+    resource: Resource,
+    validation: Vec<Diagnostic>,
+    /// Equal to the version in force in everything validation reads ([`Kept::unchanged`]).
+    unchanged: bool,
+}
+
 /// The resources in force and their compiled snapshot.
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
     options: CompileOptions,
     /// In force, in the order first seen (Istio's "oldest wins" stands in for creation time).
-    kept: Vec<Kept>,
+    kept: Vec<Entry>,
     snapshot: Snapshot,
     /// The Gateway API status of the last compile.
     gateway_api: crate::gateway_api::Status,
@@ -246,7 +285,7 @@ impl ConfigStore {
     /// The resources in force, read back from what the store keeps (see the module docs: each
     /// call reads every spec again).
     pub fn resources(&self) -> Vec<Resource> {
-        self.kept.iter().filter_map(Kept::resource).collect()
+        self.kept.iter().filter_map(|e| e.kept.resource()).collect()
     }
 
     /// How many resources are in force.
@@ -282,14 +321,25 @@ impl ConfigStore {
         let mut broken: BTreeSet<ResourceRef> =
             loaded.diagnostics.iter().filter(|d| d.is_error()).filter_map(|d| d.resource.clone()).collect();
 
-        // New versions: validated; later duplicates of one id replace earlier ones.
-        let mut incoming: BTreeMap<ResourceRef, Resource> = BTreeMap::new();
+        // New versions: validated, unless equal to the version in force down to their lines
+        // (then validating would give what it gave that version, which is kept); later
+        // duplicates of one id replace earlier ones.
+        let in_force = std::mem::take(&mut self.kept);
+        let mut index: HashMap<&ResourceRef, usize> = HashMap::with_capacity(in_force.len());
+        index.extend(in_force.iter().enumerate().map(|(i, e)| (&e.id, i)));
+        // Each id's latest valid version, as a place in `versions` (the map moves no resources).
+        let mut incoming: BTreeMap<ResourceRef, usize> = BTreeMap::new();
+        let mut versions: Vec<Option<Incoming>> = Vec::with_capacity(loaded.resources.len());
         let mut order: Vec<ResourceRef> = Vec::new();
         for r in loaded.resources {
             let id = r.id();
-            let diags = validate(&r);
-            let invalid = diags.iter().any(Diagnostic::is_error);
-            report.diagnostics.extend(diags);
+            let old = index.get(&id).and_then(|&i| in_force.get(i));
+            let (validation, unchanged) = match old {
+                Some(old) if old.kept.unchanged(&r) => (old.validation.clone(), true),
+                _ => (validate(&r), false),
+            };
+            let invalid = validation.iter().any(Diagnostic::is_error);
+            report.diagnostics.extend(validation.iter().cloned());
             if invalid {
                 broken.insert(id);
                 continue;
@@ -298,23 +348,31 @@ impl ConfigStore {
                 order.push(id.clone());
             }
             broken.remove(&id);
-            incoming.insert(id, r);
+            incoming.insert(id, versions.len());
+            versions.push(Some(Incoming { resource: r, validation, unchanged }));
         }
+        drop(index);
 
-        let mut next: Vec<Resource> = Vec::new();
+        // What will be in force: the resources to compile, and beside each its id, its kept
+        // form when the one in force serves (unchanged, or kept as last good), its validation.
+        let mut next: Vec<Resource> = Vec::with_capacity(versions.len() + in_force.len());
+        let mut beside: Vec<(ResourceRef, Option<Kept>, Vec<Diagnostic>)> = Vec::with_capacity(next.capacity());
         let mut placed: BTreeSet<ResourceRef> = BTreeSet::new();
-        for old in &self.kept {
-            let id = old.id();
-            if let Some(new) = incoming.remove(&id) {
-                if !old.same_as(&new) {
+        for Entry { id, kept: old, validation } in in_force {
+            if let Some(new) = incoming.remove(&id).and_then(|i| versions.get_mut(i)).and_then(Option::take) {
+                if !new.unchanged && !old.same_as(&new.resource) {
                     report.updated += 1;
                 }
-                next.push(new);
-            } else if broken.contains(&id) {
-                report.kept_last_good.push(id.clone());
-                next.extend(old.resource());
-            } else if old.file().is_some_and(|f| failed_files.contains(f)) {
-                next.extend(old.resource());
+                next.push(new.resource);
+                beside.push((id.clone(), new.unchanged.then_some(old), new.validation));
+            } else if broken.contains(&id) || old.file().is_some_and(|f| failed_files.contains(f)) {
+                if broken.contains(&id) {
+                    report.kept_last_good.push(id.clone());
+                }
+                if let Some(r) = old.resource() {
+                    next.push(r);
+                    beside.push((id.clone(), Some(old), validation));
+                }
             } else {
                 report.removed += 1;
                 continue;
@@ -322,10 +380,11 @@ impl ConfigStore {
             placed.insert(id);
         }
         for id in order {
-            if let Some(new) = incoming.remove(&id) {
+            if let Some(new) = incoming.remove(&id).and_then(|i| versions.get_mut(i)).and_then(Option::take) {
                 report.added += 1;
-                placed.insert(id);
-                next.push(new);
+                placed.insert(id.clone());
+                next.push(new.resource);
+                beside.push((id, None, new.validation));
             }
         }
         for id in broken {
@@ -339,7 +398,9 @@ impl ConfigStore {
         report.diagnostics.extend(compiled.diagnostics);
         report.diagnostics.extend(analyze(&next, &skipped, &self.options.domain));
         report.skipped = skipped;
-        self.kept = next.into_iter().map(Kept::keep).collect();
+        self.kept = (next.into_iter().zip(beside))
+            .map(|(r, (id, kept, validation))| Entry { id, kept: kept.unwrap_or_else(|| Kept::keep(r)), validation })
+            .collect();
         self.snapshot = compiled.snapshot;
         self.gateway_api = compiled.gateway_api;
         // Each rejection is logged when it first appears, not again on every apply while it
@@ -361,12 +422,12 @@ impl ConfigStore {
 
     /// The kind, namespace and name of each resource in force, in the order first seen.
     pub fn resource_refs(&self) -> Vec<ResourceRef> {
-        self.kept.iter().map(Kept::id).collect()
+        self.kept.iter().map(|e| e.id.clone()).collect()
     }
 
     /// Resource ids in force, as `Kind namespace/name`.
     pub fn ids(&self) -> Vec<Arc<str>> {
-        self.kept.iter().map(|r| Arc::from(r.id().to_string().as_str())).collect()
+        self.kept.iter().map(|e| Arc::from(e.id.to_string().as_str())).collect()
     }
 }
 
