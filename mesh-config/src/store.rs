@@ -23,6 +23,12 @@
 //! version differs in more than lines and must be compared with the typed old one), and reads it
 //! with the loader's own deserializer, so the old version compiles and is reported exactly as
 //! before.
+//!
+//! The store also keeps what validating each resource in force gave (its warnings). A new
+//! version equal to the one in force down to its file, line and positioned tree is not validated
+//! again: validation reads nothing else, so it would give the same diagnostics, which the report
+//! carries as if it had. Only new and changed resources are validated; the compile and the
+//! cross-resource analysis still run over everything in force.
 
 mod packed;
 pub mod source;
