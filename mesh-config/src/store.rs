@@ -170,6 +170,7 @@ impl Kept {
             annotations: shell.annotations.clone(),
             // Istio's kinds, packed: their creation time is not kept (nothing reads it yet).
             creation_timestamp: None,
+            generation: None,
             file: shell.file.clone(),
             line: shell.line,
             spec,

@@ -284,7 +284,7 @@ fn gateway_api_object<T: Clone>(r: &Resource, spec: &T) -> crate::gateway_api::O
         namespace: r.namespace.clone(),
         name: r.name.clone(),
         created: r.creation_timestamp.as_deref().unwrap_or("").to_string(),
-        generation: 1,
+        generation: r.generation.unwrap_or(1),
         spec: spec.clone(),
     }
 }

@@ -282,6 +282,7 @@ pub fn compile(
         .iter()
         .map(|r| RouteIn {
             kind: "HTTPRoute",
+            generation: r.generation,
             namespace: &r.namespace,
             name: &r.name,
             created: &r.created,
@@ -291,6 +292,7 @@ pub fn compile(
         })
         .chain(input.grpc_routes.iter().map(|r| RouteIn {
             kind: "GRPCRoute",
+            generation: r.generation,
             namespace: &r.namespace,
             name: &r.name,
             created: &r.created,
@@ -339,6 +341,9 @@ pub fn compile(
                 Some(g) => attach(&world, g, parent, route, &mut attached, &mut hosts),
             };
             parents.push(ParentStatus { parent_ref, conditions: vec![accepted, resolved.clone()] });
+        }
+        for p in &mut parents {
+            status::observe(&mut p.conditions, route.generation);
         }
         if !parents.is_empty() {
             status.routes.push(RouteStatus {
@@ -433,13 +438,27 @@ pub fn compile(
                 }
             })
             .collect();
+        let mut listeners: Vec<ListenerStatus> = listeners;
+        for l in &mut listeners {
+            status::observe(&mut l.conditions, g.generation);
+        }
+        // The Gateway is programmed when one of its listeners is (the spec: `Programmed` False,
+        // reason `Invalid`, when none can serve).
+        let any_programmed =
+            listeners.iter().any(|l| l.conditions.iter().any(|c| c.kind == "Programmed" && c.status == "True"));
+        let mut conditions = vec![
+            Condition::new("Accepted", true, "Accepted", "served by meshwork"),
+            if any_programmed {
+                Condition::new("Programmed", true, "Programmed", "served by meshwork")
+            } else {
+                Condition::new("Programmed", false, "Invalid", "no listener is programmed")
+            },
+        ];
+        status::observe(&mut conditions, g.generation);
         status.gateways.push(GatewayStatus {
             namespace: g.namespace.to_string(),
             name: g.name.to_string(),
-            conditions: vec![
-                Condition::new("Accepted", true, "Accepted", "served by meshwork"),
-                Condition::new("Programmed", true, "Programmed", "served by meshwork"),
-            ],
+            conditions,
             listeners,
         });
     }
@@ -508,6 +527,7 @@ fn plain_tls() -> ServerTls {
 /// A route of either kind, converted, with what attachment reads.
 struct RouteIn<'a> {
     kind: &'static str,
+    generation: i64,
     namespace: &'a Arc<str>,
     name: &'a Arc<str>,
     created: &'a String,

@@ -17,11 +17,28 @@ pub struct Condition {
     pub reason: &'static str,
     /// Detail.
     pub message: String,
+    /// The `metadata.generation` of the object the condition is about (1 for a file's object
+    /// without one).
+    #[serde(rename = "observedGeneration")]
+    pub observed_generation: i64,
 }
 
 impl Condition {
     pub(crate) fn new(kind: &'static str, ok: bool, reason: &'static str, message: impl Into<String>) -> Self {
-        Condition { kind, status: if ok { "True" } else { "False" }, reason, message: message.into() }
+        Condition {
+            kind,
+            status: if ok { "True" } else { "False" },
+            reason,
+            message: message.into(),
+            observed_generation: 0,
+        }
+    }
+}
+
+/// Stamp `generation` on every condition.
+pub(crate) fn observe(conditions: &mut [Condition], generation: i64) {
+    for c in conditions {
+        c.observed_generation = generation;
     }
 }
 

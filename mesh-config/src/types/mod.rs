@@ -208,7 +208,7 @@ pub(crate) struct ObjectMeta {
     self_link: serde::de::IgnoredAny,
     uid: serde::de::IgnoredAny,
     resource_version: serde::de::IgnoredAny,
-    generation: serde::de::IgnoredAny,
+    pub(crate) generation: Option<i64>,
     pub(crate) creation_timestamp: Option<String>,
     deletion_timestamp: serde::de::IgnoredAny,
     deletion_grace_period_seconds: serde::de::IgnoredAny,
@@ -332,6 +332,9 @@ pub struct Resource {
     /// server and `kubectl get -o yaml` output do; hand-written files usually do not). The
     /// Gateway API orders routes of equal precedence by it, oldest first.
     pub creation_timestamp: Option<Arc<str>>,
+    /// `metadata.generation`, when the object has one (the API server's; reported as the
+    /// Gateway API status' `observedGeneration`).
+    pub generation: Option<i64>,
     /// File it was read from (`None` for strings).
     pub file: Option<Arc<str>>,
     /// Line of the document's first key.
