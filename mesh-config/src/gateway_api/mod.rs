@@ -54,6 +54,7 @@
 //! too), and TLSRoute/TCPRoute.
 
 pub mod hostname;
+mod mesh;
 pub mod rules;
 mod status;
 pub mod validate;
@@ -274,7 +275,7 @@ pub fn compile(
     // Listener attachment counts and, per (gateway, host), the rules in precedence order.
     let mut attached = Attached::new();
     let mut hosts = HostRules::new();
-    let mut mesh = MeshRules::new();
+    let mut mesh = mesh::MeshRules::new();
 
     // Every route, oldest first (precedence's tie-break, and the order rules merge in).
     let mut routes: Vec<RouteIn<'_>> = input
@@ -322,7 +323,7 @@ pub fn compile(
                 port: parent.port,
             };
             if (group.is_empty() || group == "core") && kind == "Service" {
-                let accepted = attach_mesh(&world, parent, ns, route, &mut mesh);
+                let accepted = mesh::attach_mesh(&world, parent, ns, route, &mut mesh);
                 parents.push(ParentStatus { parent_ref, conditions: vec![accepted, resolved.clone()] });
                 continue;
             }
@@ -471,43 +472,7 @@ pub fn compile(
         // Under a Gateway binding several owners merge; this cannot conflict.
         let _ = builder.add_routes(Binding::gateway(&gw_ns, &gw_name), &host, &owner, rules);
     }
-    for (host, mut ordered) in mesh {
-        // Consumer routes first (they only match their own namespace's clients), then the 404
-        // that keeps a consumer namespace off the producer's routes, then producer routes.
-        ordered.sort_by(|a, b| (a.0, &a.2.key).cmp(&(b.0, &b.2.key)));
-        let mut rules = Vec::new();
-        let mut closed: Vec<Arc<str>> = Vec::new();
-        for (tier, consumer_ns, o) in ordered {
-            if tier == Tier::Producer {
-                for ns in closed.drain(..) {
-                    rules.push(consumer_fence(&ns, &o.rule));
-                }
-            }
-            if let Some(ns) = consumer_ns
-                && !closed.contains(&ns)
-            {
-                closed.push(ns);
-            }
-            rules.push(o.rule);
-        }
-        if let Some(last) = rules.last().cloned() {
-            for ns in closed.drain(..) {
-                rules.push(consumer_fence(&ns, &last));
-            }
-            if last.matches.iter().all(|m| m.source_namespace.is_some()) {
-                // Only consumer routes: every other client goes to the Service as if no route
-                // existed.
-                let mut fallback =
-                    mesh_core::route::HttpRule::forward(mesh_core::route::Destination::new(host.as_str()));
-                fallback.origin = last.origin.clone();
-                fallback.retries = default_retries.clone();
-                rules.push(Arc::new(fallback));
-            }
-        }
-        if builder.add_routes(Binding::Mesh, &host, "gateway-api/mesh", rules).is_err() {
-            status.shadowed_hosts.push(host);
-        }
-    }
+    mesh::emit(mesh, default_retries, builder, &mut status);
     status
 }
 
@@ -534,71 +499,6 @@ struct RouteIn<'a> {
     parent_refs: &'a [ParentRef],
     hostnames: &'a [String],
     converted: rules::Converted,
-}
-
-/// Whether a mesh route is its Service's (producer) or a client namespace's (consumer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Tier {
-    Consumer,
-    Producer,
-}
-
-/// Mesh rules by Service host: tier, the consumer namespace, the rule.
-type MeshRules = BTreeMap<String, Vec<(Tier, Option<Arc<str>>, rules::Ordered)>>;
-
-/// A rule answering 404 to clients of `namespace`: placed after that namespace's consumer routes,
-/// it keeps those clients off the producer's routes (GEP-1294: a consumer route replaces the
-/// producer's for its namespace, as Istio's namespace-local VirtualService does).
-fn consumer_fence(namespace: &Arc<str>, like: &Arc<mesh_core::route::HttpRule>) -> Arc<mesh_core::route::HttpRule> {
-    let mut rule = (**like).clone();
-    rule.matches = Box::new([mesh_core::route::RequestMatch {
-        source_namespace: Some(namespace.clone()),
-        ..mesh_core::route::RequestMatch::default()
-    }]);
-    rule.action =
-        mesh_core::route::RouteAction::DirectResponse(mesh_core::route::DirectResponse { status: 404, body: None });
-    rule.rewrite = None;
-    rule.mirrors = Box::new([]);
-    rule.cors = None;
-    rule.headers = Arc::default();
-    Arc::new(rule)
-}
-
-/// Attach a mesh (GAMMA, GEP-1426) route to the Service `parent` names: its rules apply to
-/// requests for that Service, on `parent.port` only when set; a route in another namespace than
-/// the Service's is a consumer route and applies to clients of its own namespace only.
-fn attach_mesh(
-    world: &World<'_>,
-    parent: &ParentRef,
-    ns: &str,
-    route: &RouteIn<'_>,
-    mesh: &mut MeshRules,
-) -> Condition {
-    let converted = &route.converted;
-    let Some(service) = world.services.get(&(ns, parent.name.as_str())) else {
-        return Condition::new("Accepted", false, "NoMatchingParent", "no such Service");
-    };
-    if let Some(p) = parent.port
-        && !service.ports.contains(&p)
-    {
-        return Condition::new("Accepted", false, "NoMatchingParent", "the Service has no such port");
-    }
-    let host = format!("{}.{}.svc.{}", service.name, service.namespace, world.options.domain);
-    let consumer = (**route.namespace != *ns).then(|| route.namespace.clone());
-    let tier = if consumer.is_some() { Tier::Consumer } else { Tier::Producer };
-    let port = parent.port.and_then(|p| u16::try_from(p).ok());
-    let slot = mesh.entry(host).or_default();
-    for o in &converted.rules {
-        let mut rule = (*o.rule).clone();
-        let mut matches = rule.matches.to_vec();
-        for m in &mut matches {
-            m.port = port;
-            m.source_namespace = consumer.clone();
-        }
-        rule.matches = matches.into_boxed_slice();
-        slot.push((tier, consumer.clone(), rules::Ordered { key: o.key.clone(), rule: Arc::new(rule) }));
-    }
-    Condition::new("Accepted", true, "Accepted", "route accepted")
 }
 
 /// Attach `route` to the listeners of `g` that `parent` selects; the parent's `Accepted`.
