@@ -31,6 +31,7 @@ pub mod cluster;
 pub mod context;
 pub mod error;
 pub mod fault;
+pub mod inbound;
 pub mod mirror;
 pub mod pool;
 pub mod registry;
