@@ -39,6 +39,7 @@ pub mod app;
 pub mod client;
 pub mod explain;
 pub mod gateway;
+pub mod identity;
 pub mod l4;
 pub mod reload;
 pub mod server;
