@@ -201,3 +201,20 @@ impl Security {
         out
     }
 }
+
+/// `remote.ip` at a sidecar's inbound listener: Istio leaves Envoy's `use_remote_address` off
+/// there (istio/istio `pilot/pkg/networking/core/listener_builder.go`,
+/// `PILOT_SIDECAR_USE_REMOTE_ADDRESS` default false) with no trusted hops, so Envoy takes the
+/// rightmost address of `x-forwarded-for` when the header holds one, else the connection's
+/// address (Envoy's "x-forwarded-for" documentation, `use_remote_address: false`).
+///
+/// ```
+/// use mesh_core::inbound::remote_ip;
+/// let source = "10.0.0.9".parse().ok();
+/// assert_eq!(remote_ip(Some("1.2.3.4, 5.6.7.8"), source), "5.6.7.8".parse().ok());
+/// assert_eq!(remote_ip(Some("not-an-ip"), source), source);
+/// assert_eq!(remote_ip(None, source), source);
+/// ```
+pub fn remote_ip(x_forwarded_for: Option<&str>, source: Option<std::net::IpAddr>) -> Option<std::net::IpAddr> {
+    x_forwarded_for.and_then(|xff| xff.rsplit(',').next()).and_then(|last| last.trim().parse().ok()).or(source)
+}

@@ -83,6 +83,11 @@ pub struct JwtVerification {
     pub rule: Option<usize>,
     /// Where the verified token was found (the layer removes it unless the rule forwards it).
     pub location: Option<TokenLocation>,
+    /// Headers the verifying rule writes into the forwarded request: `outputPayloadToHeader`
+    /// (the token's payload, base64url as in the token, Envoy's `forward_payload_header` without
+    /// padding) and `outputClaimToHeaders` (claims whose value is a string, number or boolean;
+    /// others are skipped, as Envoy's `claim_to_headers` skips them).
+    pub output_headers: Vec<(Arc<str>, String)>,
 }
 
 impl JwtVerifier {
@@ -134,16 +139,23 @@ impl JwtVerifier {
     /// assert_eq!(verifier.verify(&headers, None, 1_700_000_000).outcome, JwtOutcome::Invalid);
     /// ```
     pub fn verify(&self, headers: &http::HeaderMap, query: Option<&str>, now: u64) -> JwtVerification {
-        let mut outcome = JwtVerification { outcome: JwtOutcome::Missing, claims: None, rule: None, location: None };
+        let mut outcome = JwtVerification {
+            outcome: JwtOutcome::Missing,
+            claims: None,
+            rule: None,
+            location: None,
+            output_headers: Vec::new(),
+        };
         for (index, p) in self.providers.iter().enumerate() {
             let Some((token, location)) = extract(&p.rule, headers, query) else { continue };
             match verify_one(p, &token, now) {
-                Ok(claims) => {
+                Ok((claims, output_headers)) => {
                     return JwtVerification {
                         outcome: JwtOutcome::Valid,
                         claims: Some(claims),
                         rule: Some(index),
                         location: Some(location),
+                        output_headers,
                     };
                 }
                 Err(Failure::Audience) => outcome.outcome = JwtOutcome::AudienceNotAllowed,
@@ -192,7 +204,10 @@ fn extract(rule: &JwtRule, headers: &http::HeaderMap, query: Option<&str>) -> Op
     None
 }
 
-fn verify_one(p: &Provider, token: &str, now: u64) -> Result<Claims, Failure> {
+/// Headers a verified token writes (`outputPayloadToHeader`, `outputClaimToHeaders`).
+type OutputHeaders = Vec<(Arc<str>, String)>;
+
+fn verify_one(p: &Provider, token: &str, now: u64) -> Result<(Claims, OutputHeaders), Failure> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Failure::Other)?;
     let keys = p.keys.as_ref().ok_or(Failure::Other)?;
     let candidates: Vec<&Jwk> = match &header.kid {
@@ -235,6 +250,20 @@ fn verify_one(p: &Provider, token: &str, now: u64) -> Result<Claims, Failure> {
             return Err(Failure::Audience);
         }
     }
+    let mut output = Vec::new();
+    if let Some(header) = &p.rule.output_payload_to_header
+        && let Some(payload) = token.split('.').nth(1)
+    {
+        output.push((header.clone(), payload.to_string()));
+    }
+    for (header, name) in p.rule.output_claim_to_headers.iter() {
+        let value = match map.get(&**name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => continue,
+        };
+        output.push((header.clone(), value));
+    }
     let mut claims: Claims = BTreeMap::new();
     for (k, v) in map {
         let split = p.rule.space_delimited_claims.iter().any(|c| **c == *k);
@@ -246,7 +275,7 @@ fn verify_one(p: &Provider, token: &str, now: u64) -> Result<Claims, Failure> {
         };
         claims.insert(k, value);
     }
-    Ok(claims)
+    Ok((claims, output))
 }
 
 fn claim(v: &Value) -> ClaimValue {

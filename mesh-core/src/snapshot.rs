@@ -326,6 +326,13 @@ impl Snapshot {
         &self.inner.security
     }
 
+    /// The inbound side, shared: snapshots compiled from the same security configuration may
+    /// hold the same value, and a cache keyed on it (the inbound layer's JWT verifiers) lives as
+    /// long as the value does.
+    pub fn security_shared(&self) -> &Arc<Security> {
+        &self.inner.security
+    }
+
     /// The authorization decision for `request` arriving at `workload`
     /// ([`Security::authorize`]).
     pub fn authorize(

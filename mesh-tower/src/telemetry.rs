@@ -55,7 +55,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::body::TelemetryBody;
-use self::stats::Source;
+pub(crate) use self::stats::{CLUSTER, Source};
 pub(crate) use self::stats::{Finished, Shared};
 pub use self::tcp::TcpConnection;
 pub use self::trace::{TraceParent, propagate};

@@ -14,7 +14,7 @@ use crate::cluster::{EndpointMeta, WorkloadLabels, service_namespace};
 use crate::error::ResponseFlags;
 
 /// Istio's default cluster name.
-const CLUSTER: &str = "Kubernetes";
+pub(crate) const CLUSTER: &str = "Kubernetes";
 /// The most label sets whose metric handles are cached.
 const CACHE_LIMIT: usize = 4096;
 
@@ -23,17 +23,17 @@ const HOST_LIMIT: usize = 100;
 
 /// Who is calling: the source labels of every metric.
 #[derive(Debug, Clone)]
-pub(super) struct Source {
-    pub(super) workload: Arc<str>,
-    namespace: Arc<str>,
-    app: Arc<str>,
-    version: Arc<str>,
-    pub(super) canonical_service: Arc<str>,
-    canonical_revision: Arc<str>,
+pub(crate) struct Source {
+    pub(crate) workload: Arc<str>,
+    pub(crate) namespace: Arc<str>,
+    pub(crate) app: Arc<str>,
+    pub(crate) version: Arc<str>,
+    pub(crate) canonical_service: Arc<str>,
+    pub(crate) canonical_revision: Arc<str>,
 }
 
 impl Source {
-    pub(super) fn new(client: &ClientIdentity, workload: Option<&str>) -> Source {
+    pub(crate) fn new(client: &ClientIdentity, workload: Option<&str>) -> Source {
         let w = WorkloadLabels::of(&client.labels);
         let unknown = || Arc::<str>::from("unknown");
         Source {
