@@ -2,6 +2,8 @@
 //! upstream servers on loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod echo;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

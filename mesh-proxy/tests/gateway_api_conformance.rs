@@ -1,0 +1,572 @@
+//! The upstream Gateway API conformance cases (`testdata/conformance/gateway-api/`, copied from
+//! `kubernetes-sigs/gateway-api` with expectations transcribed from its Go tests) run end to end
+//! through `mesh proxy` (issue 18), as the upstream suite runs them against a cluster:
+//!
+//! - **Cluster stand-in.** The base manifests (`base/` for north-south tests, `mesh-base/` for the
+//!   mesh ones) plus the test's manifests are written to one config directory per test. Every
+//!   Deployment becomes one echo "pod" on loopback ([`support::echo`], answering JSON with the
+//!   request it saw and its pod and namespace, as the suite's `echo-basic` does), shared by all
+//!   tests; every Service with a selector gets one EndpointSlice per selected pod (its ports,
+//!   by name, at the pod's port), as the endpoints controller would write. North-south pods
+//!   listen on 127.0.0.1; mesh pods each on their own loopback address (127.0.0.2...), because a
+//!   mesh Service (`echo`) selects two pods and a request may name a pod IP. Objects are given
+//!   `creationTimestamp`s in file order (the suite applies them in that order). The EndpointSlices
+//!   a test leaves empty (`httproute-service-types`) are filled with the `infra-backend-v1` pod,
+//!   as the Go test does; `{GATEWAY_CLASS_NAME}` is `istio`. The HTTPS listeners' certificate
+//!   Secret (`tls-validity-checks-certificate`, which the suite creates at start) is generated.
+//! - **Status.** `mesh validate --status -o json` on that directory must report each subtest's
+//!   `routesMustBeAccepted`, `routeConditions` (type, status, reason) and
+//!   `routeMustHaveNoAcceptedParents` for the subtest's Gateway.
+//! - **Requests.** One `mesh proxy --gateway NS/NAME` per Gateway a test sends to (each listener
+//!   port mapped with `--port-map PORT=127.0.0.1:0`), or one `mesh proxy --listen` in the
+//!   client's namespace for a mesh test; tests run concurrently, and so do a test's cases. Each
+//!   case is sent once and compared as `conformance/utils/http/http.go` (`CompareRoundTrip`)
+//!   compares it: the status (one of `statusCodes`; a 408/504 matches any expected timeout);
+//!   for 200/204 the request the backend saw (`expectedRequest` defaults to the request sent:
+//!   path with query, method, host when given, headers joined with `,`, absent headers), the
+//!   serving pod's name prefix (`backend`) and namespace, response headers (`headers`,
+//!   `validHeaderValues`, `absentHeaders`, `ignoreWhitespace`); a body that is not JSON means the
+//!   gateway answered itself (a CORS preflight): only the method is assumed. For a 3xx, the
+//!   `Location`'s scheme and path (default: the request's), host (when given) and port (when
+//!   not given: absent or the scheme's default). The default `Host` is the Gateway's address as
+//!   `CalculateHost` writes it (`127.0.0.1`, with `:PORT` unless the port is 80); a mesh request
+//!   goes to `request.host` (default `echo`). Mirrors (`mirroredTo`) must reach the named pods;
+//!   with `percent`, their share of 500 requests must be within 3 standard deviations
+//!   (`mirrorDistributionCheck`); `expectedWeights` is checked as `utils/weight` does (500
+//!   requests, 5% tolerance, a zero weight gets nothing). Retry cases append the
+//!   `backendSimulation` query (`delayRetry`, `responseCode`, `succeedAfter`, a fresh `uuid`).
+//!
+//! Not run end to end, with why (every other test in the directory runs):
+//! - `httproute-backend-request-redirect`, `httproute-backend-url-rewrite`: RequestRedirect and
+//!   URLRewrite as per-backend filters, which Istio does not serve (`buildHTTPDestination` in
+//!   `pilot/pkg/config/kube/gateway/conversion.go` accepts only header modifiers there), nor
+//!   does meshwork (`mesh-config/tests/gateway_api.rs`, `NOT_SUPPORTED`).
+//! - `httproute-observed-generation-bump`: no requests; it patches the route and checks
+//!   `observedGeneration`, which is status of a resource's history (`mesh-config`'s status tests).
+//! - `mesh/mesh-frontend-hostname`: `SupportMeshClusterIPMatching`: the request is sent to one
+//!   Service's ClusterIP with another Service's name as `Host`; `mesh proxy` is an explicit proxy
+//!   that routes by `Host` and has no ClusterIPs to intercept.
+//!
+//! Also not checked here: `routeListeners`, `listenerStatus` and `gatewayAttachedRoutes` (the
+//! listener side of the status, checked on the compiled status in `mesh-config`).
+
+#![cfg(feature = "kubernetes")]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::echo::{self, EchoPod};
+use support::*;
+
+#[path = "conformance_expect.rs"]
+mod expect;
+
+use expect::{Captured, Case, Expect, Sent, Subtest};
+
+/// Tests not run end to end, with why (see the module docs).
+const NOT_RUN: &[(&str, &str)] = &[
+    ("httproute-backend-request-redirect", "RequestRedirect as a per-backend filter: not served by Istio or meshwork"),
+    ("httproute-backend-url-rewrite", "URLRewrite as a per-backend filter: not served by Istio or meshwork"),
+    ("httproute-observed-generation-bump", "no requests: a patch and observedGeneration (status history)"),
+    ("mesh/mesh-frontend-hostname", "SupportMeshClusterIPMatching: needs ClusterIP interception"),
+];
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/gateway-api")
+}
+
+/// Every expectation file, as `name` (`mesh/...` for the mesh ones).
+fn all_tests() -> Vec<String> {
+    let mut names = Vec::new();
+    for (sub, prefix) in [("tests", ""), ("tests/mesh", "mesh/")] {
+        for e in std::fs::read_dir(corpus().join(sub)).expect("tests dir") {
+            let file = e.expect("entry").file_name().into_string().expect("utf-8");
+            if let Some(n) = file.strip_suffix(".expect.yaml") {
+                names.push(format!("{prefix}{n}"));
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The manifests' documents (`{GATEWAY_CLASS_NAME}` is `istio`).
+fn manifest(relative: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(corpus().join(relative)).expect("manifest");
+    expect::yaml_documents(&text.replace("{GATEWAY_CLASS_NAME}", "istio"))
+}
+
+fn meta<'a>(doc: &'a Value, key: &str) -> &'a str {
+    doc["metadata"][key].as_str().unwrap_or("")
+}
+
+/// The echo pods of every Deployment in the corpus, started once.
+struct Pods {
+    pods: Vec<(EchoPod, BTreeMap<String, String>)>,
+}
+
+impl Pods {
+    async fn start(docs: &[Value]) -> Pods {
+        let mut pods: Vec<(EchoPod, BTreeMap<String, String>)> = Vec::new();
+        let mut mesh_ip = 1u8;
+        for d in docs.iter().filter(|d| d["kind"] == "Deployment") {
+            let (ns, name) = (meta(d, "namespace"), meta(d, "name"));
+            if pods.iter().any(|(p, _)| p.namespace == ns && p.app == name) {
+                continue;
+            }
+            let labels: BTreeMap<String, String> =
+                serde_json::from_value(d["spec"]["template"]["metadata"]["labels"].clone()).unwrap_or_default();
+            let ip = if ns.starts_with("gateway-conformance-mesh") {
+                mesh_ip += 1;
+                Ipv4Addr::new(127, 0, 0, mesh_ip)
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
+            pods.push((echo::start(name, ns, IpAddr::V4(ip)).await, labels));
+        }
+        Pods { pods }
+    }
+
+    fn selected<'a>(
+        &'a self,
+        ns: &'a str,
+        selector: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'a EchoPod> {
+        self.pods
+            .iter()
+            .filter(move |(p, labels)| {
+                p.namespace == ns && !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .map(|(p, _)| p)
+    }
+
+    fn find(&self, ns: &str, app: &str) -> &EchoPod {
+        self.pods.iter().map(|(p, _)| p).find(|p| p.namespace == ns && p.app == app).expect("pod")
+    }
+}
+
+/// An EndpointSlice for `service` (its `ports`) with one pod.
+fn slice(service: &Value, name: &str, pod: &EchoPod) -> Value {
+    let ports: Vec<Value> = service["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let mut port = json!({"port": pod.addr.port(), "protocol": p["protocol"].as_str().unwrap_or("TCP")});
+            if let Some(n) = p["name"].as_str() {
+                port["name"] = json!(n);
+            }
+            if let Some(a) = p["appProtocol"].as_str() {
+                port["appProtocol"] = json!(a);
+            }
+            port
+        })
+        .collect();
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": meta(service, "namespace"),
+                     "labels": {"kubernetes.io/service-name": meta(service, "name")}},
+        "addressType": "IPv4",
+        "ports": ports,
+        "endpoints": [{"addresses": [pod.addr.ip().to_string()], "conditions": {"ready": true},
+                       "targetRef": {"kind": "Pod", "name": pod.pod, "namespace": pod.namespace}}],
+    })
+}
+
+/// The listener certificate the suite creates (`MustCreateSelfSignedCertSecret`), for `names`.
+fn certificate(names: Vec<String>) -> (Value, Vec<u8>) {
+    let cert = rcgen::generate_simple_self_signed(names).expect("certificate");
+    let secret = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "tls-validity-checks-certificate", "namespace": "gateway-conformance-infra"},
+        "stringData": {"tls.crt": cert.cert.pem(), "tls.key": cert.signing_key.serialize_pem()},
+    });
+    (secret, cert.cert.der().to_vec())
+}
+
+/// One test's config directory: its documents as the cluster would hold them.
+fn write_config(name: &str, docs: Vec<Value>, pods: &Pods, secret: &Value) -> PathBuf {
+    let mut out: Vec<Value> = Vec::new();
+    for (i, mut d) in docs.into_iter().enumerate() {
+        if d["kind"] == "Deployment" || d["kind"] == "ConfigMap" {
+            continue;
+        }
+        if d["metadata"]["creationTimestamp"].is_null() {
+            d["metadata"]["creationTimestamp"] = json!(format!("2026-01-01T{:02}:{:02}:00Z", i / 60, i % 60));
+        }
+        if d["kind"] == "Service" {
+            let ns = meta(&d, "namespace").to_string();
+            let selector: BTreeMap<String, String> =
+                serde_json::from_value(d["spec"]["selector"].clone()).unwrap_or_default();
+            for (n, pod) in pods.selected(&ns, &selector).enumerate() {
+                out.push(slice(&d, &format!("{}-{n}", meta(&d, "name")), pod));
+            }
+        }
+        if d["kind"] == "EndpointSlice" && d["endpoints"].is_null() {
+            if d["addressType"] != "IPv4" {
+                continue; // an IPv4 cluster's pods have no IPv6 addresses
+            }
+            let pod = pods.find("gateway-conformance-infra", "infra-backend-v1");
+            for p in d["ports"].as_array_mut().into_iter().flatten() {
+                p["port"] = json!(pod.addr.port());
+            }
+            d["endpoints"] = json!([{"addresses": [pod.addr.ip().to_string()], "conditions": {"ready": true}}]);
+        }
+        out.push(d);
+    }
+    // The Pods the endpoints name (their labels are the endpoints' labels).
+    for (pod, labels) in &pods.pods {
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod.pod, "namespace": pod.namespace, "labels": labels},
+            "spec": {"containers": [{"name": "echo", "image": "echo-basic"}]},
+            "status": {"phase": "Running", "podIP": pod.addr.ip().to_string(),
+                       "podIPs": [{"ip": pod.addr.ip().to_string()}]},
+        }));
+    }
+    out.push(secret.clone());
+    let dir = config_dir(&format!("conformance-{}", name.replace('/', "-")));
+    let text: String =
+        out.iter().map(|d| format!("---\n{}\n", serde_json::to_string_pretty(d).expect("json"))).collect();
+    std::fs::write(dir.join("manifests.yaml"), text).expect("write");
+    dir
+}
+
+/// `mesh validate --status -o json DIR`.
+fn status(dir: &Path) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["validate", "--status", "-o", "json"])
+        .arg(dir)
+        .output()
+        .expect("mesh validate runs");
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+/// The subtest's route status checks against `mesh validate --status`.
+fn check_status(test: &str, sub: &Subtest, status: &Value, failures: &mut Vec<String>) {
+    let Some(gw) = &sub.gateway else { return };
+    let parent = |ns: &str, route: &str| -> Option<Value> {
+        let r = status["routes"].as_array()?.iter().find(|r| r["namespace"] == ns && r["name"] == route)?;
+        r["parents"]
+            .as_array()?
+            .iter()
+            .find(|p| {
+                p["parentRef"]["name"] == gw.name.as_str() && p["parentRef"]["namespace"] == gw.namespace.as_str()
+            })
+            .cloned()
+    };
+    let condition = |p: &Value, kind: &str| -> Option<Value> {
+        p["conditions"].as_array()?.iter().find(|c| c["type"] == kind).cloned()
+    };
+    for r in &sub.routes_must_be_accepted {
+        let accepted = parent(&r.namespace, &r.name).and_then(|p| condition(&p, "Accepted"));
+        if accepted.as_ref().map(|c| &c["status"]) != Some(&json!("True")) {
+            failures
+                .push(format!("{test}: route {}/{} not Accepted by {}: {accepted:?}", r.namespace, r.name, gw.name));
+        }
+    }
+    for c in &sub.route_conditions {
+        let ns = c
+            .route_namespace
+            .clone()
+            .or_else(|| sub.routes_must_be_accepted.iter().find(|r| r.name == c.route).map(|r| r.namespace.clone()))
+            .unwrap_or_else(|| gw.namespace.clone());
+        if sub.route_must_have_no_accepted_parents {
+            let accepted = status["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["namespace"] == ns.as_str() && r["name"] == c.route.as_str())
+                .flat_map(|r| r["parents"].as_array().cloned().unwrap_or_default())
+                .any(|p| condition(&p, "Accepted").is_some_and(|a| a["status"] == "True"));
+            if accepted {
+                failures.push(format!("{test}: route {ns}/{} has an accepted parent", c.route));
+            }
+        }
+        let got = parent(&ns, &c.route).and_then(|p| condition(&p, &c.kind));
+        let ok = got.as_ref().is_some_and(|g| {
+            g["status"] == c.status.as_str() && c.reason.as_ref().is_none_or(|r| g["reason"] == r.as_str())
+        });
+        if !ok {
+            failures.push(format!(
+                "{test}: route {ns}/{} on {}: wanted {}={} ({:?}), got {got:?}",
+                c.route, gw.name, c.kind, c.status, c.reason
+            ));
+        }
+    }
+}
+
+/// Where a subtest's requests go: a Gateway's listeners or the mesh.
+struct Target {
+    proxy: Proxy,
+    mesh: bool,
+}
+
+/// Start the proxy a subtest sends to.
+fn start_target(dir: &Path, sub: &Subtest, docs: &[Value]) -> Target {
+    if let Some(c) = &sub.client {
+        let proxy = start_proxy(dir, &["--listen", "127.0.0.1:0", "-n", &c.namespace]);
+        return Target { proxy, mesh: true };
+    }
+    let gw = sub.gateway.as_ref().expect("a gateway or a client");
+    let gateway = docs
+        .iter()
+        .find(|d| d["kind"] == "Gateway" && meta(d, "name") == gw.name && meta(d, "namespace") == gw.namespace)
+        .expect("the subtest's Gateway is in the manifests");
+    let mut ports: Vec<u64> =
+        gateway["spec"]["listeners"].as_array().into_iter().flatten().filter_map(|l| l["port"].as_u64()).collect();
+    ports.sort();
+    ports.dedup();
+    let name = format!("{}/{}", gw.namespace, gw.name);
+    let mut args = vec!["--gateway".to_string(), name];
+    for p in ports {
+        args.extend(["--port-map".to_string(), format!("{p}=127.0.0.1:0")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Target { proxy: start_proxy(dir, &args), mesh: false }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Send one case to `target` and compare; the first difference, if any.
+async fn run_case(
+    test: &str,
+    target: &Target,
+    case: &Case,
+    pods: &Pods,
+    roots: &[u8],
+) -> Result<(Sent, Captured), String> {
+    let mut case = case.clone();
+    if let Some(sim) = &case.backend_simulation {
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        case.request.path = format!("{}?{}", case.request.path, sim.query(&format!("{test}-{id}")));
+    }
+    if let Some(h) = case.request.host.as_mut().filter(|h| h.contains('<')) {
+        // `<pod IP of the echo-v2 pod>:8080`: that pod's address (its port is the pod's own).
+        let pod = pods.find("gateway-conformance-mesh", "echo-v2");
+        *h = pod.addr.to_string();
+    }
+    let port = case.gateway_port.unwrap_or(if case.tls.is_some() { 443 } else { 80 });
+    let (addr, default_host) = if target.mesh {
+        (target.proxy.listen().to_string(), "echo".to_string())
+    } else {
+        let addr = target
+            .proxy
+            .listeners
+            .iter()
+            .find(|(_, p)| *p == Some(port))
+            .map(|(a, _)| a.clone())
+            .ok_or_else(|| format!("{test}: the proxy does not listen on gateway port {port}"))?;
+        let host = if port == 80 || (port == 443 && case.tls.is_some()) {
+            "127.0.0.1".to_string()
+        } else {
+            format!("127.0.0.1:{port}")
+        };
+        (addr, host)
+    };
+    let mirror_id = (!case.mirrored_to.is_empty()).then(|| NEXT_ID.fetch_add(1, Ordering::SeqCst).to_string());
+    let sent = expect::send(&addr, &default_host, &case, mirror_id.as_deref(), roots).await?;
+    let captured = expect::compare(&case, &sent, target.mesh)?;
+    if let Some(id) = &mirror_id {
+        for m in case.mirrored_to.iter().filter(|m| m.percent.is_none()) {
+            let pod = pods.find(&m.namespace, &m.name);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            loop {
+                let copies = pod.seen_with(expect::ID_HEADER, id);
+                if let Some(c) = copies.first() {
+                    let want = case.expected_request.as_ref().and_then(|r| r.path.clone());
+                    let want = want.unwrap_or_else(|| case.request.path.clone());
+                    if c.path != want {
+                        return Err(format!("mirror to {} saw path {}, wanted {want}", m.name, c.path));
+                    }
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("no mirrored request reached {}/{}", m.namespace, m.name));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    Ok((sent, captured))
+}
+
+/// `expectedWeights`: 500 requests, 10 at a time; each backend's share within 5% (`utils/weight`);
+/// up to three tries, as the suite retries the whole check.
+async fn check_weights(
+    test: &str,
+    target: &Target,
+    case: &Case,
+    weights: &BTreeMap<String, f64>,
+    pods: &Pods,
+    roots: &[u8],
+) -> Result<(), String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut seen: BTreeMap<String, f64> = BTreeMap::new();
+        for _ in 0..50 {
+            let batch = (0..10).map(|_| run_case(test, target, case, pods, roots));
+            for r in futures_util::future::join_all(batch).await {
+                let (_, captured) = r?;
+                *seen.entry(captured.service()).or_default() += 1.0;
+            }
+        }
+        let total: f64 = seen.values().sum();
+        let bad: Vec<String> = weights
+            .iter()
+            .filter_map(|(backend, want)| {
+                let got = seen.get(backend).copied().unwrap_or(0.0) / total;
+                let ok = if *want == 0.0 { got == 0.0 } else { (got - want).abs() <= 0.05 };
+                (!ok).then(|| format!("{backend}: {got:.3} of the requests, wanted {want}"))
+            })
+            .collect();
+        if bad.is_empty() && seen.keys().all(|k| weights.contains_key(k)) {
+            return Ok(());
+        }
+        last = format!("{bad:?} (seen {seen:?})");
+    }
+    Err(last)
+}
+
+/// `mirrorDistributionCheck`: of 500 requests, the share mirrored to each `mirroredTo` with a
+/// `percent` is within 3 standard deviations of it.
+async fn check_mirror_share(test: &str, target: &Target, case: &Case, pods: &Pods, roots: &[u8]) -> Result<(), String> {
+    const N: usize = 500;
+    let mut plain = case.clone();
+    let mirrors = std::mem::take(&mut plain.mirrored_to);
+    let before: Vec<usize> =
+        mirrors.iter().map(|m| pods.find(&m.namespace, &m.name).seen.lock().expect("lock").len()).collect();
+    for _ in 0..N / 10 {
+        let batch = (0..10).map(|_| run_case(test, target, &plain, pods, roots));
+        for r in futures_util::future::join_all(batch).await {
+            r?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (m, before) in mirrors.iter().zip(before) {
+        let Some(percent) = m.percent else { continue };
+        let path = plain.request.path.clone();
+        let pod = pods.find(&m.namespace, &m.name);
+        let got = pod.seen.lock().expect("lock")[before..].iter().filter(|s| s.path == path).count() as f64;
+        let p = percent / 100.0;
+        let (mean, sd) = (N as f64 * p, (N as f64 * p * (1.0 - p)).sqrt());
+        if (got - mean).abs() > 3.0 * sd {
+            return Err(format!("{} of {N} mirrored to {}, wanted {mean} +/- {:.1}", got, m.name, 3.0 * sd));
+        }
+    }
+    Ok(())
+}
+
+/// Run one conformance test end to end; its failures.
+async fn run_test(
+    name: String,
+    pods: Arc<Pods>,
+    base: Arc<Vec<Value>>,
+    mesh_base: Arc<Vec<Value>>,
+    secret: Arc<(Value, Vec<u8>)>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let expect = Expect::read(&corpus().join("tests").join(format!("{name}.expect.yaml")));
+    let mut docs: Vec<Value> = if name.starts_with("mesh/") { mesh_base.to_vec() } else { base.to_vec() };
+    for m in &expect.source.manifests {
+        docs.extend(manifest(&format!("tests/{m}")));
+    }
+    for (i, sub) in expect.subtests.iter().enumerate() {
+        let mut docs = docs.clone();
+        if let Some(d) = sub.precondition.as_ref().and_then(|p| p.delete.as_ref()) {
+            docs.retain(|x| {
+                !(x["kind"] == d.kind.as_str() && meta(x, "name") == d.name && meta(x, "namespace") == d.namespace)
+            });
+        }
+        let dir = write_config(&format!("{name}-{i}"), docs.clone(), &pods, &secret.0);
+        let status = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || status(&dir)
+        })
+        .await
+        .expect("status");
+        check_status(&name, sub, &status, &mut failures);
+        if sub.cases.is_empty() {
+            continue;
+        }
+        let target = tokio::task::spawn_blocking({
+            let (dir, sub, docs) = (dir.clone(), sub.clone(), docs.clone());
+            move || start_target(&dir, &sub, &docs)
+        })
+        .await
+        .expect("proxy");
+        if !sub.expected_weights.is_empty() {
+            if let Err(e) = check_weights(&name, &target, &sub.cases[0], &sub.expected_weights, &pods, &secret.1).await
+            {
+                failures.push(format!("{name}: weights: {e}"));
+            }
+            continue;
+        }
+        let runs = sub.cases.iter().enumerate().map(|(n, case)| {
+            let (name, target, pods, roots) = (&name, &target, &pods, &secret.1);
+            async move {
+                let what = format!("{name} case {n} ({})", case.describe());
+                let result = if case.mirrored_to.iter().any(|m| m.percent.is_some()) {
+                    check_mirror_share(name, target, case, pods, roots).await
+                } else {
+                    run_case(name, target, case, pods, roots).await.map(|_| ())
+                };
+                result.err().map(|e| format!("{what}: {e}"))
+            }
+        });
+        failures.extend(futures_util::future::join_all(runs).await.into_iter().flatten());
+    }
+    failures
+}
+
+#[test]
+fn every_conformance_test_runs_or_is_listed() {
+    for n in NOT_RUN {
+        assert!(all_tests().iter().any(|t| t == n.0), "{} is listed but has no expectation file", n.0);
+    }
+    assert!(all_tests().len() >= 50, "the corpus is there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_api_conformance_end_to_end() {
+    let started = Instant::now();
+    let base = Arc::new(manifest("base/manifests.yaml"));
+    let mesh_base = Arc::new(manifest("mesh-base/manifests.yaml"));
+    let tests: Vec<String> = all_tests().into_iter().filter(|t| !NOT_RUN.iter().any(|(n, _)| n == t)).collect();
+    let mut deployments: Vec<Value> = base.iter().chain(mesh_base.iter()).cloned().collect();
+    let mut server_names = vec!["*.org".to_string(), "*.wildcard.org".to_string()];
+    for t in &tests {
+        let e = Expect::read(&corpus().join("tests").join(format!("{t}.expect.yaml")));
+        for m in &e.source.manifests {
+            deployments.extend(manifest(&format!("tests/{m}")));
+        }
+        for c in e.subtests.iter().flat_map(|s| &s.cases) {
+            server_names.extend(c.tls.as_ref().map(|t| t.server_name.clone()));
+        }
+    }
+    let pods = Arc::new(Pods::start(&deployments).await);
+    let secret = Arc::new(certificate(server_names));
+    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    let runs = tests.iter().map(|t| {
+        let (t, pods, base, mesh_base, secret, limit) =
+            (t.clone(), pods.clone(), base.clone(), mesh_base.clone(), secret.clone(), limit.clone());
+        tokio::spawn(async move {
+            let _permit = limit.acquire().await.expect("semaphore");
+            run_test(t, pods, base, mesh_base, secret).await
+        })
+    });
+    let mut failures: Vec<String> = Vec::new();
+    for r in futures_util::future::join_all(runs).await {
+        failures.extend(r.expect("test task"));
+    }
+    eprintln!("{} conformance tests end to end in {:?}", tests.len(), started.elapsed());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
