@@ -278,6 +278,31 @@ fn verify_one(p: &Provider, token: &str, now: u64) -> Result<(Claims, OutputHead
     Ok((claims, output))
 }
 
+/// The claims authorization reads from a JSON payload (an object; `None` otherwise), with the
+/// string values of `space_delimited` claims split into lists, as a verified token's are.
+///
+/// ```
+/// use mesh_core::authz::ClaimValue;
+/// let claims = mesh_core::jwt::claims_from_json(&serde_json::json!({"sub": "alice", "scope": "a b"}), &["scope"]).expect("object");
+/// assert_eq!(claims["scope"], ClaimValue::List(vec![ClaimValue::String("a".into()), ClaimValue::String("b".into())]));
+/// ```
+pub fn claims_from_json(payload: &Value, space_delimited: &[&str]) -> Option<Claims> {
+    let Value::Object(map) = payload else { return None };
+    Some(
+        map.iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) if space_delimited.contains(&k.as_str()) => ClaimValue::List(
+                        s.split(' ').filter(|p| !p.is_empty()).map(|p| ClaimValue::String(p.to_string())).collect(),
+                    ),
+                    _ => claim(v),
+                };
+                (k.clone(), value)
+            })
+            .collect(),
+    )
+}
+
 fn claim(v: &Value) -> ClaimValue {
     match v {
         Value::String(s) => ClaimValue::String(s.clone()),

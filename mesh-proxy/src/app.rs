@@ -3,7 +3,8 @@
 //! status) and another binary can run the same commands.
 //!
 //! - [`validate()`]: `mesh validate`, Istio's admission checks over files and directories.
-//! - [`explain()`]: `mesh explain`, what the configuration does with one request.
+//! - [`explain()`]: `mesh explain`, what the configuration does with one request;
+//!   [`explain_inbound()`]: `mesh explain --inbound`, one request arriving at a workload.
 //! - [`proxy()`] / [`serve_proxy`]: `mesh proxy`, the configuration source, listeners, admin
 //!   server, reloads and signals wired together.
 //!
@@ -26,14 +27,18 @@
 mod cli;
 mod error;
 mod explain;
+mod explain_inbound;
 mod proxy;
 mod validate;
 
 use std::io::Write;
 
-pub use cli::{Cli, Command, ExplainArgs, KubernetesArgs, MeshSettings, ProxyArgs, ValidateArgs};
+pub use cli::{
+    Cli, Command, ExplainArgs, InboundExplainArgs, KubernetesArgs, MeshSettings, ProxyArgs, ValidateArgs, WorkloadArgs,
+};
 pub use error::{Error, UsageError};
 pub use explain::explain;
+pub use explain_inbound::{explain_inbound, inbound_json};
 pub use proxy::{DEFAULT_LISTEN, proxy, runtime, serve_proxy};
 pub use validate::validate;
 
@@ -52,6 +57,7 @@ pub enum Outcome {
 pub fn run(command: Command, mut out: impl Write, mut err: impl Write) -> Result<Outcome, Error> {
     match command {
         Command::Validate(args) => validate(&args, &mut out, &mut err),
+        Command::Explain(args) if args.inbound.inbound => explain_inbound(&args, &mut out, &mut err),
         Command::Explain(args) => explain(&args, &mut out, &mut err).map(|()| Outcome::Success),
         Command::Proxy(args) => proxy(args, out).map(|()| Outcome::Success),
     }

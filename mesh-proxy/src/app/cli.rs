@@ -159,6 +159,10 @@ pub struct ExplainArgs {
     /// Mesh-wide settings.
     #[command(flatten)]
     pub settings: MeshSettings,
+    /// Explain one request ARRIVING at a workload instead (`--inbound`): its mTLS mode,
+    /// RequestAuthentication and AuthorizationPolicy decision.
+    #[command(flatten)]
+    pub inbound: InboundExplainArgs,
     /// The request URL, e.g. `http://reviews:9080/reviews/0`; with `--gateway`, the URL's
     /// port is the Gateway port the request arrives on (without one: the port of the first
     /// server whose hosts admit the URL's host — TLS servers for `https`, plain ones for
@@ -167,6 +171,65 @@ pub struct ExplainArgs {
     /// connection to one of its TCP servers, `tcp://any:31400`, or TLS passthrough servers,
     /// `tls://SERVER-NAME:443`.
     pub url: String,
+}
+
+/// The workload a process is (`mesh proxy`) or a request arrives at (`mesh explain --inbound`):
+/// what PeerAuthentication, RequestAuthentication and AuthorizationPolicy selectors match.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct WorkloadArgs {
+    /// The workload's namespace.
+    #[arg(long = "workload-namespace", value_name = "NS", default_value = "default")]
+    pub workload_namespace: String,
+    /// A label of the workload's pods, `key=value` (repeatable).
+    #[arg(long = "workload-label", value_name = "KEY=VALUE")]
+    pub workload_labels: Vec<String>,
+}
+
+impl WorkloadArgs {
+    /// The workload these flags describe.
+    pub fn workload(&self) -> Result<mesh_core::workload::Workload, super::UsageError> {
+        let mut labels = Vec::new();
+        for l in &self.workload_labels {
+            let (k, v) = l.split_once('=').ok_or_else(|| super::UsageError::WorkloadLabel(l.clone()))?;
+            labels.push((k, v));
+        }
+        Ok(mesh_core::workload::Workload::new(&self.workload_namespace, labels))
+    }
+}
+
+/// `mesh explain --inbound`: one request (or, with `--tcp`, one connection) arriving at a
+/// workload.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct InboundExplainArgs {
+    /// Explain the request as it arrives at the workload (`--workload-namespace`,
+    /// `--workload-label`): mTLS mode, JWT, authorization.
+    #[arg(long, conflicts_with_all = ["gateway", "source_labels"])]
+    pub inbound: bool,
+    /// The workload.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// The port the request arrives on (default: the URL's).
+    #[arg(long, value_name = "N", requires = "inbound")]
+    pub port: Option<u16>,
+    /// The client's mTLS identity, `spiffe://TRUST-DOMAIN/ns/NS/sa/SA` (default: plaintext).
+    #[arg(long, value_name = "SPIFFE_URI", requires = "inbound")]
+    pub peer: Option<String>,
+    /// The connection's source address (default 127.0.0.1).
+    #[arg(long = "source-ip", value_name = "IP", requires = "inbound")]
+    pub source_ip: Option<std::net::IpAddr>,
+    /// The original client address (`remote.ip`; default: from `x-forwarded-for`, else the source).
+    #[arg(long = "remote-ip", value_name = "IP", requires = "inbound")]
+    pub remote_ip: Option<std::net::IpAddr>,
+    /// The TLS server name the client sent.
+    #[arg(long, value_name = "NAME", requires = "inbound")]
+    pub sni: Option<String>,
+    /// The claims of a token that already passed RequestAuthentication, as a JSON object
+    /// (a real token in `-H` is verified against the rules' inline `jwks` instead).
+    #[arg(long = "jwt-claims", value_name = "JSON", requires = "inbound")]
+    pub jwt_claims: Option<String>,
+    /// A TCP connection rather than an HTTP request (HTTP-only policy fields never match).
+    #[arg(long, requires = "inbound")]
+    pub tcp: bool,
 }
 
 /// Mesh-wide settings Istio keeps in meshConfig and pilot's environment (the same flags for
@@ -245,6 +308,11 @@ const EXPLAIN_HELP: &str = "\
 The JSON output (-o json) has every key always present, null where it does not apply:
 host, action (route | redirect | directResponse | noRoute), status, route, destinations,
 redirect, directResponse, rewrite, timeout, retries, fault, mirrors, headers.
+
+With --inbound: decision (allow | deny | reject), status (null | 400 | 401 | 403; null for a
+refused connection and for --tcp), policy (null | {namespace, name, action, rule}),
+normalizedPath, audited, dryRun (null | allow | deny), mtls (STRICT | PERMISSIVE | DISABLE).
+Exit 0 whatever the decision, 1 when the configuration is invalid, 2 on a usage error.
 
 Problems in the configuration (errors and warnings, as `mesh validate` prints them) go to
 standard error; the request is explained with what is in force (invalid resources left out).

@@ -115,6 +115,17 @@ pub enum UsageError {
     /// `--source-label` is not `key=value`.
     #[error("source label {0:?} is not `key=value`")]
     SourceLabel(String),
+    /// `--workload-label` is not `key=value`.
+    #[error("workload label {0:?} is not `key=value`")]
+    WorkloadLabel(String),
+    /// An `mesh explain --inbound` flag does not parse (`--peer`, `--jwt-claims`).
+    #[error("{flag}: {message}")]
+    Inbound {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// `mesh explain --gateway` is not `namespace/name`.
     #[error("gateway {0:?} is not NS/NAME")]
     Gateway(String),

@@ -12,7 +12,8 @@ use crate::explain as print;
 /// Explain the request `args` describes: the answer goes to `out` (text or JSON), the
 /// configuration's errors and warnings (as `mesh validate` prints them) to `err`.
 pub fn explain(args: &ExplainArgs, out: &mut impl Write, err: &mut impl Write) -> Result<(), Error> {
-    let ExplainArgs { files, method, headers, source_labels, gateway, namespace, output, settings, url } = args;
+    let ExplainArgs { files, method, headers, source_labels, gateway, namespace, output, settings, url, inbound: _ } =
+        args;
     let (namespace, output, url) = (namespace.as_str(), output.as_str(), url.as_str());
     for p in files {
         if !p.exists() {

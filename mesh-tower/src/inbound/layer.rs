@@ -288,40 +288,12 @@ impl Shared {
         request: &Request<B>,
     ) -> (InboundDecision, JwtVerification, Option<ConnectionInfo>) {
         let connection = request.extensions().get::<ConnectionInfo>();
-        let port = connection.and_then(|c| c.destination).map_or(self.port, |a| a.port());
         let jwt = if verifiers.rules.is_empty() {
             missing()
         } else {
             verifiers.verifier.verify(request.headers(), request.uri().query(), now())
         };
-        let host = request
-            .uri()
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()))
-            .unwrap_or_default();
-        let source_ip = connection.and_then(|c| c.source).map(|a| a.ip());
-        let xff = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let attributes = AuthzRequest {
-            peer: connection.and_then(|c| c.peer.as_ref()).map(|p| Arc::from(p.to_string())),
-            source_ip,
-            remote_ip: remote_ip(xff, source_ip),
-            destination_ip: connection.and_then(|c| c.destination).map(|a| a.ip()),
-            destination_port: port,
-            sni: connection.and_then(|c| c.sni.as_deref()).map(str::to_string),
-            http: Some(HttpAttributes {
-                method: request.method().as_str().to_string(),
-                host: host.to_string(),
-                path: request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string(),
-                headers: request.headers().clone(),
-                jwt: jwt.claims.clone(),
-            }),
-        };
-        let inbound = InboundRequest {
-            mtls: connection.is_some_and(ConnectionInfo::is_mtls),
-            jwt: jwt.outcome.clone(),
-            attributes,
-        };
+        let inbound = inbound_request(request, connection, self.port, &jwt);
         let decision = security.inbound(&self.workload, &inbound);
         if let Some(audit) = &decision.audit {
             tracing::info!(target: "meshwork::audit", policy = %format_args!("{}/{}", audit.namespace, audit.name), rule = audit.rule, path = decision.normalized_path.as_deref().unwrap_or(""), "AUDIT policy matched");
@@ -331,6 +303,56 @@ impl Shared {
         }
         (decision, jwt, connection.cloned())
     }
+}
+
+/// What mesh-core's inbound decision reads of one request: its attributes (method, authority,
+/// path with query, headers, the verified JWT's claims) and its connection's (peer identity,
+/// SNI, addresses; `default_port` when the request carries no [`ConnectionInfo`]), with
+/// `remote.ip` as a sidecar's Envoy derives it ([`remote_ip`]). The layer and
+/// `mesh explain --inbound` both build their input here.
+///
+/// ```
+/// use mesh_core::inbound::JwtOutcome;
+/// use mesh_core::jwt::JwtVerification;
+/// use mesh_tower::inbound::{ConnectionInfo, inbound_request};
+/// let request = http::Request::get("/a?b=1").header("host", "httpbin:8000").body(()).expect("request");
+/// let jwt = JwtVerification { outcome: JwtOutcome::Missing, claims: None, rule: None, location: None, output_headers: vec![] };
+/// let input = inbound_request(&request, None, 8000, &jwt);
+/// assert!(!input.mtls);
+/// assert_eq!(input.attributes.destination_port, 8000);
+/// assert_eq!(input.attributes.http.as_ref().map(|h| h.path.as_str()), Some("/a?b=1"));
+/// ```
+pub fn inbound_request<B>(
+    request: &Request<B>,
+    connection: Option<&ConnectionInfo>,
+    default_port: u16,
+    jwt: &JwtVerification,
+) -> InboundRequest {
+    let port = connection.and_then(|c| c.destination).map_or(default_port, |a| a.port());
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| request.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or_default();
+    let source_ip = connection.and_then(|c| c.source).map(|a| a.ip());
+    let xff = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let attributes = AuthzRequest {
+        peer: connection.and_then(|c| c.peer.as_ref()).map(|p| Arc::from(p.to_string())),
+        source_ip,
+        remote_ip: remote_ip(xff, source_ip),
+        destination_ip: connection.and_then(|c| c.destination).map(|a| a.ip()),
+        destination_port: port,
+        sni: connection.and_then(|c| c.sni.as_deref()).map(str::to_string),
+        http: Some(HttpAttributes {
+            method: request.method().as_str().to_string(),
+            host: host.to_string(),
+            path: request.uri().path_and_query().map_or("/", |p| p.as_str()).to_string(),
+            headers: request.headers().clone(),
+            jwt: jwt.claims.clone(),
+        }),
+    };
+    InboundRequest { mtls: connection.is_some_and(ConnectionInfo::is_mtls), jwt: jwt.outcome.clone(), attributes }
 }
 
 /// The refusal's HTTP answer.
