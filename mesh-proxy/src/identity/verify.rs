@@ -134,7 +134,28 @@ fn join<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 
 /// A verification failure as rustls carries it (the handshake fails with `bad_certificate`).
 fn refuse(e: IdentityError) -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(e))))
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(Refusal(e)))))
+}
+
+/// rustls prints an `OtherError` with `Debug`: this one's `Debug` is the readable message.
+struct Refusal(IdentityError);
+
+impl std::fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Refusal {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 /// The identity of a verified client, checked against the accepted trust domains.
