@@ -451,7 +451,7 @@ async fn foreign_trust_domains_other_roots_expired_leaves_and_two_uri_sans_are_r
     assert!(matches!(err, CertError::Identity { source: IdentityError::UriSanCount(2), .. }), "{err}");
     // ...and when presented by a client (made here without the loader's checks).
     let (addr3, mut results3) = start(acceptor(server, bundle), fixed(MtlsMode::Strict)).await;
-    let stream = raw_client(addr3, &two, &pki).await;
+    let stream = raw_client(addr3, &two, &pki, &[]).await;
     assert!(match stream {
         Ok(s) => get1(s).await.is_err(),
         Err(_) => true,
@@ -465,6 +465,7 @@ async fn raw_client(
     addr: SocketAddr,
     leaf: &Leaf,
     pki: &Pki,
+    alpn: &[&[u8]],
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     use rustls::pki_types::pem::PemObject;
     let provider = mesh_proxy::tls::provider();
@@ -476,15 +477,59 @@ async fn raw_client(
     roots.add(pki.root.der().clone()).expect("root");
     let verifier =
         SpiffeServerVerifier::new(Arc::new(roots), Vec::new(), TrustDomainBundle::default(), provider.clone());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(chain, key)
         .expect("client cert");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(addr).await.expect("connect");
     tokio_rustls::TlsConnector::from(Arc::new(config)).connect(sni(), tcp).await
+}
+
+#[tokio::test]
+async fn the_server_accepts_istio_alpn_and_says_which_http_version() {
+    let pki = Pki::new("alpn");
+    let server = source("alpn-server", &pki.leaf(SERVER));
+    let client = pki.leaf(CLIENT);
+    let (addr, mut results) = start(acceptor(server, TrustDomainBundle::default()), fixed(MtlsMode::Strict)).await;
+    // (offered by the client, chosen by the server, HTTP/2?)
+    type Case = (&'static [&'static [u8]], &'static [u8], bool);
+    let cases: [Case; 6] = [
+        (&[b"istio-http/1.0"], b"istio-http/1.0", false),
+        (&[b"istio-http/1.1"], b"istio-http/1.1", false),
+        (&[b"istio-h2"], b"istio-h2", true),
+        // An Envoy sidecar's TCP cluster (ALPNInMeshWithMxc): `istio`, never the exchange.
+        (&[b"istio-peer-exchange", b"istio"], b"istio", false),
+        (&[b"istio-peer-exchange"], b"istio-peer-exchange", false),
+        // ALPNInMeshH2WithMxc: h2.
+        (&[b"istio-peer-exchange", b"istio", b"h2"], b"h2", true),
+    ];
+    for (offered, chosen, http2) in cases {
+        let stream = raw_client(addr, &client, &pki, offered).await.expect("handshake");
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(chosen));
+        let body = if http2 { get2(stream).await } else { get1(stream).await };
+        assert_eq!(body.expect("GET"), format!("peer={CLIENT}"), "{:?}", String::from_utf8_lossy(chosen));
+        let (_, alpn) = next(&mut results).await.expect("accepted");
+        assert_eq!(alpn.as_deref(), Some(chosen));
+        let version = mesh_proxy::identity::HttpVersion::from_alpn(chosen);
+        let expected = match chosen {
+            b"istio" | b"istio-peer-exchange" => None,
+            _ if http2 => Some(mesh_proxy::identity::HttpVersion::Http2),
+            _ => Some(mesh_proxy::identity::HttpVersion::Http1),
+        };
+        assert_eq!(version, expected);
+    }
+    // No protocol in common: refused.
+    let refused = match raw_client(addr, &client, &pki, &[b"spdy/3"]).await {
+        Ok(stream) => get1(stream).await.map(|_| ()),
+        Err(e) => Err(e.into()),
+    };
+    assert!(refused.is_err());
+    let refused = next(&mut results).await.expect_err("no common ALPN");
+    assert!(refused.contains("handshake"), "{refused}");
 }
 
 #[tokio::test]
