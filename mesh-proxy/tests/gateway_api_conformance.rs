@@ -335,6 +335,8 @@ fn start_target(dir: &Path, sub: &Subtest, docs: &[Value]) -> Target {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Cases compared (a distribution check counts once), so that a harness that runs nothing fails.
+static CASES_RUN: AtomicU64 = AtomicU64::new(0);
 
 /// Send one case to `target` and compare; the first difference, if any.
 async fn run_case(
@@ -504,6 +506,7 @@ async fn run_test(
         .await
         .expect("proxy");
         if !sub.expected_weights.is_empty() {
+            CASES_RUN.fetch_add(1, Ordering::SeqCst);
             if let Err(e) = check_weights(&name, &target, &sub.cases[0], &sub.expected_weights, &pods, &secret.1).await
             {
                 failures.push(format!("{name}: weights: {e}"));
@@ -513,6 +516,7 @@ async fn run_test(
         let runs = sub.cases.iter().enumerate().map(|(n, case)| {
             let (name, target, pods, roots) = (&name, &target, &pods, &secret.1);
             async move {
+                CASES_RUN.fetch_add(1, Ordering::SeqCst);
                 let what = format!("{name} case {n} ({})", case.describe());
                 let result = if case.mirrored_to.iter().any(|m| m.percent.is_some()) {
                     check_mirror_share(name, target, case, pods, roots).await
@@ -525,6 +529,47 @@ async fn run_test(
         failures.extend(futures_util::future::join_all(runs).await.into_iter().flatten());
     }
     failures
+}
+
+/// The comparison finds what differs (a harness that passes everything proves nothing): the
+/// wrong backend, a header the backend did not see, a wrong redirect port.
+#[test]
+fn the_comparison_catches_differences() {
+    let echoed = |pod: &str, headers: Value| Sent {
+        scheme: "http",
+        path: "/".into(),
+        method: "GET".into(),
+        status: 200,
+        headers: [(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"))]
+            .into_iter()
+            .collect(),
+        body: json!({"path": "/", "host": "x", "method": "GET", "headers": headers,
+                     "namespace": "gateway-conformance-infra", "pod": pod})
+        .to_string()
+        .into(),
+    };
+    let mut case =
+        Case { backend: "infra-backend-v1".into(), namespace: "gateway-conformance-infra".into(), ..Case::default() };
+    case.request.path = "/".into();
+    assert!(expect::compare(&case, &echoed("infra-backend-v1-abc", json!({})), false).is_ok());
+    assert!(expect::compare(&case, &echoed("infra-backend-v2-abc", json!({})), false).is_err());
+    case.expected_request = Some(expect::ExpectedRequest {
+        path: Some("/".into()),
+        headers: Some([("X-Header-Add".to_string(), "a,b".to_string())].into()),
+        ..Default::default()
+    });
+    assert!(
+        expect::compare(&case, &echoed("infra-backend-v1-abc", json!({"X-Header-Add": ["a", "b"]})), false).is_ok()
+    );
+    assert!(expect::compare(&case, &echoed("infra-backend-v1-abc", json!({"X-Header-Add": ["a"]})), false).is_err());
+    let mut redirect = echoed("", json!({}));
+    redirect.status = 302;
+    redirect.headers.insert(http::header::LOCATION, http::HeaderValue::from_static("http://example.org:8080/"));
+    case.response.status_code = Some(302);
+    case.redirect_request = Some(expect::Redirect { port: Some("8083".into()), ..Default::default() });
+    assert!(expect::compare(&case, &redirect, false).is_err());
+    case.redirect_request = Some(expect::Redirect { port: Some("8080".into()), ..Default::default() });
+    assert!(expect::compare(&case, &redirect, false).is_ok());
 }
 
 #[test]
@@ -567,6 +612,8 @@ async fn gateway_api_conformance_end_to_end() {
     for r in futures_util::future::join_all(runs).await {
         failures.extend(r.expect("test task"));
     }
-    eprintln!("{} conformance tests end to end in {:?}", tests.len(), started.elapsed());
+    let cases = CASES_RUN.load(Ordering::SeqCst);
+    eprintln!("{} conformance tests, {cases} cases, end to end in {:?}", tests.len(), started.elapsed());
+    assert!(cases >= 200, "every runnable case ran ({cases})");
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

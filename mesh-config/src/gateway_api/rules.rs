@@ -22,8 +22,14 @@
 //! authority), `RequestMirror` → mirrors (`percent` or `fraction`, all when neither). Timeouts
 //! (GEP-1742): `request` is the route timeout; `backendRequest` the per-try timeout when `retry`
 //! is set, else the route timeout (as Istio). Retries (GEP-1731): `attempts` (2 when absent),
-//! `connect-failure,refused-stream,unavailable,cancelled` plus the listed `codes`, `backoff`; a
-//! rule without `retry` takes the mesh's default retry policy, as a VirtualService does. No
+//! `connect-failure,refused-stream,unavailable,cancelled,reset` plus the listed `codes`,
+//! `backoff`; a rule without `retry` takes the mesh's default retry policy, as a VirtualService
+//! does. `reset` (Envoy's "no response: disconnect, reset, per-try timeout") is one more than
+//! Istio's `conversion.go` lists: the API says "Implementations SHOULD retry on connection errors
+//! (disconnect, reset, timeout, TCP failure) if a retry stanza is configured" (`HTTPRouteRetry`
+//! in `apis/v1/httproute_types.go`), and the conformance test `HTTPRouteRetryWithTimeouts`
+//! (feature `HTTPRouteRetryBackendTimeout`) expects a `backendRequest` timeout to be retried
+//! without any `codes`; with Istio's four conditions Envoy retries no per-try timeout. No
 //! backend with a weight above 0, or none that resolves (and no redirect), answers 500.
 
 use std::sync::Arc;
@@ -397,7 +403,7 @@ fn rule(
     let (retries, timeout) = match &r.retry {
         Some(retry) => {
             let attempts = retry.attempts.unwrap_or(2).clamp(0, i64::from(u32::MAX)) as u32;
-            let mut on = String::from("connect-failure,refused-stream,unavailable,cancelled");
+            let mut on = String::from("connect-failure,refused-stream,unavailable,cancelled,reset");
             for c in &retry.codes {
                 on.push_str(&format!(",{c}"));
             }
