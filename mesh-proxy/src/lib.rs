@@ -5,6 +5,8 @@
 //! - [`server::serve_gateway`]: the same, as one port of an Istio Gateway (hosts, TLS
 //!   termination by SNI, `httpsRedirect`).
 //! - [`gateway`]: one listener per port of a Gateway, opened and closed as its `servers` change.
+//! - [`inbound`]: `mesh proxy --inbound`, a sidecar's inbound listener (mTLS by PeerAuthentication,
+//!   the inbound layer) in front of a local application; [`identity`]: the mutual TLS under it.
 //! - [`l4`]: a Gateway's plain TCP and TLS passthrough servers (VirtualService `tcp[]`, `tls[]`).
 //! - [`upstream`]: the pooled client under the stack, with TLS origination per DestinationRule.
 //! - [`tls`]: rustls configs from Istio's TLS settings (ring provider, nothing installed globally).
@@ -40,6 +42,7 @@ pub mod client;
 pub mod explain;
 pub mod gateway;
 pub mod identity;
+pub mod inbound;
 pub mod l4;
 pub mod reload;
 pub mod server;

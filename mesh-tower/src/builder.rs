@@ -108,6 +108,27 @@ impl Mesh {
     pub fn client_identity(&self) -> &ClientIdentity {
         &self.client
     }
+
+    /// The inbound side for a server of this workload, with the same identity the clients use
+    /// outbound (namespace and labels: what security policies select) and the same
+    /// configuration: wrap an axum or hyper service in
+    /// `mesh.inbound_layer().port(8080).build()`; a server that puts a
+    /// [`ConnectionInfo`](crate::inbound::ConnectionInfo) in each request's extensions (the
+    /// mutual-TLS acceptor of `meshwork::proxy::identity` does) gives it the peer's identity.
+    ///
+    /// ```
+    /// use mesh_core::ClientIdentity;
+    /// use mesh_tower::Mesh;
+    /// let mesh = Mesh::builder().client_identity(ClientIdentity::new("foo", [("app", "httpbin")])).build();
+    /// let _layer = mesh.inbound_layer().port(8000).build();
+    /// ```
+    pub fn inbound_layer(&self) -> crate::inbound::InboundLayerBuilder {
+        let workload = mesh_core::workload::Workload {
+            namespace: self.client.namespace.clone(),
+            labels: self.client.labels.clone(),
+        };
+        crate::inbound::InboundLayer::builder(self.config.clone(), workload)
+    }
 }
 
 /// Builds a [`Mesh`].

@@ -111,6 +111,23 @@ pub struct ProxyArgs {
     /// Mesh-wide settings.
     #[command(flatten)]
     pub settings: MeshSettings,
+    /// Serve as a sidecar's inbound listener too: accept at LISTEN, apply the workload's
+    /// PeerAuthentication, RequestAuthentication and AuthorizationPolicy, forward to the
+    /// application at APP_ADDR (repeatable). Policies name the application's port.
+    #[arg(long = "inbound", value_name = "LISTEN=APP_ADDR")]
+    pub inbound: Vec<String>,
+    /// The workload this proxy stands for: selectors of security policies match it inbound,
+    /// `sourceLabels` and the `source_*` metric labels outbound.
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// The workload's service account (its identity, `spiffe://TRUST-DOMAIN/ns/NS/sa/SA`, when
+    /// no certificate says otherwise).
+    #[arg(long = "service-account", value_name = "NAME")]
+    pub service_account: Option<String>,
+    /// The workload certificate: a directory with Istio's `cert-chain.pem`, `key.pem` and
+    /// `root-cert.pem` (reloaded on change). Without it the inbound listeners are plaintext only.
+    #[arg(long = "cert-dir", value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
 }
 
 /// Where configuration comes from besides files: a Kubernetes cluster's API server.
@@ -177,23 +194,25 @@ pub struct ExplainArgs {
 /// what PeerAuthentication, RequestAuthentication and AuthorizationPolicy selectors match.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct WorkloadArgs {
-    /// The workload's namespace.
-    #[arg(long = "workload-namespace", value_name = "NS", default_value = "default")]
-    pub workload_namespace: String,
+    /// The workload's namespace (default: `default`; for `mesh proxy`, `--namespace`).
+    #[arg(long = "workload-namespace", value_name = "NS")]
+    pub workload_namespace: Option<String>,
     /// A label of the workload's pods, `key=value` (repeatable).
     #[arg(long = "workload-label", value_name = "KEY=VALUE")]
     pub workload_labels: Vec<String>,
 }
 
 impl WorkloadArgs {
-    /// The workload these flags describe.
-    pub fn workload(&self) -> Result<mesh_core::workload::Workload, super::UsageError> {
+    /// The workload these flags describe (in `default_namespace` without
+    /// `--workload-namespace`).
+    pub fn workload(&self, default_namespace: &str) -> Result<mesh_core::workload::Workload, super::UsageError> {
         let mut labels = Vec::new();
         for l in &self.workload_labels {
             let (k, v) = l.split_once('=').ok_or_else(|| super::UsageError::WorkloadLabel(l.clone()))?;
             labels.push((k, v));
         }
-        Ok(mesh_core::workload::Workload::new(&self.workload_namespace, labels))
+        let namespace = self.workload_namespace.as_deref().unwrap_or(default_namespace);
+        Ok(mesh_core::workload::Workload::new(namespace, labels))
     }
 }
 

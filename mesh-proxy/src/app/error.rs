@@ -69,6 +69,9 @@ pub enum Error {
     /// The `--mesh-config` file holds an error.
     #[error("--mesh-config: {0}")]
     MeshConfigInvalid(String),
+    /// The workload certificate (`--cert-dir`) could not be loaded.
+    #[error("--cert-dir: {0}")]
+    Certificate(String),
     /// JSON output could not be written.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
@@ -115,6 +118,9 @@ pub enum UsageError {
     /// `--source-label` is not `key=value`.
     #[error("source label {0:?} is not `key=value`")]
     SourceLabel(String),
+    /// `--inbound` is not `LISTEN=APP_ADDR`.
+    #[error("--inbound takes LISTEN=APP_ADDR (two socket addresses), got {0:?}")]
+    InboundFlag(String),
     /// `--workload-label` is not `key=value`.
     #[error("workload label {0:?} is not `key=value`")]
     WorkloadLabel(String),

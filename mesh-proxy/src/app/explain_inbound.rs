@@ -94,7 +94,7 @@ pub fn explain_inbound(args: &ExplainArgs, out: &mut impl Write, err: &mut impl 
     if uri.authority().is_none() {
         return Err(UsageError::UrlHost(url.clone()).into());
     }
-    let workload = inbound.workload.workload()?;
+    let workload = inbound.workload.workload("default")?;
     let port = match (inbound.port, uri.port_u16(), uri.scheme_str()) {
         (Some(p), _, _) | (None, Some(p), _) => p,
         (None, None, Some("https")) => 443,

@@ -59,10 +59,19 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
         None => None,
     };
     let compile = args.settings.compile_options(&args.namespace)?;
+    let workload = args.workload.workload(&args.namespace)?;
+    let inbound = inbound_flags(&args.inbound)?;
     let source = ConfigSource::with_options(args.files.clone(), compile, |b| {
-        let mut b = b.workload("mesh-proxy").access_log(args.access_log);
+        let mut b = b.workload(workload_name(&workload)).access_log(args.access_log);
+        // One identity both ways: the workload's labels drive `sourceLabels` and the
+        // `source_*` metric labels outbound.
+        let labels = workload.labels.iter().map(|(k, v)| (&**k, &**v));
+        let mut client = ClientIdentity::new(&workload.namespace, labels);
         if let Some(l) = &args.locality {
-            b = b.client_identity(ClientIdentity::new(&args.namespace, []).with_locality(l));
+            client = client.with_locality(l);
+        }
+        if args.locality.is_some() || !workload.labels.is_empty() || args.workload.workload_namespace.is_some() {
+            b = b.client_identity(client);
         }
         match gateway {
             Some((ns, name)) => b.gateway(ns, name),
@@ -114,6 +123,9 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
             }
             gateway_listeners = Some(listeners);
         }
+    }
+    if !inbound.is_empty() {
+        start_inbound(&args, &source, &workload, &inbound, &stopped, &mut out).await?;
     }
     if let Some(address) = args.admin {
         let admin = tokio::net::TcpListener::bind(address).await.map_err(|error| Error::Admin { address, error })?;
@@ -172,6 +184,71 @@ async fn watch_cluster(source: &ConfigSource, kube: &super::KubernetesArgs) -> R
 #[cfg(not(feature = "kubernetes"))]
 async fn watch_cluster(_: &ConfigSource, _: &super::KubernetesArgs) -> Result<(), Error> {
     Err(UsageError::KubernetesDisabled.into())
+}
+
+/// The workload's name for metrics: its `app` label, else `mesh-proxy`.
+fn workload_name(workload: &mesh_core::workload::Workload) -> &str {
+    workload.labels.get("app").map_or("mesh-proxy", |v| &**v)
+}
+
+/// `--inbound LISTEN=APP_ADDR` flags.
+fn inbound_flags(flags: &[String]) -> Result<Vec<(SocketAddr, SocketAddr)>, UsageError> {
+    flags
+        .iter()
+        .map(|f| {
+            let parsed = f.split_once('=').and_then(|(l, a)| Some((l.parse().ok()?, a.parse().ok()?)));
+            parsed.ok_or_else(|| UsageError::InboundFlag(f.clone()))
+        })
+        .collect()
+}
+
+/// Open the `--inbound` listeners (with the workload certificate of `--cert-dir`, watched for
+/// changes) and serve them until `stopped`.
+async fn start_inbound(
+    args: &ProxyArgs,
+    source: &ConfigSource,
+    workload: &mesh_core::workload::Workload,
+    inbound: &[(SocketAddr, SocketAddr)],
+    stopped: &tokio::sync::watch::Receiver<bool>,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    use crate::identity::{CertFiles, CertSource, IdentityAcceptor};
+    let config = source.mesh().config().clone();
+    let bundle = config.load().security().mesh().trust_domains.clone();
+    let acceptor = match &args.cert_dir {
+        None => None,
+        Some(dir) => {
+            let certs = CertSource::load(CertFiles::in_dir(dir)).map_err(|e| Error::Certificate(e.to_string()))?;
+            tokio::spawn(certs.clone().watch(Duration::from_millis(args.reload_interval_ms.max(10))));
+            Some(std::sync::Arc::new(IdentityAcceptor::new(certs, bundle.clone())))
+        }
+    };
+    let identity = match (&acceptor, &args.service_account) {
+        (Some(a), _) => Some(a.certs().identity()),
+        (None, Some(sa)) => Some(mesh_core::spiffe::SpiffeId::new(bundle.trust_domain(), &workload.namespace, sa)),
+        (None, None) => None,
+    };
+    for (listen, app) in inbound {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|error| Error::Listen { address: *listen, error })?;
+        writeln!(out, "inbound on {} -> {app}", listener.local_addr()?)?;
+        let mut layer = mesh_tower::inbound::InboundLayer::builder(config.clone(), workload.clone())
+            .port(app.port())
+            .workload_name(workload_name(workload));
+        if let Some(id) = &identity {
+            layer = layer.identity(id.clone());
+        }
+        tokio::spawn(crate::inbound::serve_inbound(
+            listener,
+            *app,
+            config.clone(),
+            workload.clone(),
+            layer.build(),
+            acceptor.clone(),
+            stopped.clone(),
+        ));
+    }
+    Ok(())
 }
 
 /// `--port-map PORT=ADDR` flags as a map.

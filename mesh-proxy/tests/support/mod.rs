@@ -22,6 +22,8 @@ pub struct Proxy {
     pub child: Child,
     /// `listening on` lines: (address, `port=` when a Gateway port).
     pub listeners: Vec<(String, Option<u16>)>,
+    /// `inbound on ADDR -> APP` lines: the inbound listeners' addresses.
+    pub inbound: Vec<String>,
     pub admin: String,
 }
 
@@ -59,6 +61,7 @@ pub fn start_proxy(dir: &Path, args: &[&str]) -> Proxy {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut listeners = Vec::new();
+    let mut inbound = Vec::new();
     let mut admin = String::new();
     while admin.is_empty() {
         let line = lines.next().expect("the proxy prints its addresses").expect("utf-8");
@@ -67,11 +70,13 @@ pub fn start_proxy(dir: &Path, args: &[&str]) -> Proxy {
             let addr = words.next().expect("address").to_string();
             let port = words.find_map(|w| w.strip_prefix("port=")).map(|p| p.parse().expect("port"));
             listeners.push((addr, port));
+        } else if let Some(rest) = line.strip_prefix("inbound on ") {
+            inbound.push(rest.split_whitespace().next().expect("address").to_string());
         } else if let Some(a) = line.strip_prefix("admin on ") {
             admin = a.to_string();
         }
     }
-    Proxy { child, listeners, admin }
+    Proxy { child, listeners, inbound, admin }
 }
 
 /// A fresh directory for one test's config files.

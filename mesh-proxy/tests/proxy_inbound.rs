@@ -1,0 +1,279 @@
+//! `mesh proxy --inbound LISTEN=APP_ADDR` (issue 19) end to end: a client → the proxy's inbound
+//! listener → an httpbin-like application on loopback, with the answers Istio's authorization
+//! tasks give (HTTP traffic, JWT with a token minted here, deny), and mutual TLS under STRICT
+//! with rcgen certificates (a mesh client allowed by its identity, another refused, plaintext
+//! refused), and Istio's inbound metrics on `/metrics`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use mesh_core::authz::TrustDomainBundle;
+use mesh_core::spiffe::SpiffeId;
+use mesh_proxy::identity::certs::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
+use mesh_proxy::identity::{CertFiles, CertSource, OutboundProtocol, connect, istio_sni};
+use rcgen::string::Ia5String;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
+use serde_json::json;
+use support::*;
+
+/// httpbin's few routes the tasks use: `/headers` echoes the request headers as JSON, `/ip`,
+/// `/get`, `/status/N`.
+async fn httpbin() -> SocketAddr {
+    use axum::routing::get;
+    let echo = |headers: http::HeaderMap| async move {
+        let map: serde_json::Map<String, serde_json::Value> =
+            headers.iter().map(|(k, v)| (k.as_str().to_string(), json!(v.to_str().unwrap_or("")))).collect();
+        axum::Json(json!({"headers": map}))
+    };
+    let app = axum::Router::new()
+        .route("/headers", get(echo))
+        .route("/get", get(echo))
+        .route("/ip", get(|| async { axum::Json(json!({"origin": "127.0.0.1"})) }))
+        .route(
+            "/status/{code}",
+            get(|axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::BAD_REQUEST)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+fn inbound_args(app: SocketAddr) -> Vec<String> {
+    let inbound = format!("127.0.0.1:0={app}");
+    ["--listen", "127.0.0.1:0", "--inbound", &inbound, "--workload-namespace", "foo", "--workload-label", "app=httpbin"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn start(dir: &Path, args: &[String]) -> Proxy {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    start_proxy(dir, &args)
+}
+
+struct Key {
+    encoding: jsonwebtoken::EncodingKey,
+}
+
+impl Key {
+    fn new() -> Key {
+        let pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        Key { encoding: jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("pem") }
+    }
+
+    fn jwks(&self) -> String {
+        let jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&self.encoding, jsonwebtoken::Algorithm::ES256).expect("jwk");
+        serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).expect("json")
+    }
+
+    fn mint(&self, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256), &claims, &self.encoding)
+            .expect("token")
+    }
+}
+
+/// The HTTP-traffic, JWT and deny tasks' policies on one workload, through the proxy.
+#[tokio::test]
+async fn authorization_tasks_through_the_inbound_listener() {
+    let app = httpbin().await;
+    let key = Key::new();
+    let dir = config_dir("inbound-tasks");
+    std::fs::write(
+        dir.join("policies.yaml"),
+        format!(
+            r#"
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: jwt-example, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: httpbin}}}}
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    jwks: '{jwks}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: deny-method-get, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: httpbin}}}}
+  action: DENY
+  rules:
+  - to: [{{operation: {{methods: ["GET"], paths: ["/get"]}}}}]
+    when: [{{key: "request.headers[x-token]", notValues: ["admin"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: allow, namespace: foo}}
+spec:
+  selector: {{matchLabels: {{app: httpbin}}}}
+  action: ALLOW
+  rules:
+  - to: [{{operation: {{methods: ["GET"], paths: ["/ip", "/get", "/status/*"]}}}}]
+  - from: [{{source: {{requestPrincipals: ["testing@secure.istio.io/testing@secure.istio.io"]}}}}]
+    to: [{{operation: {{paths: ["/headers"]}}}}]
+"#,
+            jwks = key.jwks()
+        ),
+    )
+    .expect("write");
+    let proxy = start(&dir, &inbound_args(app));
+    let inbound = proxy.inbound[0].clone();
+    let client = client();
+    let call = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let (client, inbound) = (client.clone(), inbound.clone());
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            get(&client, &inbound, "httpbin.foo:8000", path, &headers).await
+        }
+    };
+    // ALLOW rules by path and method.
+    assert_eq!(call("/ip", vec![]).await.0, 200);
+    assert_eq!(call("/status/418", vec![]).await.0, 418);
+    let (status, body, _) = call("/public/../headers", vec![]).await;
+    assert_eq!((status, body.as_str()), (403, "RBAC: access denied"), "no token, no principal");
+    // The deny task: GET /get without x-token: admin.
+    assert_eq!(call("/get", vec![]).await.0, 403);
+    assert_eq!(call("/get", vec![("x-token", "admin".into())]).await.0, 200);
+    // The JWT task: a valid token reaches /headers, and the application does not see it.
+    let token =
+        key.mint(json!({"iss": "testing@secure.istio.io", "sub": "testing@secure.istio.io", "exp": 4_000_000_000u64}));
+    let (status, body, _) = call("/headers", vec![("authorization", format!("Bearer {token}"))]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.to_ascii_lowercase().contains("authorization"), "the token is removed: {body}");
+    let (status, body, headers) = call("/headers", vec![("authorization", "Bearer invalidToken".into())]).await;
+    assert_eq!((status, body.as_str()), (401, "Jwt verification fails"));
+    assert!(headers.contains_key("www-authenticate"));
+    // Istio's inbound metrics.
+    let metrics = admin(&client, &proxy.admin, "/metrics").await;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.contains("response_code=\"403\"")
+        })
+        .unwrap_or_else(|| panic!("an inbound 403 counted:\n{metrics}"));
+    assert!(
+        line.contains("destination_workload=\"httpbin\"") && line.contains("connection_security_policy=\"none\""),
+        "{line}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutual TLS
+
+struct Pki {
+    root: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Pki { root: CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("root") }
+    }
+
+    /// Istio's three files for `uri`, in a fresh directory.
+    fn workload(&self, name: &str, uri: &str) -> std::path::PathBuf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(uri).expect("ia5"))];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.root).expect("leaf");
+        let dir = config_dir(&format!("certs-{name}"));
+        std::fs::write(dir.join(CERT_CHAIN_FILE), cert.pem()).expect("write");
+        std::fs::write(dir.join(KEY_FILE), key.serialize_pem()).expect("write");
+        std::fs::write(dir.join(ROOT_CERT_FILE), self.root.pem()).expect("write");
+        dir
+    }
+}
+
+const HTTPBIN_ID: &str = "spiffe://cluster.local/ns/foo/sa/httpbin";
+
+/// GET `path` over mutual TLS with `certs` to `addr`, expecting the server to be httpbin.
+async fn mtls_get(addr: &str, certs: &CertSource, path: &str) -> Result<(u16, String), String> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let expected: [SpiffeId; 1] = [HTTPBIN_ID.parse().expect("id")];
+    let sni =
+        rustls_pki_types::ServerName::try_from(istio_sni("httpbin.foo.svc.cluster.local", 8000, None)).expect("sni");
+    let tls = connect(tcp, certs, &expected, &TrustDomainBundle::default(), OutboundProtocol::Http11, sni)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls.stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let request = http::Request::get(path).header("host", "httpbin.foo:8000").body(Empty::<Bytes>::new()).expect("req");
+    let response = tokio::time::timeout(Duration::from_secs(10), send.send_request(request))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test]
+async fn strict_mtls_with_identities() {
+    let app = httpbin().await;
+    let pki = Pki::new();
+    let server = pki.workload("httpbin", HTTPBIN_ID);
+    let sleep = CertSource::load(CertFiles::in_dir(pki.workload("sleep", "spiffe://cluster.local/ns/foo/sa/sleep")))
+        .expect("sleep certs");
+    let curl = CertSource::load(CertFiles::in_dir(pki.workload("curl", "spiffe://cluster.local/ns/foo/sa/curl")))
+        .expect("curl certs");
+    let dir = config_dir("inbound-mtls");
+    std::fs::write(
+        dir.join("policies.yaml"),
+        r#"
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from-sleep, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/foo/sa/sleep"]}}]
+"#,
+    )
+    .expect("write");
+    let mut args = inbound_args(app);
+    args.extend(["--cert-dir".to_string(), server.display().to_string()]);
+    let proxy = start(&dir, &args);
+    let inbound = proxy.inbound[0].clone();
+
+    assert_eq!(mtls_get(&inbound, &sleep, "/ip").await, Ok((200, r#"{"origin":"127.0.0.1"}"#.to_string())));
+    let refused = mtls_get(&inbound, &curl, "/ip").await.expect("curl is a mesh client: TLS works");
+    assert_eq!(refused, (403, "RBAC: access denied".to_string()));
+    // Plaintext on a STRICT port: the connection is closed without an answer.
+    let plain = tokio::time::timeout(
+        Duration::from_secs(10),
+        client()
+            .request(http::Request::get(format!("http://{inbound}/ip")).body(Empty::<Bytes>::new()).expect("request")),
+    )
+    .await
+    .expect("closed in time");
+    assert!(plain.is_err(), "plaintext refused: {plain:?}");
+    let metrics = admin(&client(), &proxy.admin, "/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("istio_requests_total{")
+            && l.contains("source_principal=\"spiffe://cluster.local/ns/foo/sa/sleep\"")
+            && l.contains("connection_security_policy=\"mutual_tls\"")
+            && l.contains("destination_principal=\"spiffe://cluster.local/ns/foo/sa/httpbin\"")),
+        "{metrics}"
+    );
+}
