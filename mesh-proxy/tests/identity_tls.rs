@@ -532,6 +532,44 @@ async fn the_server_accepts_istio_alpn_and_says_which_http_version() {
     assert!(refused.contains("handshake"), "{refused}");
 }
 
+/// A bare rustls server presenting `leaf` as is (no identity checks), for one connection.
+async fn raw_server(leaf: &Leaf) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(leaf.chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("chain");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(mesh_proxy::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        if let Ok((tcp, _)) = listener.accept().await {
+            let _ = tokio_rustls::TlsAcceptor::from(Arc::new(config)).accept(tcp).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_client_refuses_a_server_leaf_without_exactly_one_uri_san() {
+    let pki = Pki::new("server-sans");
+    let client = source("server-sans-client", &pki.leaf(CLIENT));
+    let bundle = TrustDomainBundle::default();
+    let two = pki.leaf_with(&[SERVER, "spiffe://cluster.local/ns/default/sa/admin"], false);
+    let none = pki.leaf_with(&[], false);
+    for (name, leaf, reason) in [("two", two, "2 URI SANs"), ("none", none, "0 URI SANs")] {
+        let addr = raw_server(&leaf).await;
+        // Refused even with no expected identity (any identity the root vouches for).
+        let err = mtls(addr, &client, &[], &bundle, OutboundProtocol::Http11).await.expect_err(name);
+        assert!(err.to_string().contains(reason), "{name}: {err}");
+    }
+}
+
 #[tokio::test]
 async fn a_rotated_certificate_is_used_for_new_connections_while_old_ones_continue() {
     let pki = Pki::new("rotation");

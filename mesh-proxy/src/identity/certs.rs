@@ -390,7 +390,8 @@ impl CertSource {
     }
 
     /// Polls the files every `interval` (tokio time: a test can drive it with a paused clock)
-    /// and reloads on change. Runs until dropped; spawn it.
+    /// and reloads on change. Runs until dropped; spawn it. The three small files are read with
+    /// `std::fs` on the task's thread.
     pub async fn watch(self, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

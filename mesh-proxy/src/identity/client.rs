@@ -121,7 +121,9 @@ pub struct Connected<IO> {
 
 /// Mutual TLS over `io` (a connected `TcpStream`) with the current workload certificate of
 /// `certs`, to a server that must be one of `expected`; `server_name` is sent as SNI (see
-/// [`istio_sni`]) and not checked against the certificate.
+/// [`istio_sni`]) and not checked against the certificate. A client config is built per call
+/// (from the version in use, so a rotated certificate applies at once); sessions are therefore
+/// not resumed across calls — build one with [`client_config`] and a `TlsConnector` to keep it.
 pub async fn connect<IO>(
     io: IO,
     certs: &CertSource,
