@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::security::{NOT_ENFORCED_JWT, check_attachment};
+use super::security::check_attachment;
 use super::{Ctx, P};
 use crate::duration::parse_duration;
 use crate::types::security::*;
@@ -18,9 +18,6 @@ pub(super) fn validate_request_authentication(ctx: &mut Ctx<'_>, ra: &RequestAut
     }
     for (i, rule) in ra.jwt_rules.iter().enumerate() {
         check_jwt_rule(ctx, &root.f("jwtRules").i(i), rule);
-    }
-    if !ra.jwt_rules.is_empty() {
-        ctx.unsupported(&root.f("jwtRules"), NOT_ENFORCED_JWT);
     }
 }
 

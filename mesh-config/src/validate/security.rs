@@ -11,21 +11,14 @@
 //! providers: like Istio with a provider it cannot find, the policy's rules deny what they match),
 //! `targetRef`/`targetRefs` (attachments to Services, ServiceEntries, Gateways and GatewayClasses
 //! are for waypoints and Kubernetes Gateways; a sidecar ignores such a policy, and so does
-//! meshwork), `experimental.envoy.filters.*` conditions (no Envoy filter metadata: they never
-//! match), and the enforcement that later steps bring (mTLS listeners, the inbound layer that
-//! applies `mesh_core::inbound`'s decision and `mesh_core::jwt`'s verification).
+//! meshwork), and `experimental.envoy.filters.*` conditions (no Envoy filter metadata: they never
+//! match). The policies are enforced where a workload's inbound side runs: the inbound layer
+//! (`mesh_tower::inbound`, `mesh proxy --inbound`) and its mutual-TLS acceptor.
 
 use super::{Ctx, P};
 use crate::types::security::*;
 
-/// Not enforced yet: what the decision functions compute but no listener or layer applies.
-const NOT_ENFORCED_AUTHZ: &str =
-    "authorization enforcement (the decision is computed by mesh_core::authz; no inbound layer applies it yet)";
-const NOT_ENFORCED_PEER: &str =
-    "mTLS enforcement (the effective mode is computed by mesh_core::authn; no listener applies it yet)";
 const TARGET_REFS: &str = "targetRefs attach a policy to waypoints and Kubernetes Gateways, which meshwork does not run: its workloads ignore the policy, as Istio's sidecars do";
-pub(super) const NOT_ENFORCED_JWT: &str =
-    "JWT enforcement (tokens are verified by mesh_core::jwt; no inbound layer applies it yet)";
 
 fn check_selector(ctx: &mut Ctx<'_>, path: &P, selector: Option<&WorkloadSelector>) {
     let Some(selector) = selector else { return };
@@ -162,7 +155,6 @@ pub(super) fn validate_peer_authentication(ctx: &mut Ctx<'_>, pa: &PeerAuthentic
         }
     }
     check_selector(ctx, &root.f("selector"), pa.selector.as_ref());
-    ctx.unsupported(&root.f("mtls"), NOT_ENFORCED_PEER);
 }
 
 /// `from.source` fields that are not HTTP-only (they also apply to TCP).
@@ -268,7 +260,6 @@ pub(super) fn validate_authorization_policy(ctx: &mut Ctx<'_>, ap: &Authorizatio
             format!("failed to parse the value of istio.io/dry-run: {v:?} is not a boolean; the policy is enforced"),
         );
     }
-    ctx.unsupported(&root, NOT_ENFORCED_AUTHZ);
 }
 
 /// Go's `strconv.ParseBool`, which Istio uses for the `istio.io/dry-run` annotation.
