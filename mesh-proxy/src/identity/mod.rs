@@ -16,7 +16,7 @@
 //!   or plaintext on one port (the first byte decides, as Envoy's `tls_inspector` does),
 //!   `DISABLE` plaintext only; it yields the stream and a
 //!   [`ConnectionInfo`](mesh_tower::inbound::ConnectionInfo).
-//! - [`serve`]: serve an accepted connection with hyper, the [`ConnectionInfo`] in every
+//! - [`serve`]: serve an accepted connection with hyper, the `ConnectionInfo` in every
 //!   request's extensions ([`ConnectionInfoLayer`] for any tower service).
 //! - [`client`]: a rustls `ClientConfig` presenting the workload certificate and accepting only
 //!   the expected server identities, with Istio's outbound ALPN; [`connect`] over a `TcpStream`.

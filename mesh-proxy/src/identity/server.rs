@@ -6,7 +6,7 @@
 //!
 //! - `STRICT`: a TLS handshake that requires a client certificate chaining to `root-cert.pem`
 //!   and naming one SPIFFE id in the mesh's trust domain or one of its aliases
-//!   ([`SpiffeClientVerifier`](super::verify::SpiffeClientVerifier)). Plaintext, and TLS without
+//!   ([`SpiffeClientVerifier`]). Plaintext, and TLS without
 //!   a client certificate, fail the handshake and the connection is closed.
 //! - `PERMISSIVE`: the first byte decides, as the `tls_inspector` listener filter an Istio
 //!   sidecar's inbound listener runs (istio/istio `pilot/pkg/networking/core/listener_inbound.go`):
