@@ -3,7 +3,10 @@
 //! send the request as `conformance/utils/roundtripper` does and compare what came back as
 //! `conformance/utils/http/http.go` (`CompareRoundTrip`) does. Used by `gateway_api_conformance.rs`;
 //! as a test target of its own it has no tests.
-#![allow(dead_code, unreachable_pub)]
+// Compiled standalone too (every `tests/*.rs` is a test target): the fields are the schema's,
+// documented in `testdata/conformance/README.md`.
+#![cfg(feature = "kubernetes")]
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -77,7 +80,20 @@ pub struct Subtest {
     pub route_must_have_no_accepted_parents: bool,
     pub precondition: Option<Precondition>,
     pub expected_weights: BTreeMap<String, f64>,
+    pub gateway_attached_routes: Option<u64>,
+    pub listener_status: Vec<ListenerStatus>,
     pub cases: Vec<Case>,
+}
+
+/// A listener's expected status (`kubernetes.GatewayStatusMustHaveListeners`).
+#[derive(Deserialize, Clone, Default, Debug)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub supported_kinds: Vec<String>,
+    pub accepted: Option<bool>,
+    pub resolved_refs: Option<bool>,
+    pub attached_routes: Option<u64>,
 }
 
 #[derive(Deserialize, Clone, Default, Debug)]

@@ -15,8 +15,9 @@
 //!   as the Go test does; `{GATEWAY_CLASS_NAME}` is `istio`. The HTTPS listeners' certificate
 //!   Secret (`tls-validity-checks-certificate`, which the suite creates at start) is generated.
 //! - **Status.** `mesh validate --status -o json` on that directory must report each subtest's
-//!   `routesMustBeAccepted`, `routeConditions` (type, status, reason) and
-//!   `routeMustHaveNoAcceptedParents` for the subtest's Gateway.
+//!   `routesMustBeAccepted`, `routeConditions` (type, status, reason),
+//!   `routeMustHaveNoAcceptedParents`, `gatewayAttachedRoutes` and `listenerStatus` (attached
+//!   routes, Accepted, ResolvedRefs) for the subtest's Gateway.
 //! - **Requests.** One `mesh proxy --gateway NS/NAME` per Gateway a test sends to (each listener
 //!   port mapped with `--port-map PORT=127.0.0.1:0`), or one `mesh proxy --listen` in the
 //!   client's namespace for a mesh test; tests run concurrently, and so do a test's cases. Each
@@ -47,8 +48,8 @@
 //!   Service's ClusterIP with another Service's name as `Host`; `mesh proxy` is an explicit proxy
 //!   that routes by `Host` and has no ClusterIPs to intercept.
 //!
-//! Also not checked here: `routeListeners`, `listenerStatus` and `gatewayAttachedRoutes` (the
-//! listener side of the status, checked on the compiled status in `mesh-config`).
+//! Also not checked here: `routeListeners` (which listener a route attached to) and a listener's
+//! `supportedKinds`, which `mesh validate --status` does not print.
 
 #![cfg(feature = "kubernetes")]
 
@@ -59,7 +60,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::{Value, json};
 use support::echo::{self, EchoPod};
@@ -266,6 +269,35 @@ fn check_status(test: &str, sub: &Subtest, status: &Value, failures: &mut Vec<St
     let condition = |p: &Value, kind: &str| -> Option<Value> {
         p["conditions"].as_array()?.iter().find(|c| c["type"] == kind).cloned()
     };
+    let gateway = status["gateways"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["namespace"] == gw.namespace.as_str() && g["name"] == gw.name.as_str());
+    let listeners = gateway.and_then(|g| g["listeners"].as_array()).cloned().unwrap_or_default();
+    if let Some(want) = sub.gateway_attached_routes {
+        let got: u64 = listeners.iter().filter_map(|l| l["attachedRoutes"].as_u64()).sum();
+        if got != want {
+            failures.push(format!("{test}: {} has {got} attached routes, wanted {want}", gw.name));
+        }
+    }
+    for want in &sub.listener_status {
+        let Some(l) = listeners.iter().find(|l| l["name"] == want.name.as_str()) else {
+            failures.push(format!("{test}: {} has no listener {}", gw.name, want.name));
+            continue;
+        };
+        let is_true = |kind: &str| condition(l, kind).map(|c| c["status"] == "True");
+        let checks = [
+            ("attachedRoutes", want.attached_routes.map(|n| json!(n)), Some(l["attachedRoutes"].clone())),
+            ("Accepted", want.accepted.map(|b| json!(b)), is_true("Accepted").map(|b| json!(b))),
+            ("ResolvedRefs", want.resolved_refs.map(|b| json!(b)), is_true("ResolvedRefs").map(|b| json!(b))),
+        ];
+        for (what, want, got) in checks {
+            if want.is_some() && want != got {
+                failures.push(format!("{test}: listener {} {what} is {got:?}, wanted {want:?}", l["name"]));
+            }
+        }
+    }
     for r in &sub.routes_must_be_accepted {
         let accepted = parent(&r.namespace, &r.name).and_then(|p| condition(&p, "Accepted"));
         if accepted.as_ref().map(|c| &c["status"]) != Some(&json!("True")) {
@@ -439,32 +471,53 @@ async fn check_weights(
 }
 
 /// `mirrorDistributionCheck`: of 500 requests, the share mirrored to each `mirroredTo` with a
-/// `percent` is within 3 standard deviations of it.
+/// `percent` is within 3 standard deviations of it; up to 5 rounds, as the Go test
+/// (`numDistributionChecks`) tries.
 async fn check_mirror_share(test: &str, target: &Target, case: &Case, pods: &Pods, roots: &[u8]) -> Result<(), String> {
     const N: usize = 500;
     let mut plain = case.clone();
     let mirrors = std::mem::take(&mut plain.mirrored_to);
-    let before: Vec<usize> =
-        mirrors.iter().map(|m| pods.find(&m.namespace, &m.name).seen.lock().expect("lock").len()).collect();
-    for _ in 0..N / 10 {
-        let batch = (0..10).map(|_| run_case(test, target, &plain, pods, roots));
-        for r in futures_util::future::join_all(batch).await {
-            r?;
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for (m, before) in mirrors.iter().zip(before) {
-        let Some(percent) = m.percent else { continue };
-        let path = plain.request.path.clone();
+    let path = plain.request.path.clone();
+    let copies = |m: &expect::Mirror, from: usize| {
         let pod = pods.find(&m.namespace, &m.name);
-        let got = pod.seen.lock().expect("lock")[before..].iter().filter(|s| s.path == path).count() as f64;
-        let p = percent / 100.0;
-        let (mean, sd) = (N as f64 * p, (N as f64 * p * (1.0 - p)).sqrt());
-        if (got - mean).abs() > 3.0 * sd {
-            return Err(format!("{} of {N} mirrored to {}, wanted {mean} +/- {:.1}", got, m.name, 3.0 * sd));
+        pod.seen.lock().expect("lock")[from..].iter().filter(|s| s.path == path).count()
+    };
+    let mut last = String::new();
+    for _ in 0..5 {
+        let before: Vec<usize> =
+            mirrors.iter().map(|m| pods.find(&m.namespace, &m.name).seen.lock().expect("lock").len()).collect();
+        for _ in 0..N / 10 {
+            let batch = (0..10).map(|_| run_case(test, target, &plain, pods, roots));
+            for r in futures_util::future::join_all(batch).await {
+                r?;
+            }
         }
+        // Copies are fire-and-forget: wait until no more arrive.
+        let mut counts: Vec<usize> = Vec::new();
+        loop {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let now: Vec<usize> = mirrors.iter().zip(&before).map(|(m, b)| copies(m, *b)).collect();
+            if now == counts {
+                break;
+            }
+            counts = now;
+        }
+        let bad: Vec<String> = mirrors
+            .iter()
+            .zip(counts)
+            .filter_map(|(m, got)| {
+                let p = m.percent? / 100.0;
+                let (mean, sd) = (N as f64 * p, (N as f64 * p * (1.0 - p)).sqrt());
+                ((got as f64 - mean).abs() > 3.0 * sd)
+                    .then(|| format!("{got} of {N} mirrored to {}, wanted {mean} +/- {:.1}", m.name, 3.0 * sd))
+            })
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        last = bad.join("; ");
     }
-    Ok(())
+    Err(last)
 }
 
 /// Run one conformance test end to end; its failures.
