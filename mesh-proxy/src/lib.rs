@@ -43,6 +43,7 @@ pub mod explain;
 pub mod gateway;
 pub mod identity;
 pub mod inbound;
+pub mod jwks;
 pub mod l4;
 pub mod reload;
 pub mod server;

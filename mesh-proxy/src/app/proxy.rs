@@ -228,13 +228,17 @@ async fn start_inbound(
         (None, Some(sa)) => Some(mesh_core::spiffe::SpiffeId::new(bundle.trust_domain(), &workload.namespace, sa)),
         (None, None) => None,
     };
+    let fetcher: std::sync::Arc<dyn mesh_tower::inbound::jwks::JwksFetcher> = std::sync::Arc::new(
+        crate::jwks::JwksHttpsFetcher::new().map_err(|e| Error::Certificate(format!("JWKS client: {e}")))?,
+    );
     for (listen, app) in inbound {
         let listener =
             tokio::net::TcpListener::bind(listen).await.map_err(|error| Error::Listen { address: *listen, error })?;
         writeln!(out, "inbound on {} -> {app}", listener.local_addr()?)?;
         let mut layer = mesh_tower::inbound::InboundLayer::builder(config.clone(), workload.clone())
             .port(app.port())
-            .workload_name(workload_name(workload));
+            .workload_name(workload_name(workload))
+            .jwks_fetcher(fetcher.clone());
         if let Some(id) = &identity {
             layer = layer.identity(id.clone());
         }
