@@ -1,7 +1,7 @@
 //! [`ConfigStore`]: the set of resources in force, with Kubernetes admission semantics.
 //!
 //! Each [`ConfigStore::apply`] states the whole desired configuration (everything the files hold
-//! now). Per resource, as `kubectl apply` behaves against an admission webhook:
+//! now); [`ConfigStore::apply_changes`] states what changed. Per resource, as `kubectl apply` behaves against an admission webhook:
 //!
 //! - a valid new or changed resource is taken;
 //! - a resource whose new version is invalid keeps its **last good version**;
@@ -28,12 +28,27 @@
 //! version equal to the one in force down to its file, line and positioned tree is not validated
 //! again: validation reads nothing else, so it would give the same diagnostics, which the report
 //! carries as if it had. Only new and changed resources are validated; the compile and the
-//! cross-resource analysis still run over everything in force.
+//! cross-resource analysis of an `apply` still run over everything in force.
+//!
+//! A watch knows which objects changed: [`ConfigStore::apply_changes`] takes those alone
+//! (upserts and deletes by id, [`Change`]) with the same per-resource semantics, and compiles
+//! only what they touch — for EndpointSlices and Pods, the Kubernetes Services whose endpoints
+//! they can change, handed back for the endpoint registry without a new snapshot (see `delta`).
+//! [`Sources::changes`] turns a source's event into those changes.
+//!
+//! Kubernetes objects are kept compact (`compact`: the typed object boxed at its own size, its
+//! labels once) and, with [`ConfigStore::share_objects`], as one copy shared with the
+//! [`Sources`] that hold them. An object from an API server (no file) keeps no positioned tree:
+//! its messages are named by kind, namespace, name and field path, never by line.
 
+mod compact;
+mod delta;
+mod kube_index;
 mod packed;
 pub mod source;
 
-pub use source::{Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
+pub use delta::{Change, DeltaReport, HostServices, Recompiled};
+pub use source::{Delta, Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -91,6 +106,9 @@ enum Kept {
     /// An Istio kind: the resource without its spec, and the spec's YAML tree packed (`None`
     /// when the document had no `spec`). The spec is read again from the tree when needed.
     Packed { shell: Shell, tree: Option<PackedTree> },
+    /// A Kubernetes object, compact and shared with the [`Sources`] that hold it
+    /// ([`ConfigStore::share_objects`]).
+    Kube(Arc<compact::KubeObject>),
     /// Other kinds (their typed form is not read from the `spec` alone): kept as loaded.
     Whole(Box<Resource>),
 }
@@ -109,12 +127,16 @@ struct Shell {
 }
 
 impl Kept {
-    fn keep(r: Resource) -> Kept {
+    fn keep(mut r: Resource) -> Kept {
         if !matches!(
             r.kind,
             Kind::VirtualService | Kind::DestinationRule | Kind::Gateway | Kind::ServiceEntry | Kind::WorkloadEntry
         ) {
-            return Kept::Whole(Box::new(r));
+            strip_lines(&mut r);
+            return match compact::KubeObject::new(r) {
+                Ok(object) => Kept::Kube(Arc::new(object)),
+                Err(r) => Kept::Whole(r),
+            };
         }
         let tree = r.spec_node.as_deref().map(PackedTree::pack);
         let shell = Shell {
@@ -130,9 +152,19 @@ impl Kept {
         Kept::Packed { shell, tree }
     }
 
+    /// What the endpoint index reads of a Kubernetes object.
+    fn view(&self) -> Option<compact::View<'_>> {
+        match self {
+            Kept::Kube(o) => Some(o.view()),
+            Kept::Whole(r) => r.kind.is_kubernetes().then(|| compact::View::of(r)),
+            Kept::Packed { .. } => None,
+        }
+    }
+
     fn file(&self) -> Option<&str> {
         match self {
             Kept::Whole(r) => r.file.as_deref(),
+            Kept::Kube(o) => o.file(),
             Kept::Packed { shell, .. } => shell.file.as_deref(),
         }
     }
@@ -142,6 +174,7 @@ impl Kept {
     fn resource(&self) -> Option<Resource> {
         let (shell, tree) = match self {
             Kept::Whole(r) => return Some((**r).clone()),
+            Kept::Kube(o) => return Some(o.resource()),
             Kept::Packed { shell, tree } => (shell, tree),
         };
         let node = match tree {
@@ -183,6 +216,7 @@ impl Kept {
     /// and this kept form serves for it as well.
     fn unchanged(&self, new: &Resource) -> bool {
         match self {
+            Kept::Kube(old) => old.unchanged(new),
             Kept::Whole(old) => {
                 old.file == new.file
                     && old.line == new.line
@@ -190,6 +224,8 @@ impl Kept {
                     && match (&old.spec_node, &new.spec_node) {
                         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
                         (None, None) => true,
+                        // Its tree was let go ([`strip_lines`]): its messages name no line.
+                        (None, Some(_)) => lines_unused(old),
                         _ => false,
                     }
                     && **old == *new
@@ -214,8 +250,10 @@ impl Kept {
 
     /// Is `new` (of the same id) the same resource, as `Resource`'s `==` says?
     fn same_as(&self, new: &Resource) -> bool {
-        let Kept::Packed { shell, tree } = self else {
-            return matches!(self, Kept::Whole(old) if **old == *new);
+        let (shell, tree) = match self {
+            Kept::Packed { shell, tree } => (shell, tree),
+            Kept::Kube(old) => return old.same_as(new),
+            Kept::Whole(old) => return **old == *new,
         };
         if shell.api_version != new.api_version || shell.labels != new.labels || shell.annotations != new.annotations {
             return false;
@@ -227,6 +265,21 @@ impl Kept {
             _ => false,
         };
         same_tree || self.resource().is_some_and(|old| old == *new)
+    }
+}
+
+/// A Kubernetes object that came from no file (an API server's, decoded from one line of
+/// JSON): its diagnostics are named by kind, namespace, name and field path and show no line
+/// ([`diagnostic_line`]), so its positioned tree (kept only to give lines to messages) is let go.
+/// Every line in it is the document's first anyway.
+fn lines_unused(r: &Resource) -> bool {
+    r.file.is_none() && r.kind.is_kubernetes()
+}
+
+/// Let go of the positioned tree of a resource whose messages name no line ([`lines_unused`]).
+pub(crate) fn strip_lines(r: &mut Resource) {
+    if lines_unused(r) {
+        r.spec_node = None;
     }
 }
 
@@ -250,12 +303,26 @@ struct Incoming {
 #[derive(Debug, Clone)]
 pub struct ConfigStore {
     options: CompileOptions,
-    /// In force, in the order first seen (Istio's "oldest wins" stands in for creation time).
-    kept: Vec<Entry>,
+    /// In force, in the order first seen (Istio's "oldest wins" stands in for creation time);
+    /// `None` where a resource was removed by [`ConfigStore::apply_changes`] (compacted when
+    /// such holes are half of it).
+    kept: Vec<Option<Entry>>,
+    /// Where each resource in force is in `kept`.
+    index: HashMap<ResourceRef, usize>,
+    holes: usize,
+    /// Which slices name which Pods, for recompiling only the Services a change touches.
+    kube: kube_index::KubeIndex,
     snapshot: Snapshot,
     /// The Gateway API status of the last compile.
     gateway_api: crate::gateway_api::Status,
+    /// Error diagnostics of loading and validation in force (each names its resource, or a file).
+    input_errors: Vec<Diagnostic>,
+    /// Error diagnostics of the last compile and analysis.
+    derived_errors: Vec<Diagnostic>,
     rejections: Vec<Diagnostic>,
+    /// Documents of kinds meshwork does not read, as of the last whole apply (the analysis
+    /// reads them).
+    skipped: Vec<Skipped>,
     generation: u64,
 }
 
@@ -271,11 +338,31 @@ impl ConfigStore {
         ConfigStore {
             options,
             kept: Vec::new(),
+            index: HashMap::new(),
+            holes: 0,
+            kube: kube_index::KubeIndex::default(),
             snapshot: Snapshot::empty(),
             gateway_api: crate::gateway_api::Status::default(),
+            input_errors: Vec::new(),
+            derived_errors: Vec::new(),
             rejections: Vec::new(),
+            skipped: Vec::new(),
             generation: 0,
         }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.kept.iter().flatten()
+    }
+
+    fn entry(&self, id: &ResourceRef) -> Option<&Entry> {
+        let i = *self.index.get(id)?;
+        self.kept.get(i)?.as_ref()
+    }
+
+    /// What the endpoint index reads of the Kubernetes object in force as `id`.
+    fn view(&self, id: &ResourceRef) -> Option<compact::View<'_>> {
+        self.entry(id)?.kept.view()
     }
 
     /// The status of the Gateway API objects in force (Gateway and listener conditions,
@@ -292,17 +379,17 @@ impl ConfigStore {
     /// The resources in force, read back from what the store keeps (see the module docs: each
     /// call reads every spec again).
     pub fn resources(&self) -> Vec<Resource> {
-        self.kept.iter().filter_map(|e| e.kept.resource()).collect()
+        self.entries().filter_map(|e| e.kept.resource()).collect()
     }
 
     /// How many resources are in force.
     pub fn len(&self) -> usize {
-        self.kept.len()
+        self.index.len()
     }
 
     /// No resource in force?
     pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
+        self.index.is_empty()
     }
 
     /// Error diagnostics of the last apply (for `/config_dump`).
@@ -331,7 +418,9 @@ impl ConfigStore {
         // New versions: validated, unless equal to the version in force down to their lines
         // (then validating would give what it gave that version, which is kept); later
         // duplicates of one id replace earlier ones.
-        let in_force = std::mem::take(&mut self.kept);
+        let in_force: Vec<Entry> = std::mem::take(&mut self.kept).into_iter().flatten().collect();
+        self.index.clear();
+        self.holes = 0;
         let mut index: HashMap<&ResourceRef, usize> = HashMap::with_capacity(in_force.len());
         index.extend(in_force.iter().enumerate().map(|(i, e)| (&e.id, i)));
         // Each id's latest valid version, as a place in `versions` (the map moves no resources).
@@ -401,40 +490,78 @@ impl ConfigStore {
         }
 
         report.diagnostics.extend(twice);
+        let input = report.diagnostics.len();
         let compiled = compile(&next, &self.options);
         report.diagnostics.extend(compiled.diagnostics);
         report.diagnostics.extend(analyze(&next, &skipped, &self.options.domain));
+        self.skipped.clone_from(&skipped);
         report.skipped = skipped;
+        self.kube = kube_index::KubeIndex::new(&next);
         self.kept = (next.into_iter().zip(beside))
-            .map(|(r, (id, kept, validation))| Entry { id, kept: kept.unwrap_or_else(|| Kept::keep(r)), validation })
+            .map(|(r, (id, kept, validation))| {
+                Some(Entry { id, kept: kept.unwrap_or_else(|| Kept::keep(r)), validation })
+            })
             .collect();
+        self.index = (self.kept.iter().enumerate()).filter_map(|(i, e)| Some((e.as_ref()?.id.clone(), i))).collect();
         self.snapshot = compiled.snapshot;
         self.gateway_api = compiled.gateway_api;
-        // Each rejection is logged when it first appears, not again on every apply while it
-        // stays (a watch applies often; a bad object must not flood the log).
-        let before: BTreeSet<String> = self.rejections.iter().map(diagnostic_line).collect();
-        self.rejections = report.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
-        self.generation += 1;
-        for d in report.diagnostics.iter().filter(|d| d.is_error()) {
-            let line = diagnostic_line(d);
-            if !before.contains(&line) {
-                tracing::warn!(target: "meshwork::config", "{line}");
-            }
-        }
+        let (input, derived) = report.diagnostics.split_at(input);
+        self.input_errors = input.iter().filter(|d| d.is_error()).cloned().collect();
+        self.derived_errors = derived.iter().filter(|d| d.is_error()).cloned().collect();
+        self.publish_rejections();
         for f in &report.failed_files {
             tracing::warn!(target: "meshwork::config", "{f}; the file changes nothing");
         }
         report
     }
 
+    /// Gather the rejections in force, log those that are new, count the apply. Each rejection
+    /// is logged when it first appears, not again on every apply while it stays (a watch
+    /// applies often; a bad object must not flood the log).
+    fn publish_rejections(&mut self) {
+        let before: BTreeSet<String> = self.rejections.iter().map(diagnostic_line).collect();
+        self.rejections = self.input_errors.iter().chain(&self.derived_errors).cloned().collect();
+        self.generation += 1;
+        for d in &self.rejections {
+            let line = diagnostic_line(d);
+            if !before.contains(&line) {
+                tracing::warn!(target: "meshwork::config", "{line}");
+            }
+        }
+    }
+
+    /// Hold the Kubernetes objects in force that `sources` also holds, equal, as one copy shared
+    /// with it instead of two: those named by `keys`, or every object `sources` holds (after a
+    /// whole [`ConfigStore::apply`] of its [`Sources::merged`]). Nothing else changes.
+    pub fn share_objects(&mut self, sources: &Sources, keys: Option<&[ResourceRef]>) {
+        let all: Vec<&ResourceRef>;
+        let keys: Vec<&ResourceRef> = match keys {
+            Some(keys) => keys.iter().collect(),
+            None => {
+                all = sources.keys().collect();
+                all
+            }
+        };
+        for key in keys {
+            let Some(theirs) = sources.kube_object(key) else { continue };
+            let Some(&i) = self.index.get(key) else { continue };
+            if let Some(Some(Entry { kept: Kept::Kube(mine), .. })) = self.kept.get_mut(i)
+                && !Arc::ptr_eq(mine, theirs)
+                && **mine == **theirs
+            {
+                *mine = theirs.clone();
+            }
+        }
+    }
+
     /// The kind, namespace and name of each resource in force, in the order first seen.
     pub fn resource_refs(&self) -> Vec<ResourceRef> {
-        self.kept.iter().map(|e| e.id.clone()).collect()
+        self.entries().map(|e| e.id.clone()).collect()
     }
 
     /// Resource ids in force, as `Kind namespace/name`.
     pub fn ids(&self) -> Vec<Arc<str>> {
-        self.kept.iter().map(|e| Arc::from(e.id.to_string().as_str())).collect()
+        self.entries().map(|e| Arc::from(e.id.to_string().as_str())).collect()
     }
 }
 
@@ -457,6 +584,36 @@ spec:
 
     fn load(text: &str) -> Loaded {
         load_str(text, Some("vs.yaml"), &LoadOptions::default()).expect("yaml")
+    }
+
+    #[test]
+    fn kubernetes_objects_are_kept_compact_and_shared_with_the_sources() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, labels: {app: a}}\nstatus: {podIP: 10.0.0.1}\n";
+        let key = ResourceRef { kind: "Pod".into(), namespace: "shop".into(), name: "p".into() };
+        let loaded = load_str(pod, None, &LoadOptions::default()).expect("yaml");
+        let origin = Origin::Kubernetes {
+            kind: "Pod".into(),
+            namespace: "shop".into(),
+            name: "p".into(),
+            resource_version: Some("1".into()),
+        };
+        let mut sources = Sources::new();
+        sources.apply(SourceEvent::Upsert { key: key.clone(), object: SourceObject { origin, loaded } });
+        let mut store = ConfigStore::default();
+        let merged = sources.merged();
+        let original = merged.resources.clone();
+        store.apply(merged);
+        store.share_objects(&sources, None);
+        let shared = match store.entry(&key).map(|e| &e.kept) {
+            Some(Kept::Kube(o)) => Arc::strong_count(o),
+            other => panic!("kept as {other:?}"),
+        };
+        assert_eq!(shared, 2, "one copy, held by the sources and the store");
+        let back = store.resources();
+        assert_eq!(back, original);
+        assert!(back[0].spec_node.is_none(), "an API object's tree (lines only) is let go");
+        let report = store.apply(sources.merged());
+        assert_eq!((report.added, report.updated, report.removed), (0, 0, 0));
     }
 
     #[test]

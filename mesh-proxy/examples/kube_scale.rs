@@ -78,6 +78,9 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
@@ -165,6 +168,16 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     assert_eq!(ask(listen.clone()).await?, "a", "svc-0 answers from server a");
+    // Requests with nothing changing, as the baseline of those asked while changes apply.
+    let mut quiet = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        ask(listen.clone()).await?;
+        quiet.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    quiet.sort();
+    let mut during = Vec::new();
     let mut delays = Vec::new();
     let mut endpoints: Vec<(String, String)> =
         (0..per).map(|j| ("127.0.0.1".to_string(), format!("svc-0-{j}"))).collect();
@@ -174,12 +187,32 @@ async fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         server.apply(slice(0, &endpoints, port));
         // Ask every millisecond (a busy loop would take a core from the proxy it measures).
-        while ask(listen.clone()).await? != want {
+        loop {
+            let asked = Instant::now();
+            let answer = ask(listen.clone()).await?;
+            during.push(asked.elapsed());
+            if answer == want {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         delays.push(t.elapsed());
     }
     delays.sort();
+    during.sort();
+    if !during.is_empty() {
+        println!(
+            "request latency, quiet ({} requests): p50 {:.2?}, p99 {:.2?}, max {:.2?}; while changes apply ({} requests): p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            quiet.len(),
+            percentile(&quiet, 0.5),
+            percentile(&quiet, 0.99),
+            quiet.last().copied().unwrap_or_default(),
+            during.len(),
+            percentile(&during, 0.5),
+            percentile(&during, 0.99),
+            during.last().copied().unwrap_or_default()
+        );
+    }
     println!(
         "one EndpointSlice change to the request path ({changes} changes): p50 {:.1?}, p99 {:.1?}, max {:.1?}",
         percentile(&delays, 0.5),

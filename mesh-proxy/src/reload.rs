@@ -3,8 +3,13 @@
 //!
 //! Files and the objects of other sources (the Kubernetes API: [`ConfigSource::attach`], or
 //! [`ConfigSource::kubernetes`] with the `kubernetes` feature) meet in one
-//! [`Sources`] — the config-source seam — and every change applies
-//! the whole of it to one [`ConfigStore`] with Kubernetes admission semantics, per resource: a
+//! [`Sources`] — the config-source seam — and reach one [`ConfigStore`] with Kubernetes
+//! admission semantics. A file reload, a list and the first load apply the whole of it; once
+//! every attached scope has listed, a watch's upserts and deletes are applied one object at a
+//! time ([`ConfigStore::apply_changes`]): only they are validated, and an EndpointSlice or Pod
+//! change recompiles only the Services whose endpoints it moves and patches those hosts in the
+//! endpoint [`Registry`] ([`Registry::sync_hosts`]) without a new snapshot — requests keep
+//! reading theirs, lock-free. Per resource: a
 //! resource whose new version is invalid keeps its last good version, a new invalid resource is
 //! left out, a file that does not parse changes nothing. Every rejection is logged once when it
 //! appears (`warn`, target `meshwork::config`), counted (`meshwork_config_rejections_total`) and
@@ -26,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mesh_config::store::{Origin, Scope, SourceEvent, Sources};
+use mesh_config::store::{Change, Delta, DeltaReport, Origin, Recompiled, Scope, SourceEvent, Sources};
 use mesh_config::{ConfigStore, LoadOptions, ResourceRef, load_paths};
 use mesh_core::ClientIdentity;
 use mesh_tower::{Mesh, Registry};
@@ -54,6 +59,8 @@ struct State {
     sources: Sources,
     /// Changes taken but not applied yet (held until every attached scope has listed).
     held: bool,
+    /// The files that did not parse at the last whole apply (still shown as rejections).
+    failed_files: Vec<String>,
     fingerprint: u64,
     status: ReloadStatus,
 }
@@ -167,8 +174,14 @@ impl ConfigSource {
         // `exportTo`).
         let store =
             ConfigStore::new(mesh_config::CompileOptions { client_namespace: Some(namespace.to_string()), ..compile });
-        let state =
-            State { store, sources: Sources::new(), held: false, fingerprint: 0, status: ReloadStatus::default() };
+        let state = State {
+            store,
+            sources: Sources::new(),
+            held: false,
+            failed_files: Vec::new(),
+            fingerprint: 0,
+            status: ReloadStatus::default(),
+        };
         let source = ConfigSource {
             paths: paths.into(),
             options: Arc::new(options),
@@ -213,11 +226,27 @@ impl ConfigSource {
         let mut state = self.lock();
         let mut changed = false;
         let mut listed = Vec::new();
+        // Once every scope has listed and nothing is held, upserts and deletes are applied one
+        // object at a time (`ConfigStore::apply_changes`); a list, or an object that hid a
+        // file's resource going away, makes it one whole apply again.
+        let mut whole = state.held || !self.pending.borrow().is_empty();
+        let mut changes = Vec::new();
         for event in events {
             if let SourceEvent::Replace { scope, .. } = &event {
                 listed.push(scope.clone());
             }
-            changed |= state.sources.apply(event);
+            if whole {
+                changed |= state.sources.apply(event);
+                continue;
+            }
+            match state.sources.changes(event) {
+                Delta::Unchanged => {}
+                Delta::Changes(c) => changes.extend(c),
+                Delta::Whole => {
+                    changed = true;
+                    whole = true;
+                }
+            }
         }
         state.held |= changed;
         let still_pending = {
@@ -227,6 +256,8 @@ impl ConfigSource {
         let status = if state.held && !still_pending {
             state.held = false;
             self.apply_locked(&mut state)
+        } else if !state.held && !changes.is_empty() {
+            self.apply_changes_locked(&mut state, changes)
         } else {
             state.status.clone()
         };
@@ -243,6 +274,28 @@ impl ConfigSource {
         }
         drop(state);
         status
+    }
+
+    /// Apply changes of single objects: the store validates and compiles only what they touch;
+    /// an endpoint-only change patches the registry's endpoints of the hosts it touched and
+    /// leaves the snapshot (and so every route) as it is.
+    fn apply_changes_locked(&self, state: &mut State, changes: Vec<Change>) -> ReloadStatus {
+        let keys: Vec<ResourceRef> = (changes.iter())
+            .map(|c| match c {
+                Change::Upsert { key, .. } | Change::Delete { key } => key.clone(),
+            })
+            .collect();
+        let DeltaReport { report, recompiled } = state.store.apply_changes(changes);
+        state.store.share_objects(&state.sources, Some(&keys));
+        match &recompiled {
+            Recompiled::Nothing => {}
+            Recompiled::Endpoints(hosts) => {
+                let snapshot = self.mesh.config().load();
+                self.mesh.registry().sync_hosts(hosts.iter().map(|h| (&h.host, &h.services[..])), snapshot.workloads());
+            }
+            Recompiled::Snapshot => self.mesh.update(state.store.snapshot().clone()),
+        }
+        self.finish(state, &report, "configuration changes applied")
     }
 
     /// Feed the changes `events` brings into this source, from a task of the current tokio
@@ -282,13 +335,21 @@ impl ConfigSource {
         let loaded = state.sources.merged();
         // (The store logs each rejection once; this only counts them.)
         let report = state.store.apply(loaded);
+        state.store.share_objects(&state.sources, None);
+        state.failed_files = report.failed_files.iter().map(ToString::to_string).collect();
+        self.mesh.update(state.store.snapshot().clone());
+        self.finish(state, &report, "configuration applied")
+    }
+
+    /// Count, log and publish what an apply did.
+    fn finish(&self, state: &mut State, report: &mesh_config::ApplyReport, what: &'static str) -> ReloadStatus {
         let rejected = report.kept_last_good.len() + report.rejected.len() + report.failed_files.len();
         if rejected > 0 {
             metrics::counter!("meshwork_config_rejections_total").increment(rejected as u64);
         }
         let mut rejections: Vec<String> =
             state.store.rejections().iter().map(mesh_config::store::diagnostic_line).collect();
-        rejections.extend(report.failed_files.iter().map(ToString::to_string));
+        rejections.extend(state.failed_files.iter().cloned());
         state.status = ReloadStatus {
             generation: state.store.generation(),
             added: report.added,
@@ -296,7 +357,6 @@ impl ConfigSource {
             removed: report.removed,
             rejections,
         };
-        self.mesh.update(state.store.snapshot().clone());
         metrics::gauge!("meshwork_config_generation").set(state.store.generation() as f64);
         tracing::info!(
             target: "meshwork::config",
@@ -305,7 +365,7 @@ impl ConfigSource {
             updated = report.updated,
             removed = report.removed,
             rejected,
-            "configuration applied"
+            "{what}"
         );
         state.status.clone()
     }

@@ -2,7 +2,8 @@
 //!
 //! Services are keyed by FQDN (`reviews.default.svc.cluster.local`). Endpoints come from code
 //! ([`Registry::register`]) or from ServiceEntry / WorkloadEntry resources
-//! ([`Registry::sync_from_snapshot`]). Names given in code are qualified as hosts in config are
+//! ([`Registry::sync_from_snapshot`]; [`Registry::sync_hosts`] replaces only some hosts', when
+//! an endpoint change touched only those). Names given in code are qualified as hosts in config are
 //! (Istio's rule, [`mesh_core::host::qualify`]): a name without a dot is a Kubernetes short name in
 //! the registry's namespace (`default` unless [`Registry::in_namespace`] says otherwise), so
 //! `register("reviews", ..)` registers `reviews.default.svc.cluster.local`, the host a
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use mesh_core::Snapshot;
 use mesh_core::policy::LabelSelector;
-use mesh_core::service::Resolution;
+use mesh_core::service::{Resolution, ServiceDecl, WorkloadDecl};
 
 /// One endpoint of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +123,9 @@ impl Endpoint {
         self
     }
 }
+
+/// A service's endpoints, shared.
+type Endpoints = Arc<[Endpoint]>;
 
 #[derive(Debug, Default)]
 struct State {
@@ -235,61 +239,42 @@ impl Registry {
     pub fn sync_from_snapshot(&self, snapshot: &Snapshot) {
         let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
         for se in snapshot.all_services() {
-            if matches!(se.resolution, Resolution::None | Resolution::DynamicDns) {
-                continue;
-            }
-            let mut sources: Vec<(&mesh_core::service::EndpointDecl, Option<&Arc<str>>)> =
-                se.endpoints.iter().map(|e| (e, None)).collect();
-            if let Some(sel) = &se.workload_selector {
-                sources.extend(
-                    snapshot
-                        .workloads()
-                        .iter()
-                        .filter(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
-                        .map(|w| (&w.endpoint, Some(&w.name))),
-                );
-            }
-            // DNS resolution without endpoints: the hosts themselves are the names to resolve
-            // (Istio's egress ServiceEntry); the connector resolves them on each new connection.
-            let by_name = sources.is_empty() && matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin);
-            for host in se.hosts.iter() {
-                if by_name && !host.starts_with('*') {
-                    let list = declared.entry(host.clone()).or_default();
-                    for port in se.ports.iter() {
-                        list.push(Endpoint {
-                            address: Arc::from(format!("{host}:{}", port.target_port.unwrap_or(port.number))),
-                            labels: Default::default(),
-                            weight: 1,
-                            service_port: Some(port.number),
-                            workload: None,
-                            locality: None,
-                        });
-                    }
-                    continue;
-                }
-                for port in se.ports.iter() {
-                    let list = declared.entry(host.clone()).or_default();
-                    for (ep, workload) in &sources {
-                        let number = ep.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
-                        let address = if ep.address.contains(':') && !ep.address.starts_with('[') {
-                            format!("[{}]:{number}", ep.address)
-                        } else {
-                            format!("{}:{number}", ep.address)
-                        };
-                        list.push(Endpoint {
-                            address: Arc::from(address),
-                            labels: ep.labels.clone(),
-                            weight: ep.weight,
-                            service_port: Some(port.number),
-                            workload: workload.cloned(),
-                            locality: ep.locality.clone(),
-                        });
-                    }
-                }
-            }
+            declare(se, snapshot.workloads(), None, &mut declared);
         }
         self.update(|s| {
             s.declared = declared.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+        });
+    }
+
+    /// Replace the declared endpoints of some hosts only, each with those of the declarations
+    /// given for it (every declaration of the host, in config order: what
+    /// [`Registry::sync_from_snapshot`] would read for it from a snapshot holding them), with
+    /// `workloads` for their `workloadSelector`s. The other hosts' endpoints are untouched;
+    /// one version bump for the lot. This is how an endpoint change reaches the request path
+    /// without a new snapshot (mesh-config's `ConfigStore::apply_changes`).
+    pub fn sync_hosts<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = (&'a Arc<str>, &'a [Arc<ServiceDecl>])>,
+        workloads: &[Arc<WorkloadDecl>],
+    ) {
+        let mut lists: Vec<(Arc<str>, Option<Endpoints>)> = Vec::new();
+        for (host, services) in hosts {
+            let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
+            for se in services {
+                declare(se, workloads, Some(host), &mut declared);
+            }
+            lists.push((host.clone(), declared.remove(host).map(Arc::from)));
+        }
+        if lists.is_empty() {
+            return;
+        }
+        self.update(|s| {
+            for (host, list) in lists {
+                match list {
+                    Some(list) => s.declared.insert(host, list),
+                    None => s.declared.remove(&host),
+                };
+            }
         });
     }
 
@@ -323,6 +308,67 @@ impl Registry {
     /// Bumped on every change (clusters rebuild their balancers when it moves).
     pub fn version(&self) -> u64 {
         self.inner.state.load().version
+    }
+}
+
+/// The endpoints one declaration gives each of its hosts (only `only` when set), added to
+/// `declared`.
+fn declare(
+    se: &ServiceDecl,
+    workloads: &[Arc<WorkloadDecl>],
+    only: Option<&Arc<str>>,
+    declared: &mut HashMap<Arc<str>, Vec<Endpoint>>,
+) {
+    if matches!(se.resolution, Resolution::None | Resolution::DynamicDns) {
+        return;
+    }
+    let mut sources: Vec<(&mesh_core::service::EndpointDecl, Option<&Arc<str>>)> =
+        se.endpoints.iter().map(|e| (e, None)).collect();
+    if let Some(sel) = &se.workload_selector {
+        sources.extend(
+            workloads
+                .iter()
+                .filter(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
+                .map(|w| (&w.endpoint, Some(&w.name))),
+        );
+    }
+    // DNS resolution without endpoints: the hosts themselves are the names to resolve
+    // (Istio's egress ServiceEntry); the connector resolves them on each new connection.
+    let by_name = sources.is_empty() && matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin);
+    for host in se.hosts.iter().filter(|h| only.is_none_or(|o| o == *h)) {
+        if by_name && !host.starts_with('*') {
+            let list = declared.entry(host.clone()).or_default();
+            for port in se.ports.iter() {
+                list.push(Endpoint {
+                    address: Arc::from(format!("{host}:{}", port.target_port.unwrap_or(port.number))),
+                    labels: Default::default(),
+                    weight: 1,
+                    service_port: Some(port.number),
+                    workload: None,
+                    locality: None,
+                });
+            }
+            continue;
+        }
+        for port in se.ports.iter() {
+            let list = declared.entry(host.clone()).or_default();
+            for (ep, workload) in &sources {
+                let number = ep.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
+                let address = if ep.address.contains(':') && !ep.address.starts_with('[') {
+                    format!("[{}]:{number}", ep.address)
+                } else {
+                    format!("{}:{number}", ep.address)
+                };
+                list.push(Endpoint {
+                    address: Arc::from(address),
+                    labels: ep.labels.clone(),
+                    weight: ep.weight,
+                    service_port: Some(port.number),
+                    workload: workload.cloned(),
+                    locality: ep.locality.clone(),
+                });
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 //! A headless Service (`clusterIP: None`) is, in Istio, a passthrough: clients resolve the name
 //! to Pod IPs themselves. meshwork balances over the same endpoints instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mesh_core::service::{EndpointDecl, Resolution, ServiceDecl, ServicePort};
@@ -66,23 +66,30 @@ impl Ctx<'_> {
             return vec![decl(ports, vec![endpoint], Resolution::Dns, false)];
         }
 
-        // One endpoint per address, its ports by Service port name.
+        // One endpoint per address, its ports by Service port name. Label keys and values,
+        // port names and localities repeat across a Service's endpoints: each text is one
+        // shared `Arc<str>`.
+        let endpoints = kube::endpoints(s, index);
+        let mut texts: HashMap<&str, Arc<str>> = HashMap::new();
         let mut by_address: Vec<EndpointDecl> = Vec::new();
-        let mut position: BTreeMap<String, usize> = BTreeMap::new();
-        for e in kube::endpoints(s, index) {
-            let i = *position.entry(e.address.clone()).or_insert_with(|| {
+        let mut position: HashMap<&str, usize> = HashMap::new();
+        for e in &endpoints {
+            let i = *position.entry(e.address.as_str()).or_insert_with(|| {
+                let labels = e.labels.iter().map(|(k, v)| (intern(&mut texts, k), intern(&mut texts, v))).collect();
+                let locality = e.locality.as_deref().map(|l| intern(&mut texts, l));
                 by_address.push(EndpointDecl {
                     address: arc(&e.address),
                     ports: BTreeMap::new(),
-                    labels: e.labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
+                    labels,
                     weight: 1,
-                    locality: e.locality.as_deref().map(arc),
+                    locality,
                     network: None,
                 });
                 by_address.len() - 1
             });
+            let port_name = intern(&mut texts, &e.port_name);
             if let Some(decl) = by_address.get_mut(i) {
-                decl.ports.entry(arc(&e.port_name)).or_insert(e.port);
+                decl.ports.entry(port_name).or_insert(e.port);
             }
         }
         // Addresses serving every port in the main declaration; the others grouped by the ports
@@ -103,4 +110,9 @@ impl Ctx<'_> {
         }
         out
     }
+}
+
+/// One shared `Arc<str>` per distinct text of a Service's endpoints.
+fn intern<'e>(texts: &mut HashMap<&'e str, Arc<str>>, text: &'e str) -> Arc<str> {
+    texts.entry(text).or_insert_with(|| arc(text)).clone()
 }

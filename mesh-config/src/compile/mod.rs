@@ -276,6 +276,39 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
     Compiled { snapshot: builder.build(), diagnostics, gateway_api: status }
 }
 
+/// The declarations one Kubernetes Service compiles to, its endpoints built from `index` (which
+/// must hold its slices and the Pods and Nodes they name), exactly as [`compile`] makes them
+/// from the index of everything; `None` when `r` is no Service or is not visible to the client
+/// namespace (then [`compile`] leaves it out too). A Service's compile reads nothing else, so
+/// this is what an endpoint change recompiles.
+pub(crate) fn kubernetes_service(
+    r: &Resource,
+    index: &crate::kube::Index<'_>,
+    options: &CompileOptions,
+) -> Option<Vec<service::ServiceDecl>> {
+    let Spec::Service(s) = &r.spec else { return None };
+    if !options.visible(&r.namespace, &s.export_to()) {
+        return None;
+    }
+    let settings = Settings {
+        domain: Arc::from(options.domain.as_str()),
+        exclude_503_from_default_retries: options.exclude_503_from_default_retries,
+        outbound_traffic_policy: options.outbound_traffic_policy,
+    };
+    let default_retries = settings.default_retries();
+    let mut diagnostics = Vec::new();
+    let decls = Ctx {
+        r,
+        domain: &options.domain,
+        default_retries: &default_retries,
+        diagnostics: &mut diagnostics,
+        gateways: &GatewayHosts::default(),
+        delegates: &Delegates::default(),
+    }
+    .kubernetes_service(s, index);
+    Some(decls)
+}
+
 /// A Gateway API object with the metadata its semantics read. An object without a creation
 /// time (a hand-written file) sorts as the oldest, and routes of equal precedence and time fall
 /// back to the spec's next tie-break (namespace, then name).

@@ -21,8 +21,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::Change;
+use super::compact::KubeObject;
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::load::Loaded;
+use crate::types::Resource;
 
 /// Where a resource in force came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +127,12 @@ impl SourceObject {
         SourceObject { origin, loaded: Loaded { diagnostics: vec![diagnostic], ..Loaded::default() } }
     }
 
+    /// Let go of what only gave lines to messages of an object that has no file (see
+    /// `strip_lines` in the store).
+    fn strip_lines(&mut self) {
+        self.loaded.resources.iter_mut().for_each(super::strip_lines);
+    }
+
     fn resource_version(&self) -> Option<&str> {
         match &self.origin {
             Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
@@ -157,11 +166,72 @@ pub enum SourceEvent {
     },
 }
 
+/// What one [`SourceEvent`] asks of the store ([`Sources::changes`]).
+#[derive(Debug, Clone)]
+pub enum Delta {
+    /// Nothing changed.
+    Unchanged,
+    /// These changes, for [`ConfigStore::apply_changes`](super::ConfigStore::apply_changes).
+    Changes(Vec<Change>),
+    /// The event is taken, and the store should take the whole [`Sources::merged`] (a list
+    /// replaced a scope, or an object that hid a file's resource of its name is gone).
+    Whole,
+}
+
+/// One object as [`Sources`] holds it: its Kubernetes resource, if it is one, compact and
+/// shared with the store ([`ConfigStore::share_objects`](super::ConfigStore::share_objects)),
+/// the rest of its load beside.
+#[derive(Debug, Clone)]
+struct Held {
+    origin: Origin,
+    loaded: Loaded,
+    object: Option<Arc<KubeObject>>,
+}
+
+impl Held {
+    fn new(mut o: SourceObject) -> Held {
+        o.strip_lines();
+        let mut object = None;
+        if o.loaded.resources.len() == 1
+            && let Some(r) = o.loaded.resources.pop()
+        {
+            match KubeObject::new(r) {
+                Ok(k) => object = Some(Arc::new(k)),
+                Err(r) => o.loaded.resources.push(*r),
+            }
+        }
+        Held { origin: o.origin, loaded: o.loaded, object }
+    }
+
+    fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
+        self.loaded.resources.iter().cloned().chain(self.object.as_ref().map(|o| o.resource()))
+    }
+
+    /// Its load, as it came.
+    fn loaded(&self) -> Loaded {
+        let mut loaded = Loaded {
+            resources: Vec::new(),
+            diagnostics: self.loaded.diagnostics.clone(),
+            skipped: self.loaded.skipped.clone(),
+            failed: self.loaded.failed.clone(),
+        };
+        loaded.resources.extend(self.resources());
+        loaded
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
+            Origin::File { .. } => None,
+        }
+    }
+}
+
 /// What every source holds now (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     files: Loaded,
-    objects: BTreeMap<ResourceRef, SourceObject>,
+    objects: BTreeMap<ResourceRef, Held>,
 }
 
 impl Sources {
@@ -186,7 +256,7 @@ impl Sources {
                 if same {
                     return false;
                 }
-                self.objects.insert(key, object);
+                self.objects.insert(key, Held::new(object));
                 true
             }
             SourceEvent::Delete { key } => self.objects.remove(&key).is_some(),
@@ -196,13 +266,45 @@ impl Sources {
                 let mut changed = self.objects.len() != before || !objects.is_empty();
                 for (key, object) in objects {
                     if scope.covers(&key) {
-                        self.objects.insert(key, object);
+                        self.objects.insert(key, Held::new(object));
                     } else {
                         changed = true;
                         tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
                     }
                 }
                 changed
+            }
+        }
+    }
+
+    /// Take one change, as [`Sources::apply`] does, and say what the store must take for it: the
+    /// changed object alone when it can ([`Delta::Changes`]), so that a watch event costs the
+    /// store one resource's work.
+    pub fn changes(&mut self, event: SourceEvent) -> Delta {
+        match event {
+            SourceEvent::Upsert { key, object } => {
+                if !self.apply(SourceEvent::Upsert { key: key.clone(), object }) {
+                    return Delta::Unchanged;
+                }
+                match self.objects.get(&key) {
+                    Some(object) => Delta::Changes(vec![Change::Upsert { key, loaded: object.loaded() }]),
+                    None => Delta::Whole,
+                }
+            }
+            SourceEvent::Delete { key } => {
+                if self.objects.remove(&key).is_none() {
+                    return Delta::Unchanged;
+                }
+                let in_files = self.files.resources.iter().any(|r| r.id() == key)
+                    || self.files.diagnostics.iter().any(|d| d.resource.as_ref() == Some(&key));
+                if in_files { Delta::Whole } else { Delta::Changes(vec![Change::Delete { key }]) }
+            }
+            replace @ SourceEvent::Replace { .. } => {
+                if self.apply(replace) {
+                    Delta::Whole
+                } else {
+                    Delta::Unchanged
+                }
             }
         }
     }
@@ -217,12 +319,22 @@ impl Sources {
     pub fn merged(&self) -> Loaded {
         let mut out = self.files.clone();
         for object in self.objects.values() {
-            out.resources.extend(object.loaded.resources.iter().cloned());
+            out.resources.extend(object.resources());
             out.diagnostics.extend(object.loaded.diagnostics.iter().cloned());
             out.skipped.extend(object.loaded.skipped.iter().cloned());
             out.failed.extend(object.loaded.failed.iter().cloned());
         }
         out
+    }
+
+    /// The compact Kubernetes object held as `key`.
+    pub(crate) fn kube_object(&self, key: &ResourceRef) -> Option<&Arc<KubeObject>> {
+        self.objects.get(key)?.object.as_ref()
+    }
+
+    /// The keys of the objects held.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &ResourceRef> {
+        self.objects.keys()
     }
 
     /// Where the resource `id` comes from: an object of that kind, namespace and name, else the

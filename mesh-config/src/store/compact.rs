@@ -1,0 +1,178 @@
+//! Kubernetes objects as the store and [`Sources`](super::Sources) keep them: a
+//! [`Resource`] is as large as its largest kind (well over a kilobyte, the Istio kinds inline)
+//! and holds a Kubernetes object's labels and annotations twice (beside the spec, and in the
+//! spec's `metadata`). A [`KubeObject`] keeps the identity, the file and line, and the typed
+//! object once, boxed at its own size; [`KubeObject::resource`] gives back the very
+//! [`Resource`] it was made from. Kept behind an `Arc`, one copy serves the sources and the
+//! store.
+
+use std::sync::Arc;
+
+use crate::types::kube::{EndpointSlice, Namespace, Node, Pod, Secret, Service};
+use crate::types::{Kind, Resource, Spec};
+use crate::yaml::Node as Tree;
+
+/// The typed object of a Kubernetes kind.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum KubeSpec {
+    Service(Box<Service>),
+    Pod(Box<Pod>),
+    EndpointSlice(Box<EndpointSlice>),
+    Node(Box<Node>),
+    Namespace(Box<Namespace>),
+    Secret(Box<Secret>),
+}
+
+/// A Kubernetes object, compact (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KubeObject {
+    pub(crate) kind: Kind,
+    api_version: Arc<str>,
+    pub(crate) name: Arc<str>,
+    pub(crate) namespace: Arc<str>,
+    file: Option<Arc<str>>,
+    line: u32,
+    pub(crate) spec: KubeSpec,
+    spec_node: Option<Arc<Tree>>,
+}
+
+impl KubeObject {
+    /// The compact form of `r`, or `r` back when it is not a Kubernetes object whose labels and
+    /// annotations are those of its metadata (as the loader makes every one).
+    pub(crate) fn new(r: Resource) -> Result<KubeObject, Box<Resource>> {
+        let plain = r.creation_timestamp.is_none()
+            && r.generation.is_none()
+            && r.spec.kube_metadata().is_some_and(|m| m.labels == r.labels && m.annotations == r.annotations);
+        if !plain {
+            return Err(Box::new(r));
+        }
+        let spec = match r.spec {
+            Spec::Service(s) => KubeSpec::Service(Box::new(s)),
+            Spec::Pod(p) => KubeSpec::Pod(Box::new(p)),
+            Spec::EndpointSlice(s) => KubeSpec::EndpointSlice(Box::new(s)),
+            Spec::Node(n) => KubeSpec::Node(Box::new(n)),
+            Spec::Namespace(n) => KubeSpec::Namespace(Box::new(n)),
+            Spec::Secret(s) => KubeSpec::Secret(Box::new(s)),
+            spec => return Err(Box::new(Resource { spec, ..r })),
+        };
+        Ok(KubeObject {
+            kind: r.kind,
+            api_version: r.api_version,
+            name: r.name,
+            namespace: r.namespace,
+            file: r.file,
+            line: r.line,
+            spec,
+            spec_node: r.spec_node,
+        })
+    }
+
+    /// The resource this was made from.
+    pub(crate) fn resource(&self) -> Resource {
+        let spec = match &self.spec {
+            KubeSpec::Service(s) => Spec::Service((**s).clone()),
+            KubeSpec::Pod(p) => Spec::Pod((**p).clone()),
+            KubeSpec::EndpointSlice(s) => Spec::EndpointSlice((**s).clone()),
+            KubeSpec::Node(n) => Spec::Node((**n).clone()),
+            KubeSpec::Namespace(n) => Spec::Namespace((**n).clone()),
+            KubeSpec::Secret(s) => Spec::Secret((**s).clone()),
+        };
+        let (labels, annotations) =
+            spec.kube_metadata().map(|m| (m.labels.clone(), m.annotations.clone())).unwrap_or_default();
+        Resource {
+            kind: self.kind,
+            api_version: self.api_version.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            labels,
+            annotations,
+            creation_timestamp: None,
+            generation: None,
+            file: self.file.clone(),
+            line: self.line,
+            spec,
+            spec_node: self.spec_node.clone(),
+        }
+    }
+
+    pub(crate) fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+
+    /// Is `r` this object, as `Resource`'s `==` says?
+    pub(crate) fn same_as(&self, r: &Resource) -> bool {
+        let spec = match (&self.spec, &r.spec) {
+            (KubeSpec::Service(a), Spec::Service(b)) => **a == *b,
+            (KubeSpec::Pod(a), Spec::Pod(b)) => **a == *b,
+            (KubeSpec::EndpointSlice(a), Spec::EndpointSlice(b)) => **a == *b,
+            (KubeSpec::Node(a), Spec::Node(b)) => **a == *b,
+            (KubeSpec::Namespace(a), Spec::Namespace(b)) => **a == *b,
+            (KubeSpec::Secret(a), Spec::Secret(b)) => **a == *b,
+            _ => false,
+        };
+        spec && self.kind == r.kind
+            && self.api_version == r.api_version
+            && self.name == r.name
+            && self.namespace == r.namespace
+            && r.spec.kube_metadata().is_some_and(|m| m.labels == r.labels && m.annotations == r.annotations)
+    }
+
+    /// Is `r` this object down to what validation reads and reports (file, line, the tree)?
+    pub(crate) fn unchanged(&self, r: &Resource) -> bool {
+        self.file == r.file
+            && self.line == r.line
+            && r.creation_timestamp.is_none()
+            && r.generation.is_none()
+            && match (&self.spec_node, &r.spec_node) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                // Its tree was let go: its messages name no line (`strip_lines`).
+                (None, Some(_)) => self.file.is_none(),
+                _ => false,
+            }
+            && self.same_as(r)
+    }
+
+    /// What the endpoint index reads.
+    pub(crate) fn view(&self) -> View<'_> {
+        let spec = match &self.spec {
+            KubeSpec::EndpointSlice(s) => Part::Slice(s),
+            KubeSpec::Pod(p) => Part::Pod(p),
+            KubeSpec::Node(n) => Part::Node(n),
+            _ => Part::Other,
+        };
+        View { kind: self.kind, namespace: &self.namespace, name: &self.name, spec }
+    }
+}
+
+/// A Kubernetes object's identity and the part the endpoint index reads, from a [`Resource`] or
+/// a [`KubeObject`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: &'a Arc<str>,
+    pub(crate) name: &'a Arc<str>,
+    pub(crate) spec: Part<'a>,
+}
+
+/// See [`View`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    Slice(&'a EndpointSlice),
+    Pod(&'a Pod),
+    Node(&'a Node),
+    Other,
+}
+
+impl<'a> View<'a> {
+    /// The view of a resource.
+    pub(crate) fn of(r: &'a Resource) -> View<'a> {
+        let spec = match &r.spec {
+            Spec::EndpointSlice(s) => Part::Slice(s),
+            Spec::Pod(p) => Part::Pod(p),
+            Spec::Node(n) => Part::Node(n),
+            _ => Part::Other,
+        };
+        View { kind: r.kind, namespace: &r.namespace, name: &r.name, spec }
+    }
+}
