@@ -12,6 +12,11 @@
 //! client dialled (the container port) even though its listener is 15006, so `portLevelMtls`,
 //! `to.operation.ports` and `destination.port` keep meaning the application's port here.
 //!
+//! `--inbound-tcp LISTEN=APP_ADDR` serves a TCP application the same way, one decision per
+//! connection ([`mesh_tower::inbound::inbound_connection`]: the HTTP-only policy fields never
+//! match, as Istio says for TCP): a denied connection is closed, an allowed one is spliced to
+//! the application.
+//!
 //! Without a workload certificate (`--cert-dir`) nothing can be mutual TLS: `PERMISSIVE` and
 //! `DISABLE` ports serve plaintext and `STRICT` ones refuse every connection (logged once at
 //! start). An application that cannot be reached answers 503 with Envoy's wording
@@ -89,6 +94,79 @@ impl Service<Request<Incoming>> for AppService {
     }
 }
 
+/// Accept one connection under `mode` (with `acceptor`, or plaintext without one), its
+/// destination port set to the application's (`port`).
+async fn accept(
+    tcp: tokio::net::TcpStream,
+    acceptor: Option<&IdentityAcceptor>,
+    mode: MtlsMode,
+    port: u16,
+) -> Option<Accepted> {
+    let mut accepted = match acceptor {
+        Some(acceptor) => match acceptor.accept(tcp, mode).await {
+            Ok(a) => a,
+            Err(error) => {
+                tracing::debug!(target: "meshwork::inbound", %mode, %error, "inbound connection refused");
+                return None;
+            }
+        },
+        None if mode == MtlsMode::Strict => return None,
+        None => {
+            let info = ConnectionInfo::plaintext(tcp.peer_addr().ok(), tcp.local_addr().ok());
+            Accepted { stream: InboundStream::Plain(tcp), info, mode, alpn: None, http: None }
+        }
+    };
+    // Policies name the application's port (see the module docs).
+    if let Some(destination) = accepted.info.destination.as_mut() {
+        destination.set_port(port);
+    }
+    Some(accepted)
+}
+
+/// Serve the TCP inbound listener `listener` for `workload` in front of `app` until `stopped`
+/// turns true: each connection is authorized once, then spliced to `app` or closed.
+pub async fn serve_inbound_tcp(
+    listener: tokio::net::TcpListener,
+    app: SocketAddr,
+    config: SharedSnapshot,
+    workload: Workload,
+    acceptor: Option<Arc<IdentityAcceptor>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let port = app.port();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    tracing::warn!(target: "meshwork::inbound", %error, "accepting an inbound connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = async { drop(stopped.wait_for(|s| *s).await) } => return,
+        };
+        let (acceptor, config, workload) = (acceptor.clone(), config.clone(), workload.clone());
+        tokio::spawn(async move {
+            let security = config.load().security_shared().clone();
+            let mode = security.mtls(&workload, port).mode;
+            let Some(accepted) = accept(tcp, acceptor.as_deref(), mode, port).await else { return };
+            let input = mesh_tower::inbound::inbound_connection(&accepted.info, port);
+            let decision = security.inbound(&workload, &input);
+            if decision.verdict != mesh_core::inbound::Verdict::Allow {
+                tracing::debug!(target: "meshwork::inbound", verdict = decision.verdict.as_str(), policy = ?decision.policy, "TCP connection closed");
+                return;
+            }
+            let Ok(mut upstream) = tokio::net::TcpStream::connect(app).await else {
+                tracing::debug!(target: "meshwork::inbound", %app, "application not reachable");
+                return;
+            };
+            let mut downstream = accepted.stream;
+            let _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+        });
+    }
+}
+
 /// Serve the inbound listener `listener` for `workload` in front of `app` until `stopped` turns
 /// true. `acceptor`: the workload certificate's acceptor (`None`: plaintext only).
 pub async fn serve_inbound(
@@ -123,25 +201,7 @@ pub async fn serve_inbound(
         };
         let (acceptor, service, mode) = (acceptor.clone(), service.clone(), mode());
         tokio::spawn(async move {
-            let accepted = match acceptor {
-                Some(acceptor) => match acceptor.accept(tcp, mode).await {
-                    Ok(a) => a,
-                    Err(error) => {
-                        tracing::debug!(target: "meshwork::inbound", %mode, %error, "inbound connection refused");
-                        return;
-                    }
-                },
-                None if mode == MtlsMode::Strict => return,
-                None => {
-                    let info = ConnectionInfo::plaintext(tcp.peer_addr().ok(), tcp.local_addr().ok());
-                    Accepted { stream: InboundStream::Plain(tcp), info, mode, alpn: None, http: None }
-                }
-            };
-            let mut accepted = accepted;
-            // Policies name the application's port (see the module docs).
-            if let Some(destination) = accepted.info.destination.as_mut() {
-                destination.set_port(port);
-            }
+            let Some(accepted) = accept(tcp, acceptor.as_deref(), mode, port).await else { return };
             if let Err(error) = identity::serve::serve_connection(accepted, service).await {
                 tracing::debug!(target: "meshwork::inbound", %error, "inbound connection");
             }

@@ -116,6 +116,10 @@ pub struct ProxyArgs {
     /// application at APP_ADDR (repeatable). Policies name the application's port.
     #[arg(long = "inbound", value_name = "LISTEN=APP_ADDR")]
     pub inbound: Vec<String>,
+    /// The same for a TCP application (repeatable): each connection is authorized once (the
+    /// HTTP-only policy fields never match), then forwarded or closed.
+    #[arg(long = "inbound-tcp", value_name = "LISTEN=APP_ADDR")]
+    pub inbound_tcp: Vec<String>,
     /// The workload this proxy stands for: selectors of security policies match it inbound,
     /// `sourceLabels` and the `source_*` metric labels outbound.
     #[command(flatten)]

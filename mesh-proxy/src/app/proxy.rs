@@ -61,6 +61,7 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
     let compile = args.settings.compile_options(&args.namespace)?;
     let workload = args.workload.workload(&args.namespace)?;
     let inbound = inbound_flags(&args.inbound)?;
+    let inbound_tcp = inbound_flags(&args.inbound_tcp)?;
     let source = ConfigSource::with_options(args.files.clone(), compile, |b| {
         let mut b = b.workload(workload_name(&workload)).access_log(args.access_log);
         // One identity both ways: the workload's labels drive `sourceLabels` and the
@@ -124,8 +125,8 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
             gateway_listeners = Some(listeners);
         }
     }
-    if !inbound.is_empty() {
-        start_inbound(&args, &source, &workload, &inbound, &stopped, &mut out).await?;
+    if !inbound.is_empty() || !inbound_tcp.is_empty() {
+        start_inbound(&args, &source, &workload, (&inbound, &inbound_tcp), &stopped, &mut out).await?;
     }
     if let Some(address) = args.admin {
         let admin = tokio::net::TcpListener::bind(address).await.map_err(|error| Error::Admin { address, error })?;
@@ -208,7 +209,7 @@ async fn start_inbound(
     args: &ProxyArgs,
     source: &ConfigSource,
     workload: &mesh_core::workload::Workload,
-    inbound: &[(SocketAddr, SocketAddr)],
+    (inbound, inbound_tcp): (&[(SocketAddr, SocketAddr)], &[(SocketAddr, SocketAddr)]),
     stopped: &tokio::sync::watch::Receiver<bool>,
     out: &mut impl Write,
 ) -> Result<(), Error> {
@@ -248,6 +249,19 @@ async fn start_inbound(
             config.clone(),
             workload.clone(),
             layer.build(),
+            acceptor.clone(),
+            stopped.clone(),
+        ));
+    }
+    for (listen, app) in inbound_tcp {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|error| Error::Listen { address: *listen, error })?;
+        writeln!(out, "inbound on {} -> {app} (tcp)", listener.local_addr()?)?;
+        tokio::spawn(crate::inbound::serve_inbound_tcp(
+            listener,
+            *app,
+            config.clone(),
+            workload.clone(),
             acceptor.clone(),
             stopped.clone(),
         ));

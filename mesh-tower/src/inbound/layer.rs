@@ -355,6 +355,31 @@ pub fn inbound_request<B>(
     InboundRequest { mtls: connection.is_some_and(ConnectionInfo::is_mtls), jwt: jwt.outcome.clone(), attributes }
 }
 
+/// What mesh-core's inbound decision reads of one TCP connection (no HTTP attributes: the
+/// HTTP-only policy fields behave as Istio says for TCP). `default_port` when the connection
+/// has no destination address.
+///
+/// ```
+/// use mesh_tower::inbound::{ConnectionInfo, inbound_connection};
+/// let info = ConnectionInfo::plaintext("10.0.0.1:4000".parse().ok(), "10.0.0.2:9000".parse().ok());
+/// let input = inbound_connection(&info, 0);
+/// assert!(input.attributes.http.is_none());
+/// assert_eq!(input.attributes.destination_port, 9000);
+/// ```
+pub fn inbound_connection(connection: &ConnectionInfo, default_port: u16) -> InboundRequest {
+    let source_ip = connection.source.map(|a| a.ip());
+    let attributes = AuthzRequest {
+        peer: connection.peer.as_ref().map(|p| Arc::from(p.to_string())),
+        source_ip,
+        remote_ip: source_ip,
+        destination_ip: connection.destination.map(|a| a.ip()),
+        destination_port: connection.destination.map_or(default_port, |a| a.port()),
+        sni: connection.sni.as_deref().map(str::to_string),
+        http: None,
+    };
+    InboundRequest { mtls: connection.is_mtls(), jwt: JwtOutcome::Missing, attributes }
+}
+
 /// The refusal's HTTP answer.
 fn refusal<B>(decision: &InboundDecision, status: u16, request_url: &str) -> Response<MeshBody<B>> {
     let (body, bearer): (&'static str, Option<&str>) = match decision.reject {

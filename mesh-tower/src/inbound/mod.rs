@@ -11,5 +11,5 @@ mod layer;
 mod stats;
 
 pub use connection::ConnectionInfo;
-pub use layer::{ConnectionRefused, Inbound, InboundLayer, InboundLayerBuilder, inbound_request};
+pub use layer::{ConnectionRefused, Inbound, InboundLayer, InboundLayerBuilder, inbound_connection, inbound_request};
 pub use stats::PRINCIPAL_LIMIT;
