@@ -41,15 +41,16 @@
 //! - `httproute-backend-request-redirect`, `httproute-backend-url-rewrite`: RequestRedirect and
 //!   URLRewrite as per-backend filters, which Istio does not serve (`buildHTTPDestination` in
 //!   `pilot/pkg/config/kube/gateway/conversion.go` accepts only header modifiers there), nor
-//!   does meshwork (`mesh-config/tests/gateway_api.rs`, `NOT_SUPPORTED`).
-//! - `httproute-observed-generation-bump`: no requests; it patches the route and checks
-//!   `observedGeneration`, which is status of a resource's history (`mesh-config`'s status tests).
+//!   does meshwork: as Istio, the rule is left out and the route's `ResolvedRefs` is `False`
+//!   (`InvalidFilter`), which `per_backend_filters_are_reported_not_served` checks.
 //! - `mesh/mesh-frontend-hostname`: `SupportMeshClusterIPMatching`: the request is sent to one
 //!   Service's ClusterIP with another Service's name as `Host`; `mesh proxy` is an explicit proxy
 //!   that routes by `Host` and has no ClusterIPs to intercept.
 //!
 //! Also not checked here: `routeListeners` (which listener a route attached to) and a listener's
-//! `supportedKinds`, which `mesh validate --status` does not print.
+//! `supportedKinds`, which `mesh validate --status` does not print; the `mutation` of
+//! `httproute-observed-generation-bump` (a patch, then `observedGeneration` on every condition:
+//! status history, checked in `mesh-config`'s status tests): its conditions before the patch are.
 
 #![cfg(feature = "kubernetes")]
 
@@ -77,7 +78,6 @@ use expect::{Captured, Case, Expect, Sent, Subtest};
 const NOT_RUN: &[(&str, &str)] = &[
     ("httproute-backend-request-redirect", "RequestRedirect as a per-backend filter: not served by Istio or meshwork"),
     ("httproute-backend-url-rewrite", "URLRewrite as a per-backend filter: not served by Istio or meshwork"),
-    ("httproute-observed-generation-bump", "no requests: a patch and observedGeneration (status history)"),
     ("mesh/mesh-frontend-hostname", "SupportMeshClusterIPMatching: needs ClusterIP interception"),
 ];
 
@@ -235,7 +235,9 @@ fn write_config(name: &str, docs: Vec<Value>, pods: &Pods, secret: &Value) -> Pa
                        "podIPs": [{"ip": pod.addr.ip().to_string()}]},
         }));
     }
-    out.push(secret.clone());
+    if secret["kind"].is_string() {
+        out.push(secret.clone());
+    }
     let dir = config_dir(&format!("conformance-{}", name.replace('/', "-")));
     let text: String =
         out.iter().map(|d| format!("---\n{}\n", serde_json::to_string_pretty(d).expect("json"))).collect();
@@ -623,6 +625,32 @@ fn the_comparison_catches_differences() {
     assert!(expect::compare(&case, &redirect, false).is_err());
     case.redirect_request = Some(expect::Redirect { port: Some("8080".into()), ..Default::default() });
     assert!(expect::compare(&case, &redirect, false).is_ok());
+}
+
+/// The two per-backend filter tests are not served, and not silently: the rule is left out and
+/// the route's `ResolvedRefs` says why, as Istio reports it.
+#[test]
+fn per_backend_filters_are_reported_not_served() {
+    for test in ["httproute-backend-request-redirect", "httproute-backend-url-rewrite"] {
+        let expect = Expect::read(&corpus().join("tests").join(format!("{test}.expect.yaml")));
+        let mut docs = manifest("base/manifests.yaml");
+        for m in &expect.source.manifests {
+            docs.extend(manifest(&format!("tests/{m}")));
+        }
+        let route = docs.iter().rev().find(|d| d["kind"] == "HTTPRoute").map(|d| meta(d, "name").to_string());
+        let dir = write_config(&format!("{test}-status"), docs, &Pods { pods: Vec::new() }, &json!({}));
+        let status = status(&dir);
+        let parent = status["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| Some(r["name"].as_str().unwrap_or("").to_string()) == route)
+            .map(|r| r["parents"][0]["conditions"].clone())
+            .expect("route status");
+        let resolved = parent.as_array().into_iter().flatten().find(|c| c["type"] == "ResolvedRefs").cloned();
+        let resolved = resolved.expect("ResolvedRefs");
+        assert_eq!((&resolved["status"], &resolved["reason"]), (&json!("False"), &json!("InvalidFilter")), "{test}");
+    }
 }
 
 #[test]

@@ -50,8 +50,9 @@
 //!   (`ResolvedRefs: InvalidCertificateRef` or `RefNotPermitted`, `Programmed: Invalid`) and
 //!   its port closed. `Passthrough` listeners are declared but no TLSRoute serves them.
 //!
-//! Not yet here (issue 18): per-backend filters other than header modifiers (Istio refuses them
-//! too), and TLSRoute/TCPRoute.
+//! Not here: per-backend filters other than header modifiers: as Istio (`buildHTTPDestination`),
+//! the rule is left out and the route's `ResolvedRefs` is `False` (`InvalidFilter`). Not yet
+//! here (issue 18): TLSRoute/TCPRoute.
 
 pub mod hostname;
 mod mesh;
@@ -307,7 +308,7 @@ pub fn compile(
         let converted = &route.converted;
         let resolved = match converted.backend_problem {
             None => Condition::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
-            Some(p) => Condition::new("ResolvedRefs", false, p.reason(), "a backend reference does not resolve"),
+            Some(p) => Condition::new("ResolvedRefs", false, p.reason(), p.message()),
         };
         let mut parents = Vec::new();
         for parent in route.parent_refs {

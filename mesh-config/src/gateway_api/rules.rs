@@ -57,6 +57,9 @@ pub enum BackendProblem {
     NotFound,
     /// In another namespace without a ReferenceGrant (`RefNotPermitted`).
     NotPermitted,
+    /// A backend's filter other than a header modifier (`InvalidFilter`): Istio's
+    /// `buildHTTPDestination` refuses it and leaves the rule out; so does meshwork.
+    InvalidFilter,
 }
 
 impl BackendProblem {
@@ -66,6 +69,17 @@ impl BackendProblem {
             BackendProblem::InvalidKind => "InvalidKind",
             BackendProblem::NotFound => "BackendNotFound",
             BackendProblem::NotPermitted => "RefNotPermitted",
+            BackendProblem::InvalidFilter => "InvalidFilter",
+        }
+    }
+
+    /// The condition message.
+    pub fn message(self) -> &'static str {
+        match self {
+            BackendProblem::InvalidFilter => {
+                "a backendRef filter other than RequestHeaderModifier or ResponseHeaderModifier: the rule is not served"
+            }
+            _ => "a backend reference does not resolve",
         }
     }
 }
@@ -133,8 +147,11 @@ pub(crate) fn convert(
             Some(m) if !m.is_empty() => m,
             _ => &default_match,
         };
-        let template =
-            rule("HTTPRoute", namespace, name, index, r, backends, default_retries, &mut out.backend_problem);
+        let Some(template) =
+            rule("HTTPRoute", namespace, name, index, r, backends, default_retries, &mut out.backend_problem)
+        else {
+            continue;
+        };
         for (entry, m) in matches.iter().enumerate() {
             let Some(request_match) = request_match(entry, m) else { continue };
             let key = sort_key(&request_match, created, namespace, name, index, entry);
@@ -169,8 +186,11 @@ pub(crate) fn convert_grpc(
             backend_refs: r.backend_refs.clone(),
             ..HttpRouteRule::default()
         };
-        let template =
-            rule("GRPCRoute", namespace, name, index, &as_http, backends, default_retries, &mut out.backend_problem);
+        let Some(template) =
+            rule("GRPCRoute", namespace, name, index, &as_http, backends, default_retries, &mut out.backend_problem)
+        else {
+            continue;
+        };
         let default_match = [GrpcRouteMatch::default()];
         let matches: &[GrpcRouteMatch] = if r.matches.is_empty() { &default_match } else { &r.matches };
         for (entry, m) in matches.iter().enumerate() {
@@ -334,7 +354,8 @@ fn duration(text: &Option<String>) -> Option<Duration> {
     text.as_deref().and_then(|t| parse_duration(t).ok()).filter(|d| !d.is_zero())
 }
 
-/// The compiled rule for `r` of a route of `kind`, without its match entries.
+/// The compiled rule for `r` of a route of `kind`, without its match entries; `None` when the
+/// rule is not served (a backend filter Istio refuses, [`BackendProblem::InvalidFilter`]).
 #[allow(clippy::too_many_arguments)]
 fn rule(
     kind: &str,
@@ -345,7 +366,7 @@ fn rule(
     backends: &dyn Backends,
     default_retries: &Arc<RetryPolicy>,
     problem: &mut Option<BackendProblem>,
-) -> HttpRule {
+) -> Option<HttpRule> {
     let mut headers = HeaderEdits::default();
     let mut redirect = None;
     let mut rewrite = None;
@@ -396,7 +417,7 @@ fn rule(
     }
     let action = match redirect {
         Some(r) => RouteAction::Redirect(r),
-        None => destinations(kind, ns, r, backends, problem),
+        None => destinations(kind, ns, r, backends, problem)?,
     };
     let timeout = duration(&r.timeouts.as_ref().and_then(|t| t.request.clone()));
     let backend_timeout = duration(&r.timeouts.as_ref().and_then(|t| t.backend_request.clone()));
@@ -419,7 +440,7 @@ fn rule(
         // Istio: without `retry`, `backendRequest` becomes the route timeout.
         None => (default_retries.clone(), backend_timeout.or(timeout)),
     };
-    HttpRule {
+    Some(HttpRule {
         origin: RuleOrigin {
             kind: if kind == "GRPCRoute" { RouteKind::GrpcRoute } else { RouteKind::HttpRoute },
             namespace: ns.clone(),
@@ -436,7 +457,7 @@ fn rule(
         mirrors: mirrors.into_boxed_slice(),
         cors,
         headers: Arc::new(headers),
-    }
+    })
 }
 
 /// The `CORS` filter as Istio's `createCorsFilter` translates it: an origin `*` is any origin of
@@ -509,10 +530,10 @@ fn destinations(
     r: &HttpRouteRule,
     backends: &dyn Backends,
     problem: &mut Option<BackendProblem>,
-) -> RouteAction {
+) -> Option<RouteAction> {
     let weighted: Vec<&HttpBackendRef> = r.backend_refs.iter().filter(|b| b.weight.unwrap_or(1) > 0).collect();
     if weighted.is_empty() {
-        return RouteAction::DirectResponse(DirectResponse { status: 500, body: None });
+        return Some(RouteAction::DirectResponse(DirectResponse { status: 500, body: None }));
     }
     let mut out = Vec::new();
     for b in weighted {
@@ -531,7 +552,12 @@ fn destinations(
             match f.kind.as_str() {
                 "RequestHeaderModifier" => edits.request = header_ops(f.request_header_modifier.as_ref()),
                 "ResponseHeaderModifier" => edits.response = header_ops(f.response_header_modifier.as_ref()),
-                _ => {}
+                // Istio's `buildHTTPDestination`: "unsupported filter type" (InvalidFilter), and
+                // `convertHTTPRoute`'s caller yields no route for the rule.
+                _ => {
+                    *problem = Some(BackendProblem::InvalidFilter);
+                    return None;
+                }
             }
         }
         let destination = route::Destination { host, subset: None, port: b.port.and_then(port) };
@@ -539,9 +565,9 @@ fn destinations(
     }
     if out.iter().all(|d| &*d.destination.host == UNRESOLVED_HOST) {
         // Every backend unresolved: every request gets the spec's 500.
-        return RouteAction::DirectResponse(DirectResponse { status: 500, body: None });
+        return Some(RouteAction::DirectResponse(DirectResponse { status: 500, body: None }));
     }
-    RouteAction::Route(WeightedDestinations::new(out))
+    Some(RouteAction::Route(WeightedDestinations::new(out)))
 }
 
 /// The host an unresolved backend's share is sent to when other backends of the rule resolve:
