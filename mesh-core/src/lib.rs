@@ -60,6 +60,7 @@ pub mod security;
 pub mod service;
 pub mod snapshot;
 pub mod spiffe;
+pub mod upstream_tls;
 pub mod workload;
 
 pub use authz::{AuthzDecision, AuthzRequest};
