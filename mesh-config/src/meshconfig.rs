@@ -7,10 +7,12 @@
 //! trustDomainAliases: [old-td]
 //! pathNormalization:
 //!   normalization: BASE                # NONE | BASE (default) | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES
+//! enableAutoMtls: true                 # default: mutual TLS to endpoints labelled
+//!                                      # security.istio.io/tlsMode: istio (mesh_core::upstream_tls)
 //! ```
 //!
 //! A meshConfig file holds many more fields (proxy defaults, telemetry, extension providers...):
-//! meshwork reads these four and reports every other field as a warning, never an error, so
+//! meshwork reads these five and reports every other field as a warning, never an error, so
 //! Istio's own file loads unchanged. `extensionProviders` is reported `unsupported` (CUSTOM
 //! authorization has no providers in meshwork).
 
@@ -37,6 +39,8 @@ pub struct MeshConfig {
     pub trust_domain_aliases: Vec<String>,
     /// `pathNormalization`.
     pub path_normalization: Option<PathNormalizationConfig>,
+    /// `enableAutoMtls` (default true): see [`MeshConfig::enable_auto_mtls`].
+    pub enable_auto_mtls: Option<bool>,
 }
 
 /// `pathNormalization: {normalization: ...}`.
@@ -72,6 +76,20 @@ impl MeshConfig {
     /// `trustDomain`, or Istio's default.
     pub fn trust_domain(&self) -> &str {
         self.trust_domain.as_deref().filter(|s| !s.is_empty()).unwrap_or("cluster.local")
+    }
+
+    /// `enableAutoMtls`, or Istio's default (true): without a DestinationRule `tls`, endpoints
+    /// labelled `security.istio.io/tlsMode: istio` get Istio's mutual TLS
+    /// ([`mesh_core::upstream_tls`]).
+    ///
+    /// ```
+    /// let mesh = mesh_config::meshconfig::parse_mesh_config("enableAutoMtls: false\n", None).expect("yaml");
+    /// assert!(mesh.diagnostics.is_empty());
+    /// assert!(!mesh.config.enable_auto_mtls());
+    /// assert!(mesh_config::MeshConfig::default().enable_auto_mtls());
+    /// ```
+    pub fn enable_auto_mtls(&self) -> bool {
+        self.enable_auto_mtls.unwrap_or(true)
     }
 
     /// The settings as mesh-core reads them.

@@ -21,14 +21,22 @@
 //! plain text unless the DestinationRule says otherwise. A TLS setting that cannot be built
 //! (a missing certificate file) fails the connection, which meshwork answers with 503 `UF`.
 //!
+//!
+//! Istio's mutual TLS (`ISTIO_MUTUAL`, auto mTLS to endpoints labelled
+//! `security.istio.io/tlsMode: istio`) is decided per endpoint by mesh-core
+//! ([`mesh_core::upstream_tls`]) and applied by `mtls.rs` with the client's workload
+//! certificate ([`UpstreamClient::with_outbound_mtls`], [`OutboundMtls`]); such requests never
+//! take the affinity path (its connections are plain text).
+//!
 //! Here: the client and its pools. Beside it: `affinity.rs` (a downstream connection's own
 //! upstream HTTP/1.1 connections, and sending on them), `driving.rs` (the one-task driver,
-//! [`Driving`]), `connect.rs` (TCP connections as `connectionPool.tcp` says) and `tls_connect.rs`
-//! (TLS origination, [`TlsConnector`]).
+//! [`Driving`]), `connect.rs` (TCP connections as `connectionPool.tcp` says), `tls_connect.rs`
+//! (TLS origination, [`TlsConnector`]) and `mtls.rs` (Istio's mutual TLS).
 
 mod affinity;
 mod connect;
 mod driving;
+mod mtls;
 mod tls_connect;
 
 use std::future::Future;
@@ -50,6 +58,8 @@ pub(crate) use connect::connect_tcp;
 pub use connect::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT};
 use connect::{http_connector, http_connector_with};
 pub use driving::Driving;
+use mtls::{Mtls, MtlsConnector, MtlsTarget};
+pub use mtls::{MtlsError, OutboundMtls};
 pub use tls_connect::{TlsConnection, TlsConnector};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,6 +73,16 @@ struct TlsClient<B> {
     http2: bool,
     connect: Option<UpstreamConnect>,
     client: Client<TlsConnector, ReplayBody<B>>,
+}
+
+/// One mutual TLS client: its target (SNI, expected identities), HTTP/2 or not, how it
+/// connects, its pool.
+#[derive(Debug)]
+struct MtlsClient<B> {
+    target: Arc<MtlsTarget>,
+    http2: bool,
+    connect: Option<UpstreamConnect>,
+    client: Client<MtlsConnector, ReplayBody<B>>,
 }
 
 /// One plain pooled client for clusters with connect settings: the settings, HTTP/2 or not, its
@@ -99,6 +119,8 @@ struct Clients<B> {
     http2: Client<HttpConnector, ReplayBody<B>>,
     tls: RwLock<Vec<TlsClient<B>>>,
     connect: RwLock<Vec<ConnectClient<B>>>,
+    mtls: Mtls,
+    mtls_clients: RwLock<Vec<MtlsClient<B>>>,
 }
 
 /// What a request body must be for [`UpstreamClient`] (hyper's client sends it from its own
@@ -124,15 +146,33 @@ impl<B: RequestBody> Default for UpstreamClient<B> {
 }
 
 impl<B: RequestBody> UpstreamClient<B> {
-    /// A client with empty pools.
+    /// A client with empty pools, without a workload certificate (`ISTIO_MUTUAL` destinations
+    /// fail with 503; auto mTLS is plain text).
     pub fn new() -> Self {
+        Self::build(OutboundMtls::default())
+    }
+
+    /// This client (its pools emptied) originating Istio's mutual TLS with `mtls`'s workload
+    /// certificate where mesh-core decides so (see the module docs).
+    pub fn with_outbound_mtls(self, mtls: OutboundMtls) -> Self {
+        Self::build(mtls)
+    }
+
+    fn build(mtls: OutboundMtls) -> Self {
         let http1 = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(http_connector());
         let http2 = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http2_only(true)
             .build(http_connector());
         UpstreamClient {
-            clients: Arc::new(Clients { http1, http2, tls: RwLock::default(), connect: RwLock::default() }),
+            clients: Arc::new(Clients {
+                http1,
+                http2,
+                tls: RwLock::default(),
+                connect: RwLock::default(),
+                mtls: Mtls::new(mtls),
+                mtls_clients: RwLock::default(),
+            }),
         }
     }
 
@@ -153,6 +193,44 @@ impl<B: RequestBody> UpstreamClient<B> {
             .http2_only(http2)
             .build(http_connector_with(Some(connect)));
         clients.push(ConnectClient { connect: *connect, http2, client: client.clone() });
+        client
+    }
+
+    /// The pooled mutual TLS client for `target`.
+    fn mtls_client(
+        &self,
+        target: &Arc<MtlsTarget>,
+        http2: bool,
+        connect: Option<&UpstreamConnect>,
+    ) -> Client<MtlsConnector, ReplayBody<B>> {
+        let find = |clients: &[MtlsClient<B>]| {
+            clients
+                .iter()
+                .find(|c| {
+                    (Arc::ptr_eq(&c.target, target) || c.target == *target)
+                        && c.http2 == http2
+                        && c.connect.as_ref() == connect
+                })
+                .map(|c| c.client.clone())
+        };
+        if let Some(client) = find(&self.clients.mtls_clients.read().unwrap_or_else(|p| p.into_inner())) {
+            return client;
+        }
+        let mut clients = self.clients.mtls_clients.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = find(&clients) {
+            return client;
+        }
+        let connector = MtlsConnector::new(
+            http_connector_with(connect),
+            target.clone(),
+            http2,
+            self.clients.mtls.configs().clone(),
+        );
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_only(http2)
+            .build(connector);
+        clients.push(MtlsClient { target: target.clone(), http2, connect: connect.copied(), client: client.clone() });
         client
     }
 
@@ -233,6 +311,9 @@ impl<B: RequestBody> tower::Service<http::Request<ReplayBody<B>>> for UpstreamCl
         // (The connect settings are looked up only off the common path, the downstream
         // connection's own HTTP/1.1 upstream connection.)
         let connect = |req: &http::Request<ReplayBody<B>>| req.extensions().get::<UpstreamConnect>().copied();
+        if let Some(target) = self.clients.mtls.target(&req) {
+            return UpstreamFuture::Pooled(self.mtls_client(&target, http2, connect(&req).as_ref()).request(req));
+        }
         let pooled = match req.extensions().get::<UpstreamTls>() {
             Some(UpstreamTls(tls)) => {
                 let sni = sni_of(tls, &req);

@@ -62,6 +62,7 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
     let workload = args.workload.workload(&args.namespace)?;
     let inbound = inbound_flags(&args.inbound)?;
     let inbound_tcp = inbound_flags(&args.inbound_tcp)?;
+    let auto_mtls = compile.mesh.enable_auto_mtls();
     let source = ConfigSource::with_options(args.files.clone(), compile, |b| {
         let mut b = b.workload(workload_name(&workload)).access_log(args.access_log);
         // One identity both ways: the workload's labels drive `sourceLabels` and the
@@ -88,6 +89,10 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
             source.ready().await;
         }
     }
+    let mtls = outbound_mtls(&args, &source, auto_mtls)?;
+    let upstream = |mesh: &mesh_tower::Mesh| -> crate::connection::Upstream {
+        tower::Layer::layer(&mesh.layer(), crate::upstream::UpstreamClient::new().with_outbound_mtls(mtls.clone()))
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut plain = None;
     let mut gateway_listeners = None;
@@ -103,7 +108,7 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
             if args.listen.is_some() {
                 return Err(UsageError::ListenWithGateway.into());
             }
-            let stack = crate::server::upstream(source.mesh());
+            let stack = upstream(source.mesh());
             let mut listeners = GatewayListeners::new(
                 source.mesh().clone(),
                 ns,
@@ -155,7 +160,7 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
         let _ = stop.send(true);
     });
     if let Some(listener) = plain {
-        crate::server::serve(listener, crate::server::upstream(source.mesh()), stopped).await?;
+        crate::server::serve(listener, upstream(source.mesh()), stopped).await?;
         return Ok(());
     }
     let Some(mut listeners) = gateway_listeners else { return Ok(()) };
@@ -201,6 +206,26 @@ fn inbound_flags(flags: &[String]) -> Result<Vec<(SocketAddr, SocketAddr)>, Usag
             parsed.ok_or_else(|| UsageError::InboundFlag(f.clone()))
         })
         .collect()
+}
+
+/// The outbound mutual TLS settings: the workload certificate of `--cert-dir` (watched for
+/// changes), the trust domains, meshConfig `enableAutoMtls`.
+fn outbound_mtls(
+    args: &ProxyArgs,
+    source: &ConfigSource,
+    auto_mtls: bool,
+) -> Result<crate::upstream::OutboundMtls, Error> {
+    use crate::identity::{CertFiles, CertSource};
+    let certs = match &args.cert_dir {
+        None => None,
+        Some(dir) => {
+            let certs = CertSource::load(CertFiles::in_dir(dir)).map_err(|e| Error::Certificate(e.to_string()))?;
+            tokio::spawn(certs.clone().watch(Duration::from_millis(args.reload_interval_ms.max(10))));
+            Some(certs)
+        }
+    };
+    let bundle = source.mesh().config().load().security().mesh().trust_domains.clone();
+    Ok(crate::upstream::OutboundMtls::new(certs).trust_domains(bundle).auto_mtls(auto_mtls))
 }
 
 /// Open the `--inbound` listeners (with the workload certificate of `--cert-dir`, watched for

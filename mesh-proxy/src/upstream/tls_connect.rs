@@ -88,15 +88,20 @@ impl tower::Service<http::Uri> for TlsConnector {
 #[error("upstream TLS: {0}")]
 struct ConfigError(Arc<TlsError>);
 
-/// A TLS connection to an endpoint.
+/// A TLS connection to an endpoint (a DestinationRule's `SIMPLE`/`MUTUAL`, or Istio's mutual
+/// TLS).
 #[derive(Debug)]
-pub struct TlsConnection(TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
+pub struct TlsConnection(pub(super) TokioIo<tokio_rustls::client::TlsStream<TcpStream>>);
 
 impl Connection for TlsConnection {
     fn connected(&self) -> Connected {
         let (tcp, session) = self.0.inner().get_ref();
         let connected = tcp.connected();
-        if session.alpn_protocol() == Some(b"h2") { connected.negotiated_h2() } else { connected }
+        // `istio-h2`: an Istio server (a sidecar's inbound listener) that took Istio's name for h2.
+        match session.alpn_protocol() {
+            Some(b"h2" | b"istio-h2") => connected.negotiated_h2(),
+            _ => connected,
+        }
     }
 }
 

@@ -1,6 +1,10 @@
 //! `tls` of a traffic policy: client TLS settings (istio/istio
 //! `pkg/config/validation/agent/validation.go` `ValidateTLS`; `configmap://` credential names as
 //! `pilot/pkg/model/credentials/resource.go` `ParseResourceName` parses them).
+//!
+//! `ISTIO_MUTUAL` is supported: a client with a workload certificate (`mesh proxy --cert-dir`,
+//! the in-process client's `CertSource`) originates Istio's mutual TLS
+//! (`mesh_core::upstream_tls`); without one, its connections fail (503).
 
 use crate::types::destination_rule::*;
 use crate::validate::{Ctx, P};
@@ -84,9 +88,6 @@ pub(super) fn validate_tls(ctx: &mut Ctx<'_>, path: &P, tls: &ClientTlsSettings)
         if !set(&tls.private_key) {
             ctx.error(&path.f("privateKey"), "private key required for mutual tls");
         }
-    }
-    if mode == ClientTlsMode::ISTIO_MUTUAL {
-        ctx.unsupported(&path.f("mode"), "ISTIO_MUTUAL (mesh certificates)");
     }
     if set(&tls.credential_name) {
         ctx.unsupported(&path.f("credentialName"), "credentialName (Kubernetes secrets); use certificate files");

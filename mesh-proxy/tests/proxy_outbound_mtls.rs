@@ -1,0 +1,217 @@
+//! Outbound Istio mutual TLS (issue 19) end to end, with real TLS on loopback and rcgen
+//! certificates: client → `mesh proxy --cert-dir` (outbound, a `sleep` identity) → `mesh proxy
+//! --inbound ... --cert-dir` (an `httpbin` identity; STRICT PeerAuthentication and an
+//! AuthorizationPolicy allowing only `sleep`) → an application.
+//!
+//! - DestinationRule `ISTIO_MUTUAL` to an unlabelled endpoint: mutual TLS, 200, and the server
+//!   saw the client's identity (its metrics' `source_principal`; another client identity gets
+//!   403 from the same policy).
+//! - Auto mTLS: an endpoint labelled `security.istio.io/tlsMode: istio` gets mutual TLS (200
+//!   through STRICT); an unlabelled one gets plain text (a plain application answers; STRICT
+//!   refuses it: 503).
+//! - Secure naming: `subjectAltNames` naming another identity refuses the server (503).
+//! - Without `--cert-dir`: `ISTIO_MUTUAL` is 503 (no plain text sent), auto mTLS is plain text.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mesh_proxy::identity::certs::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
+use rcgen::string::Ia5String;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
+use support::*;
+
+struct Pki {
+    root: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Pki { root: CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("root") }
+    }
+
+    /// Istio's three files for `uri`, in a fresh directory.
+    fn workload(&self, name: &str, uri: &str) -> PathBuf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(uri).expect("ia5"))];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.root).expect("leaf");
+        let dir = config_dir(&format!("outbound-mtls-certs-{name}"));
+        std::fs::write(dir.join(CERT_CHAIN_FILE), cert.pem()).expect("write");
+        std::fs::write(dir.join(KEY_FILE), key.serialize_pem()).expect("write");
+        std::fs::write(dir.join(ROOT_CERT_FILE), self.root.pem()).expect("write");
+        dir
+    }
+}
+
+/// An application answering `app` on every path.
+async fn app() -> SocketAddr {
+    let router = axum::Router::new().fallback(|| async { "app" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    address
+}
+
+fn start(dir: &Path, args: &[&str]) -> Proxy {
+    start_proxy(dir, args)
+}
+
+/// A MESH_INTERNAL service `NAME.foo.svc.cluster.local:8000` with one endpoint.
+fn service(name: &str, port: u16, labels: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: foo}}
+spec:
+  hosts: [{name}.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: 8000, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{{labels}}}}}
+---
+"#
+    )
+}
+
+fn destination_rule(name: &str, tls: &str) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: foo}}
+spec:
+  host: {name}.foo.svc.cluster.local
+  trafficPolicy:
+    tls: {tls}
+---
+"#
+    )
+}
+
+async fn status(client: &PlainClient, proxy: &Proxy, service: &str) -> (u16, String) {
+    let host = format!("{service}.foo.svc.cluster.local:8000");
+    let (status, body, _) = get(client, proxy.listen(), &host, "/ip", &[]).await;
+    (status, body)
+}
+
+const ISTIO: &str = "app: httpbin, security.istio.io/tlsMode: istio";
+const UNLABELLED: &str = "app: httpbin";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_istio_mutual_and_auto_mtls_through_a_strict_inbound_listener() {
+    let app = app().await;
+    let pki = Pki::new();
+    let server = pki.workload("httpbin", "spiffe://cluster.local/ns/foo/sa/httpbin");
+    let sleep = pki.workload("sleep", "spiffe://cluster.local/ns/foo/sa/sleep");
+    let curl = pki.workload("curl", "spiffe://cluster.local/ns/foo/sa/curl");
+
+    // The server side: STRICT, only `sleep` allowed.
+    let inbound_dir = config_dir("outbound-mtls-inbound");
+    std::fs::write(
+        inbound_dir.join("policies.yaml"),
+        r#"
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo}
+spec:
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from-sleep, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/foo/sa/sleep"]}}]
+"#,
+    )
+    .expect("write");
+    let inbound_flag = format!("127.0.0.1:0={app}");
+    let server_dir = server.display().to_string();
+    let inbound = start(
+        &inbound_dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--inbound",
+            &inbound_flag,
+            "--workload-namespace",
+            "foo",
+            "--workload-label",
+            "app=httpbin",
+            "--cert-dir",
+            &server_dir,
+        ],
+    );
+    let strict: u16 = inbound.inbound[0].rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("inbound port");
+
+    // The client side's services.
+    let outbound_dir = config_dir("outbound-mtls-outbound");
+    let config = [
+        service("dr", strict, UNLABELLED),
+        destination_rule("dr", "{mode: ISTIO_MUTUAL}"),
+        service("auto", strict, ISTIO),
+        service("plain", strict, UNLABELLED),
+        service("plain-app", app.port(), UNLABELLED),
+        service("auto-app", app.port(), ISTIO),
+        service("wrong", strict, UNLABELLED),
+        destination_rule("wrong", "{mode: ISTIO_MUTUAL, subjectAltNames: ['spiffe://cluster.local/ns/foo/sa/other']}"),
+        service("disabled", strict, ISTIO),
+        destination_rule("disabled", "{mode: DISABLE}"),
+    ]
+    .concat();
+    std::fs::write(outbound_dir.join("services.yaml"), config).expect("write");
+    let outbound_args = |certs: Option<&Path>| -> Vec<String> {
+        let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--namespace", "foo"].map(String::from).to_vec();
+        if let Some(dir) = certs {
+            args.extend(["--cert-dir".to_string(), dir.display().to_string()]);
+        }
+        args
+    };
+    let with = |certs: Option<&Path>| {
+        let args = outbound_args(certs);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start(&outbound_dir, &args)
+    };
+    let client = client();
+
+    // With the `sleep` certificate.
+    let proxy = with(Some(&sleep));
+    assert_eq!(status(&client, &proxy, "dr").await, (200, "app".into()), "ISTIO_MUTUAL through STRICT");
+    assert_eq!(status(&client, &proxy, "auto").await, (200, "app".into()), "auto mTLS to a labelled endpoint");
+    assert_eq!(status(&client, &proxy, "plain-app").await, (200, "app".into()), "unlabelled: plain text");
+    assert_eq!(status(&client, &proxy, "plain").await.0, 503, "unlabelled: plain text, which STRICT refuses");
+    assert_eq!(status(&client, &proxy, "disabled").await.0, 503, "DISABLE beats the label: STRICT refuses");
+    assert_eq!(status(&client, &proxy, "auto-app").await.0, 503, "auto mTLS to a plain application fails");
+    assert_eq!(status(&client, &proxy, "wrong").await.0, 503, "secure naming refuses an unexpected server");
+    // The server saw the client's identity.
+    let metrics = admin(&client, &inbound.admin, "/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("istio_requests_total{")
+            && l.contains("reporter=\"destination\"")
+            && l.contains("source_principal=\"spiffe://cluster.local/ns/foo/sa/sleep\"")
+            && l.contains("connection_security_policy=\"mutual_tls\"")
+            && l.contains("response_code=\"200\"")),
+        "{metrics}"
+    );
+    drop(proxy);
+
+    // Another identity: mutual TLS works, the policy refuses it.
+    let proxy = with(Some(&curl));
+    assert_eq!(status(&client, &proxy, "dr").await, (403, "RBAC: access denied".into()), "curl is not allowed");
+    drop(proxy);
+
+    // No certificate: ISTIO_MUTUAL fails (never plain text), auto mTLS is plain text.
+    let proxy = with(None);
+    assert_eq!(status(&client, &proxy, "dr").await.0, 503, "ISTIO_MUTUAL without a certificate");
+    assert_eq!(status(&client, &proxy, "auto-app").await, (200, "app".into()), "auto mTLS without a certificate");
+    assert_eq!(status(&client, &proxy, "auto").await.0, 503, "plain text to STRICT");
+}
