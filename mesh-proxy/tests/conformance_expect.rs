@@ -1,7 +1,8 @@
 //! The Gateway API conformance expectation files (`testdata/conformance/gateway-api/tests/
 //! *.expect.yaml`, schema in `testdata/conformance/README.md`) and the client side of a case:
 //! send the request as `conformance/utils/roundtripper` does and compare what came back as
-//! `conformance/utils/http/http.go` (`CompareRoundTrip`) does. Used by `gateway_api_conformance.rs`;
+//! `conformance/utils/http/http.go` (`CompareRoundTrip`) does; and a subtest's status
+//! expectations against `mesh validate --status -o json`. Used by `gateway_api_conformance.rs`;
 //! as a test target of its own it has no tests.
 // Compiled standalone too (every `tests/*.rs` is a test target): the fields are the schema's,
 // documented in `testdata/conformance/README.md`.
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The documents of a multi-document YAML text, as JSON values.
 ///
@@ -515,4 +516,87 @@ fn split_location(location: &str, request_scheme: &str) -> (String, String, Stri
         _ => (authority.to_string(), String::new()),
     };
     (scheme.to_ascii_lowercase(), host.trim_matches(['[', ']']).to_string(), port, path)
+}
+
+/// The subtest's route status checks against `mesh validate --status`.
+pub fn check_status(test: &str, sub: &Subtest, status: &Value, failures: &mut Vec<String>) {
+    let Some(gw) = &sub.gateway else { return };
+    let parent = |ns: &str, route: &str| -> Option<Value> {
+        let r = status["routes"].as_array()?.iter().find(|r| r["namespace"] == ns && r["name"] == route)?;
+        r["parents"]
+            .as_array()?
+            .iter()
+            .find(|p| {
+                p["parentRef"]["name"] == gw.name.as_str() && p["parentRef"]["namespace"] == gw.namespace.as_str()
+            })
+            .cloned()
+    };
+    let condition = |p: &Value, kind: &str| -> Option<Value> {
+        p["conditions"].as_array()?.iter().find(|c| c["type"] == kind).cloned()
+    };
+    let gateway = status["gateways"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["namespace"] == gw.namespace.as_str() && g["name"] == gw.name.as_str());
+    let listeners = gateway.and_then(|g| g["listeners"].as_array()).cloned().unwrap_or_default();
+    if let Some(want) = sub.gateway_attached_routes {
+        let got: u64 = listeners.iter().filter_map(|l| l["attachedRoutes"].as_u64()).sum();
+        if got != want {
+            failures.push(format!("{test}: {} has {got} attached routes, wanted {want}", gw.name));
+        }
+    }
+    for want in &sub.listener_status {
+        let Some(l) = listeners.iter().find(|l| l["name"] == want.name.as_str()) else {
+            failures.push(format!("{test}: {} has no listener {}", gw.name, want.name));
+            continue;
+        };
+        let is_true = |kind: &str| condition(l, kind).map(|c| c["status"] == "True");
+        let checks = [
+            ("attachedRoutes", want.attached_routes.map(|n| json!(n)), Some(l["attachedRoutes"].clone())),
+            ("Accepted", want.accepted.map(|b| json!(b)), is_true("Accepted").map(|b| json!(b))),
+            ("ResolvedRefs", want.resolved_refs.map(|b| json!(b)), is_true("ResolvedRefs").map(|b| json!(b))),
+        ];
+        for (what, want, got) in checks {
+            if want.is_some() && want != got {
+                failures.push(format!("{test}: listener {} {what} is {got:?}, wanted {want:?}", l["name"]));
+            }
+        }
+    }
+    for r in &sub.routes_must_be_accepted {
+        let accepted = parent(&r.namespace, &r.name).and_then(|p| condition(&p, "Accepted"));
+        if accepted.as_ref().map(|c| &c["status"]) != Some(&json!("True")) {
+            failures
+                .push(format!("{test}: route {}/{} not Accepted by {}: {accepted:?}", r.namespace, r.name, gw.name));
+        }
+    }
+    for c in &sub.route_conditions {
+        let ns = c
+            .route_namespace
+            .clone()
+            .or_else(|| sub.routes_must_be_accepted.iter().find(|r| r.name == c.route).map(|r| r.namespace.clone()))
+            .unwrap_or_else(|| gw.namespace.clone());
+        if sub.route_must_have_no_accepted_parents {
+            let accepted = status["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["namespace"] == ns.as_str() && r["name"] == c.route.as_str())
+                .flat_map(|r| r["parents"].as_array().cloned().unwrap_or_default())
+                .any(|p| condition(&p, "Accepted").is_some_and(|a| a["status"] == "True"));
+            if accepted {
+                failures.push(format!("{test}: route {ns}/{} has an accepted parent", c.route));
+            }
+        }
+        let got = parent(&ns, &c.route).and_then(|p| condition(&p, &c.kind));
+        let ok = got.as_ref().is_some_and(|g| {
+            g["status"] == c.status.as_str() && c.reason.as_ref().is_none_or(|r| g["reason"] == r.as_str())
+        });
+        if !ok {
+            failures.push(format!(
+                "{test}: route {ns}/{} on {}: wanted {}={} ({:?}), got {got:?}",
+                c.route, gw.name, c.kind, c.status, c.reason
+            ));
+        }
+    }
 }
