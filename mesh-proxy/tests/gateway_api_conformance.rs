@@ -36,6 +36,17 @@
 //!   (`mirrorDistributionCheck`); `expectedWeights` is checked as `utils/weight` does (500
 //!   requests, 5% tolerance, a zero weight gets nothing). Retry cases append the
 //!   `backendSimulation` query (`delayRetry`, `responseCode`, `succeedAfter`, a fresh `uuid`).
+//!   Mesh cases are checked as the mesh harness (`utils/echo/pod.go`) checks them: status,
+//!   request and response headers, serving pod. HTTPS cases connect with the case's SNI and
+//!   trust the generated certificate.
+//!
+//! Where this differs from the Go harness: a case is sent once, not until consistent (the proxy
+//! has read its config when it prints its address); `X-Echo-Set-Header` is sent only when the
+//! case sets response headers, and mirrored cases carry an `x-conformance-request-id` header so
+//! their copies can be found in the echo pod's log; the mesh pod-IP placeholder
+//! (`<pod IP of the echo-v2 pod>:8080`) is that pod's loopback address and its own port. The file
+//! needs the `kubernetes` feature (on by default): YAML is read with `kube`'s reader, as
+//! mesh-proxy's tests have no YAML dependency of their own.
 //!
 //! Not run end to end, with why (every other test in the directory runs):
 //! - `httproute-backend-request-redirect`, `httproute-backend-url-rewrite`: RequestRedirect and
