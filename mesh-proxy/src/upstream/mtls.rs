@@ -142,7 +142,8 @@ impl Mtls {
             Some(_) => return None,
             None => false,
         };
-        if !explicit && !(self.settings.auto_mtls && self.settings.certs.is_some()) {
+        let auto = self.settings.auto_mtls && self.settings.certs.is_some();
+        if !(explicit || auto) {
             return None;
         }
         if !cluster.is_known() || cluster.is_passthrough() {
@@ -228,13 +229,16 @@ fn lookup(d: &Decisions, address: &str) -> Option<Arc<MtlsTarget>> {
     }
 }
 
+/// A client config and the certificate version it was built from.
+type Built = (u64, Arc<rustls::ClientConfig>);
+
 /// rustls client configs by (expected identities, protocol), each with the certificate version
 /// it was built from.
 #[derive(Debug)]
 pub(super) struct ConfigCache {
     certs: Option<CertSource>,
     bundle: TrustDomainBundle,
-    built: Mutex<HashMap<(ExpectedIdentities, OutboundProtocol), (u64, Arc<rustls::ClientConfig>)>>,
+    built: Mutex<HashMap<(ExpectedIdentities, OutboundProtocol), Built>>,
     warned: AtomicBool,
 }
 
