@@ -10,17 +10,24 @@
 //!   through STRICT); an unlabelled one gets plain text (a plain application answers; STRICT
 //!   refuses it: 503).
 //! - Secure naming: `subjectAltNames` naming another identity refuses the server (503).
+//! - A `MESH_EXTERNAL` service gets no auto mTLS, whatever its endpoints' labels.
 //! - Without `--cert-dir`: `ISTIO_MUTUAL` is 503 (no plain text sent), auto mTLS is plain text.
+//! - The in-process client (`client_with_mtls`, and `client` without a certificate) alike.
 
 mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use mesh_proxy::client::{OutboundMtls, client_with_mtls};
 use mesh_proxy::identity::certs::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
+use mesh_proxy::identity::{CertFiles, CertSource};
 use rcgen::string::Ia5String;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
 use support::*;
+use tower::ServiceExt;
 
 struct Pki {
     root: CertifiedIssuer<'static, KeyPair>,
@@ -63,6 +70,10 @@ fn start(dir: &Path, args: &[&str]) -> Proxy {
 
 /// A MESH_INTERNAL service `NAME.foo.svc.cluster.local:8000` with one endpoint.
 fn service(name: &str, port: u16, labels: &str) -> String {
+    service_at(name, "MESH_INTERNAL", port, labels)
+}
+
+fn service_at(name: &str, location: &str, port: u16, labels: &str) -> String {
     format!(
         r#"
 apiVersion: networking.istio.io/v1
@@ -70,7 +81,7 @@ kind: ServiceEntry
 metadata: {{name: {name}, namespace: foo}}
 spec:
   hosts: [{name}.foo.svc.cluster.local]
-  location: MESH_INTERNAL
+  location: {location}
   ports: [{{number: 8000, name: http, protocol: HTTP}}]
   resolution: STATIC
   endpoints:
@@ -164,6 +175,7 @@ spec:
         service("auto-app", app.port(), ISTIO),
         service("wrong", strict, UNLABELLED),
         destination_rule("wrong", "{mode: ISTIO_MUTUAL, subjectAltNames: ['spiffe://cluster.local/ns/foo/sa/other']}"),
+        service_at("external-app", "MESH_EXTERNAL", app.port(), ISTIO),
         service("disabled", strict, ISTIO),
         destination_rule("disabled", "{mode: DISABLE}"),
     ]
@@ -191,6 +203,7 @@ spec:
     assert_eq!(status(&client, &proxy, "plain").await.0, 503, "unlabelled: plain text, which STRICT refuses");
     assert_eq!(status(&client, &proxy, "disabled").await.0, 503, "DISABLE beats the label: STRICT refuses");
     assert_eq!(status(&client, &proxy, "auto-app").await.0, 503, "auto mTLS to a plain application fails");
+    assert_eq!(status(&client, &proxy, "external-app").await, (200, "app".into()), "MESH_EXTERNAL: no auto mTLS");
     assert_eq!(status(&client, &proxy, "wrong").await.0, 503, "secure naming refuses an unexpected server");
     // The server saw the client's identity.
     let metrics = admin(&client, &inbound.admin, "/metrics").await;
@@ -214,4 +227,31 @@ spec:
     assert_eq!(status(&client, &proxy, "dr").await.0, 503, "ISTIO_MUTUAL without a certificate");
     assert_eq!(status(&client, &proxy, "auto-app").await, (200, "app".into()), "auto mTLS without a certificate");
     assert_eq!(status(&client, &proxy, "auto").await.0, 503, "plain text to STRICT");
+    drop(proxy);
+
+    // The in-process client, given the `sleep` certificate, decides and connects alike.
+    let source = mesh_proxy::reload::ConfigSource::new(vec![outbound_dir.clone()], "foo").expect("loads");
+    let certs = CertSource::load(CertFiles::in_dir(&sleep)).expect("sleep certs");
+    let with_certs = client_with_mtls::<Empty<Bytes>>(source.mesh(), OutboundMtls::new(Some(certs)));
+    let without = mesh_proxy::client::client::<Empty<Bytes>>(source.mesh());
+    for (client, service, want) in [
+        (&with_certs, "dr", (200, "app")),
+        (&with_certs, "auto", (200, "app")),
+        (&with_certs, "plain", (503, "")),
+        (&with_certs, "wrong", (503, "")),
+        (&without, "dr", (503, "")),
+        (&without, "auto-app", (200, "app")),
+    ] {
+        let uri = format!("http://{service}.foo.svc.cluster.local:8000/ip");
+        let request = http::Request::get(uri).body(Empty::<Bytes>::new()).expect("request");
+        let response = client.clone().oneshot(request).await.expect("answered");
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let got = (status, String::from_utf8_lossy(&body).into_owned());
+        if want.0 == 200 {
+            assert_eq!(got, (want.0, want.1.to_string()), "in process: {service}");
+        } else {
+            assert_eq!(got.0, want.0, "in process: {service}: {}", got.1);
+        }
+    }
 }

@@ -136,7 +136,8 @@ impl Mtls {
 
     /// The mutual TLS target of this request's endpoint, if it gets mutual TLS.
     pub(super) fn target<T>(&self, req: &http::Request<T>) -> Option<Arc<MtlsTarget>> {
-        let cluster = req.extensions().get::<RouteContext>()?.cluster()?;
+        let ctx = req.extensions().get::<RouteContext>()?;
+        let cluster = ctx.cluster()?;
         let explicit = match cluster.policy().tls.as_ref().map(|t| t.mode) {
             Some(TlsMode::IstioMutual) => true,
             Some(_) => return None,
@@ -157,7 +158,7 @@ impl Mtls {
                 return lookup(d, address);
             }
         }
-        let d = self.decide(cluster);
+        let d = self.decide(cluster, &ctx.snapshot);
         let found = lookup(&d, address);
         let mut decisions = self.decisions.write().unwrap_or_else(|p| p.into_inner());
         decisions.retain(|_, d| d.cluster.strong_count() > 0);
@@ -165,9 +166,12 @@ impl Mtls {
         found
     }
 
-    /// mesh-core's decision for every endpoint of `cluster`.
-    fn decide(&self, cluster: &Arc<Cluster>) -> Decisions {
+    /// mesh-core's decision for every endpoint of `cluster`; `snapshot` says whether its service
+    /// is `MESH_EXTERNAL` (a ServiceEntry's `location`, unset meaning external as in Istio;
+    /// Kubernetes Services and services registered in code are in the mesh).
+    fn decide(&self, cluster: &Arc<Cluster>, snapshot: &mesh_core::Snapshot) -> Decisions {
         let destination = cluster.destination();
+        let mesh_external = snapshot.services(&destination.host).first().is_some_and(|s| !s.mesh_internal);
         let tls = cluster.policy().tls.as_ref();
         let mut targets: Vec<Arc<MtlsTarget>> = Vec::new();
         let mut by_address = HashMap::new();
@@ -185,7 +189,7 @@ impl Mtls {
                 subset: destination.subset.as_deref(),
                 service_accounts: &[],
                 auto_mtls: self.settings.auto_mtls,
-                mesh_external: false,
+                mesh_external,
                 have_certificate: self.settings.certs.is_some(),
             });
             match decision {
