@@ -47,7 +47,7 @@ mod kube_index;
 mod packed;
 pub mod source;
 
-pub use delta::{Change, DeltaReport, HostServices, Recompiled};
+pub use delta::{Change, DeltaReport, HeldObject, HostServices, Recompiled};
 pub use source::{Delta, Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
 
 use std::cell::RefCell;

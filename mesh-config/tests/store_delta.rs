@@ -147,3 +147,71 @@ fn endpoint_changes_recompile_only_their_service_and_match_a_whole_apply() {
         matches!(p.change("Pod", "p1", Some(pod("p1", "10.0.0.1", "v4"))), Recompiled::Endpoints(h) if h.is_empty())
     );
 }
+
+/// Objects arriving through `Sources` as a watch delivers them: the first load as
+/// `whole_changes`, then each event's `changes`, against a store given `Sources::merged` each
+/// time.
+#[test]
+fn sources_changes_and_whole_changes_match_merged_applies() {
+    use mesh_config::store::{Delta, Origin, SourceEvent, SourceObject, Sources};
+    let mut rv = 0;
+    let mut event = |kind: &str, name: &str, text: Option<String>| {
+        rv += 1;
+        let key = key(kind, name);
+        match text {
+            None => SourceEvent::Delete { key },
+            Some(t) => {
+                let origin = Origin::Kubernetes {
+                    kind: kind.into(),
+                    namespace: "shop".into(),
+                    name: name.into(),
+                    resource_version: Some(rv.to_string().into()),
+                };
+                SourceEvent::Upsert { key, object: SourceObject { origin, loaded: load(&t) } }
+            }
+        }
+    };
+    let mut sources = Sources::new();
+    sources.apply(event("Service", "reviews", Some(service())));
+    sources.apply(event("Pod", "p1", Some(pod("p1", "10.0.0.1", "v1"))));
+    sources.apply(event("EndpointSlice", "s1", Some(slice("s1", &[("10.0.0.1", "p1"), ("10.0.0.2", "p2")], 9080))));
+    let mut delta = ConfigStore::default();
+    let changes = sources.whole_changes(delta.resource_refs()).expect("no files");
+    assert!(matches!(delta.apply_changes(changes).recompiled, Recompiled::Snapshot));
+    let check = |delta: &ConfigStore, sources: &Sources, recompiled: &Recompiled| {
+        let mut whole = ConfigStore::default();
+        whole.apply(sources.merged());
+        let want = shape(whole.snapshot().services(HOST));
+        match recompiled {
+            Recompiled::Endpoints(hosts) => hosts.iter().for_each(|h| assert_eq!(shape(&h.services), want)),
+            _ => assert_eq!(shape(delta.snapshot().services(HOST)), want),
+        }
+        // (In the order first seen: the fresh store's is the merge's.)
+        let sorted = |s: &ConfigStore| {
+            let mut r = s.resources();
+            r.sort_by_key(|r| r.id());
+            r
+        };
+        assert_eq!(sorted(delta), sorted(&whole), "the same resources in force");
+    };
+    check(&delta, &sources, &Recompiled::Snapshot);
+    let steps = [
+        event("Pod", "p2", Some(pod("p2", "10.0.0.2", "v2"))),
+        event("EndpointSlice", "s1", Some(slice("s1", &[("10.0.0.2", "p2")], 9090))),
+        event("Pod", "p2", Some(pod("p2", "10.0.0.2", "v3"))),
+        event("Pod", "p1", None),
+    ];
+    for step in steps {
+        let Delta::Changes(changes) = sources.changes(step) else { panic!("one object's change") };
+        let out = delta.apply_changes(changes);
+        assert!(matches!(&out.recompiled, Recompiled::Endpoints(h) if h.len() <= 1), "{:?}", out.recompiled);
+        check(&delta, &sources, &out.recompiled);
+    }
+    // A relist that drops the slice: as changes again, with a delete for what is gone.
+    let scope = mesh_config::store::Scope { kind: "EndpointSlice".into(), namespace: None };
+    assert!(matches!(sources.changes(SourceEvent::Replace { scope, objects: vec![] }), Delta::Whole));
+    let changes = sources.whole_changes(delta.resource_refs()).expect("no files");
+    let out = delta.apply_changes(changes);
+    assert_eq!(out.report.removed, 1);
+    check(&delta, &sources, &out.recompiled);
+}

@@ -280,13 +280,7 @@ impl ConfigSource {
     /// an endpoint-only change patches the registry's endpoints of the hosts it touched and
     /// leaves the snapshot (and so every route) as it is.
     fn apply_changes_locked(&self, state: &mut State, changes: Vec<Change>) -> ReloadStatus {
-        let keys: Vec<ResourceRef> = (changes.iter())
-            .map(|c| match c {
-                Change::Upsert { key, .. } | Change::Delete { key } => key.clone(),
-            })
-            .collect();
         let DeltaReport { report, recompiled } = state.store.apply_changes(changes);
-        state.store.share_objects(&state.sources, Some(&keys));
         match &recompiled {
             Recompiled::Nothing => {}
             Recompiled::Endpoints(hosts) => {
@@ -332,6 +326,14 @@ impl ConfigSource {
     }
 
     fn apply_locked(&self, state: &mut State) -> ReloadStatus {
+        // Without files, everything the sources hold goes to the store object by object, each
+        // the very object the sources hold (no merged copy of everything, no second copy kept).
+        let known = (state.store.resource_refs().into_iter())
+            .chain(state.store.rejections().iter().filter_map(|d| d.resource.clone()));
+        if let Some(changes) = state.sources.whole_changes(known) {
+            state.failed_files.clear();
+            return self.apply_changes_locked(state, changes);
+        }
         let loaded = state.sources.merged();
         // (The store logs each rejection once; this only counts them.)
         let report = state.store.apply(loaded);

@@ -128,6 +128,17 @@ pub struct Compiled {
 /// Compile resources, in order (earlier VirtualServices win host conflicts under the mesh, as the
 /// oldest does in Istio).
 pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
+    compile_with(resources, &crate::kube::Index::from_resources(resources), options)
+}
+
+/// As [`compile`], the endpoints of Kubernetes Services built from `kube_index` (the
+/// EndpointSlices, Pods and Nodes in force) instead of those among `resources`, which then need
+/// not hold them (the store keeps them compact and indexes them without a [`Resource`] each).
+pub(crate) fn compile_with(
+    resources: &[Resource],
+    kube_index: &crate::kube::Index<'_>,
+    options: &CompileOptions,
+) -> Compiled {
     let settings = Settings {
         domain: Arc::from(options.domain.as_str()),
         exclude_503_from_default_retries: options.exclude_503_from_default_retries,
@@ -168,8 +179,6 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
             _ => None,
         })
         .collect();
-    // Kubernetes EndpointSlices, Pods and Nodes, for the endpoints of Kubernetes Services.
-    let kube_index = crate::kube::Index::from_resources(resources);
     let mut peer_authentications = Vec::new();
     let mut authorization_policies = Vec::new();
     let mut request_authentications = Vec::new();
@@ -222,7 +231,7 @@ pub fn compile(resources: &[Resource], options: &CompileOptions) -> Compiled {
                 endpoint: service_entry::endpoint(w),
             }),
             Spec::Service(s) => {
-                for decl in c.kubernetes_service(s, &kube_index) {
+                for decl in c.kubernetes_service(s, kube_index) {
                     builder.add_service(decl);
                 }
             }

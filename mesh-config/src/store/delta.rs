@@ -24,10 +24,11 @@ use std::sync::Arc;
 
 use mesh_core::service::ServiceDecl;
 
+use super::compact::{KubeObject, Part};
 use super::kube_index::Name;
 use super::{ConfigStore, Entry, Kept};
 use crate::analyze::analyze;
-use crate::compile::{compile, kubernetes_service};
+use crate::compile::{Compiled, compile_with, kubernetes_service};
 use crate::diag::{Diagnostic, ResourceRef};
 use crate::load::Loaded;
 use crate::store::ApplyReport;
@@ -45,11 +46,36 @@ pub enum Change {
         /// Its load.
         loaded: Loaded,
     },
+    /// The object `key` as [`Sources`](super::Sources) holds it ([`Sources::changes`],
+    /// [`Sources::whole_changes`](super::Sources::whole_changes)): taken as an upsert of its
+    /// load, without a copy (the store keeps the very object the sources hold).
+    ///
+    /// [`Sources::changes`]: super::Sources::changes
+    Held {
+        /// Kind, namespace and name.
+        key: ResourceRef,
+        /// The object.
+        object: HeldObject,
+    },
     /// The resource `key` is gone.
     Delete {
         /// Kind, namespace and name.
         key: ResourceRef,
     },
+}
+
+/// An object as [`Sources`](super::Sources) holds it, for [`Change::Held`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HeldObject {
+    /// Its load, its Kubernetes resource (if it is one) taken out into `object`.
+    pub(crate) loaded: Loaded,
+    pub(crate) object: Option<Arc<KubeObject>>,
+}
+
+/// A new version: a resource, or a compact Kubernetes object shared with the sources.
+enum Version {
+    Resource(Box<Resource>),
+    Shared(Arc<KubeObject>),
 }
 
 /// Every declaration of one host, after an endpoint change: what the registry's endpoints of
@@ -116,7 +142,11 @@ impl ConfigStore {
                     named.insert(key);
                 }
                 Change::Upsert { key, loaded } => {
-                    self.upsert(&key, loaded, &mut report, &mut errors, &mut touched);
+                    self.upsert(&key, loaded, None, &mut report, &mut errors, &mut touched);
+                    named.insert(key);
+                }
+                Change::Held { key, object } => {
+                    self.upsert(&key, object.loaded, object.object, &mut report, &mut errors, &mut touched);
                     named.insert(key);
                 }
             }
@@ -127,11 +157,10 @@ impl ConfigStore {
         let recompiled = if !touched.any {
             Recompiled::Nothing
         } else if touched.other {
-            let resources: Vec<Resource> = self.entries().filter_map(|e| e.kept.resource()).collect();
-            let compiled = compile(&resources, &self.options);
+            let (compiled, analysis) = self.compile_in_force();
             let from = report.diagnostics.len();
             report.diagnostics.extend(compiled.diagnostics);
-            report.diagnostics.extend(analyze(&resources, &self.skipped, &self.options.domain));
+            report.diagnostics.extend(analysis);
             self.derived_errors = report.diagnostics[from..].iter().filter(|d| d.is_error()).cloned().collect();
             self.snapshot = compiled.snapshot;
             self.gateway_api = compiled.gateway_api;
@@ -143,10 +172,32 @@ impl ConfigStore {
         DeltaReport { report, recompiled }
     }
 
+    /// Compile everything in force: the resources other than EndpointSlices, Pods and Nodes
+    /// read back, and the endpoints of Kubernetes Services from an index over the compact
+    /// objects (no [`Resource`] made for each of those); with the cross-resource analysis
+    /// (which reads none of those three kinds).
+    fn compile_in_force(&self) -> (Compiled, Vec<Diagnostic>) {
+        let (mut slices, mut pods, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut resources = Vec::new();
+        for e in self.entries() {
+            match e.kept.view().map(|v| v.spec) {
+                Some(Part::Slice(s)) => slices.push(s),
+                Some(Part::Pod(p)) => pods.push(p),
+                Some(Part::Node(n)) => nodes.push(n),
+                Some(Part::Other) | None => resources.extend(e.kept.resource()),
+            }
+        }
+        let index = crate::kube::Index::new(slices, pods, nodes);
+        let compiled = compile_with(&resources, &index, &self.options);
+        let analysis = analyze(&resources, &self.skipped, &self.options.domain);
+        (compiled, analysis)
+    }
+
     fn upsert(
         &mut self,
         key: &ResourceRef,
         loaded: Loaded,
+        shared: Option<Arc<KubeObject>>,
         report: &mut ApplyReport,
         errors: &mut Vec<Diagnostic>,
         touched: &mut Touched,
@@ -157,7 +208,11 @@ impl ConfigStore {
         report.diagnostics.extend(diagnostics);
         report.skipped.extend(skipped);
         report.failed_files.extend(failed);
-        let Some(new) = resources.into_iter().rev().find(|r| r.id() == *key) else {
+        let new = match shared {
+            Some(object) => Some(Version::Shared(object)),
+            None => resources.into_iter().rev().find(|r| r.id() == *key).map(|r| Version::Resource(Box::new(r))),
+        };
+        let Some(new) = new else {
             if broken {
                 self.refuse(key, report);
             } else if let Some(old) = self.take_entry(key) {
@@ -169,6 +224,24 @@ impl ConfigStore {
         };
         let at = self.index.get(key).copied();
         let old = at.and_then(|i| self.kept.get(i)).and_then(Option::as_ref);
+        // The very object in force (or an equal one): nothing to validate or compile.
+        if let (Version::Shared(object), Some(Entry { kept: Kept::Kube(mine), validation, .. })) = (&new, old)
+            && (Arc::ptr_eq(mine, object) || **mine == **object)
+        {
+            report.diagnostics.extend(validation.iter().cloned());
+            // One copy: the sources' (its content is the same, so the index holds).
+            if let Some(Some(Entry { kept: Kept::Kube(mine), .. })) = at.and_then(|i| self.kept.get_mut(i)) {
+                *mine = object.clone();
+            }
+            return;
+        }
+        let (shared, new) = match new {
+            Version::Resource(r) => (None, *r),
+            Version::Shared(object) => {
+                let r = object.resource();
+                (Some(object), r)
+            }
+        };
         let (validation, unchanged) = match old {
             Some(e) if e.kept.unchanged(&new) => (e.validation.clone(), true),
             _ => (validate(&new), false),
@@ -183,7 +256,11 @@ impl ConfigStore {
             return;
         }
         let same = old.is_some_and(|e| e.kept.same_as(&new));
-        let entry = Entry { id: key.clone(), kept: Kept::keep(new), validation };
+        let kept = match shared {
+            Some(object) => Kept::Kube(object),
+            None => Kept::keep(new),
+        };
+        let entry = Entry { id: key.clone(), kept, validation };
         match at {
             Some(i) => {
                 let Some(slot) = self.kept.get_mut(i) else { return };

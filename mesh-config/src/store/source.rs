@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::Change;
 use super::compact::KubeObject;
+use super::{Change, HeldObject};
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::load::Loaded;
 use crate::types::Resource;
@@ -127,8 +127,15 @@ impl SourceObject {
         SourceObject { origin, loaded: Loaded { diagnostics: vec![diagnostic], ..Loaded::default() } }
     }
 
-    /// Let go of what only gave lines to messages of an object that has no file (see
-    /// `strip_lines` in the store).
+    /// Let go of what only gave lines to messages of a Kubernetes object that has no file (an
+    /// API server's, decoded from one line of JSON: its messages are named by kind, namespace,
+    /// name and field path, never by line). [`Sources`] does it to every object it takes;
+    /// a source that buffers many objects (a list) may do it first.
+    pub fn without_lines(mut self) -> Self {
+        self.strip_lines();
+        self
+    }
+
     fn strip_lines(&mut self) {
         self.loaded.resources.iter_mut().for_each(super::strip_lines);
     }
@@ -207,23 +214,17 @@ impl Held {
         self.loaded.resources.iter().cloned().chain(self.object.as_ref().map(|o| o.resource()))
     }
 
-    /// Its load, as it came.
-    fn loaded(&self) -> Loaded {
-        let mut loaded = Loaded {
-            resources: Vec::new(),
-            diagnostics: self.loaded.diagnostics.clone(),
-            skipped: self.loaded.skipped.clone(),
-            failed: self.loaded.failed.clone(),
-        };
-        loaded.resources.extend(self.resources());
-        loaded
-    }
-
     fn resource_version(&self) -> Option<&str> {
         match &self.origin {
             Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
             Origin::File { .. } => None,
         }
+    }
+
+    /// As the store takes it, without a copy.
+    fn change(&self, key: &ResourceRef) -> Change {
+        let object = HeldObject { loaded: self.loaded.clone(), object: self.object.clone() };
+        Change::Held { key: key.clone(), object }
     }
 }
 
@@ -287,7 +288,7 @@ impl Sources {
                     return Delta::Unchanged;
                 }
                 match self.objects.get(&key) {
-                    Some(object) => Delta::Changes(vec![Change::Upsert { key, loaded: object.loaded() }]),
+                    Some(object) => Delta::Changes(vec![object.change(&key)]),
                     None => Delta::Whole,
                 }
             }
@@ -307,6 +308,27 @@ impl Sources {
                 }
             }
         }
+    }
+
+    /// Everything the sources hold, as changes that make a store that holds `known` (the ids
+    /// it has in force or has rejections for) hold it: every object ([`Change::Held`], no copy)
+    /// and a delete of every other known id. `None` when files hold anything: the whole
+    /// [`Sources::merged`] must be applied then (files have their own rules: a file that does
+    /// not parse changes nothing, duplicates are reported).
+    pub fn whole_changes(&self, known: impl IntoIterator<Item = ResourceRef>) -> Option<Vec<Change>> {
+        let files = &self.files;
+        if !(files.resources.is_empty()
+            && files.diagnostics.is_empty()
+            && files.failed.is_empty()
+            && files.skipped.is_empty())
+        {
+            return None;
+        }
+        let mut changes: Vec<Change> = self.objects.iter().map(|(key, held)| held.change(key)).collect();
+        let gone: std::collections::BTreeSet<ResourceRef> =
+            known.into_iter().filter(|k| !self.objects.contains_key(k)).collect();
+        changes.extend(gone.into_iter().map(|key| Change::Delete { key }));
+        Some(changes)
     }
 
     /// How many objects the sources other than files hold.
