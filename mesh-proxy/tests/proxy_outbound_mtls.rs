@@ -9,6 +9,8 @@
 //! - Auto mTLS: an endpoint labelled `security.istio.io/tlsMode: istio` gets mutual TLS (200
 //!   through STRICT); an unlabelled one gets plain text (a plain application answers; STRICT
 //!   refuses it: 503).
+//! - Kubernetes: a Pod labelled `security.istio.io/tlsMode: istio` gets mutual TLS, another
+//!   plain text.
 //! - Secure naming: `subjectAltNames` naming another identity refuses the server (503).
 //! - A `MESH_EXTERNAL` service gets no auto mTLS, whatever its endpoints' labels.
 //! - Without `--cert-dir`: `ISTIO_MUTUAL` is 503 (no plain text sent), auto mTLS is plain text.
@@ -112,6 +114,54 @@ async fn status(client: &PlainClient, proxy: &Proxy, service: &str) -> (u16, Str
     (status, body)
 }
 
+/// A Kubernetes Service `NAME.foo` (port 8000) whose one endpoint is a Pod on 127.0.0.1:`port`
+/// with `labels`, as `kubectl get -o yaml` prints them.
+fn kube_service(name: &str, port: u16, labels: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {{name: {name}, namespace: foo}}
+  spec:
+    clusterIP: 10.96.0.10
+    ports: [{{name: http, port: 8000, protocol: TCP, targetPort: {port}}}]
+    selector: {{app: {name}}}
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: {name}-pod
+    namespace: foo
+    labels: {{app: {name}, {labels}}}
+  spec:
+    containers: [{{name: app, image: app}}]
+    serviceAccountName: {name}
+  status: {{phase: Running, podIP: 127.0.0.1, podIPs: [{{ip: 127.0.0.1}}]}}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  addressType: IPv4
+  metadata:
+    name: {name}-abcde
+    namespace: foo
+    labels: {{kubernetes.io/service-name: {name}}}
+  ports: [{{name: http, port: {port}, protocol: TCP}}]
+  endpoints:
+  - addresses: [127.0.0.1]
+    conditions: {{ready: true}}
+    targetRef: {{kind: Pod, name: {name}-pod, namespace: foo}}
+"#
+    )
+}
+
+/// A 503 because the connection failed or was closed (not for want of an endpoint).
+async fn refused(client: &PlainClient, proxy: &Proxy, service: &str, why: &str) {
+    let (code, body) = status(client, proxy, service).await;
+    assert_eq!(code, 503, "{service}: {why}: {body}");
+    assert!(body.starts_with("upstream connect error"), "{service}: {why}: {body}");
+}
+
 const ISTIO: &str = "app: httpbin, security.istio.io/tlsMode: istio";
 const UNLABELLED: &str = "app: httpbin";
 
@@ -181,6 +231,14 @@ spec:
     ]
     .concat();
     std::fs::write(outbound_dir.join("services.yaml"), config).expect("write");
+    // Kubernetes: the Pod's `security.istio.io/tlsMode` label reaches the decision.
+    std::fs::write(
+        outbound_dir.join("kube-mtls.yaml"),
+        kube_service("kube-mtls", strict, "security.istio.io/tlsMode: istio"),
+    )
+    .expect("write");
+    std::fs::write(outbound_dir.join("kube-plain.yaml"), kube_service("kube-plain", strict, "version: v1"))
+        .expect("write");
     let outbound_args = |certs: Option<&Path>| -> Vec<String> {
         let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--namespace", "foo"].map(String::from).to_vec();
         if let Some(dir) = certs {
@@ -200,11 +258,13 @@ spec:
     assert_eq!(status(&client, &proxy, "dr").await, (200, "app".into()), "ISTIO_MUTUAL through STRICT");
     assert_eq!(status(&client, &proxy, "auto").await, (200, "app".into()), "auto mTLS to a labelled endpoint");
     assert_eq!(status(&client, &proxy, "plain-app").await, (200, "app".into()), "unlabelled: plain text");
-    assert_eq!(status(&client, &proxy, "plain").await.0, 503, "unlabelled: plain text, which STRICT refuses");
-    assert_eq!(status(&client, &proxy, "disabled").await.0, 503, "DISABLE beats the label: STRICT refuses");
-    assert_eq!(status(&client, &proxy, "auto-app").await.0, 503, "auto mTLS to a plain application fails");
+    refused(&client, &proxy, "plain", "unlabelled: plain text, which STRICT refuses").await;
+    refused(&client, &proxy, "disabled", "DISABLE beats the label: STRICT refuses").await;
+    refused(&client, &proxy, "auto-app", "auto mTLS to a plain application fails").await;
     assert_eq!(status(&client, &proxy, "external-app").await, (200, "app".into()), "MESH_EXTERNAL: no auto mTLS");
-    assert_eq!(status(&client, &proxy, "wrong").await.0, 503, "secure naming refuses an unexpected server");
+    refused(&client, &proxy, "wrong", "secure naming refuses an unexpected server").await;
+    assert_eq!(status(&client, &proxy, "kube-mtls").await, (200, "app".into()), "auto mTLS to a labelled Pod");
+    refused(&client, &proxy, "kube-plain", "an unlabelled Pod gets plain text").await;
     // The server saw the client's identity.
     let metrics = admin(&client, &inbound.admin, "/metrics").await;
     assert!(
@@ -224,9 +284,9 @@ spec:
 
     // No certificate: ISTIO_MUTUAL fails (never plain text), auto mTLS is plain text.
     let proxy = with(None);
-    assert_eq!(status(&client, &proxy, "dr").await.0, 503, "ISTIO_MUTUAL without a certificate");
+    refused(&client, &proxy, "dr", "ISTIO_MUTUAL without a certificate").await;
     assert_eq!(status(&client, &proxy, "auto-app").await, (200, "app".into()), "auto mTLS without a certificate");
-    assert_eq!(status(&client, &proxy, "auto").await.0, 503, "plain text to STRICT");
+    refused(&client, &proxy, "auto", "plain text to STRICT").await;
     drop(proxy);
 
     // The in-process client, given the `sleep` certificate, decides and connects alike.

@@ -171,14 +171,23 @@ impl Mtls {
     /// Kubernetes Services and services registered in code are in the mesh).
     fn decide(&self, cluster: &Arc<Cluster>, snapshot: &mesh_core::Snapshot) -> Decisions {
         let destination = cluster.destination();
-        let mesh_external = snapshot.services(&destination.host).first().is_some_and(|s| !s.mesh_internal);
+        let declared = snapshot.services(&destination.host).first();
+        let mesh_external = declared.is_some_and(|s| !s.mesh_internal);
+        let only_port = match declared.map(|s| &s.ports[..]) {
+            Some([only]) => Some(only.number),
+            _ => None,
+        };
         let tls = cluster.policy().tls.as_ref();
         let mut targets: Vec<Arc<MtlsTarget>> = Vec::new();
         let mut by_address = HashMap::new();
         let mut plain = 0usize;
         for endpoint in cluster.endpoints() {
+            // The service port names the cluster (and so the SNI): the destination's, else the
+            // one this endpoint serves, else the service's only port, else the endpoint's own.
             let port = destination
                 .port
+                .or(endpoint.service_port)
+                .or(only_port)
                 .or_else(|| endpoint.address.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
                 .unwrap_or(0);
             let decision = originate_tls(&UpstreamTlsInput {
