@@ -315,3 +315,100 @@ spec:
         }
     }
 }
+
+/// An in-process STRICT server with the `httpbin` identity answering what it saw of each
+/// request's connection: the peer identity, the SNI, the HTTP version.
+async fn identity_echo(certs: &Path) -> SocketAddr {
+    use axum::Extension;
+    use mesh_core::authn::MtlsMode;
+    use mesh_proxy::identity::{IdentityAcceptor, serve};
+    use mesh_tower::inbound::ConnectionInfo;
+    let certs = CertSource::load(CertFiles::in_dir(certs)).expect("server certs");
+    let acceptor = std::sync::Arc::new(IdentityAcceptor::new(certs, Default::default()));
+    let app = axum::Router::new().fallback(
+        |Extension(info): Extension<ConnectionInfo>, req: http::Request<axum::body::Body>| async move {
+            format!(
+                "peer={} sni={} version={:?}",
+                info.peer.map_or("none".to_string(), |p| p.to_string()),
+                info.sni.as_deref().unwrap_or("none"),
+                req.version()
+            )
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(serve::serve(listener, acceptor, |_| MtlsMode::Strict, app));
+    address
+}
+
+/// On the wire: Istio's SNI `outbound_.<port>_.<subset>_.<host>` (the subset of the route),
+/// HTTP/2 negotiated by ALPN for an `HTTP2` port, the client's certificate presented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_alpn_and_identity_on_the_wire() {
+    let pki = Pki::new();
+    let server = pki.workload("echo-server", "spiffe://cluster.local/ns/foo/sa/httpbin");
+    let sleep = pki.workload("echo-sleep", "spiffe://cluster.local/ns/foo/sa/sleep");
+    let echo = identity_echo(&server).await;
+    let dir = config_dir("outbound-mtls-wire");
+    let config = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: echo, namespace: foo}}
+spec:
+  hosts: [echo.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: 8000, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{app: echo, version: v1}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: echo, namespace: foo}}
+spec:
+  host: echo.foo.svc.cluster.local
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}}}
+  subsets: [{{name: v1, labels: {{version: v1}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: echo, namespace: foo}}
+spec:
+  hosts: [echo.foo.svc.cluster.local]
+  http: [{{route: [{{destination: {{host: echo.foo.svc.cluster.local, subset: v1}}}}]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: echo-h2, namespace: foo}}
+spec:
+  hosts: [echo-h2.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: 9000, name: grpc-ish, protocol: HTTP2}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{grpc-ish: {port}}}, labels: {{app: echo, security.istio.io/tlsMode: istio}}}}
+"#,
+        port = echo.port()
+    );
+    std::fs::write(dir.join("echo.yaml"), config).expect("write");
+    let sleep_dir = sleep.display().to_string();
+    let proxy = start(&dir, &["--listen", "127.0.0.1:0", "--namespace", "foo", "--cert-dir", &sleep_dir]);
+    let client = client();
+    let (code, body, _) = get(&client, proxy.listen(), "echo.foo.svc.cluster.local:8000", "/", &[]).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            200,
+            "peer=spiffe://cluster.local/ns/foo/sa/sleep sni=outbound_.8000_.v1_.echo.foo.svc.cluster.local version=HTTP/1.1"
+        )
+    );
+    let (code, body, _) = get(&client, proxy.listen(), "echo-h2.foo.svc.cluster.local:9000", "/", &[]).await;
+    assert_eq!(
+        (code, body.as_str()),
+        (
+            200,
+            "peer=spiffe://cluster.local/ns/foo/sa/sleep sni=outbound_.9000_._.echo-h2.foo.svc.cluster.local version=HTTP/2.0"
+        )
+    );
+}
