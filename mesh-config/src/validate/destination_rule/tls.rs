@@ -92,4 +92,32 @@ pub(super) fn validate_tls(ctx: &mut Ctx<'_>, path: &P, tls: &ClientTlsSettings)
     if set(&tls.credential_name) {
         ctx.unsupported(&path.f("credentialName"), "credentialName (Kubernetes secrets); use certificate files");
     }
+    if mode == ClientTlsMode::ISTIO_MUTUAL {
+        // Secure naming matches the server's SPIFFE identity (a workload certificate names
+        // exactly one); other names never match and are left out (`mesh_core::upstream_tls`).
+        for (i, san) in tls.subject_alt_names.iter().enumerate() {
+            if san.parse::<mesh_core::spiffe::SpiffeId>().is_err() {
+                ctx.unsupported_because(
+                    &path.f("subjectAltNames").i(i),
+                    format!(
+                        "{san:?} under ISTIO_MUTUAL: meshwork matches only SPIFFE identities, this name is ignored"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn istio_mutual_non_spiffe_subject_alt_names_are_reported_unsupported() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: foo}\nspec:\n  host: reviews\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, subjectAltNames: ['spiffe://cluster.local/ns/foo/sa/reviews', reviews.foo]}\n";
+        let loaded = crate::load_str(yaml, None, &crate::LoadOptions::default()).expect("yaml");
+        let diagnostics: Vec<_> = loaded.resources.iter().flat_map(crate::validate::validate).collect();
+        let found: Vec<String> =
+            diagnostics.iter().map(|d| format!("{:?} {} {}", d.severity, d.path, d.message)).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("Unsupported trafficPolicy.tls.subjectAltNames[1]"), "{found:?}");
+    }
 }
