@@ -24,8 +24,11 @@
 //!   sidecar injector puts on every injected pod) get mutual TLS (`istioMtlsTransportSocketMatch`),
 //!   every other endpoint plain text (`defaultTransportSocketMatch`, "endpoints that have no
 //!   security.istio.io/tlsMode label or those whose label value does not match istio"). Istio
-//!   also skips auto mTLS when the destination's PeerAuthentication mode is `DISABLE` or unknown
-//!   (`serviceMTLSMode`); meshwork does not compute that mode for outbound destinations yet.
+//!   also skips auto mTLS when the service's mTLS mode is `DISABLE` (`serviceMTLSMode`, from
+//!   `BestEffortInferServiceMTLSMode` in `pilot/pkg/model/push_context.go`: the mesh- or
+//!   namespace-level PeerAuthentication of the service's namespace, PERMISSIVE when none; the
+//!   caller passes it as [`UpstreamTlsInput::namespace_mtls`]). Its passthrough-resolution rule
+//!   (headless services: every endpoint must carry the label) is not applied here.
 //!
 //! One deviation, stated: auto mTLS needs a workload certificate; without one (no
 //! `--cert-dir`), the labelled endpoint gets plain text ([`UpstreamTlsInput::have_certificate`]),
@@ -35,6 +38,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::authn::MtlsMode;
 use crate::policy::{ClientTls, TlsMode};
 use crate::spiffe::SpiffeId;
 
@@ -66,6 +70,9 @@ pub struct UpstreamTlsInput<'a> {
     pub auto_mtls: bool,
     /// The service is `MESH_EXTERNAL` (a ServiceEntry's `location`): never auto mTLS.
     pub mesh_external: bool,
+    /// The mesh- or namespace-level PeerAuthentication mode of the service's namespace
+    /// (`PERMISSIVE` when none): `DISABLE` turns auto mTLS off.
+    pub namespace_mtls: MtlsMode,
     /// Whether the client has a workload certificate (see the module docs).
     pub have_certificate: bool,
 }
@@ -143,12 +150,14 @@ pub fn endpoint_speaks_istio_mtls(labels: &BTreeMap<Arc<str>, Arc<str>>) -> bool
 /// ```
 /// use std::collections::BTreeMap;
 /// use std::sync::Arc;
+/// use mesh_core::authn::MtlsMode;
 /// use mesh_core::upstream_tls::{OriginateTls, UpstreamTlsInput, originate_tls};
 /// let labels: BTreeMap<Arc<str>, Arc<str>> =
 ///     [(Arc::from("security.istio.io/tlsMode"), Arc::from("istio"))].into_iter().collect();
 /// let input = UpstreamTlsInput {
 ///     tls: None, endpoint_labels: &labels, host: "httpbin.foo.svc.cluster.local", port: 8000,
-///     subset: None, service_accounts: &[], auto_mtls: true, mesh_external: false, have_certificate: true,
+///     subset: None, service_accounts: &[], auto_mtls: true, mesh_external: false,
+///     namespace_mtls: MtlsMode::Permissive, have_certificate: true,
 /// };
 /// let OriginateTls::IstioMutual(m) = originate_tls(&input) else { panic!("auto mTLS") };
 /// assert_eq!(&*m.sni, "outbound_.8000_._.httpbin.foo.svc.cluster.local");
@@ -166,6 +175,7 @@ pub fn originate_tls(input: &UpstreamTlsInput<'_>) -> OriginateTls {
         },
         None if input.auto_mtls
             && !input.mesh_external
+            && input.namespace_mtls != MtlsMode::Disable
             && input.have_certificate
             && endpoint_speaks_istio_mtls(input.endpoint_labels) =>
         {

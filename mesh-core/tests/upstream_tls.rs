@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mesh_core::authn::MtlsMode;
 use mesh_core::policy::{ClientTls, DestinationPolicy, PolicyParts, Subset, TlsMode, TrafficPolicy};
 use mesh_core::spiffe::SpiffeId;
 use mesh_core::upstream_tls::{
@@ -42,6 +43,7 @@ struct Case {
     accounts: Vec<SpiffeId>,
     auto_mtls: bool,
     mesh_external: bool,
+    namespace_mtls: MtlsMode,
     have_certificate: bool,
     expected: OriginateTls,
 }
@@ -55,6 +57,7 @@ fn case(name: &'static str, tls: Option<ClientTls>, labels: &'static [(&'static 
         accounts: Vec::new(),
         auto_mtls: true,
         mesh_external: false,
+        namespace_mtls: MtlsMode::Permissive,
         have_certificate: true,
         expected: OriginateTls::Plaintext,
     }
@@ -84,6 +87,20 @@ fn decisions() {
         case("auto: tlsMode other than istio is plain text", None, DISABLED_LABEL),
         Case { auto_mtls: false, ..case("enableAutoMtls: false", None, ISTIO) },
         Case { mesh_external: true, ..case("MESH_EXTERNAL: never auto mTLS", None, ISTIO) },
+        Case {
+            namespace_mtls: MtlsMode::Disable,
+            ..case("namespace PeerAuthentication DISABLE: no auto mTLS", None, ISTIO)
+        },
+        Case {
+            namespace_mtls: MtlsMode::Strict,
+            expected: mutual(SNI, ExpectedIdentities::Any, MtlsSource::Auto),
+            ..case("namespace PeerAuthentication STRICT: auto mTLS", None, ISTIO)
+        },
+        Case {
+            namespace_mtls: MtlsMode::Disable,
+            expected: mutual(SNI, ExpectedIdentities::Any, MtlsSource::DestinationRule),
+            ..case("ISTIO_MUTUAL whatever the namespace's PeerAuthentication", Some(tls(TlsMode::IstioMutual)), PLAIN)
+        },
         Case { have_certificate: false, ..case("auto without a certificate: plain text", None, ISTIO) },
         Case {
             subset: Some("v1"),
@@ -152,6 +169,7 @@ fn decisions() {
             service_accounts: &c.accounts,
             auto_mtls: c.auto_mtls,
             mesh_external: c.mesh_external,
+            namespace_mtls: c.namespace_mtls,
             have_certificate: c.have_certificate,
         };
         assert_eq!(originate_tls(&input), c.expected, "{}", c.name);
@@ -194,6 +212,7 @@ fn merged_settings_decide() {
             service_accounts: &[],
             auto_mtls: true,
             mesh_external: false,
+            namespace_mtls: MtlsMode::Permissive,
             have_certificate: true,
         })
     };

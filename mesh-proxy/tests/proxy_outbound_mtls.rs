@@ -12,7 +12,8 @@
 //! - Kubernetes: a Pod labelled `security.istio.io/tlsMode: istio` gets mutual TLS, another
 //!   plain text.
 //! - Secure naming: `subjectAltNames` naming another identity refuses the server (503).
-//! - A `MESH_EXTERNAL` service gets no auto mTLS, whatever its endpoints' labels.
+//! - A `MESH_EXTERNAL` service, or one in a namespace whose PeerAuthentication says `DISABLE`,
+//!   gets no auto mTLS, whatever its endpoints' labels.
 //! - Without `--cert-dir`: `ISTIO_MUTUAL` is 503 (no plain text sent), auto mTLS is plain text.
 //! - The in-process client (`client_with_mtls`, and `client` without a certificate) alike.
 
@@ -231,6 +232,29 @@ spec:
     ]
     .concat();
     std::fs::write(outbound_dir.join("services.yaml"), config).expect("write");
+    // Namespace `bar` says DISABLE: no auto mTLS to its services, labels or not.
+    let bar = format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: disabled-ns, namespace: bar}}
+spec:
+  hosts: [disabled-ns.bar.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: 8000, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints:
+  - {{address: 127.0.0.1, ports: {{http: {port}}}, labels: {{{ISTIO}}}}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: bar}}
+spec:
+  mtls: {{mode: DISABLE}}
+"#,
+        port = app.port()
+    );
+    std::fs::write(outbound_dir.join("bar.yaml"), bar).expect("write");
     // Kubernetes: the Pod's `security.istio.io/tlsMode` label reaches the decision.
     std::fs::write(
         outbound_dir.join("kube-mtls.yaml"),
@@ -261,6 +285,8 @@ spec:
     refused(&client, &proxy, "plain", "unlabelled: plain text, which STRICT refuses").await;
     refused(&client, &proxy, "disabled", "DISABLE beats the label: STRICT refuses").await;
     refused(&client, &proxy, "auto-app", "auto mTLS to a plain application fails").await;
+    let (code, body, _) = get(&client, proxy.listen(), "disabled-ns.bar.svc.cluster.local:8000", "/", &[]).await;
+    assert_eq!((code, body.as_str()), (200, "app"), "PeerAuthentication DISABLE in the namespace: no auto mTLS");
     assert_eq!(status(&client, &proxy, "external-app").await, (200, "app".into()), "MESH_EXTERNAL: no auto mTLS");
     refused(&client, &proxy, "wrong", "secure naming refuses an unexpected server").await;
     assert_eq!(status(&client, &proxy, "kube-mtls").await, (200, "app".into()), "auto mTLS to a labelled Pod");

@@ -168,7 +168,9 @@ impl Mtls {
 
     /// mesh-core's decision for every endpoint of `cluster`; `snapshot` says whether its service
     /// is `MESH_EXTERNAL` (a ServiceEntry's `location`, unset meaning external as in Istio;
-    /// Kubernetes Services and services registered in code are in the mesh).
+    /// Kubernetes Services and services registered in code are in the mesh) and the
+    /// PeerAuthentication mode of its namespace (mesh- or namespace-level policies only, as
+    /// Istio's `BestEffortInferServiceMTLSMode`).
     fn decide(&self, cluster: &Arc<Cluster>, snapshot: &mesh_core::Snapshot) -> Decisions {
         let destination = cluster.destination();
         let declared = snapshot.services(&destination.host).first();
@@ -177,6 +179,12 @@ impl Mtls {
             Some([only]) => Some(only.number),
             _ => None,
         };
+        // The service's namespace: its ServiceEntry's, else the host's (`name.namespace.svc...`).
+        let namespace = declared
+            .map(|s| s.namespace.clone())
+            .or_else(|| destination.host.split('.').nth(1).map(Arc::from))
+            .unwrap_or_else(|| Arc::from("default"));
+        let namespace_workload = mesh_core::workload::Workload::new(&namespace, []);
         let tls = cluster.policy().tls.as_ref();
         let mut targets: Vec<Arc<MtlsTarget>> = Vec::new();
         let mut by_address = HashMap::new();
@@ -199,6 +207,7 @@ impl Mtls {
                 service_accounts: &[],
                 auto_mtls: self.settings.auto_mtls,
                 mesh_external,
+                namespace_mtls: snapshot.security().mtls(&namespace_workload, port).mode,
                 have_certificate: self.settings.certs.is_some(),
             });
             match decision {
