@@ -197,8 +197,11 @@ fn workload_name(workload: &mesh_core::workload::Workload) -> &str {
     workload.labels.get("app").map_or("mesh-proxy", |v| &**v)
 }
 
+/// An inbound listener's address and the application's.
+type Forwarding = (SocketAddr, SocketAddr);
+
 /// `--inbound LISTEN=APP_ADDR` flags.
-fn inbound_flags(flags: &[String]) -> Result<Vec<(SocketAddr, SocketAddr)>, UsageError> {
+fn inbound_flags(flags: &[String]) -> Result<Vec<Forwarding>, UsageError> {
     flags
         .iter()
         .map(|f| {
@@ -234,7 +237,7 @@ async fn start_inbound(
     args: &ProxyArgs,
     source: &ConfigSource,
     workload: &mesh_core::workload::Workload,
-    (inbound, inbound_tcp): (&[(SocketAddr, SocketAddr)], &[(SocketAddr, SocketAddr)]),
+    (inbound, inbound_tcp): (&[Forwarding], &[Forwarding]),
     stopped: &tokio::sync::watch::Receiver<bool>,
     out: &mut impl Write,
 ) -> Result<(), Error> {
