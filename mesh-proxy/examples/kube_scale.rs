@@ -198,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
         }
         delays.push(t.elapsed());
     }
+    println!("each change, in order: {:.1?}", delays);
     delays.sort();
     during.sort();
     if !during.is_empty() {

@@ -119,6 +119,8 @@ fn endpoint_kind(kind: Kind) -> bool {
 /// What the changes of one apply touched.
 #[derive(Default)]
 struct Touched {
+    /// Work out `services` (else the whole snapshot is compiled when anything changed).
+    track: bool,
     any: bool,
     /// Something other than an EndpointSlice or a Pod changed.
     other: bool,
@@ -129,9 +131,18 @@ impl ConfigStore {
     /// Take `changes` (see the module docs), in order.
     pub fn apply_changes(&mut self, changes: Vec<Change>) -> DeltaReport {
         let mut report = ApplyReport::default();
+        // (Only needed to drop the earlier errors of the changed ids.)
+        let track_named = !self.input_errors.is_empty();
         let mut named: HashSet<ResourceRef> = HashSet::new();
         let mut errors: Vec<Diagnostic> = Vec::new();
-        let mut touched = Touched::default();
+        // A batch with another kind (a first load, a relist) is likely to compile everything:
+        // then which Services its endpoint changes touch is not worked out, and if in the end
+        // nothing else changed, everything is compiled all the same.
+        let other_kinds = changes.iter().any(|c| {
+            let (Change::Upsert { key, .. } | Change::Held { key, .. } | Change::Delete { key }) = c;
+            !matches!(&*key.kind, "EndpointSlice" | "Pod")
+        });
+        let mut touched = Touched { track: !other_kinds, ..Touched::default() };
         for change in changes {
             match change {
                 Change::Delete { key } => {
@@ -139,15 +150,21 @@ impl ConfigStore {
                         report.removed += 1;
                         self.note_gone(old, &mut touched);
                     }
-                    named.insert(key);
+                    if track_named {
+                        named.insert(key);
+                    }
                 }
                 Change::Upsert { key, loaded } => {
                     self.upsert(&key, loaded, None, &mut report, &mut errors, &mut touched);
-                    named.insert(key);
+                    if track_named {
+                        named.insert(key);
+                    }
                 }
                 Change::Held { key, object } => {
                     self.upsert(&key, object.loaded, object.object, &mut report, &mut errors, &mut touched);
-                    named.insert(key);
+                    if track_named {
+                        named.insert(key);
+                    }
                 }
             }
         }
@@ -156,7 +173,7 @@ impl ConfigStore {
         self.input_errors.extend(errors);
         let recompiled = if !touched.any {
             Recompiled::Nothing
-        } else if touched.other {
+        } else if touched.other || !touched.track {
             let (compiled, analysis) = self.compile_in_force();
             let from = report.diagnostics.len();
             report.diagnostics.extend(compiled.diagnostics);
@@ -319,7 +336,9 @@ impl ConfigStore {
         touched.any = true;
         match old.kept.view() {
             Some(r) if endpoint_kind(r.kind) => {
-                self.kube.services_of(r, &mut touched.services);
+                if touched.track {
+                    self.kube.services_of(r, &mut touched.services);
+                }
                 self.kube.remove(r);
             }
             Some(r) => {
@@ -337,10 +356,10 @@ impl ConfigStore {
         match r.kept.view() {
             Some(r) => {
                 self.kube.insert(r);
-                if endpoint_kind(r.kind) {
-                    self.kube.services_of(r, &mut touched.services);
-                } else {
+                if !endpoint_kind(r.kind) {
                     touched.other = true;
+                } else if touched.track {
+                    self.kube.services_of(r, &mut touched.services);
                 }
             }
             None => touched.other = true,
