@@ -130,6 +130,7 @@ pub async fn serve_inbound_tcp(
     app: SocketAddr,
     config: SharedSnapshot,
     workload: Workload,
+    layer: InboundLayer,
     acceptor: Option<Arc<IdentityAcceptor>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -146,7 +147,7 @@ pub async fn serve_inbound_tcp(
             },
             () = async { drop(stopped.wait_for(|s| *s).await) } => return,
         };
-        let (acceptor, config, workload) = (acceptor.clone(), config.clone(), workload.clone());
+        let (acceptor, config, workload, layer) = (acceptor.clone(), config.clone(), workload.clone(), layer.clone());
         tokio::spawn(async move {
             let security = config.load().security_shared().clone();
             let mode = security.mtls(&workload, port).mode;
@@ -161,8 +162,13 @@ pub async fn serve_inbound_tcp(
                 tracing::debug!(target: "meshwork::inbound", %app, "application not reachable");
                 return;
             };
+            let metrics = layer.tcp_connection(accepted.info.peer.as_ref());
             let mut downstream = accepted.stream;
-            let _ = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await;
+            if let Ok((received, sent)) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+                metrics.received(received);
+                metrics.sent(sent);
+            }
+            metrics.closed();
         });
     }
 }

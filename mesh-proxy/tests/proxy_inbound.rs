@@ -348,6 +348,20 @@ spec:
     std::fs::write(dir.join("policy.yaml"), &allow).expect("write");
     let proxy = args(&dir);
     assert_eq!(echo_through(&proxy.inbound[0]).await, "hello");
+    // Istio's TCP metrics, reported by the destination, once the connection has closed.
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = admin(&client(), &proxy.admin, "/metrics").await;
+        if metrics.contains("istio_tcp_connections_closed_total{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = metrics
+        .lines()
+        .find(|l| l.starts_with("istio_tcp_sent_bytes_total{") && l.contains("reporter=\"destination\""))
+        .unwrap_or_else(|| panic!("inbound TCP bytes counted:\n{metrics}"));
+    assert!(sent.ends_with(" 5") && sent.contains("destination_workload=\"tcp-echo\""), "{sent}");
 
     let dir = config_dir("inbound-tcp-deny");
     std::fs::write(dir.join("policy.yaml"), format!("{allow}{deny}")).expect("write");

@@ -285,11 +285,18 @@ async fn start_inbound(
         let listener =
             tokio::net::TcpListener::bind(listen).await.map_err(|error| Error::Listen { address: *listen, error })?;
         writeln!(out, "inbound on {} -> {app} (tcp)", listener.local_addr()?)?;
+        let mut layer = mesh_tower::inbound::InboundLayer::builder(config.clone(), workload.clone())
+            .port(app.port())
+            .workload_name(workload_name(workload));
+        if let Some(id) = &identity {
+            layer = layer.identity(id.clone());
+        }
         tokio::spawn(crate::inbound::serve_inbound_tcp(
             listener,
             *app,
             config.clone(),
             workload.clone(),
+            layer.build(),
             acceptor.clone(),
             stopped.clone(),
         ));

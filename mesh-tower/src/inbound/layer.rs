@@ -204,6 +204,12 @@ impl InboundLayer {
         }
     }
 
+    /// Istio's TCP metrics of one inbound TCP connection from `peer` (`None`: plaintext),
+    /// counted opened now: count its bytes and its end on the returned value.
+    pub fn tcp_connection(&self, peer: Option<&SpiffeId>) -> crate::telemetry::TcpConnection {
+        self.shared.stats.tcp_connection(peer)
+    }
+
     /// The decision for one request, without calling any service: what the layer would do
     /// (JWT verified against the key sets, fetched if needed). For tests and tools.
     pub async fn decide<B>(&self, request: &Request<B>) -> InboundDecision {

@@ -6,6 +6,9 @@
 //! `unknown`), this workload's labels as `destination_*`, and `connection_security_policy`
 //! `mutual_tls` or `none`.
 //!
+//! TCP connections get `istio_tcp_connections_opened_total`, `istio_tcp_connections_closed_total`,
+//! `istio_tcp_sent_bytes_total` and `istio_tcp_received_bytes_total` with the same peer labels.
+//!
 //! Metric handles are cached per label set; at most [`PRINCIPAL_LIMIT`] distinct peer identities
 //! get their own label value (later ones are counted as `unknown`), so the label sets are bounded.
 
@@ -92,6 +95,16 @@ impl Stats {
         next.insert(key, handles.clone());
         self.cache.store(Arc::new(next));
         handles
+    }
+
+    /// Istio's TCP metrics of one inbound connection from `peer` (reporter `destination`).
+    pub(super) fn tcp_connection(&self, peer: Option<&SpiffeId>) -> crate::telemetry::TcpConnection {
+        // The peer labels as for HTTP, then TCP's own.
+        let key = Key { peer: peer.cloned(), mtls: peer.is_some(), status: 0, grpc: false };
+        let mut labels = self.labels(&key);
+        labels.retain(|l| !matches!(l.key(), "request_protocol" | "response_code" | "grpc_response_status"));
+        labels.push(Label::new("request_protocol", "tcp"));
+        crate::telemetry::TcpConnection::open(labels)
     }
 
     fn labels(&self, key: &Key) -> Vec<Label> {

@@ -38,6 +38,18 @@ impl TcpConnection {
     }
 }
 
+impl TcpConnection {
+    /// Counts a connection opened under `labels` and returns its counters.
+    pub(crate) fn open(labels: Vec<Label>) -> TcpConnection {
+        metrics::counter!("istio_tcp_connections_opened_total", labels.clone()).increment(1);
+        TcpConnection {
+            sent: metrics::counter!("istio_tcp_sent_bytes_total", labels.clone()),
+            received: metrics::counter!("istio_tcp_received_bytes_total", labels.clone()),
+            closed: metrics::counter!("istio_tcp_connections_closed_total", labels),
+        }
+    }
+}
+
 impl TelemetryLayer {
     /// A connection proxied to `upstream` (the endpoint and its cluster; `None` when none was
     /// reached) of `service`, ended or going on with `flags`: counts it opened and returns its
@@ -55,11 +67,6 @@ impl TelemetryLayer {
             flags_label(flags),
             Label::new("connection_security_policy", "unknown"),
         ]);
-        metrics::counter!("istio_tcp_connections_opened_total", labels.clone()).increment(1);
-        TcpConnection {
-            sent: metrics::counter!("istio_tcp_sent_bytes_total", labels.clone()),
-            received: metrics::counter!("istio_tcp_received_bytes_total", labels.clone()),
-            closed: metrics::counter!("istio_tcp_connections_closed_total", labels),
-        }
+        TcpConnection::open(labels)
     }
 }
