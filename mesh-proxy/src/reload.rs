@@ -209,12 +209,13 @@ impl ConfigSource {
 
     /// Read the files again and apply them now (with what the other sources hold).
     pub fn reload(&self) -> ReloadStatus {
+        let started = tokio::time::Instant::now();
         let mut state = self.lock();
         state.fingerprint = fingerprint(&self.paths);
         let loaded = load_paths(&self.paths[..], &self.options);
         state.sources.set_files(loaded);
         state.held = false;
-        self.apply_locked(&mut state)
+        self.apply_locked(&mut state, started)
     }
 
     /// Take changes from another source and apply them (one apply for the lot; nothing is
@@ -223,6 +224,7 @@ impl ConfigSource {
     /// last one lists (Istio's informers sync before istiod serves): the first load is one
     /// apply, not one per kind. A file reload meanwhile applies what is held so far.
     pub fn apply_events(&self, events: impl IntoIterator<Item = SourceEvent>) -> ReloadStatus {
+        let started = tokio::time::Instant::now();
         let mut state = self.lock();
         let mut changed = false;
         let mut listed = Vec::new();
@@ -255,9 +257,9 @@ impl ConfigSource {
         };
         let status = if state.held && !still_pending {
             state.held = false;
-            self.apply_locked(&mut state)
+            self.apply_locked(&mut state, started)
         } else if !state.held && !changes.is_empty() {
-            self.apply_changes_locked(&mut state, changes)
+            self.apply_changes_locked(&mut state, changes, started)
         } else {
             state.status.clone()
         };
@@ -279,7 +281,12 @@ impl ConfigSource {
     /// Apply changes of single objects: the store validates and compiles only what they touch;
     /// an endpoint-only change patches the registry's endpoints of the hosts it touched and
     /// leaves the snapshot (and so every route) as it is.
-    fn apply_changes_locked(&self, state: &mut State, changes: Vec<Change>) -> ReloadStatus {
+    fn apply_changes_locked(
+        &self,
+        state: &mut State,
+        changes: Vec<Change>,
+        started: tokio::time::Instant,
+    ) -> ReloadStatus {
         let DeltaReport { report, recompiled } = state.store.apply_changes(changes);
         match &recompiled {
             Recompiled::Nothing => {}
@@ -289,7 +296,7 @@ impl ConfigSource {
             }
             Recompiled::Snapshot => self.mesh.update(state.store.snapshot().clone()),
         }
-        self.finish(state, &report, "configuration changes applied")
+        self.finish(state, &report, started, "configuration changes applied")
     }
 
     /// Feed the changes `events` brings into this source, from a task of the current tokio
@@ -325,14 +332,14 @@ impl ConfigSource {
         let _ = pending.wait_for(BTreeSet::is_empty).await;
     }
 
-    fn apply_locked(&self, state: &mut State) -> ReloadStatus {
+    fn apply_locked(&self, state: &mut State, started: tokio::time::Instant) -> ReloadStatus {
         // Without files, everything the sources hold goes to the store object by object, each
         // the very object the sources hold (no merged copy of everything, no second copy kept).
         let known = (state.store.resource_refs().into_iter())
             .chain(state.store.rejections().iter().filter_map(|d| d.resource.clone()));
         if let Some(changes) = state.sources.whole_changes(known) {
             state.failed_files.clear();
-            return self.apply_changes_locked(state, changes);
+            return self.apply_changes_locked(state, changes, started);
         }
         let loaded = state.sources.merged();
         // (The store logs each rejection once; this only counts them.)
@@ -340,11 +347,17 @@ impl ConfigSource {
         state.store.share_objects(&state.sources, None);
         state.failed_files = report.failed_files.iter().map(ToString::to_string).collect();
         self.mesh.update(state.store.snapshot().clone());
-        self.finish(state, &report, "configuration applied")
+        self.finish(state, &report, started, "configuration applied")
     }
 
     /// Count, log and publish what an apply did.
-    fn finish(&self, state: &mut State, report: &mesh_config::ApplyReport, what: &'static str) -> ReloadStatus {
+    fn finish(
+        &self,
+        state: &mut State,
+        report: &mesh_config::ApplyReport,
+        started: tokio::time::Instant,
+        what: &'static str,
+    ) -> ReloadStatus {
         let rejected = report.kept_last_good.len() + report.rejected.len() + report.failed_files.len();
         if rejected > 0 {
             metrics::counter!("meshwork_config_rejections_total").increment(rejected as u64);
@@ -367,6 +380,7 @@ impl ConfigSource {
             updated = report.updated,
             removed = report.removed,
             rejected,
+            elapsed_us = started.elapsed().as_micros() as u64,
             "{what}"
         );
         state.status.clone()
