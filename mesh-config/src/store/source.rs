@@ -203,7 +203,11 @@ impl Held {
             && let Some(r) = o.loaded.resources.pop()
         {
             match KubeObject::new(r) {
-                Ok(k) => object = Some(Arc::new(k)),
+                // (And let go of the `Vec`'s room for one `Resource`: well over a kilobyte.)
+                Ok(k) => {
+                    object = Some(Arc::new(k));
+                    o.loaded.resources = Vec::new();
+                }
                 Err(r) => o.loaded.resources.push(*r),
             }
         }
