@@ -8,9 +8,11 @@
 //! - **List, then watch** (`step_trampolined`): the
 //!   watcher lists in pages of 500 (`limit`/`continue`), emitting `Init`, one `InitApply` per
 //!   object and `InitDone`; then watches from the list's resourceVersion. The objects of one list
-//!   are buffered here and sent as one [`SourceEvent::Replace`] of the scope at `InitDone`, so
-//!   the store takes a complete list at once and an object deleted while the watch was away
-//!   disappears (the watcher's docs: objects not listed again "should be assumed to have been
+//!   are sent in parts of 500 as they are read ([`SourceEvent::Listing`], held aside and compact
+//!   by the config source, not in force) and the rest as one [`SourceEvent::Replace`] of the
+//!   scope at `InitDone`, which stands for the whole list: the store takes a complete list at
+//!   once, no list of 100,000 Pods is held whole as decoded objects, and an object deleted while
+//!   the watch was away disappears (the watcher's docs: objects not listed again "should be assumed to have been
 //!   deleted"). The first `Replace` of each scope makes the config source ready — Istio's
 //!   informers are `HasSynced` after their first list, and Istiod does not serve before
 //!   (`Controller.HasSynced`, `pilot/pkg/serviceregistry/kube/controller/controller.go`).
@@ -210,6 +212,11 @@ fn stream(
     }
 }
 
+/// How many objects of a list are handed on together while the list is read
+/// ([`SourceEvent::Listing`]): the config side keeps them compact at once, so a list of 100,000
+/// Pods is never held whole as decoded objects (a watcher's list page is 500).
+const LIST_PART: usize = 500;
+
 async fn run(
     api: Api<DynamicObject>,
     kind: WatchedKind,
@@ -219,6 +226,10 @@ async fn run(
 ) {
     let mut events = stream(api, watcher_config(&kind), backoff);
     let mut listing: Option<Vec<(ResourceRef, SourceObject)>> = None;
+    // Parts of this list sent already; parts of a list that did not finish may be held.
+    let mut parts_sent = false;
+    let mut stale_parts = false;
+    let mut listed = 0usize;
     let mut listed_once = false;
     let mut last_error: Option<String> = None;
     loop {
@@ -230,6 +241,8 @@ async fn run(
         let out = match item {
             Ok(Event::Init) => {
                 listing = Some(Vec::new());
+                parts_sent = false;
+                listed = 0;
                 None
             }
             Ok(Event::InitApply(object)) => {
@@ -237,16 +250,34 @@ async fn run(
                 match &mut listing {
                     Some(list) => {
                         list.push(decoded);
-                        None
+                        listed += 1;
+                        // A long list goes on in parts (see `LIST_PART`).
+                        (list.len() >= LIST_PART).then(|| {
+                            let first = !parts_sent;
+                            parts_sent = true;
+                            stale_parts = true;
+                            SourceEvent::Listing { scope: scope.clone(), first, objects: std::mem::take(list) }
+                        })
                     }
                     None => Some(SourceEvent::Upsert { key: decoded.0, object: decoded.1 }),
                 }
             }
             Ok(Event::InitDone) => {
                 let objects = listing.take().unwrap_or_default();
-                tracing::info!(target: "meshwork::kubernetes", %scope, objects = objects.len(), "listed");
+                tracing::info!(target: "meshwork::kubernetes", %scope, objects = listed, "listed");
                 listed_once = true;
                 last_error = None;
+                // Parts held from a list that did not finish are dropped by a first part.
+                if stale_parts
+                    && !parts_sent
+                    && tx
+                        .send(SourceEvent::Listing { scope: scope.clone(), first: true, objects: Vec::new() })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                stale_parts = false;
                 Some(SourceEvent::Replace { scope: scope.clone(), objects })
             }
             Ok(Event::Apply(object)) => {
@@ -280,9 +311,16 @@ async fn run(
                                 _ => "kind not served or not allowed: read as empty, retrying slowly",
                             }
                         );
-                        if tx.send(SourceEvent::Replace { scope: scope.clone(), objects: Vec::new() }).await.is_err() {
+                        let reset = SourceEvent::Listing { scope: scope.clone(), first: true, objects: Vec::new() };
+                        if (stale_parts && tx.send(reset).await.is_err())
+                            || tx
+                                .send(SourceEvent::Replace { scope: scope.clone(), objects: Vec::new() })
+                                .await
+                                .is_err()
+                        {
                             return;
                         }
+                        stale_parts = false;
                     }
                     if nodes && code == Some(403) {
                         return;

@@ -163,8 +163,20 @@ pub enum SourceEvent {
         /// Its kind, namespace and name.
         key: ResourceRef,
     },
-    /// A list of `scope` finished: these are all its objects; any other held in the scope is
-    /// gone.
+    /// Part of a list of `scope` still being read: held aside, compact and not in force, until
+    /// the list's [`SourceEvent::Replace`], which then stands for these parts and its own
+    /// objects (a source need not hold a list of 100,000 objects whole to hand it on). `first`:
+    /// the first part of a list, which drops any part held from a list that did not finish.
+    Listing {
+        /// What the list covers.
+        scope: Scope,
+        /// The first part of this list.
+        first: bool,
+        /// Objects of the list.
+        objects: Vec<(ResourceRef, SourceObject)>,
+    },
+    /// A list of `scope` finished: these (and the [`SourceEvent::Listing`] parts before) are
+    /// all its objects; any other held in the scope is gone.
     Replace {
         /// What the list covered.
         scope: Scope,
@@ -237,6 +249,8 @@ impl Held {
 pub struct Sources {
     files: Loaded,
     objects: BTreeMap<ResourceRef, Held>,
+    /// Parts of lists still being read.
+    listing: BTreeMap<Scope, Vec<(ResourceRef, Held)>>,
 }
 
 impl Sources {
@@ -265,10 +279,29 @@ impl Sources {
                 true
             }
             SourceEvent::Delete { key } => self.objects.remove(&key).is_some(),
+            SourceEvent::Listing { scope, first, objects } => {
+                let held = objects.into_iter().filter(|(key, _)| {
+                    let inside = scope.covers(key);
+                    if !inside {
+                        tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
+                    }
+                    inside
+                });
+                let held: Vec<(ResourceRef, Held)> = held.map(|(key, object)| (key, Held::new(object))).collect();
+                match self.listing.get_mut(&scope) {
+                    Some(parts) if !first => parts.extend(held),
+                    _ => {
+                        self.listing.insert(scope, held);
+                    }
+                }
+                false
+            }
             SourceEvent::Replace { scope, objects } => {
+                let parts = self.listing.remove(&scope).unwrap_or_default();
                 let before = self.objects.len();
                 self.objects.retain(|k, _| !scope.covers(k));
-                let mut changed = self.objects.len() != before || !objects.is_empty();
+                let mut changed = self.objects.len() != before || !objects.is_empty() || !parts.is_empty();
+                self.objects.extend(parts);
                 for (key, object) in objects {
                     if scope.covers(&key) {
                         self.objects.insert(key, Held::new(object));
@@ -303,6 +336,10 @@ impl Sources {
                 let in_files = self.files.resources.iter().any(|r| r.id() == key)
                     || self.files.diagnostics.iter().any(|d| d.resource.as_ref() == Some(&key));
                 if in_files { Delta::Whole } else { Delta::Changes(vec![Change::Delete { key }]) }
+            }
+            listing @ SourceEvent::Listing { .. } => {
+                self.apply(listing);
+                Delta::Unchanged
             }
             replace @ SourceEvent::Replace { .. } => {
                 if self.apply(replace) {
@@ -415,6 +452,29 @@ mod tests {
             matches!(sources.origin(&b), Some(Origin::Kubernetes { resource_version: Some(rv), .. }) if &*rv == "2")
         );
         assert!(sources.apply(SourceEvent::Delete { key: b }));
+        assert_eq!(sources.objects(), 0);
+    }
+
+    #[test]
+    fn a_list_in_parts_is_held_aside_until_its_replace() {
+        let mut sources = Sources::new();
+        let scope = Scope { kind: "VirtualService".into(), namespace: None };
+        let (a, oa) = object("VirtualService", "x", "a", "1", &vs("a", "x"));
+        let (b, ob) = object("VirtualService", "x", "b", "2", &vs("b", "x"));
+        let (c, oc) = object("VirtualService", "x", "c", "3", &vs("c", "x"));
+        assert!(sources.apply(SourceEvent::Upsert { key: c.clone(), object: oc }));
+        // A list that does not finish, then a new one: its first part drops the old part.
+        let part = |first, objects| SourceEvent::Listing { scope: scope.clone(), first, objects };
+        assert!(!sources.apply(part(true, vec![(b.clone(), ob.clone())])));
+        assert!(!sources.apply(part(true, vec![(a.clone(), oa)])));
+        assert_eq!(sources.objects(), 1, "parts are not in force");
+        assert!(matches!(sources.changes(part(false, vec![])), Delta::Unchanged));
+        assert!(sources.apply(SourceEvent::Replace { scope: scope.clone(), objects: vec![] }));
+        assert_eq!(sources.merged().resources.iter().map(|r| r.name.to_string()).collect::<Vec<_>>(), ["a"]);
+        // A list without parts takes no part held before.
+        assert!(!sources.apply(part(true, vec![(b.clone(), ob)])));
+        assert!(!sources.apply(part(true, vec![])));
+        assert!(sources.apply(SourceEvent::Replace { scope, objects: vec![] }));
         assert_eq!(sources.objects(), 0);
     }
 
