@@ -284,10 +284,13 @@ impl Snapshot {
 
     /// Every ServiceEntry (each once).
     pub fn all_services(&self) -> Vec<&Arc<ServiceDecl>> {
+        // A declaration listed under several hosts is returned once (a set of pointers: linear
+        // in the declarations, where a scan of the output was quadratic).
         let mut out: Vec<&Arc<ServiceDecl>> = Vec::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         for (_, list) in self.inner.services.iter() {
             for s in list.iter() {
-                if !out.iter().any(|o| Arc::ptr_eq(o, s)) {
+                if seen.insert(Arc::as_ptr(s)) {
                     out.push(s);
                 }
             }

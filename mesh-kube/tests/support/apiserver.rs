@@ -133,6 +133,8 @@ impl ApiServer {
             let mut connections = tokio::task::JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                // As the real API server: no Nagle delay on watch events.
+                let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 connections.spawn(async move {
                     let io = hyper_util::rt::TokioIo::new(stream);
