@@ -609,3 +609,58 @@ fn tcp_echo_sample_routes_its_gateway_port_to_v1() {
     // The mesh binding has no TCP servers; the Gateway has no other port.
     assert!(s.l4_server(&gateway, 31401).is_none());
 }
+
+/// The identities a client's secure naming expects (Istio's `Service.ServiceAccounts`): a
+/// ServiceEntry's `subjectAltNames` and its endpoints' `serviceAccount`s in its namespace, and a
+/// Kubernetes Service's Pods' service accounts, in meshConfig's trust domain.
+#[test]
+fn service_accounts_of_declarations() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: data}
+spec:
+  hosts: [db.example.internal]
+  location: MESH_INTERNAL
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  subjectAltNames: ["spiffe://cluster.local/ns/data/sa/db-admin"]
+  endpoints:
+  - {address: 10.0.0.1, serviceAccount: db}
+  - {address: 10.0.0.2, serviceAccount: db}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec:
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-v1-abc, namespace: default, labels: {app: reviews}}
+spec: {serviceAccountName: bookinfo-reviews, containers: [{name: r, image: r}]}
+status: {podIP: 10.1.0.1}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: reviews-x, namespace: default, labels: {kubernetes.io/service-name: reviews}}
+addressType: IPv4
+ports: [{name: http, port: 9080}]
+endpoints:
+- addresses: [10.1.0.1]
+  targetRef: {kind: Pod, name: reviews-v1-abc, namespace: default}
+"#;
+    let mut options = CompileOptions::default();
+    options.mesh.trust_domain = Some("example.org".into());
+    let mut store = ConfigStore::new(options);
+    let report = store.apply(load_str(yaml, None, &LoadOptions::default()).expect("yaml"));
+    assert_eq!(report.errors().count(), 0, "{:?}", report.diagnostics);
+    let accounts = |host: &str| -> Vec<String> {
+        store.snapshot().services(host).iter().flat_map(|d| d.service_accounts.iter().map(|a| a.to_string())).collect()
+    };
+    assert_eq!(
+        accounts("db.example.internal"),
+        ["spiffe://cluster.local/ns/data/sa/db-admin", "spiffe://example.org/ns/data/sa/db"]
+    );
+    assert_eq!(accounts("reviews.default.svc.cluster.local"), ["spiffe://example.org/ns/default/sa/bookinfo-reviews"]);
+}

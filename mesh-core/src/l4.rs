@@ -323,6 +323,7 @@ mod tests {
                 .collect(),
             resolution: Resolution::Static,
             mesh_internal: true,
+            service_accounts: Box::new([]),
             endpoints: Box::new([]),
             workload_selector: None,
         }

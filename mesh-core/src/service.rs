@@ -24,6 +24,11 @@ pub struct ServiceDecl {
     pub endpoints: Box<[EndpointDecl]>,
     /// Select WorkloadEntries of the same namespace instead.
     pub workload_selector: Option<LabelSelector>,
+    /// The identities its workloads run as (Istio's `Service.ServiceAccounts`): SPIFFE URIs of
+    /// the Pods' service accounts, or a ServiceEntry's `subjectAltNames` and its endpoints'
+    /// `serviceAccount`s; what a client's secure naming expects when no DestinationRule names
+    /// `subjectAltNames`. Empty: unknown (any identity the mesh root vouches for).
+    pub service_accounts: Box<[Arc<str>]>,
 }
 
 /// A service port.

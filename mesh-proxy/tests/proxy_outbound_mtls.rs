@@ -116,8 +116,13 @@ async fn status(client: &PlainClient, proxy: &Proxy, service: &str) -> (u16, Str
 }
 
 /// A Kubernetes Service `NAME.foo` (port 8000) whose one endpoint is a Pod on 127.0.0.1:`port`
-/// with `labels`, as `kubectl get -o yaml` prints them.
+/// with `labels`, running as service account `httpbin` (the inbound listener's identity), as
+/// `kubectl get -o yaml` prints them.
 fn kube_service(name: &str, port: u16, labels: &str) -> String {
+    kube_service_as(name, port, labels, "httpbin")
+}
+
+fn kube_service_as(name: &str, port: u16, labels: &str, account: &str) -> String {
     format!(
         r#"
 apiVersion: v1
@@ -138,7 +143,7 @@ items:
     labels: {{app: {name}, {labels}}}
   spec:
     containers: [{{name: app, image: app}}]
-    serviceAccountName: {name}
+    serviceAccountName: {account}
   status: {{phase: Running, podIP: 127.0.0.1, podIPs: [{{ip: 127.0.0.1}}]}}
 - apiVersion: discovery.k8s.io/v1
   kind: EndpointSlice
@@ -263,6 +268,13 @@ spec:
     .expect("write");
     std::fs::write(outbound_dir.join("kube-plain.yaml"), kube_service("kube-plain", strict, "version: v1"))
         .expect("write");
+    // Secure naming by the Pods' service accounts: a server whose certificate is not the Pod's
+    // account is refused.
+    std::fs::write(
+        outbound_dir.join("kube-other-sa.yaml"),
+        kube_service_as("kube-other-sa", strict, "security.istio.io/tlsMode: istio", "reviews"),
+    )
+    .expect("write");
     let outbound_args = |certs: Option<&Path>| -> Vec<String> {
         let mut args: Vec<String> = ["--listen", "127.0.0.1:0", "--namespace", "foo"].map(String::from).to_vec();
         if let Some(dir) = certs {
@@ -291,6 +303,7 @@ spec:
     refused(&client, &proxy, "wrong", "secure naming refuses an unexpected server").await;
     assert_eq!(status(&client, &proxy, "kube-mtls").await, (200, "app".into()), "auto mTLS to a labelled Pod");
     refused(&client, &proxy, "kube-plain", "an unlabelled Pod gets plain text").await;
+    refused(&client, &proxy, "kube-other-sa", "the server is not the Pod's service account (secure naming)").await;
     // The server saw the client's identity.
     let metrics = admin(&client, &inbound.admin, "/metrics").await;
     assert!(

@@ -408,6 +408,7 @@ mod tests {
             mesh_internal: false,
             endpoints: Box::new([]),
             workload_selector: None,
+            service_accounts: Box::new([]),
         });
         let r = Registry::new();
         r.sync_from_snapshot(&builder.build());

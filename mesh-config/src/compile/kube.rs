@@ -43,7 +43,12 @@ impl Ctx<'_> {
                 })
             })
             .collect();
-        let decl = |ports: Vec<ServicePort>, endpoints: Vec<EndpointDecl>, resolution, mesh_internal| ServiceDecl {
+        let trust_domain = self.trust_domain;
+        let decl = |ports: Vec<ServicePort>,
+                    endpoints: Vec<EndpointDecl>,
+                    resolution,
+                    mesh_internal,
+                    service_accounts: &[Arc<str>]| ServiceDecl {
             namespace: self.r.namespace.clone(),
             name: self.r.name.clone(),
             hosts: Box::new([host.clone()]),
@@ -52,6 +57,7 @@ impl Ctx<'_> {
             mesh_internal,
             endpoints: endpoints.into_boxed_slice(),
             workload_selector: None,
+            service_accounts: service_accounts.into(),
         };
         if s.is_external_name() {
             let name = s.spec.external_name.as_deref().unwrap_or("").trim_end_matches('.');
@@ -63,13 +69,26 @@ impl Ctx<'_> {
                 locality: None,
                 network: None,
             };
-            return vec![decl(ports, vec![endpoint], Resolution::Dns, false)];
+            return vec![decl(ports, vec![endpoint], Resolution::Dns, false, &[])];
         }
 
         // One endpoint per address, its ports by Service port name. Label keys and values,
         // port names and localities repeat across a Service's endpoints: each text is one
         // shared `Arc<str>`.
         let endpoints = kube::endpoints(s, index);
+        // The Pods' service accounts as SPIFFE identities (Istio's kube `SecureNamingSAN`), for
+        // clients' secure naming.
+        let mut accounts: Vec<Arc<str>> = Vec::new();
+        for e in &endpoints {
+            if let Some(sa) = e.service_account.as_deref().filter(|a| !a.is_empty()) {
+                let ns = e.pod.as_deref().and_then(|p| p.split_once('/')).map_or(&*self.r.namespace, |(ns, _)| ns);
+                let id = format!("spiffe://{trust_domain}/ns/{ns}/sa/{sa}");
+                if !accounts.iter().any(|a| **a == *id) {
+                    accounts.push(Arc::from(id));
+                }
+            }
+        }
+        accounts.sort();
         let mut texts: HashMap<&str, Arc<str>> = HashMap::new();
         let mut by_address: Vec<EndpointDecl> = Vec::new();
         let mut position: HashMap<&str, usize> = HashMap::new();
@@ -103,10 +122,10 @@ impl Ctx<'_> {
                 partial.entry(e.ports.keys().cloned().collect()).or_default().push(e);
             }
         }
-        let mut out = vec![decl(ports.clone(), full, Resolution::Static, true)];
+        let mut out = vec![decl(ports.clone(), full, Resolution::Static, true, &accounts)];
         for (names, endpoints) in partial {
             let some: Vec<ServicePort> = ports.iter().filter(|p| names.contains(&p.name)).cloned().collect();
-            out.push(decl(some, endpoints, Resolution::Static, true));
+            out.push(decl(some, endpoints, Resolution::Static, true, &accounts));
         }
         out
     }

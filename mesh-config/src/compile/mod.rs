@@ -161,6 +161,7 @@ pub(crate) fn compile_with(
                 diagnostics: &mut scratch,
                 gateways: &gateway_hosts,
                 delegates: &empty,
+                trust_domain: options.mesh.trust_domain(),
             }
             .gateway(g);
             let hosts = decl
@@ -219,6 +220,7 @@ pub(crate) fn compile_with(
             diagnostics: &mut diagnostics,
             gateways: &gateway_hosts,
             delegates: &delegates,
+            trust_domain: options.mesh.trust_domain(),
         };
         match &r.spec {
             Spec::VirtualService(v) => c.virtual_service(&mut builder, v),
@@ -313,6 +315,7 @@ pub(crate) fn kubernetes_service(
         diagnostics: &mut diagnostics,
         gateways: &GatewayHosts::default(),
         delegates: &Delegates::default(),
+        trust_domain: options.mesh.trust_domain(),
     }
     .kubernetes_service(s, index);
     Some(decls)
@@ -345,6 +348,8 @@ struct Ctx<'a> {
     diagnostics: &'a mut Vec<Diagnostic>,
     gateways: &'a GatewayHosts,
     delegates: &'a Delegates<'a>,
+    /// meshConfig `trustDomain`, for the SPIFFE identities of service accounts.
+    trust_domain: &'a str,
 }
 
 /// Is a resource of `namespace` with `export_to` visible from namespace `to`?

@@ -39,8 +39,28 @@ impl Ctx<'_> {
             mesh_internal: s.location == Some(se::Location::MESH_INTERNAL),
             endpoints: s.endpoints.iter().map(endpoint).collect(),
             workload_selector: s.workload_selector.as_ref().map(|w| LabelSelector::new(&w.labels)),
+            service_accounts: service_accounts(s, &self.r.namespace, self.trust_domain),
         }
     }
+}
+
+/// A ServiceEntry's identities, as Istio's `convertServices` gathers them: `subjectAltNames` as
+/// written, then each endpoint's `serviceAccount` as the SPIFFE identity of that account in the
+/// ServiceEntry's namespace (`spiffe.MustGenSpiffeURIForTrustDomain`); distinct, in order.
+fn service_accounts(s: &se::ServiceEntry, namespace: &str, trust_domain: &str) -> Box<[Arc<str>]> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    let accounts = s.endpoints.iter().filter_map(|e| e.service_account.as_deref()).filter(|a| !a.is_empty());
+    let all = s
+        .subject_alt_names
+        .iter()
+        .cloned()
+        .chain(accounts.map(|a| format!("spiffe://{trust_domain}/ns/{namespace}/sa/{a}")));
+    for name in all {
+        if !out.iter().any(|o| **o == *name) {
+            out.push(Arc::from(name));
+        }
+    }
+    out.into_boxed_slice()
 }
 
 pub(super) fn endpoint(w: &se::WorkloadEntry) -> service::EndpointDecl {

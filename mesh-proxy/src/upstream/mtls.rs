@@ -185,6 +185,17 @@ impl Mtls {
             .or_else(|| destination.host.split('.').nth(1).map(Arc::from))
             .unwrap_or_else(|| Arc::from("default"));
         let namespace_workload = mesh_core::workload::Workload::new(&namespace, []);
+        // Secure naming without `subjectAltNames`: the identities of every declaration of the
+        // host (Pods' service accounts, a ServiceEntry's names); ones that are not SPIFFE
+        // identities cannot match a peer and are left out.
+        let mut accounts: Vec<mesh_core::spiffe::SpiffeId> = Vec::new();
+        for decl in snapshot.services(&destination.host) {
+            for id in decl.service_accounts.iter().filter_map(|a| a.parse().ok()) {
+                if !accounts.contains(&id) {
+                    accounts.push(id);
+                }
+            }
+        }
         let tls = cluster.policy().tls.as_ref();
         let mut targets: Vec<Arc<MtlsTarget>> = Vec::new();
         let mut by_address = HashMap::new();
@@ -204,7 +215,7 @@ impl Mtls {
                 host: &destination.host,
                 port,
                 subset: destination.subset.as_deref(),
-                service_accounts: &[],
+                service_accounts: &accounts,
                 auto_mtls: self.settings.auto_mtls,
                 mesh_external,
                 namespace_mtls: snapshot.security().mtls(&namespace_workload, port).mode,
