@@ -164,10 +164,11 @@ pub async fn serve_inbound_tcp(
             };
             let metrics = layer.tcp_connection(accepted.info.peer.as_ref());
             let mut downstream = accepted.stream;
-            if let Ok((received, sent)) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-                metrics.received(received);
-                metrics.sent(sent);
-            }
+            // Bytes are counted whichever way the connection ends (a reset included); idle
+            // connections close after Istio's default `idleTimeout` (1 h).
+            let (received, sent) = crate::l4::pump(&mut downstream, &mut upstream, crate::l4::IDLE_TIMEOUT).await;
+            metrics.received(received);
+            metrics.sent(sent);
             metrics.closed();
         });
     }

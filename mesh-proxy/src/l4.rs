@@ -42,7 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// Istio's default `connectionPool.tcp.idleTimeout`.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long a passthrough server waits for the ClientHello (Envoy's listener filter timeout).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most ClientHello bytes read before giving up.
@@ -287,7 +287,7 @@ async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Ve
 /// side's end of input is passed on as a half close. The two directions run concurrently (a
 /// side that writes without reading cannot stall the other). Returns the bytes (from the client,
 /// to the client).
-async fn pump<C: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn pump<C: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
     upstream: &mut TcpStream,
     idle: Duration,

@@ -201,13 +201,22 @@ const HTTPBIN_ID: &str = "spiffe://cluster.local/ns/foo/sa/httpbin";
 
 /// GET `path` over mutual TLS with `certs` to `addr`, expecting the server to be httpbin.
 async fn mtls_get(addr: &str, certs: &CertSource, path: &str) -> Result<(u16, String), String> {
+    mtls_get_expecting(addr, certs, HTTPBIN_ID, &TrustDomainBundle::default(), path).await
+}
+
+/// The same, expecting the server to be `server` (trust domains of `bundle`).
+async fn mtls_get_expecting(
+    addr: &str,
+    certs: &CertSource,
+    server: &str,
+    bundle: &TrustDomainBundle,
+    path: &str,
+) -> Result<(u16, String), String> {
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let expected: [SpiffeId; 1] = [HTTPBIN_ID.parse().expect("id")];
+    let expected: [SpiffeId; 1] = [server.parse().expect("id")];
     let sni =
         rustls_pki_types::ServerName::try_from(istio_sni("httpbin.foo.svc.cluster.local", 8000, None)).expect("sni");
-    let tls = connect(tcp, certs, &expected, &TrustDomainBundle::default(), OutboundProtocol::Http11, sni)
-        .await
-        .map_err(|e| e.to_string())?;
+    let tls = connect(tcp, certs, &expected, bundle, OutboundProtocol::Http11, sni).await.map_err(|e| e.to_string())?;
     let (mut send, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(tls.stream)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
@@ -352,7 +361,12 @@ spec:
     let mut metrics = String::new();
     for _ in 0..100 {
         metrics = admin(&client(), &proxy.admin, "/metrics").await;
-        if metrics.contains("istio_tcp_connections_closed_total{") {
+        let closed = metrics.lines().any(|l| {
+            l.starts_with("istio_tcp_connections_closed_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.ends_with(" 1")
+        });
+        if closed {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -367,4 +381,94 @@ spec:
     std::fs::write(dir.join("policy.yaml"), format!("{allow}{deny}")).expect("write");
     let proxy = args(&dir);
     assert_eq!(echo_through(&proxy.inbound[0]).await, "", "the connection is closed");
+}
+
+/// Istio's trust-domain migration task: the mesh moved from `old-td` to `new-td`
+/// (`trustDomainAliases: [old-td]`); a policy written for `old-td/ns/foo/sa/sleep` still lets
+/// sleep in — with a certificate of either domain — and keeps curl out.
+#[tokio::test]
+async fn trust_domain_migration_end_to_end() {
+    let app = httpbin().await;
+    let pki = Pki::new();
+    let server = pki.workload("td-httpbin", "spiffe://new-td/ns/foo/sa/httpbin");
+    let certs = |name: &str, uri: &str| CertSource::load(CertFiles::in_dir(pki.workload(name, uri))).expect("certs");
+    let new_sleep = certs("td-new-sleep", "spiffe://new-td/ns/foo/sa/sleep");
+    let old_sleep = certs("td-old-sleep", "spiffe://old-td/ns/foo/sa/sleep");
+    let curl = certs("td-curl", "spiffe://new-td/ns/foo/sa/curl");
+    let dir = config_dir("inbound-td");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: service-httpbin.default.svc.cluster.local, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  rules:
+  - from: [{source: {principals: ["old-td/ns/foo/sa/sleep"]}}]
+    to: [{operation: {methods: ["GET"]}}]
+"#,
+    )
+    .expect("write");
+    let mesh = config_dir("inbound-td-mesh").join("mesh.yaml");
+    std::fs::write(&mesh, "trustDomain: new-td\ntrustDomainAliases: [old-td]\n").expect("write");
+    let mut args = inbound_args(app);
+    args.extend([
+        "--cert-dir".into(),
+        server.display().to_string(),
+        "--mesh-config".into(),
+        mesh.display().to_string(),
+    ]);
+    let proxy = start(&dir, &args);
+    let inbound = proxy.inbound[0].clone();
+    let bundle = TrustDomainBundle::new("new-td", ["old-td"]);
+    let server_id = "spiffe://new-td/ns/foo/sa/httpbin";
+    assert_eq!(mtls_get_expecting(&inbound, &new_sleep, server_id, &bundle, "/ip").await.map(|r| r.0), Ok(200));
+    assert_eq!(mtls_get_expecting(&inbound, &old_sleep, server_id, &bundle, "/ip").await.map(|r| r.0), Ok(200));
+    assert_eq!(mtls_get_expecting(&inbound, &curl, server_id, &bundle, "/ip").await.map(|r| r.0), Ok(403));
+}
+
+/// Istio's dry-run task (a DENY marked `istio.io/dry-run` only records what it would do) and the
+/// ingress task's `remoteIpBlocks` (the original client address from `x-forwarded-for`).
+#[tokio::test]
+async fn dry_run_and_remote_ip_end_to_end() {
+    let app = httpbin().await;
+    let dir = config_dir("inbound-dry-run");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-path-headers
+  namespace: foo
+  annotations: {"istio.io/dry-run": "true"}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/headers"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ingress-policy, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: DENY
+  rules:
+  - from: [{source: {remoteIpBlocks: ["1.2.3.0/24"]}}]
+"#,
+    )
+    .expect("write");
+    let proxy = start(&dir, &inbound_args(app));
+    let client = client();
+    let inbound = proxy.inbound[0].clone();
+    let (status, _, _) = get(&client, &inbound, "httpbin.foo:8000", "/headers", &[]).await;
+    assert_eq!(status, 200, "a dry-run DENY does not deny");
+    let (status, body, _) =
+        get(&client, &inbound, "httpbin.foo:8000", "/ip", &[("x-forwarded-for", "9.9.9.9, 1.2.3.4")]).await;
+    assert_eq!((status, body.as_str()), (403, "RBAC: access denied"), "the original client is in 1.2.3.0/24");
+    let (status, _, _) =
+        get(&client, &inbound, "httpbin.foo:8000", "/ip", &[("x-forwarded-for", "1.2.3.4, 5.6.7.8")]).await;
+    assert_eq!(status, 200, "the rightmost address is the one trusted");
 }
