@@ -15,9 +15,22 @@ pub trait HeaderSource {
     fn header(&self, name: &str) -> Option<Cow<'_, str>>;
 }
 
+/// Up to this many header names, [`HeaderSource::header`] finds a name by comparing it with each
+/// (a length check, mostly) instead of `HeaderMap::get_all(&str)`, which parses and hashes the
+/// name: ~300 instructions per lookup, per request for every header a route matches on
+/// (benches/RESULTS.md, session 12). The answer is the same either way.
+const HEADER_SCAN_LIMIT: usize = 16;
+
 impl HeaderSource for http::HeaderMap {
     fn header(&self, name: &str) -> Option<Cow<'_, str>> {
-        let mut values = self.get_all(name).iter().filter_map(|v| v.to_str().ok());
+        let all = if self.keys_len() <= HEADER_SCAN_LIMIT {
+            // Stored names are lower case; `get_all(&str)` ignores the case of `name` too.
+            let key = self.keys().find(|k| k.as_str().eq_ignore_ascii_case(name))?;
+            self.get_all(key)
+        } else {
+            self.get_all(name)
+        };
+        let mut values = all.iter().filter_map(|v| v.to_str().ok());
         let first = values.next()?;
         match values.next() {
             None => Some(Cow::Borrowed(first)),
@@ -133,11 +146,34 @@ impl<'a> RequestView<'a> {
 pub fn normalize_host(authority: &str) -> std::borrow::Cow<'_, str> {
     let (host, _) = split_authority(authority);
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    if has_ascii_uppercase(host.as_bytes()) {
         std::borrow::Cow::Owned(host.to_ascii_lowercase())
     } else {
         std::borrow::Cow::Borrowed(host)
     }
+}
+
+/// Does `bytes` hold an ASCII upper-case letter? Eight bytes at a time (the request's host, once
+/// per request: a byte at a time cost ~280 instructions for a 31-byte name; benches/RESULTS.md,
+/// session 12).
+fn has_ascii_uppercase(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    if bytes.len() < 8 {
+        return bytes.iter().any(u8::is_ascii_uppercase);
+    }
+    let upper = |chunk: &[u8]| {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or([0; 8]));
+        // With each byte's high bit cleared no addition carries into the next byte: the high
+        // bit of `y + (0x80 - b'A')` says `b >= b'A'`, of `y + (0x80 - b'Z' - 1)` says
+        // `b > b'Z'`. Bytes that are not ASCII (high bit set) are masked out.
+        let y = x & !HIGH;
+        let at_least_a = y + ONES * u64::from(0x80 - b'A');
+        let above_z = y + ONES * u64::from(0x80 - b'Z' - 1);
+        at_least_a & !above_z & !x & HIGH != 0
+    };
+    // The last eight bytes cover the tail the whole chunks leave (overlapping is harmless).
+    bytes.chunks_exact(8).any(upper) || upper(&bytes[bytes.len() - 8..])
 }
 
 /// Split `host[:port]` (IPv6 in brackets) into host and port. Anything else after a colon (no
@@ -249,5 +285,52 @@ mod tests {
         assert_eq!(v.query_param("c"), Some("3"));
         assert_eq!(v.query_param("d"), None);
         assert_eq!(v.headers.header("x-a").as_deref(), Some("1,2"));
+    }
+
+    #[test]
+    fn uppercase_found_eight_bytes_at_a_time_as_one_at_a_time() {
+        for len in 0..40 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    if at + 1 < len {
+                        bytes[at + 1] = b.wrapping_add(0x80);
+                    }
+                    let expected = bytes.iter().any(u8::is_ascii_uppercase);
+                    assert_eq!(has_ascii_uppercase(&bytes), expected, "{bytes:?}");
+                }
+            }
+        }
+        assert_eq!(normalize_host("Reviews.Default.svc.cluster.local:9080"), "reviews.default.svc.cluster.local");
+        assert!(matches!(normalize_host("reviews.default.svc.cluster.local."), Cow::Borrowed(_)));
+    }
+
+    /// `HeaderMap`'s lookup scans the names of a small map and hashes in a large one: the same
+    /// answers either way (any case of the name, several values joined, absent, not a header name).
+    #[test]
+    fn header_map_lookups_small_and_large() {
+        for extra in [0, HEADER_SCAN_LIMIT + 4] {
+            let mut map = http::HeaderMap::new();
+            map.append("x-a", http::HeaderValue::from_static("1"));
+            map.append("x-b", http::HeaderValue::from_static("b"));
+            map.append("x-a", http::HeaderValue::from_static("2"));
+            map.append("x-a", http::HeaderValue::from_static("3"));
+            map.append("x-bin", http::HeaderValue::from_bytes(b"\xff").expect("a header value"));
+            for i in 0..extra {
+                map.insert(
+                    http::HeaderName::try_from(format!("x-pad-{i}")).expect("a header name"),
+                    http::HeaderValue::from(i),
+                );
+            }
+            assert_eq!(map.keys_len() > HEADER_SCAN_LIMIT, extra > 0);
+            assert_eq!(map.header("x-a").as_deref(), Some("1,2,3"));
+            assert_eq!(map.header("X-A").as_deref(), Some("1,2,3"));
+            assert_eq!(map.header("x-b").as_deref(), Some("b"));
+            assert_eq!(map.header("x-c"), None);
+            assert_eq!(map.header("x-bin"), None, "a value that is not text is skipped");
+            assert_eq!(map.header("x a"), None);
+            assert_eq!(map.header(""), None);
+        }
     }
 }

@@ -293,20 +293,24 @@ where
                 // Recorded only when asked for (`meshwork::route` at debug, or no filter, as an
                 // OpenTelemetry setup has): a formatting subscriber re-formats the span on every
                 // record, which costs more than the whole route decision.
-                let span = tracing::Span::current();
-                if !span.is_disabled() && tracing::enabled!(target: "meshwork::route", tracing::Level::DEBUG) {
-                    if let Some(r) = &ctx.rule {
-                        span.record(
-                            "route",
-                            tracing::field::display(format_args!(
-                                "{}/{} http[{}]",
-                                r.origin.namespace, r.origin.name, r.origin.index
-                            )),
-                        );
-                    }
-                    span.record("destination", &*ctx.destination.host);
-                    if let Some(subset) = &ctx.destination.subset {
-                        span.record("subset", &**subset);
+                // The level check first: a static comparison, where the current span is a
+                // look-up in the subscriber (~70 instructions per request).
+                if tracing::enabled!(target: "meshwork::route", tracing::Level::DEBUG) {
+                    let span = tracing::Span::current();
+                    if !span.is_disabled() {
+                        if let Some(r) = &ctx.rule {
+                            span.record(
+                                "route",
+                                tracing::field::display(format_args!(
+                                    "{}/{} http[{}]",
+                                    r.origin.namespace, r.origin.name, r.origin.index
+                                )),
+                            );
+                        }
+                        span.record("destination", &*ctx.destination.host);
+                        if let Some(subset) = &ctx.destination.subset {
+                            span.record("subset", &**subset);
+                        }
                     }
                 }
                 let rule = ctx.rule.clone();
