@@ -74,6 +74,7 @@ pub struct GatewayListeners {
     stack: Upstream,
     running: HashMap<u16, Running>,
     skipped: Vec<u16>,
+    mtls: Option<crate::upstream::OutboundMtls>,
 }
 
 impl GatewayListeners {
@@ -96,7 +97,16 @@ impl GatewayListeners {
             stack,
             running: HashMap::new(),
             skipped: Vec::new(),
+            mtls: None,
         }
+    }
+
+    /// TCP routes of the Gateway's TCP servers originate Istio's mutual TLS with `mtls` where
+    /// mesh-core's decision says so (a DestinationRule `ISTIO_MUTUAL`, auto mTLS), as the HTTP
+    /// stack does.
+    pub fn with_outbound_mtls(mut self, mtls: crate::upstream::OutboundMtls) -> Self {
+        self.mtls = Some(mtls);
+        self
     }
 
     /// Does the configuration have this Gateway?
@@ -168,7 +178,16 @@ impl GatewayListeners {
             let task = if l4 {
                 let binding = Binding::Gateway { namespace: self.namespace.clone(), name: self.name.clone() };
                 let stack = Some(self.stack.clone());
-                tokio::spawn(crate::l4::serve_l4(listener, self.mesh.clone(), binding, port, stack, own_stopped))
+                let mtls = self.mtls.clone();
+                tokio::spawn(crate::l4::serve_l4_with(
+                    listener,
+                    self.mesh.clone(),
+                    binding,
+                    port,
+                    stack,
+                    mtls,
+                    own_stopped,
+                ))
             } else {
                 let gateway = GatewayPort::new(self.mesh.clone(), &self.namespace, &self.name, port);
                 tokio::spawn(serve_gateway(listener, self.stack.clone(), gateway, own_stopped))

@@ -60,8 +60,24 @@ pub async fn serve_l4(
     gateway: Binding,
     port: u16,
     stack: Option<connection::Upstream>,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    serve_l4_with(listener, mesh, gateway, port, stack, None, stop).await
+}
+
+/// [`serve_l4`], originating Istio's mutual TLS towards endpoints that get it (a DestinationRule
+/// `ISTIO_MUTUAL`, or auto mTLS: mesh-core's [`mesh_core::upstream_tls`] decision, as for HTTP)
+/// with `mtls`'s workload certificate and the `istio` ALPN of a TCP cluster.
+pub async fn serve_l4_with(
+    listener: TcpListener,
+    mesh: Mesh,
+    gateway: Binding,
+    port: u16,
+    stack: Option<connection::Upstream>,
+    mtls: Option<crate::upstream::OutboundMtls>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
+    let mtls = mtls.map(|m| Arc::new(crate::upstream::Mtls::new(m)));
     let mut connections = JoinSet::new();
     // TLS-terminating servers' certificates (built once per setting, as the HTTPS servers' are).
     let tls_port = match &gateway {
@@ -80,7 +96,8 @@ pub async fn serve_l4(
                 let Some((stream, peer)) = accepted else { continue };
                 let tls_port = tls_port.clone();
                 let https = https.clone();
-                connections.spawn(accept(stream, peer, mesh.clone(), gateway.clone(), port, tls_port, https));
+                let mtls = mtls.clone();
+                connections.spawn(accept(stream, peer, mesh.clone(), gateway.clone(), port, tls_port, (https, mtls)));
             }
             changed = stop.wait_for(|s| *s) => {
                 let _ = changed;
@@ -108,7 +125,7 @@ async fn accept(
     gateway: Binding,
     port: u16,
     tls_port: Option<GatewayPort>,
-    https: Option<Https>,
+    (https, mtls): (Option<Https>, Option<Arc<crate::upstream::Mtls>>),
 ) {
     let snapshot = mesh.snapshot();
     let Some(server) = snapshot.l4_server(&gateway, port) else {
@@ -122,7 +139,9 @@ async fn accept(
                 return;
             };
             match (server.route(sni.as_deref()), https) {
-                (Some(route), _) => forward(client, hello, route.clone(), peer, &mesh, &snapshot).await,
+                (Some(route), _) => {
+                    forward(client, hello, route.clone(), peer, &mesh, &snapshot, mtls.as_deref()).await
+                }
                 // Not one of the passthrough names: the port's HTTPS servers, if any, terminate it.
                 (None, Some(h)) => serve_terminated_https(client, hello, peer, h.port, h.stack, h.stop).await,
                 (None, None) => {
@@ -143,10 +162,10 @@ async fn accept(
                 Some(tls_port) if terminates => {
                     let local = client.local_addr().ok();
                     if let Some((tls, _)) = accept_tls(client, local, &tls_port, servers, peer).await {
-                        forward(tls, Vec::new(), route.clone(), peer, &mesh, &snapshot).await;
+                        forward(tls, Vec::new(), route.clone(), peer, &mesh, &snapshot, mtls.as_deref()).await;
                     }
                 }
-                _ => forward(client, Vec::new(), route.clone(), peer, &mesh, &snapshot).await,
+                _ => forward(client, Vec::new(), route.clone(), peer, &mesh, &snapshot, mtls.as_deref()).await,
             }
         }
     }
@@ -161,6 +180,7 @@ async fn forward<C>(
     peer: SocketAddr,
     mesh: &Mesh,
     snapshot: &Snapshot,
+    mtls: Option<&crate::upstream::Mtls>,
 ) where
     C: AsyncRead + AsyncWrite + Unpin,
 {
@@ -200,13 +220,26 @@ async fn forward<C>(
     let mut active = Active { cluster: cluster.clone(), endpoint: i, outcome: Observation::LocalOriginSuccess };
     // Within `connectTimeout` (Istio's default 10 s), with `tcpKeepalive`.
     let connected = crate::upstream::connect_tcp(&address, cluster.connect()).await;
-    let mut server_side = match connected {
+    let tcp = match connected {
         Ok(s) => s,
         Err(error) => {
             active.outcome = Observation::LocalOriginFailure;
             tracing::debug!(target: "meshwork::proxy", %peer, endpoint = %address, %error, "upstream connect failed (UF)");
             return fail(Some(&upstream), ResponseFlags::CONNECT_FAILURE);
         }
+    };
+    // Istio's mutual TLS when the endpoint gets it (as for HTTP: mesh-core's decision).
+    let target = mtls.and_then(|m| m.target_for(&cluster, snapshot, &address).map(|t| (m, t)));
+    let mut server_side: Box<dyn Stream> = match target {
+        None => Box::new(tcp),
+        Some((m, target)) => match m.connect_tcp(tcp, &target).await {
+            Ok(tls) => Box::new(tls),
+            Err(error) => {
+                active.outcome = Observation::LocalOriginFailure;
+                tracing::debug!(target: "meshwork::proxy", %peer, endpoint = %address, %error, "upstream mutual TLS failed (UF)");
+                return fail(Some(&upstream), ResponseFlags::CONNECT_FAILURE);
+            }
+        },
     };
     let counters = telemetry.tcp_connection(Some(&upstream), &service, ResponseFlags::NONE);
     let mut received = hello.len() as u64;
@@ -221,6 +254,10 @@ async fn forward<C>(
     counters.sent(sent);
     counters.closed();
 }
+
+/// An upstream connection: plain TCP or Istio's mutual TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// Releases a connection-pool slot when the connection ends.
 struct Admitted(Arc<Cluster>);
@@ -287,13 +324,13 @@ async fn read_client_hello(client: &mut TcpStream) -> Option<(Option<String>, Ve
 /// side's end of input is passed on as a half close. The two directions run concurrently (a
 /// side that writes without reading cannot stall the other). Returns the bytes (from the client,
 /// to the client).
-pub(crate) async fn pump<C: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn pump<C: AsyncRead + AsyncWrite + Unpin, U: AsyncRead + AsyncWrite + Unpin>(
     client: &mut C,
-    upstream: &mut TcpStream,
+    upstream: &mut U,
     idle: Duration,
 ) -> (u64, u64) {
     let (mut client_in, mut client_out) = tokio::io::split(client);
-    let (mut upstream_in, mut upstream_out) = upstream.split();
+    let (mut upstream_in, mut upstream_out) = tokio::io::split(upstream);
     let start = tokio::time::Instant::now();
     // Milliseconds since `start` of the last byte moved, and the bytes moved each way.
     let last = AtomicU64::new(0);

@@ -58,7 +58,8 @@ pub(crate) use connect::connect_tcp;
 pub use connect::{CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT};
 use connect::{http_connector, http_connector_with};
 pub use driving::Driving;
-use mtls::{Mtls, MtlsConnector, MtlsTarget};
+pub(crate) use mtls::Mtls;
+use mtls::{MtlsConnector, MtlsTarget};
 pub use mtls::{MtlsError, OutboundMtls};
 pub use tls_connect::{TlsConnection, TlsConnector};
 

@@ -451,3 +451,123 @@ spec:
         )
     );
 }
+
+/// A TCP echo application.
+async fn tcp_echo() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    address
+}
+
+/// Sends `hello` over a new connection to `addr`: what comes back before the connection ends.
+async fn echo_through(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = tcp.write_all(b"hello").await;
+    let mut buf = [0u8; 5];
+    match tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_exact(&mut buf)).await.expect("in time") {
+        Ok(_) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A Gateway's TCP route to a mesh service: `ISTIO_MUTUAL` (and auto mTLS) apply to the TCP hop
+/// as to HTTP — the connection reaches a STRICT `--inbound-tcp` listener with the gateway's
+/// identity; without mutual TLS, STRICT refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_tcp_routes_originate_mutual_tls() {
+    let echo = tcp_echo().await;
+    let pki = Pki::new();
+    let server = pki.workload("tcp-echo", "spiffe://cluster.local/ns/foo/sa/tcp-echo");
+    let gateway_id = pki.workload("gateway", "spiffe://cluster.local/ns/istio-system/sa/ingressgateway");
+    let inbound_dir = config_dir("outbound-mtls-tcp-inbound");
+    std::fs::write(
+        inbound_dir.join("policies.yaml"),
+        r#"
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo}
+spec:
+  mtls: {mode: STRICT}
+"#,
+    )
+    .expect("write");
+    let tcp_flag = format!("127.0.0.1:0={echo}");
+    let server_dir = server.display().to_string();
+    let inbound = start(
+        &inbound_dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--inbound-tcp",
+            &tcp_flag,
+            "--workload-namespace",
+            "foo",
+            "--cert-dir",
+            &server_dir,
+        ],
+    );
+    let strict_port: u16 = inbound.inbound[0].rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("port");
+
+    let outbound_dir = config_dir("outbound-mtls-tcp-gateway");
+    let config = |name: &str, tls: &str| {
+        format!(
+            r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: tcp-gw, namespace: foo}}
+spec:
+  servers:
+  - port: {{number: 31400, name: tcp, protocol: TCP}}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: tcp, namespace: foo}}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-gw]
+  tcp:
+  - route: [{{destination: {{host: {name}.foo.svc.cluster.local, port: {{number: 9000}}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {name}, namespace: foo}}
+spec:
+  hosts: [{name}.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: 9000, name: tcp, protocol: TCP}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{tcp: {strict_port}}}}}]
+---
+{tls}"#
+        )
+    };
+    std::fs::write(
+        outbound_dir.join("config.yaml"),
+        config(
+            "tcp-echo",
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: tcp-echo, namespace: foo}\nspec:\n  host: tcp-echo.foo.svc.cluster.local\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
+        ),
+    )
+    .expect("write");
+    let gateway_dir = gateway_id.display().to_string();
+    let args = ["--gateway", "foo/tcp-gw", "--port-map", "31400=127.0.0.1:0", "--cert-dir", &gateway_dir];
+    let proxy = start(&outbound_dir, &args);
+    assert_eq!(echo_through(proxy.port(31400)).await, "hello", "ISTIO_MUTUAL on the TCP hop through STRICT");
+
+    // Without the DestinationRule (and an unlabelled endpoint): plain text, which STRICT refuses.
+    let plain_dir = config_dir("outbound-mtls-tcp-plain");
+    std::fs::write(plain_dir.join("config.yaml"), config("tcp-echo", "")).expect("write");
+    let plain = start(&plain_dir, &args);
+    // (STRICT answers plain text with a TLS alert and closes: never the echo.)
+    assert_ne!(echo_through(plain.port(31400)).await, "hello", "plain text to STRICT is refused");
+}

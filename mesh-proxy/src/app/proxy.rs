@@ -116,7 +116,8 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
                 args.gateway_address,
                 port_map(&args.port_map)?,
                 stack,
-            );
+            )
+            .with_outbound_mtls(mtls.clone());
             if !listeners.declared() {
                 return Err(Error::GatewayNotDeclared { namespace: ns.to_string(), name: name.to_string() });
             }

@@ -96,7 +96,7 @@ impl OutboundMtls {
 
 /// Where mutual TLS goes: what an endpoint's connections share (one per cluster in practice).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub(super) struct MtlsTarget {
+pub(crate) struct MtlsTarget {
     pub(super) sni: Arc<str>,
     pub(super) expected: ExpectedIdentities,
 }
@@ -113,14 +113,14 @@ struct Decisions {
 
 /// The state shared by an [`UpstreamClient`](super::UpstreamClient)'s mutual TLS clients.
 #[derive(Debug)]
-pub(super) struct Mtls {
+pub(crate) struct Mtls {
     settings: OutboundMtls,
     decisions: RwLock<HashMap<usize, Decisions>>,
     configs: Arc<ConfigCache>,
 }
 
 impl Mtls {
-    pub(super) fn new(settings: OutboundMtls) -> Mtls {
+    pub(crate) fn new(settings: OutboundMtls) -> Mtls {
         let configs = Arc::new(ConfigCache {
             certs: settings.certs.clone(),
             bundle: settings.bundle.clone(),
@@ -138,6 +138,18 @@ impl Mtls {
     pub(super) fn target<T>(&self, req: &http::Request<T>) -> Option<Arc<MtlsTarget>> {
         let ctx = req.extensions().get::<RouteContext>()?;
         let cluster = ctx.cluster()?;
+        let address = req.uri().authority()?.as_str();
+        self.target_for(cluster, &ctx.snapshot, address)
+    }
+
+    /// The mutual TLS target of endpoint `address` of `cluster`, if it gets mutual TLS (the
+    /// same decision for an HTTP request and a TCP connection).
+    pub(crate) fn target_for(
+        &self,
+        cluster: &Arc<Cluster>,
+        snapshot: &mesh_core::Snapshot,
+        address: &str,
+    ) -> Option<Arc<MtlsTarget>> {
         let explicit = match cluster.policy().tls.as_ref().map(|t| t.mode) {
             Some(TlsMode::IstioMutual) => true,
             Some(_) => return None,
@@ -150,7 +162,6 @@ impl Mtls {
         if !cluster.is_known() || cluster.is_passthrough() {
             return None;
         }
-        let address = req.uri().authority()?.as_str();
         let key = Arc::as_ptr(cluster) as usize;
         {
             let decisions = self.decisions.read().unwrap_or_else(|p| p.into_inner());
@@ -158,7 +169,7 @@ impl Mtls {
                 return lookup(d, address);
             }
         }
-        let d = self.decide(cluster, &ctx.snapshot);
+        let d = self.decide(cluster, snapshot);
         let found = lookup(&d, address);
         let mut decisions = self.decisions.write().unwrap_or_else(|p| p.into_inner());
         decisions.retain(|_, d| d.cluster.strong_count() > 0);
@@ -336,6 +347,21 @@ impl ConfigCache {
         let config = Arc::new(config);
         built.insert(key, (cert.version(), config.clone()));
         Ok(config)
+    }
+}
+
+impl Mtls {
+    /// Istio's mutual TLS over an open TCP connection to `target`, for a TCP route (ALPN
+    /// `istio`, as a sidecar's TCP cluster offers).
+    pub(crate) async fn connect_tcp(
+        &self,
+        tcp: tokio::net::TcpStream,
+        target: &MtlsTarget,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, BoxError> {
+        let config = self.configs.config(target, OutboundProtocol::Tcp)?;
+        let name = ServerName::try_from(target.sni.to_string())
+            .map_err(|e| MtlsError::Config { sni: target.sni.clone(), message: e.to_string() })?;
+        Ok(tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?)
     }
 }
 
