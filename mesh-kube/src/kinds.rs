@@ -1,8 +1,8 @@
 //! The kinds meshwork reads from the API server, as kube-rs [`ApiResource`]s.
 //!
-//! Each kind is read in one version, `v1`, with no fallback to `v1beta1` or `v1alpha2` (a kind
-//! not served as `v1` reads as none): see [`kinds`] ("Versions") for what that means for the
-//! Gateway API's GRPCRoute and ReferenceGrant on older clusters.
+//! Each kind is read in one version — `v1`, except the Gateway API's ReferenceGrant, read as
+//! `v1beta1` — with no fallback (a kind not served in that version reads as none): see
+//! [`kinds`] ("Versions").
 
 use kube::core::ApiResource;
 use mesh_config::Kind;
@@ -74,15 +74,15 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
 ///
 /// # Versions
 ///
-/// Each kind is watched in one version, `v1`: Istio's kinds (`networking.istio.io`,
-/// `security.istio.io`) and the Gateway API's (`gateway.networking.k8s.io`). There is no
-/// fallback to another version (one watch per kind, of one [`ApiResource`]): a cluster that
-/// serves a kind only as `v1beta1` or `v1alpha2` answers the `v1` list with 404, which reads as
-/// "none", logged once, like any optional kind that is not installed. GRPCRoute is `v1` from
-/// Gateway API v1.1; ReferenceGrant only from its promotion in January 2026
-/// (kubernetes-sigs/gateway-api#4458, v1.5) — on a cluster with an older Gateway API release its
-/// ReferenceGrants are not seen, so cross-namespace backends are refused (`RefNotPermitted`).
-/// Install a release that serves them as `v1`, or give them to meshwork as files (`-f`).
+/// Each kind is watched in one version: `v1` for Istio's kinds (`networking.istio.io`,
+/// `security.istio.io`) and the Gateway API's (`gateway.networking.k8s.io`), except
+/// ReferenceGrant. There is no fallback to another version (one watch per kind, of one
+/// [`ApiResource`]): a cluster that does not serve the version answers the list with 404, which
+/// reads as "none", logged once, like any optional kind that is not installed. GRPCRoute is `v1`
+/// from Gateway API v1.1. ReferenceGrant became `v1` only in v1.5 (kubernetes-sigs/gateway-api#4458)
+/// and `v1beta1` is still served (and is the storage version) there and in v1.6, so it is read as
+/// `v1beta1`: every release of the range the project targets (v1.4–v1.6) serves that, and the
+/// two versions have the same fields.
 pub fn kinds(cluster_wide: bool, nodes: bool) -> Vec<WatchedKind> {
     // The API kind is `kind.as_str()` except for the Gateway API's Gateway.
     let plain = |kind: Kind, version: &str, plural: &str, optional: bool| {
@@ -108,7 +108,7 @@ pub fn kinds(cluster_wide: bool, nodes: bool) -> Vec<WatchedKind> {
         plain(Kind::KubeGateway, "v1", "gateways", true),
         plain(Kind::HttpRoute, "v1", "httproutes", true),
         plain(Kind::GrpcRoute, "v1", "grpcroutes", true),
-        plain(Kind::ReferenceGrant, "v1", "referencegrants", true),
+        plain(Kind::ReferenceGrant, "v1beta1", "referencegrants", true),
         WatchedKind { field_selector: Some(TLS_SECRETS), ..plain(Kind::Secret, "v1", "secrets", true) },
         plain(Kind::Service, "v1", "services", false),
         WatchedKind { field_selector: Some("status.phase!=Failed"), ..plain(Kind::Pod, "v1", "pods", false) },

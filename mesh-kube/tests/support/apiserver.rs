@@ -67,7 +67,13 @@ const COLLECTIONS: [(&str, &str, &str, &str, bool); 19] = [
     ("apis/gateway.networking.k8s.io/v1", "gateways", "Gateway", "gateway.networking.k8s.io/v1", false),
     ("apis/gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", "gateway.networking.k8s.io/v1", false),
     ("apis/gateway.networking.k8s.io/v1", "grpcroutes", "GRPCRoute", "gateway.networking.k8s.io/v1", false),
-    ("apis/gateway.networking.k8s.io/v1", "referencegrants", "ReferenceGrant", "gateway.networking.k8s.io/v1", false),
+    (
+        "apis/gateway.networking.k8s.io/v1beta1",
+        "referencegrants",
+        "ReferenceGrant",
+        "gateway.networking.k8s.io/v1beta1",
+        false,
+    ),
 ];
 
 #[derive(Debug)]
