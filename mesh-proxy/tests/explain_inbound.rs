@@ -3,10 +3,13 @@
 //! (ALLOW/DENY, from/to/when), mTLS modes, tokens verified against an inline key set (minted
 //! here), `--jwt-claims`, `--tcp`, AUDIT and dry-run, path normalization.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
+use support::JwtKey;
 
 const KEYS: [&str; 7] = ["decision", "status", "policy", "normalizedPath", "audited", "dryRun", "mtls"];
 
@@ -158,32 +161,9 @@ spec:
     assert_eq!((decision(&v), v["normalizedPath"].clone()), (("allow".into(), Value::Null), Value::Null));
 }
 
-/// An ES256 key pair as a JWK (public) and PEM (private), and tokens signed with it.
-struct Key {
-    encoding: jsonwebtoken::EncodingKey,
-}
-
-impl Key {
-    fn new() -> Key {
-        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        Key { encoding: jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("pem") }
-    }
-
-    fn jwks(&self) -> String {
-        let jwk =
-            jsonwebtoken::jwk::Jwk::from_encoding_key(&self.encoding, jsonwebtoken::Algorithm::ES256).expect("jwk");
-        serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).expect("json")
-    }
-
-    fn mint(&self, claims: Value) -> String {
-        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256), &claims, &self.encoding)
-            .expect("token")
-    }
-}
-
 #[test]
 fn tokens_and_claims() {
-    let key = Key::new();
+    let key = JwtKey::new();
     let d = dir("jwt");
     let config = write(
         &d,

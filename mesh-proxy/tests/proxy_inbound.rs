@@ -15,10 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use mesh_core::authz::TrustDomainBundle;
 use mesh_core::spiffe::SpiffeId;
-use mesh_proxy::identity::certs::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
 use mesh_proxy::identity::{CertFiles, CertSource, OutboundProtocol, connect, istio_sni};
-use rcgen::string::Ia5String;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
 use serde_json::json;
 use support::*;
 
@@ -59,33 +56,11 @@ fn start(dir: &Path, args: &[String]) -> Proxy {
     start_proxy(dir, &args)
 }
 
-struct Key {
-    encoding: jsonwebtoken::EncodingKey,
-}
-
-impl Key {
-    fn new() -> Key {
-        let pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        Key { encoding: jsonwebtoken::EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("pem") }
-    }
-
-    fn jwks(&self) -> String {
-        let jwk =
-            jsonwebtoken::jwk::Jwk::from_encoding_key(&self.encoding, jsonwebtoken::Algorithm::ES256).expect("jwk");
-        serde_json::to_string(&jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).expect("json")
-    }
-
-    fn mint(&self, claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256), &claims, &self.encoding)
-            .expect("token")
-    }
-}
-
 /// The HTTP-traffic, JWT and deny tasks' policies on one workload, through the proxy.
 #[tokio::test]
 async fn authorization_tasks_through_the_inbound_listener() {
     let app = httpbin().await;
-    let key = Key::new();
+    let key = JwtKey::new();
     let dir = config_dir("inbound-tasks");
     std::fs::write(
         dir.join("policies.yaml"),
@@ -170,32 +145,6 @@ spec:
 
 // ---------------------------------------------------------------------------------------------
 // Mutual TLS
-
-struct Pki {
-    root: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Pki { root: CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("root") }
-    }
-
-    /// Istio's three files for `uri`, in a fresh directory.
-    fn workload(&self, name: &str, uri: &str) -> std::path::PathBuf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(uri).expect("ia5"))];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.root).expect("leaf");
-        let dir = config_dir(&format!("certs-{name}"));
-        std::fs::write(dir.join(CERT_CHAIN_FILE), cert.pem()).expect("write");
-        std::fs::write(dir.join(KEY_FILE), key.serialize_pem()).expect("write");
-        std::fs::write(dir.join(ROOT_CERT_FILE), self.root.pem()).expect("write");
-        dir
-    }
-}
 
 const HTTPBIN_ID: &str = "spiffe://cluster.local/ns/foo/sa/httpbin";
 
@@ -285,33 +234,6 @@ spec:
             && l.contains("destination_principal=\"spiffe://cluster.local/ns/foo/sa/httpbin\"")),
         "{metrics}"
     );
-}
-
-/// A TCP echo application.
-async fn tcp_echo() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    address
-}
-
-/// Sends `hello` over a new connection to `addr`: what comes back before the connection ends.
-async fn echo_through(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let _ = tcp.write_all(b"hello").await;
-    let mut buf = [0u8; 5];
-    match tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut buf)).await.expect("in time") {
-        Ok(_) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => String::new(),
-    }
 }
 
 /// Istio's TCP authorization task: an ALLOW on the port lets connections through; a DENY whose

@@ -20,43 +20,14 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use mesh_proxy::client::{OutboundMtls, client_with_mtls};
-use mesh_proxy::identity::certs::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
 use mesh_proxy::identity::{CertFiles, CertSource};
-use rcgen::string::Ia5String;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType};
 use support::*;
 use tower::ServiceExt;
-
-struct Pki {
-    root: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Pki { root: CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("root") }
-    }
-
-    /// Istio's three files for `uri`, in a fresh directory.
-    fn workload(&self, name: &str, uri: &str) -> PathBuf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.subject_alt_names = vec![SanType::URI(Ia5String::try_from(uri).expect("ia5"))];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &self.root).expect("leaf");
-        let dir = config_dir(&format!("outbound-mtls-certs-{name}"));
-        std::fs::write(dir.join(CERT_CHAIN_FILE), cert.pem()).expect("write");
-        std::fs::write(dir.join(KEY_FILE), key.serialize_pem()).expect("write");
-        std::fs::write(dir.join(ROOT_CERT_FILE), self.root.pem()).expect("write");
-        dir
-    }
-}
 
 /// An application answering `app` on every path.
 async fn app() -> SocketAddr {
@@ -450,33 +421,6 @@ spec:
             "peer=spiffe://cluster.local/ns/foo/sa/sleep sni=outbound_.9000_._.echo-h2.foo.svc.cluster.local version=HTTP/2.0"
         )
     );
-}
-
-/// A TCP echo application.
-async fn tcp_echo() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    address
-}
-
-/// Sends `hello` over a new connection to `addr`: what comes back before the connection ends.
-async fn echo_through(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let _ = tcp.write_all(b"hello").await;
-    let mut buf = [0u8; 5];
-    match tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read_exact(&mut buf)).await.expect("in time") {
-        Ok(_) => String::from_utf8_lossy(&buf).into_owned(),
-        Err(_) => String::new(),
-    }
 }
 
 /// A Gateway's TCP route to a mesh service: `ISTIO_MUTUAL` (and auto mTLS) apply to the TCP hop

@@ -3,6 +3,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod echo;
+pub mod identities;
+
+#[allow(unused_imports)] // not every test binary uses them
+pub use identities::{JwtKey, Pki, echo_through, tcp_echo};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
