@@ -254,7 +254,7 @@ fn pod_labels(pod: Option<&Pod>, index: &Index<'_>) -> (BTreeMap<String, String>
     let Some(pod) = pod else {
         return (BTreeMap::new(), None);
     };
-    let mut labels = pod.metadata.labels.clone();
+    let mut labels = pod.metadata.labels.to_map();
     let locality = locality(pod, index);
     if let Some(l) = &locality {
         let mut parts = l.splitn(3, '/');

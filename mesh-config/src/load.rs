@@ -515,7 +515,7 @@ fn load_kubernetes(
         return;
     }
     metadata.namespace = namespace.to_string();
-    let (labels, annotations) = (metadata.labels.clone(), metadata.annotations.clone());
+    let (labels, annotations) = (metadata.labels.to_map(), metadata.annotations.to_map());
     out.resources.push(Resource {
         kind,
         api_version: Arc::from(api_version),

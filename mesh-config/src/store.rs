@@ -105,12 +105,21 @@ impl ApplyReport {
 enum Kept {
     /// An Istio kind: the resource without its spec, and the spec's YAML tree packed (`None`
     /// when the document had no `spec`). The spec is read again from the tree when needed.
-    Packed { shell: Shell, tree: Option<PackedTree> },
+    /// (Boxed: a Kubernetes object, the common case by far, is one pointer, and the store holds
+    /// one `Kept` per resource in force.)
+    Packed(Box<PackedResource>),
     /// A Kubernetes object, compact and shared with the [`Sources`] that hold it
     /// ([`ConfigStore::share_objects`]).
     Kube(Arc<compact::KubeObject>),
     /// Other kinds (their typed form is not read from the `spec` alone): kept as loaded.
     Whole(Box<Resource>),
+}
+
+/// An Istio kind's resource, packed (see [`Kept::Packed`]).
+#[derive(Debug, Clone)]
+struct PackedResource {
+    shell: Shell,
+    tree: Option<PackedTree>,
 }
 
 /// A resource's identity and metadata.
@@ -149,7 +158,7 @@ impl Kept {
             file: r.file,
             line: r.line,
         };
-        Kept::Packed { shell, tree }
+        Kept::Packed(Box::new(PackedResource { shell, tree }))
     }
 
     /// What the endpoint index reads of a Kubernetes object.
@@ -157,7 +166,7 @@ impl Kept {
         match self {
             Kept::Kube(o) => Some(o.view()),
             Kept::Whole(r) => r.kind.is_kubernetes().then(|| compact::View::of(r)),
-            Kept::Packed { .. } => None,
+            Kept::Packed(_) => None,
         }
     }
 
@@ -165,7 +174,7 @@ impl Kept {
         match self {
             Kept::Whole(r) => r.file.as_deref(),
             Kept::Kube(o) => o.file(),
-            Kept::Packed { shell, .. } => shell.file.as_deref(),
+            Kept::Packed(p) => p.shell.file.as_deref(),
         }
     }
 
@@ -175,7 +184,7 @@ impl Kept {
         let (shell, tree) = match self {
             Kept::Whole(r) => return Some((**r).clone()),
             Kept::Kube(o) => return Some(o.resource()),
-            Kept::Packed { shell, tree } => (shell, tree),
+            Kept::Packed(p) => (&p.shell, &p.tree),
         };
         let node = match tree {
             Some(t) => Some(t.unpack()?),
@@ -230,7 +239,8 @@ impl Kept {
                     }
                     && **old == *new
             }
-            Kept::Packed { shell, tree } => {
+            Kept::Packed(p) => {
+                let (shell, tree) = (&p.shell, &p.tree);
                 // The same tree, lines included, gives the same spec (the loader reads the spec
                 // from it) and the same validation messages at the same lines.
                 shell.kind == new.kind
@@ -251,7 +261,7 @@ impl Kept {
     /// Is `new` (of the same id) the same resource, as `Resource`'s `==` says?
     fn same_as(&self, new: &Resource) -> bool {
         let (shell, tree) = match self {
-            Kept::Packed { shell, tree } => (shell, tree),
+            Kept::Packed(p) => (&p.shell, &p.tree),
             Kept::Kube(old) => return old.same_as(new),
             Kept::Whole(old) => return **old == *new,
         };

@@ -453,6 +453,35 @@ fn kubernetes_services_compile_to_the_services_the_registry_reads() {
 }
 
 #[test]
+fn endpoints_of_one_workload_share_one_label_map() {
+    let docs = [
+        pod("r1-a", "10.0.0.1", "app: reviews, version: v1"),
+        pod("r1-b", "10.0.0.2", "app: reviews, version: v1"),
+        pod("r2-a", "10.0.0.3", "app: reviews, version: v2"),
+        slice(
+            "reviews-x",
+            OWNED,
+            "IPv4",
+            &[ep("10.0.0.1", Some("r1-a"), ""), ep("10.0.0.2", Some("r1-b"), ""), ep("10.0.0.3", Some("r2-a"), "")]
+                .join(", "),
+            HTTP,
+        ),
+    ];
+    let text = std::iter::once(SERVICE.to_string()).chain(docs).collect::<Vec<_>>().join("---\n");
+    let loaded = load_str(&text, None, &LoadOptions::default()).expect("yaml");
+    let compiled = compile(&loaded.resources, &CompileOptions::default());
+    let decls = compiled.snapshot.services("reviews.bookinfo.svc.cluster.local");
+    let endpoints: Vec<&mesh_core::service::EndpointDecl> = decls.iter().flat_map(|d| d.endpoints.iter()).collect();
+    let [v1a, v1b, v2] = endpoints[..] else { panic!("{endpoints:?}") };
+    assert_eq!(v1a.labels.get("version").map(|v| &**v), Some("v1"));
+    assert_eq!(v2.labels.get("version").map(|v| &**v), Some("v2"));
+    assert!(v1a.labels.ptr_eq(&v1b.labels), "one map for the v1 Pods");
+    assert!(!v1a.labels.ptr_eq(&v2.labels) && v1a.labels != v2.labels);
+    assert!(std::sync::Arc::ptr_eq(&v1a.ports, &v2.ports), "one port map for the endpoints");
+    assert_eq!(v2.ports.get("http"), Some(&8080));
+}
+
+#[test]
 fn partial_ports_external_names_and_export_to() {
     let text = format!(
         "{SERVICE}---\n{}---\n{}---\n{}---\n{}",

@@ -64,16 +64,84 @@ pub enum Resolution {
 pub struct EndpointDecl {
     /// IP or DNS name.
     pub address: Arc<str>,
-    /// Port name to number.
-    pub ports: BTreeMap<Arc<str>, u16>,
+    /// Port name to number (shared: a Service's endpoints mostly map its ports alike).
+    pub ports: Arc<BTreeMap<Arc<str>, u16>>,
     /// Labels.
-    pub labels: BTreeMap<Arc<str>, Arc<str>>,
+    pub labels: EndpointLabels,
     /// Load-balancing weight (default 1).
     pub weight: u32,
     /// Locality `region/zone/subzone`.
     pub locality: Option<Arc<str>>,
     /// Network.
     pub network: Option<Arc<str>>,
+}
+
+/// An endpoint's labels: a sorted map, read through `Deref` as a `BTreeMap`, and shared. The
+/// endpoints of one workload carry the same labels; the compiler gives them one map, and the
+/// registry, every cluster and every copy of a snapshot hold that map, not one each (a map is a
+/// few hundred bytes, and a cluster has 100,000 endpoints). Empty costs no allocation. Writing
+/// through `DerefMut` copies a shared map first.
+#[derive(Clone, Default)]
+pub struct EndpointLabels(Option<Arc<BTreeMap<Arc<str>, Arc<str>>>>);
+
+/// The map of empty [`EndpointLabels`].
+static NO_LABELS: BTreeMap<Arc<str>, Arc<str>> = BTreeMap::new();
+
+impl EndpointLabels {
+    /// Do `self` and `other` share one map (or are both empty without one)?
+    pub fn ptr_eq(&self, other: &EndpointLabels) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<BTreeMap<Arc<str>, Arc<str>>> for EndpointLabels {
+    fn from(map: BTreeMap<Arc<str>, Arc<str>>) -> Self {
+        EndpointLabels((!map.is_empty()).then(|| Arc::new(map)))
+    }
+}
+
+impl FromIterator<(Arc<str>, Arc<str>)> for EndpointLabels {
+    fn from_iter<I: IntoIterator<Item = (Arc<str>, Arc<str>)>>(iter: I) -> Self {
+        EndpointLabels::from(iter.into_iter().collect::<BTreeMap<_, _>>())
+    }
+}
+
+impl std::ops::Deref for EndpointLabels {
+    type Target = BTreeMap<Arc<str>, Arc<str>>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().unwrap_or(&NO_LABELS)
+    }
+}
+
+impl std::ops::DerefMut for EndpointLabels {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+}
+
+impl PartialEq for EndpointLabels {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || **self == **other
+    }
+}
+
+impl Eq for EndpointLabels {}
+
+impl std::hash::Hash for EndpointLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl std::fmt::Debug for EndpointLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 /// A compiled WorkloadEntry.

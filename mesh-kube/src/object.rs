@@ -7,6 +7,13 @@
 //! `metadata` is typed in a `DynamicObject`; the API server validates metadata on every write,
 //! so a list never holds one it cannot decode.)
 //!
+//! A Pod and an EndpointSlice are cut down to what the endpoint builder reads
+//! ([`pod_fields`], [`slice_fields`]): a cluster holds many of them, and the rest of each (a Pod's
+//! containers, annotations, `managedFields`, a slice endpoint's `nodeName`, `zone` and
+//! `targetRef.uid`) is only memory and decoding time. What is left means the same: a Pod's
+//! `podIPs` that says no more than its `podIP` goes, and so does a `targetRef.namespace` that is
+//! the slice's own.
+//!
 //! A Secret is cut down first ([`secret_fields`]): its name, namespace, labels,
 //! resourceVersion, `type` and, for a `kubernetes.io/tls` one, `tls.crt` and `tls.key` — never
 //! its annotations (`kubectl apply` keeps the whole object, key included, in
@@ -50,8 +57,11 @@ pub fn decode(kind: &WatchedKind, object: &DynamicObject) -> (ResourceRef, Sourc
             return (key.clone(), SourceObject::undecodable(&key, origin, message));
         }
     };
-    if kind.kind == Kind::Secret {
-        secret_fields(&mut value);
+    match kind.kind {
+        Kind::Secret => secret_fields(&mut value),
+        Kind::Pod => pod_fields(&mut value),
+        Kind::EndpointSlice => slice_fields(&mut value),
+        _ => {}
     }
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".into(), kind.resource.api_version.clone().into());
@@ -68,6 +78,66 @@ pub fn decode(kind: &WatchedKind, object: &DynamicObject) -> (ResourceRef, Sourc
         Err(e) => SourceObject::undecodable(&key, origin, e.to_string()),
     };
     (key, object)
+}
+
+/// Keep of `map` only the `keys`.
+fn only(map: &mut serde_json::Map<String, Value>, keys: &[&str]) {
+    map.retain(|k, _| keys.contains(&k.as_str()));
+}
+
+/// The object `key` of `map`, if it is one.
+fn object_at<'v>(
+    map: &'v mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Option<&'v mut serde_json::Map<String, Value>> {
+    map.get_mut(key).and_then(Value::as_object_mut)
+}
+
+/// Keep of a Pod (as JSON) what the endpoint builder reads (see the module docs): its name,
+/// namespace and labels, `spec.nodeName` and `spec.serviceAccountName`, and its IPs.
+fn pod_fields(value: &mut Value) {
+    let Some(map) = value.as_object_mut() else { return };
+    only(map, &["metadata", "spec", "status"]);
+    if let Some(meta) = object_at(map, "metadata") {
+        only(meta, &["name", "namespace", "labels"]);
+    }
+    if let Some(spec) = object_at(map, "spec") {
+        only(spec, &["nodeName", "serviceAccountName"]);
+    }
+    if let Some(status) = object_at(map, "status") {
+        only(status, &["podIP", "podIPs"]);
+        let ip = status.get("podIP").cloned();
+        let only_that = match status.get("podIPs") {
+            Some(Value::Array(ips)) => ips.len() == 1 && ip.is_some() && ips[0].get("ip") == ip.as_ref(),
+            _ => false,
+        };
+        if only_that {
+            status.remove("podIPs");
+        }
+    }
+}
+
+/// Keep of an EndpointSlice (as JSON) what the endpoint builder reads (see the module docs): its
+/// name, namespace and labels, `addressType`, `ports`, and of each endpoint its addresses,
+/// conditions and the kind, namespace and name of its `targetRef`.
+fn slice_fields(value: &mut Value) {
+    let Some(map) = value.as_object_mut() else { return };
+    only(map, &["metadata", "addressType", "endpoints", "ports"]);
+    let mut namespace = None;
+    if let Some(meta) = object_at(map, "metadata") {
+        only(meta, &["name", "namespace", "labels"]);
+        namespace = meta.get("namespace").cloned();
+    }
+    let Some(Value::Array(endpoints)) = map.get_mut("endpoints") else { return };
+    for endpoint in endpoints.iter_mut().filter_map(Value::as_object_mut) {
+        only(endpoint, &["addresses", "conditions", "targetRef"]);
+        if let Some(target) = object_at(endpoint, "targetRef") {
+            only(target, &["kind", "namespace", "name"]);
+            if namespace.is_some() && target.get("namespace") == namespace.as_ref() {
+                target.remove("namespace");
+            }
+        }
+    }
 }
 
 /// The type of Secret whose keys are kept, and those keys (what a Gateway API listener's
@@ -100,6 +170,54 @@ fn secret_fields(value: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_pod_keeps_what_the_endpoint_builder_reads() {
+        let mut pod = json!({
+            "metadata": {"name": "r-1", "namespace": "shop", "labels": {"app": "r"}, "uid": "u-1",
+                         "annotations": {"a": "b"}, "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"nodeName": "n1", "serviceAccountName": "sa", "containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}]},
+        });
+        pod_fields(&mut pod);
+        assert_eq!(
+            pod,
+            json!({"metadata": {"name": "r-1", "namespace": "shop", "labels": {"app": "r"}},
+                   "spec": {"nodeName": "n1", "serviceAccountName": "sa"},
+                   "status": {"podIP": "10.0.0.1"}})
+        );
+        // Dual stack: podIPs says more than podIP, and stays.
+        let mut dual = json!({"status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}});
+        let before = dual.clone();
+        pod_fields(&mut dual);
+        assert_eq!(dual, before);
+    }
+
+    #[test]
+    fn a_slice_keeps_what_the_endpoint_builder_reads() {
+        let mut slice = json!({
+            "metadata": {"name": "r-x", "namespace": "shop", "labels": {"kubernetes.io/service-name": "r"},
+                         "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "t"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true, "serving": true}, "nodeName": "n1",
+                 "zone": "z", "targetRef": {"kind": "Pod", "namespace": "shop", "name": "r-1", "uid": "u-1"}},
+                {"addresses": ["10.0.0.2"], "targetRef": {"kind": "Pod", "namespace": "other", "name": "r-2"}},
+            ],
+        });
+        slice_fields(&mut slice);
+        assert_eq!(
+            slice,
+            json!({"metadata": {"name": "r-x", "namespace": "shop", "labels": {"kubernetes.io/service-name": "r"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true, "serving": true},
+                 "targetRef": {"kind": "Pod", "name": "r-1"}},
+                {"addresses": ["10.0.0.2"], "targetRef": {"kind": "Pod", "namespace": "other", "name": "r-2"}},
+            ]})
+        );
+    }
 
     #[test]
     fn a_secret_keeps_only_its_name_type_and_tls_keys() {

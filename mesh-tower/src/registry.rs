@@ -10,7 +10,7 @@
 //! VirtualService's `reviews` names. A subset's endpoints are those whose labels contain the
 //! subset's labels. Reads are lock-free (one `ArcSwap` load); writes copy and swap.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
@@ -18,15 +18,15 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use mesh_core::Snapshot;
 use mesh_core::policy::LabelSelector;
-use mesh_core::service::{Resolution, ServiceDecl, WorkloadDecl};
+use mesh_core::service::{EndpointLabels, Resolution, ServiceDecl, WorkloadDecl};
 
 /// One endpoint of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// `host:port` to connect to.
     pub address: Arc<str>,
-    /// Labels (`app`, `version`, ...).
-    pub labels: BTreeMap<Arc<str>, Arc<str>>,
+    /// Labels (`app`, `version`, ...), shared with the declaration it came from.
+    pub labels: EndpointLabels,
     /// Load-balancing weight (default 1).
     pub weight: u32,
     /// The service port this endpoint serves (`None`: every port of the service).
@@ -375,6 +375,7 @@ fn declare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn register_select_and_deregister() {

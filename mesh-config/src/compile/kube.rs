@@ -17,10 +17,10 @@
 //! A headless Service (`clusterIP: None`) is, in Istio, a passthrough: clients resolve the name
 //! to Pod IPs themselves. meshwork balances over the same endpoints instead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use mesh_core::service::{EndpointDecl, Resolution, ServiceDecl, ServicePort};
+use mesh_core::service::{EndpointDecl, EndpointLabels, Resolution, ServiceDecl, ServicePort};
 
 use super::{Ctx, arc};
 use crate::kube::{self, Index};
@@ -63,8 +63,8 @@ impl Ctx<'_> {
             let name = s.spec.external_name.as_deref().unwrap_or("").trim_end_matches('.');
             let endpoint = EndpointDecl {
                 address: arc(name),
-                ports: BTreeMap::new(),
-                labels: BTreeMap::new(),
+                ports: Default::default(),
+                labels: Default::default(),
                 weight: 1,
                 locality: None,
                 network: None,
@@ -90,15 +90,25 @@ impl Ctx<'_> {
         }
         accounts.sort();
         let mut texts: HashMap<&str, Arc<str>> = HashMap::new();
+        // Endpoints of one workload (on one node) have the same labels: one map for them all.
+        let mut label_maps: HashMap<&BTreeMap<String, String>, EndpointLabels> = HashMap::new();
         let mut by_address: Vec<EndpointDecl> = Vec::new();
         let mut position: HashMap<&str, usize> = HashMap::new();
         for e in &endpoints {
             let i = *position.entry(e.address.as_str()).or_insert_with(|| {
-                let labels = e.labels.iter().map(|(k, v)| (intern(&mut texts, k), intern(&mut texts, v))).collect();
+                let labels = match label_maps.get(&e.labels) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let labels: EndpointLabels =
+                            e.labels.iter().map(|(k, v)| (intern(&mut texts, k), intern(&mut texts, v))).collect();
+                        label_maps.insert(&e.labels, labels.clone());
+                        labels
+                    }
+                };
                 let locality = e.locality.as_deref().map(|l| intern(&mut texts, l));
                 by_address.push(EndpointDecl {
                     address: arc(&e.address),
-                    ports: BTreeMap::new(),
+                    ports: Default::default(),
                     labels,
                     weight: 1,
                     locality,
@@ -108,7 +118,17 @@ impl Ctx<'_> {
             });
             let port_name = intern(&mut texts, &e.port_name);
             if let Some(decl) = by_address.get_mut(i) {
-                decl.ports.entry(port_name).or_insert(e.port);
+                Arc::make_mut(&mut decl.ports).entry(port_name).or_insert(e.port);
+            }
+        }
+        // And one port map for the endpoints that map the ports alike.
+        let mut port_maps: HashSet<Arc<BTreeMap<Arc<str>, u16>>> = HashSet::new();
+        for decl in &mut by_address {
+            match port_maps.get(&decl.ports) {
+                Some(shared) => decl.ports = shared.clone(),
+                None => {
+                    port_maps.insert(decl.ports.clone());
+                }
             }
         }
         // Addresses serving every port in the main declaration; the others grouped by the ports

@@ -248,7 +248,7 @@ pub(crate) fn compile_with(
             Spec::Pod(_) | Spec::Node(_) | Spec::EndpointSlice(_) => {}
             Spec::Secret(s) => gateway_api.secrets.push(s.clone()),
             Spec::Namespace(n) => {
-                gateway_api.namespace_labels.insert(r.name.to_string(), n.metadata.labels.clone());
+                gateway_api.namespace_labels.insert(r.name.to_string(), n.metadata.labels.to_map());
             }
         }
         if let Spec::Service(s) = &r.spec {

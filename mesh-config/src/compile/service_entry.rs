@@ -66,7 +66,7 @@ fn service_accounts(s: &se::ServiceEntry, namespace: &str, trust_domain: &str) -
 pub(super) fn endpoint(w: &se::WorkloadEntry) -> service::EndpointDecl {
     service::EndpointDecl {
         address: arc(&w.address),
-        ports: w.ports.iter().filter_map(|(k, v)| Some((arc(k), port16(*v)?))).collect(),
+        ports: Arc::new(w.ports.iter().filter_map(|(k, v)| Some((arc(k), port16(*v)?))).collect()),
         labels: w.labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
         weight: w.weight.filter(|w| *w > 0).unwrap_or(1),
         locality: opt_arc(&w.locality),

@@ -6,9 +6,11 @@
 //! [`Resource`] it was made from. Kept behind an `Arc`, one copy serves the sources and the
 //! store.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::types::kube::{EndpointSlice, Namespace, Node, Pod, Secret, Service};
+use crate::diag::ResourceRef;
+use crate::types::kube::{EndpointSlice, Labels, Namespace, Node, Pod, Secret, Service};
 use crate::types::{Kind, Resource, Spec};
 use crate::yaml::Node as Tree;
 
@@ -67,6 +69,22 @@ impl KubeObject {
         })
     }
 
+    /// Share what this object spells as others do: its namespace and name as `key` holds them
+    /// (when they are the same text), and a Pod's labels through `sets`.
+    pub(crate) fn share(&mut self, key: &ResourceRef, sets: &mut LabelSets) {
+        if self.name == key.name {
+            self.name = key.name.clone();
+        }
+        if self.namespace == key.namespace {
+            self.namespace = key.namespace.clone();
+        }
+        if let KubeSpec::Pod(pod) = &mut self.spec
+            && !pod.metadata.labels.is_empty()
+        {
+            sets.share(&mut pod.metadata.labels);
+        }
+    }
+
     /// The resource this was made from.
     pub(crate) fn resource(&self) -> Resource {
         let spec = match &self.spec {
@@ -78,7 +96,7 @@ impl KubeObject {
             KubeSpec::Secret(s) => Spec::Secret((**s).clone()),
         };
         let (labels, annotations) =
-            spec.kube_metadata().map(|m| (m.labels.clone(), m.annotations.clone())).unwrap_or_default();
+            spec.kube_metadata().map(|m| (m.labels.to_map(), m.annotations.to_map())).unwrap_or_default();
         Resource {
             kind: self.kind,
             api_version: self.api_version.clone(),
@@ -144,6 +162,63 @@ impl KubeObject {
         View { kind: self.kind, namespace: &self.namespace, name: &self.name, spec }
     }
 }
+
+/// One shared copy of each distinct value (a Pod label set, a namespace's name) that objects
+/// hold. The values no object holds any more are let go when the count has doubled since the
+/// last sweep, so it holds at most about twice the values in use, and each sweep is paid for by
+/// the insertions before it.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared<T> {
+    values: HashSet<T>,
+    sweep_at: usize,
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Shared { values: HashSet::new(), sweep_at: 0 }
+    }
+}
+
+/// A value [`Shared`] keeps: cheap to clone, and able to say when no one else holds it.
+pub(crate) trait Sharable: Clone + Eq + std::hash::Hash {
+    /// Is this the only handle on the value?
+    fn is_only_copy(&self) -> bool;
+}
+
+impl Sharable for Labels {
+    fn is_only_copy(&self) -> bool {
+        Labels::is_only_copy(self)
+    }
+}
+
+impl Sharable for Arc<str> {
+    fn is_only_copy(&self) -> bool {
+        Arc::strong_count(self) == 1
+    }
+}
+
+impl<T: Sharable> Shared<T> {
+    /// Make `value` the shared copy of its value (the first of its kind becomes that copy).
+    pub(crate) fn share(&mut self, value: &mut T) {
+        if let Some(shared) = self.values.get(value) {
+            *value = shared.clone();
+            return;
+        }
+        if self.values.len() >= self.sweep_at {
+            self.values.retain(|v| !v.is_only_copy());
+            self.sweep_at = (self.values.len() * 2).max(64);
+        }
+        self.values.insert(value.clone());
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+}
+
+/// The label sets a [`Shared`] keeps.
+pub(crate) type LabelSets = Shared<Labels>;
 
 /// A Kubernetes object's identity and the part the endpoint index reads, from a [`Resource`] or
 /// a [`KubeObject`].

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::compact::KubeObject;
+use super::compact::{KubeObject, LabelSets, Shared};
 use super::{Change, HeldObject};
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::load::Loaded;
@@ -199,47 +199,97 @@ pub enum Delta {
 
 /// One object as [`Sources`] holds it: its Kubernetes resource, if it is one, compact and
 /// shared with the store ([`ConfigStore::share_objects`](super::ConfigStore::share_objects)),
-/// the rest of its load beside.
+/// the rest of its load beside (`None` when nothing is left of it, as for every object that
+/// loaded as one Kubernetes resource). Small: a cluster's Pods are held one each.
 #[derive(Debug, Clone)]
 struct Held {
-    origin: Origin,
-    loaded: Loaded,
+    origin: HeldOrigin,
+    loaded: Option<Box<Loaded>>,
     object: Option<Arc<KubeObject>>,
 }
 
+/// An object's [`Origin`], without what its key already says.
+#[derive(Debug, Clone)]
+enum HeldOrigin {
+    /// `Origin::Kubernetes` of the key's kind, namespace and name.
+    Kubernetes { resource_version: Option<Arc<str>> },
+    /// Any other origin.
+    Other(Box<Origin>),
+}
+
+impl HeldOrigin {
+    fn new(key: &ResourceRef, origin: Origin) -> HeldOrigin {
+        match origin {
+            Origin::Kubernetes { kind, namespace, name, resource_version }
+                if kind == key.kind && namespace == key.namespace && name == key.name =>
+            {
+                HeldOrigin::Kubernetes { resource_version }
+            }
+            other => HeldOrigin::Other(Box::new(other)),
+        }
+    }
+
+    fn origin(&self, key: &ResourceRef) -> Origin {
+        match self {
+            HeldOrigin::Kubernetes { resource_version } => Origin::Kubernetes {
+                kind: key.kind.clone(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                resource_version: resource_version.clone(),
+            },
+            HeldOrigin::Other(origin) => (**origin).clone(),
+        }
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        match self {
+            HeldOrigin::Kubernetes { resource_version } => resource_version.as_deref(),
+            HeldOrigin::Other(origin) => match &**origin {
+                Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
+                Origin::File { .. } => None,
+            },
+        }
+    }
+}
+
 impl Held {
-    fn new(mut o: SourceObject) -> Held {
+    fn new(key: &ResourceRef, mut o: SourceObject, labels: &mut LabelSets) -> Held {
         o.strip_lines();
         let mut object = None;
         if o.loaded.resources.len() == 1
             && let Some(r) = o.loaded.resources.pop()
         {
             match KubeObject::new(r) {
-                // (And let go of the `Vec`'s room for one `Resource`: well over a kilobyte.)
-                Ok(k) => {
+                Ok(mut k) => {
+                    k.share(key, labels);
                     object = Some(Arc::new(k));
-                    o.loaded.resources = Vec::new();
                 }
                 Err(r) => o.loaded.resources.push(*r),
             }
         }
-        Held { origin: o.origin, loaded: o.loaded, object }
+        let l = &o.loaded;
+        let empty = l.resources.is_empty() && l.diagnostics.is_empty() && l.skipped.is_empty() && l.failed.is_empty();
+        let loaded = (!empty).then(|| Box::new(o.loaded));
+        Held { origin: HeldOrigin::new(key, o.origin), loaded, object }
+    }
+
+    fn loaded(&self) -> &Loaded {
+        static EMPTY: Loaded =
+            Loaded { resources: Vec::new(), diagnostics: Vec::new(), skipped: Vec::new(), failed: Vec::new() };
+        self.loaded.as_deref().unwrap_or(&EMPTY)
     }
 
     fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
-        self.loaded.resources.iter().cloned().chain(self.object.as_ref().map(|o| o.resource()))
+        self.loaded().resources.iter().cloned().chain(self.object.as_ref().map(|o| o.resource()))
     }
 
     fn resource_version(&self) -> Option<&str> {
-        match &self.origin {
-            Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
-            Origin::File { .. } => None,
-        }
+        self.origin.resource_version()
     }
 
     /// As the store takes it, without a copy.
     fn change(&self, key: &ResourceRef) -> Change {
-        let object = HeldObject { loaded: self.loaded.clone(), object: self.object.clone() };
+        let object = HeldObject { loaded: self.loaded().clone(), object: self.object.clone() };
         Change::Held { key: key.clone(), object }
     }
 }
@@ -251,6 +301,10 @@ pub struct Sources {
     objects: BTreeMap<ResourceRef, Held>,
     /// Parts of lists still being read.
     listing: BTreeMap<Scope, Vec<(ResourceRef, Held)>>,
+    /// One copy of each Pod label set the objects hold.
+    labels: LabelSets,
+    /// One copy of each kind and namespace the objects' keys name.
+    names: Shared<Arc<str>>,
 }
 
 impl Sources {
@@ -268,14 +322,16 @@ impl Sources {
     /// already held changes nothing).
     pub fn apply(&mut self, event: SourceEvent) -> bool {
         match event {
-            SourceEvent::Upsert { key, object } => {
+            SourceEvent::Upsert { mut key, object } => {
                 let same = self.objects.get(&key).is_some_and(|old| {
                     old.resource_version().is_some() && old.resource_version() == object.resource_version()
                 });
                 if same {
                     return false;
                 }
-                self.objects.insert(key, Held::new(object));
+                self.share_key(&mut key);
+                let held = Held::new(&key, object, &mut self.labels);
+                self.objects.insert(key, held);
                 true
             }
             SourceEvent::Delete { key } => self.objects.remove(&key).is_some(),
@@ -287,7 +343,13 @@ impl Sources {
                     }
                     inside
                 });
-                let held: Vec<(ResourceRef, Held)> = held.map(|(key, object)| (key, Held::new(object))).collect();
+                let held: Vec<(ResourceRef, Held)> = held
+                    .map(|(mut key, object)| {
+                        self.share_key(&mut key);
+                        let held = Held::new(&key, object, &mut self.labels);
+                        (key, held)
+                    })
+                    .collect();
                 match self.listing.get_mut(&scope) {
                     Some(parts) if !first => parts.extend(held),
                     _ => {
@@ -302,9 +364,11 @@ impl Sources {
                 self.objects.retain(|k, _| !scope.covers(k));
                 let mut changed = self.objects.len() != before || !objects.is_empty() || !parts.is_empty();
                 self.objects.extend(parts);
-                for (key, object) in objects {
+                for (mut key, object) in objects {
                     if scope.covers(&key) {
-                        self.objects.insert(key, Held::new(object));
+                        self.share_key(&mut key);
+                        let held = Held::new(&key, object, &mut self.labels);
+                        self.objects.insert(key, held);
                     } else {
                         changed = true;
                         tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
@@ -313,6 +377,12 @@ impl Sources {
                 changed
             }
         }
+    }
+
+    /// The key's kind and namespace as every other key spells them (one copy each).
+    fn share_key(&mut self, key: &mut ResourceRef) {
+        self.names.share(&mut key.kind);
+        self.names.share(&mut key.namespace);
     }
 
     /// Take one change, as [`Sources::apply`] does, and say what the store must take for it: the
@@ -383,9 +453,10 @@ impl Sources {
         let mut out = self.files.clone();
         for object in self.objects.values() {
             out.resources.extend(object.resources());
-            out.diagnostics.extend(object.loaded.diagnostics.iter().cloned());
-            out.skipped.extend(object.loaded.skipped.iter().cloned());
-            out.failed.extend(object.loaded.failed.iter().cloned());
+            let loaded = object.loaded();
+            out.diagnostics.extend(loaded.diagnostics.iter().cloned());
+            out.skipped.extend(loaded.skipped.iter().cloned());
+            out.failed.extend(loaded.failed.iter().cloned());
         }
         out
     }
@@ -404,7 +475,7 @@ impl Sources {
     /// file that holds it (its last occurrence), else `None`.
     pub fn origin(&self, id: &ResourceRef) -> Option<Origin> {
         if let Some(object) = self.objects.get(id) {
-            return Some(object.origin.clone());
+            return Some(object.origin.origin(id));
         }
         (self.files.resources.iter().rev())
             .find(|r| r.id() == *id)
@@ -476,6 +547,44 @@ mod tests {
         assert!(!sources.apply(part(true, vec![])));
         assert!(sources.apply(SourceEvent::Replace { scope, objects: vec![] }));
         assert_eq!(sources.objects(), 0);
+    }
+
+    fn pod(name: &str, app: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: {app}, version: v1}}}}\nstatus: {{podIP: 10.0.0.1}}\n"
+        )
+    }
+
+    fn labels_of(sources: &Sources, key: &ResourceRef) -> crate::types::kube::Labels {
+        match sources.objects.get(key).and_then(|h| h.object.as_deref()).map(|o| &o.spec) {
+            Some(super::super::compact::KubeSpec::Pod(p)) => p.metadata.labels.clone(),
+            other => panic!("{key}: not a Pod: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pods_of_one_workload_share_one_label_map_and_unused_maps_go() {
+        let mut sources = Sources::new();
+        let upsert = |sources: &mut Sources, name: &str, app: &str, rv: &str| {
+            let (key, object) = object("Pod", "x", name, rv, &pod(name, app));
+            assert!(sources.apply(SourceEvent::Upsert { key: key.clone(), object }));
+            key
+        };
+        let keys: Vec<ResourceRef> = (0..10).map(|i| upsert(&mut sources, &format!("a-{i}"), "a", "1")).collect();
+        let shared = labels_of(&sources, &keys[0]);
+        assert_eq!(shared.get("app").map(String::as_str), Some("a"));
+        assert!(keys.iter().all(|k| labels_of(&sources, k).ptr_eq(&shared)));
+        // Relabelled: its own labels, as written; the others keep theirs.
+        upsert(&mut sources, "a-0", "b", "2");
+        assert_eq!(labels_of(&sources, &keys[0]).get("app").map(String::as_str), Some("b"));
+        assert!(labels_of(&sources, &keys[1]).ptr_eq(&shared));
+        // Pods that come and go, each with labels of its own, leave no maps behind them.
+        for i in 0..1000 {
+            let key = upsert(&mut sources, &format!("c-{i}"), &format!("c{i}"), "1");
+            assert!(sources.apply(SourceEvent::Delete { key }));
+        }
+        assert!(sources.labels.len() <= 64, "{} label sets held for 2 in use", sources.labels.len());
+        assert_eq!(sources.merged().resources.len(), 10);
     }
 
     #[test]

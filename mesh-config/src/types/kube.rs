@@ -12,8 +12,9 @@
 //! away from one meshwork reads (`adressType`) is a warning.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// The API group of EndpointSlice.
 pub const DISCOVERY_GROUP: &str = "discovery.k8s.io";
@@ -41,15 +42,107 @@ pub struct Metadata {
     /// cluster-scoped kinds: Namespace, Node).
     pub namespace: String,
     /// `labels`.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// `annotations`.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Labels,
     /// `resourceVersion`, as the API server gave it (opaque).
     pub resource_version: Option<String>,
     /// `creationTimestamp` (RFC 3339), as the API server gave it.
     pub creation_timestamp: Option<String>,
     /// `uid`.
     pub uid: Option<String>,
+}
+
+/// The labels (or annotations) of a Kubernetes object: a sorted map of text to text, read
+/// through `Deref` as a `BTreeMap`, and shared. A cluster's Pods of one workload carry the same
+/// labels; the config sources keep one copy of each distinct set
+/// ([`Sources`](crate::store::Sources)), so 100,000 Pods of a few thousand workloads hold a few
+/// thousand maps, not 100,000. Empty costs no allocation. Writing through `DerefMut` copies a
+/// shared map first.
+#[derive(Clone, Default)]
+pub struct Labels(Option<Arc<BTreeMap<String, String>>>);
+
+/// The map of empty [`Labels`].
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl Labels {
+    /// Do `self` and `other` share one map (or are both empty without one)?
+    pub fn ptr_eq(&self, other: &Labels) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Is this the one handle on its map (or empty)? (What a set of shared copies no object
+    /// holds any more looks like.)
+    pub(crate) fn is_only_copy(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| Arc::strong_count(m) == 1)
+    }
+
+    /// The map, as a `BTreeMap` of its own.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        (**self).clone()
+    }
+}
+
+impl From<BTreeMap<String, String>> for Labels {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        Labels((!map.is_empty()).then(|| Arc::new(map)))
+    }
+}
+
+impl<const N: usize> From<[(&str, &str); N]> for Labels {
+    fn from(pairs: [(&str, &str); N]) -> Self {
+        Labels::from(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
+    }
+}
+
+impl std::ops::Deref for Labels {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().unwrap_or(&NO_LABELS)
+    }
+}
+
+impl std::ops::DerefMut for Labels {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr_eq(other) || **self == **other
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialEq<BTreeMap<String, String>> for Labels {
+    fn eq(&self, other: &BTreeMap<String, String>) -> bool {
+        **self == *other
+    }
+}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, String>::deserialize(deserializer).map(Labels::from)
+    }
 }
 
 /// A core `v1` Service.
