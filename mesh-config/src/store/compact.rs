@@ -70,18 +70,19 @@ impl KubeObject {
     }
 
     /// Share what this object spells as others do: its namespace and name as `key` holds them
-    /// (when they are the same text), and a Pod's labels through `sets`.
-    pub(crate) fn share(&mut self, key: &ResourceRef, sets: &mut LabelSets) {
+    /// (when they are the same text), its apiVersion and a Pod's labels through `shared`.
+    pub(crate) fn share(&mut self, key: &ResourceRef, shared: &mut Sharing) {
         if self.name == key.name {
             self.name = key.name.clone();
         }
         if self.namespace == key.namespace {
             self.namespace = key.namespace.clone();
         }
+        shared.names.share(&mut self.api_version);
         if let KubeSpec::Pod(pod) = &mut self.spec
             && !pod.metadata.labels.is_empty()
         {
-            sets.share(&mut pod.metadata.labels);
+            shared.labels.share(&mut pod.metadata.labels);
         }
     }
 
@@ -217,8 +218,14 @@ impl<T: Sharable> Shared<T> {
     }
 }
 
-/// The label sets a [`Shared`] keeps.
-pub(crate) type LabelSets = Shared<Labels>;
+/// What [`KubeObject::share`] shares objects' values through.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sharing {
+    /// Pod label sets.
+    pub(crate) labels: Shared<Labels>,
+    /// Kinds, namespaces, apiVersions.
+    pub(crate) names: Shared<Arc<str>>,
+}
 
 /// A Kubernetes object's identity and the part the endpoint index reads, from a [`Resource`] or
 /// a [`KubeObject`].

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::compact::{KubeObject, LabelSets, Shared};
+use super::compact::{KubeObject, Sharing};
 use super::{Change, HeldObject};
 use crate::diag::{Diagnostic, ResourceRef, Severity};
 use crate::load::Loaded;
@@ -253,7 +253,7 @@ impl HeldOrigin {
 }
 
 impl Held {
-    fn new(key: &ResourceRef, mut o: SourceObject, labels: &mut LabelSets) -> Held {
+    fn new(key: &ResourceRef, mut o: SourceObject, shared: &mut Sharing) -> Held {
         o.strip_lines();
         let mut object = None;
         if o.loaded.resources.len() == 1
@@ -261,7 +261,7 @@ impl Held {
         {
             match KubeObject::new(r) {
                 Ok(mut k) => {
-                    k.share(key, labels);
+                    k.share(key, shared);
                     object = Some(Arc::new(k));
                 }
                 Err(r) => o.loaded.resources.push(*r),
@@ -301,10 +301,8 @@ pub struct Sources {
     objects: BTreeMap<ResourceRef, Held>,
     /// Parts of lists still being read.
     listing: BTreeMap<Scope, Vec<(ResourceRef, Held)>>,
-    /// One copy of each Pod label set the objects hold.
-    labels: LabelSets,
-    /// One copy of each kind and namespace the objects' keys name.
-    names: Shared<Arc<str>>,
+    /// One copy of each Pod label set, kind, namespace and apiVersion the objects hold.
+    shared: Sharing,
 }
 
 impl Sources {
@@ -330,7 +328,7 @@ impl Sources {
                     return false;
                 }
                 self.share_key(&mut key);
-                let held = Held::new(&key, object, &mut self.labels);
+                let held = Held::new(&key, object, &mut self.shared);
                 self.objects.insert(key, held);
                 true
             }
@@ -346,7 +344,7 @@ impl Sources {
                 let held: Vec<(ResourceRef, Held)> = held
                     .map(|(mut key, object)| {
                         self.share_key(&mut key);
-                        let held = Held::new(&key, object, &mut self.labels);
+                        let held = Held::new(&key, object, &mut self.shared);
                         (key, held)
                     })
                     .collect();
@@ -367,7 +365,7 @@ impl Sources {
                 for (mut key, object) in objects {
                     if scope.covers(&key) {
                         self.share_key(&mut key);
-                        let held = Held::new(&key, object, &mut self.labels);
+                        let held = Held::new(&key, object, &mut self.shared);
                         self.objects.insert(key, held);
                     } else {
                         changed = true;
@@ -381,8 +379,8 @@ impl Sources {
 
     /// The key's kind and namespace as every other key spells them (one copy each).
     fn share_key(&mut self, key: &mut ResourceRef) {
-        self.names.share(&mut key.kind);
-        self.names.share(&mut key.namespace);
+        self.shared.names.share(&mut key.kind);
+        self.shared.names.share(&mut key.namespace);
     }
 
     /// Take one change, as [`Sources::apply`] does, and say what the store must take for it: the
@@ -583,7 +581,7 @@ mod tests {
             let key = upsert(&mut sources, &format!("c-{i}"), &format!("c{i}"), "1");
             assert!(sources.apply(SourceEvent::Delete { key }));
         }
-        assert!(sources.labels.len() <= 64, "{} label sets held for 2 in use", sources.labels.len());
+        assert!(sources.shared.labels.len() <= 64, "{} label sets held for 2 in use", sources.shared.labels.len());
         assert_eq!(sources.merged().resources.len(), 10);
     }
 

@@ -45,12 +45,22 @@ pub struct Metadata {
     pub labels: Labels,
     /// `annotations`.
     pub annotations: Labels,
-    /// `resourceVersion`, as the API server gave it (opaque).
-    pub resource_version: Option<String>,
-    /// `creationTimestamp` (RFC 3339), as the API server gave it.
-    pub creation_timestamp: Option<String>,
-    /// `uid`.
-    pub uid: Option<String>,
+    /// `resourceVersion`, `creationTimestamp`, `uid`: known (a misspelling of one is still
+    /// reported), not kept (no rule reads them; a watch's resourceVersion is its source's).
+    resource_version: Unread,
+    creation_timestamp: Unread,
+    uid: Unread,
+}
+
+/// A field meshwork knows and does not keep: it reads as anything and holds nothing, so a
+/// cluster's 100,000 Pods and their slices' endpoints do not each carry it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Unread;
+
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Unread)
+    }
 }
 
 /// The labels (or annotations) of a Kubernetes object: a sorted map of text to text, read
@@ -406,12 +416,12 @@ pub struct SliceEndpoint {
     pub conditions: Conditions,
     /// `targetRef`: the object behind the endpoint, usually a Pod.
     pub target_ref: Option<ObjectReference>,
-    /// `nodeName`.
+    /// `nodeName` (validated, not read: the endpoint builder reads a Pod's node from the Pod).
     pub node_name: Option<String>,
-    /// `zone`.
-    pub zone: Option<String>,
-    /// `hostname`.
-    pub hostname: Option<String>,
+    /// `zone`, `hostname`: known, not kept (the endpoint builder reads a Pod's locality from
+    /// the Pod and its Node).
+    zone: Unread,
+    hostname: Unread,
 }
 
 /// `endpoints[].conditions`; absent means unknown, which consumers read as `true` for `ready`
@@ -437,8 +447,11 @@ pub struct ObjectReference {
     pub namespace: Option<String>,
     /// `name`.
     pub name: Option<String>,
-    /// `uid`.
-    pub uid: Option<String>,
+    /// `uid`, `resourceVersion`, `apiVersion`, `fieldPath`: known, not kept.
+    uid: Unread,
+    resource_version: Unread,
+    api_version: Unread,
+    field_path: Unread,
 }
 
 /// `ports[]` of an EndpointSlice.
