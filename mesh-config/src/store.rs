@@ -301,6 +301,70 @@ struct Entry {
     validation: Vec<Diagnostic>,
 }
 
+/// Where each resource in force is in the store's list: the positions alone, found by the id
+/// the entry there holds. (A map keyed by id would hold every id a second time: 48 bytes a
+/// resource, and a cluster has 100,000 Pods.)
+#[derive(Debug, Clone, Default)]
+struct Positions {
+    table: hashbrown::HashTable<usize>,
+    hasher: std::hash::RandomState,
+}
+
+/// The id of the entry at `i`, if there is one.
+fn id_at(kept: &[Option<Entry>], i: usize) -> Option<&ResourceRef> {
+    kept.get(i).and_then(Option::as_ref).map(|e| &e.id)
+}
+
+impl Positions {
+    fn hash(&self, id: &ResourceRef) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    /// Where `id` is in `kept`.
+    fn get(&self, kept: &[Option<Entry>], id: &ResourceRef) -> Option<usize> {
+        self.table.find(self.hash(id), |&i| id_at(kept, i) == Some(id)).copied()
+    }
+
+    fn contains(&self, kept: &[Option<Entry>], id: &ResourceRef) -> bool {
+        self.get(kept, id).is_some()
+    }
+
+    /// Note the entry at `i` of `kept` (its id not noted yet).
+    fn insert(&mut self, kept: &[Option<Entry>], i: usize) {
+        let Some(id) = id_at(kept, i) else { return };
+        let hasher = &self.hasher;
+        let rehash = |&j: &usize| id_at(kept, j).map_or(0, |id| std::hash::BuildHasher::hash_one(hasher, id));
+        self.table.insert_unique(std::hash::BuildHasher::hash_one(hasher, id), i, rehash);
+    }
+
+    /// Forget `id` (its entry still in `kept`), saying where it was.
+    fn remove(&mut self, kept: &[Option<Entry>], id: &ResourceRef) -> Option<usize> {
+        let entry = self.table.find_entry(self.hash(id), |&i| id_at(kept, i) == Some(id)).ok()?;
+        Some(entry.remove().0)
+    }
+
+    /// The positions of every entry of `kept`.
+    fn rebuild(&mut self, kept: &[Option<Entry>]) {
+        self.table.clear();
+        self.table.reserve(kept.len(), |_| 0);
+        for i in 0..kept.len() {
+            self.insert(kept, i);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+    }
+}
+
 /// A valid new version in an apply, with what validating it gave.
 struct Incoming {
     resource: Resource,
@@ -318,7 +382,7 @@ pub struct ConfigStore {
     /// such holes are half of it).
     kept: Vec<Option<Entry>>,
     /// Where each resource in force is in `kept`.
-    index: HashMap<ResourceRef, usize>,
+    index: Positions,
     holes: usize,
     /// Which slices name which Pods, for recompiling only the Services a change touches.
     kube: kube_index::KubeIndex,
@@ -348,7 +412,7 @@ impl ConfigStore {
         ConfigStore {
             options,
             kept: Vec::new(),
-            index: HashMap::new(),
+            index: Positions::default(),
             holes: 0,
             kube: kube_index::KubeIndex::default(),
             snapshot: Snapshot::empty(),
@@ -366,7 +430,7 @@ impl ConfigStore {
     }
 
     fn entry(&self, id: &ResourceRef) -> Option<&Entry> {
-        let i = *self.index.get(id)?;
+        let i = self.index.get(&self.kept, id)?;
         self.kept.get(i)?.as_ref()
     }
 
@@ -512,7 +576,7 @@ impl ConfigStore {
                 Some(Entry { id, kept: kept.unwrap_or_else(|| Kept::keep(r)), validation })
             })
             .collect();
-        self.index = (self.kept.iter().enumerate()).filter_map(|(i, e)| Some((e.as_ref()?.id.clone(), i))).collect();
+        self.index.rebuild(&self.kept);
         self.snapshot = compiled.snapshot;
         self.gateway_api = compiled.gateway_api;
         let (input, derived) = report.diagnostics.split_at(input);
@@ -554,7 +618,7 @@ impl ConfigStore {
         };
         for key in keys {
             let Some(theirs) = sources.kube_object(key) else { continue };
-            let Some(&i) = self.index.get(key) else { continue };
+            let Some(i) = self.index.get(&self.kept, key) else { continue };
             if let Some(Some(Entry { kept: Kept::Kube(mine), .. })) = self.kept.get_mut(i)
                 && !Arc::ptr_eq(mine, theirs)
                 && **mine == **theirs

@@ -239,7 +239,7 @@ impl ConfigStore {
             }
             return;
         };
-        let at = self.index.get(key).copied();
+        let at = self.index.get(&self.kept, key);
         let old = at.and_then(|i| self.kept.get(i)).and_then(Option::as_ref);
         // The very object in force (or an equal one): nothing to validate or compile.
         if let (Version::Shared(object), Some(Entry { kept: Kept::Kube(mine), validation, .. })) = (&new, old)
@@ -299,8 +299,8 @@ impl ConfigStore {
             }
             None => {
                 report.added += 1;
-                self.index.insert(key.clone(), self.kept.len());
                 self.kept.push(Some(entry));
+                self.index.insert(&self.kept, self.kept.len() - 1);
             }
         }
         self.note_new(key, touched);
@@ -308,7 +308,7 @@ impl ConfigStore {
 
     /// A rejected new version: the last good one stays, or nothing.
     fn refuse(&self, key: &ResourceRef, report: &mut ApplyReport) {
-        if self.index.contains_key(key) {
+        if self.index.contains(&self.kept, key) {
             report.kept_last_good.push(key.clone());
         } else {
             report.rejected.push(key.clone());
@@ -316,7 +316,7 @@ impl ConfigStore {
     }
 
     fn take_entry(&mut self, key: &ResourceRef) -> Option<Entry> {
-        let i = self.index.remove(key)?;
+        let i = self.index.remove(&self.kept, key)?;
         self.holes += 1;
         self.kept.get_mut(i)?.take()
     }
@@ -327,7 +327,7 @@ impl ConfigStore {
             return;
         }
         self.kept.retain(Option::is_some);
-        self.index = (self.kept.iter().enumerate()).filter_map(|(i, e)| Some((e.as_ref()?.id.clone(), i))).collect();
+        self.index.rebuild(&self.kept);
         self.holes = 0;
     }
 
@@ -352,7 +352,9 @@ impl ConfigStore {
     /// The version in force as `key` is new.
     fn note_new(&mut self, key: &ResourceRef, touched: &mut Touched) {
         touched.any = true;
-        let Some(r) = self.index.get(key).and_then(|&i| self.kept.get(i)).and_then(Option::as_ref) else { return };
+        let Some(r) = self.index.get(&self.kept, key).and_then(|i| self.kept.get(i)).and_then(Option::as_ref) else {
+            return;
+        };
         match r.kept.view() {
             Some(r) => {
                 self.kube.insert(r);
