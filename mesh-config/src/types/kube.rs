@@ -63,20 +63,54 @@ impl<'de> Deserialize<'de> for Unread {
     }
 }
 
-/// The labels (or annotations) of a Kubernetes object: a sorted map of text to text, read
-/// through `Deref` as a `BTreeMap`, and shared. A cluster's Pods of one workload carry the same
-/// labels; the config sources keep one copy of each distinct set
-/// ([`Sources`](crate::store::Sources)), so 100,000 Pods of a few thousand workloads hold a few
-/// thousand maps, not 100,000. Empty costs no allocation. Writing through `DerefMut` copies a
-/// shared map first.
+/// The labels (or annotations) of a Kubernetes object: text to text, sorted by key, and shared.
+/// A cluster's Pods of one workload carry the same labels; the config sources keep one copy of
+/// each distinct set ([`Sources`](crate::store::Sources)), so 100,000 Pods of a few thousand
+/// workloads hold a few thousand sets, not 100,000. A set is one slice (a `BTreeMap` would take
+/// a 544-byte node for one label); empty costs no allocation.
 #[derive(Clone, Default)]
-pub struct Labels(Option<Arc<BTreeMap<String, String>>>);
-
-/// The map of empty [`Labels`].
-static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+pub struct Labels(Option<Arc<[(String, String)]>>);
 
 impl Labels {
-    /// Do `self` and `other` share one map (or are both empty without one)?
+    fn pairs(&self) -> &[(String, String)] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let pairs = self.pairs();
+        pairs.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().and_then(|i| pairs.get(i)).map(|(_, v)| v)
+    }
+
+    /// Is `key` set?
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Each key and value, by key.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&String, &String)> {
+        self.pairs().iter().map(|(k, v)| (k, v))
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.pairs().len()
+    }
+
+    /// None?
+    pub fn is_empty(&self) -> bool {
+        self.pairs().is_empty()
+    }
+
+    /// Set `key` to `value` (a set of its own from then on), giving back the value it had.
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        let mut map = self.to_map();
+        let old = map.insert(key, value);
+        *self = Labels::from(map);
+        old
+    }
+
+    /// Do `self` and `other` share one set (or are both empty without one)?
     pub fn ptr_eq(&self, other: &Labels) -> bool {
         match (&self.0, &other.0) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -85,21 +119,21 @@ impl Labels {
         }
     }
 
-    /// Is this the one handle on its map (or empty)? (What a set of shared copies no object
+    /// Is this the one handle on its set (or empty)? (What a set of shared copies no object
     /// holds any more looks like.)
     pub(crate) fn is_only_copy(&self) -> bool {
         self.0.as_ref().is_none_or(|m| Arc::strong_count(m) == 1)
     }
 
-    /// The map, as a `BTreeMap` of its own.
+    /// The labels, as a `BTreeMap` of their own.
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        (**self).clone()
+        self.pairs().iter().cloned().collect()
     }
 }
 
 impl From<BTreeMap<String, String>> for Labels {
     fn from(map: BTreeMap<String, String>) -> Self {
-        Labels((!map.is_empty()).then(|| Arc::new(map)))
+        Labels((!map.is_empty()).then(|| map.into_iter().collect()))
     }
 }
 
@@ -109,23 +143,18 @@ impl<const N: usize> From<[(&str, &str); N]> for Labels {
     }
 }
 
-impl std::ops::Deref for Labels {
-    type Target = BTreeMap<String, String>;
+impl<'a> IntoIterator for &'a Labels {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, String)>, fn(&'a (String, String)) -> Self::Item>;
 
-    fn deref(&self) -> &Self::Target {
-        self.0.as_deref().unwrap_or(&NO_LABELS)
-    }
-}
-
-impl std::ops::DerefMut for Labels {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs().iter().map(|(k, v)| (k, v))
     }
 }
 
 impl PartialEq for Labels {
     fn eq(&self, other: &Self) -> bool {
-        self.ptr_eq(other) || **self == **other
+        self.ptr_eq(other) || self.pairs() == other.pairs()
     }
 }
 
@@ -133,19 +162,19 @@ impl Eq for Labels {}
 
 impl PartialEq<BTreeMap<String, String>> for Labels {
     fn eq(&self, other: &BTreeMap<String, String>) -> bool {
-        **self == *other
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
 impl std::hash::Hash for Labels {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (**self).hash(state);
+        self.pairs().hash(state);
     }
 }
 
 impl std::fmt::Debug for Labels {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        (**self).fmt(f)
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -195,7 +224,7 @@ pub struct ServiceSpec {
     /// `ports`.
     pub ports: Vec<ServicePort>,
     /// `selector`: the labels of the Pods behind the Service.
-    pub selector: BTreeMap<String, String>,
+    pub selector: Labels,
     /// `clusterIP` (`None` for a headless Service).
     #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
@@ -521,5 +550,23 @@ mod secret_tests {
         let shown = format!("{s:?}");
         assert!(shown.contains("tls.key") && !shown.contains("c2VjcmV0"), "{shown}");
         assert_eq!(s.value("tls.key").as_deref(), Ok(&b"secret"[..]));
+    }
+
+    #[test]
+    fn labels_read_as_a_sorted_map_and_write_as_a_set_of_their_own() {
+        let read: Labels = serde_json::from_str(r#"{"version": "v1", "app": "reviews"}"#).expect("labels");
+        assert_eq!(read.get("app").map(String::as_str), Some("reviews"));
+        assert!(read.contains_key("version") && !read.contains_key("ap") && read.get("zzz").is_none());
+        assert_eq!(read.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["app", "version"]);
+        let map: BTreeMap<String, String> =
+            [("app", "reviews"), ("version", "v1")].map(|(k, v)| (k.into(), v.into())).into();
+        assert!(read == map && read == Labels::from(map.clone()) && read.to_map() == map);
+        let shared = read.clone();
+        assert!(shared.ptr_eq(&read));
+        let mut mine = read.clone();
+        assert_eq!(mine.insert("version".into(), "v2".into()).as_deref(), Some("v1"));
+        assert_eq!(mine.get("version").map(String::as_str), Some("v2"));
+        assert_eq!(read.get("version").map(String::as_str), Some("v1"), "the shared set is not written");
+        assert!(Labels::default().is_empty() && Labels::from(BTreeMap::new()).ptr_eq(&Labels::default()));
     }
 }

@@ -252,7 +252,7 @@ fn metadata(ctx: &mut Ctx<'_>, meta: &Metadata, rule: NameRule) {
     if !meta.namespace.is_empty() && !is_dns1123_label_lower(&meta.namespace) {
         ctx.error(&m.f("namespace"), format!("Invalid value: {:?}: {DNS1123_LABEL}", meta.namespace));
     }
-    validate_labels(ctx, &m.f("labels"), &*meta.labels);
+    validate_labels(ctx, &m.f("labels"), &meta.labels);
 }
 
 const DNS1035_LABEL: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (at most 63 characters)";
