@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::de::{self, DeError, UnknownField};
 use crate::diag::{Code, Diagnostic, ResourceRef, Severity};
+use crate::types::kube::Name;
 use crate::types::{Kind, ObjectMeta, Resource, Spec};
 use crate::yaml::{self, Limits, Node, Value, YamlError};
 
@@ -514,7 +515,11 @@ fn load_kubernetes(
         ));
         return;
     }
-    metadata.namespace = namespace.to_string();
+    // One copy of each, shared with the resource's id.
+    metadata.namespace = Name::from(id.namespace.clone());
+    if *metadata.name == *id.name {
+        metadata.name = Name::from(id.name.clone());
+    }
     let (labels, annotations) = (metadata.labels.to_map(), metadata.annotations.to_map());
     out.resources.push(Resource {
         kind,

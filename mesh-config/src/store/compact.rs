@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::diag::ResourceRef;
-use crate::types::kube::{EndpointSlice, Labels, Namespace, Node, Pod, Secret, Service};
+use crate::types::kube::{EndpointSlice, Labels, Name, Namespace, Node, Pod, Secret, Service};
 use crate::types::{Kind, Resource, Spec};
 use crate::yaml::Node as Tree;
 
@@ -79,6 +79,20 @@ impl KubeObject {
             self.namespace = key.namespace.clone();
         }
         shared.names.share(&mut self.api_version);
+        let metadata = match &mut self.spec {
+            KubeSpec::Service(o) => &mut o.metadata,
+            KubeSpec::Pod(o) => &mut o.metadata,
+            KubeSpec::EndpointSlice(o) => &mut o.metadata,
+            KubeSpec::Node(o) => &mut o.metadata,
+            KubeSpec::Namespace(o) => &mut o.metadata,
+            KubeSpec::Secret(o) => &mut o.metadata,
+        };
+        if *metadata.name == *self.name {
+            metadata.name = Name::from(self.name.clone());
+        }
+        if *metadata.namespace == *self.namespace {
+            metadata.namespace = Name::from(self.namespace.clone());
+        }
         if let KubeSpec::Pod(pod) = &mut self.spec
             && !pod.metadata.labels.is_empty()
         {

@@ -581,7 +581,7 @@ mod tests {
     fn parts(index: &KubeIndex, all: &[Resource], service: &Name) -> (Vec<String>, Vec<String>, usize) {
         let get = |id: &ResourceRef| all.iter().find(|r| r.id() == *id).map(View::of);
         let (slices, pods, nodes) = index.parts(service, get);
-        let slices = slices.iter().map(|s| s.metadata.name.clone()).collect();
+        let slices = slices.iter().map(|s| s.metadata.name.to_string()).collect();
         let pods = pods.iter().map(|p| format!("{}/{}", p.metadata.namespace, p.metadata.name)).collect();
         (slices, pods, nodes.len())
     }

@@ -572,6 +572,15 @@ mod tests {
         let shared = labels_of(&sources, &keys[0]);
         assert_eq!(shared.get("app").map(String::as_str), Some("a"));
         assert!(keys.iter().all(|k| labels_of(&sources, k).ptr_eq(&shared)));
+        // Its name and namespace are its key's, not copies.
+        let (key, held) = sources.objects.get_key_value(&keys[3]).expect("held");
+        let Some(super::super::compact::KubeSpec::Pod(pod)) = held.object.as_deref().map(|o| &o.spec) else {
+            panic!("a Pod")
+        };
+        assert!(Arc::ptr_eq(pod.metadata.name.as_arc(), &key.name));
+        assert!(Arc::ptr_eq(pod.metadata.namespace.as_arc(), &key.namespace));
+        let (first, _) = sources.objects.get_key_value(&keys[0]).expect("held");
+        assert!(Arc::ptr_eq(&first.namespace, &key.namespace), "one namespace name for all keys");
         // Relabelled: its own labels, as written; the others keep theirs.
         upsert(&mut sources, "a-0", "b", "2");
         assert_eq!(labels_of(&sources, &keys[0]).get("app").map(String::as_str), Some("b"));
