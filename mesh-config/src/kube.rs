@@ -240,7 +240,7 @@ pub fn endpoints(service: &Service, index: &Index<'_>) -> Vec<Endpoint> {
                         labels: labels.clone(),
                         locality: locality.clone(),
                         pod: pod.map(|p| format!("{}/{}", p.metadata.namespace, p.metadata.name)),
-                        service_account: pod.and_then(|p| p.spec.service_account_name.clone()),
+                        service_account: pod.and_then(|p| p.spec.service_account_name.as_deref().map(str::to_string)),
                     });
                 }
             }

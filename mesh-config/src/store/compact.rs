@@ -93,10 +93,24 @@ impl KubeObject {
         if *metadata.namespace == *self.namespace {
             metadata.namespace = Name::from(self.namespace.clone());
         }
-        if let KubeSpec::Pod(pod) = &mut self.spec
-            && !pod.metadata.labels.is_empty()
-        {
-            shared.labels.share(&mut pod.metadata.labels);
+        match &mut self.spec {
+            KubeSpec::Pod(pod) => {
+                if !pod.metadata.labels.is_empty() {
+                    shared.labels.share(&mut pod.metadata.labels);
+                }
+                // A cluster has few nodes and service accounts, and many Pods.
+                for name in [&mut pod.spec.node_name, &mut pod.spec.service_account_name].into_iter().flatten() {
+                    shared.names.share(name.arc_mut());
+                }
+            }
+            KubeSpec::EndpointSlice(slice) => {
+                for target in slice.endpoints.iter_mut().filter_map(|e| e.target_ref.as_mut()) {
+                    for name in [&mut target.kind, &mut target.namespace].into_iter().flatten() {
+                        shared.names.share(name.arc_mut());
+                    }
+                }
+            }
+            _ => {}
         }
     }
 

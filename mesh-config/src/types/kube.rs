@@ -78,6 +78,10 @@ impl Name {
     pub fn as_arc(&self) -> &Arc<str> {
         &self.0
     }
+
+    pub(crate) fn arc_mut(&mut self) -> &mut Arc<str> {
+        &mut self.0
+    }
 }
 
 impl std::ops::Deref for Name {
@@ -378,9 +382,9 @@ pub struct Pod {
 pub struct PodSpec {
     /// `nodeName`: the Node it was scheduled to (its locality, when the Pod has no locality
     /// label).
-    pub node_name: Option<String>,
+    pub node_name: Option<Name>,
     /// `serviceAccountName`.
-    pub service_account_name: Option<String>,
+    pub service_account_name: Option<Name>,
 }
 
 /// The part of a Pod's `status` meshwork reads.
@@ -562,11 +566,11 @@ pub struct Conditions {
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectReference {
     /// `kind` (`Pod`).
-    pub kind: Option<String>,
+    pub kind: Option<Name>,
     /// `namespace`.
-    pub namespace: Option<String>,
+    pub namespace: Option<Name>,
     /// `name`.
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// `uid`, `resourceVersion`, `apiVersion`, `fieldPath`: known, not kept.
     uid: Unread,
     resource_version: Unread,
