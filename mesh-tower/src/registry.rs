@@ -418,4 +418,44 @@ mod tests {
         assert_eq!(addresses, [("httpbin.org:80".to_string(), Some(80)), ("httpbin.org:443".to_string(), Some(8443))]);
         assert!(r.endpoints("*.wild.example").is_empty(), "a wildcard is not a name to resolve");
     }
+
+    #[test]
+    fn declared_endpoints_share_their_declarations_label_maps() {
+        use mesh_core::service::{EndpointDecl, EndpointLabels, ServiceDecl, ServicePort};
+        let labels: EndpointLabels = [("app", "reviews"), ("version", "v1")]
+            .into_iter()
+            .map(|(k, v)| (Arc::<str>::from(k), Arc::<str>::from(v)))
+            .collect();
+        let endpoint = |address: &str| EndpointDecl {
+            address: address.into(),
+            ports: Default::default(),
+            labels: labels.clone(),
+            weight: 1,
+            locality: None,
+            network: None,
+        };
+        let mut builder = mesh_core::SnapshotBuilder::new(Default::default());
+        builder.add_service(ServiceDecl {
+            namespace: "default".into(),
+            name: "reviews".into(),
+            hosts: Box::new(["reviews.default.svc.cluster.local".into()]),
+            ports: Box::new([
+                ServicePort { number: 9080, name: "http".into(), protocol: "HTTP".into(), target_port: None },
+                ServicePort { number: 9443, name: "grpc".into(), protocol: "GRPC".into(), target_port: None },
+            ]),
+            resolution: Resolution::Static,
+            mesh_internal: true,
+            endpoints: Box::new([endpoint("10.0.0.1"), endpoint("10.0.0.2")]),
+            workload_selector: None,
+            service_accounts: Box::new([]),
+        });
+        let r = Registry::new();
+        r.sync_from_snapshot(&builder.build());
+        let endpoints = r.endpoints("reviews.default.svc.cluster.local");
+        assert_eq!(endpoints.len(), 4, "two addresses, two ports");
+        assert!(endpoints.iter().all(|e| e.labels.ptr_eq(&labels)), "one map, not one per endpoint");
+        let v1 =
+            LabelSelector::new(&[("version".to_string(), "v1".to_string())].into_iter().collect::<BTreeMap<_, _>>());
+        assert_eq!(r.select("reviews.default.svc.cluster.local", &v1).len(), 4);
+    }
 }
