@@ -3,8 +3,9 @@
 //! Gone, dropped connections, restarts), with real HTTP servers for the Pods on 127.0.0.x:
 //! readiness, routing that follows VirtualService changes, endpoints that follow EndpointSlice
 //! and Pod changes, an invalid update that keeps the last good version, an outage with a 410
-//! relist that converges without a failed request, deletions, `/config_dump`'s origins, and
-//! `mesh validate --kubernetes`.
+//! relist that converges without a failed request, deletions, `/config_dump`'s origins,
+//! `mesh validate --kubernetes`, and secure naming that follows a rollout to another service
+//! account.
 
 #[path = "../../mesh-kube/tests/support/apiserver.rs"]
 mod apiserver;
@@ -408,4 +409,69 @@ async fn an_ingress_gateway_from_the_cluster() {
     assert_eq!(status_of(&client, &proxy.admin, "/ready").await, 200);
     let (status, body, _) = get(&client, &proxy.listen, "bookinfo.example.com", "/", &[]).await;
     assert_eq!((status, body.as_str()), (200, "v1"));
+}
+
+/// Secure naming follows the Pods: a Service's Pods roll out under another service account (an
+/// EndpointSlice and Pod change only, which reaches the registry without a new snapshot), and a
+/// client whose DestinationRule says `ISTIO_MUTUAL` expects the new Pods' identity from then on
+/// (as Istio's secure naming: the service's service accounts are its Pods').
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_naming_follows_a_rollout_to_another_service_account() {
+    let pki = support::Pki::new();
+    let v1_identity = pki.workload("rollout-v1", "spiffe://cluster.local/ns/bookinfo/sa/reviews");
+    let v2_identity = pki.workload("rollout-v2", "spiffe://cluster.local/ns/bookinfo/sa/reviews-v2");
+    let sleep = pki.workload("rollout-sleep", "spiffe://cluster.local/ns/bookinfo/sa/sleep");
+    // Each Pod is an inbound listener (STRICT mutual TLS, its own identity) before its app.
+    let strict = config_dir("rollout-inbound");
+    std::fs::write(
+        strict.join("strict.yaml"),
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: bookinfo}\nspec: {mtls: {mode: STRICT}}\n",
+    )
+    .expect("write");
+    let pod_port = |proxy: &support::Proxy| -> u16 {
+        proxy.inbound[0].rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("inbound port")
+    };
+    let inbound = |app: u16, certs: &std::path::Path| {
+        let app = format!("127.0.0.1:0=127.0.0.1:{app}");
+        let certs = certs.display().to_string();
+        support::start_proxy(
+            &strict,
+            &["--listen", "127.0.0.1:0", "--inbound", &app, "--workload-namespace", "bookinfo", "--cert-dir", &certs],
+        )
+    };
+    let v1 = inbound(pod_server("127.0.0.1", "v1").await, &v1_identity);
+    let v2 = inbound(pod_server("127.0.0.1", "v2").await, &v2_identity);
+
+    let server = ApiServer::start().await;
+    server.apply(json!({"apiVersion": "v1", "kind": "Service",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"ports": [{"name": "http", "port": 9080}], "selector": {"app": "reviews"}}}));
+    let pod_as = |name: &str, account: &str| {
+        let mut p = pod(name, "127.0.0.1", "v1");
+        p["spec"]["serviceAccountName"] = json!(account);
+        p
+    };
+    server.apply(pod_as("reviews-v1", "reviews"));
+    server.apply(slice("reviews-1", &[("127.0.0.1", pod_port(&v1), "reviews-v1", true)]));
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                        "metadata": {"name": "reviews", "namespace": "bookinfo"},
+                        "spec": {"host": "reviews", "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}}));
+    let files = config_dir("rollout-outbound");
+    let kubeconfig = server.kubeconfig(&files);
+    let sleep = sleep.display().to_string();
+    let proxy = mesh_proxy_with(&kubeconfig, &["-n", "bookinfo", "--listen", "127.0.0.1:0", "--cert-dir", &sleep]);
+    let client = client();
+    until("/ready", || async { status_of(&client, &proxy.admin, "/ready").await == 200 }).await;
+    assert_eq!(answers(&client, &proxy, 4).await, BTreeSet::from(["v1".to_string()]), "mutual TLS to the v1 Pod");
+
+    // The rollout: a Pod of the new service account, the slice moved to it, the old Pod gone.
+    server.apply(pod_as("reviews-v2", "reviews-v2"));
+    server.apply(slice("reviews-1", &[("127.0.0.1", pod_port(&v2), "reviews-v2", true)]));
+    server.delete("Pod", "bookinfo", "reviews-v1");
+    until("the v2 Pod answers through mutual TLS", || async {
+        let (status, body, _) = get(&client, &proxy.listen, "reviews.bookinfo.svc.cluster.local:9080", "/", &[]).await;
+        status == 200 && body == "v2"
+    })
+    .await;
+    assert_eq!(answers(&client, &proxy, 10).await, BTreeSet::from(["v2".to_string()]));
 }

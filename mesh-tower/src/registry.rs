@@ -127,6 +127,9 @@ impl Endpoint {
 /// A service's endpoints, shared.
 type Endpoints = Arc<[Endpoint]>;
 
+/// The identities (SPIFFE URIs) a host's workloads run as, shared.
+type Identities = Arc<[Arc<str>]>;
+
 #[derive(Debug, Default)]
 struct State {
     /// Registered from code. (Fx hashing: looked up on every request by the request's host; the
@@ -134,6 +137,8 @@ struct State {
     manual: FxHashMap<Arc<str>, Arc<[Endpoint]>>,
     /// From ServiceEntries / WorkloadEntries.
     declared: FxHashMap<Arc<str>, Arc<[Endpoint]>>,
+    /// The identities the declarations of each host name (see [`Registry::service_accounts`]).
+    accounts: FxHashMap<Arc<str>, Identities>,
     version: u64,
 }
 
@@ -200,8 +205,12 @@ impl Registry {
     fn update(&self, f: impl FnOnce(&mut State)) {
         let _guard = self.inner.write.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.inner.state.load();
-        let mut next =
-            State { manual: current.manual.clone(), declared: current.declared.clone(), version: current.version + 1 };
+        let mut next = State {
+            manual: current.manual.clone(),
+            declared: current.declared.clone(),
+            accounts: current.accounts.clone(),
+            version: current.version + 1,
+        };
         f(&mut next);
         self.inner.state.store(Arc::new(next));
     }
@@ -238,11 +247,20 @@ impl Registry {
     /// endpoints, ports mapped by name; WorkloadEntries selected by `workloadSelector`).
     pub fn sync_from_snapshot(&self, snapshot: &Snapshot) {
         let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
+        let mut accounts: FxHashMap<Arc<str>, Identities> = FxHashMap::default();
         for se in snapshot.all_services() {
             declare(se, snapshot.workloads(), None, &mut declared);
+            for host in se.hosts.iter() {
+                if !accounts.contains_key(host)
+                    && let Some(ids) = accounts_of(snapshot.services(host))
+                {
+                    accounts.insert(host.clone(), ids);
+                }
+            }
         }
         self.update(|s| {
             s.declared = declared.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+            s.accounts = accounts;
         });
     }
 
@@ -257,25 +275,38 @@ impl Registry {
         hosts: impl IntoIterator<Item = (&'a Arc<str>, &'a [Arc<ServiceDecl>])>,
         workloads: &[Arc<WorkloadDecl>],
     ) {
-        let mut lists: Vec<(Arc<str>, Option<Endpoints>)> = Vec::new();
+        let mut lists: Vec<(Arc<str>, Option<Endpoints>, Option<Identities>)> = Vec::new();
         for (host, services) in hosts {
             let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
             for se in services {
                 declare(se, workloads, Some(host), &mut declared);
             }
-            lists.push((host.clone(), declared.remove(host).map(Arc::from)));
+            lists.push((host.clone(), declared.remove(host).map(Arc::from), accounts_of(services)));
         }
         if lists.is_empty() {
             return;
         }
         self.update(|s| {
-            for (host, list) in lists {
+            for (host, list, accounts) in lists {
                 match list {
-                    Some(list) => s.declared.insert(host, list),
+                    Some(list) => s.declared.insert(host.clone(), list),
                     None => s.declared.remove(&host),
+                };
+                match accounts {
+                    Some(ids) => s.accounts.insert(host, ids),
+                    None => s.accounts.remove(&host),
                 };
             }
         });
+    }
+
+    /// The identities the workloads of a declared host run as: the `service_accounts` of every
+    /// declaration of the host, in config order, each once (what a client's secure naming
+    /// expects when no DestinationRule names `subjectAltNames`). Kept with the endpoints, so
+    /// that an endpoint-only change ([`Registry::sync_hosts`]: Pods of a Service rolled out
+    /// under another service account) changes them too. `None`: none known.
+    pub fn service_accounts(&self, service: &str) -> Option<Identities> {
+        self.inner.state.load().accounts.get(service).cloned()
     }
 
     /// Every endpoint of a service (code-registered first).
@@ -309,6 +340,17 @@ impl Registry {
     pub fn version(&self) -> u64 {
         self.inner.state.load().version
     }
+}
+
+/// The identities of these declarations of one host, each once, in order (`None`: none).
+fn accounts_of<'a>(services: impl IntoIterator<Item = &'a Arc<ServiceDecl>>) -> Option<Identities> {
+    let mut ids: Vec<Arc<str>> = Vec::new();
+    for id in services.into_iter().flat_map(|se| se.service_accounts.iter()) {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    (!ids.is_empty()).then(|| ids.into())
 }
 
 /// The endpoints one declaration gives each of its hosts (only `only` when set), added to
@@ -457,5 +499,56 @@ mod tests {
         let v1 =
             LabelSelector::new(&[("version".to_string(), "v1".to_string())].into_iter().collect::<BTreeMap<_, _>>());
         assert_eq!(r.select("reviews.default.svc.cluster.local", &v1).len(), 4);
+    }
+
+    #[test]
+    fn an_endpoint_change_carries_the_identities_of_the_workloads_it_brings() {
+        use mesh_core::service::{EndpointDecl, ServiceDecl, ServicePort};
+        const HOST: &str = "reviews.default.svc.cluster.local";
+        let decl = |address: &str, account: &str| ServiceDecl {
+            namespace: "default".into(),
+            name: "reviews".into(),
+            hosts: Box::new([HOST.into()]),
+            ports: Box::new([ServicePort {
+                number: 9080,
+                name: "http".into(),
+                protocol: "HTTP".into(),
+                target_port: None,
+            }]),
+            resolution: Resolution::Static,
+            mesh_internal: true,
+            endpoints: Box::new([EndpointDecl {
+                address: address.into(),
+                ports: Default::default(),
+                labels: Default::default(),
+                weight: 1,
+                locality: None,
+                network: None,
+            }]),
+            workload_selector: None,
+            service_accounts: Box::new([Arc::from(account)]),
+        };
+        let old = "spiffe://cluster.local/ns/default/sa/reviews";
+        let new = "spiffe://cluster.local/ns/default/sa/reviews-v2";
+        let mut builder = mesh_core::SnapshotBuilder::new(Default::default());
+        builder.add_service(decl("10.0.0.1", old));
+        let snapshot = builder.build();
+        let r = Registry::new();
+        r.sync_from_snapshot(&snapshot);
+        let ids = |r: &Registry| r.service_accounts(HOST).map(|a| a.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(ids(&r), Some(vec![old.to_string()]));
+        let clusters = crate::cluster::Clusters::new(r.clone(), &mesh_core::ClientIdentity::new("default", []));
+        let destination = mesh_core::route::Destination::new(HOST);
+        assert_eq!(&*clusters.get(&snapshot, &destination).service_accounts()[0], old);
+        // The Pods roll out under another service account: an endpoint-only change, the snapshot
+        // as it was; the cluster built after it expects the new identity.
+        r.sync_hosts([(&Arc::<str>::from(HOST), &[Arc::new(decl("10.0.0.2", new))][..])], &[]);
+        assert_eq!(ids(&r), Some(vec![new.to_string()]));
+        let cluster = clusters.get(&snapshot, &destination);
+        assert_eq!(cluster.endpoints().iter().map(|e| &*e.address).collect::<Vec<_>>(), ["10.0.0.2:9080"]);
+        assert_eq!(cluster.service_accounts().iter().map(|a| &**a).collect::<Vec<_>>(), [new]);
+        // And a host that loses its declarations loses its identities.
+        r.sync_hosts([(&Arc::<str>::from(HOST), &[][..])], &[]);
+        assert_eq!(ids(&r), None);
     }
 }

@@ -655,7 +655,8 @@ mod secret_tests {
         assert_eq!(read.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["app", "version"]);
         let map: BTreeMap<String, String> =
             [("app", "reviews"), ("version", "v1")].map(|(k, v)| (k.into(), v.into())).into();
-        assert!(read == map && read == Labels::from(map.clone()) && read.to_map() == map);
+        let from_map = Labels::from(map.clone());
+        assert!(read == map && read == from_map && read.to_map() == map);
         let shared = read.clone();
         assert!(shared.ptr_eq(&read));
         let mut mine = read.clone();

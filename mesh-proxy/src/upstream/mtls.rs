@@ -197,14 +197,14 @@ impl Mtls {
             .unwrap_or_else(|| Arc::from("default"));
         let namespace_workload = mesh_core::workload::Workload::new(&namespace, []);
         // Secure naming without `subjectAltNames`: the identities of every declaration of the
-        // host (Pods' service accounts, a ServiceEntry's names); ones that are not SPIFFE
+        // host (Pods' service accounts, a ServiceEntry's names), as the registry has them with
+        // the cluster's endpoints (an endpoint-only change, which leaves the snapshot as it
+        // was, may bring Pods of another service account); ones that are not SPIFFE
         // identities cannot match a peer and are left out.
         let mut accounts: Vec<mesh_core::spiffe::SpiffeId> = Vec::new();
-        for decl in snapshot.services(&destination.host) {
-            for id in decl.service_accounts.iter().filter_map(|a| a.parse().ok()) {
-                if !accounts.contains(&id) {
-                    accounts.push(id);
-                }
+        for id in cluster.service_accounts().iter().filter_map(|a| a.parse().ok()) {
+            if !accounts.contains(&id) {
+                accounts.push(id);
             }
         }
         let tls = cluster.policy().tls.as_ref();

@@ -322,6 +322,7 @@ impl Clusters {
                 .filter(|c| c.timeout.is_some() || c.keepalive.is_some()),
             parts,
             registry_version: version,
+            service_accounts: self.inner.registry.service_accounts(&destination.host),
             checked_generation: AtomicU64::new(u64::MAX),
             epoch: self.inner.epoch,
             host_header: arc_swap::ArcSwapOption::empty(),

@@ -69,6 +69,9 @@ pub struct Cluster {
     tls: Option<UpstreamTls>,
     http2: bool,
     registry_version: u64,
+    /// The identities the service's workloads run as, as the registry had them at
+    /// `registry_version` ([`crate::Registry::service_accounts`]).
+    service_accounts: Option<Arc<[Arc<str>]>>,
     /// The generation of the last snapshot under which this cluster was found current (its
     /// DestinationRule, protocol): [`Clusters::get`] skips the lookup while it stays the same.
     checked_generation: AtomicU64,
@@ -243,6 +246,14 @@ impl Cluster {
     /// Is this the passthrough cluster ([`Clusters::passthrough`])?
     pub fn is_passthrough(&self) -> bool {
         self.passthrough
+    }
+
+    /// The identities the service's workloads run as (the `service_accounts` of its
+    /// declarations, as the registry had them when this cluster was built: an endpoint change
+    /// that brings workloads of another service account builds a new cluster); empty when
+    /// unknown.
+    pub fn service_accounts(&self) -> &[Arc<str>] {
+        self.service_accounts.as_deref().unwrap_or(&[])
     }
 
     /// The endpoints, in balancer order.
