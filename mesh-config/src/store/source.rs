@@ -211,10 +211,19 @@ struct Held {
 /// An object's [`Origin`], without what its key already says.
 #[derive(Debug, Clone)]
 enum HeldOrigin {
+    /// `Origin::Kubernetes` of the key's kind, namespace and name whose resourceVersion is a
+    /// number, written as the number prints (what API servers write): kept as the number.
+    KubernetesAt(u64),
     /// `Origin::Kubernetes` of the key's kind, namespace and name.
     Kubernetes { resource_version: Option<Arc<str>> },
     /// Any other origin.
     Other(Box<Origin>),
+}
+
+/// `text` as a number, when it is one written as the number prints (no sign, no leading zero).
+fn canonical_number(text: &str) -> Option<u64> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    (digits && (text == "0" || !text.starts_with('0'))).then(|| text.parse().ok()).flatten()
 }
 
 impl HeldOrigin {
@@ -223,30 +232,38 @@ impl HeldOrigin {
             Origin::Kubernetes { kind, namespace, name, resource_version }
                 if kind == key.kind && namespace == key.namespace && name == key.name =>
             {
-                HeldOrigin::Kubernetes { resource_version }
+                match resource_version.as_deref().and_then(canonical_number) {
+                    Some(n) => HeldOrigin::KubernetesAt(n),
+                    None => HeldOrigin::Kubernetes { resource_version },
+                }
             }
             other => HeldOrigin::Other(Box::new(other)),
         }
     }
 
     fn origin(&self, key: &ResourceRef) -> Origin {
+        let kubernetes = |resource_version| Origin::Kubernetes {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            resource_version,
+        };
         match self {
-            HeldOrigin::Kubernetes { resource_version } => Origin::Kubernetes {
-                kind: key.kind.clone(),
-                namespace: key.namespace.clone(),
-                name: key.name.clone(),
-                resource_version: resource_version.clone(),
-            },
+            HeldOrigin::KubernetesAt(n) => kubernetes(Some(Arc::from(n.to_string()))),
+            HeldOrigin::Kubernetes { resource_version } => kubernetes(resource_version.clone()),
             HeldOrigin::Other(origin) => (**origin).clone(),
         }
     }
 
-    fn resource_version(&self) -> Option<&str> {
+    /// Is this the resourceVersion `other` (both known and the same)?
+    fn is_version(&self, other: Option<&str>) -> bool {
+        let Some(other) = other else { return false };
         match self {
-            HeldOrigin::Kubernetes { resource_version } => resource_version.as_deref(),
+            HeldOrigin::KubernetesAt(n) => canonical_number(other) == Some(*n),
+            HeldOrigin::Kubernetes { resource_version } => resource_version.as_deref() == Some(other),
             HeldOrigin::Other(origin) => match &**origin {
-                Origin::Kubernetes { resource_version, .. } => resource_version.as_deref(),
-                Origin::File { .. } => None,
+                Origin::Kubernetes { resource_version, .. } => resource_version.as_deref() == Some(other),
+                Origin::File { .. } => false,
             },
         }
     }
@@ -283,10 +300,6 @@ impl Held {
         self.loaded().resources.iter().cloned().chain(self.object.as_ref().map(|o| o.resource()))
     }
 
-    fn resource_version(&self) -> Option<&str> {
-        self.origin.resource_version()
-    }
-
     /// As the store takes it, without a copy.
     fn change(&self, key: &ResourceRef) -> Change {
         let object = HeldObject { loaded: self.loaded().clone(), object: self.object.clone() };
@@ -321,9 +334,7 @@ impl Sources {
     pub fn apply(&mut self, event: SourceEvent) -> bool {
         match event {
             SourceEvent::Upsert { mut key, object } => {
-                let same = self.objects.get(&key).is_some_and(|old| {
-                    old.resource_version().is_some() && old.resource_version() == object.resource_version()
-                });
+                let same = self.objects.get(&key).is_some_and(|old| old.origin.is_version(object.resource_version()));
                 if same {
                     return false;
                 }
@@ -545,6 +556,27 @@ mod tests {
         assert!(!sources.apply(part(true, vec![])));
         assert!(sources.apply(SourceEvent::Replace { scope, objects: vec![] }));
         assert_eq!(sources.objects(), 0);
+    }
+
+    #[test]
+    fn a_resource_version_is_compared_as_the_api_server_wrote_it() {
+        let mut sources = Sources::new();
+        for rv in ["12", "007", "abc", "0"] {
+            let (key, held) = object("VirtualService", "x", "a", rv, &vs("a", "x"));
+            assert!(sources.apply(SourceEvent::Upsert { key: key.clone(), object: held.clone() }), "{rv}: new");
+            assert!(!sources.apply(SourceEvent::Upsert { key: key.clone(), object: held }), "{rv}: the same version");
+            assert!(
+                matches!(sources.origin(&key), Some(Origin::Kubernetes { resource_version: Some(v), .. }) if &*v == rv),
+                "{rv}: shown as written"
+            );
+        }
+        // "7" is not "007", nor "+12" "12".
+        for (held, other) in [("007", "7"), ("12", "+12"), ("12", "012")] {
+            let (key, first) = object("VirtualService", "x", "b", held, &vs("b", "x"));
+            sources.apply(SourceEvent::Upsert { key, object: first });
+            let (key, second) = object("VirtualService", "x", "b", other, &vs("b", "x"));
+            assert!(sources.apply(SourceEvent::Upsert { key, object: second }), "{held} then {other}");
+        }
     }
 
     fn pod(name: &str, app: &str) -> String {
