@@ -372,17 +372,22 @@ impl Sources {
                 let before = self.objects.len();
                 self.objects.retain(|k, _| !scope.covers(k));
                 let mut changed = self.objects.len() != before || !objects.is_empty() || !parts.is_empty();
-                self.objects.extend(parts);
+                let mut listed = parts;
                 for (mut key, object) in objects {
                     if scope.covers(&key) {
                         self.share_key(&mut key);
                         let held = Held::new(&key, object, &mut self.shared);
-                        self.objects.insert(key, held);
+                        listed.push((key, held));
                     } else {
                         changed = true;
                         tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
                     }
                 }
+                // Built again from a sorted list (later of one key winning, as inserting them in
+                // turn would): its nodes full, where inserting a list's keys in order leaves
+                // each node half empty — a map of 100,000 Pods is ~40 % smaller so.
+                let others = std::mem::take(&mut self.objects);
+                self.objects = others.into_iter().chain(listed).collect();
                 changed
             }
         }
