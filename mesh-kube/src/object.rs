@@ -41,22 +41,32 @@ pub fn object_key(kind: &WatchedKind, object: &DynamicObject) -> ResourceRef {
 }
 
 /// Decode `object` (of `kind`) as mesh-config reads it: its resource, or the diagnostics that
-/// keep it out (validation happens in the store), with its [`Origin`].
-pub fn decode(kind: &WatchedKind, object: &DynamicObject) -> (ResourceRef, SourceObject) {
-    let key = object_key(kind, object);
+/// keep it out (validation happens in the store), with its [`Origin`]. (Taken whole: its body
+/// becomes the JSON read, not a copy of it, and its `managedFields` are dropped unread.)
+pub fn decode(kind: &WatchedKind, object: DynamicObject) -> (ResourceRef, SourceObject) {
+    let key = object_key(kind, &object);
+    let DynamicObject { types: _, mut metadata, data } = object;
     let origin = Origin::Kubernetes {
         kind: key.kind.clone(),
         namespace: key.namespace.clone(),
         name: key.name.clone(),
-        resource_version: object.metadata.resource_version.as_deref().map(Arc::from),
+        resource_version: metadata.resource_version.as_deref().map(Arc::from),
     };
-    let mut value = match serde_json::to_value(object) {
-        Ok(v) => v,
-        Err(e) => {
+    metadata.managed_fields = None;
+    let (mut map, meta) = match (data, serde_json::to_value(&metadata)) {
+        (Value::Object(map), Ok(meta)) => (map, meta),
+        (Value::Null, Ok(meta)) => (serde_json::Map::new(), meta),
+        (_, Err(e)) => {
             let message = format!("cannot be encoded: {e}");
             return (key.clone(), SourceObject::undecodable(&key, origin, message));
         }
+        (other, Ok(_)) => {
+            let message = format!("cannot be encoded: its body is not an object: {other}");
+            return (key.clone(), SourceObject::undecodable(&key, origin, message));
+        }
     };
+    map.insert("metadata".into(), meta);
+    let mut value = Value::Object(map);
     match kind.kind {
         Kind::Secret => secret_fields(&mut value),
         Kind::Pod => pod_fields(&mut value),

@@ -246,7 +246,7 @@ async fn run(
                 None
             }
             Ok(Event::InitApply(object)) => {
-                let decoded = decode(&kind, &object);
+                let decoded = decode(&kind, object);
                 match &mut listing {
                     Some(list) => {
                         list.push(decoded);
@@ -281,7 +281,7 @@ async fn run(
                 Some(SourceEvent::Replace { scope: scope.clone(), objects })
             }
             Ok(Event::Apply(object)) => {
-                let (key, object) = decode(&kind, &object);
+                let (key, object) = decode(&kind, object);
                 Some(SourceEvent::Upsert { key, object })
             }
             Ok(Event::Delete(object)) => Some(SourceEvent::Delete { key: object_key(&kind, &object) }),
@@ -359,7 +359,7 @@ pub async fn list_once(
         loop {
             match api.list(&params).await {
                 Ok(list) => {
-                    objects.extend(list.items.iter().map(|o| decode(&kind, o)));
+                    objects.extend(list.items.into_iter().map(|o| decode(&kind, o)));
                     match list.metadata.continue_.filter(|c| !c.is_empty()) {
                         Some(token) => params.continue_token = Some(token),
                         None => break,
