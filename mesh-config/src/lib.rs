@@ -34,7 +34,7 @@ mod yaml;
 pub use analyze::{analyze, duplicates};
 pub use compile::{CompileOptions, Compiled, compile};
 pub use diag::{Code, Diagnostic, ResourceRef, Severity};
-pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_path, load_paths, load_str};
+pub use load::{LoadError, LoadOptions, Loaded, Skipped, load_json, load_path, load_paths, load_str};
 pub use meshconfig::{MeshConfig, load_mesh_config, parse_mesh_config};
 pub use store::{ApplyReport, ConfigStore};
 pub use types::{Kind, Resource, Spec};

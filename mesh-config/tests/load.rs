@@ -203,3 +203,32 @@ spec:
         ]
     );
 }
+
+/// A JSON document (what a Kubernetes source holds) loads as its one line of JSON text does:
+/// the same resources, trees, diagnostics and skipped kinds — a valid Pod, an Istio resource
+/// with a misspelt field and a wrong type, a `kind: List`, a kind meshwork does not read.
+#[test]
+fn a_json_document_loads_as_its_text_does() {
+    let options = LoadOptions { default_namespace: "shop".into(), ..LoadOptions::default() };
+    let documents = [
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "r-1", "labels": {"app": "r", "n": "7"}},
+            "spec": {"nodeName": "n1", "serviceAccountName": "sa"},
+            "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}}),
+        serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "r", "namespace": "shop"},
+            "spec": {"hosts": ["r"], "htpp": [], "http": [{"timeout": 5, "retries": {"attempts": true},
+                     "route": [{"destination": {"host": "r", "port": {"number": 9080}}, "weight": 100}]}]}}),
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "r"},
+             "spec": {"ports": [{"name": "http", "port": 9080, "appProtocol": null}], "selector": {"app": "r"}}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}}]}),
+    ];
+    for document in documents {
+        let text = serde_json::to_string(&document).expect("json");
+        let from_text = load_str(&text, None, &options).expect("yaml");
+        let from_json = mesh_config::load_json(document, &options);
+        assert!(!from_text.resources.is_empty() || !from_text.diagnostics.is_empty(), "{text}");
+        assert_eq!(format!("{from_json:?}"), format!("{from_text:?}"), "{text}");
+    }
+}
