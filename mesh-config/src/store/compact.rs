@@ -251,7 +251,8 @@ impl<T: Sharable> Shared<T> {
 pub(crate) struct Sharing {
     /// Pod label sets.
     pub(crate) labels: Shared<Labels>,
-    /// Kinds, namespaces, apiVersions.
+    /// Kinds, namespaces, apiVersions, a Pod's node and service account, a `targetRef`'s kind
+    /// and namespace.
     pub(crate) names: Shared<Arc<str>>,
 }
 
