@@ -608,12 +608,12 @@ impl ConfigStore {
     /// with it instead of two: those named by `keys`, or every object `sources` holds (after a
     /// whole [`ConfigStore::apply`] of its [`Sources::merged`]). Nothing else changes.
     pub fn share_objects(&mut self, sources: &Sources, keys: Option<&[ResourceRef]>) {
-        let all: Vec<&ResourceRef>;
+        let all: Vec<ResourceRef>;
         let keys: Vec<&ResourceRef> = match keys {
             Some(keys) => keys.iter().collect(),
             None => {
                 all = sources.keys().collect();
-                all
+                all.iter().collect()
             }
         };
         for key in keys {

@@ -17,7 +17,7 @@
 //! An object of the same kind, namespace and name as a file's resource wins over the file's
 //! (it comes later in the merge, and the store takes the later of duplicates).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -87,8 +87,9 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn covers(&self, key: &ResourceRef) -> bool {
-        self.kind == key.kind && self.namespace.as_ref().is_none_or(|ns| *ns == key.namespace)
+    fn covers(&self, key: &(impl Keyed + ?Sized)) -> bool {
+        let (kind, namespace, _) = key.parts();
+        *self.kind == *kind && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
     }
 }
 
@@ -197,13 +198,27 @@ pub enum Delta {
     Whole,
 }
 
-/// One object as [`Sources`] holds it: its Kubernetes resource, if it is one, compact and
-/// shared with the store ([`ConfigStore::share_objects`](super::ConfigStore::share_objects)),
-/// the rest of its load beside (`None` when nothing is left of it, as for every object that
-/// loaded as one Kubernetes resource). Small: a cluster's Pods are held one each.
+/// One object as [`Sources`] holds it, with its key (kind, namespace and name): its Kubernetes
+/// resource, if it is one, compact and shared with the store
+/// ([`ConfigStore::share_objects`](super::ConfigStore::share_objects)), and the rest of its load.
+/// A cluster's Pods are held one each, so the common case — an API server's object that loaded
+/// as one Kubernetes resource of its key's name, at a numeric resourceVersion — is 24 bytes:
+/// the object (which holds the key's texts) and the version. Anything else is boxed with its key.
 #[derive(Debug, Clone)]
-struct Held {
+enum Held {
+    /// The object is all there is, its kind, namespace and name are the key, and its
+    /// resourceVersion is this number ([`HeldOrigin::KubernetesAt`]).
+    Object { object: Arc<KubeObject>, version: u64 },
+    /// Any other object.
+    Other(Box<HeldAny>),
+}
+
+/// [`Held::Other`].
+#[derive(Debug, Clone)]
+struct HeldAny {
+    key: ResourceRef,
     origin: HeldOrigin,
+    /// What is left of its load besides `object` (`None`: nothing).
     loaded: Option<Box<Loaded>>,
     object: Option<Arc<KubeObject>>,
 }
@@ -241,13 +256,9 @@ impl HeldOrigin {
         }
     }
 
-    fn origin(&self, key: &ResourceRef) -> Origin {
-        let kubernetes = |resource_version| Origin::Kubernetes {
-            kind: key.kind.clone(),
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            resource_version,
-        };
+    fn origin(&self, key: ResourceRef) -> Origin {
+        let ResourceRef { kind, namespace, name } = key;
+        let kubernetes = |resource_version| Origin::Kubernetes { kind, namespace, name, resource_version };
         match self {
             HeldOrigin::KubernetesAt(n) => kubernetes(Some(Arc::from(n.to_string()))),
             HeldOrigin::Kubernetes { resource_version } => kubernetes(resource_version.clone()),
@@ -269,8 +280,81 @@ impl HeldOrigin {
     }
 }
 
+/// What a held object is found by: its key's kind, namespace and name, compared as
+/// [`ResourceRef`]'s order compares them (so [`Sources`] holds objects in key order, and looks
+/// one up by a [`ResourceRef`] without a copy of the key in each).
+trait Keyed {
+    fn parts(&self) -> (&str, &str, &str);
+}
+
+impl Keyed for ResourceRef {
+    fn parts(&self) -> (&str, &str, &str) {
+        (&self.kind, &self.namespace, &self.name)
+    }
+}
+
+impl Keyed for Held {
+    fn parts(&self) -> (&str, &str, &str) {
+        match self {
+            Held::Object { object, .. } => (object.kind.as_str(), &object.namespace, &object.name),
+            Held::Other(any) => any.key.parts(),
+        }
+    }
+}
+
+impl PartialEq for dyn Keyed + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn Keyed + '_ {}
+
+impl PartialOrd for dyn Keyed + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn Keyed + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn Keyed + 'a> for Held {
+    fn borrow(&self) -> &(dyn Keyed + 'a) {
+        self
+    }
+}
+
+/// `key` as [`Sources`]' set of held objects looks it up.
+fn by_key(key: &ResourceRef) -> &dyn Keyed {
+    key
+}
+
 impl Held {
-    fn new(key: &ResourceRef, mut o: SourceObject, shared: &mut Sharing) -> Held {
+    fn new(key: ResourceRef, mut o: SourceObject, shared: &mut Sharing) -> Held {
         o.strip_lines();
         let mut object = None;
         if o.loaded.resources.len() == 1
@@ -278,7 +362,7 @@ impl Held {
         {
             match KubeObject::new(r) {
                 Ok(mut k) => {
-                    k.share(key, shared);
+                    k.share(&key, shared);
                     object = Some(Arc::new(k));
                 }
                 Err(r) => o.loaded.resources.push(*r),
@@ -287,23 +371,57 @@ impl Held {
         let l = &o.loaded;
         let empty = l.resources.is_empty() && l.diagnostics.is_empty() && l.skipped.is_empty() && l.failed.is_empty();
         let loaded = (!empty).then(|| Box::new(o.loaded));
-        Held { origin: HeldOrigin::new(key, o.origin), loaded, object }
+        let origin = HeldOrigin::new(&key, o.origin);
+        match (origin, loaded, object) {
+            (HeldOrigin::KubernetesAt(version), None, Some(object))
+                if object.kind.as_str() == &*key.kind
+                    && object.namespace == key.namespace
+                    && object.name == key.name =>
+            {
+                Held::Object { object, version }
+            }
+            (origin, loaded, object) => Held::Other(Box::new(HeldAny { key, origin, loaded, object })),
+        }
+    }
+
+    fn origin(&self, key: ResourceRef) -> Origin {
+        match self {
+            Held::Object { version, .. } => HeldOrigin::KubernetesAt(*version).origin(key),
+            Held::Other(any) => any.origin.origin(key),
+        }
+    }
+
+    fn is_version(&self, other: Option<&str>) -> bool {
+        match self {
+            Held::Object { version, .. } => HeldOrigin::KubernetesAt(*version).is_version(other),
+            Held::Other(any) => any.origin.is_version(other),
+        }
+    }
+
+    fn object(&self) -> Option<&Arc<KubeObject>> {
+        match self {
+            Held::Object { object, .. } => Some(object),
+            Held::Other(any) => any.object.as_ref(),
+        }
     }
 
     fn loaded(&self) -> &Loaded {
         static EMPTY: Loaded =
             Loaded { resources: Vec::new(), diagnostics: Vec::new(), skipped: Vec::new(), failed: Vec::new() };
-        self.loaded.as_deref().unwrap_or(&EMPTY)
+        match self {
+            Held::Other(any) => any.loaded.as_deref().unwrap_or(&EMPTY),
+            Held::Object { .. } => &EMPTY,
+        }
     }
 
     fn resources(&self) -> impl Iterator<Item = Resource> + '_ {
-        self.loaded().resources.iter().cloned().chain(self.object.as_ref().map(|o| o.resource()))
+        self.loaded().resources.iter().cloned().chain(self.object().map(|o| o.resource()))
     }
 
     /// As the store takes it, without a copy.
-    fn change(&self, key: &ResourceRef) -> Change {
-        let object = HeldObject { loaded: self.loaded().clone(), object: self.object.clone() };
-        Change::Held { key: key.clone(), object }
+    fn change(&self, key: ResourceRef) -> Change {
+        let object = HeldObject { loaded: self.loaded().clone(), object: self.object().cloned() };
+        Change::Held { key, object }
     }
 }
 
@@ -311,11 +429,14 @@ impl Held {
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     files: Loaded,
-    objects: BTreeMap<ResourceRef, Held>,
+    /// The objects, in key order (found by key: [`by_key`]).
+    objects: BTreeSet<Held>,
     /// Parts of lists still being read.
-    listing: BTreeMap<Scope, Vec<(ResourceRef, Held)>>,
+    listing: BTreeMap<Scope, Vec<Held>>,
     /// One copy of each Pod label set, kind, namespace and apiVersion the objects hold.
     shared: Sharing,
+    /// The kinds of the keys (one copy each, to give keys back: [`Sources::key`]).
+    kinds: Vec<Arc<str>>,
 }
 
 impl Sources {
@@ -333,31 +454,27 @@ impl Sources {
     /// already held changes nothing).
     pub fn apply(&mut self, event: SourceEvent) -> bool {
         match event {
-            SourceEvent::Upsert { mut key, object } => {
-                let same = self.objects.get(&key).is_some_and(|old| old.origin.is_version(object.resource_version()));
-                if same {
+            SourceEvent::Upsert { key, object } => {
+                let old = self.objects.get(by_key(&key));
+                if old.is_some_and(|old| old.is_version(object.resource_version())) {
                     return false;
                 }
-                self.share_key(&mut key);
-                let held = Held::new(&key, object, &mut self.shared);
-                self.objects.insert(key, held);
+                let held = self.hold(key, object);
+                self.objects.replace(held);
                 true
             }
-            SourceEvent::Delete { key } => self.objects.remove(&key).is_some(),
+            SourceEvent::Delete { key } => self.objects.remove(by_key(&key)),
             SourceEvent::Listing { scope, first, objects } => {
-                let held = objects.into_iter().filter(|(key, _)| {
-                    let inside = scope.covers(key);
-                    if !inside {
-                        tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
-                    }
-                    inside
-                });
-                let held: Vec<(ResourceRef, Held)> = held
-                    .map(|(mut key, object)| {
-                        self.share_key(&mut key);
-                        let held = Held::new(&key, object, &mut self.shared);
-                        (key, held)
+                let held: Vec<Held> = objects
+                    .into_iter()
+                    .filter(|(key, _)| {
+                        let inside = scope.covers(key);
+                        if !inside {
+                            tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
+                        }
+                        inside
                     })
+                    .map(|(key, object)| self.hold(key, object))
                     .collect();
                 match self.listing.get_mut(&scope) {
                     Some(parts) if !first => parts.extend(held),
@@ -370,22 +487,20 @@ impl Sources {
             SourceEvent::Replace { scope, objects } => {
                 let parts = self.listing.remove(&scope).unwrap_or_default();
                 let before = self.objects.len();
-                self.objects.retain(|k, _| !scope.covers(k));
+                self.objects.retain(|h| !scope.covers(h));
                 let mut changed = self.objects.len() != before || !objects.is_empty() || !parts.is_empty();
                 let mut listed = parts;
-                for (mut key, object) in objects {
+                for (key, object) in objects {
                     if scope.covers(&key) {
-                        self.share_key(&mut key);
-                        let held = Held::new(&key, object, &mut self.shared);
-                        listed.push((key, held));
+                        listed.push(self.hold(key, object));
                     } else {
                         changed = true;
                         tracing::debug!(target: "meshwork::config", %key, %scope, "object outside its list's scope: ignored");
                     }
                 }
-                // Built again from a sorted list (later of one key winning, as inserting them in
-                // turn would): its nodes full, where inserting a list's keys in order leaves
-                // each node half empty — a map of 100,000 Pods is ~40 % smaller so.
+                // Built again from a sorted list (the later of one key winning, as inserting
+                // them in turn would): its nodes full, where inserting a list's keys in order
+                // leaves each node half empty.
                 let others = std::mem::take(&mut self.objects);
                 self.objects = others.into_iter().chain(listed).collect();
                 changed
@@ -393,10 +508,31 @@ impl Sources {
         }
     }
 
-    /// The key's kind and namespace as every other key spells them (one copy each).
-    fn share_key(&mut self, key: &mut ResourceRef) {
+    /// `object` as held, its key's kind and namespace spelled as every other key spells them
+    /// (one copy each).
+    fn hold(&mut self, mut key: ResourceRef, object: SourceObject) -> Held {
         self.shared.names.share(&mut key.kind);
         self.shared.names.share(&mut key.namespace);
+        if !self.kinds.iter().any(|k| Arc::ptr_eq(k, &key.kind)) {
+            self.kinds.retain(|k| *k != key.kind);
+            self.kinds.push(key.kind.clone());
+        }
+        Held::new(key, object, &mut self.shared)
+    }
+
+    /// The key of a held object.
+    fn key(&self, held: &Held) -> ResourceRef {
+        match held {
+            Held::Object { object, .. } => {
+                let kind = object.kind.as_str();
+                ResourceRef {
+                    kind: self.kinds.iter().find(|k| ***k == *kind).cloned().unwrap_or_else(|| Arc::from(kind)),
+                    namespace: object.namespace.clone(),
+                    name: object.name.clone(),
+                }
+            }
+            Held::Other(any) => any.key.clone(),
+        }
     }
 
     /// Take one change, as [`Sources::apply`] does, and say what the store must take for it: the
@@ -408,13 +544,13 @@ impl Sources {
                 if !self.apply(SourceEvent::Upsert { key: key.clone(), object }) {
                     return Delta::Unchanged;
                 }
-                match self.objects.get(&key) {
-                    Some(object) => Delta::Changes(vec![object.change(&key)]),
+                match self.objects.get(by_key(&key)) {
+                    Some(object) => Delta::Changes(vec![object.change(self.key(object))]),
                     None => Delta::Whole,
                 }
             }
             SourceEvent::Delete { key } => {
-                if self.objects.remove(&key).is_none() {
+                if !self.objects.remove(by_key(&key)) {
                     return Delta::Unchanged;
                 }
                 let in_files = self.files.resources.iter().any(|r| r.id() == key)
@@ -449,9 +585,9 @@ impl Sources {
         {
             return None;
         }
-        let mut changes: Vec<Change> = self.objects.iter().map(|(key, held)| held.change(key)).collect();
+        let mut changes: Vec<Change> = self.objects.iter().map(|held| held.change(self.key(held))).collect();
         let gone: std::collections::BTreeSet<ResourceRef> =
-            known.into_iter().filter(|k| !self.objects.contains_key(k)).collect();
+            known.into_iter().filter(|k| !self.objects.contains(by_key(k))).collect();
         changes.extend(gone.into_iter().map(|key| Change::Delete { key }));
         Some(changes)
     }
@@ -465,7 +601,7 @@ impl Sources {
     /// name order).
     pub fn merged(&self) -> Loaded {
         let mut out = self.files.clone();
-        for object in self.objects.values() {
+        for object in &self.objects {
             out.resources.extend(object.resources());
             let loaded = object.loaded();
             out.diagnostics.extend(loaded.diagnostics.iter().cloned());
@@ -477,19 +613,19 @@ impl Sources {
 
     /// The compact Kubernetes object held as `key`.
     pub(crate) fn kube_object(&self, key: &ResourceRef) -> Option<&Arc<KubeObject>> {
-        self.objects.get(key)?.object.as_ref()
+        self.objects.get(by_key(key))?.object()
     }
 
     /// The keys of the objects held.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &ResourceRef> {
-        self.objects.keys()
+    pub(crate) fn keys(&self) -> impl Iterator<Item = ResourceRef> + '_ {
+        self.objects.iter().map(|held| self.key(held))
     }
 
     /// Where the resource `id` comes from: an object of that kind, namespace and name, else the
     /// file that holds it (its last occurrence), else `None`.
     pub fn origin(&self, id: &ResourceRef) -> Option<Origin> {
-        if let Some(object) = self.objects.get(id) {
-            return Some(object.origin.origin(id));
+        if let Some(object) = self.objects.get(by_key(id)) {
+            return Some(object.origin(self.key(object)));
         }
         (self.files.resources.iter().rev())
             .find(|r| r.id() == *id)
@@ -591,7 +727,7 @@ mod tests {
     }
 
     fn labels_of(sources: &Sources, key: &ResourceRef) -> crate::types::kube::Labels {
-        match sources.objects.get(key).and_then(|h| h.object.as_deref()).map(|o| &o.spec) {
+        match sources.kube_object(key).map(|o| &o.spec) {
             Some(super::super::compact::KubeSpec::Pod(p)) => p.metadata.labels.clone(),
             other => panic!("{key}: not a Pod: {other:?}"),
         }
@@ -609,15 +745,19 @@ mod tests {
         let shared = labels_of(&sources, &keys[0]);
         assert_eq!(shared.get("app").map(String::as_str), Some("a"));
         assert!(keys.iter().all(|k| labels_of(&sources, k).ptr_eq(&shared)));
-        // Its name and namespace are its key's, not copies.
-        let (key, held) = sources.objects.get_key_value(&keys[3]).expect("held");
-        let Some(super::super::compact::KubeSpec::Pod(pod)) = held.object.as_deref().map(|o| &o.spec) else {
-            panic!("a Pod")
-        };
-        assert!(Arc::ptr_eq(pod.metadata.name.as_arc(), &key.name));
-        assert!(Arc::ptr_eq(pod.metadata.namespace.as_arc(), &key.namespace));
-        let (first, _) = sources.objects.get_key_value(&keys[0]).expect("held");
-        assert!(Arc::ptr_eq(&first.namespace, &key.namespace), "one namespace name for all keys");
+        // Held as the object alone, whose name and namespace are its key's (one namespace name
+        // for all), not copies.
+        let held = sources.objects.get(by_key(&keys[3])).expect("held");
+        assert!(matches!(held, Held::Object { version: 1, .. }), "{held:?}");
+        let object = sources.kube_object(&keys[3]).expect("held");
+        let Some(super::super::compact::KubeSpec::Pod(pod)) = Some(&object.spec) else { panic!("a Pod") };
+        assert!(Arc::ptr_eq(pod.metadata.name.as_arc(), &object.name));
+        assert!(Arc::ptr_eq(pod.metadata.namespace.as_arc(), &object.namespace));
+        let first = sources.kube_object(&keys[0]).expect("held");
+        assert!(Arc::ptr_eq(&first.namespace, &object.namespace), "one namespace name for all keys");
+        let key = sources.keys().nth(3).expect("a key");
+        assert_eq!(key, keys[3], "keys given back as they were");
+        assert!(Arc::ptr_eq(&key.kind, &sources.keys().next().expect("a key").kind));
         // Relabelled: its own labels, as written; the others keep theirs.
         upsert(&mut sources, "a-0", "b", "2");
         assert_eq!(labels_of(&sources, &keys[0]).get("app").map(String::as_str), Some("b"));
@@ -629,6 +769,32 @@ mod tests {
         }
         assert!(sources.shared.labels.len() <= 64, "{} label sets held for 2 in use", sources.shared.labels.len());
         assert_eq!(sources.merged().resources.len(), 10);
+    }
+
+    #[test]
+    fn an_object_held_alone_is_24_bytes_and_any_other_keeps_its_key_and_version() {
+        assert!(std::mem::size_of::<Held>() <= 24, "{} bytes", std::mem::size_of::<Held>());
+        let mut sources = Sources::new();
+        // A key the object does not spell (another namespace), and versions that are not
+        // numbers as they print: held boxed, with the key and the version as given.
+        for (key_ns, rv) in [("elsewhere", "3"), ("x", "007"), ("x", "abc")] {
+            let (_, object) = object("Pod", key_ns, "p", rv, &pod("p", "a"));
+            let key = ResourceRef { kind: "Pod".into(), namespace: key_ns.into(), name: "p".into() };
+            assert!(sources.apply(SourceEvent::Upsert { key: key.clone(), object: object.clone() }));
+            assert!(!sources.apply(SourceEvent::Upsert { key: key.clone(), object }), "{rv}: the same version");
+            assert!(matches!(sources.objects.get(by_key(&key)), Some(Held::Other(_))));
+            assert!(
+                matches!(sources.origin(&key), Some(Origin::Kubernetes { resource_version: Some(v), namespace, .. })
+                    if &*v == rv && *namespace == *key_ns)
+            );
+            assert!(sources.keys().any(|k| k == key));
+        }
+        let merged = sources.merged();
+        assert_eq!(merged.resources.len(), 2, "elsewhere/p and x/p");
+        assert!(sources.apply(SourceEvent::Delete {
+            key: ResourceRef { kind: "Pod".into(), namespace: "elsewhere".into(), name: "p".into() }
+        }));
+        assert_eq!(sources.objects(), 1);
     }
 
     #[test]
