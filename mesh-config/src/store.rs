@@ -51,8 +51,9 @@ pub use delta::{Change, DeltaReport, HeldObject, HostServices, Recompiled};
 pub use source::{Delta, Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 use mesh_core::Snapshot;
 
@@ -136,6 +137,25 @@ struct Shell {
 }
 
 impl Kept {
+    /// The kind, namespace and name of the resource kept (those of the resource it was made
+    /// from: [`Resource::id`] is made of them).
+    fn names(&self) -> (Kind, &str, &str) {
+        match self {
+            Kept::Packed(p) => (p.shell.kind, &p.shell.namespace, &p.shell.name),
+            Kept::Kube(o) => (o.kind, &o.namespace, &o.name),
+            Kept::Whole(r) => (r.kind, &r.namespace, &r.name),
+        }
+    }
+
+    /// [`Kept::names`], as shared text.
+    fn name_arcs(&self) -> (Kind, &Arc<str>, &Arc<str>) {
+        match self {
+            Kept::Packed(p) => (p.shell.kind, &p.shell.namespace, &p.shell.name),
+            Kept::Kube(o) => (o.kind, &o.namespace, &o.name),
+            Kept::Whole(r) => (r.kind, &r.namespace, &r.name),
+        }
+    }
+
     fn keep(mut r: Resource) -> Kept {
         if !matches!(
             r.kind,
@@ -293,16 +313,87 @@ pub(crate) fn strip_lines(r: &mut Resource) {
     }
 }
 
-/// A resource in force, its id, and what validating it gave (warnings only: it is valid).
+/// A resource in force and what validating it gave (warnings only: it is valid).
+///
+/// Its id is not held a second time: it is the kept form's kind (as [`Kind::as_str`] spells it,
+/// as [`Resource::id`] does), namespace and name. Only an entry whose id is not that (a
+/// [`Change::Held`] object under a key other than its own id) holds its id, beside its
+/// validation in `rare`. The store holds one entry per resource in force (100,000 Pods in a
+/// cluster): 24 bytes, where the id and an empty `Vec` took 72 more.
 #[derive(Debug, Clone)]
 struct Entry {
-    id: ResourceRef,
     kept: Kept,
+    /// `None` (no allocation) for the common entry: no diagnostics, its id its kept form's.
+    rare: Option<Box<Rare>>,
+}
+
+/// What few entries hold beside their kept form (see [`Entry`]).
+#[derive(Debug, Clone)]
+struct Rare {
+    /// What validating the resource gave.
     validation: Vec<Diagnostic>,
+    /// The entry's id, when it is not its kept form's kind, namespace and name.
+    id: Option<ResourceRef>,
+}
+
+impl Entry {
+    /// The entry of the resource `id`, kept as `kept`, whose validation gave `validation`.
+    fn new(id: &ResourceRef, kept: Kept, validation: Vec<Diagnostic>) -> Entry {
+        let (kind, namespace, name) = kept.names();
+        let own = (kind.as_str(), namespace, name) == (&*id.kind, &*id.namespace, &*id.name);
+        let rare =
+            (!own || !validation.is_empty()).then(|| Box::new(Rare { validation, id: (!own).then(|| id.clone()) }));
+        Entry { kept, rare }
+    }
+
+    /// The entry's id as text: kind, namespace, name.
+    fn names(&self) -> (&str, &str, &str) {
+        if let Some(id) = self.rare.as_ref().and_then(|r| r.id.as_ref()) {
+            return (&id.kind, &id.namespace, &id.name);
+        }
+        let (kind, namespace, name) = self.kept.names();
+        (kind.as_str(), namespace, name)
+    }
+
+    /// Is this the entry of `id`? (Compares the text, makes nothing.)
+    fn is(&self, id: &ResourceRef) -> bool {
+        self.names() == (&*id.kind, &*id.namespace, &*id.name)
+    }
+
+    /// The entry's id (its namespace and name shared with the kept form, its kind text with
+    /// every other id of that kind: [`kind_text`]).
+    fn id(&self) -> ResourceRef {
+        if let Some(id) = self.rare.as_ref().and_then(|r| r.id.as_ref()) {
+            return id.clone();
+        }
+        let (kind, namespace, name) = self.kept.name_arcs();
+        ResourceRef { kind: kind_text(kind), namespace: namespace.clone(), name: name.clone() }
+    }
+
+    /// What validating the resource gave.
+    fn validation(&self) -> &[Diagnostic] {
+        self.rare.as_ref().map_or(&[], |r| &r.validation)
+    }
+
+    /// The id, the kept form and the validation.
+    fn into_parts(self) -> (ResourceRef, Kept, Vec<Diagnostic>) {
+        let id = self.id();
+        let validation = self.rare.map(|r| r.validation).unwrap_or_default();
+        (id, self.kept, validation)
+    }
+}
+
+/// A kind's text ([`Kind::as_str`]), one copy per kind for every id made by [`Entry::id`].
+fn kind_text(kind: Kind) -> Arc<str> {
+    static TEXTS: [OnceLock<Arc<str>>; 32] = [const { OnceLock::new() }; 32];
+    match TEXTS.get(kind as usize) {
+        Some(text) => text.get_or_init(|| Arc::from(kind.as_str())).clone(),
+        None => Arc::from(kind.as_str()),
+    }
 }
 
 /// Where each resource in force is in the store's list: the positions alone, found by the id
-/// the entry there holds. (A map keyed by id would hold every id a second time: 48 bytes a
+/// of the entry there ([`Entry::is`]). (A map keyed by id would hold every id: 48 bytes a
 /// resource, and a cluster has 100,000 Pods.)
 #[derive(Debug, Clone, Default)]
 struct Positions {
@@ -310,19 +401,29 @@ struct Positions {
     hasher: std::hash::RandomState,
 }
 
-/// The id of the entry at `i`, if there is one.
-fn id_at(kept: &[Option<Entry>], i: usize) -> Option<&ResourceRef> {
-    kept.get(i).and_then(Option::as_ref).map(|e| &e.id)
+/// The entry at `i`, if there is one.
+fn entry_at(kept: &[Option<Entry>], i: usize) -> Option<&Entry> {
+    kept.get(i).and_then(Option::as_ref)
+}
+
+/// The hash of an id given as its kind, namespace and name: the same for an id
+/// ([`Positions::hash`]) and for the entry of that id ([`Entry::names`]).
+fn hash_names(hasher: &std::hash::RandomState, (kind, namespace, name): (&str, &str, &str)) -> u64 {
+    let mut h = hasher.build_hasher();
+    kind.hash(&mut h);
+    namespace.hash(&mut h);
+    name.hash(&mut h);
+    h.finish()
 }
 
 impl Positions {
     fn hash(&self, id: &ResourceRef) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, id)
+        hash_names(&self.hasher, (&id.kind, &id.namespace, &id.name))
     }
 
     /// Where `id` is in `kept`.
     fn get(&self, kept: &[Option<Entry>], id: &ResourceRef) -> Option<usize> {
-        self.table.find(self.hash(id), |&i| id_at(kept, i) == Some(id)).copied()
+        self.table.find(self.hash(id), |&i| entry_at(kept, i).is_some_and(|e| e.is(id))).copied()
     }
 
     fn contains(&self, kept: &[Option<Entry>], id: &ResourceRef) -> bool {
@@ -331,15 +432,16 @@ impl Positions {
 
     /// Note the entry at `i` of `kept` (its id not noted yet).
     fn insert(&mut self, kept: &[Option<Entry>], i: usize) {
-        let Some(id) = id_at(kept, i) else { return };
+        let Some(entry) = entry_at(kept, i) else { return };
         let hasher = &self.hasher;
-        let rehash = |&j: &usize| id_at(kept, j).map_or(0, |id| std::hash::BuildHasher::hash_one(hasher, id));
-        self.table.insert_unique(std::hash::BuildHasher::hash_one(hasher, id), i, rehash);
+        let rehash = |&j: &usize| entry_at(kept, j).map_or(0, |e| hash_names(hasher, e.names()));
+        self.table.insert_unique(hash_names(hasher, entry.names()), i, rehash);
     }
 
     /// Forget `id` (its entry still in `kept`), saying where it was.
     fn remove(&mut self, kept: &[Option<Entry>], id: &ResourceRef) -> Option<usize> {
-        let entry = self.table.find_entry(self.hash(id), |&i| id_at(kept, i) == Some(id)).ok()?;
+        let found = |&i: &usize| entry_at(kept, i).is_some_and(|e| e.is(id));
+        let entry = self.table.find_entry(self.hash(id), found).ok()?;
         Some(entry.remove().0)
     }
 
@@ -492,20 +594,19 @@ impl ConfigStore {
         // New versions: validated, unless equal to the version in force down to their lines
         // (then validating would give what it gave that version, which is kept); later
         // duplicates of one id replace earlier ones.
-        let in_force: Vec<Entry> = std::mem::take(&mut self.kept).into_iter().flatten().collect();
-        self.index.clear();
+        // The entries in force, found by id through their positions (no map of ids made).
+        let in_force: Vec<Option<Entry>> = std::mem::take(&mut self.kept);
+        let mut index = std::mem::take(&mut self.index);
         self.holes = 0;
-        let mut index: HashMap<&ResourceRef, usize> = HashMap::with_capacity(in_force.len());
-        index.extend(in_force.iter().enumerate().map(|(i, e)| (&e.id, i)));
         // Each id's latest valid version, as a place in `versions` (the map moves no resources).
         let mut incoming: BTreeMap<ResourceRef, usize> = BTreeMap::new();
         let mut versions: Vec<Option<Incoming>> = Vec::with_capacity(loaded.resources.len());
         let mut order: Vec<ResourceRef> = Vec::new();
         for r in loaded.resources {
             let id = r.id();
-            let old = index.get(&id).and_then(|&i| in_force.get(i));
+            let old = index.get(&in_force, &id).and_then(|i| entry_at(&in_force, i));
             let (validation, unchanged) = match old {
-                Some(old) if old.kept.unchanged(&r) => (old.validation.clone(), true),
+                Some(old) if old.kept.unchanged(&r) => (old.validation().to_vec(), true),
                 _ => (validate(&r), false),
             };
             let invalid = validation.iter().any(Diagnostic::is_error);
@@ -521,14 +622,16 @@ impl ConfigStore {
             incoming.insert(id, versions.len());
             versions.push(Some(Incoming { resource: r, validation, unchanged }));
         }
-        drop(index);
+        // (Its table serves again, rebuilt below.)
+        index.clear();
+        self.index = index;
 
         // What will be in force: the resources to compile, and beside each its id, its kept
         // form when the one in force serves (unchanged, or kept as last good), its validation.
         let mut next: Vec<Resource> = Vec::with_capacity(versions.len() + in_force.len());
         let mut beside: Vec<(ResourceRef, Option<Kept>, Vec<Diagnostic>)> = Vec::with_capacity(next.capacity());
         let mut placed: BTreeSet<ResourceRef> = BTreeSet::new();
-        for Entry { id, kept: old, validation } in in_force {
+        for (id, old, validation) in in_force.into_iter().flatten().map(Entry::into_parts) {
             if let Some(new) = incoming.remove(&id).and_then(|i| versions.get_mut(i)).and_then(Option::take) {
                 if !new.unchanged && !old.same_as(&new.resource) {
                     report.updated += 1;
@@ -572,10 +675,10 @@ impl ConfigStore {
         report.skipped = skipped;
         self.kube = kube_index::KubeIndex::new(&next);
         self.kept = (next.into_iter().zip(beside))
-            .map(|(r, (id, kept, validation))| {
-                Some(Entry { id, kept: kept.unwrap_or_else(|| Kept::keep(r)), validation })
-            })
+            .map(|(r, (id, kept, validation))| Some(Entry::new(&id, kept.unwrap_or_else(|| Kept::keep(r)), validation)))
             .collect();
+        // Exactly what is in force (a collect may keep the capacity of the list it read).
+        self.kept.shrink_to_fit();
         self.index.rebuild(&self.kept);
         self.snapshot = compiled.snapshot;
         self.gateway_api = compiled.gateway_api;
@@ -630,12 +733,12 @@ impl ConfigStore {
 
     /// The kind, namespace and name of each resource in force, in the order first seen.
     pub fn resource_refs(&self) -> Vec<ResourceRef> {
-        self.entries().map(|e| e.id.clone()).collect()
+        self.entries().map(Entry::id).collect()
     }
 
     /// Resource ids in force, as `Kind namespace/name`.
     pub fn ids(&self) -> Vec<Arc<str>> {
-        self.entries().map(|e| Arc::from(e.id.to_string().as_str())).collect()
+        self.entries().map(|e| Arc::from(e.id().to_string().as_str())).collect()
     }
 }
 
@@ -688,6 +791,53 @@ spec:
         assert!(back[0].spec_node.is_none(), "an API object's tree (lines only) is let go");
         let report = store.apply(sources.merged());
         assert_eq!((report.added, report.updated, report.removed), (0, 0, 0));
+    }
+
+    #[test]
+    fn an_entry_takes_24_bytes() {
+        // One per resource in force: 100,000 Pods in a cluster (the id and an empty `Vec` of
+        // diagnostics took 64 more bytes each).
+        assert!(std::mem::size_of::<Option<Entry>>() <= 24, "{} bytes", std::mem::size_of::<Option<Entry>>());
+    }
+
+    #[test]
+    fn an_object_held_under_another_key_is_in_force_under_that_key() {
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nstatus: {podIP: 10.0.0.1}\n";
+        let key = ResourceRef { kind: "Pod".into(), namespace: "shop".into(), name: "q".into() };
+        let origin = Origin::Kubernetes {
+            kind: "Pod".into(),
+            namespace: "shop".into(),
+            name: "q".into(),
+            resource_version: Some("1".into()),
+        };
+        let loaded = load_str(pod, None, &LoadOptions::default()).expect("yaml");
+        let mut sources = Sources::new();
+        let event = SourceEvent::Upsert { key: key.clone(), object: SourceObject { origin, loaded } };
+        let Delta::Changes(changes) = sources.changes(event) else { panic!("one change") };
+        let mut store = ConfigStore::default();
+        let report = store.apply_changes(changes.clone()).report;
+        assert_eq!((report.added, store.resource_refs()), (1, vec![key.clone()]));
+        assert!(store.entry(&key).is_some());
+        assert_eq!(store.ids(), [Arc::from("Pod shop/q")]);
+        let report = store.apply_changes(changes).report;
+        assert_eq!((report.added, report.updated, store.len()), (0, 0, 1));
+        let report = store.apply_changes(vec![Change::Delete { key }]).report;
+        assert_eq!((report.removed, store.len()), (1, 0));
+    }
+
+    #[test]
+    fn ids_of_entries_are_those_of_their_resources() {
+        let gateway = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: shop}\nspec: {gatewayClassName: c, listeners: [{name: http, port: 80, protocol: HTTP}]}\n";
+        let text = format!("{VS}---\n{gateway}");
+        let loaded = load(&text);
+        let ids: Vec<ResourceRef> = loaded.resources.iter().map(Resource::id).collect();
+        assert_eq!(ids.len(), 2);
+        let mut store = ConfigStore::default();
+        store.apply(loaded);
+        assert_eq!(store.resource_refs(), ids);
+        for id in &ids {
+            assert!(store.entry(id).is_some_and(|e| e.is(id) && e.id() == *id), "{id}");
+        }
     }
 
     #[test]

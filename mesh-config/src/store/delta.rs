@@ -143,6 +143,13 @@ impl ConfigStore {
             !matches!(&*key.kind, "EndpointSlice" | "Pod")
         });
         let mut touched = Touched { track: !other_kinds, ..Touched::default() };
+        // A first load (nothing in force): room for exactly its resources, where pushing them
+        // one by one would leave up to as much again unused.
+        let first = self.index.is_empty();
+        if first {
+            let upserts = changes.iter().filter(|c| !matches!(c, Change::Delete { .. })).count();
+            self.kept.reserve_exact(upserts);
+        }
         for change in changes {
             match change {
                 Change::Delete { key } => {
@@ -169,6 +176,11 @@ impl ConfigStore {
             }
         }
         self.compact();
+        if first {
+            // The room reserved for resources rejected or given twice goes back (one pass over
+            // the list, once).
+            self.kept.shrink_to_fit();
+        }
         self.input_errors.retain(|d| d.resource.as_ref().is_none_or(|r| !named.contains(r)));
         self.input_errors.extend(errors);
         let recompiled = if !touched.any {
@@ -242,10 +254,10 @@ impl ConfigStore {
         let at = self.index.get(&self.kept, key);
         let old = at.and_then(|i| self.kept.get(i)).and_then(Option::as_ref);
         // The very object in force (or an equal one): nothing to validate or compile.
-        if let (Version::Shared(object), Some(Entry { kept: Kept::Kube(mine), validation, .. })) = (&new, old)
+        if let (Version::Shared(object), Some(old @ Entry { kept: Kept::Kube(mine), .. })) = (&new, old)
             && (Arc::ptr_eq(mine, object) || **mine == **object)
         {
-            report.diagnostics.extend(validation.iter().cloned());
+            report.diagnostics.extend(old.validation().iter().cloned());
             // One copy: the sources' (its content is the same, so the index holds).
             if let Some(Some(Entry { kept: Kept::Kube(mine), .. })) = at.and_then(|i| self.kept.get_mut(i)) {
                 *mine = object.clone();
@@ -260,7 +272,7 @@ impl ConfigStore {
             }
         };
         let (validation, unchanged) = match old {
-            Some(e) if e.kept.unchanged(&new) => (e.validation.clone(), true),
+            Some(e) if e.kept.unchanged(&new) => (e.validation().to_vec(), true),
             _ => (validate(&new), false),
         };
         report.diagnostics.extend(validation.iter().cloned());
@@ -277,7 +289,7 @@ impl ConfigStore {
             Some(object) => Kept::Kube(object),
             None => Kept::keep(new),
         };
-        let entry = Entry { id: key.clone(), kept, validation };
+        let entry = Entry::new(key, kept, validation);
         match at {
             Some(i) => {
                 let Some(slot) = self.kept.get_mut(i) else { return };
@@ -321,12 +333,14 @@ impl ConfigStore {
         self.kept.get_mut(i)?.take()
     }
 
-    /// Close the holes left by removals once they are half of the list.
+    /// Close the holes left by removals once they are half of the list, and give back the room
+    /// they took (this pass is over the whole list already).
     fn compact(&mut self) {
         if self.holes < 64 || self.holes * 2 < self.kept.len() {
             return;
         }
         self.kept.retain(Option::is_some);
+        self.kept.shrink_to_fit();
         self.index.rebuild(&self.kept);
         self.holes = 0;
     }
