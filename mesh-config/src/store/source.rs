@@ -384,10 +384,22 @@ impl Held {
         }
     }
 
-    fn origin(&self, key: ResourceRef) -> Origin {
+    /// Its key.
+    fn key(&self) -> ResourceRef {
         match self {
-            Held::Object { version, .. } => HeldOrigin::KubernetesAt(*version).origin(key),
-            Held::Other(any) => any.origin.origin(key),
+            Held::Object { object, .. } => ResourceRef {
+                kind: super::kind_text(object.kind),
+                namespace: object.namespace.clone(),
+                name: object.name.clone(),
+            },
+            Held::Other(any) => any.key.clone(),
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        match self {
+            Held::Object { version, .. } => HeldOrigin::KubernetesAt(*version).origin(self.key()),
+            Held::Other(any) => any.origin.origin(any.key.clone()),
         }
     }
 
@@ -419,9 +431,9 @@ impl Held {
     }
 
     /// As the store takes it, without a copy.
-    fn change(&self, key: ResourceRef) -> Change {
+    fn change(&self) -> Change {
         let object = HeldObject { loaded: self.loaded().clone(), object: self.object().cloned() };
-        Change::Held { key, object }
+        Change::Held { key: self.key(), object }
     }
 }
 
@@ -435,8 +447,6 @@ pub struct Sources {
     listing: BTreeMap<Scope, Vec<Held>>,
     /// One copy of each Pod label set, kind, namespace and apiVersion the objects hold.
     shared: Sharing,
-    /// The kinds of the keys (one copy each, to give keys back: [`Sources::key`]).
-    kinds: Vec<Arc<str>>,
 }
 
 impl Sources {
@@ -513,26 +523,7 @@ impl Sources {
     fn hold(&mut self, mut key: ResourceRef, object: SourceObject) -> Held {
         self.shared.names.share(&mut key.kind);
         self.shared.names.share(&mut key.namespace);
-        if !self.kinds.iter().any(|k| Arc::ptr_eq(k, &key.kind)) {
-            self.kinds.retain(|k| *k != key.kind);
-            self.kinds.push(key.kind.clone());
-        }
         Held::new(key, object, &mut self.shared)
-    }
-
-    /// The key of a held object.
-    fn key(&self, held: &Held) -> ResourceRef {
-        match held {
-            Held::Object { object, .. } => {
-                let kind = object.kind.as_str();
-                ResourceRef {
-                    kind: self.kinds.iter().find(|k| ***k == *kind).cloned().unwrap_or_else(|| Arc::from(kind)),
-                    namespace: object.namespace.clone(),
-                    name: object.name.clone(),
-                }
-            }
-            Held::Other(any) => any.key.clone(),
-        }
     }
 
     /// Take one change, as [`Sources::apply`] does, and say what the store must take for it: the
@@ -545,7 +536,7 @@ impl Sources {
                     return Delta::Unchanged;
                 }
                 match self.objects.get(by_key(&key)) {
-                    Some(object) => Delta::Changes(vec![object.change(self.key(object))]),
+                    Some(object) => Delta::Changes(vec![object.change()]),
                     None => Delta::Whole,
                 }
             }
@@ -585,7 +576,7 @@ impl Sources {
         {
             return None;
         }
-        let mut changes: Vec<Change> = self.objects.iter().map(|held| held.change(self.key(held))).collect();
+        let mut changes: Vec<Change> = self.objects.iter().map(|held| held.change()).collect();
         let gone: std::collections::BTreeSet<ResourceRef> =
             known.into_iter().filter(|k| !self.objects.contains(by_key(k))).collect();
         changes.extend(gone.into_iter().map(|key| Change::Delete { key }));
@@ -618,14 +609,14 @@ impl Sources {
 
     /// The keys of the objects held.
     pub(crate) fn keys(&self) -> impl Iterator<Item = ResourceRef> + '_ {
-        self.objects.iter().map(|held| self.key(held))
+        self.objects.iter().map(|held| held.key())
     }
 
     /// Where the resource `id` comes from: an object of that kind, namespace and name, else the
     /// file that holds it (its last occurrence), else `None`.
     pub fn origin(&self, id: &ResourceRef) -> Option<Origin> {
         if let Some(object) = self.objects.get(by_key(id)) {
-            return Some(object.origin(self.key(object)));
+            return Some(object.origin());
         }
         (self.files.resources.iter().rev())
             .find(|r| r.id() == *id)
