@@ -383,6 +383,29 @@ impl Entry {
     }
 }
 
+/// The ids of the entries in force ([`ConfigStore::resource_refs`]), made one at a time.
+struct Refs<'a> {
+    entries: std::slice::Iter<'a, Option<Entry>>,
+    /// How many are still to come.
+    left: usize,
+}
+
+impl Iterator for Refs<'_> {
+    type Item = ResourceRef;
+
+    fn next(&mut self) -> Option<ResourceRef> {
+        let entry = self.entries.by_ref().flatten().next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(entry.id())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Refs<'_> {}
+
 /// A kind's text ([`Kind::as_str`]), one copy per kind for every id made by [`Entry::id`].
 fn kind_text(kind: Kind) -> Arc<str> {
     static TEXTS: [OnceLock<Arc<str>>; 32] = [const { OnceLock::new() }; 32];
@@ -732,8 +755,8 @@ impl ConfigStore {
     }
 
     /// The kind, namespace and name of each resource in force, in the order first seen.
-    pub fn resource_refs(&self) -> Vec<ResourceRef> {
-        self.entries().map(Entry::id).collect()
+    pub fn resource_refs(&self) -> impl ExactSizeIterator<Item = ResourceRef> + '_ {
+        Refs { entries: self.kept.iter(), left: self.index.len() }
     }
 
     /// Resource ids in force, as `Kind namespace/name`.
@@ -816,7 +839,7 @@ spec:
         let Delta::Changes(changes) = sources.changes(event) else { panic!("one change") };
         let mut store = ConfigStore::default();
         let report = store.apply_changes(changes.clone()).report;
-        assert_eq!((report.added, store.resource_refs()), (1, vec![key.clone()]));
+        assert_eq!((report.added, store.resource_refs().collect::<Vec<_>>()), (1, vec![key.clone()]));
         assert!(store.entry(&key).is_some());
         assert_eq!(store.ids(), [Arc::from("Pod shop/q")]);
         let report = store.apply_changes(changes).report;
@@ -834,7 +857,7 @@ spec:
         assert_eq!(ids.len(), 2);
         let mut store = ConfigStore::default();
         store.apply(loaded);
-        assert_eq!(store.resource_refs(), ids);
+        assert_eq!(store.resource_refs().collect::<Vec<_>>(), ids);
         for id in &ids {
             assert!(store.entry(id).is_some_and(|e| e.is(id) && e.id() == *id), "{id}");
         }

@@ -81,7 +81,7 @@ impl Pair {
     fn change(&mut self, kind: &str, name: &str, text: Option<String>) -> Recompiled {
         let key = key(kind, name);
         let change = match &text {
-            Some(t) => Change::Upsert { key: key.clone(), loaded: load(t) },
+            Some(t) => Change::Upsert { key: key.clone(), loaded: Box::new(load(t)) },
             None => Change::Delete { key: key.clone() },
         };
         match text {
@@ -133,7 +133,8 @@ fn endpoint_changes_recompile_only_their_service_and_match_a_whole_apply() {
     assert!(endpoints_only(&p.change("EndpointSlice", "s2", None)));
     // An invalid slice keeps its last good version, and is reported as a whole apply reports it.
     let bad = slice("s1", &[("10.0.0.1", "p1")], 70000);
-    let out = p.delta.apply_changes(vec![Change::Upsert { key: key("EndpointSlice", "s1"), loaded: load(&bad) }]);
+    let out =
+        p.delta.apply_changes(vec![Change::Upsert { key: key("EndpointSlice", "s1"), loaded: Box::new(load(&bad)) }]);
     assert_eq!(out.report.kept_last_good, [key("EndpointSlice", "s1")]);
     assert!(matches!(out.recompiled, Recompiled::Nothing));
     assert!(!p.delta.rejections().is_empty());

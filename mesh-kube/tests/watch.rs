@@ -54,7 +54,7 @@ impl Mirror {
     }
 
     fn has(&self, kind: &str, name: &str) -> bool {
-        self.store.resource_refs().iter().any(|r| &*r.kind == kind && &*r.name == name)
+        self.store.resource_refs().any(|r| &*r.kind == kind && &*r.name == name)
     }
 
     fn origin(&self, kind: &str, ns: &str, name: &str) -> Option<Origin> {

@@ -335,8 +335,8 @@ impl ConfigSource {
     fn apply_locked(&self, state: &mut State, started: tokio::time::Instant) -> ReloadStatus {
         // Without files, everything the sources hold goes to the store object by object, each
         // the very object the sources hold (no merged copy of everything, no second copy kept).
-        let known = (state.store.resource_refs().into_iter())
-            .chain(state.store.rejections().iter().filter_map(|d| d.resource.clone()));
+        let known =
+            state.store.resource_refs().chain(state.store.rejections().iter().filter_map(|d| d.resource.clone()));
         if let Some(changes) = state.sources.whole_changes(known) {
             state.failed_files.clear();
             return self.apply_changes_locked(state, changes, started);
@@ -410,7 +410,9 @@ impl ConfigSource {
     /// and its resourceVersion).
     pub fn origins(&self) -> Vec<ResourceOrigin> {
         let state = self.lock();
-        (state.store.resource_refs().into_iter())
+        state
+            .store
+            .resource_refs()
             .map(|id| {
                 let origin = state.sources.origin(&id);
                 ResourceOrigin { id, origin }

@@ -43,8 +43,8 @@ pub enum Change {
     Upsert {
         /// Kind, namespace and name.
         key: ResourceRef,
-        /// Its load.
-        loaded: Loaded,
+        /// Its load (boxed: a first load hands the store a list of 100,000 changes).
+        loaded: Box<Loaded>,
     },
     /// The object `key` as [`Sources`](super::Sources) holds it ([`Sources::changes`],
     /// [`Sources::whole_changes`](super::Sources::whole_changes)): taken as an upsert of its
@@ -67,8 +67,9 @@ pub enum Change {
 /// An object as [`Sources`](super::Sources) holds it, for [`Change::Held`]; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HeldObject {
-    /// Its load, its Kubernetes resource (if it is one) taken out into `object`.
-    pub(crate) loaded: Loaded,
+    /// Its load, its Kubernetes resource (if it is one) taken out into `object` (`None`:
+    /// nothing else, as for every object that loaded as one Kubernetes resource).
+    pub(crate) loaded: Option<Box<Loaded>>,
     pub(crate) object: Option<Arc<KubeObject>>,
 }
 
@@ -162,13 +163,14 @@ impl ConfigStore {
                     }
                 }
                 Change::Upsert { key, loaded } => {
-                    self.upsert(&key, loaded, None, &mut report, &mut errors, &mut touched);
+                    self.upsert(&key, *loaded, None, &mut report, &mut errors, &mut touched);
                     if track_named {
                         named.insert(key);
                     }
                 }
                 Change::Held { key, object } => {
-                    self.upsert(&key, object.loaded, object.object, &mut report, &mut errors, &mut touched);
+                    let loaded = object.loaded.map(|l| *l).unwrap_or_default();
+                    self.upsert(&key, loaded, object.object, &mut report, &mut errors, &mut touched);
                     if track_named {
                         named.insert(key);
                     }

@@ -432,7 +432,11 @@ impl Held {
 
     /// As the store takes it, without a copy.
     fn change(&self) -> Change {
-        let object = HeldObject { loaded: self.loaded().clone(), object: self.object().cloned() };
+        let loaded = match self {
+            Held::Other(any) => any.loaded.clone(),
+            Held::Object { .. } => None,
+        };
+        let object = HeldObject { loaded, object: self.object().cloned() };
         Change::Held { key: self.key(), object }
     }
 }
