@@ -63,7 +63,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::types::kube::{EndpointSlice, MCS_SERVICE_NAME_LABEL, Node, Pod, Service, ServicePort};
+use crate::types::kube::{EndpointSlice, IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView, Service, ServicePort};
 use crate::types::{Resource, Spec};
 
 /// Pod label giving the locality (`region.zone.subzone`), first choice.
@@ -87,19 +87,19 @@ pub struct Index<'a> {
     /// Slices by (namespace, Service name), in slice name order.
     slices: HashMap<&'a str, HashMap<&'a str, Vec<&'a EndpointSlice>>>,
     /// Pods by (namespace, name).
-    pods: HashMap<&'a str, HashMap<&'a str, &'a Pod>>,
-    /// Pods by (namespace, IP): the first by name.
-    pods_by_ip: HashMap<&'a str, HashMap<&'a str, &'a Pod>>,
+    pods: HashMap<&'a str, HashMap<&'a str, PodView<'a>>>,
+    /// Pods by (namespace, IP text): the first by name.
+    pods_by_ip: HashMap<&'a str, HashMap<IpKey<'a>, PodView<'a>>>,
     /// Nodes by name.
     nodes: HashMap<&'a str, &'a Node>,
 }
 
 impl<'a> Index<'a> {
     /// Index these objects. Slices without a `kubernetes.io/service-name` label, and slices of
-    /// multi-cluster services, are not kept.
+    /// multi-cluster services, are not kept. The Pods are `&Pod`s or [`PodView`]s.
     pub fn new(
         slices: impl IntoIterator<Item = &'a EndpointSlice>,
-        pods: impl IntoIterator<Item = &'a Pod>,
+        pods: impl IntoIterator<Item = impl Into<PodView<'a>>>,
         nodes: impl IntoIterator<Item = &'a Node>,
     ) -> Self {
         let mut index = Index::default();
@@ -115,11 +115,11 @@ impl<'a> Index<'a> {
         for list in index.slices.values_mut().flat_map(HashMap::values_mut) {
             list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         }
-        let mut pods: Vec<&Pod> = pods.into_iter().collect();
-        pods.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+        let mut pods: Vec<PodView<'a>> = pods.into_iter().map(Into::into).collect();
+        pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
         for pod in pods {
-            let ns = pod.metadata.namespace.as_str();
-            index.pods.entry(ns).or_default().insert(pod.metadata.name.as_str(), pod);
+            let ns = pod.namespace();
+            index.pods.entry(ns).or_default().insert(pod.name(), pod);
             for ip in pod.ips() {
                 index.pods_by_ip.entry(ns).or_default().entry(ip).or_insert(pod);
             }
@@ -135,7 +135,7 @@ impl<'a> Index<'a> {
             _ => None,
         });
         let pods = resources.iter().filter_map(|r| match &r.spec {
-            Spec::Pod(p) => Some(p),
+            Spec::Pod(p) => Some(PodView::from(p)),
             _ => None,
         });
         let nodes = resources.iter().filter_map(|r| match &r.spec {
@@ -151,13 +151,13 @@ impl<'a> Index<'a> {
     }
 
     /// A Pod by namespace and name.
-    pub fn pod(&self, namespace: &str, name: &str) -> Option<&'a Pod> {
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<PodView<'a>> {
         self.pods.get(namespace).and_then(|p| p.get(name)).copied()
     }
 
-    /// The Pod of `namespace` with this IP (the first by name, if several).
-    pub fn pod_by_ip(&self, namespace: &str, ip: &str) -> Option<&'a Pod> {
-        self.pods_by_ip.get(namespace).and_then(|p| p.get(ip)).copied()
+    /// The Pod of `namespace` with this IP, written exactly so (the first by name, if several).
+    pub fn pod_by_ip(&self, namespace: &str, ip: &str) -> Option<PodView<'a>> {
+        self.pods_by_ip.get(namespace).and_then(|p| p.get(&IpKey::of(ip))).copied()
     }
 
     /// A Node by name.
@@ -239,8 +239,8 @@ pub fn endpoints(service: &Service, index: &Index<'_>) -> Vec<Endpoint> {
                         port: number,
                         labels: labels.clone(),
                         locality: locality.clone(),
-                        pod: pod.map(|p| format!("{}/{}", p.metadata.namespace, p.metadata.name)),
-                        service_account: pod.and_then(|p| p.spec.service_account_name.as_deref().map(str::to_string)),
+                        pod: pod.map(|p| format!("{}/{}", p.namespace(), p.name())),
+                        service_account: pod.and_then(|p| p.service_account().map(str::to_string)),
                     });
                 }
             }
@@ -250,11 +250,11 @@ pub fn endpoints(service: &Service, index: &Index<'_>) -> Vec<Endpoint> {
 }
 
 /// A Pod's labels as an endpoint's (augmented, as Istio's `AugmentLabels`), and its locality.
-fn pod_labels(pod: Option<&Pod>, index: &Index<'_>) -> (BTreeMap<String, String>, Option<String>) {
+fn pod_labels(pod: Option<PodView<'_>>, index: &Index<'_>) -> (BTreeMap<String, String>, Option<String>) {
     let Some(pod) = pod else {
         return (BTreeMap::new(), None);
     };
-    let mut labels = pod.metadata.labels.to_map();
+    let mut labels = pod.labels().to_map();
     let locality = locality(pod, index);
     if let Some(l) = &locality {
         let mut parts = l.splitn(3, '/');
@@ -264,23 +264,25 @@ fn pod_labels(pod: Option<&Pod>, index: &Index<'_>) -> (BTreeMap<String, String>
             }
         }
     }
-    if let Some(node) = pod.spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+    if let Some(node) = pod.node_name().filter(|n| !n.is_empty()) {
         labels.insert(HOSTNAME_LABEL.to_string(), node.to_string());
     }
     (labels, locality)
 }
 
 /// A Pod's locality, `region/zone/subzone` (see the module docs): its locality label, else its
-/// Node's topology labels; `None` when neither says anything.
-pub fn locality(pod: &Pod, index: &Index<'_>) -> Option<String> {
-    let labels = &pod.metadata.labels;
+/// Node's topology labels; `None` when neither says anything. The Pod is a `&Pod` or a
+/// [`PodView`].
+pub fn locality<'p>(pod: impl Into<PodView<'p>>, index: &Index<'_>) -> Option<String> {
+    let pod = pod.into();
+    let labels = pod.labels();
     if let Some(l) = labels.get(LOCALITY_LABEL).or_else(|| labels.get(LEGACY_LOCALITY_LABEL)) {
         if l.is_empty() {
             return None;
         }
         return Some(if l.contains('/') { l.clone() } else { l.replace('.', "/") });
     }
-    let node = index.node(pod.spec.node_name.as_deref()?)?;
+    let node = index.node(pod.node_name()?)?;
     let get = |ga: &str, beta: Option<&str>| {
         let l = &node.metadata.labels;
         l.get(ga).or_else(|| beta.and_then(|b| l.get(b))).cloned().unwrap_or_default()

@@ -16,14 +16,13 @@
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::hash::Hash;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::compact::{Part, View};
 use crate::diag::ResourceRef;
-use crate::types::kube::{EndpointSlice, MCS_SERVICE_NAME_LABEL, Node, Pod};
+use crate::types::kube::{EndpointSlice, IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView};
 use crate::types::{Kind, Resource};
 
 /// `(namespace, name)`.
@@ -215,71 +214,33 @@ impl<V> Default for IpMap<V> {
     }
 }
 
-/// An IP's text as a key: one spelling for each key, so equal keys are equal texts.
-#[derive(Debug, Clone, Copy)]
-enum Ip<'a> {
-    V4(u32),
-    V6(u128),
-    Text(&'a str),
-}
-
-impl<'a> Ip<'a> {
-    fn of(text: &'a str) -> Self {
-        if let Ok(ip) = text.parse::<Ipv4Addr>()
-            && prints_as(ip, text)
-        {
-            return Ip::V4(ip.to_bits());
-        }
-        if let Ok(ip) = text.parse::<Ipv6Addr>()
-            && prints_as(ip, text)
-        {
-            return Ip::V6(ip.to_bits());
-        }
-        Ip::Text(text)
-    }
-}
-
-/// Whether `value` prints as `text` exactly (compared as it prints, without a copy).
-fn prints_as(value: impl fmt::Display, text: &str) -> bool {
-    struct Rest<'t>(&'t str);
-    impl fmt::Write for Rest<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            let rest = self.0.strip_prefix(s).ok_or(fmt::Error)?;
-            self.0 = rest;
-            Ok(())
-        }
-    }
-    let mut rest = Rest(text);
-    fmt::write(&mut rest, format_args!("{value}")).is_ok() && rest.0.is_empty()
-}
-
 impl<V: Clone + PartialEq> IpMap<V> {
     fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty() && self.text.is_empty()
     }
 
-    fn get(&self, ip: &str) -> &[V] {
-        let list = match Ip::of(ip) {
-            Ip::V4(bits) => self.v4.get(&bits),
-            Ip::V6(bits) => self.v6.get(&bits),
-            Ip::Text(text) => self.text.get(text),
+    fn get(&self, ip: IpKey<'_>) -> &[V] {
+        let list = match ip {
+            IpKey::Addr(IpAddr::V4(ip)) => self.v4.get(&ip.to_bits()),
+            IpKey::Addr(IpAddr::V6(ip)) => self.v6.get(&ip.to_bits()),
+            IpKey::Text(text) => self.text.get(text),
         };
         list.map_or(&[], Few::as_slice)
     }
 
-    fn add(&mut self, ip: &str, value: V, put: fn(&mut Few<V>, V)) {
-        match Ip::of(ip) {
-            Ip::V4(bits) => add(&mut self.v4, &bits, || bits, value, put),
-            Ip::V6(bits) => add(&mut self.v6, &bits, || bits, value, put),
-            Ip::Text(text) => add(&mut self.text, text, || Box::from(text), value, put),
+    fn add(&mut self, ip: IpKey<'_>, value: V, put: fn(&mut Few<V>, V)) {
+        match ip {
+            IpKey::Addr(IpAddr::V4(ip)) => add(&mut self.v4, &ip.to_bits(), || ip.to_bits(), value, put),
+            IpKey::Addr(IpAddr::V6(ip)) => add(&mut self.v6, &ip.to_bits(), || ip.to_bits(), value, put),
+            IpKey::Text(text) => add(&mut self.text, text, || Box::from(text), value, put),
         }
     }
 
-    fn take(&mut self, ip: &str, value: &V) {
-        match Ip::of(ip) {
-            Ip::V4(bits) => take(&mut self.v4, &bits, value),
-            Ip::V6(bits) => take(&mut self.v6, &bits, value),
-            Ip::Text(text) => take(&mut self.text, text, value),
+    fn take(&mut self, ip: IpKey<'_>, value: &V) {
+        match ip {
+            IpKey::Addr(IpAddr::V4(ip)) => take(&mut self.v4, &ip.to_bits(), value),
+            IpKey::Addr(IpAddr::V6(ip)) => take(&mut self.v6, &ip.to_bits(), value),
+            IpKey::Text(text) => take(&mut self.text, text, value),
         }
     }
 }
@@ -290,7 +251,7 @@ impl IpMap<Arc<str>> {
     fn pod_key(&self, name: &str, addresses: &[String]) -> Arc<str> {
         (addresses.iter())
             .find_map(|ip| {
-                let pods = self.get(ip);
+                let pods = self.get(IpKey::of(ip));
                 pods.binary_search_by(|p| (**p).cmp(name)).ok().and_then(|at| pods.get(at))
             })
             .map_or_else(|| Arc::from(name), Arc::clone)
@@ -355,7 +316,7 @@ impl KubeIndex {
                             add(&mut home.by_pod, name, key, r.name.clone(), Few::push_new);
                         }
                         Reference::Pod { .. } => {}
-                        Reference::Ip(ip) => home.by_ip.add(ip, r.name.clone(), Few::push_new),
+                        Reference::Ip(ip) => home.by_ip.add(IpKey::of(ip), r.name.clone(), Few::push_new),
                     }
                 }
                 for reference in references(slice, r.namespace) {
@@ -406,7 +367,7 @@ impl KubeIndex {
                                 take(&mut home.by_pod, name, r.name);
                             }
                             Reference::Pod { .. } => {}
-                            Reference::Ip(ip) => home.by_ip.take(ip, r.name),
+                            Reference::Ip(ip) => home.by_ip.take(IpKey::of(ip), r.name),
                         }
                     }
                     self.forget_if_empty(r.namespace);
@@ -484,7 +445,7 @@ impl KubeIndex {
         &self,
         service: &Name,
         get: impl Fn(&ResourceRef) -> Option<View<'r>>,
-    ) -> (Vec<&'r EndpointSlice>, Vec<&'r Pod>, Vec<&'r Node>) {
+    ) -> (Vec<&'r EndpointSlice>, Vec<PodView<'r>>, Vec<&'r Node>) {
         let id = |kind: &Arc<str>, namespace: &Arc<str>, name: &Arc<str>| ResourceRef {
             kind: kind.clone(),
             namespace: namespace.clone(),
@@ -510,7 +471,7 @@ impl KubeIndex {
                         pods.extend(pod(&namespace, &name));
                     }
                     Reference::Ip(ip) => {
-                        let names = home.map_or(&[][..], |home| home.pods_by_ip.get(ip));
+                        let names = home.map_or(&[][..], |home| home.pods_by_ip.get(IpKey::of(ip)));
                         pods.extend(names.iter().filter_map(|name| pod(&service.0, name)));
                     }
                 }
@@ -582,7 +543,7 @@ mod tests {
         let get = |id: &ResourceRef| all.iter().find(|r| r.id() == *id).map(View::of);
         let (slices, pods, nodes) = index.parts(service, get);
         let slices = slices.iter().map(|s| s.metadata.name.to_string()).collect();
-        let pods = pods.iter().map(|p| format!("{}/{}", p.metadata.namespace, p.metadata.name)).collect();
+        let pods = pods.iter().map(|p| format!("{}/{}", p.namespace(), p.name())).collect();
         (slices, pods, nodes.len())
     }
 
@@ -701,7 +662,7 @@ mod tests {
     fn ips_are_keyed_by_bits_only_when_they_print_as_written() {
         for (text, bits) in [("10.0.0.1", true), ("::1", true), ("fe80::1", true), ("0::1", false), ("FE80::1", false)]
         {
-            assert_eq!(!matches!(Ip::of(text), Ip::Text(_)), bits, "{text}");
+            assert_eq!(!matches!(IpKey::of(text), IpKey::Text(_)), bits, "{text}");
         }
     }
 }

@@ -12,6 +12,8 @@
 //! away from one meshwork reads (`adressType`) is a warning.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
@@ -413,6 +415,259 @@ impl Pod {
         let first = self.status.pod_ip.as_deref().filter(|ip| !ip.is_empty());
         first.into_iter().chain(self.status.pod_ips.iter().map(|p| p.ip.as_str()).filter(move |ip| Some(*ip) != first))
     }
+}
+
+/// What the endpoint builder ([`crate::kube`]) and the store's endpoint index read of a Pod:
+/// its name, namespace, labels, node, service account and IPs. It reads a whole [`Pod`] or the
+/// compact form in which the configuration store keeps a Pod read from an API server, and is
+/// two words, cheap to copy.
+#[derive(Debug, Clone, Copy)]
+pub struct PodView<'a>(PodRef<'a>);
+
+/// The Pod a [`PodView`] reads.
+#[derive(Debug, Clone, Copy)]
+enum PodRef<'a> {
+    Whole(&'a Pod),
+    Compact(&'a CompactPod),
+}
+
+impl<'a> From<&'a Pod> for PodView<'a> {
+    fn from(pod: &'a Pod) -> Self {
+        PodView(PodRef::Whole(pod))
+    }
+}
+
+impl<'a> PodView<'a> {
+    /// `metadata.name`.
+    pub fn name(self) -> &'a str {
+        match self.0 {
+            PodRef::Whole(p) => &p.metadata.name,
+            PodRef::Compact(c) => &c.name,
+        }
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(self) -> &'a str {
+        match self.0 {
+            PodRef::Whole(p) => &p.metadata.namespace,
+            PodRef::Compact(c) => &c.namespace,
+        }
+    }
+
+    /// `metadata.labels`.
+    pub fn labels(self) -> &'a Labels {
+        match self.0 {
+            PodRef::Whole(p) => &p.metadata.labels,
+            PodRef::Compact(c) => &c.labels,
+        }
+    }
+
+    /// `spec.nodeName`.
+    pub fn node_name(self) -> Option<&'a str> {
+        match self.0 {
+            PodRef::Whole(p) => p.spec.node_name.as_deref(),
+            PodRef::Compact(c) => c.node_name.as_deref(),
+        }
+    }
+
+    /// `spec.serviceAccountName`.
+    pub fn service_account(self) -> Option<&'a str> {
+        match self.0 {
+            PodRef::Whole(p) => p.spec.service_account_name.as_deref(),
+            PodRef::Compact(c) => c.service_account_name.as_deref(),
+        }
+    }
+
+    /// Every IP of the Pod, as [`Pod::ips`] gives them (`podIP`, then the others of `podIPs`),
+    /// each as the key of its text.
+    pub(crate) fn ips(self) -> impl Iterator<Item = IpKey<'a>> {
+        let (whole, compact) = match self.0 {
+            PodRef::Whole(p) => (Some(p.ips().map(IpKey::of)), None),
+            PodRef::Compact(c) => (None, c.address.ip()),
+        };
+        whole.into_iter().flatten().chain(compact.map(IpKey::Addr))
+    }
+
+    /// The object's name as the Pod holds it (the compact form holds the object's own).
+    #[cfg(test)]
+    pub(crate) fn name_arc(self) -> &'a Arc<str> {
+        match self.0 {
+            PodRef::Whole(p) => p.metadata.name.as_arc(),
+            PodRef::Compact(c) => &c.name,
+        }
+    }
+
+    /// The object's namespace as the Pod holds it (the compact form holds the object's own).
+    #[cfg(test)]
+    pub(crate) fn namespace_arc(self) -> &'a Arc<str> {
+        match self.0 {
+            PodRef::Whole(p) => p.metadata.namespace.as_arc(),
+            PodRef::Compact(c) => &c.namespace,
+        }
+    }
+}
+
+/// A Pod in the form the configuration store keeps one read from an API server
+/// (`store::compact`): no box and no text of its own. Its name and namespace are the object's
+/// own handles; its labels, node and service account are shared handles; its one IP is held as
+/// an address. [`CompactPod::new`] makes one only when [`CompactPod::to_pod`] gives back a
+/// [`Pod`] equal to the one it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompactPod {
+    /// `metadata.name` (the object's name).
+    pub(crate) name: Arc<str>,
+    /// `metadata.namespace` (the object's namespace).
+    pub(crate) namespace: Arc<str>,
+    /// `metadata.labels` (there are no annotations).
+    pub(crate) labels: Labels,
+    /// `spec.nodeName`.
+    pub(crate) node_name: Option<Name>,
+    /// `spec.serviceAccountName`.
+    pub(crate) service_account_name: Option<Name>,
+    address: PodAddress,
+}
+
+/// A compact Pod's IP, and where its `status` writes it. The address's text is its `Display`
+/// text, so the IP's text is given back exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodAddress {
+    /// No IP: `podIP` absent, `podIPs` empty.
+    None,
+    /// `podIP` only (how mesh-kube gives a Pod of one IP).
+    PodIp(IpAddr),
+    /// `podIPs` of one item only.
+    PodIps(IpAddr),
+    /// `podIP`, and `podIPs` of that one IP (as an API server writes it).
+    Both(IpAddr),
+}
+
+impl PodAddress {
+    fn ip(self) -> Option<IpAddr> {
+        match self {
+            PodAddress::None => None,
+            PodAddress::PodIp(ip) | PodAddress::PodIps(ip) | PodAddress::Both(ip) => Some(ip),
+        }
+    }
+
+    /// The address of `status`, when it has at most one IP, written as its address prints.
+    fn of(status: &PodStatus) -> Option<PodAddress> {
+        let exact = |text: &str| text.parse::<IpAddr>().ok().filter(|ip| prints_as(ip, text));
+        Some(match (status.pod_ip.as_deref(), status.pod_ips.as_slice()) {
+            (None, []) => PodAddress::None,
+            (Some(ip), []) => PodAddress::PodIp(exact(ip)?),
+            (None, [only]) => PodAddress::PodIps(exact(&only.ip)?),
+            (Some(ip), [only]) if only.ip == ip => PodAddress::Both(exact(ip)?),
+            _ => return None,
+        })
+    }
+
+    /// Is `status` this address, written so?
+    fn is(self, status: &PodStatus) -> bool {
+        match (self, status.pod_ip.as_deref(), status.pod_ips.as_slice()) {
+            (PodAddress::None, None, []) => true,
+            (PodAddress::PodIp(a), Some(ip), []) => prints_as(a, ip),
+            (PodAddress::PodIps(a), None, [only]) => prints_as(a, &only.ip),
+            (PodAddress::Both(a), Some(ip), [only]) => prints_as(a, ip) && prints_as(a, &only.ip),
+            _ => false,
+        }
+    }
+
+    fn status(self) -> PodStatus {
+        let listed = |ip: IpAddr| vec![PodIp { ip: ip.to_string() }];
+        let (pod_ip, pod_ips) = match self {
+            PodAddress::None => (None, Vec::new()),
+            PodAddress::PodIp(ip) => (Some(ip.to_string()), Vec::new()),
+            PodAddress::PodIps(ip) => (None, listed(ip)),
+            PodAddress::Both(ip) => (Some(ip.to_string()), listed(ip)),
+        };
+        PodStatus { pod_ip, pod_ips }
+    }
+}
+
+impl CompactPod {
+    /// The compact form of `pod`, an object named `name` in `namespace`, when it gives `pod`
+    /// back exactly: its metadata names the object, it has no annotations, and it has at most
+    /// one IP (in `podIP`, in `podIPs`, or the same in both) written as that address prints
+    /// (`10.0.0.1`, `fd00::1`; not `010.0.0.1`, `FD00::1`). `None` otherwise.
+    pub(crate) fn new(name: &Arc<str>, namespace: &Arc<str>, pod: &Pod) -> Option<CompactPod> {
+        let m = &pod.metadata;
+        if *m.name != **name || *m.namespace != **namespace || !m.annotations.is_empty() {
+            return None;
+        }
+        Some(CompactPod {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            labels: m.labels.clone(),
+            node_name: pod.spec.node_name.clone(),
+            service_account_name: pod.spec.service_account_name.clone(),
+            address: PodAddress::of(&pod.status)?,
+        })
+    }
+
+    /// The Pod this was made from.
+    pub(crate) fn to_pod(&self) -> Pod {
+        let metadata = Metadata {
+            name: Name::from(self.name.clone()),
+            namespace: Name::from(self.namespace.clone()),
+            labels: self.labels.clone(),
+            ..Metadata::default()
+        };
+        let spec =
+            PodSpec { node_name: self.node_name.clone(), service_account_name: self.service_account_name.clone() };
+        Pod { metadata, spec, status: self.address.status() }
+    }
+
+    /// Is `pod` the Pod this was made from (`to_pod() == *pod`, without making it)?
+    pub(crate) fn is(&self, pod: &Pod) -> bool {
+        let m = &pod.metadata;
+        *m.name == *self.name
+            && *m.namespace == *self.namespace
+            && m.labels == self.labels
+            && m.annotations.is_empty()
+            && pod.spec.node_name == self.node_name
+            && pod.spec.service_account_name == self.service_account_name
+            && self.address.is(&pod.status)
+    }
+
+    /// What the endpoint builder reads of it.
+    pub(crate) fn view(&self) -> PodView<'_> {
+        PodView(PodRef::Compact(self))
+    }
+}
+
+/// An IP's text as a key: the address when the text is exactly what the address prints as,
+/// else the text. Each text has one key and each key one text, so keys are equal exactly when
+/// their texts are (`::1` and `0::1` are different keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum IpKey<'a> {
+    /// An address, printed as its text.
+    Addr(IpAddr),
+    /// A text that is not an address as it prints.
+    Text(&'a str),
+}
+
+impl<'a> IpKey<'a> {
+    /// The key of `text`.
+    pub(crate) fn of(text: &'a str) -> Self {
+        match text.parse::<IpAddr>() {
+            Ok(ip) if prints_as(ip, text) => IpKey::Addr(ip),
+            _ => IpKey::Text(text),
+        }
+    }
+}
+
+/// Whether `value` prints as `text` exactly (compared as it prints, without a copy).
+fn prints_as(value: impl fmt::Display, text: &str) -> bool {
+    struct Rest<'t>(&'t str);
+    impl fmt::Write for Rest<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let rest = self.0.strip_prefix(s).ok_or(fmt::Error)?;
+            self.0 = rest;
+            Ok(())
+        }
+    }
+    let mut rest = Rest(text);
+    fmt::write(&mut rest, format_args!("{value}")).is_ok() && rest.0.is_empty()
 }
 
 /// A core `v1` Namespace (labels only).
