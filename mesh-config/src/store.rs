@@ -142,7 +142,7 @@ impl Kept {
     fn names(&self) -> (Kind, &str, &str) {
         match self {
             Kept::Packed(p) => (p.shell.kind, &p.shell.namespace, &p.shell.name),
-            Kept::Kube(o) => (o.kind, &o.namespace, &o.name),
+            Kept::Kube(o) => (o.kind(), o.namespace(), o.name()),
             Kept::Whole(r) => (r.kind, &r.namespace, &r.name),
         }
     }
@@ -151,7 +151,7 @@ impl Kept {
     fn name_arcs(&self) -> (Kind, &Arc<str>, &Arc<str>) {
         match self {
             Kept::Packed(p) => (p.shell.kind, &p.shell.namespace, &p.shell.name),
-            Kept::Kube(o) => (o.kind, &o.namespace, &o.name),
+            Kept::Kube(o) => (o.kind(), o.namespace(), o.name()),
             Kept::Whole(r) => (r.kind, &r.namespace, &r.name),
         }
     }

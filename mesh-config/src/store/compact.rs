@@ -284,6 +284,30 @@ impl KubeObject {
             && self.same_as(r)
     }
 
+    /// Its kind.
+    pub(crate) fn kind(&self) -> Kind {
+        match &self.0 {
+            Form::Pod(_) => Kind::Pod,
+            Form::Whole(w) => w.kind,
+        }
+    }
+
+    /// `metadata.name`.
+    pub(crate) fn name(&self) -> &Arc<str> {
+        match &self.0 {
+            Form::Pod(pod) => &pod.name,
+            Form::Whole(w) => &w.name,
+        }
+    }
+
+    /// `metadata.namespace`.
+    pub(crate) fn namespace(&self) -> &Arc<str> {
+        match &self.0 {
+            Form::Pod(pod) => &pod.namespace,
+            Form::Whole(w) => &w.namespace,
+        }
+    }
+
     /// What the endpoint index reads.
     pub(crate) fn view(&self) -> View<'_> {
         let w = match &self.0 {

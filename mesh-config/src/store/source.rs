@@ -296,7 +296,7 @@ impl Keyed for ResourceRef {
 impl Keyed for Held {
     fn parts(&self) -> (&str, &str, &str) {
         match self {
-            Held::Object { object, .. } => (object.kind.as_str(), &object.namespace, &object.name),
+            Held::Object { object, .. } => (object.kind().as_str(), object.namespace(), object.name()),
             Held::Other(any) => any.key.parts(),
         }
     }
@@ -374,9 +374,9 @@ impl Held {
         let origin = HeldOrigin::new(&key, o.origin);
         match (origin, loaded, object) {
             (HeldOrigin::KubernetesAt(version), None, Some(object))
-                if object.kind.as_str() == &*key.kind
-                    && object.namespace == key.namespace
-                    && object.name == key.name =>
+                if object.kind().as_str() == &*key.kind
+                    && *object.namespace() == key.namespace
+                    && *object.name() == key.name =>
             {
                 Held::Object { object, version }
             }
@@ -388,9 +388,9 @@ impl Held {
     fn key(&self) -> ResourceRef {
         match self {
             Held::Object { object, .. } => ResourceRef {
-                kind: super::kind_text(object.kind),
-                namespace: object.namespace.clone(),
-                name: object.name.clone(),
+                kind: super::kind_text(object.kind()),
+                namespace: object.namespace().clone(),
+                name: object.name().clone(),
             },
             Held::Other(any) => any.key.clone(),
         }
@@ -722,9 +722,9 @@ mod tests {
     }
 
     fn labels_of(sources: &Sources, key: &ResourceRef) -> crate::types::kube::Labels {
-        match sources.kube_object(key).map(|o| &o.spec) {
-            Some(super::super::compact::KubeSpec::Pod(p)) => p.metadata.labels.clone(),
-            other => panic!("{key}: not a Pod: {other:?}"),
+        match sources.kube_object(key).and_then(|o| o.pod()) {
+            Some(p) => p.labels().clone(),
+            None => panic!("{key}: not a Pod"),
         }
     }
 
@@ -745,11 +745,11 @@ mod tests {
         let held = sources.objects.get(by_key(&keys[3])).expect("held");
         assert!(matches!(held, Held::Object { version: 1, .. }), "{held:?}");
         let object = sources.kube_object(&keys[3]).expect("held");
-        let Some(super::super::compact::KubeSpec::Pod(pod)) = Some(&object.spec) else { panic!("a Pod") };
-        assert!(Arc::ptr_eq(pod.metadata.name.as_arc(), &object.name));
-        assert!(Arc::ptr_eq(pod.metadata.namespace.as_arc(), &object.namespace));
+        let Some(pod) = object.pod() else { panic!("a Pod") };
+        assert!(Arc::ptr_eq(pod.name_arc(), object.name()));
+        assert!(Arc::ptr_eq(pod.namespace_arc(), object.namespace()));
         let first = sources.kube_object(&keys[0]).expect("held");
-        assert!(Arc::ptr_eq(&first.namespace, &object.namespace), "one namespace name for all keys");
+        assert!(Arc::ptr_eq(first.namespace(), object.namespace()), "one namespace name for all keys");
         let key = sources.keys().nth(3).expect("a key");
         assert_eq!(key, keys[3], "keys given back as they were");
         assert!(Arc::ptr_eq(&key.kind, &sources.keys().next().expect("a key").kind));
