@@ -94,7 +94,7 @@ pub struct WatchOptions {
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions { namespaces: Vec::new(), nodes: true, backoff: Backoff::Default, channel: 1024 }
+        WatchOptions { namespaces: Vec::new(), nodes: true, backoff: Backoff::Default, channel: 16 }
     }
 }
 
