@@ -61,9 +61,9 @@
 //!   `pilot/pkg/serviceregistry/kube/conversion.go`), the domain meshwork's (`cluster.local` by
 //!   default, [`crate::CompileOptions::domain`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::types::kube::{EndpointSlice, IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView, Service, ServicePort};
+use crate::types::kube::{IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView, Service, ServicePort, SliceView};
 use crate::types::{Resource, Spec};
 
 /// Pod label giving the locality (`region.zone.subzone`), first choice.
@@ -85,7 +85,7 @@ const BETA_ZONE_LABEL: &str = "failure-domain.beta.kubernetes.io/zone";
 #[derive(Debug, Default, Clone)]
 pub struct Index<'a> {
     /// Slices by (namespace, Service name), in slice name order.
-    slices: HashMap<&'a str, HashMap<&'a str, Vec<&'a EndpointSlice>>>,
+    slices: HashMap<&'a str, HashMap<&'a str, Vec<SliceView<'a>>>>,
     /// Pods by (namespace, name).
     pods: HashMap<&'a str, HashMap<&'a str, PodView<'a>>>,
     /// Pods by (namespace, IP text): the first by name.
@@ -96,24 +96,25 @@ pub struct Index<'a> {
 
 impl<'a> Index<'a> {
     /// Index these objects. Slices without a `kubernetes.io/service-name` label, and slices of
-    /// multi-cluster services, are not kept. The Pods are `&Pod`s or [`PodView`]s.
+    /// multi-cluster services, are not kept. The slices are `&EndpointSlice`s or
+    /// [`SliceView`]s, the Pods `&Pod`s or [`PodView`]s.
     pub fn new(
-        slices: impl IntoIterator<Item = &'a EndpointSlice>,
+        slices: impl IntoIterator<Item = impl Into<SliceView<'a>>>,
         pods: impl IntoIterator<Item = impl Into<PodView<'a>>>,
         nodes: impl IntoIterator<Item = &'a Node>,
     ) -> Self {
         let mut index = Index::default();
-        for slice in slices {
-            if slice.metadata.labels.contains_key(MCS_SERVICE_NAME_LABEL) {
+        for slice in slices.into_iter().map(Into::into) {
+            if slice.labels().contains_key(MCS_SERVICE_NAME_LABEL) {
                 continue;
             }
             if let Some(service) = slice.service_name() {
-                let namespace = index.slices.entry(slice.metadata.namespace.as_str()).or_default();
+                let namespace = index.slices.entry(slice.namespace()).or_default();
                 namespace.entry(service).or_default().push(slice);
             }
         }
         for list in index.slices.values_mut().flat_map(HashMap::values_mut) {
-            list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            list.sort_by(|a, b| a.name().cmp(b.name()));
         }
         let mut pods: Vec<PodView<'a>> = pods.into_iter().map(Into::into).collect();
         pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
@@ -131,7 +132,7 @@ impl<'a> Index<'a> {
     /// Index the EndpointSlices, Pods and Nodes among `resources`.
     pub fn from_resources(resources: &'a [Resource]) -> Self {
         let slices = resources.iter().filter_map(|r| match &r.spec {
-            Spec::EndpointSlice(s) => Some(s),
+            Spec::EndpointSlice(s) => Some(SliceView::from(s)),
             _ => None,
         });
         let pods = resources.iter().filter_map(|r| match &r.spec {
@@ -146,7 +147,7 @@ impl<'a> Index<'a> {
     }
 
     /// The slices of the Service `name` in `namespace`, in slice name order.
-    pub fn slices(&self, namespace: &str, name: &str) -> &[&'a EndpointSlice] {
+    pub fn slices(&self, namespace: &str, name: &str) -> &[SliceView<'a>] {
         self.slices.get(namespace).and_then(|s| s.get(name)).map_or(&[], Vec::as_slice)
     }
 
@@ -157,7 +158,12 @@ impl<'a> Index<'a> {
 
     /// The Pod of `namespace` with this IP, written exactly so (the first by name, if several).
     pub fn pod_by_ip(&self, namespace: &str, ip: &str) -> Option<PodView<'a>> {
-        self.pods_by_ip.get(namespace).and_then(|p| p.get(&IpKey::of(ip))).copied()
+        self.pod_by_key(namespace, IpKey::of(ip))
+    }
+
+    /// The Pod of `namespace` with the IP of this key (see [`Index::pod_by_ip`]).
+    fn pod_by_key(&self, namespace: &str, ip: IpKey<'_>) -> Option<PodView<'a>> {
+        self.pods_by_ip.get(namespace).and_then(|p| p.get(&ip)).copied()
     }
 
     /// A Node by name.
@@ -194,35 +200,33 @@ pub fn endpoints(service: &Service, index: &Index<'_>) -> Vec<Endpoint> {
     let namespace = service.metadata.namespace.as_str();
     let port_names: Vec<&str> = service.spec.ports.iter().map(|p| p.name.as_deref().unwrap_or("")).collect();
     let mut out: Vec<Endpoint> = Vec::new();
-    let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    // (address, port name): an address's key is equal to another's exactly when their texts are.
+    let mut seen: HashSet<(IpKey<'_>, &str)> = HashSet::new();
     for slice in index.slices(namespace, &service.metadata.name) {
-        if slice.address_type.as_deref() == Some("FQDN") {
+        if slice.address_type() == Some("FQDN") {
             continue;
         }
-        for e in &slice.endpoints {
-            if !e.conditions.ready.unwrap_or(true) {
+        for e in slice.endpoints() {
+            if !e.conditions().ready.unwrap_or(true) {
                 continue;
             }
-            for address in &e.addresses {
-                let expects_pod = e.target_ref.as_ref().is_some_and(|t| t.kind.as_deref() == Some("Pod"));
-                let pod = match &e.target_ref {
-                    Some(t) if expects_pod => {
-                        let ns = t.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(namespace);
-                        index.pod(ns, t.name.as_deref().unwrap_or(""))
-                    }
-                    _ => index.pod_by_ip(namespace, address),
+            let target = e.target_pod();
+            for address in e.addresses() {
+                let pod = match target {
+                    Some((ns, name)) => index.pod(ns.unwrap_or(namespace), name),
+                    None => index.pod_by_key(namespace, address),
                 };
-                if expects_pod && pod.is_none() {
+                if target.is_some() && pod.is_none() {
                     tracing::debug!(
                         target: "meshwork::kube",
-                        slice = %slice.metadata.name,
+                        slice = %slice.name(),
                         address = %address,
                         "endpoint without its pod: left out until the pod is known"
                     );
                     continue;
                 }
                 let (labels, locality) = pod_labels(pod, index);
-                for port in &slice.ports {
+                for port in slice.ports() {
                     let name = port.name.as_deref().unwrap_or("");
                     let Some(number) = port.port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) else {
                         continue;
@@ -230,11 +234,11 @@ pub fn endpoints(service: &Service, index: &Index<'_>) -> Vec<Endpoint> {
                     if !port_names.contains(&name) {
                         continue;
                     }
-                    if !seen.insert((address.clone(), name.to_string())) {
+                    if !seen.insert((address, name)) {
                         continue;
                     }
                     out.push(Endpoint {
-                        address: address.clone(),
+                        address: address.to_string(),
                         port_name: name.to_string(),
                         port: number,
                         labels: labels.clone(),

@@ -9,15 +9,29 @@
 //! API server's Pod, as mesh-kube strips it, is a name, a namespace, labels, a node, a service
 //! account and one IP. Such a Pod is kept inline as a [`CompactPod`]: no box, the IP as an
 //! address rather than text, nothing that every other object of its kind says (its kind,
-//! `apiVersion: v1`, no file, line 1, no tree). Any other object, and a Pod the compact form
-//! would not give back exactly, is kept whole, with its file, line and tree (which objects read
-//! from an API server do not have) in one box of their own.
+//! `apiVersion: v1`, no file, line 1, no tree).
+//!
+//! The EndpointSlices of those Services list as many endpoints, and an API server's slice, as
+//! mesh-kube strips it, is a name, a namespace, labels, an address type, ports, and endpoints of
+//! one address, conditions and a Pod `targetRef` each. Such a slice is kept inline as a
+//! [`CompactSlice`]: its endpoints in one block of 40 bytes each (the address as an address, the
+//! conditions in one byte, the Pod's name the one block of an endpoint's own), its address type,
+//! ports and node names in one [`SliceShape`] that slices of the same ports share, and nothing
+//! that every other object of its kind says (its kind, `apiVersion: discovery.k8s.io/v1`, no
+//! file, line 1, no tree).
+//!
+//! Any other object, and a Pod or slice the compact form would not give back exactly, is kept
+//! whole, with its file, line and tree (which objects read from an API server do not have) in
+//! one box of their own.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use crate::diag::ResourceRef;
-use crate::types::kube::{CompactPod, EndpointSlice, Labels, Name, Namespace, Node, Pod, PodView, Secret, Service};
+use crate::types::kube::{
+    CompactPod, CompactSlice, DISCOVERY_V1, EndpointSlice, Labels, Name, Namespace, Node, Pod, PodView, Secret,
+    Service, SliceShape, SliceView,
+};
 use crate::types::{Kind, Resource, Spec};
 use crate::yaml::Node as Tree;
 
@@ -30,6 +44,9 @@ const POD_API_VERSION: &str = "v1";
 
 /// `v1`, shared by the Pods [`KubeObject::resource`] gives back.
 static V1: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(POD_API_VERSION));
+
+/// `discovery.k8s.io/v1`, shared by the EndpointSlices [`KubeObject::resource`] gives back.
+static DISCOVERY: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(DISCOVERY_V1));
 
 /// The typed object of a Kubernetes kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +69,9 @@ enum Form {
     /// A Pod of kind `Pod`, `apiVersion: v1`, no file, line [`API_LINE`], no tree, whose
     /// compact form gives it back exactly.
     Pod(CompactPod),
+    /// An EndpointSlice of kind `EndpointSlice`, `apiVersion: discovery.k8s.io/v1`, no file,
+    /// line [`API_LINE`], no tree, whose compact form gives it back exactly.
+    Slice(CompactSlice),
     /// Any other object.
     Whole(Whole),
 }
@@ -98,6 +118,16 @@ impl KubeObject {
         {
             return Ok(KubeObject(Form::Pod(compact)));
         }
+        if let Spec::EndpointSlice(slice) = &r.spec
+            && r.kind == Kind::EndpointSlice
+            && *r.api_version == *DISCOVERY_V1
+            && r.file.is_none()
+            && r.line == API_LINE
+            && r.spec_node.is_none()
+            && let Some(compact) = CompactSlice::new(&r.name, &r.namespace, slice)
+        {
+            return Ok(KubeObject(Form::Slice(compact)));
+        }
         let spec = match r.spec {
             Spec::Service(s) => KubeSpec::Service(Box::new(s)),
             Spec::Pod(p) => KubeSpec::Pod(Box::new(p)),
@@ -121,10 +151,12 @@ impl KubeObject {
 
     /// Share what this object spells as others do: its namespace and name as `key` holds them
     /// (when they are the same text), its apiVersion, a Pod's labels, node and service account,
-    /// and a slice's `targetRef` kinds and namespaces through `shared`.
+    /// a whole slice's `targetRef` kinds and namespaces, and a compact slice's shape (address
+    /// type, ports, node names; the node names each shared first) through `shared`.
     pub(crate) fn share(&mut self, key: &ResourceRef, shared: &mut Sharing) {
         let (name, namespace) = match &mut self.0 {
             Form::Pod(pod) => (&mut pod.name, &mut pod.namespace),
+            Form::Slice(slice) => (&mut slice.name, &mut slice.namespace),
             Form::Whole(w) => (&mut w.name, &mut w.namespace),
         };
         if *name == key.name {
@@ -136,6 +168,16 @@ impl KubeObject {
         let w = match &mut self.0 {
             Form::Pod(pod) => {
                 share_pod(&mut pod.labels, [&mut pod.node_name, &mut pod.service_account_name], shared);
+                return;
+            }
+            Form::Slice(slice) => {
+                // A new object's shape is its own: its node names are shared before it is.
+                if let Some(shape) = Arc::get_mut(&mut slice.shape) {
+                    for name in shape.node_names.iter_mut() {
+                        shared.names.share(name.arc_mut());
+                    }
+                }
+                shared.shapes.share(&mut slice.shape);
                 return;
             }
             Form::Whole(w) => w,
@@ -190,6 +232,22 @@ impl KubeObject {
                     spec_node: None,
                 };
             }
+            Form::Slice(slice) => {
+                return Resource {
+                    kind: Kind::EndpointSlice,
+                    api_version: DISCOVERY.clone(),
+                    name: slice.name.clone(),
+                    namespace: slice.namespace.clone(),
+                    labels: slice.labels.to_map(),
+                    annotations: Default::default(),
+                    creation_timestamp: None,
+                    generation: None,
+                    file: None,
+                    line: API_LINE,
+                    spec: Spec::EndpointSlice(slice.to_slice()),
+                    spec_node: None,
+                };
+            }
             Form::Whole(w) => w,
         };
         let spec = match &w.spec {
@@ -222,7 +280,7 @@ impl KubeObject {
     fn place(&self) -> Option<&Place> {
         match &self.0 {
             Form::Whole(w) => w.place.as_deref(),
-            Form::Pod(_) => None,
+            Form::Pod(_) | Form::Slice(_) => None,
         }
     }
 
@@ -248,6 +306,13 @@ impl KubeObject {
                     && *r.api_version == *POD_API_VERSION
                     && r.name == pod.name
                     && r.namespace == pod.namespace
+            }
+            Form::Slice(slice) => {
+                matches!(&r.spec, Spec::EndpointSlice(b) if slice.is(b))
+                    && r.kind == Kind::EndpointSlice
+                    && *r.api_version == *DISCOVERY_V1
+                    && r.name == slice.name
+                    && r.namespace == slice.namespace
             }
             Form::Whole(w) => {
                 let spec = match (&w.spec, &r.spec) {
@@ -288,6 +353,7 @@ impl KubeObject {
     pub(crate) fn kind(&self) -> Kind {
         match &self.0 {
             Form::Pod(_) => Kind::Pod,
+            Form::Slice(_) => Kind::EndpointSlice,
             Form::Whole(w) => w.kind,
         }
     }
@@ -296,6 +362,7 @@ impl KubeObject {
     pub(crate) fn name(&self) -> &Arc<str> {
         match &self.0 {
             Form::Pod(pod) => &pod.name,
+            Form::Slice(slice) => &slice.name,
             Form::Whole(w) => &w.name,
         }
     }
@@ -304,6 +371,7 @@ impl KubeObject {
     pub(crate) fn namespace(&self) -> &Arc<str> {
         match &self.0 {
             Form::Pod(pod) => &pod.namespace,
+            Form::Slice(slice) => &slice.namespace,
             Form::Whole(w) => &w.namespace,
         }
     }
@@ -319,10 +387,18 @@ impl KubeObject {
                     spec: Part::Pod(pod.view()),
                 };
             }
+            Form::Slice(slice) => {
+                return View {
+                    kind: Kind::EndpointSlice,
+                    namespace: &slice.namespace,
+                    name: &slice.name,
+                    spec: Part::Slice(slice.view()),
+                };
+            }
             Form::Whole(w) => w,
         };
         let spec = match &w.spec {
-            KubeSpec::EndpointSlice(s) => Part::Slice(s),
+            KubeSpec::EndpointSlice(s) => Part::Slice(SliceView::from(&**s)),
             KubeSpec::Pod(p) => Part::Pod(PodView::from(&**p)),
             KubeSpec::Node(n) => Part::Node(n),
             _ => Part::Other,
@@ -385,6 +461,12 @@ impl Sharable for Arc<str> {
     }
 }
 
+impl Sharable for Arc<SliceShape> {
+    fn is_only_copy(&self) -> bool {
+        Arc::strong_count(self) == 1
+    }
+}
+
 impl<T: Sharable> Shared<T> {
     /// Make `value` the shared copy of its value (the first of its kind becomes that copy).
     pub(crate) fn share(&mut self, value: &mut T) {
@@ -411,8 +493,10 @@ pub(crate) struct Sharing {
     /// Pod label sets.
     pub(crate) labels: Shared<Labels>,
     /// Kinds, namespaces, apiVersions, a Pod's node and service account, a `targetRef`'s kind
-    /// and namespace.
+    /// and namespace, a compact slice's node names.
     pub(crate) names: Shared<Arc<str>>,
+    /// Compact slices' address types, ports and node names.
+    pub(crate) shapes: Shared<Arc<SliceShape>>,
 }
 
 /// A Kubernetes object's identity and the part the endpoint index reads, from a [`Resource`] or
@@ -428,7 +512,7 @@ pub(crate) struct View<'a> {
 /// See [`View`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Part<'a> {
-    Slice(&'a EndpointSlice),
+    Slice(SliceView<'a>),
     Pod(PodView<'a>),
     Node(&'a Node),
     Other,
@@ -438,7 +522,7 @@ impl<'a> View<'a> {
     /// The view of a resource.
     pub(crate) fn of(r: &'a Resource) -> View<'a> {
         let spec = match &r.spec {
-            Spec::EndpointSlice(s) => Part::Slice(s),
+            Spec::EndpointSlice(s) => Part::Slice(SliceView::from(s)),
             Spec::Pod(p) => Part::Pod(PodView::from(p)),
             Spec::Node(n) => Part::Node(n),
             _ => Part::Other,
@@ -470,7 +554,7 @@ mod tests {
     }
 
     fn is_compact(o: &KubeObject) -> bool {
-        matches!(o.0, Form::Pod(_))
+        matches!(o.0, Form::Pod(_) | Form::Slice(_))
     }
 
     /// `r` kept, and what that gives back: the very same resource, equal to and unchanged from
@@ -490,6 +574,21 @@ mod tests {
             assert_eq!((a.name(), a.namespace(), a.labels()), (b.name(), b.namespace(), b.labels()));
             assert_eq!((a.node_name(), a.service_account()), (b.node_name(), b.service_account()));
             assert!(a.ips().eq(b.ips()));
+        }
+        if let (Part::Slice(a), Part::Slice(b)) = (mine.spec, theirs.spec) {
+            assert_eq!((a.name(), a.namespace(), a.labels()), (b.name(), b.namespace(), b.labels()));
+            assert_eq!(
+                (a.service_name(), a.address_type(), a.ports()),
+                (b.service_name(), b.address_type(), b.ports())
+            );
+            assert_eq!(a.endpoints().count(), b.endpoints().count());
+            for (x, y) in a.endpoints().zip(b.endpoints()) {
+                assert!(x.addresses().eq(y.addresses()));
+                assert_eq!(
+                    (x.conditions(), x.target_pod(), x.node_name()),
+                    (y.conditions(), y.target_pod(), y.node_name())
+                );
+            }
         }
         o
     }
@@ -635,5 +734,297 @@ mod tests {
     #[test]
     fn a_kube_object_is_small() {
         assert!(std::mem::size_of::<KubeObject>() <= 104, "{}", std::mem::size_of::<KubeObject>());
+    }
+
+    /// An endpoint of an API server's slice is 40 bytes in its slice's block of endpoints, and
+    /// its Pod name's block (before: a 104-byte `SliceEndpoint`, plus a block for its list of
+    /// addresses, one for the address's text and one for the Pod name).
+    #[test]
+    fn a_compact_endpoint_is_small() {
+        let size = std::mem::size_of::<crate::types::kube::CompactEndpoint>();
+        assert!(size <= 40, "{size}");
+    }
+
+    /// A slice as an API server gives it, as mesh-kube strips it (through `load_json`, its
+    /// tree let go as the store and the sources let it go).
+    fn api_slice(fields: serde_json::Value) -> Resource {
+        let mut value = serde_json::json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "s", "namespace": "x", "labels": {"kubernetes.io/service-name": "svc"}},
+        });
+        if let (Some(value), serde_json::Value::Object(fields)) = (value.as_object_mut(), fields) {
+            value.extend(fields);
+        }
+        let mut r = load_json(value, &LoadOptions::default()).resources.pop().expect("a slice");
+        crate::store::strip_lines(&mut r);
+        r
+    }
+
+    /// A slice of these endpoints, `addressType: IPv4` and one port.
+    fn v4_slice(endpoints: serde_json::Value) -> Resource {
+        api_slice(serde_json::json!({
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}], "endpoints": endpoints,
+        }))
+    }
+
+    #[test]
+    fn a_slice_from_an_api_server_is_compact_and_given_back_exactly() {
+        let pod = |name: &str| serde_json::json!({"kind": "Pod", "name": name});
+        let slices = [
+            v4_slice(serde_json::json!([
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true, "serving": true}, "targetRef": pod("p-1")},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true},
+                 "targetRef": pod("p-2"), "nodeName": "node-1"},
+                {"addresses": ["10.0.0.3"], "nodeName": "node-2"},
+                {"addresses": ["10.0.0.4"], "conditions": {}, "targetRef": pod("p-4"), "nodeName": "node-1"},
+            ])),
+            api_slice(serde_json::json!({
+                "addressType": "IPv6",
+                "ports": [{"name": "grpc", "port": 9090, "protocol": "TCP", "appProtocol": "grpc"}, {"port": 80}, {}],
+                "endpoints": [{"addresses": ["fd00::1"], "targetRef": pod("p")}, {"addresses": ["::ffff:10.0.0.1"]}],
+            })),
+            api_slice(serde_json::json!({"addressType": "IPv4"})),
+            api_slice(serde_json::json!({"endpoints": [{"addresses": ["10.0.0.1"]}]})),
+            api_slice(serde_json::json!({"addressType": "FQDN", "endpoints": [{"addresses": ["10.0.0.1"]}]})),
+        ];
+        for r in &slices {
+            assert!(is_compact(&keep(r)), "{r:?}");
+        }
+        let states = [None, Some(false), Some(true)];
+        let mut every = Vec::new();
+        for ready in states {
+            for serving in states {
+                for terminating in states {
+                    let mut conditions = serde_json::Map::new();
+                    for (key, state) in [("ready", ready), ("serving", serving), ("terminating", terminating)] {
+                        if let Some(state) = state {
+                            conditions.insert(key.into(), state.into());
+                        }
+                    }
+                    let address = format!("10.0.1.{}", every.len());
+                    every.push(serde_json::json!({"addresses": [address], "conditions": conditions}));
+                }
+            }
+        }
+        let r = v4_slice(serde_json::Value::Array(every));
+        let o = keep(&r);
+        assert!(is_compact(&o));
+        let Part::Slice(view) = o.view().spec else { panic!("a slice") };
+        let Spec::EndpointSlice(slice) = &r.spec else { panic!("a slice") };
+        let read: Vec<_> = view.endpoints().map(|e| e.conditions()).collect();
+        let written: Vec<_> = slice.endpoints.iter().map(|e| e.conditions.clone()).collect();
+        assert_eq!((read.len(), read), (27, written));
+    }
+
+    #[test]
+    fn other_slices_are_kept_whole_and_given_back_exactly() {
+        let whole = |r: &Resource, why: &str| assert!(!is_compact(&keep(r)), "{why}");
+        let one = |endpoint: serde_json::Value| v4_slice(serde_json::json!([{"addresses": ["10.0.0.1"]}, endpoint]));
+        whole(
+            &api_slice(serde_json::json!({"addressType": "FQDN", "endpoints": [{"addresses": ["db.example.com"]}]})),
+            "FQDN",
+        );
+        whole(&one(serde_json::json!({"addresses": ["10.0.0.2", "10.0.0.3"]})), "two addresses");
+        whole(&one(serde_json::json!({"addresses": []})), "no address");
+        whole(&one(serde_json::json!({})), "no addresses");
+        for odd in ["010.0.0.1", "FD00::1", "0::1", "", "pending"] {
+            whole(&one(serde_json::json!({"addresses": [odd]})), odd);
+        }
+        let target = |t: serde_json::Value| one(serde_json::json!({"addresses": ["10.0.0.2"], "targetRef": t}));
+        whole(&target(serde_json::json!({"kind": "Node", "name": "n"})), "a targetRef of another kind");
+        whole(&target(serde_json::json!({"name": "p"})), "a targetRef without a kind");
+        whole(&target(serde_json::json!({"kind": "Pod"})), "a targetRef without a name");
+        whole(&target(serde_json::json!({"kind": "Pod", "name": "p", "namespace": "x"})), "the slice's namespace");
+        whole(&target(serde_json::json!({"kind": "Pod", "name": "p", "namespace": "y"})), "another namespace");
+        whole(&target(serde_json::json!({"kind": "Pod", "name": "p", "namespace": ""})), "an empty namespace");
+        whole(&api_slice(serde_json::json!({"addressType": "IPv5"})), "an address type the API does not have");
+        whole(&api_slice(serde_json::json!({"addressType": "ipv4"})), "an address type spelled otherwise");
+        let annotated = serde_json::json!({"name": "s", "namespace": "x", "annotations": {"a": "b"}});
+        whole(&api_slice(serde_json::json!({"metadata": annotated})), "annotations");
+        let mut renamed = v4_slice(serde_json::json!([]));
+        renamed.name = Arc::from("t");
+        whole(&renamed, "metadata names another object");
+        let mut beta = v4_slice(serde_json::json!([]));
+        beta.api_version = Arc::from("discovery.k8s.io/v1beta1");
+        whole(&beta, "another apiVersion");
+        let mut placed = v4_slice(serde_json::json!([]));
+        placed.line = 7;
+        whole(&placed, "another line");
+        let text = "apiVersion: v1\nkind: Service\nmetadata: {name: svc, namespace: x}\n---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s, namespace: x, labels: {kubernetes.io/service-name: svc}}\naddressType: IPv4\nports: [{name: http, port: 8080}]\nendpoints: [{addresses: [10.0.0.1], targetRef: {kind: Pod, name: p}}]\n";
+        let loaded = load_str(text, Some("slices.yaml"), &LoadOptions::default()).expect("yaml").resources;
+        let r = loaded.get(1).expect("a slice");
+        assert!(r.file.is_some() && r.spec_node.is_some() && r.line == 5);
+        whole(r, "a file's slice");
+        let mut moved = r.clone();
+        moved.line = 9;
+        let o = KubeObject::new(r.clone()).expect("a slice");
+        assert!(o.same_as(&moved) && !o.unchanged(&moved));
+    }
+
+    #[test]
+    fn a_changed_slice_is_not_the_same() {
+        let r = v4_slice(serde_json::json!([
+            {"addresses": ["10.0.0.1"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "p"},
+             "nodeName": "node-1"},
+        ]));
+        let o = keep(&r);
+        assert!(is_compact(&o));
+        let changes: [fn(&mut Resource, &mut EndpointSlice); 12] = [
+            |_, s| s.endpoints[0].addresses[0] = "10.0.0.2".into(),
+            |_, s| s.endpoints[0].addresses.push("10.0.0.2".into()),
+            |_, s| s.endpoints[0].conditions.ready = None,
+            |_, s| s.endpoints[0].conditions.terminating = Some(false),
+            |_, s| s.endpoints[0].node_name = Some("node-2".into()),
+            |_, s| s.endpoints[0].target_ref = None,
+            |_, s| s.endpoints[0].target_ref.iter_mut().for_each(|t| t.namespace = Some(Name::from("x"))),
+            |_, s| s.endpoints.push(s.endpoints[0].clone()),
+            |_, s| s.ports[0].port = Some(8081),
+            |_, s| s.address_type = Some("IPv6".into()),
+            |r, _| r.api_version = Arc::from("discovery.k8s.io/v2"),
+            |r, s| {
+                r.namespace = Arc::from("y");
+                s.metadata.namespace = Name::from("y");
+            },
+        ];
+        for change in changes {
+            let mut other = r.clone();
+            let Spec::EndpointSlice(mut slice) =
+                std::mem::replace(&mut other.spec, Spec::Namespace(Default::default()))
+            else {
+                panic!("a slice")
+            };
+            change(&mut other, &mut slice);
+            other.spec = Spec::EndpointSlice(slice);
+            assert!(!o.same_as(&other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn slices_of_the_same_ports_share_their_shape() {
+        let mut sharing = Sharing::default();
+        let endpoints = serde_json::json!([{"addresses": ["10.0.0.1"], "nodeName": "node-1"}]);
+        let r = v4_slice(endpoints.clone());
+        let other_ports =
+            api_slice(serde_json::json!({"addressType": "IPv4", "ports": [{"port": 80}], "endpoints": endpoints}));
+        let mut objects: Vec<KubeObject> = [&r, &r, &other_ports].into_iter().map(keep).collect();
+        let key = r.id();
+        for (o, r) in objects.iter_mut().zip([&r, &r, &other_ports]) {
+            o.share(&key, &mut sharing);
+            assert_eq!(o.resource(), *r);
+        }
+        let [a, b, c] = [&objects[0], &objects[1], &objects[2]].map(|o| match &o.0 {
+            Form::Slice(s) => s,
+            _ => panic!("compact"),
+        });
+        assert!(Arc::ptr_eq(&a.shape, &b.shape) && !Arc::ptr_eq(&a.shape, &c.shape));
+        assert!(Arc::ptr_eq(&a.name, &key.name) && Arc::ptr_eq(&a.namespace, &key.namespace));
+        let node = |s: &CompactSlice| s.shape.node_names.first().map(|n| n.as_arc().clone()).expect("a node");
+        assert!(Arc::ptr_eq(&node(a), &node(c)));
+        assert_eq!(sharing.shapes.len(), 2);
+    }
+
+    #[test]
+    fn compact_slices_give_the_endpoints_and_index_their_resources_give() {
+        let objects = serde_json::json!([
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "namespace": "x"},
+             "spec": {"ports": [{"name": "http", "port": 80}, {"name": "grpc", "port": 90}]}},
+            {"apiVersion": "v1", "kind": "Node",
+             "metadata": {"name": "node-1", "labels": {"topology.kubernetes.io/region": "r", "topology.kubernetes.io/zone": "z"}}},
+        ]);
+        let serde_json::Value::Array(objects) = objects else { panic!("a list") };
+        let mut resources: Vec<Resource> =
+            objects.into_iter().flat_map(|o| load_json(o, &LoadOptions::default()).resources).collect();
+        let pod = |name: &str| serde_json::json!({"kind": "Pod", "name": name});
+        let two_ports =
+            serde_json::json!([{"name": "http", "port": 8080}, {"name": "grpc", "port": 9090}, {"name": "none"}]);
+        resources.push(api_slice(serde_json::json!({
+            "metadata": {"name": "s-a", "namespace": "x", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv4", "ports": two_ports,
+            "endpoints": [
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true}, "targetRef": pod("p")},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false}, "targetRef": pod("q")},
+                {"addresses": ["10.0.0.3"], "targetRef": pod("absent")},
+                {"addresses": ["10.0.0.4"]},
+                {"addresses": ["10.0.0.9"], "nodeName": "node-1"},
+            ],
+        })));
+        resources.push(api_slice(serde_json::json!({
+            "metadata": {"name": "s-b", "namespace": "x", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv6", "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [{"addresses": ["fd00::5"], "targetRef": pod("v6")}, {"addresses": ["10.0.0.1"]}],
+        })));
+        // Kept whole: two addresses, and a Pod's namespace.
+        resources.push(api_slice(serde_json::json!({
+            "metadata": {"name": "s-c", "namespace": "x", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+            "endpoints": [{"addresses": ["10.0.0.6", "10.0.0.7"]},
+                          {"addresses": ["10.0.0.8"], "targetRef": {"kind": "Pod", "name": "w", "namespace": "y"}}],
+        })));
+        resources.push(api_slice(serde_json::json!({
+            "metadata": {"name": "s-fqdn", "namespace": "x", "labels": {"kubernetes.io/service-name": "svc"}},
+            "addressType": "FQDN", "ports": [{"name": "http", "port": 8080}], "endpoints": [{"addresses": ["10.0.0.10"]}],
+        })));
+        let pods = [("x", "p", "10.0.0.1"), ("x", "q", "10.0.0.2"), ("x", "by-ip", "10.0.0.4"), ("x", "v6", "fd00::5")];
+        for (namespace, name, ip) in pods.into_iter().chain([("x", "six", "10.0.0.6"), ("y", "w", "10.0.0.8")]) {
+            let metadata = serde_json::json!({"name": name, "namespace": namespace, "labels": {"app": name}});
+            resources.push(api_pod(metadata, serde_json::json!({"podIP": ip})));
+        }
+        let kept: Vec<KubeObject> = resources.iter().map(keep).collect();
+        let compact: Vec<&str> = kept.iter().filter(|o| matches!(o.0, Form::Slice(_))).map(|o| &**o.name()).collect();
+        assert_eq!(compact, ["s-a", "s-b", "s-fqdn"]);
+        let Some(Spec::Service(service)) = resources.first().map(|r| &r.spec) else { panic!("a Service") };
+        let views: Vec<View<'_>> = kept.iter().map(KubeObject::view).collect();
+        let slices = views.iter().filter_map(|v| if let Part::Slice(s) = v.spec { Some(s) } else { None });
+        let pods = views.iter().filter_map(|v| if let Part::Pod(p) = v.spec { Some(p) } else { None });
+        let nodes = views.iter().filter_map(|v| if let Part::Node(n) = v.spec { Some(n) } else { None });
+        let mine = crate::kube::endpoints(service, &crate::kube::Index::new(slices, pods, nodes));
+        let theirs = crate::kube::endpoints(service, &crate::kube::Index::from_resources(&resources));
+        assert_eq!(mine, theirs);
+        let described: Vec<String> = mine.iter().map(|e| format!("{} {} {:?}", e.address, e.port, e.pod)).collect();
+        assert_eq!(
+            described,
+            [
+                "10.0.0.1 8080 Some(\"x/p\")",
+                "10.0.0.1 9090 Some(\"x/p\")",
+                "10.0.0.4 8080 Some(\"x/by-ip\")",
+                "10.0.0.4 9090 Some(\"x/by-ip\")",
+                "10.0.0.9 8080 None",
+                "10.0.0.9 9090 None",
+                "fd00::5 8080 Some(\"x/v6\")",
+                "10.0.0.6 8080 Some(\"x/six\")",
+                "10.0.0.7 8080 None",
+                "10.0.0.8 8080 Some(\"y/w\")",
+            ]
+        );
+        // The store's index reads the kept objects as it reads the resources.
+        let by_resources = super::super::kube_index::KubeIndex::new(&resources);
+        let mut by_objects = super::super::kube_index::KubeIndex::default();
+        for v in &views {
+            by_objects.insert(*v);
+        }
+        for (v, r) in views.iter().zip(&resources) {
+            let (mut a, mut b) = (Default::default(), Default::default());
+            by_objects.services_of(*v, &mut a);
+            by_resources.services_of(View::of(r), &mut b);
+            assert_eq!(a, b, "{}", r.name);
+        }
+        let service_id = (Arc::from("x"), Arc::from("svc"));
+        let names = |(slices, pods, nodes): (Vec<SliceView<'_>>, Vec<PodView<'_>>, Vec<&Node>)| {
+            let slices: Vec<String> = slices.iter().map(|s| s.name().to_string()).collect();
+            let pods: Vec<String> = pods.iter().map(|p| format!("{}/{}", p.namespace(), p.name())).collect();
+            (slices, pods, nodes.len())
+        };
+        let from_objects = names(by_objects.parts(&service_id, |id| {
+            kept.iter()
+                .position(|o| o.kind().as_str() == &*id.kind && *o.namespace() == id.namespace && *o.name() == id.name)
+                .map(|at| views[at])
+        }));
+        let from_resources =
+            names(by_resources.parts(&service_id, |id| resources.iter().find(|r| r.id() == *id).map(View::of)));
+        assert_eq!(from_objects, from_resources);
+        assert_eq!(from_objects.0, ["s-a", "s-b", "s-c", "s-fqdn"]);
+        for view in &views {
+            by_objects.remove(*view);
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use super::compact::{Part, View};
 use crate::diag::ResourceRef;
-use crate::types::kube::{EndpointSlice, IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView};
+use crate::types::kube::{EndpointView, IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView, SliceView};
 use crate::types::{Kind, Resource};
 
 /// `(namespace, name)`.
@@ -248,10 +248,10 @@ impl<V: Clone + PartialEq> IpMap<V> {
 impl IpMap<Arc<str>> {
     /// The Pod name `name` as a key: the indexed Pod's own, when one of these Pods (by IP) has
     /// one of `addresses`, else a new one.
-    fn pod_key(&self, name: &str, addresses: &[String]) -> Arc<str> {
-        (addresses.iter())
+    fn pod_key<'k>(&self, name: &str, mut addresses: impl Iterator<Item = IpKey<'k>>) -> Arc<str> {
+        addresses
             .find_map(|ip| {
-                let pods = self.get(IpKey::of(ip));
+                let pods = self.get(ip);
                 pods.binary_search_by(|p| (**p).cmp(name)).ok().and_then(|at| pods.get(at))
             })
             .map_or_else(|| Arc::from(name), Arc::clone)
@@ -259,8 +259,8 @@ impl IpMap<Arc<str>> {
 }
 
 /// The slice's Service, when the slice is one the endpoint builder reads.
-fn slice_service(slice: &EndpointSlice) -> Option<&str> {
-    if slice.metadata.labels.contains_key(MCS_SERVICE_NAME_LABEL) {
+fn slice_service(slice: SliceView<'_>) -> Option<&str> {
+    if slice.labels().contains_key(MCS_SERVICE_NAME_LABEL) {
         return None;
     }
     slice.service_name()
@@ -268,26 +268,24 @@ fn slice_service(slice: &EndpointSlice) -> Option<&str> {
 
 /// Each address of the slice: the Pod (namespace, name) when a `targetRef` names a Pod (once
 /// for the endpoint), the address otherwise (as [`crate::kube::endpoints`] reads them).
-fn references<'s>(slice: &'s EndpointSlice, namespace: &'s str) -> impl Iterator<Item = Reference<'s>> {
-    slice.endpoints.iter().flat_map(move |e| {
-        let pod = e.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).map(|t| Reference::Pod {
-            namespace: t.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or(namespace),
-            name: t.name.as_deref().unwrap_or(""),
-            addresses: &e.addresses,
-        });
-        let addresses = if pod.is_some() { &[][..] } else { e.addresses.as_slice() };
-        pod.into_iter().chain(addresses.iter().map(|a| Reference::Ip(a.as_str())))
+fn references<'s>(slice: SliceView<'s>, namespace: &'s str) -> impl Iterator<Item = Reference<'s>> {
+    slice.endpoints().flat_map(move |e| {
+        let pod =
+            e.target_pod().map(|(ns, name)| Reference::Pod { namespace: ns.unwrap_or(namespace), name, endpoint: e });
+        let addresses = pod.is_none().then(|| e.addresses()).into_iter().flatten();
+        pod.into_iter().chain(addresses.map(Reference::Ip))
     })
 }
 
 enum Reference<'s> {
-    /// A Pod named in a `targetRef`, with the endpoint's addresses (only a hint of the Pod's).
+    /// A Pod named in a `targetRef`, with its endpoint (whose addresses are only a hint of the
+    /// Pod's).
     Pod {
         namespace: &'s str,
         name: &'s str,
-        addresses: &'s [String],
+        endpoint: EndpointView<'s>,
     },
-    Ip(&'s str),
+    Ip(IpKey<'s>),
 }
 
 impl KubeIndex {
@@ -311,16 +309,16 @@ impl KubeIndex {
                 home.service_of.insert(r.name.clone(), service);
                 for reference in references(slice, r.namespace) {
                     match reference {
-                        Reference::Pod { namespace, name, addresses } if namespace == &**r.namespace => {
-                            let key = || home.pods_by_ip.pod_key(name, addresses);
+                        Reference::Pod { namespace, name, endpoint } if namespace == &**r.namespace => {
+                            let key = || home.pods_by_ip.pod_key(name, endpoint.addresses());
                             add(&mut home.by_pod, name, key, r.name.clone(), Few::push_new);
                         }
                         Reference::Pod { .. } => {}
-                        Reference::Ip(ip) => home.by_ip.add(IpKey::of(ip), r.name.clone(), Few::push_new),
+                        Reference::Ip(ip) => home.by_ip.add(ip, r.name.clone(), Few::push_new),
                     }
                 }
                 for reference in references(slice, r.namespace) {
-                    let Reference::Pod { namespace, name, addresses } = reference else { continue };
+                    let Reference::Pod { namespace, name, endpoint } = reference else { continue };
                     if namespace == &**r.namespace {
                         continue;
                     }
@@ -330,7 +328,7 @@ impl KubeIndex {
                         .map_or_else(|| Arc::from(namespace), |(n, _)| n.clone());
                     let pods = self.namespaces.entry(ns).or_default();
                     let me: Name = (r.namespace.clone(), r.name.clone());
-                    let key = || pods.pods_by_ip.pod_key(name, addresses);
+                    let key = || pods.pods_by_ip.pod_key(name, endpoint.addresses());
                     add(&mut pods.by_pod_elsewhere, name, key, me, Few::push_new);
                 }
             }
@@ -367,7 +365,7 @@ impl KubeIndex {
                                 take(&mut home.by_pod, name, r.name);
                             }
                             Reference::Pod { .. } => {}
-                            Reference::Ip(ip) => home.by_ip.take(IpKey::of(ip), r.name),
+                            Reference::Ip(ip) => home.by_ip.take(ip, r.name),
                         }
                     }
                     self.forget_if_empty(r.namespace);
@@ -445,7 +443,7 @@ impl KubeIndex {
         &self,
         service: &Name,
         get: impl Fn(&ResourceRef) -> Option<View<'r>>,
-    ) -> (Vec<&'r EndpointSlice>, Vec<PodView<'r>>, Vec<&'r Node>) {
+    ) -> (Vec<SliceView<'r>>, Vec<PodView<'r>>, Vec<&'r Node>) {
         let id = |kind: &Arc<str>, namespace: &Arc<str>, name: &Arc<str>| ResourceRef {
             kind: kind.clone(),
             namespace: namespace.clone(),
@@ -471,7 +469,7 @@ impl KubeIndex {
                         pods.extend(pod(&namespace, &name));
                     }
                     Reference::Ip(ip) => {
-                        let names = home.map_or(&[][..], |home| home.pods_by_ip.get(IpKey::of(ip)));
+                        let names = home.map_or(&[][..], |home| home.pods_by_ip.get(ip));
                         pods.extend(names.iter().filter_map(|name| pod(&service.0, name)));
                     }
                 }
@@ -542,7 +540,7 @@ mod tests {
     fn parts(index: &KubeIndex, all: &[Resource], service: &Name) -> (Vec<String>, Vec<String>, usize) {
         let get = |id: &ResourceRef| all.iter().find(|r| r.id() == *id).map(View::of);
         let (slices, pods, nodes) = index.parts(service, get);
-        let slices = slices.iter().map(|s| s.metadata.name.to_string()).collect();
+        let slices = slices.iter().map(|s| s.name().to_string()).collect();
         let pods = pods.iter().map(|p| format!("{}/{}", p.namespace(), p.name())).collect();
         (slices, pods, nodes.len())
     }

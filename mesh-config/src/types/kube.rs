@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Deserializer};
 
@@ -656,6 +656,16 @@ impl<'a> IpKey<'a> {
     }
 }
 
+/// The text the key was made of.
+impl fmt::Display for IpKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpKey::Addr(ip) => fmt::Display::fmt(ip, f),
+            IpKey::Text(text) => f.write_str(text),
+        }
+    }
+}
+
 /// Whether `value` prints as `text` exactly (compared as it prints, without a copy).
 fn prints_as(value: impl fmt::Display, text: &str) -> bool {
     struct Rest<'t>(&'t str);
@@ -781,8 +791,14 @@ pub struct EndpointSlice {
 impl EndpointSlice {
     /// The Service the slice belongs to (its `kubernetes.io/service-name` label).
     pub fn service_name(&self) -> Option<&str> {
-        self.metadata.labels.get(SERVICE_NAME_LABEL).map(String::as_str).filter(|n| !n.is_empty())
+        service_name(&self.metadata.labels)
     }
+}
+
+/// The Service a slice with these labels belongs to (its `kubernetes.io/service-name` label,
+/// when not empty).
+fn service_name(labels: &Labels) -> Option<&str> {
+    labels.get(SERVICE_NAME_LABEL).map(String::as_str).filter(|n| !n.is_empty())
 }
 
 /// `endpoints[]` of an EndpointSlice.
@@ -834,7 +850,7 @@ pub struct ObjectReference {
 }
 
 /// `ports[]` of an EndpointSlice.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SlicePort {
     /// `name`: the Service port's name (empty for the single unnamed port).
@@ -845,6 +861,376 @@ pub struct SlicePort {
     pub protocol: Option<String>,
     /// `appProtocol`.
     pub app_protocol: Option<String>,
+}
+
+/// What the endpoint builder ([`crate::kube`]) and the store's endpoint index read of an
+/// EndpointSlice: its name, namespace, labels, address type, ports and endpoints. It reads a
+/// whole [`EndpointSlice`] or the compact form in which the configuration store keeps a slice
+/// read from an API server, and is two words, cheap to copy.
+#[derive(Debug, Clone, Copy)]
+pub struct SliceView<'a>(SliceRef<'a>);
+
+/// The slice a [`SliceView`] reads.
+#[derive(Debug, Clone, Copy)]
+enum SliceRef<'a> {
+    Whole(&'a EndpointSlice),
+    Compact(&'a CompactSlice),
+}
+
+impl<'a> From<&'a EndpointSlice> for SliceView<'a> {
+    fn from(slice: &'a EndpointSlice) -> Self {
+        SliceView(SliceRef::Whole(slice))
+    }
+}
+
+impl<'a> SliceView<'a> {
+    /// `metadata.name`.
+    pub fn name(self) -> &'a str {
+        match self.0 {
+            SliceRef::Whole(s) => &s.metadata.name,
+            SliceRef::Compact(c) => &c.name,
+        }
+    }
+
+    /// `metadata.namespace`.
+    pub fn namespace(self) -> &'a str {
+        match self.0 {
+            SliceRef::Whole(s) => &s.metadata.namespace,
+            SliceRef::Compact(c) => &c.namespace,
+        }
+    }
+
+    /// `metadata.labels`.
+    pub fn labels(self) -> &'a Labels {
+        match self.0 {
+            SliceRef::Whole(s) => &s.metadata.labels,
+            SliceRef::Compact(c) => &c.labels,
+        }
+    }
+
+    /// The Service the slice belongs to, as [`EndpointSlice::service_name`] gives it.
+    pub fn service_name(self) -> Option<&'a str> {
+        service_name(self.labels())
+    }
+
+    /// `addressType`.
+    pub fn address_type(self) -> Option<&'a str> {
+        match self.0 {
+            SliceRef::Whole(s) => s.address_type.as_deref(),
+            SliceRef::Compact(c) => c.shape.address_type.map(AddressType::as_str),
+        }
+    }
+
+    /// `ports`.
+    pub fn ports(self) -> &'a [SlicePort] {
+        match self.0 {
+            SliceRef::Whole(s) => &s.ports,
+            SliceRef::Compact(c) => &c.shape.ports,
+        }
+    }
+
+    /// `endpoints`, in the slice's order.
+    pub fn endpoints(self) -> impl Iterator<Item = EndpointView<'a>> {
+        let (whole, compact) = match self.0 {
+            SliceRef::Whole(s) => (Some(s.endpoints.iter().map(EndpointView::from)), None),
+            SliceRef::Compact(c) => {
+                let nodes = &*c.shape.node_names;
+                (None, Some(c.endpoints.iter().map(move |e| EndpointView(EndpointRef::Compact(e, nodes)))))
+            }
+        };
+        whole.into_iter().flatten().chain(compact.into_iter().flatten())
+    }
+}
+
+/// What the endpoint builder and the store's endpoint index read of one endpoint of a
+/// [`SliceView`]: its addresses, conditions, `targetRef` and node. A few words, cheap to copy.
+#[derive(Debug, Clone, Copy)]
+pub struct EndpointView<'a>(EndpointRef<'a>);
+
+/// The endpoint an [`EndpointView`] reads: a whole one, or a compact one with its slice's node
+/// names.
+#[derive(Debug, Clone, Copy)]
+enum EndpointRef<'a> {
+    Whole(&'a SliceEndpoint),
+    Compact(&'a CompactEndpoint, &'a [Name]),
+}
+
+impl<'a> From<&'a SliceEndpoint> for EndpointView<'a> {
+    fn from(endpoint: &'a SliceEndpoint) -> Self {
+        EndpointView(EndpointRef::Whole(endpoint))
+    }
+}
+
+impl<'a> EndpointView<'a> {
+    /// `addresses`, in order, each as the key of its text.
+    pub(crate) fn addresses(self) -> impl Iterator<Item = IpKey<'a>> {
+        let (whole, compact) = match self.0 {
+            EndpointRef::Whole(e) => (Some(e.addresses.iter().map(|a| IpKey::of(a))), None),
+            EndpointRef::Compact(c, _) => (None, Some(IpKey::Addr(c.address))),
+        };
+        whole.into_iter().flatten().chain(compact)
+    }
+
+    /// `conditions`.
+    pub fn conditions(self) -> Conditions {
+        match self.0 {
+            EndpointRef::Whole(e) => e.conditions.clone(),
+            EndpointRef::Compact(c, _) => c.conditions.unpack(),
+        }
+    }
+
+    /// The Pod `targetRef` names, when its kind is `Pod`: the namespace it gives (`None` when
+    /// it gives none or an empty one: the slice's), and its name (empty when it gives none).
+    /// `None` when there is no `targetRef` or it names another kind.
+    pub fn target_pod(self) -> Option<(Option<&'a str>, &'a str)> {
+        match self.0 {
+            EndpointRef::Whole(e) => {
+                let t = e.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some(POD_KIND))?;
+                Some((t.namespace.as_deref().filter(|n| !n.is_empty()), t.name.as_deref().unwrap_or("")))
+            }
+            EndpointRef::Compact(c, _) => c.pod.as_deref().map(|name| (None, name)),
+        }
+    }
+
+    /// `nodeName`.
+    pub fn node_name(self) -> Option<&'a str> {
+        match self.0 {
+            EndpointRef::Whole(e) => e.node_name.as_deref(),
+            EndpointRef::Compact(c, nodes) => c.node_name(nodes),
+        }
+    }
+}
+
+/// The kind a `targetRef` names a Pod by.
+const POD_KIND: &str = "Pod";
+
+/// `Pod`, shared by the `targetRef`s [`CompactSlice::to_slice`] gives back.
+static POD_KIND_NAME: LazyLock<Name> = LazyLock::new(|| Name::from(POD_KIND));
+
+/// An EndpointSlice in the form the configuration store keeps one read from an API server
+/// (`store::compact`): its name and namespace are the object's own handles, its labels a shared
+/// handle, and its endpoints [`CompactEndpoint`]s in one block; what is not per endpoint (the
+/// address type, the ports, the node names the endpoints refer to) is one [`SliceShape`], which
+/// slices of the same shape may share. [`CompactSlice::new`] makes one only when
+/// [`CompactSlice::to_slice`] gives back an [`EndpointSlice`] equal to the one it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompactSlice {
+    /// `metadata.name` (the object's name).
+    pub(crate) name: Arc<str>,
+    /// `metadata.namespace` (the object's namespace).
+    pub(crate) namespace: Arc<str>,
+    /// `metadata.labels` (there are no annotations).
+    pub(crate) labels: Labels,
+    /// `endpoints`.
+    endpoints: Box<[CompactEndpoint]>,
+    /// The address type, the ports and the node names.
+    pub(crate) shape: Arc<SliceShape>,
+}
+
+/// What a [`CompactSlice`] holds beside its endpoints: its `addressType`, its `ports`, and the
+/// distinct `nodeName`s of its endpoints (in the order they first appear), which its endpoints
+/// refer to by index. An API server's slices of Services with the same ports have the same
+/// shape (mesh-kube drops `nodeName`), so one copy can serve them all.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SliceShape {
+    address_type: Option<AddressType>,
+    ports: Box<[SlicePort]>,
+    /// The node names the endpoints refer to.
+    pub(crate) node_names: Box<[Name]>,
+}
+
+/// An EndpointSlice's `addressType`, of the values the API accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum AddressType {
+    Ipv4,
+    Ipv6,
+    Fqdn,
+}
+
+impl AddressType {
+    /// The address type `text` spells exactly (`IPv4`, `IPv6`, `FQDN`).
+    fn of(text: &str) -> Option<AddressType> {
+        [AddressType::Ipv4, AddressType::Ipv6, AddressType::Fqdn].into_iter().find(|t| t.as_str() == text)
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AddressType::Ipv4 => "IPv4",
+            AddressType::Ipv6 => "IPv6",
+            AddressType::Fqdn => "FQDN",
+        }
+    }
+}
+
+/// An endpoint of a [`CompactSlice`]: 40 bytes and no block of its own but its Pod's name. It
+/// has one address, written as that address prints; a `targetRef`, if any, of kind `Pod`
+/// without a namespace (mesh-kube drops a namespace that is the slice's) and with a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompactEndpoint {
+    /// `targetRef.name` of a `targetRef` `{kind: Pod, name}`; `None`: no `targetRef`.
+    pod: Option<Name>,
+    /// `addresses[0]`, the only one.
+    address: IpAddr,
+    conditions: PackedConditions,
+    /// `nodeName`, as its index in the slice's node names.
+    node: Option<u16>,
+}
+
+/// `conditions`: `ready`, `serving` and `terminating` in two bits each (0: absent, 1: `false`,
+/// 2: `true`), from the lowest bits up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedConditions(u8);
+
+impl PackedConditions {
+    fn pack(c: &Conditions) -> PackedConditions {
+        let bits = |v: Option<bool>| match v {
+            None => 0u8,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        PackedConditions(bits(c.ready) | (bits(c.serving) << 2) | (bits(c.terminating) << 4))
+    }
+
+    fn unpack(self) -> Conditions {
+        let at = |shift: u8| match (self.0 >> shift) & 0b11 {
+            0 => None,
+            1 => Some(false),
+            _ => Some(true),
+        };
+        Conditions { ready: at(0), serving: at(2), terminating: at(4) }
+    }
+}
+
+impl CompactEndpoint {
+    /// The compact form of `e`, when it gives `e` back exactly (see [`CompactEndpoint`]), its
+    /// `nodeName` added to `node_names` when it is not there yet. `None` otherwise.
+    fn new(e: &SliceEndpoint, node_names: &mut Vec<Name>) -> Option<CompactEndpoint> {
+        let [address] = e.addresses.as_slice() else { return None };
+        let IpKey::Addr(address) = IpKey::of(address) else { return None };
+        let pod = match &e.target_ref {
+            None => None,
+            Some(t) if t.kind.as_deref() == Some(POD_KIND) && t.namespace.is_none() => Some(t.name.clone()?),
+            Some(_) => return None,
+        };
+        let node = match e.node_name.as_deref() {
+            None => None,
+            Some(node) => {
+                let at = node_names.iter().position(|n| **n == *node).unwrap_or_else(|| {
+                    node_names.push(Name::from(node));
+                    node_names.len() - 1
+                });
+                Some(u16::try_from(at).ok()?)
+            }
+        };
+        Some(CompactEndpoint { pod, address, conditions: PackedConditions::pack(&e.conditions), node })
+    }
+
+    /// `nodeName`, read in the slice's `node_names`.
+    fn node_name<'n>(&self, node_names: &'n [Name]) -> Option<&'n str> {
+        self.node.and_then(|at| node_names.get(usize::from(at))).map(Name::as_str)
+    }
+
+    /// The endpoint this was made from.
+    fn to_endpoint(&self, node_names: &[Name]) -> SliceEndpoint {
+        SliceEndpoint {
+            addresses: vec![self.address.to_string()],
+            conditions: self.conditions.unpack(),
+            target_ref: self.pod.clone().map(|name| ObjectReference {
+                kind: Some(POD_KIND_NAME.clone()),
+                name: Some(name),
+                ..ObjectReference::default()
+            }),
+            node_name: self.node_name(node_names).map(str::to_string),
+            ..SliceEndpoint::default()
+        }
+    }
+
+    /// Is `e` the endpoint this was made from (`to_endpoint(..) == *e`, without making it)?
+    fn is(&self, e: &SliceEndpoint, node_names: &[Name]) -> bool {
+        let target = match (&self.pod, &e.target_ref) {
+            (None, None) => true,
+            (Some(pod), Some(t)) => {
+                t.kind.as_deref() == Some(POD_KIND) && t.namespace.is_none() && t.name.as_ref() == Some(pod)
+            }
+            _ => false,
+        };
+        target
+            && matches!(e.addresses.as_slice(), [only] if prints_as(self.address, only))
+            && e.conditions == self.conditions.unpack()
+            && e.node_name.as_deref() == self.node_name(node_names)
+    }
+}
+
+impl CompactSlice {
+    /// The compact form of `slice`, an object named `name` in `namespace`, when it gives `slice`
+    /// back exactly: its metadata names the object, it has no annotations, its `addressType` is
+    /// absent or one of `IPv4`, `IPv6`, `FQDN`, and each endpoint has one address written as
+    /// that address prints (`10.0.0.1`, `fd00::1`; not `010.0.0.1`, `FD00::1`, not a host
+    /// name) and no `targetRef` or one of kind `Pod` with a name and no namespace. `None`
+    /// otherwise.
+    pub(crate) fn new(name: &Arc<str>, namespace: &Arc<str>, slice: &EndpointSlice) -> Option<CompactSlice> {
+        let m = &slice.metadata;
+        if *m.name != **name || *m.namespace != **namespace || !m.annotations.is_empty() {
+            return None;
+        }
+        let address_type = match slice.address_type.as_deref() {
+            None => None,
+            Some(text) => Some(AddressType::of(text)?),
+        };
+        let mut node_names = Vec::new();
+        let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+        for e in &slice.endpoints {
+            endpoints.push(CompactEndpoint::new(e, &mut node_names)?);
+        }
+        let shape = SliceShape {
+            address_type,
+            ports: slice.ports.clone().into_boxed_slice(),
+            node_names: node_names.into_boxed_slice(),
+        };
+        Some(CompactSlice {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            labels: m.labels.clone(),
+            endpoints: endpoints.into_boxed_slice(),
+            shape: Arc::new(shape),
+        })
+    }
+
+    /// The slice this was made from.
+    pub(crate) fn to_slice(&self) -> EndpointSlice {
+        let metadata = Metadata {
+            name: Name::from(self.name.clone()),
+            namespace: Name::from(self.namespace.clone()),
+            labels: self.labels.clone(),
+            ..Metadata::default()
+        };
+        let shape = &*self.shape;
+        EndpointSlice {
+            metadata,
+            address_type: shape.address_type.map(|t| t.as_str().to_string()),
+            endpoints: self.endpoints.iter().map(|e| e.to_endpoint(&shape.node_names)).collect(),
+            ports: shape.ports.to_vec(),
+        }
+    }
+
+    /// Is `slice` the slice this was made from (`to_slice() == *slice`, without making it)?
+    pub(crate) fn is(&self, slice: &EndpointSlice) -> bool {
+        let m = &slice.metadata;
+        let shape = &*self.shape;
+        *m.name == *self.name
+            && *m.namespace == *self.namespace
+            && m.labels == self.labels
+            && m.annotations.is_empty()
+            && slice.address_type.as_deref() == shape.address_type.map(AddressType::as_str)
+            && *slice.ports == *shape.ports
+            && slice.endpoints.len() == self.endpoints.len()
+            && self.endpoints.iter().zip(&slice.endpoints).all(|(c, e)| c.is(e, &shape.node_names))
+    }
+
+    /// What the endpoint builder reads of it.
+    pub(crate) fn view(&self) -> SliceView<'_> {
+        SliceView(SliceRef::Compact(self))
+    }
 }
 
 /// Kubernetes field names that exist in the kinds above but that meshwork does not read: never
