@@ -299,41 +299,21 @@ impl ConfigSource {
         self.finish(state, &report, started, "configuration changes applied")
     }
 
-    /// Feed the changes `events` brings into this source until the sender is dropped, on a
-    /// thread of its own (named `mesh-config`; called from within a tokio runtime, whose
-    /// context the thread enters). Until a [`SourceEvent::Replace`] of each of `scopes` has
-    /// been applied, the source is not [ready](ConfigSource::is_ready). Changes that arrive
-    /// together are applied at once.
-    ///
-    /// One thread for all of it, not a blocking-pool thread per batch: what the store keeps of
-    /// 100,000 objects is then allocated by one thread, in one of the allocator's arenas,
-    /// instead of being spread over as many arenas as the pool has threads, each keeping its
-    /// own freed pages (measured at 10,000 Services x 10 endpoints: see `benches/RESULTS.md`).
-    pub fn attach(&self, scopes: impl IntoIterator<Item = Scope>, events: mpsc::Receiver<SourceEvent>) {
+    /// Feed the changes `events` brings into this source, from a task of the current tokio
+    /// runtime, until the sender is dropped. Until a [`SourceEvent::Replace`] of each of
+    /// `scopes` has been applied, the source is not [ready](ConfigSource::is_ready). Changes
+    /// that arrive together are applied at once.
+    pub fn attach(&self, scopes: impl IntoIterator<Item = Scope>, mut events: mpsc::Receiver<SourceEvent>) {
         self.pending.send_modify(|pending| pending.extend(scopes));
         let source = self.clone();
-        let runtime = tokio::runtime::Handle::current();
-        let spawned = std::thread::Builder::new().name("mesh-config".into()).spawn(move || {
-            let _context = runtime.enter();
-            source.apply_all(events);
-        });
-        if let Err(error) = spawned {
-            tracing::error!(target: "meshwork::config", %error, "could not start the configuration thread");
-        }
-    }
-
-    /// Apply `events` as they come, those that arrived together at once, until the sender is
-    /// dropped (blocking: see [`ConfigSource::attach`]).
-    fn apply_all(&self, mut events: mpsc::Receiver<SourceEvent>) {
-        while let Some(first) = events.blocking_recv() {
-            let mut batch = vec![first];
-            while batch.len() < 4096
-                && let Ok(event) = events.try_recv()
-            {
-                batch.push(event);
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while events.recv_many(&mut batch, 4096).await > 0 {
+                let source = source.clone();
+                let events = std::mem::take(&mut batch);
+                let _ = tokio::task::spawn_blocking(move || source.apply_events(events)).await;
             }
-            self.apply_events(batch);
-        }
+        });
     }
 
     /// Has every attached source listed each of its scopes once (and is that applied)?
