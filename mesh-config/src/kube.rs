@@ -62,6 +62,7 @@
 //!   default, [`crate::CompileOptions::domain`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::types::kube::{IpKey, MCS_SERVICE_NAME_LABEL, Node, PodView, Service, ServicePort, SliceView};
 use crate::types::{Resource, Spec};
@@ -84,6 +85,9 @@ const BETA_ZONE_LABEL: &str = "failure-domain.beta.kubernetes.io/zone";
 /// The slices, Pods and Nodes known at one time, indexed for [`endpoints`].
 #[derive(Debug, Default, Clone)]
 pub struct Index<'a> {
+    /// Set: this index holds nothing itself, and [`endpoints`] asks this for an index of what
+    /// one Service's endpoints are built from ([`Index::per_service`]).
+    per_service: Option<PerService<'a>>,
     /// Slices by (namespace, Service name), in slice name order.
     slices: HashMap<&'a str, HashMap<&'a str, Vec<SliceView<'a>>>>,
     /// Pods by (namespace, name).
@@ -129,6 +133,14 @@ impl<'a> Index<'a> {
         index
     }
 
+    /// An index that builds, for each Service [`endpoints`] is asked for, an index of only what
+    /// that Service's endpoints are built from: `parts(namespace, name)` gives it. (The
+    /// configuration store compiles so from its own index of which slices name which Pods,
+    /// instead of indexing every slice and Pod of a cluster at once for one compile.)
+    pub(crate) fn per_service(parts: &'a (dyn Fn(&Arc<str>, &Arc<str>) -> Index<'a> + 'a)) -> Self {
+        Index { per_service: Some(PerService(parts)), ..Index::default() }
+    }
+
     /// Index the EndpointSlices, Pods and Nodes among `resources`.
     pub fn from_resources(resources: &'a [Resource]) -> Self {
         let slices = resources.iter().filter_map(|r| match &r.spec {
@@ -172,6 +184,16 @@ impl<'a> Index<'a> {
     }
 }
 
+/// See [`Index::per_service`].
+#[derive(Clone, Copy)]
+struct PerService<'a>(&'a (dyn Fn(&Arc<str>, &Arc<str>) -> Index<'a> + 'a));
+
+impl std::fmt::Debug for PerService<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PerService")
+    }
+}
+
 /// One endpoint of one Service port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -197,6 +219,14 @@ pub fn endpoints(service: &Service, index: &Index<'_>) -> Vec<Endpoint> {
     if service.is_external_name() {
         return Vec::new();
     }
+    let own;
+    let index = match index.per_service {
+        Some(PerService(parts)) => {
+            own = parts(service.metadata.namespace.as_arc(), service.metadata.name.as_arc());
+            &own
+        }
+        None => index,
+    };
     let namespace = service.metadata.namespace.as_str();
     let port_names: Vec<&str> = service.spec.ports.iter().map(|p| p.name.as_deref().unwrap_or("")).collect();
     let mut out: Vec<Endpoint> = Vec::new();

@@ -173,6 +173,17 @@ fn sources_changes_and_whole_changes_match_merged_applies() {
         }
     };
     let mut sources = Sources::new();
+    // The Node the Pods run on: their locality, read by the store's compile from what its index
+    // says each Service's endpoints are built from.
+    let node_key = ResourceRef { kind: "Node".into(), namespace: "".into(), name: "n1".into() };
+    let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {topology.kubernetes.io/region: r1, topology.kubernetes.io/zone: z1}}\n";
+    let origin = Origin::Kubernetes {
+        kind: "Node".into(),
+        namespace: "".into(),
+        name: "n1".into(),
+        resource_version: Some("1".into()),
+    };
+    sources.apply(SourceEvent::Upsert { key: node_key, object: SourceObject { origin, loaded: load(node) } });
     sources.apply(event("Service", "reviews", Some(service())));
     sources.apply(event("Pod", "p1", Some(pod("p1", "10.0.0.1", "v1"))));
     sources.apply(event("EndpointSlice", "s1", Some(slice("s1", &[("10.0.0.1", "p1"), ("10.0.0.2", "p2")], 9080))));
@@ -196,6 +207,8 @@ fn sources_changes_and_whole_changes_match_merged_applies() {
         assert_eq!(sorted(delta), sorted(&whole), "the same resources in force");
     };
     check(&delta, &sources, &Recompiled::Snapshot);
+    let first = shape(delta.snapshot().services(HOST));
+    assert!(first.iter().any(|s| s.contains("locality: Some(\"r1/z1/\")")), "the Node's locality: {first:?}");
     let steps = [
         event("Pod", "p2", Some(pod("p2", "10.0.0.2", "v2"))),
         event("EndpointSlice", "s1", Some(slice("s1", &[("10.0.0.2", "p2")], 9090))),

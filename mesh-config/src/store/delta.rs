@@ -204,21 +204,21 @@ impl ConfigStore {
     }
 
     /// Compile everything in force: the resources other than EndpointSlices, Pods and Nodes
-    /// read back, and the endpoints of Kubernetes Services from an index over the compact
-    /// objects (no [`Resource`] made for each of those); with the cross-resource analysis
-    /// (which reads none of those three kinds).
+    /// read back, and the endpoints of each Kubernetes Service from what the store's index
+    /// says they are built from (no [`Resource`] made for each slice or Pod, and no index of
+    /// every slice and Pod built for the compile: one Service's at a time, as an endpoint
+    /// change recompiles it); with the cross-resource analysis (which reads none of those
+    /// three kinds).
     fn compile_in_force(&self) -> (Compiled, Vec<Diagnostic>) {
-        let (mut slices, mut pods, mut nodes) = (Vec::new(), Vec::new(), Vec::new());
-        let mut resources = Vec::new();
-        for e in self.entries() {
-            match e.kept.view().map(|v| v.spec) {
-                Some(Part::Slice(s)) => slices.push(s),
-                Some(Part::Pod(p)) => pods.push(p),
-                Some(Part::Node(n)) => nodes.push(n),
-                Some(Part::Other) | None => resources.extend(e.kept.resource()),
-            }
-        }
-        let index = crate::kube::Index::new(slices, pods, nodes);
+        let resources: Vec<Resource> = (self.entries())
+            .filter(|e| e.kept.view().is_none_or(|v| matches!(v.spec, Part::Other)))
+            .filter_map(|e| e.kept.resource())
+            .collect();
+        let parts = |namespace: &Arc<str>, name: &Arc<str>| {
+            let (slices, pods, nodes) = self.kube.parts(&(namespace.clone(), name.clone()), |id| self.view(id));
+            crate::kube::Index::new(slices, pods, nodes)
+        };
+        let index = crate::kube::Index::per_service(&parts);
         let compiled = compile_with(&resources, &index, &self.options);
         let analysis = analyze(&resources, &self.skipped, &self.options.domain);
         (compiled, analysis)

@@ -475,12 +475,21 @@ impl KubeIndex {
                 }
             }
         }
-        let nodes = (self.nodes.iter())
-            .filter_map(|(ns, name)| match get(&id(&self.kinds.node, ns, name)).map(|r| r.spec) {
-                Some(Part::Node(node)) => Some(node),
-                _ => None,
-            })
-            .collect();
+        // The Nodes those Pods run on (what locality reads), each once.
+        // (Nodes are cluster-scoped: every one's namespace is the same, empty, text.)
+        let mut nodes: Vec<&'r Node> = Vec::new();
+        if let Some((cluster, _)) = self.nodes.first() {
+            let mut seen: Vec<&Arc<str>> = Vec::new();
+            for name in pods.iter().filter_map(|p| p.node_arc()) {
+                if seen.contains(&name) {
+                    continue;
+                }
+                seen.push(name);
+                if let Some(Part::Node(node)) = get(&id(&self.kinds.node, cluster, name)).map(|r| r.spec) {
+                    nodes.push(node);
+                }
+            }
+        }
         (slices, pods, nodes)
     }
 
@@ -620,9 +629,11 @@ mod tests {
                 &["{addresses: [10.0.0.1], targetRef: {kind: Pod, name: p}}"],
             ),
             slice("a", "s1", "kubernetes.io/service-name: svc", &[]),
-            slice("a", "s2", "kubernetes.io/service-name: svc", &[]),
+            slice("a", "s2", "kubernetes.io/service-name: svc", &["{addresses: [10.0.0.2], targetRef: {kind: Pod, name: q}}"]),
             pod("a", "p", &["10.0.0.1"]),
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {name: q, namespace: a}\nspec: {nodeName: n2}\nstatus: {podIP: 10.0.0.2}\n".to_string(),
             "---\napiVersion: v1\nkind: Node\nmetadata: {name: n1}\n".to_string(),
+            "---\napiVersion: v1\nkind: Node\nmetadata: {name: n2}\n".to_string(),
         ]
         .concat();
         let all = objects(&text);
@@ -630,7 +641,8 @@ mod tests {
         assert_eq!(services(&index, find(&all, Kind::EndpointSlice, "a", "mcs")), []);
         assert_eq!(services(&index, find(&all, Kind::EndpointSlice, "a", "s1")), [name("a", "svc")]);
         assert_eq!(services(&index, find(&all, Kind::Pod, "a", "p")), []);
-        assert_eq!(parts(&index, &all, &name("a", "svc")), (vec!["s1".into(), "s2".into()], vec![], 1));
+        // The Node its Pod runs on (what locality reads), not every Node.
+        assert_eq!(parts(&index, &all, &name("a", "svc")), (vec!["s1".into(), "s2".into()], vec!["a/q".into()], 1));
         let mut one_less = index.clone();
         one_less.remove(find(&all, Kind::EndpointSlice, "a", "s1"));
         assert_eq!(parts(&one_less, &all, &name("a", "svc")).0, ["s2"]);

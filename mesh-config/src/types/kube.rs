@@ -470,6 +470,14 @@ impl<'a> PodView<'a> {
         }
     }
 
+    /// `spec.nodeName`, as the Pod holds it (shared).
+    pub(crate) fn node_arc(self) -> Option<&'a Arc<str>> {
+        match self.0 {
+            PodRef::Whole(p) => p.spec.node_name.as_ref().map(Name::as_arc),
+            PodRef::Compact(c) => c.node_name.as_ref().map(Name::as_arc),
+        }
+    }
+
     /// `spec.serviceAccountName`.
     pub fn service_account(self) -> Option<&'a str> {
         match self.0 {
