@@ -48,7 +48,7 @@ mod packed;
 pub mod source;
 
 pub use delta::{Change, DeltaReport, HeldObject, HostServices, Recompiled};
-pub use source::{Delta, Origin, Scope, SourceEvent, SourceObject, Sources, diagnostic_line};
+pub use source::{Delta, Origin, Scope, SourceEvent, SourceObject, Sources, WholeChanges, diagnostic_line};
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};

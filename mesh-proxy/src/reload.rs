@@ -287,7 +287,13 @@ impl ConfigSource {
         changes: Vec<Change>,
         started: tokio::time::Instant,
     ) -> ReloadStatus {
-        let DeltaReport { report, recompiled } = state.store.apply_changes(changes);
+        let delta = state.store.apply_changes(changes);
+        self.changes_applied(state, delta, started)
+    }
+
+    /// Publish what [`ConfigStore::apply_changes`](mesh_config::ConfigStore::apply_changes) did.
+    fn changes_applied(&self, state: &mut State, delta: DeltaReport, started: tokio::time::Instant) -> ReloadStatus {
+        let DeltaReport { report, recompiled } = delta;
         match &recompiled {
             Recompiled::Nothing => {}
             Recompiled::Endpoints(hosts) => {
@@ -338,8 +344,9 @@ impl ConfigSource {
         let known =
             state.store.resource_refs().chain(state.store.rejections().iter().filter_map(|d| d.resource.clone()));
         if let Some(changes) = state.sources.whole_changes(known) {
+            let delta = state.store.apply_changes(changes);
             state.failed_files.clear();
-            return self.apply_changes_locked(state, changes, started);
+            return self.changes_applied(state, delta, started);
         }
         let loaded = state.sources.merged();
         // (The store logs each rejection once; this only counts them.)

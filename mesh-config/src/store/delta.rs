@@ -129,29 +129,33 @@ struct Touched {
 }
 
 impl ConfigStore {
-    /// Take `changes` (see the module docs), in order.
-    pub fn apply_changes(&mut self, changes: Vec<Change>) -> DeltaReport {
+    /// Take `changes` (see the module docs), in order. (Any iterator of them: a first load of
+    /// 100,000 objects need not be a list of 100,000 changes first;
+    /// [`Sources::whole_changes`](super::Sources::whole_changes) makes them one at a time.)
+    pub fn apply_changes(&mut self, changes: impl IntoIterator<Item = Change>) -> DeltaReport {
+        let changes = changes.into_iter();
         let mut report = ApplyReport::default();
         // (Only needed to drop the earlier errors of the changed ids.)
         let track_named = !self.input_errors.is_empty();
         let mut named: HashSet<ResourceRef> = HashSet::new();
         let mut errors: Vec<Diagnostic> = Vec::new();
         // A batch with another kind (a first load, a relist) is likely to compile everything:
-        // then which Services its endpoint changes touch is not worked out, and if in the end
-        // nothing else changed, everything is compiled all the same.
-        let other_kinds = changes.iter().any(|c| {
-            let (Change::Upsert { key, .. } | Change::Held { key, .. } | Change::Delete { key }) = c;
-            !matches!(&*key.kind, "EndpointSlice" | "Pod")
-        });
-        let mut touched = Touched { track: !other_kinds, ..Touched::default() };
-        // A first load (nothing in force): room for exactly its resources, where pushing them
-        // one by one would leave up to as much again unused.
+        // from the first change of another kind on, which Services its endpoint changes touch is
+        // not worked out, and if in the end nothing else changed, everything is compiled all the
+        // same.
+        let mut touched = Touched { track: true, ..Touched::default() };
+        // A first load (nothing in force): room for its resources, where pushing them one by
+        // one would leave up to as much again unused (the room left goes back at the end).
         let first = self.index.is_empty();
         if first {
-            let upserts = changes.iter().filter(|c| !matches!(c, Change::Delete { .. })).count();
-            self.kept.reserve_exact(upserts);
+            self.kept.reserve_exact(changes.size_hint().0);
         }
         for change in changes {
+            let (Change::Upsert { key, .. } | Change::Held { key, .. } | Change::Delete { key }) = &change;
+            if touched.track && !matches!(&*key.kind, "EndpointSlice" | "Pod") {
+                touched.track = false;
+                touched.services.clear();
+            }
             match change {
                 Change::Delete { key } => {
                     if let Some(old) = self.take_entry(&key) {

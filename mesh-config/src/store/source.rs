@@ -441,6 +441,31 @@ impl Held {
     }
 }
 
+/// [`Sources::whole_changes`]: the changes, one at a time.
+#[derive(Debug)]
+pub struct WholeChanges<'a> {
+    objects: std::collections::btree_set::Iter<'a, Held>,
+    gone: std::collections::btree_set::IntoIter<ResourceRef>,
+}
+
+impl Iterator for WholeChanges<'_> {
+    type Item = Change;
+
+    fn next(&mut self) -> Option<Change> {
+        match self.objects.next() {
+            Some(held) => Some(held.change()),
+            None => self.gone.next().map(|key| Change::Delete { key }),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.objects.len() + self.gone.len();
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for WholeChanges<'_> {}
+
 /// What every source holds now (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -568,10 +593,11 @@ impl Sources {
 
     /// Everything the sources hold, as changes that make a store that holds `known` (the ids
     /// it has in force or has rejections for) hold it: every object ([`Change::Held`], no copy)
-    /// and a delete of every other known id. `None` when files hold anything: the whole
-    /// [`Sources::merged`] must be applied then (files have their own rules: a file that does
-    /// not parse changes nothing, duplicates are reported).
-    pub fn whole_changes(&self, known: impl IntoIterator<Item = ResourceRef>) -> Option<Vec<Change>> {
+    /// and a delete of every other known id, made one at a time as
+    /// [`ConfigStore::apply_changes`](super::ConfigStore::apply_changes) takes them. `None`
+    /// when files hold anything: the whole [`Sources::merged`] must be applied then (files have
+    /// their own rules: a file that does not parse changes nothing, duplicates are reported).
+    pub fn whole_changes(&self, known: impl IntoIterator<Item = ResourceRef>) -> Option<WholeChanges<'_>> {
         let files = &self.files;
         if !(files.resources.is_empty()
             && files.diagnostics.is_empty()
@@ -580,11 +606,8 @@ impl Sources {
         {
             return None;
         }
-        let mut changes: Vec<Change> = self.objects.iter().map(|held| held.change()).collect();
-        let gone: std::collections::BTreeSet<ResourceRef> =
-            known.into_iter().filter(|k| !self.objects.contains(by_key(k))).collect();
-        changes.extend(gone.into_iter().map(|key| Change::Delete { key }));
-        Some(changes)
+        let gone: BTreeSet<ResourceRef> = known.into_iter().filter(|k| !self.objects.contains(by_key(k))).collect();
+        Some(WholeChanges { objects: self.objects.iter(), gone: gone.into_iter() })
     }
 
     /// How many objects the sources other than files hold.
