@@ -36,10 +36,13 @@
 //! they can change, handed back for the endpoint registry without a new snapshot (see `delta`).
 //! [`Sources::changes`] turns a source's event into those changes.
 //!
-//! Kubernetes objects are kept compact (`compact`: the typed object boxed at its own size, its
-//! labels once) and, with [`ConfigStore::share_objects`], as one copy shared with the
-//! [`Sources`] that hold them. An object from an API server (no file) keeps no positioned tree:
-//! its messages are named by kind, namespace, name and field path, never by line.
+//! Kubernetes objects are kept compact (`compact`: an API server's Pods and EndpointSlices as
+//! what the endpoint builder reads, any other object typed and boxed at its own size, labels
+//! once) and, with [`ConfigStore::share_objects`], as one copy shared with the [`Sources`] that
+//! hold them. An object from an API server (no file) keeps no positioned tree: its messages are
+//! named by kind, namespace, name and field path, never by line. A resource in force costs the
+//! store 24 bytes beside its kept form: its id is read from that form (kind, namespace, name),
+//! not held a second time, and what validating it gave is boxed (almost always nothing).
 
 mod compact;
 mod delta;

@@ -89,6 +89,8 @@ pub struct WatchOptions {
     /// How to retry.
     pub backoff: Backoff,
     /// Room for events between the watches and the store (the watches wait when it is full).
+    /// Default 16: an event of a list holds up to 500 decoded objects, so this bounds what
+    /// waits for the store while a large cluster is listed.
     pub channel: usize,
 }
 
