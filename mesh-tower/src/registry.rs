@@ -127,6 +127,23 @@ impl Endpoint {
 /// A service's endpoints, shared.
 type Endpoints = Arc<[Endpoint]>;
 
+/// A declared host's endpoints in the registry.
+///
+/// After [`Registry::sync_from_snapshot`], a host's endpoints are not made and kept: they are
+/// made from the snapshot's declarations of the host each time they are asked for (when a
+/// cluster is built), as [`Registry::sync_from_snapshot`] made them before. A cluster of 10,000
+/// Kubernetes Services holds 100,000 endpoints in the snapshot's declarations already; a second
+/// copy of each as an [`Endpoint`] (its `ip:port` text and the struct: ~100 bytes) is what this
+/// saves. What requests ask of a host on every request — is it declared, does it serve a port —
+/// is answered from the ports kept here, without making its endpoints.
+#[derive(Debug, Clone)]
+enum Declared {
+    /// Made and kept: [`Registry::sync_hosts`]'s lists.
+    Made(Endpoints),
+    /// Made from the snapshot when asked for; the service ports its endpoints serve.
+    Snapshot { ports: Box<[u16]> },
+}
+
 /// The identities (SPIFFE URIs) a host's workloads run as, shared.
 type Identities = Arc<[Arc<str>]>;
 
@@ -135,8 +152,12 @@ struct State {
     /// Registered from code. (Fx hashing: looked up on every request by the request's host; the
     /// keys come from code and config only, so a request cannot choose colliding keys.)
     manual: FxHashMap<Arc<str>, Arc<[Endpoint]>>,
-    /// From ServiceEntries / WorkloadEntries.
-    declared: FxHashMap<Arc<str>, Arc<[Endpoint]>>,
+    /// From the declarations (ServiceEntries, WorkloadEntries, Kubernetes Services): each host
+    /// that has endpoints declared, with them or with what answers for them without them.
+    declared: FxHashMap<Arc<str>, Declared>,
+    /// The snapshot of the last [`Registry::sync_from_snapshot`]: what [`Declared::Snapshot`]
+    /// hosts' endpoints are made from when asked for.
+    snapshot: Option<Snapshot>,
     /// The identities the declarations of each host name (see [`Registry::service_accounts`]).
     accounts: FxHashMap<Arc<str>, Identities>,
     version: u64,
@@ -208,6 +229,7 @@ impl Registry {
         let mut next = State {
             manual: current.manual.clone(),
             declared: current.declared.clone(),
+            snapshot: current.snapshot.clone(),
             accounts: current.accounts.clone(),
             version: current.version + 1,
         };
@@ -244,13 +266,23 @@ impl Registry {
     }
 
     /// Replace the declared endpoints with those of the snapshot's ServiceEntries (STATIC and DNS
-    /// endpoints, ports mapped by name; WorkloadEntries selected by `workloadSelector`).
+    /// endpoints, ports mapped by name; WorkloadEntries selected by `workloadSelector`) and
+    /// Kubernetes Services. (Made from the snapshot when a cluster asks for them, not kept: see
+    /// [`Declared`].)
     pub fn sync_from_snapshot(&self, snapshot: &Snapshot) {
-        let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
+        let mut declared: FxHashMap<Arc<str>, Vec<u16>> = FxHashMap::default();
         let mut accounts: FxHashMap<Arc<str>, Identities> = FxHashMap::default();
         for se in snapshot.all_services() {
-            declare(se, snapshot.workloads(), None, &mut declared);
+            let shape = Shape::of(se, snapshot.workloads());
             for host in se.hosts.iter() {
+                if let Some(serves) = shape.serves(se, host) {
+                    let served = declared.entry(host.clone()).or_default();
+                    for port in se.ports.iter().map(|p| p.number).filter(|_| serves) {
+                        if !served.contains(&port) {
+                            served.push(port);
+                        }
+                    }
+                }
                 if !accounts.contains_key(host)
                     && let Some(ids) = accounts_of(snapshot.services(host))
                 {
@@ -258,8 +290,11 @@ impl Registry {
                 }
             }
         }
+        let snapshot = snapshot.clone();
         self.update(|s| {
-            s.declared = declared.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+            s.declared =
+                declared.into_iter().map(|(host, ports)| (host, Declared::Snapshot { ports: ports.into() })).collect();
+            s.snapshot = Some(snapshot);
             s.accounts = accounts;
         });
     }
@@ -279,7 +314,7 @@ impl Registry {
         for (host, services) in hosts {
             let mut declared: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
             for se in services {
-                declare(se, workloads, Some(host), &mut declared);
+                declare(se, workloads, Some(&**host), &mut declared);
             }
             lists.push((host.clone(), declared.remove(host).map(Arc::from), accounts_of(services)));
         }
@@ -289,7 +324,7 @@ impl Registry {
         self.update(|s| {
             for (host, list, accounts) in lists {
                 match list {
-                    Some(list) => s.declared.insert(host.clone(), list),
+                    Some(list) => s.declared.insert(host.clone(), Declared::Made(list)),
                     None => s.declared.remove(&host),
                 };
                 match accounts {
@@ -312,7 +347,19 @@ impl Registry {
     /// Every endpoint of a service (code-registered first).
     pub fn endpoints(&self, service: &str) -> Vec<Endpoint> {
         let s = self.inner.state.load();
-        s.manual.get(service).into_iter().chain(s.declared.get(service)).flat_map(|l| l.iter().cloned()).collect()
+        let mut out: Vec<Endpoint> = s.manual.get(service).map(|l| l.to_vec()).unwrap_or_default();
+        match (s.declared.get(service), &s.snapshot) {
+            (Some(Declared::Made(list)), _) => out.extend(list.iter().cloned()),
+            (Some(Declared::Snapshot { .. }), Some(snapshot)) => {
+                let mut made: HashMap<Arc<str>, Vec<Endpoint>> = HashMap::new();
+                for se in snapshot.services(service) {
+                    declare(se, snapshot.workloads(), Some(service), &mut made);
+                }
+                out.extend(made.into_values().flatten());
+            }
+            (Some(Declared::Snapshot { .. }), None) | (None, _) => {}
+        }
+        out
     }
 
     /// The endpoints of a service selected by a subset's labels.
@@ -329,11 +376,13 @@ impl Registry {
     /// Does the registry have an endpoint of `service` for `port` (or one for every port)?
     pub fn serves_port(&self, service: &str, port: u16) -> bool {
         let s = self.inner.state.load();
-        s.manual
-            .get(service)
-            .into_iter()
-            .chain(s.declared.get(service))
-            .any(|l| l.iter().any(|e| e.service_port.is_none_or(|p| p == port)))
+        let manual = s.manual.get(service).is_some_and(|l| l.iter().any(|e| e.service_port.is_none_or(|p| p == port)));
+        manual
+            || match s.declared.get(service) {
+                Some(Declared::Made(list)) => list.iter().any(|e| e.service_port.is_none_or(|p| p == port)),
+                Some(Declared::Snapshot { ports }) => ports.contains(&port),
+                None => false,
+            }
     }
 
     /// Bumped on every change (clusters rebuild their balancers when it moves).
@@ -353,15 +402,57 @@ fn accounts_of<'a>(services: impl IntoIterator<Item = &'a Arc<ServiceDecl>>) -> 
     (!ids.is_empty()).then(|| ids.into())
 }
 
+/// What [`declare`] gives one declaration's hosts, without making the endpoints: whether a host
+/// gets an entry, and for which service ports it has endpoints.
+struct Shape {
+    /// DNS resolution without endpoints declared or selected: the hosts themselves are the
+    /// names to resolve (Istio's egress ServiceEntry); the connector resolves them on each new
+    /// connection.
+    by_name: bool,
+    /// Endpoints declared or selected.
+    sources: bool,
+    /// Its resolution gives no endpoints at all.
+    none: bool,
+}
+
+impl Shape {
+    fn of(se: &ServiceDecl, workloads: &[Arc<WorkloadDecl>]) -> Shape {
+        let none = matches!(se.resolution, Resolution::None | Resolution::DynamicDns);
+        let selected = se.workload_selector.as_ref().is_some_and(|sel| {
+            workloads.iter().any(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
+        });
+        let sources = !se.endpoints.is_empty() || selected;
+        let by_name = !sources && matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin);
+        Shape { by_name, sources, none }
+    }
+
+    /// Does `se` give `host` an entry (`None`: no), and has that entry endpoints for each of
+    /// `se`'s ports (`Some(true)`) or for none (`Some(false)`), as [`declare`] would make them?
+    fn serves(&self, se: &ServiceDecl, host: &str) -> Option<bool> {
+        if self.none {
+            None
+        } else if self.by_name && !host.starts_with('*') {
+            // The host's own name, on each port.
+            Some(true)
+        } else if se.ports.is_empty() {
+            None
+        } else {
+            // One entry per port, empty when nothing serves it.
+            Some(self.sources)
+        }
+    }
+}
+
 /// The endpoints one declaration gives each of its hosts (only `only` when set), added to
 /// `declared`.
 fn declare(
     se: &ServiceDecl,
     workloads: &[Arc<WorkloadDecl>],
-    only: Option<&Arc<str>>,
+    only: Option<&str>,
     declared: &mut HashMap<Arc<str>, Vec<Endpoint>>,
 ) {
-    if matches!(se.resolution, Resolution::None | Resolution::DynamicDns) {
+    let shape = Shape::of(se, workloads);
+    if shape.none {
         return;
     }
     let mut sources: Vec<(&mesh_core::service::EndpointDecl, Option<&Arc<str>>)> =
@@ -374,11 +465,8 @@ fn declare(
                 .map(|w| (&w.endpoint, Some(&w.name))),
         );
     }
-    // DNS resolution without endpoints: the hosts themselves are the names to resolve
-    // (Istio's egress ServiceEntry); the connector resolves them on each new connection.
-    let by_name = sources.is_empty() && matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin);
-    for host in se.hosts.iter().filter(|h| only.is_none_or(|o| o == *h)) {
-        if by_name && !host.starts_with('*') {
+    for host in se.hosts.iter().filter(|h| only.is_none_or(|o| o == &***h)) {
+        if shape.by_name && !host.starts_with('*') {
             let list = declared.entry(host.clone()).or_default();
             for port in se.ports.iter() {
                 list.push(Endpoint {
@@ -435,6 +523,123 @@ mod tests {
         assert_eq!(r.endpoints(svc).len(), 1);
     }
 
+    /// What `sync_from_snapshot` made and kept before it made endpoints only when asked: every
+    /// declaration's endpoints, host by host.
+    fn made_at_sync(snapshot: &Snapshot) -> HashMap<Arc<str>, Vec<Endpoint>> {
+        let mut declared = HashMap::new();
+        for se in snapshot.all_services() {
+            declare(se, snapshot.workloads(), None, &mut declared);
+        }
+        declared
+    }
+
+    #[test]
+    fn endpoints_made_when_asked_are_those_a_sync_made() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: static, namespace: default}
+spec:
+  hosts: [static.example, also.example]
+  ports: [{number: 80, name: http, protocol: HTTP}, {number: 443, name: https, protocol: HTTPS, targetPort: 8443}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.1, labels: {v: "1"}}, {address: "2001:db8::1", ports: {http: 8080}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: static-more, namespace: default}
+spec:
+  hosts: [static.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.0.0.5}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dns, namespace: default}
+spec:
+  hosts: [dns.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: none, namespace: default}
+spec:
+  hosts: [none.example]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: selected, namespace: default}
+spec:
+  hosts: [selected.example]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: w}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: nobody, namespace: default}
+spec:
+  hosts: [nobody.example]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: nobody}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: w1, namespace: default}
+spec: {address: 10.0.0.9, labels: {app: w}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec: {ports: [{name: http, port: 9080}], selector: {app: reviews}}
+"#;
+        let mut store = mesh_config::ConfigStore::default();
+        let loaded = mesh_config::load_str(yaml, None, &mesh_config::LoadOptions::default()).expect("yaml");
+        let report = store.apply(loaded);
+        assert!(report.errors().next().is_none(), "{:?}", report.diagnostics);
+        let snapshot = store.snapshot();
+        let r = Registry::new();
+        r.sync_from_snapshot(snapshot);
+        let want = made_at_sync(snapshot);
+        let hosts = [
+            "static.example",
+            "also.example",
+            "dns.example",
+            "none.example",
+            "selected.example",
+            "nobody.example",
+            "reviews.default.svc.cluster.local",
+            "unknown.example",
+        ];
+        let key = |e: &Endpoint| (e.address.to_string(), e.service_port, e.workload.clone());
+        for host in hosts {
+            let mut made: Vec<_> = r.endpoints(host).iter().map(key).collect();
+            let mut kept: Vec<_> = want.get(host).map(|l| l.iter().map(key).collect()).unwrap_or_default();
+            made.sort();
+            kept.sort();
+            assert_eq!(made, kept, "{host}");
+            assert_eq!(r.contains(host), want.contains_key(host), "{host}");
+            for port in [80, 443, 9080, 8080] {
+                let serves = want.get(host).is_some_and(|l| l.iter().any(|e| e.service_port == Some(port)));
+                assert_eq!(r.serves_port(host, port), serves, "{host}:{port}");
+            }
+        }
+        // (The cases are there: endpoints, a name to resolve, an entry without endpoints.)
+        assert_eq!(r.endpoints("static.example").len(), 5);
+        assert_eq!(r.endpoints("dns.example")[0].address.as_ref(), "dns.example:80");
+        assert!(r.contains("nobody.example") && r.endpoints("nobody.example").is_empty());
+        assert!(
+            r.contains("reviews.default.svc.cluster.local")
+                && !r.serves_port("reviews.default.svc.cluster.local", 9080)
+        );
+        assert!(!r.contains("none.example"));
+    }
+
     #[test]
     fn dns_service_entries_without_endpoints_resolve_their_hosts() {
         use mesh_core::service::{ServiceDecl, ServicePort};
@@ -454,11 +659,22 @@ mod tests {
             service_accounts: Box::new([]),
         });
         let r = Registry::new();
-        r.sync_from_snapshot(&builder.build());
+        let snapshot = builder.build();
+        r.sync_from_snapshot(&snapshot);
         let addresses: Vec<(String, Option<u16>)> =
             r.endpoints("httpbin.org").iter().map(|e| (e.address.to_string(), e.service_port)).collect();
         assert_eq!(addresses, [("httpbin.org:80".to_string(), Some(80)), ("httpbin.org:443".to_string(), Some(8443))]);
         assert!(r.endpoints("*.wild.example").is_empty(), "a wildcard is not a name to resolve");
+        // The wildcard still has its (empty) entry, as a sync that made every endpoint gave it.
+        let kept = made_at_sync(&snapshot);
+        for host in ["httpbin.org", "*.wild.example"] {
+            assert_eq!(r.contains(host), kept.contains_key(host), "{host}");
+            for port in [80, 8443, 443] {
+                let serves = kept.get(host).is_some_and(|l| l.iter().any(|e| e.service_port == Some(port)));
+                assert_eq!(r.serves_port(host, port), serves, "{host}:{port}");
+            }
+        }
+        assert!(r.contains("*.wild.example") && !r.serves_port("*.wild.example", 80));
     }
 
     #[test]
