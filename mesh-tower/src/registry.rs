@@ -140,8 +140,9 @@ type Endpoints = Arc<[Endpoint]>;
 enum Declared {
     /// Made and kept: [`Registry::sync_hosts`]'s lists.
     Made(Endpoints),
-    /// Made from the snapshot when asked for; the service ports its endpoints serve.
-    Snapshot { ports: Box<[u16]> },
+    /// Made from the snapshot when asked for; the service ports its endpoints serve (shared:
+    /// every write of the registry copies its map of hosts).
+    Snapshot { ports: Arc<[u16]> },
 }
 
 /// The identities (SPIFFE URIs) a host's workloads run as, shared.
