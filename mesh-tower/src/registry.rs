@@ -534,6 +534,26 @@ mod tests {
         declared
     }
 
+    /// `r`, synced from `snapshot`, answers for each of `hosts` what a sync that made and kept
+    /// every endpoint answered: the same endpoints (in any order), whether it knows the host,
+    /// and which of `ports` it serves.
+    fn answers_as_made(r: &Registry, snapshot: &Snapshot, hosts: &[&str], ports: &[u16]) {
+        let made = made_at_sync(snapshot);
+        let key = |e: &Endpoint| (e.address.to_string(), e.service_port, e.workload.clone());
+        for host in hosts {
+            let mut now: Vec<_> = r.endpoints(host).iter().map(key).collect();
+            let mut then: Vec<_> = made.get(*host).map(|l| l.iter().map(key).collect()).unwrap_or_default();
+            now.sort();
+            then.sort();
+            assert_eq!(now, then, "{host}");
+            assert_eq!(r.contains(host), made.contains_key(*host), "{host}");
+            for port in ports {
+                let serves = made.get(*host).is_some_and(|l| l.iter().any(|e| e.service_port == Some(*port)));
+                assert_eq!(r.serves_port(host, *port), serves, "{host}:{port}");
+            }
+        }
+    }
+
     #[test]
     fn endpoints_made_when_asked_are_those_a_sync_made() {
         let yaml = r#"
@@ -606,7 +626,6 @@ spec: {ports: [{name: http, port: 9080}], selector: {app: reviews}}
         let snapshot = store.snapshot();
         let r = Registry::new();
         r.sync_from_snapshot(snapshot);
-        let want = made_at_sync(snapshot);
         let hosts = [
             "static.example",
             "also.example",
@@ -617,19 +636,7 @@ spec: {ports: [{name: http, port: 9080}], selector: {app: reviews}}
             "reviews.default.svc.cluster.local",
             "unknown.example",
         ];
-        let key = |e: &Endpoint| (e.address.to_string(), e.service_port, e.workload.clone());
-        for host in hosts {
-            let mut made: Vec<_> = r.endpoints(host).iter().map(key).collect();
-            let mut kept: Vec<_> = want.get(host).map(|l| l.iter().map(key).collect()).unwrap_or_default();
-            made.sort();
-            kept.sort();
-            assert_eq!(made, kept, "{host}");
-            assert_eq!(r.contains(host), want.contains_key(host), "{host}");
-            for port in [80, 443, 9080, 8080] {
-                let serves = want.get(host).is_some_and(|l| l.iter().any(|e| e.service_port == Some(port)));
-                assert_eq!(r.serves_port(host, port), serves, "{host}:{port}");
-            }
-        }
+        answers_as_made(&r, snapshot, &hosts, &[80, 443, 9080, 8080]);
         // (The cases are there: endpoints, a name to resolve, an entry without endpoints.)
         assert_eq!(r.endpoints("static.example").len(), 5);
         assert_eq!(r.endpoints("dns.example")[0].address.as_ref(), "dns.example:80");
@@ -667,14 +674,7 @@ spec: {ports: [{name: http, port: 9080}], selector: {app: reviews}}
         assert_eq!(addresses, [("httpbin.org:80".to_string(), Some(80)), ("httpbin.org:443".to_string(), Some(8443))]);
         assert!(r.endpoints("*.wild.example").is_empty(), "a wildcard is not a name to resolve");
         // The wildcard still has its (empty) entry, as a sync that made every endpoint gave it.
-        let kept = made_at_sync(&snapshot);
-        for host in ["httpbin.org", "*.wild.example"] {
-            assert_eq!(r.contains(host), kept.contains_key(host), "{host}");
-            for port in [80, 8443, 443] {
-                let serves = kept.get(host).is_some_and(|l| l.iter().any(|e| e.service_port == Some(port)));
-                assert_eq!(r.serves_port(host, port), serves, "{host}:{port}");
-            }
-        }
+        answers_as_made(&r, &snapshot, &["httpbin.org", "*.wild.example"], &[80, 8443, 443]);
         assert!(r.contains("*.wild.example") && !r.serves_port("*.wild.example", 80));
     }
 

@@ -108,22 +108,20 @@ impl KubeObject {
         if !plain {
             return Err(Box::new(r));
         }
+        // What every object read from an API server has: no file, its first line, no tree.
+        let from_api = r.file.is_none() && r.line == API_LINE && r.spec_node.is_none();
         if let Spec::Pod(pod) = &r.spec
+            && from_api
             && r.kind == Kind::Pod
             && *r.api_version == *POD_API_VERSION
-            && r.file.is_none()
-            && r.line == API_LINE
-            && r.spec_node.is_none()
             && let Some(compact) = CompactPod::new(&r.name, &r.namespace, pod)
         {
             return Ok(KubeObject(Form::Pod(compact)));
         }
         if let Spec::EndpointSlice(slice) = &r.spec
+            && from_api
             && r.kind == Kind::EndpointSlice
             && *r.api_version == *DISCOVERY_V1
-            && r.file.is_none()
-            && r.line == API_LINE
-            && r.spec_node.is_none()
             && let Some(compact) = CompactSlice::new(&r.name, &r.namespace, slice)
         {
             return Ok(KubeObject(Form::Slice(compact)));
