@@ -47,7 +47,17 @@ pub(crate) struct UnknownField {
     pub(crate) path: String,
     pub(crate) line: u32,
     pub(crate) field: String,
-    pub(crate) suggestion: Option<&'static str>,
+    /// The fields the type has (what [`UnknownField::suggestion`] picks from).
+    pub(crate) known: &'static [&'static str],
+}
+
+impl UnknownField {
+    /// The known field closest to this one ([`closest`]), worked out only when a message says
+    /// it: most unknown fields of a Kubernetes object are fields meshwork does not read, and
+    /// are dropped without a message.
+    pub(crate) fn suggestion(&self) -> Option<&'static str> {
+        closest(&self.field, self.known)
+    }
 }
 
 /// A type or value error, located at the innermost node that produced it.
@@ -401,7 +411,7 @@ impl<'de> MapAccess<'de> for Map<'_> {
                     path: Path::Field(&self.path, &key.name).to_string(),
                     line: key.line,
                     field: key.name.clone(),
-                    suggestion: closest(&key.name, fields),
+                    known: fields,
                 });
                 self.index += 1;
                 continue;

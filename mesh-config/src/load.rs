@@ -390,7 +390,7 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
                 path: key.name.clone(),
                 line: key.line,
                 field: key.name.clone(),
-                suggestion: de::closest(&key.name, &["apiVersion", "kind", "metadata", "spec"]),
+                known: &["apiVersion", "kind", "metadata", "spec"],
             });
         }
     }
@@ -417,7 +417,7 @@ fn load_document(root: &Arc<Node>, file: &Option<Arc<str>>, options: &LoadOption
     };
     for u in unknown.into_inner() {
         let mut message = format!("unknown field {:?}", u.field);
-        if let Some(s) = u.suggestion {
+        if let Some(s) = u.suggestion() {
             message.push_str(&format!(" (did you mean {s:?}?)"));
         }
         errors.push(diag(u.line, Some(id.clone()), u.path, message));
@@ -517,7 +517,7 @@ fn load_kubernetes(
         if under_pod_spec || kube::KNOWN_UNREAD.contains(&u.field.as_str()) {
             continue;
         }
-        if let Some(s) = u.suggestion {
+        if let Some(s) = u.suggestion() {
             let message = format!("unknown field {:?} (did you mean {s:?}?): ignored", u.field);
             out.diagnostics.push(diag(Severity::Warning, u.line, u.path, message));
         }

@@ -182,7 +182,7 @@ pub fn parse_mesh_config(text: &str, file: Option<&str>) -> Result<MeshConfigFil
             continue;
         }
         let mut message = format!("field {:?} is not read by meshwork", u.field);
-        if let Some(s) = u.suggestion {
+        if let Some(s) = u.suggestion() {
             message.push_str(&format!(" (did you mean {s:?}?)"));
         }
         out.diagnostics.push(diag(Severity::Warning, u.line, u.path, message));
