@@ -179,13 +179,36 @@ pub async fn serve_proxy(args: ProxyArgs, mut out: impl Write) -> Result<(), Err
     Ok(())
 }
 
-/// `--kubernetes`: watch the cluster into `source` (`/ready` waits for the first lists).
+/// `--kubernetes`: watch the cluster into `source` (`/ready` waits for the first lists), on a
+/// thread of its own (`mesh-config`) with a current-thread runtime: the watches decode each
+/// object and the changes are applied there ([`ConfigSource::follow`]), never on the request
+/// workers. Returns once the client is built and the scopes are pending, or with the client's
+/// error.
 #[cfg(feature = "kubernetes")]
 async fn watch_cluster(source: &ConfigSource, kube: &super::KubernetesArgs) -> Result<(), Error> {
-    let client = mesh_kube::client(kube.kubeconfig.as_deref()).await?;
+    let (started, start) = tokio::sync::oneshot::channel::<Result<(), Error>>();
+    let source = source.clone();
+    let kubeconfig = kube.kubeconfig.clone();
     let options = mesh_kube::WatchOptions { namespaces: kube.watch_namespaces.clone(), ..Default::default() };
-    let _ = source.clone().kubernetes(client, &options);
-    Ok(())
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("mesh-config".into()).spawn(move || {
+        runtime.block_on(async move {
+            let client = match mesh_kube::client(kubeconfig.as_deref()).await {
+                Ok(client) => client,
+                Err(e) => {
+                    let _ = started.send(Err(e.into()));
+                    return;
+                }
+            };
+            let (scopes, events) = mesh_kube::KubeSource::start(client, &options).into_parts();
+            let follow = source.follow(scopes, events);
+            let _ = started.send(Ok(()));
+            follow.await;
+        });
+    })?;
+    start
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the mesh-config thread stopped before it started").into()))
 }
 
 #[cfg(not(feature = "kubernetes"))]
