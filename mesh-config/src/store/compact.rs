@@ -7,30 +7,33 @@
 //!
 //! Pods are most of a cluster's objects (100,000 for 10,000 Services of 10 endpoints), and an
 //! API server's Pod, as mesh-kube strips it, is a name, a namespace, labels, a node, a service
-//! account and one IP. Such a Pod is kept inline as a [`CompactPod`]: no box, the IP as an
-//! address rather than text, nothing that every other object of its kind says (its kind,
-//! `apiVersion: v1`, no file, line 1, no tree).
+//! account and one IP. Such a Pod is kept inline as a [`CompactPod`] of 56 bytes: its name, its
+//! labels (shared), its namespace, node and service account in one [`PodPlace`] that Pods of the
+//! same namespace, node and service account share, the IP as an address rather than text (an
+//! IPv6 one in a box of its own), and nothing that every other object of its kind says (its
+//! kind, `apiVersion: v1`, no file, line 1, no tree).
 //!
 //! The EndpointSlices of those Services list as many endpoints, and an API server's slice, as
 //! mesh-kube strips it, is a name, a namespace, labels, an address type, ports, and endpoints of
 //! one address, conditions and a Pod `targetRef` each. Such a slice is kept inline as a
-//! [`CompactSlice`]: its endpoints in one block of 40 bytes each (the address as an address, the
-//! conditions in one byte, the Pod's name the one block of an endpoint's own), its address type,
-//! ports and node names in one [`SliceShape`] that slices of the same ports share, and nothing
-//! that every other object of its kind says (its kind, `apiVersion: discovery.k8s.io/v1`, no
-//! file, line 1, no tree).
+//! [`CompactSlice`] of 56 bytes: its endpoints in one block of 40 bytes each (the address as an
+//! address, the conditions in one byte, the Pod's name the one block of an endpoint's own), its
+//! namespace, address type, ports and node names in one [`SliceShape`] that slices of the same
+//! namespace and ports share, and nothing that every other object of its kind says (its kind,
+//! `apiVersion: discovery.k8s.io/v1`, no file, line 1, no tree).
 //!
 //! Any other object, and a Pod or slice the compact form would not give back exactly, is kept
-//! whole, with its file, line and tree (which objects read from an API server do not have) in
-//! one box of their own.
+//! whole, boxed (so that the rare whole form does not size every object: a [`KubeObject`] is 64
+//! bytes), with its file, line and tree (which objects read from an API server do not have) in
+//! a second box of their own.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use crate::diag::ResourceRef;
 use crate::types::kube::{
-    CompactPod, CompactSlice, DISCOVERY_V1, EndpointSlice, Labels, Name, Namespace, Node, Pod, PodView, Secret,
-    Service, SliceShape, SliceView,
+    CompactPod, CompactSlice, DISCOVERY_V1, EndpointSlice, Labels, Name, Namespace, Node, Pod, PodPlace, PodView,
+    Secret, Service, SliceShape, SliceView,
 };
 use crate::types::{Kind, Resource, Spec};
 use crate::yaml::Node as Tree;
@@ -72,8 +75,8 @@ enum Form {
     /// An EndpointSlice of kind `EndpointSlice`, `apiVersion: discovery.k8s.io/v1`, no file,
     /// line [`API_LINE`], no tree, whose compact form gives it back exactly.
     Slice(CompactSlice),
-    /// Any other object.
-    Whole(Whole),
+    /// Any other object (boxed: it is larger than the compact forms, and rare).
+    Whole(Box<Whole>),
 }
 
 /// A [`KubeObject`] kept whole.
@@ -137,49 +140,48 @@ impl KubeObject {
         };
         let usual = r.file.is_none() && r.line == API_LINE && r.spec_node.is_none();
         let place = (!usual).then(|| Box::new(Place { file: r.file, line: r.line, spec_node: r.spec_node }));
-        Ok(KubeObject(Form::Whole(Whole {
+        Ok(KubeObject(Form::Whole(Box::new(Whole {
             kind: r.kind,
             api_version: r.api_version,
             name: r.name,
             namespace: r.namespace,
             spec,
             place,
-        })))
+        }))))
     }
 
     /// Share what this object spells as others do: its namespace and name as `key` holds them
     /// (when they are the same text), its apiVersion, a Pod's labels, node and service account,
-    /// a whole slice's `targetRef` kinds and namespaces, and a compact slice's shape (address
-    /// type, ports, node names; the node names each shared first) through `shared`.
+    /// a compact Pod's place (namespace, node, service account; the names each shared first), a
+    /// whole slice's `targetRef` kinds and namespaces, and a compact slice's shape (namespace,
+    /// address type, ports, node names; the names each shared first) through `shared`.
     pub(crate) fn share(&mut self, key: &ResourceRef, shared: &mut Sharing) {
-        let (name, namespace) = match &mut self.0 {
-            Form::Pod(pod) => (&mut pod.name, &mut pod.namespace),
-            Form::Slice(slice) => (&mut slice.name, &mut slice.namespace),
-            Form::Whole(w) => (&mut w.name, &mut w.namespace),
-        };
-        if *name == key.name {
-            *name = key.name.clone();
-        }
-        if *namespace == key.namespace {
-            *namespace = key.namespace.clone();
-        }
         let w = match &mut self.0 {
             Form::Pod(pod) => {
-                share_pod(&mut pod.labels, [&mut pod.node_name, &mut pod.service_account_name], shared);
+                own(&mut pod.name, &key.name);
+                // A new object's place is its own (`make_mut` copies one that is not): its
+                // namespace and names are shared before it is.
+                let place = Arc::make_mut(&mut pod.place);
+                own(&mut place.namespace, &key.namespace);
+                share_pod(&mut pod.labels, [&mut place.node_name, &mut place.service_account_name], shared);
+                shared.places.share(&mut pod.place);
                 return;
             }
             Form::Slice(slice) => {
-                // A new object's shape is its own: its node names are shared before it is.
-                if let Some(shape) = Arc::get_mut(&mut slice.shape) {
-                    for name in shape.node_names.iter_mut() {
-                        shared.names.share(name.arc_mut());
-                    }
+                own(&mut slice.name, &key.name);
+                // A new object's shape is its own, as a Pod's place is.
+                let shape = Arc::make_mut(&mut slice.shape);
+                own(&mut shape.namespace, &key.namespace);
+                for name in shape.node_names.iter_mut() {
+                    shared.names.share(name.arc_mut());
                 }
                 shared.shapes.share(&mut slice.shape);
                 return;
             }
             Form::Whole(w) => w,
         };
+        own(&mut w.name, &key.name);
+        own(&mut w.namespace, &key.namespace);
         shared.names.share(&mut w.api_version);
         let metadata = match &mut w.spec {
             KubeSpec::Service(o) => &mut o.metadata,
@@ -219,7 +221,7 @@ impl KubeObject {
                     kind: Kind::Pod,
                     api_version: V1.clone(),
                     name: pod.name.clone(),
-                    namespace: pod.namespace.clone(),
+                    namespace: pod.place.namespace.clone(),
                     labels: pod.labels.to_map(),
                     annotations: Default::default(),
                     creation_timestamp: None,
@@ -235,7 +237,7 @@ impl KubeObject {
                     kind: Kind::EndpointSlice,
                     api_version: DISCOVERY.clone(),
                     name: slice.name.clone(),
-                    namespace: slice.namespace.clone(),
+                    namespace: slice.shape.namespace.clone(),
                     labels: slice.labels.to_map(),
                     annotations: Default::default(),
                     creation_timestamp: None,
@@ -303,14 +305,14 @@ impl KubeObject {
                     && r.kind == Kind::Pod
                     && *r.api_version == *POD_API_VERSION
                     && r.name == pod.name
-                    && r.namespace == pod.namespace
+                    && r.namespace == pod.place.namespace
             }
             Form::Slice(slice) => {
                 matches!(&r.spec, Spec::EndpointSlice(b) if slice.is(b))
                     && r.kind == Kind::EndpointSlice
                     && *r.api_version == *DISCOVERY_V1
                     && r.name == slice.name
-                    && r.namespace == slice.namespace
+                    && r.namespace == slice.shape.namespace
             }
             Form::Whole(w) => {
                 let spec = match (&w.spec, &r.spec) {
@@ -368,8 +370,8 @@ impl KubeObject {
     /// `metadata.namespace`.
     pub(crate) fn namespace(&self) -> &Arc<str> {
         match &self.0 {
-            Form::Pod(pod) => &pod.namespace,
-            Form::Slice(slice) => &slice.namespace,
+            Form::Pod(pod) => &pod.place.namespace,
+            Form::Slice(slice) => &slice.shape.namespace,
             Form::Whole(w) => &w.namespace,
         }
     }
@@ -380,7 +382,7 @@ impl KubeObject {
             Form::Pod(pod) => {
                 return View {
                     kind: Kind::Pod,
-                    namespace: &pod.namespace,
+                    namespace: &pod.place.namespace,
                     name: &pod.name,
                     spec: Part::Pod(pod.view()),
                 };
@@ -388,7 +390,7 @@ impl KubeObject {
             Form::Slice(slice) => {
                 return View {
                     kind: Kind::EndpointSlice,
-                    namespace: &slice.namespace,
+                    namespace: &slice.shape.namespace,
                     name: &slice.name,
                     spec: Part::Slice(slice.view()),
                 };
@@ -411,6 +413,14 @@ impl KubeObject {
             Part::Pod(pod) => Some(pod),
             _ => None,
         }
+    }
+}
+
+/// `text` as `key` holds it, when it is the same text (so that an object and its key hold one
+/// copy of a name, and the objects of a namespace one copy of its name).
+fn own(text: &mut Arc<str>, key: &Arc<str>) {
+    if *text == *key {
+        *text = key.clone();
     }
 }
 
@@ -453,13 +463,7 @@ impl Sharable for Labels {
     }
 }
 
-impl Sharable for Arc<str> {
-    fn is_only_copy(&self) -> bool {
-        Arc::strong_count(self) == 1
-    }
-}
-
-impl Sharable for Arc<SliceShape> {
+impl<T: ?Sized + Eq + std::hash::Hash> Sharable for Arc<T> {
     fn is_only_copy(&self) -> bool {
         Arc::strong_count(self) == 1
     }
@@ -493,8 +497,10 @@ pub(crate) struct Sharing {
     /// Kinds, namespaces, apiVersions, a Pod's node and service account, a `targetRef`'s kind
     /// and namespace, a compact slice's node names.
     pub(crate) names: Shared<Arc<str>>,
-    /// Compact slices' address types, ports and node names.
+    /// Compact slices' namespaces, address types, ports and node names.
     pub(crate) shapes: Shared<Arc<SliceShape>>,
+    /// Compact Pods' namespaces, nodes and service accounts.
+    pub(crate) places: Shared<Arc<PodPlace>>,
 }
 
 /// A Kubernetes object's identity and the part the endpoint index reads, from a [`Resource`] or
@@ -531,6 +537,8 @@ impl<'a> View<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
     use crate::load::{LoadOptions, load_json, load_str};
     use crate::types::kube::IpKey;
@@ -599,15 +607,31 @@ mod tests {
             serde_json::json!({"podIP": "::ffff:10.0.0.1"}),
             serde_json::json!({"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}]}),
             serde_json::json!({"podIPs": [{"ip": "fd00::1"}]}),
+            serde_json::json!({"podIPs": [{"ip": "10.0.0.1"}]}),
+            serde_json::json!({"podIP": "fd00::1", "podIPs": [{"ip": "fd00::1"}]}),
+            serde_json::json!({"podIP": "::ffff:10.0.0.1", "podIPs": [{"ip": "::ffff:10.0.0.1"}]}),
+            serde_json::json!({"podIP": "::"}),
+            serde_json::json!({"podIP": "0.0.0.0"}),
+            serde_json::json!({"podIP": "255.255.255.255"}),
+            serde_json::json!({"podIP": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"}),
             serde_json::json!({}),
         ];
         for status in statuses {
             let r = api_pod(meta(), status.clone());
             assert!(is_compact(&keep(&r)), "{status}");
         }
-        let o = keep(&api_pod(meta(), serde_json::json!({"podIP": "10.0.0.1"})));
-        let ips: Vec<IpKey<'_>> = o.pod().expect("a Pod").ips().collect();
-        assert_eq!(ips, [IpKey::Addr([10, 0, 0, 1].into())]);
+        let ips = |status: serde_json::Value| -> Vec<IpAddr> {
+            let o = keep(&api_pod(meta(), status));
+            let ips = o.pod().expect("a Pod").ips().collect::<Vec<_>>();
+            ips.into_iter().map(|ip| if let IpKey::Addr(ip) = ip { ip } else { panic!("{ip}") }).collect()
+        };
+        assert_eq!(ips(serde_json::json!({"podIP": "10.0.0.1"})), [IpAddr::from([10, 0, 0, 1])]);
+        let v6: IpAddr = "fd00::1".parse().expect("an IPv6 address");
+        assert_eq!(ips(serde_json::json!({"podIPs": [{"ip": "fd00::1"}]})), [v6]);
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("an IPv6 address");
+        assert!(mapped.is_ipv6());
+        assert_eq!(ips(serde_json::json!({"podIP": "::ffff:10.0.0.1"})), [mapped]);
+        assert!(ips(serde_json::json!({})).is_empty());
     }
 
     #[test]
@@ -652,19 +676,52 @@ mod tests {
 
     #[test]
     fn a_changed_pod_is_not_the_same() {
-        let r = api_pod(meta(), serde_json::json!({"podIP": "10.0.0.1"}));
-        let o = keep(&r);
-        let mut other = [r.clone(), r.clone(), r.clone(), r.clone(), r.clone()];
-        let Spec::Pod(p) = &mut other[0].spec else { panic!("a Pod") };
-        p.status.pod_ip = Some("10.0.0.2".into());
-        let Spec::Pod(p) = &mut other[1].spec else { panic!("a Pod") };
-        p.status.pod_ips = vec![crate::types::kube::PodIp { ip: "10.0.0.1".into() }];
-        let Spec::Pod(p) = &mut other[2].spec else { panic!("a Pod") };
-        p.spec.node_name = None;
-        other[3].api_version = Arc::from("v2");
-        other[4].namespace = Arc::from("y");
-        for r in &other {
-            assert!(!o.same_as(r), "{r:?}");
+        let ip = |text: &str| crate::types::kube::PodIp { ip: text.into() };
+        for status in [
+            serde_json::json!({"podIP": "10.0.0.1"}),
+            serde_json::json!({"podIP": "fd00::1"}),
+            serde_json::json!({"podIP": "::ffff:10.0.0.1"}),
+        ] {
+            let r = api_pod(meta(), status);
+            let o = keep(&r);
+            assert!(is_compact(&o));
+            let Spec::Pod(pod) = &r.spec else { panic!("a Pod") };
+            let written = pod.status.pod_ip.clone().expect("an IP");
+            let changes: [fn(&mut Resource, &mut Pod, &str); 11] = [
+                |_, p, _| p.status.pod_ip = Some("10.0.0.2".into()),
+                |_, p, _| p.status.pod_ip = Some("fd00::2".into()),
+                |_, p, ip| p.status.pod_ip = Some(if ip == "10.0.0.1" { "::ffff:10.0.0.1" } else { "10.0.0.1" }.into()),
+                |_, p, ip| p.status.pod_ip = Some(ip.to_uppercase().replace('.', ".0")),
+                |_, p, _| p.status.pod_ip = None,
+                |_, p, ip| p.status.pod_ips = vec![crate::types::kube::PodIp { ip: ip.into() }],
+                |_, p, _| p.spec.node_name = None,
+                |_, p, _| p.spec.service_account_name = Some(Name::from("other")),
+                |r, _, _| r.api_version = Arc::from("v2"),
+                |r, _, _| r.namespace = Arc::from("y"),
+                |r, p, _| {
+                    r.namespace = Arc::from("y");
+                    p.metadata.namespace = Name::from("y");
+                },
+            ];
+            for change in changes {
+                let mut other = r.clone();
+                let Spec::Pod(mut pod) = std::mem::replace(&mut other.spec, Spec::Namespace(Default::default())) else {
+                    panic!("a Pod")
+                };
+                change(&mut other, &mut pod, &written);
+                other.spec = Spec::Pod(pod);
+                assert!(!o.same_as(&other), "{other:?}");
+            }
+            // Written both ways, and in `podIPs` only: not the Pod of `podIP` only.
+            let mut both = r.clone();
+            let mut listed = r.clone();
+            let (Spec::Pod(b), Spec::Pod(l)) = (&mut both.spec, &mut listed.spec) else { panic!("Pods") };
+            b.status.pod_ips = vec![ip(&written)];
+            l.status = crate::types::kube::PodStatus { pod_ip: None, pod_ips: vec![ip(&written)] };
+            let (both_o, listed_o) = (keep(&both), keep(&listed));
+            for (x, y) in [(&o, &both), (&o, &listed), (&both_o, &r), (&both_o, &listed), (&listed_o, &r)] {
+                assert!(!x.same_as(y), "{y:?}");
+            }
         }
     }
 
@@ -682,6 +739,79 @@ mod tests {
         assert!(a.labels().ptr_eq(b.labels()));
         assert!(Arc::ptr_eq(a.name_arc(), &key.name) && Arc::ptr_eq(a.namespace_arc(), &key.namespace));
         assert!(std::ptr::eq(a.node_name().expect("node"), b.node_name().expect("node")));
+    }
+
+    /// The compact Pod of `o`.
+    fn compact_pod(o: &KubeObject) -> &CompactPod {
+        match &o.0 {
+            Form::Pod(pod) => pod,
+            _ => panic!("a compact Pod"),
+        }
+    }
+
+    #[test]
+    fn pods_of_one_namespace_node_and_service_account_share_one_place() {
+        let mut sharing = Sharing::default();
+        let pod = |name: &str, ip: &str, app: &str, spec: serde_json::Value| {
+            let value = serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "x", "labels": {"app": app}},
+                "spec": spec, "status": {"podIP": ip},
+            });
+            let mut r = load_json(value, &LoadOptions::default()).resources.pop().expect("a Pod");
+            crate::store::strip_lines(&mut r);
+            r
+        };
+        let here = serde_json::json!({"nodeName": "node-1", "serviceAccountName": "reviews"});
+        let resources = [
+            pod("a", "10.0.0.1", "reviews", here.clone()),
+            // Other labels, another address family: the same place.
+            pod("b", "fd00::2", "ratings", here.clone()),
+            pod("c", "10.0.0.3", "reviews", serde_json::json!({"nodeName": "node-2", "serviceAccountName": "reviews"})),
+            pod("d", "10.0.0.4", "reviews", serde_json::json!({"nodeName": "node-1"})),
+            pod("e", "10.0.0.5", "reviews", serde_json::json!({})),
+        ];
+        let mut objects: Vec<KubeObject> = resources.iter().map(keep).collect();
+        // The namespace as the sources share it: one text for all the keys of a namespace.
+        let mut keys: Vec<ResourceRef> = resources.iter().map(Resource::id).collect();
+        for key in &mut keys {
+            sharing.names.share(&mut key.namespace);
+        }
+        for ((o, key), r) in objects.iter_mut().zip(&keys).zip(&resources) {
+            o.share(key, &mut sharing);
+            assert_eq!(o.resource(), *r);
+            assert!(o.same_as(r) && o.unchanged(r));
+        }
+        let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| compact_pod(&objects[i]));
+        assert!(Arc::ptr_eq(&a.place, &b.place), "one namespace, node and service account: one place");
+        for other in [c, d, e] {
+            assert!(!Arc::ptr_eq(&a.place, &other.place));
+        }
+        assert_eq!(sharing.places.len(), 4);
+        // One namespace text for the objects of the namespace and their keys, in every place.
+        for (o, key) in objects.iter().zip(&keys) {
+            assert!(Arc::ptr_eq(o.namespace(), &key.namespace) && Arc::ptr_eq(o.namespace(), &keys[0].namespace));
+            assert!(Arc::ptr_eq(o.name(), &key.name));
+        }
+        // The node and service account names shared between places too.
+        let node = |p: &CompactPod| p.place.node_name.as_ref().map(|n| n.as_arc().clone()).expect("a node");
+        assert!(Arc::ptr_eq(&node(a), &node(d)));
+        let account = |p: &CompactPod| p.place.service_account_name.as_ref().map(|n| n.as_arc().clone());
+        assert!(Arc::ptr_eq(&account(a).expect("an account"), &account(c).expect("an account")));
+        // A place shared already is shared again as it is (a copy of it is not kept).
+        let mut again = objects[0].clone();
+        again.share(&keys[0], &mut sharing);
+        assert!(Arc::ptr_eq(&compact_pod(&again).place, &a.place));
+        // A place no Pod holds any more goes at a sweep.
+        drop(objects);
+        drop(again);
+        for i in 0..64 {
+            let r =
+                pod(&format!("n-{i}"), "10.0.1.1", "reviews", serde_json::json!({"nodeName": format!("node-n{i}")}));
+            let mut o = keep(&r);
+            o.share(&r.id(), &mut sharing);
+        }
+        assert!(sharing.places.len() <= 64, "{} places held for none in use", sharing.places.len());
     }
 
     #[test]
@@ -727,11 +857,15 @@ mod tests {
         );
     }
 
-    /// An API server's Pod is its `KubeObject` alone: 104 bytes, no other block (before: 96
-    /// bytes, plus a 144-byte boxed `Pod` and its IP's text).
+    /// An API server's Pod is its `KubeObject` alone, 64 bytes (its `Arc` block 80 bytes, a
+    /// 96-byte chunk of malloc's), and its share of a place (before: 104 bytes, a 128-byte
+    /// chunk; before that, 96 bytes plus a 144-byte boxed `Pod` and its IP's text). An IPv6 Pod
+    /// has a 16-byte box of its address besides.
     #[test]
     fn a_kube_object_is_small() {
-        assert!(std::mem::size_of::<KubeObject>() <= 104, "{}", std::mem::size_of::<KubeObject>());
+        let sizes =
+            [std::mem::size_of::<KubeObject>(), std::mem::size_of::<CompactPod>(), std::mem::size_of::<CompactSlice>()];
+        assert!(sizes[0] <= 64 && sizes[1] <= 56 && sizes[2] <= 56, "{sizes:?}");
     }
 
     /// An endpoint of an API server's slice is 40 bytes in its slice's block of endpoints, and
@@ -898,27 +1032,34 @@ mod tests {
     }
 
     #[test]
-    fn slices_of_the_same_ports_share_their_shape() {
+    fn slices_of_the_same_namespace_and_ports_share_their_shape() {
         let mut sharing = Sharing::default();
         let endpoints = serde_json::json!([{"addresses": ["10.0.0.1"], "nodeName": "node-1"}]);
         let r = v4_slice(endpoints.clone());
         let other_ports =
             api_slice(serde_json::json!({"addressType": "IPv4", "ports": [{"port": 80}], "endpoints": endpoints}));
-        let mut objects: Vec<KubeObject> = [&r, &r, &other_ports].into_iter().map(keep).collect();
+        let mut elsewhere = v4_slice(endpoints);
+        elsewhere.namespace = Arc::from("y");
+        if let Spec::EndpointSlice(slice) = &mut elsewhere.spec {
+            slice.metadata.namespace = Name::from("y");
+        }
+        let resources = [&r, &r, &other_ports, &elsewhere];
+        let mut objects: Vec<KubeObject> = resources.into_iter().map(keep).collect();
         let key = r.id();
-        for (o, r) in objects.iter_mut().zip([&r, &r, &other_ports]) {
-            o.share(&key, &mut sharing);
+        for (o, r) in objects.iter_mut().zip(resources) {
+            o.share(&r.id(), &mut sharing);
             assert_eq!(o.resource(), *r);
         }
-        let [a, b, c] = [&objects[0], &objects[1], &objects[2]].map(|o| match &o.0 {
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| match &objects[i].0 {
             Form::Slice(s) => s,
             _ => panic!("compact"),
         });
         assert!(Arc::ptr_eq(&a.shape, &b.shape) && !Arc::ptr_eq(&a.shape, &c.shape));
-        assert!(Arc::ptr_eq(&a.name, &key.name) && Arc::ptr_eq(&a.namespace, &key.namespace));
+        assert!(!Arc::ptr_eq(&a.shape, &d.shape), "another namespace, another shape");
+        assert!(Arc::ptr_eq(&a.name, &key.name) && Arc::ptr_eq(&a.shape.namespace, &key.namespace));
         let node = |s: &CompactSlice| s.shape.node_names.first().map(|n| n.as_arc().clone()).expect("a node");
-        assert!(Arc::ptr_eq(&node(a), &node(c)));
-        assert_eq!(sharing.shapes.len(), 2);
+        assert!(Arc::ptr_eq(&node(a), &node(c)) && Arc::ptr_eq(&node(a), &node(d)));
+        assert_eq!(sharing.shapes.len(), 3);
     }
 
     #[test]

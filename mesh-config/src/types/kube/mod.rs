@@ -20,7 +20,7 @@ mod view;
 
 #[cfg(test)]
 pub(crate) use view::CompactEndpoint;
-pub(crate) use view::{CompactPod, CompactSlice, IpKey, SliceShape};
+pub(crate) use view::{CompactPod, CompactSlice, IpKey, PodPlace, SliceShape};
 pub use view::{EndpointView, PodView, SliceView};
 
 /// The API group of EndpointSlice.

@@ -4,7 +4,7 @@
 //! IPs as keys that compare as their text does ([`IpKey`]).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
 use super::*;
@@ -41,7 +41,7 @@ impl<'a> PodView<'a> {
     pub fn namespace(self) -> &'a str {
         match self.0 {
             PodRef::Whole(p) => &p.metadata.namespace,
-            PodRef::Compact(c) => &c.namespace,
+            PodRef::Compact(c) => &c.place.namespace,
         }
     }
 
@@ -57,7 +57,7 @@ impl<'a> PodView<'a> {
     pub fn node_name(self) -> Option<&'a str> {
         match self.0 {
             PodRef::Whole(p) => p.spec.node_name.as_deref(),
-            PodRef::Compact(c) => c.node_name.as_deref(),
+            PodRef::Compact(c) => c.place.node_name.as_deref(),
         }
     }
 
@@ -65,7 +65,7 @@ impl<'a> PodView<'a> {
     pub(crate) fn node_arc(self) -> Option<&'a Arc<str>> {
         match self.0 {
             PodRef::Whole(p) => p.spec.node_name.as_ref().map(Name::as_arc),
-            PodRef::Compact(c) => c.node_name.as_ref().map(Name::as_arc),
+            PodRef::Compact(c) => c.place.node_name.as_ref().map(Name::as_arc),
         }
     }
 
@@ -73,7 +73,7 @@ impl<'a> PodView<'a> {
     pub fn service_account(self) -> Option<&'a str> {
         match self.0 {
             PodRef::Whole(p) => p.spec.service_account_name.as_deref(),
-            PodRef::Compact(c) => c.service_account_name.as_deref(),
+            PodRef::Compact(c) => c.place.service_account_name.as_deref(),
         }
     }
 
@@ -96,88 +96,121 @@ impl<'a> PodView<'a> {
         }
     }
 
-    /// The object's namespace as the Pod holds it (the compact form holds the object's own).
+    /// The object's namespace as the Pod holds it (the compact form holds the object's own, in
+    /// its place).
     #[cfg(test)]
     pub(crate) fn namespace_arc(self) -> &'a Arc<str> {
         match self.0 {
             PodRef::Whole(p) => p.metadata.namespace.as_arc(),
-            PodRef::Compact(c) => &c.namespace,
+            PodRef::Compact(c) => &c.place.namespace,
         }
     }
 }
 
 /// A Pod in the form the configuration store keeps one read from an API server
-/// (`store::compact`): no box and no text of its own. Its name and namespace are the object's
-/// own handles; its labels, node and service account are shared handles; its one IP is held as
-/// an address. [`CompactPod::new`] makes one only when [`CompactPod::to_pod`] gives back a
-/// [`Pod`] equal to the one it was made from.
+/// (`store::compact`): 56 bytes and no text of its own. Its name is the object's own handle; its
+/// labels are a shared handle; what many Pods hold alike (the namespace, the node and the
+/// service account) is one [`PodPlace`], which Pods of the same place may share; its one IP is
+/// held as an address (an IPv4 one inline, an IPv6 one in a 16-byte box of its own, the one box
+/// a compact Pod may have).
+/// [`CompactPod::new`] makes one only when [`CompactPod::to_pod`] gives back a [`Pod`] equal to
+/// the one it was made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CompactPod {
     /// `metadata.name` (the object's name).
     pub(crate) name: Arc<str>,
-    /// `metadata.namespace` (the object's namespace).
-    pub(crate) namespace: Arc<str>,
+    /// The namespace, the node and the service account.
+    pub(crate) place: Arc<PodPlace>,
     /// `metadata.labels` (there are no annotations).
     pub(crate) labels: Labels,
+    address: PodAddress,
+}
+
+/// What a [`CompactPod`] holds that many Pods hold alike: its namespace, its node and its
+/// service account. A cluster has few namespaces, nodes and service accounts and many Pods, so
+/// one copy can serve the Pods of one namespace on one node under one service account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PodPlace {
+    /// `metadata.namespace` (the object's namespace).
+    pub(crate) namespace: Arc<str>,
     /// `spec.nodeName`.
     pub(crate) node_name: Option<Name>,
     /// `spec.serviceAccountName`.
     pub(crate) service_account_name: Option<Name>,
-    address: PodAddress,
 }
 
-/// A compact Pod's IP, and where its `status` writes it. The address's text is its `Display`
-/// text, so the IP's text is given back exactly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A compact Pod's IP, and where its `status` writes it: 16 bytes, an IPv4 address inline and an
+/// IPv6 one (16 bytes, no room beside it for the rest) boxed. The address's text is its
+/// `Display` text, so the IP's text is given back exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum PodAddress {
     /// No IP: `podIP` absent, `podIPs` empty.
     None,
+    /// An IPv4 address.
+    V4(Written, Ipv4Addr),
+    /// An IPv6 address (`::ffff:10.0.0.1` included: its text is not the IPv4 address's).
+    V6(Written, Box<Ipv6Addr>),
+}
+
+/// Where a Pod's `status` writes its one IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
     /// `podIP` only (how mesh-kube gives a Pod of one IP).
-    PodIp(IpAddr),
+    PodIp,
     /// `podIPs` of one item only.
-    PodIps(IpAddr),
+    PodIps,
     /// `podIP`, and `podIPs` of that one IP (as an API server writes it).
-    Both(IpAddr),
+    Both,
 }
 
 impl PodAddress {
-    fn ip(self) -> Option<IpAddr> {
+    /// Where the IP is written, and the IP; `None` for no IP.
+    fn parts(&self) -> Option<(Written, IpAddr)> {
         match self {
             PodAddress::None => None,
-            PodAddress::PodIp(ip) | PodAddress::PodIps(ip) | PodAddress::Both(ip) => Some(ip),
+            PodAddress::V4(written, ip) => Some((*written, IpAddr::V4(*ip))),
+            PodAddress::V6(written, ip) => Some((*written, IpAddr::V6(**ip))),
         }
+    }
+
+    fn ip(&self) -> Option<IpAddr> {
+        self.parts().map(|(_, ip)| ip)
     }
 
     /// The address of `status`, when it has at most one IP, written as its address prints.
     fn of(status: &PodStatus) -> Option<PodAddress> {
         let exact = |text: &str| text.parse::<IpAddr>().ok().filter(|ip| prints_as(ip, text));
-        Some(match (status.pod_ip.as_deref(), status.pod_ips.as_slice()) {
-            (None, []) => PodAddress::None,
-            (Some(ip), []) => PodAddress::PodIp(exact(ip)?),
-            (None, [only]) => PodAddress::PodIps(exact(&only.ip)?),
-            (Some(ip), [only]) if only.ip == ip => PodAddress::Both(exact(ip)?),
+        let (written, ip) = match (status.pod_ip.as_deref(), status.pod_ips.as_slice()) {
+            (None, []) => return Some(PodAddress::None),
+            (Some(ip), []) => (Written::PodIp, exact(ip)?),
+            (None, [only]) => (Written::PodIps, exact(&only.ip)?),
+            (Some(ip), [only]) if only.ip == ip => (Written::Both, exact(ip)?),
             _ => return None,
+        };
+        Some(match ip {
+            IpAddr::V4(ip) => PodAddress::V4(written, ip),
+            IpAddr::V6(ip) => PodAddress::V6(written, Box::new(ip)),
         })
     }
 
     /// Is `status` this address, written so?
-    fn is(self, status: &PodStatus) -> bool {
-        match (self, status.pod_ip.as_deref(), status.pod_ips.as_slice()) {
-            (PodAddress::None, None, []) => true,
-            (PodAddress::PodIp(a), Some(ip), []) => prints_as(a, ip),
-            (PodAddress::PodIps(a), None, [only]) => prints_as(a, &only.ip),
-            (PodAddress::Both(a), Some(ip), [only]) => prints_as(a, ip) && prints_as(a, &only.ip),
+    fn is(&self, status: &PodStatus) -> bool {
+        match (self.parts(), status.pod_ip.as_deref(), status.pod_ips.as_slice()) {
+            (None, None, []) => true,
+            (Some((Written::PodIp, a)), Some(ip), []) => prints_as(a, ip),
+            (Some((Written::PodIps, a)), None, [only]) => prints_as(a, &only.ip),
+            (Some((Written::Both, a)), Some(ip), [only]) => prints_as(a, ip) && prints_as(a, &only.ip),
             _ => false,
         }
     }
 
-    fn status(self) -> PodStatus {
+    fn status(&self) -> PodStatus {
         let listed = |ip: IpAddr| vec![PodIp { ip: ip.to_string() }];
-        let (pod_ip, pod_ips) = match self {
-            PodAddress::None => (None, Vec::new()),
-            PodAddress::PodIp(ip) => (Some(ip.to_string()), Vec::new()),
-            PodAddress::PodIps(ip) => (None, listed(ip)),
-            PodAddress::Both(ip) => (Some(ip.to_string()), listed(ip)),
+        let (pod_ip, pod_ips) = match self.parts() {
+            None => (None, Vec::new()),
+            Some((Written::PodIp, ip)) => (Some(ip.to_string()), Vec::new()),
+            Some((Written::PodIps, ip)) => (None, listed(ip)),
+            Some((Written::Both, ip)) => (Some(ip.to_string()), listed(ip)),
         };
         PodStatus { pod_ip, pod_ips }
     }
@@ -187,44 +220,46 @@ impl CompactPod {
     /// The compact form of `pod`, an object named `name` in `namespace`, when it gives `pod`
     /// back exactly: its metadata names the object, it has no annotations, and it has at most
     /// one IP (in `podIP`, in `podIPs`, or the same in both) written as that address prints
-    /// (`10.0.0.1`, `fd00::1`; not `010.0.0.1`, `FD00::1`). `None` otherwise.
+    /// (`10.0.0.1`, `fd00::1`; not `010.0.0.1`, `FD00::1`). `None` otherwise. Its place is its
+    /// own until the store shares it.
     pub(crate) fn new(name: &Arc<str>, namespace: &Arc<str>, pod: &Pod) -> Option<CompactPod> {
         let m = &pod.metadata;
         if *m.name != **name || *m.namespace != **namespace || !m.annotations.is_empty() {
             return None;
         }
-        Some(CompactPod {
-            name: name.clone(),
+        let address = PodAddress::of(&pod.status)?;
+        let place = PodPlace {
             namespace: namespace.clone(),
-            labels: m.labels.clone(),
             node_name: pod.spec.node_name.clone(),
             service_account_name: pod.spec.service_account_name.clone(),
-            address: PodAddress::of(&pod.status)?,
-        })
+        };
+        Some(CompactPod { name: name.clone(), place: Arc::new(place), labels: m.labels.clone(), address })
     }
 
     /// The Pod this was made from.
     pub(crate) fn to_pod(&self) -> Pod {
+        let place = &*self.place;
         let metadata = Metadata {
             name: Name::from(self.name.clone()),
-            namespace: Name::from(self.namespace.clone()),
+            namespace: Name::from(place.namespace.clone()),
             labels: self.labels.clone(),
             ..Metadata::default()
         };
         let spec =
-            PodSpec { node_name: self.node_name.clone(), service_account_name: self.service_account_name.clone() };
+            PodSpec { node_name: place.node_name.clone(), service_account_name: place.service_account_name.clone() };
         Pod { metadata, spec, status: self.address.status() }
     }
 
     /// Is `pod` the Pod this was made from (`to_pod() == *pod`, without making it)?
     pub(crate) fn is(&self, pod: &Pod) -> bool {
         let m = &pod.metadata;
+        let place = &*self.place;
         *m.name == *self.name
-            && *m.namespace == *self.namespace
+            && *m.namespace == *place.namespace
             && m.labels == self.labels
             && m.annotations.is_empty()
-            && pod.spec.node_name == self.node_name
-            && pod.spec.service_account_name == self.service_account_name
+            && pod.spec.node_name == place.node_name
+            && pod.spec.service_account_name == place.service_account_name
             && self.address.is(&pod.status)
     }
 
@@ -312,7 +347,7 @@ impl<'a> SliceView<'a> {
     pub fn namespace(self) -> &'a str {
         match self.0 {
             SliceRef::Whole(s) => &s.metadata.namespace,
-            SliceRef::Compact(c) => &c.namespace,
+            SliceRef::Compact(c) => &c.shape.namespace,
         }
     }
 
@@ -424,31 +459,33 @@ const POD_KIND: &str = "Pod";
 static POD_KIND_NAME: LazyLock<Name> = LazyLock::new(|| Name::from(POD_KIND));
 
 /// An EndpointSlice in the form the configuration store keeps one read from an API server
-/// (`store::compact`): its name and namespace are the object's own handles, its labels a shared
+/// (`store::compact`): 56 bytes. Its name is the object's own handle, its labels a shared
 /// handle, and its endpoints [`CompactEndpoint`]s in one block; what is not per endpoint (the
-/// address type, the ports, the node names the endpoints refer to) is one [`SliceShape`], which
-/// slices of the same shape may share. [`CompactSlice::new`] makes one only when
-/// [`CompactSlice::to_slice`] gives back an [`EndpointSlice`] equal to the one it was made from.
+/// namespace, the address type, the ports, the node names the endpoints refer to) is one
+/// [`SliceShape`], which slices of the same shape may share. [`CompactSlice::new`] makes one
+/// only when [`CompactSlice::to_slice`] gives back an [`EndpointSlice`] equal to the one it was
+/// made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CompactSlice {
     /// `metadata.name` (the object's name).
     pub(crate) name: Arc<str>,
-    /// `metadata.namespace` (the object's namespace).
-    pub(crate) namespace: Arc<str>,
     /// `metadata.labels` (there are no annotations).
     pub(crate) labels: Labels,
     /// `endpoints`.
     endpoints: Box<[CompactEndpoint]>,
-    /// The address type, the ports and the node names.
+    /// The namespace, the address type, the ports and the node names.
     pub(crate) shape: Arc<SliceShape>,
 }
 
-/// What a [`CompactSlice`] holds beside its endpoints: its `addressType`, its `ports`, and the
-/// distinct `nodeName`s of its endpoints (in the order they first appear), which its endpoints
-/// refer to by index. An API server's slices of Services with the same ports have the same
-/// shape (mesh-kube drops `nodeName`), so one copy can serve them all.
-#[derive(Debug, PartialEq, Eq, Hash)]
+/// What a [`CompactSlice`] holds beside its name, labels and endpoints: its namespace, its
+/// `addressType`, its `ports`, and the distinct `nodeName`s of its endpoints (in the order they
+/// first appear), which its endpoints refer to by index. An API server's slices of Services of
+/// one namespace with the same ports have the same shape (mesh-kube drops `nodeName`), so one
+/// copy can serve them all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct SliceShape {
+    /// `metadata.namespace` (the object's namespace).
+    pub(crate) namespace: Arc<str>,
     address_type: Option<AddressType>,
     ports: Box<[SlicePort]>,
     /// The node names the endpoints refer to.
@@ -599,13 +636,13 @@ impl CompactSlice {
             endpoints.push(CompactEndpoint::new(e, &mut node_names)?);
         }
         let shape = SliceShape {
+            namespace: namespace.clone(),
             address_type,
             ports: slice.ports.clone().into_boxed_slice(),
             node_names: node_names.into_boxed_slice(),
         };
         Some(CompactSlice {
             name: name.clone(),
-            namespace: namespace.clone(),
             labels: m.labels.clone(),
             endpoints: endpoints.into_boxed_slice(),
             shape: Arc::new(shape),
@@ -614,13 +651,13 @@ impl CompactSlice {
 
     /// The slice this was made from.
     pub(crate) fn to_slice(&self) -> EndpointSlice {
+        let shape = &*self.shape;
         let metadata = Metadata {
             name: Name::from(self.name.clone()),
-            namespace: Name::from(self.namespace.clone()),
+            namespace: Name::from(shape.namespace.clone()),
             labels: self.labels.clone(),
             ..Metadata::default()
         };
-        let shape = &*self.shape;
         EndpointSlice {
             metadata,
             address_type: shape.address_type.map(|t| t.as_str().to_string()),
@@ -634,7 +671,7 @@ impl CompactSlice {
         let m = &slice.metadata;
         let shape = &*self.shape;
         *m.name == *self.name
-            && *m.namespace == *self.namespace
+            && *m.namespace == *shape.namespace
             && m.labels == self.labels
             && m.annotations.is_empty()
             && slice.address_type.as_deref() == shape.address_type.map(AddressType::as_str)
