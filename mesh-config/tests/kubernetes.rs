@@ -433,8 +433,8 @@ fn kubernetes_services_compile_to_the_services_the_registry_reads() {
         .endpoints
         .iter()
         .map(|e| {
-            let version = e.labels.get("version").map_or("-", |v| &**v);
-            format!("{} {:?} {version} {}", e.address, e.ports.get("http"), e.locality.as_deref().unwrap_or("-"))
+            let version = e.labels().get("version").map_or("-", |v| &**v);
+            format!("{} {:?} {version} {}", e.address(), e.ports().get("http"), e.locality().map_or("-", |l| &**l))
         })
         .collect();
     assert_eq!(
@@ -453,7 +453,7 @@ fn kubernetes_services_compile_to_the_services_the_registry_reads() {
 }
 
 #[test]
-fn endpoints_of_one_workload_share_one_label_map() {
+fn endpoints_of_one_workload_share_one_meta_and_label_map() {
     let docs = [
         pod("r1-a", "10.0.0.1", "app: reviews, version: v1"),
         pod("r1-b", "10.0.0.2", "app: reviews, version: v1"),
@@ -473,12 +473,16 @@ fn endpoints_of_one_workload_share_one_label_map() {
     let decls = compiled.snapshot.services("reviews.bookinfo.svc.cluster.local");
     let endpoints: Vec<&mesh_core::service::EndpointDecl> = decls.iter().flat_map(|d| d.endpoints.iter()).collect();
     let [v1a, v1b, v2] = endpoints[..] else { panic!("{endpoints:?}") };
-    assert_eq!(v1a.labels.get("version").map(|v| &**v), Some("v1"));
-    assert_eq!(v2.labels.get("version").map(|v| &**v), Some("v2"));
-    assert!(v1a.labels.ptr_eq(&v1b.labels), "one map for the v1 Pods");
-    assert!(!v1a.labels.ptr_eq(&v2.labels) && v1a.labels != v2.labels);
-    assert!(std::sync::Arc::ptr_eq(&v1a.ports, &v2.ports), "one port map for the endpoints");
-    assert_eq!(v2.ports.get("http"), Some(&8080));
+    assert_eq!(v1a.labels().get("version").map(|v| &**v), Some("v1"));
+    assert_eq!(v2.labels().get("version").map(|v| &**v), Some("v2"));
+    assert!(v1a.labels().ptr_eq(v1b.labels()), "one map for the v1 Pods");
+    assert!(!v1a.labels().ptr_eq(v2.labels()) && v1a.labels() != v2.labels());
+    assert!(std::sync::Arc::ptr_eq(v1a.ports(), v2.ports()), "one port map for the endpoints");
+    assert_eq!(v2.ports().get("http"), Some(&8080));
+    // Ports, labels, weight and locality alike: one meta for the v1 Pods, another for v2.
+    assert!(std::sync::Arc::ptr_eq(v1a.meta(), v1b.meta()), "one meta for the v1 Pods");
+    assert!(!std::sync::Arc::ptr_eq(v1a.meta(), v2.meta()) && v1a.meta() != v2.meta());
+    assert_eq!([v1a.address(), v1b.address(), v2.address()], ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
 }
 
 #[test]
@@ -512,7 +516,7 @@ spec:
     let decls = compiled.snapshot.services("reviews.bookinfo.svc.cluster.local");
     let summary: Vec<(Vec<&str>, Vec<&str>)> = decls
         .iter()
-        .map(|d| (d.ports.iter().map(|p| &*p.name).collect(), d.endpoints.iter().map(|e| &*e.address).collect()))
+        .map(|d| (d.ports.iter().map(|p| &*p.name).collect(), d.endpoints.iter().map(|e| e.address()).collect()))
         .collect();
     assert_eq!(
         summary,
@@ -524,7 +528,7 @@ spec:
     let legacy = &compiled.snapshot.services("legacy.bookinfo.svc.cluster.local")[0];
     assert_eq!(legacy.resolution, mesh_core::service::Resolution::Dns);
     assert!(!legacy.mesh_internal);
-    assert_eq!(&*legacy.endpoints[0].address, "legacy.example.com");
+    assert_eq!(legacy.endpoints[0].address(), "legacy.example.com");
 
     let elsewhere = compile(&loaded.resources, &CompileOptions::for_namespace("other"));
     assert!(elsewhere.snapshot.services("legacy.bookinfo.svc.cluster.local").is_empty(), "exportTo annotation");

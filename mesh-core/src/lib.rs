@@ -6,7 +6,8 @@
 //!   header values.
 //! - [`policy`]: compiled DestinationRules (subsets, load balancing, connection pools, outlier
 //!   detection).
-//! - [`service`]: ServiceEntries, WorkloadEntries and Gateways.
+//! - [`service`]: ServiceEntries, WorkloadEntries and Gateways; [`small_str`]: the text type of
+//!   an endpoint's address (short texts without an allocation).
 //! - [`l4`]: TCP and TLS (SNI passthrough) routes of Gateway servers.
 //! - [`locality`]: locality-aware load balancing (priorities by region/zone/subzone, failover).
 //! - [`snapshot`]: the immutable whole the request path reads.
@@ -58,6 +59,7 @@ pub mod route;
 pub mod router;
 pub mod security;
 pub mod service;
+pub mod small_str;
 pub mod snapshot;
 pub mod spiffe;
 pub mod upstream_tls;

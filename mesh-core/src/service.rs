@@ -1,9 +1,11 @@
-//! Services and endpoints declared in config (ServiceEntry, WorkloadEntry), and Gateways.
+//! Services and endpoints declared in config (ServiceEntry, WorkloadEntry, Kubernetes Service),
+//! and Gateways.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::policy::LabelSelector;
+use crate::small_str::SmallStr;
 
 /// A compiled ServiceEntry.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,11 +61,24 @@ pub enum Resolution {
     DynamicDns,
 }
 
-/// An endpoint from `ServiceEntry.endpoints[]` or a WorkloadEntry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An endpoint from `ServiceEntry.endpoints[]`, a WorkloadEntry or a Kubernetes Service: its
+/// address, and what it shares with the other endpoints of its workload in one
+/// [`EndpointMeta`]. 32 bytes, and no allocation of its own when the address fits a
+/// [`SmallStr`] in place (every IPv4 address): a cluster has 100,000 endpoints, and the
+/// endpoints of one workload hold one meta, not one each.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EndpointDecl {
     /// IP or DNS name.
-    pub address: Arc<str>,
+    address: SmallStr,
+    /// Ports, labels, weight, locality and network.
+    meta: Arc<EndpointMeta>,
+}
+
+/// What an endpoint shares with the other endpoints of its workload (the compiler gives those
+/// one `Arc<EndpointMeta>`): ports, labels, weight, locality and network. Compared and hashed by
+/// value, so that equal metas can be made one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointMeta {
     /// Port name to number (shared: a Service's endpoints mostly map its ports alike).
     pub ports: Arc<BTreeMap<Arc<str>, u16>>,
     /// Labels.
@@ -74,6 +89,76 @@ pub struct EndpointDecl {
     pub locality: Option<Arc<str>>,
     /// Network.
     pub network: Option<Arc<str>>,
+}
+
+impl Default for EndpointMeta {
+    /// No ports, no labels, weight 1, no locality, no network.
+    fn default() -> Self {
+        EndpointMeta { ports: Default::default(), labels: Default::default(), weight: 1, locality: None, network: None }
+    }
+}
+
+impl EndpointDecl {
+    /// The endpoint at `address` with `meta`.
+    pub fn new(address: impl Into<SmallStr>, meta: Arc<EndpointMeta>) -> EndpointDecl {
+        EndpointDecl { address: address.into(), meta }
+    }
+
+    /// IP or DNS name.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Port name to number (shared: a Service's endpoints mostly map its ports alike).
+    pub fn ports(&self) -> &Arc<BTreeMap<Arc<str>, u16>> {
+        &self.meta.ports
+    }
+
+    /// Labels.
+    pub fn labels(&self) -> &EndpointLabels {
+        &self.meta.labels
+    }
+
+    /// Load-balancing weight (default 1).
+    pub fn weight(&self) -> u32 {
+        self.meta.weight
+    }
+
+    /// Locality `region/zone/subzone`.
+    pub fn locality(&self) -> Option<&Arc<str>> {
+        self.meta.locality.as_ref()
+    }
+
+    /// Network.
+    pub fn network(&self) -> Option<&Arc<str>> {
+        self.meta.network.as_ref()
+    }
+
+    /// The meta, which other endpoints may share.
+    pub fn meta(&self) -> &Arc<EndpointMeta> {
+        &self.meta
+    }
+
+    /// The meta, to change: copied first when another endpoint shares it (`Arc::make_mut`), so
+    /// the change is this endpoint's only.
+    pub fn meta_mut(&mut self) -> &mut EndpointMeta {
+        Arc::make_mut(&mut self.meta)
+    }
+}
+
+impl std::fmt::Debug for EndpointDecl {
+    /// The address and the meta's fields, as one struct.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let EndpointMeta { ports, labels, weight, locality, network } = &*self.meta;
+        f.debug_struct("EndpointDecl")
+            .field("address", &self.address)
+            .field("ports", ports)
+            .field("labels", labels)
+            .field("weight", weight)
+            .field("locality", locality)
+            .field("network", network)
+            .finish()
+    }
 }
 
 /// An endpoint's labels: a sorted map, read through `Deref` as a `BTreeMap`, and shared. The
@@ -222,5 +307,57 @@ impl std::fmt::Debug for PemCredential {
             .field("certificate_chain", &format_args!("{} bytes", self.certificate_chain.len()))
             .field("private_key", &format_args!("<redacted>"))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Arc<EndpointMeta> {
+        Arc::new(EndpointMeta {
+            ports: Arc::new([(Arc::from("http"), 8080)].into_iter().collect()),
+            labels: [(Arc::from("app"), Arc::from("reviews"))].into_iter().collect(),
+            weight: 3,
+            locality: Some("us-east1/us-east1-b/".into()),
+            network: Some("net-1".into()),
+        })
+    }
+
+    #[test]
+    fn an_endpoint_is_32_bytes() {
+        assert_eq!(size_of::<EndpointDecl>(), 32);
+        assert!(EndpointDecl::new("255.255.255.255", meta()).address.is_inline());
+    }
+
+    #[test]
+    fn reads_its_meta_and_copies_it_to_change_it() {
+        let shared = meta();
+        let a = EndpointDecl::new("10.0.0.1", shared.clone());
+        let mut b = EndpointDecl::new(String::from("10.0.0.2"), shared.clone());
+        assert_eq!(a.address(), "10.0.0.1");
+        assert_eq!(a.ports().get("http"), Some(&8080));
+        assert_eq!(a.labels().get("app").map(|v| &**v), Some("reviews"));
+        assert_eq!(
+            (a.weight(), a.locality().map(|l| &**l), a.network().map(|n| &**n)),
+            (3, Some("us-east1/us-east1-b/"), Some("net-1"))
+        );
+        assert!(Arc::ptr_eq(a.meta(), b.meta()));
+        b.meta_mut().weight = 5;
+        assert_eq!((a.weight(), b.weight()), (3, 5), "b's own copy");
+        assert!(!Arc::ptr_eq(a.meta(), b.meta()) && a.labels().ptr_eq(b.labels()));
+        assert_eq!(EndpointMeta::default().weight, 1);
+    }
+
+    #[test]
+    fn compared_and_printed_with_its_meta_inline() {
+        let a = EndpointDecl::new("10.0.0.1", meta());
+        assert_eq!(a, EndpointDecl::new("10.0.0.1", meta()), "equal metas, not one");
+        assert_ne!(a, EndpointDecl::new("10.0.0.2", meta()));
+        assert_ne!(a, EndpointDecl::new("10.0.0.1", Arc::default()));
+        assert_eq!(
+            format!("{:?}", EndpointDecl::new("10.0.0.1", Arc::default())),
+            "EndpointDecl { address: \"10.0.0.1\", ports: {}, labels: {}, weight: 1, locality: None, network: None }"
+        );
     }
 }

@@ -420,7 +420,7 @@ impl Shape {
     fn of(se: &ServiceDecl, workloads: &[Arc<WorkloadDecl>]) -> Shape {
         let none = matches!(se.resolution, Resolution::None | Resolution::DynamicDns);
         let selected = se.workload_selector.as_ref().is_some_and(|sel| {
-            workloads.iter().any(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
+            workloads.iter().any(|w| w.namespace == se.namespace && sel.matches(w.endpoint.labels()))
         });
         let sources = !se.endpoints.is_empty() || selected;
         let by_name = !sources && matches!(se.resolution, Resolution::Dns | Resolution::DnsRoundRobin);
@@ -462,7 +462,7 @@ fn declare(
         sources.extend(
             workloads
                 .iter()
-                .filter(|w| w.namespace == se.namespace && sel.matches(&w.endpoint.labels))
+                .filter(|w| w.namespace == se.namespace && sel.matches(w.endpoint.labels()))
                 .map(|w| (&w.endpoint, Some(&w.name))),
         );
     }
@@ -484,19 +484,20 @@ fn declare(
         for port in se.ports.iter() {
             let list = declared.entry(host.clone()).or_default();
             for (ep, workload) in &sources {
-                let number = ep.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
-                let address = if ep.address.contains(':') && !ep.address.starts_with('[') {
-                    format!("[{}]:{number}", ep.address)
+                let number = ep.ports().get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
+                let host = ep.address();
+                let address = if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]:{number}")
                 } else {
-                    format!("{}:{number}", ep.address)
+                    format!("{host}:{number}")
                 };
                 list.push(Endpoint {
                     address: Arc::from(address),
-                    labels: ep.labels.clone(),
-                    weight: ep.weight,
+                    labels: ep.labels().clone(),
+                    weight: ep.weight(),
                     service_port: Some(port.number),
                     workload: workload.cloned(),
-                    locality: ep.locality.clone(),
+                    locality: ep.locality().cloned(),
                 });
             }
         }
@@ -680,19 +681,13 @@ spec: {ports: [{name: http, port: 9080}], selector: {app: reviews}}
 
     #[test]
     fn declared_endpoints_share_their_declarations_label_maps() {
-        use mesh_core::service::{EndpointDecl, EndpointLabels, ServiceDecl, ServicePort};
+        use mesh_core::service::{EndpointDecl, EndpointLabels, EndpointMeta, ServiceDecl, ServicePort};
         let labels: EndpointLabels = [("app", "reviews"), ("version", "v1")]
             .into_iter()
             .map(|(k, v)| (Arc::<str>::from(k), Arc::<str>::from(v)))
             .collect();
-        let endpoint = |address: &str| EndpointDecl {
-            address: address.into(),
-            ports: Default::default(),
-            labels: labels.clone(),
-            weight: 1,
-            locality: None,
-            network: None,
-        };
+        let meta = Arc::new(EndpointMeta { labels: labels.clone(), ..Default::default() });
+        let endpoint = |address: &str| EndpointDecl::new(address, meta.clone());
         let mut builder = mesh_core::SnapshotBuilder::new(Default::default());
         builder.add_service(ServiceDecl {
             namespace: "default".into(),
@@ -734,14 +729,7 @@ spec: {ports: [{name: http, port: 9080}], selector: {app: reviews}}
             }]),
             resolution: Resolution::Static,
             mesh_internal: true,
-            endpoints: Box::new([EndpointDecl {
-                address: address.into(),
-                ports: Default::default(),
-                labels: Default::default(),
-                weight: 1,
-                locality: None,
-                network: None,
-            }]),
+            endpoints: Box::new([EndpointDecl::new(address, Arc::default())]),
             workload_selector: None,
             service_accounts: Box::new([Arc::from(account)]),
         };

@@ -6,7 +6,9 @@
 //! Service's ports (protocol by Istio's `ConvertProtocol`, [`crate::kube::protocol`]),
 //! `resolution: STATIC` and one endpoint per address, its `ports` mapping each Service port name
 //! to the slice's port number — what a `MESH_INTERNAL` ServiceEntry listing those endpoints
-//! gives. Two cases differ from that:
+//! gives. The endpoints with the same labels, locality and ports (those of one workload on one
+//! node) share one [`EndpointMeta`], and their label and port maps are shared too. Two cases
+//! differ from that:
 //!
 //! - An address that serves only some of the Service's ports (its slices list fewer ports, as
 //!   when a Pod lacks a named `targetPort`) goes into a second declaration of the same host with
@@ -20,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use mesh_core::service::{EndpointDecl, EndpointLabels, Resolution, ServiceDecl, ServicePort};
+use mesh_core::service::{EndpointDecl, EndpointLabels, EndpointMeta, Resolution, ServiceDecl, ServicePort};
 
 use super::{Ctx, arc};
 use crate::kube::{self, Index};
@@ -61,14 +63,7 @@ impl Ctx<'_> {
         };
         if s.is_external_name() {
             let name = s.spec.external_name.as_deref().unwrap_or("").trim_end_matches('.');
-            let endpoint = EndpointDecl {
-                address: arc(name),
-                ports: Default::default(),
-                labels: Default::default(),
-                weight: 1,
-                locality: None,
-                network: None,
-            };
+            let endpoint = EndpointDecl::new(name, Arc::default());
             return vec![decl(ports, vec![endpoint], Resolution::Dns, false, &[])];
         }
 
@@ -92,7 +87,8 @@ impl Ctx<'_> {
         let mut texts: HashMap<&str, Arc<str>> = HashMap::new();
         // Endpoints of one workload (on one node) have the same labels: one map for them all.
         let mut label_maps: HashMap<&BTreeMap<String, String>, EndpointLabels> = HashMap::new();
-        let mut by_address: Vec<EndpointDecl> = Vec::new();
+        // Each address once, in order of first listing, with the ports its listings give it.
+        let mut by_address: Vec<Address<'_>> = Vec::new();
         let mut position: HashMap<&str, usize> = HashMap::new();
         for e in &endpoints {
             let i = *position.entry(e.address.as_str()).or_insert_with(|| {
@@ -106,40 +102,47 @@ impl Ctx<'_> {
                     }
                 };
                 let locality = e.locality.as_deref().map(|l| intern(&mut texts, l));
-                by_address.push(EndpointDecl {
-                    address: arc(&e.address),
-                    ports: Default::default(),
-                    labels,
-                    weight: 1,
-                    locality,
-                    network: None,
-                });
+                by_address.push(Address { address: &e.address, labels, locality, ports: BTreeMap::new() });
                 by_address.len() - 1
             });
             let port_name = intern(&mut texts, &e.port_name);
-            if let Some(decl) = by_address.get_mut(i) {
-                Arc::make_mut(&mut decl.ports).entry(port_name).or_insert(e.port);
+            if let Some(a) = by_address.get_mut(i) {
+                a.ports.entry(port_name).or_insert(e.port);
             }
         }
-        // And one port map for the endpoints that map the ports alike.
+        // One port map for the endpoints that map the ports alike, and one meta for those with
+        // the same labels, locality and port map.
         let mut port_maps: HashSet<Arc<BTreeMap<Arc<str>, u16>>> = HashSet::new();
-        for decl in &mut by_address {
-            match port_maps.get(&decl.ports) {
-                Some(shared) => decl.ports = shared.clone(),
+        let mut metas: HashSet<Arc<EndpointMeta>> = HashSet::new();
+        let by_address = by_address.into_iter().map(|a| {
+            let ports = match port_maps.get(&a.ports) {
+                Some(shared) => shared.clone(),
                 None => {
-                    port_maps.insert(decl.ports.clone());
+                    let ports = Arc::new(a.ports);
+                    port_maps.insert(ports.clone());
+                    ports
                 }
-            }
-        }
+            };
+            let meta = EndpointMeta { ports, labels: a.labels, weight: 1, locality: a.locality, network: None };
+            let meta = match metas.get(&meta) {
+                Some(shared) => shared.clone(),
+                None => {
+                    let meta = Arc::new(meta);
+                    metas.insert(meta.clone());
+                    meta
+                }
+            };
+            EndpointDecl::new(a.address, meta)
+        });
         // Addresses serving every port in the main declaration; the others grouped by the ports
         // they serve.
         let mut full = Vec::new();
         let mut partial: BTreeMap<Vec<Arc<str>>, Vec<EndpointDecl>> = BTreeMap::new();
         for e in by_address {
-            if ports.iter().all(|p| e.ports.contains_key(&p.name)) {
+            if ports.iter().all(|p| e.ports().contains_key(&p.name)) {
                 full.push(e);
             } else {
-                partial.entry(e.ports.keys().cloned().collect()).or_default().push(e);
+                partial.entry(e.ports().keys().cloned().collect()).or_default().push(e);
             }
         }
         let mut out = vec![decl(ports.clone(), full, Resolution::Static, true, &accounts)];
@@ -149,6 +152,18 @@ impl Ctx<'_> {
         }
         out
     }
+}
+
+/// An address of a Service's endpoints, while its listings are gathered.
+struct Address<'e> {
+    /// The address.
+    address: &'e str,
+    /// Its Pod's labels.
+    labels: EndpointLabels,
+    /// Its locality.
+    locality: Option<Arc<str>>,
+    /// Service port name to the port number its listings give.
+    ports: BTreeMap<Arc<str>, u16>,
 }
 
 /// One shared `Arc<str>` per distinct text of a Service's endpoints.

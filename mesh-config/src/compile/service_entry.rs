@@ -64,12 +64,12 @@ fn service_accounts(s: &se::ServiceEntry, namespace: &str, trust_domain: &str) -
 }
 
 pub(super) fn endpoint(w: &se::WorkloadEntry) -> service::EndpointDecl {
-    service::EndpointDecl {
-        address: arc(&w.address),
+    let meta = service::EndpointMeta {
         ports: Arc::new(w.ports.iter().filter_map(|(k, v)| Some((arc(k), port16(*v)?))).collect()),
         labels: w.labels.iter().map(|(k, v)| (arc(k), arc(v))).collect(),
         weight: w.weight.filter(|w| *w > 0).unwrap_or(1),
         locality: opt_arc(&w.locality),
         network: opt_arc(&w.network),
-    }
+    };
+    service::EndpointDecl::new(w.address.as_str(), Arc::new(meta))
 }
