@@ -8,10 +8,12 @@
 //! Pods are most of a cluster's objects (100,000 for 10,000 Services of 10 endpoints), and an
 //! API server's Pod, as mesh-kube strips it, is a name, a namespace, labels, a node, a service
 //! account and one IP. Such a Pod is kept inline as a [`CompactPod`] of 56 bytes: its name, its
-//! labels (shared), its namespace, node and service account in one [`PodPlace`] that Pods of the
-//! same namespace, node and service account share, the IP as an address rather than text (an
-//! IPv6 one in a box of its own), and nothing that every other object of its kind says (its
-//! kind, `apiVersion: v1`, no file, line 1, no tree).
+//! node (a shared name), its namespace, service account and labels in one [`PodPlace`] that Pods
+//! of the same namespace, service account and labels (the replicas of one workload, on whatever
+//! nodes they run) share, the IP as an address rather than text (an IPv6 one in a box of its
+//! own), and nothing that every other object of its kind says (its kind, `apiVersion: v1`, no
+//! file, line 1, no tree). [`KubeObject::new_shared`] looks a Pod's place up before making one:
+//! a Pod whose place is shared already allocates none.
 //!
 //! The EndpointSlices of those Services list as many endpoints, and an API server's slice, as
 //! mesh-kube strips it, is a name, a namespace, labels, an address type, ports, and endpoints of
@@ -103,8 +105,31 @@ struct Place {
 
 impl KubeObject {
     /// The compact form of `r`, or `r` back when it is not a Kubernetes object whose labels and
-    /// annotations are those of its metadata (as the loader makes every one).
+    /// annotations are those of its metadata (as the loader makes every one). A compact Pod's
+    /// place is its own (see [`KubeObject::share`]).
     pub(crate) fn new(r: Resource) -> Result<KubeObject, Box<Resource>> {
+        KubeObject::make(r, Arc::new)
+    }
+
+    /// [`KubeObject::new`] and then [`KubeObject::share`] with `key` through `shared`, without
+    /// making a compact Pod's place when `shared` holds one of its value already (one Pod in
+    /// many, the others of its workload having come before it).
+    pub(crate) fn new_shared(
+        r: Resource,
+        key: &ResourceRef,
+        shared: &mut Sharing,
+    ) -> Result<KubeObject, Box<Resource>> {
+        let mut o = KubeObject::make(r, |place| shared.place(place, key))?;
+        match &mut o.0 {
+            // Its place is the shared one already.
+            Form::Pod(pod) => share_pod_own(pod, key, shared),
+            _ => o.share(key, shared),
+        }
+        Ok(o)
+    }
+
+    /// [`KubeObject::new`], a compact Pod's place what `place` makes of it.
+    fn make(r: Resource, place: impl FnOnce(PodPlace) -> Arc<PodPlace>) -> Result<KubeObject, Box<Resource>> {
         let plain = r.creation_timestamp.is_none()
             && r.generation.is_none()
             && r.spec.kube_metadata().is_some_and(|m| m.labels == r.labels && m.annotations == r.annotations);
@@ -117,7 +142,7 @@ impl KubeObject {
             && from_api
             && r.kind == Kind::Pod
             && *r.api_version == *POD_API_VERSION
-            && let Some(compact) = CompactPod::new(&r.name, &r.namespace, pod)
+            && let Some(compact) = CompactPod::new(&r.name, &r.namespace, pod, place)
         {
             return Ok(KubeObject(Form::Pod(compact)));
         }
@@ -152,19 +177,22 @@ impl KubeObject {
 
     /// Share what this object spells as others do: its namespace and name as `key` holds them
     /// (when they are the same text), its apiVersion, a Pod's labels, node and service account,
-    /// a compact Pod's place (namespace, node, service account; the names each shared first), a
-    /// whole slice's `targetRef` kinds and namespaces, and a compact slice's shape (namespace,
-    /// address type, ports, node names; the names each shared first) through `shared`.
+    /// a compact Pod's node and place (namespace, service account, labels; the first place of
+    /// its value with its parts each shared first), a whole slice's `targetRef` kinds and
+    /// namespaces, and a compact slice's shape (namespace, address type, ports, node names; the
+    /// names each shared first) through `shared`.
     pub(crate) fn share(&mut self, key: &ResourceRef, shared: &mut Sharing) {
         let w = match &mut self.0 {
             Form::Pod(pod) => {
-                own(&mut pod.name, &key.name);
-                // A new object's place is its own (`make_mut` copies one that is not): its
-                // namespace and names are shared before it is.
-                let place = Arc::make_mut(&mut pod.place);
-                own(&mut place.namespace, &key.namespace);
-                share_pod(&mut pod.labels, [&mut place.node_name, &mut place.service_account_name], shared);
-                shared.places.share(&mut pod.place);
+                share_pod_own(pod, key, shared);
+                match shared.places.get(&*pod.place) {
+                    Some(place) => pod.place = place.clone(),
+                    None => {
+                        // A new object's place is its own (`make_mut` copies one that is not).
+                        share_place_parts(Arc::make_mut(&mut pod.place), key, shared);
+                        shared.places.insert(pod.place.clone());
+                    }
+                }
                 return;
             }
             Form::Slice(slice) => {
@@ -222,7 +250,7 @@ impl KubeObject {
                     api_version: V1.clone(),
                     name: pod.name.clone(),
                     namespace: pod.place.namespace.clone(),
-                    labels: pod.labels.to_map(),
+                    labels: pod.place.labels.to_map(),
                     annotations: Default::default(),
                     creation_timestamp: None,
                     generation: None,
@@ -426,13 +454,28 @@ fn own(text: &mut Arc<str>, key: &Arc<str>) {
 
 /// Share a Pod's labels (a workload's Pods carry the same) and its node and service account
 /// (a cluster has few nodes and service accounts, and many Pods) through `shared`.
-fn share_pod(labels: &mut Labels, names: [&mut Option<Name>; 2], shared: &mut Sharing) {
+fn share_pod<const N: usize>(labels: &mut Labels, names: [&mut Option<Name>; N], shared: &mut Sharing) {
     if !labels.is_empty() {
         shared.labels.share(labels);
     }
     for name in names.into_iter().flatten() {
         shared.names.share(name.arc_mut());
     }
+}
+
+/// Share what a compact Pod holds beside its place: its name as `key` holds it, and its node.
+fn share_pod_own(pod: &mut CompactPod, key: &ResourceRef, shared: &mut Sharing) {
+    own(&mut pod.name, &key.name);
+    if let Some(node) = &mut pod.node_name {
+        shared.names.share(node.arc_mut());
+    }
+}
+
+/// Share the parts of the first place of its value, before it is shared: its namespace as `key`
+/// holds it, its labels and its service account.
+fn share_place_parts(place: &mut PodPlace, key: &ResourceRef, shared: &mut Sharing) {
+    own(&mut place.namespace, &key.namespace);
+    share_pod(&mut place.labels, [&mut place.service_account_name], shared);
 }
 
 /// One shared copy of each distinct value (a Pod label set, a namespace's name) that objects
@@ -472,15 +515,29 @@ impl<T: ?Sized + Eq + std::hash::Hash> Sharable for Arc<T> {
 impl<T: Sharable> Shared<T> {
     /// Make `value` the shared copy of its value (the first of its kind becomes that copy).
     pub(crate) fn share(&mut self, value: &mut T) {
-        if let Some(shared) = self.values.get(value) {
-            *value = shared.clone();
-            return;
+        match self.values.get(value) {
+            Some(shared) => *value = shared.clone(),
+            None => self.insert(value.clone()),
         }
+    }
+
+    /// The shared copy of `value`'s value, if there is one (`value` may be what the copy
+    /// borrows as: a `T` of an `Arc<T>`).
+    pub(crate) fn get<Q>(&self, value: &Q) -> Option<&T>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: ?Sized + Eq + std::hash::Hash,
+    {
+        self.values.get(value)
+    }
+
+    /// Make `value`, of a value not shared yet, the shared copy of it.
+    pub(crate) fn insert(&mut self, value: T) {
         if self.values.len() >= self.sweep_at {
             self.values.retain(|v| !v.is_only_copy());
             self.sweep_at = (self.values.len() * 2).max(64);
         }
-        self.values.insert(value.clone());
+        self.values.insert(value);
     }
 
     #[cfg(test)]
@@ -492,15 +549,29 @@ impl<T: Sharable> Shared<T> {
 /// What [`KubeObject::share`] shares objects' values through.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sharing {
-    /// Pod label sets.
+    /// Pod label sets (a whole Pod's, a compact Pod place's).
     pub(crate) labels: Shared<Labels>,
     /// Kinds, namespaces, apiVersions, a Pod's node and service account, a `targetRef`'s kind
     /// and namespace, a compact slice's node names.
     pub(crate) names: Shared<Arc<str>>,
     /// Compact slices' namespaces, address types, ports and node names.
     pub(crate) shapes: Shared<Arc<SliceShape>>,
-    /// Compact Pods' namespaces, nodes and service accounts.
+    /// Compact Pods' namespaces, service accounts and labels.
     pub(crate) places: Shared<Arc<PodPlace>>,
+}
+
+impl Sharing {
+    /// The shared place of `place`'s value: the one there is, or else `place` itself (made an
+    /// `Arc` only then), its parts shared first (see [`share_place_parts`]).
+    fn place(&mut self, mut place: PodPlace, key: &ResourceRef) -> Arc<PodPlace> {
+        if let Some(shared) = self.places.get(&place) {
+            return shared.clone();
+        }
+        share_place_parts(&mut place, key, self);
+        let place = Arc::new(place);
+        self.places.insert(place.clone());
+        place
+    }
 }
 
 /// A Kubernetes object's identity and the part the endpoint index reads, from a [`Resource`] or
@@ -750,26 +821,37 @@ mod tests {
     }
 
     #[test]
-    fn pods_of_one_namespace_node_and_service_account_share_one_place() {
+    fn pods_of_one_namespace_service_account_and_labels_share_one_place() {
         let mut sharing = Sharing::default();
-        let pod = |name: &str, ip: &str, app: &str, spec: serde_json::Value| {
+        let pod = |name: &str, namespace: &str, ip: &str, labels: serde_json::Value, spec: serde_json::Value| {
             let value = serde_json::json!({
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": name, "namespace": "x", "labels": {"app": app}},
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
                 "spec": spec, "status": {"podIP": ip},
             });
             let mut r = load_json(value, &LoadOptions::default()).resources.pop().expect("a Pod");
             crate::store::strip_lines(&mut r);
             r
         };
-        let here = serde_json::json!({"nodeName": "node-1", "serviceAccountName": "reviews"});
+        let reviews = serde_json::json!({"app": "reviews", "pod-template-hash": "7d4f"});
+        let on = |node: &str| serde_json::json!({"nodeName": node, "serviceAccountName": "reviews"});
         let resources = [
-            pod("a", "10.0.0.1", "reviews", here.clone()),
-            // Other labels, another address family: the same place.
-            pod("b", "fd00::2", "ratings", here.clone()),
-            pod("c", "10.0.0.3", "reviews", serde_json::json!({"nodeName": "node-2", "serviceAccountName": "reviews"})),
-            pod("d", "10.0.0.4", "reviews", serde_json::json!({"nodeName": "node-1"})),
-            pod("e", "10.0.0.5", "reviews", serde_json::json!({})),
+            pod("a", "x", "10.0.0.1", reviews.clone(), on("node-1")),
+            // Another node, another address family: the same place.
+            pod("b", "x", "fd00::2", reviews.clone(), on("node-2")),
+            pod("c", "x", "10.0.0.3", reviews.clone(), serde_json::json!({"serviceAccountName": "reviews"})),
+            // Other labels, another service account, none, another namespace: other places.
+            pod("d", "x", "10.0.0.4", serde_json::json!({"app": "ratings"}), on("node-1")),
+            pod("e", "x", "10.0.0.5", serde_json::json!({}), on("node-1")),
+            pod(
+                "f",
+                "x",
+                "10.0.0.6",
+                reviews.clone(),
+                serde_json::json!({"nodeName": "node-1", "serviceAccountName": "ratings"}),
+            ),
+            pod("g", "x", "10.0.0.7", reviews.clone(), serde_json::json!({"nodeName": "node-2"})),
+            pod("h", "y", "10.0.0.8", reviews.clone(), on("node-1")),
         ];
         let mut objects: Vec<KubeObject> = resources.iter().map(keep).collect();
         // The namespace as the sources share it: one text for all the keys of a namespace.
@@ -782,34 +864,87 @@ mod tests {
             assert_eq!(o.resource(), *r);
             assert!(o.same_as(r) && o.unchanged(r));
         }
-        let [a, b, c, d, e] = [0, 1, 2, 3, 4].map(|i| compact_pod(&objects[i]));
-        assert!(Arc::ptr_eq(&a.place, &b.place), "one namespace, node and service account: one place");
-        for other in [c, d, e] {
-            assert!(!Arc::ptr_eq(&a.place, &other.place));
+        let pods: Vec<&CompactPod> = objects.iter().map(compact_pod).collect();
+        let [a, b, c, d, e, f, g, h] = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| pods[i]);
+        for same in [b, c] {
+            assert!(Arc::ptr_eq(&a.place, &same.place), "one namespace, service account and labels: one place");
         }
-        assert_eq!(sharing.places.len(), 4);
+        for (i, x) in [a, d, e, f, g, h].iter().enumerate() {
+            for y in [a, d, e, f, g, h].iter().skip(i + 1) {
+                assert!(!Arc::ptr_eq(&x.place, &y.place), "{} and {}", x.name, y.name);
+            }
+        }
+        assert_eq!(sharing.places.len(), 6);
         // One namespace text for the objects of the namespace and their keys, in every place.
         for (o, key) in objects.iter().zip(&keys) {
-            assert!(Arc::ptr_eq(o.namespace(), &key.namespace) && Arc::ptr_eq(o.namespace(), &keys[0].namespace));
+            assert!(Arc::ptr_eq(o.namespace(), &key.namespace));
             assert!(Arc::ptr_eq(o.name(), &key.name));
         }
-        // The node and service account names shared between places too.
-        let node = |p: &CompactPod| p.place.node_name.as_ref().map(|n| n.as_arc().clone()).expect("a node");
-        assert!(Arc::ptr_eq(&node(a), &node(d)));
+        for o in &objects[..7] {
+            assert!(Arc::ptr_eq(o.namespace(), &keys[0].namespace));
+        }
+        // The nodes, service accounts and labels shared between places too.
+        let node = |p: &CompactPod| p.node_name.as_ref().map(|n| n.as_arc().clone()).expect("a node");
+        assert!(Arc::ptr_eq(&node(a), &node(d)) && Arc::ptr_eq(&node(b), &node(g)));
+        assert!(!Arc::ptr_eq(&node(a), &node(b)));
         let account = |p: &CompactPod| p.place.service_account_name.as_ref().map(|n| n.as_arc().clone());
-        assert!(Arc::ptr_eq(&account(a).expect("an account"), &account(c).expect("an account")));
+        assert!(Arc::ptr_eq(&account(a).expect("an account"), &account(d).expect("an account")));
+        assert!(a.place.labels.ptr_eq(&f.place.labels) && a.place.labels.ptr_eq(&h.place.labels));
         // A place shared already is shared again as it is (a copy of it is not kept).
         let mut again = objects[0].clone();
         again.share(&keys[0], &mut sharing);
         assert!(Arc::ptr_eq(&compact_pod(&again).place, &a.place));
+        // Made shared, a Pod is the Pod made and then shared: its place the one shared already,
+        // or, the first of its value, one shared from then on.
+        let later = [
+            pod("i", "x", "10.0.0.9", reviews.clone(), on("node-3")),
+            pod("j", "x", "10.0.0.10", serde_json::json!({"app": "details"}), on("node-3")),
+            pod("k", "x", "10.0.0.11", serde_json::json!({"app": "details"}), on("node-1")),
+        ];
+        let made: Vec<KubeObject> = later
+            .iter()
+            .map(|r| {
+                let mut key = r.id();
+                sharing.names.share(&mut key.namespace);
+                let o = KubeObject::new_shared(r.clone(), &key, &mut sharing).expect("a Pod");
+                assert_eq!(o.resource(), *r);
+                assert!(o.same_as(r) && o.unchanged(r));
+                assert!(Arc::ptr_eq(o.namespace(), &key.namespace) && Arc::ptr_eq(o.name(), &key.name));
+                let mut shared_after = keep(r);
+                shared_after.share(&key, &mut sharing);
+                assert_eq!(shared_after, o);
+                assert!(Arc::ptr_eq(&compact_pod(&shared_after).place, &compact_pod(&o).place));
+                o
+            })
+            .collect();
+        let [i, j, k] = [0, 1, 2].map(|at| compact_pod(&made[at]));
+        assert!(Arc::ptr_eq(&i.place, &a.place) && Arc::ptr_eq(&j.place, &k.place));
+        assert!(!Arc::ptr_eq(&i.place, &j.place));
+        assert!(Arc::ptr_eq(&node(i), &node(j)) && Arc::ptr_eq(&node(k), &node(a)));
+        assert!(Arc::ptr_eq(&account(j).expect("an account"), &account(a).expect("an account")));
+        assert_eq!(sharing.places.len(), 7);
+        // A whole Pod made shared is shared as it was.
+        let mut annotated = pod("l", "x", "10.0.0.12", reviews.clone(), on("node-1"));
+        if let Spec::Pod(p) = &mut annotated.spec {
+            p.metadata.annotations = Labels::from([("a", "b")]);
+        }
+        annotated.annotations = Labels::from([("a", "b")]).to_map();
+        let whole = KubeObject::new_shared(annotated.clone(), &annotated.id(), &mut sharing).expect("a Pod");
+        assert!(!is_compact(&whole) && whole.resource() == annotated);
+        let Some(whole) = whole.pod() else { panic!("a Pod") };
+        assert!(whole.labels().ptr_eq(&a.place.labels));
+        assert!(std::ptr::eq(whole.node_name().expect("a node"), a.node_name.as_deref().expect("a node")));
         // A place no Pod holds any more goes at a sweep.
-        drop(objects);
-        drop(again);
-        for i in 0..64 {
-            let r =
-                pod(&format!("n-{i}"), "10.0.1.1", "reviews", serde_json::json!({"nodeName": format!("node-n{i}")}));
-            let mut o = keep(&r);
-            o.share(&r.id(), &mut sharing);
+        drop((objects, made, again));
+        for n in 0..64 {
+            let r = pod(
+                &format!("n-{n}"),
+                "x",
+                "10.0.1.1",
+                reviews.clone(),
+                serde_json::json!({"serviceAccountName": format!("sa-{n}")}),
+            );
+            drop(KubeObject::new_shared(r.clone(), &r.id(), &mut sharing).expect("a Pod"));
         }
         assert!(sharing.places.len() <= 64, "{} places held for none in use", sharing.places.len());
     }
@@ -858,9 +993,9 @@ mod tests {
     }
 
     /// An API server's Pod is its `KubeObject` alone, 64 bytes (its `Arc` block 80 bytes, a
-    /// 96-byte chunk of malloc's), and its share of a place (before: 104 bytes, a 128-byte
-    /// chunk; before that, 96 bytes plus a 144-byte boxed `Pod` and its IP's text). An IPv6 Pod
-    /// has a 16-byte box of its address besides.
+    /// 96-byte chunk of malloc's), and its share of its workload's place (before: 104 bytes, a
+    /// 128-byte chunk; before that, 96 bytes plus a 144-byte boxed `Pod` and its IP's text). An
+    /// IPv6 Pod has a 16-byte box of its address besides.
     #[test]
     fn a_kube_object_is_small() {
         let sizes =

@@ -360,11 +360,8 @@ impl Held {
         if o.loaded.resources.len() == 1
             && let Some(r) = o.loaded.resources.pop()
         {
-            match KubeObject::new(r) {
-                Ok(mut k) => {
-                    k.share(&key, shared);
-                    object = Some(Arc::new(k));
-                }
+            match KubeObject::new_shared(r, &key, shared) {
+                Ok(k) => object = Some(Arc::new(k)),
                 Err(r) => o.loaded.resources.push(*r),
             }
         }

@@ -49,7 +49,7 @@ impl<'a> PodView<'a> {
     pub fn labels(self) -> &'a Labels {
         match self.0 {
             PodRef::Whole(p) => &p.metadata.labels,
-            PodRef::Compact(c) => &c.labels,
+            PodRef::Compact(c) => &c.place.labels,
         }
     }
 
@@ -57,7 +57,7 @@ impl<'a> PodView<'a> {
     pub fn node_name(self) -> Option<&'a str> {
         match self.0 {
             PodRef::Whole(p) => p.spec.node_name.as_deref(),
-            PodRef::Compact(c) => c.place.node_name.as_deref(),
+            PodRef::Compact(c) => c.node_name.as_deref(),
         }
     }
 
@@ -65,7 +65,7 @@ impl<'a> PodView<'a> {
     pub(crate) fn node_arc(self) -> Option<&'a Arc<str>> {
         match self.0 {
             PodRef::Whole(p) => p.spec.node_name.as_ref().map(Name::as_arc),
-            PodRef::Compact(c) => c.place.node_name.as_ref().map(Name::as_arc),
+            PodRef::Compact(c) => c.node_name.as_ref().map(Name::as_arc),
         }
     }
 
@@ -109,34 +109,36 @@ impl<'a> PodView<'a> {
 
 /// A Pod in the form the configuration store keeps one read from an API server
 /// (`store::compact`): 56 bytes and no text of its own. Its name is the object's own handle; its
-/// labels are a shared handle; what many Pods hold alike (the namespace, the node and the
-/// service account) is one [`PodPlace`], which Pods of the same place may share; its one IP is
-/// held as an address (an IPv4 one inline, an IPv6 one in a 16-byte box of its own, the one box
-/// a compact Pod may have).
+/// node a shared name; what the Pods of one workload (one ReplicaSet) hold alike (the
+/// namespace, the service account and the labels) is one [`PodPlace`], which Pods of the same
+/// place may share; its one IP is held as an address (an IPv4 one inline, an IPv6 one in a
+/// 16-byte box of its own, the one box a compact Pod may have).
 /// [`CompactPod::new`] makes one only when [`CompactPod::to_pod`] gives back a [`Pod`] equal to
 /// the one it was made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CompactPod {
     /// `metadata.name` (the object's name).
     pub(crate) name: Arc<str>,
-    /// The namespace, the node and the service account.
+    /// The namespace, the service account and the labels.
     pub(crate) place: Arc<PodPlace>,
-    /// `metadata.labels` (there are no annotations).
-    pub(crate) labels: Labels,
+    /// `spec.nodeName` (the replicas of a workload sit on different nodes: it is not the
+    /// place's).
+    pub(crate) node_name: Option<Name>,
     address: PodAddress,
 }
 
-/// What a [`CompactPod`] holds that many Pods hold alike: its namespace, its node and its
-/// service account. A cluster has few namespaces, nodes and service accounts and many Pods, so
-/// one copy can serve the Pods of one namespace on one node under one service account.
+/// What a [`CompactPod`] holds that the Pods of one workload hold alike: its namespace, its
+/// service account and its labels (a ReplicaSet's Pods carry its template's, the same for
+/// each). A cluster has many Pods of few workloads, so one copy can serve the Pods of one
+/// workload, wherever they run (the node is the Pod's own).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PodPlace {
     /// `metadata.namespace` (the object's namespace).
     pub(crate) namespace: Arc<str>,
-    /// `spec.nodeName`.
-    pub(crate) node_name: Option<Name>,
     /// `spec.serviceAccountName`.
     pub(crate) service_account_name: Option<Name>,
+    /// `metadata.labels` (there are no annotations).
+    pub(crate) labels: Labels,
 }
 
 /// A compact Pod's IP, and where its `status` writes it: 16 bytes, an IPv4 address inline and an
@@ -220,20 +222,26 @@ impl CompactPod {
     /// The compact form of `pod`, an object named `name` in `namespace`, when it gives `pod`
     /// back exactly: its metadata names the object, it has no annotations, and it has at most
     /// one IP (in `podIP`, in `podIPs`, or the same in both) written as that address prints
-    /// (`10.0.0.1`, `fd00::1`; not `010.0.0.1`, `FD00::1`). `None` otherwise. Its place is its
-    /// own until the store shares it.
-    pub(crate) fn new(name: &Arc<str>, namespace: &Arc<str>, pod: &Pod) -> Option<CompactPod> {
+    /// (`10.0.0.1`, `fd00::1`; not `010.0.0.1`, `FD00::1`). `None` otherwise. Its place is
+    /// what `place` makes of the [`PodPlace`] it reads (`Arc::new`: one of its own; or the one
+    /// the store shares already), asked for only once the Pod is known to be compact.
+    pub(crate) fn new(
+        name: &Arc<str>,
+        namespace: &Arc<str>,
+        pod: &Pod,
+        place: impl FnOnce(PodPlace) -> Arc<PodPlace>,
+    ) -> Option<CompactPod> {
         let m = &pod.metadata;
         if *m.name != **name || *m.namespace != **namespace || !m.annotations.is_empty() {
             return None;
         }
         let address = PodAddress::of(&pod.status)?;
-        let place = PodPlace {
+        let place = place(PodPlace {
             namespace: namespace.clone(),
-            node_name: pod.spec.node_name.clone(),
             service_account_name: pod.spec.service_account_name.clone(),
-        };
-        Some(CompactPod { name: name.clone(), place: Arc::new(place), labels: m.labels.clone(), address })
+            labels: m.labels.clone(),
+        });
+        Some(CompactPod { name: name.clone(), place, node_name: pod.spec.node_name.clone(), address })
     }
 
     /// The Pod this was made from.
@@ -242,11 +250,11 @@ impl CompactPod {
         let metadata = Metadata {
             name: Name::from(self.name.clone()),
             namespace: Name::from(place.namespace.clone()),
-            labels: self.labels.clone(),
+            labels: place.labels.clone(),
             ..Metadata::default()
         };
         let spec =
-            PodSpec { node_name: place.node_name.clone(), service_account_name: place.service_account_name.clone() };
+            PodSpec { node_name: self.node_name.clone(), service_account_name: place.service_account_name.clone() };
         Pod { metadata, spec, status: self.address.status() }
     }
 
@@ -256,9 +264,9 @@ impl CompactPod {
         let place = &*self.place;
         *m.name == *self.name
             && *m.namespace == *place.namespace
-            && m.labels == self.labels
+            && m.labels == place.labels
             && m.annotations.is_empty()
-            && pod.spec.node_name == place.node_name
+            && pod.spec.node_name == self.node_name
             && pod.spec.service_account_name == place.service_account_name
             && self.address.is(&pod.status)
     }
